@@ -1,0 +1,387 @@
+//! The product catalogue: categories, products, generations, regulatory dates and procurement
+//! thresholds, parsed from the TOML files of `catalog/` (embedded in the binary by default).
+//!
+//! Sources: `shared/catalog-facts.md` (hand-copied into `products.toml`, `regulations.toml`,
+//! `procurement.toml`) and endoflife.date (imported into `generations.toml`). A fact the
+//! sources do not give is `None`, never guessed.
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+
+use chrono::{Months, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::core::domain::{GenerationId, Slug};
+use crate::error::{Error, Result};
+
+/// A category of software or equipment (`etat-civil`, `poste-de-travail`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Category {
+    /// Identifier used in the API.
+    pub slug: Slug,
+    /// French label for the page (`État civil`).
+    pub label: String,
+    /// `business software`, `software`, `equipment/firmware` or `equipment/service`.
+    pub kind: String,
+}
+
+/// One generation (major version, release cycle or technology) of a product.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Generation {
+    /// Identifier within the product (`24.8`, `11-24h2-w`, `ftth`).
+    pub id: GenerationId,
+    /// Display label.
+    pub label: String,
+    /// Rank within the product, 1 = oldest.
+    pub order: u32,
+    /// Release date where known (endoflife.date `releaseDate`).
+    #[serde(default)]
+    pub released: Option<NaiveDate>,
+    /// Year-month of the oldest documentation found (`2013-09`), where the facts give only that.
+    #[serde(default)]
+    pub documented_since: Option<String>,
+    /// End of support where known (endoflife.date `eol` date).
+    #[serde(default)]
+    pub end_of_support: Option<NaiveDate>,
+    /// Support has ended but the source gives no date.
+    #[serde(default)]
+    pub eol_undated: bool,
+    /// Long-term support release.
+    #[serde(default)]
+    pub lts: bool,
+    /// Where the facts come from.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Free note.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A product: software, firmware or a connectivity technology.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Product {
+    /// Identifier (`libreoffice`).
+    pub id: Slug,
+    /// Display name (`LibreOffice`).
+    pub name: String,
+    /// Vendor where the sources name one.
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// Categories it serves; the first is its main category.
+    pub categories: Vec<Slug>,
+    /// `Some(true)` where the sources say it is free software.
+    #[serde(default)]
+    pub free_software: Option<bool>,
+    /// Where the entry comes from.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Free note (French).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Name of the endoflife.date file its generations were imported from.
+    #[serde(default)]
+    pub lifecycle: Option<String>,
+    /// Known generations, sorted by `order`. Empty when the sources give none: adoptions may
+    /// then name any generation (or none).
+    #[serde(default, rename = "generation")]
+    pub generations: Vec<Generation>,
+}
+
+/// Support status of a generation at a date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "date", rename_all = "snake_case")]
+pub enum Support {
+    /// Supported, with a known end date more than 12 months ahead.
+    Supported(NaiveDate),
+    /// Supported, no end date known.
+    NoEndKnown(()),
+    /// End of support within 12 months (the date).
+    EndsSoon(NaiveDate),
+    /// Past end of support (the date).
+    Ended(NaiveDate),
+    /// Past end of support, date unknown.
+    EndedUndated(()),
+}
+
+impl Support {
+    /// Whether the generation is past end of support.
+    pub fn is_ended(&self) -> bool {
+        matches!(self, Support::Ended(_) | Support::EndedUndated(_))
+    }
+}
+
+/// A dated regulatory obligation that can make a generation obsolete.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Regulation {
+    /// Identifier (`dsn`, `platau`).
+    pub id: String,
+    /// Date it applies from.
+    pub date: NaiveDate,
+    /// French title.
+    pub title: String,
+    /// Categories concerned.
+    pub categories: Vec<Slug>,
+    /// Applies only to communes with at least this population (inclusive).
+    #[serde(default)]
+    pub min_population: Option<u32>,
+    /// Applies only to communes with at most this population (inclusive).
+    #[serde(default)]
+    pub max_population: Option<u32>,
+    /// The facts mark this line "(check)".
+    #[serde(default)]
+    pub to_check: bool,
+    /// Source.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Note.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A procurement threshold (Code de la commande publique), as dated data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Threshold {
+    /// Identifier.
+    pub id: String,
+    /// French name of the procedure.
+    pub procedure: String,
+    /// `supplies_services` or `works`.
+    pub applies_to: String,
+    /// Lower bound, € HT, inclusive.
+    pub from_eur_ht: u64,
+    /// Upper bound, € HT, exclusive; `None` = no upper bound.
+    #[serde(default)]
+    pub below_eur_ht: Option<u64>,
+    /// First day it applies.
+    pub valid_from: NaiveDate,
+    /// Last day it applies; `None` = open-ended.
+    #[serde(default)]
+    pub valid_until: Option<NaiveDate>,
+    /// Legal reference (`R2122-8`).
+    pub reference: String,
+    /// The facts mark this figure "(check)".
+    #[serde(default)]
+    pub to_check: bool,
+}
+
+/// The text of the five catalogue files.
+pub struct CatalogTexts<'a> {
+    /// `categories.toml`
+    pub categories: &'a str,
+    /// `products.toml`
+    pub products: &'a str,
+    /// `generations.toml` (derived from endoflife.date by the importer)
+    pub generations: &'a str,
+    /// `regulations.toml`
+    pub regulations: &'a str,
+    /// `procurement.toml`
+    pub procurement: &'a str,
+}
+
+#[derive(Deserialize)]
+struct CategoriesFile {
+    category: Vec<Category>,
+}
+#[derive(Deserialize)]
+struct ProductsFile {
+    product: Vec<Product>,
+}
+#[derive(Deserialize)]
+struct GenerationsFile {
+    #[serde(default)]
+    generation: Vec<ImportedGeneration>,
+}
+#[derive(Deserialize)]
+struct ImportedGeneration {
+    product: Slug,
+    #[serde(flatten)]
+    generation: Generation,
+}
+#[derive(Deserialize)]
+struct RegulationsFile {
+    regulation: Vec<Regulation>,
+}
+#[derive(Deserialize)]
+struct ProcurementFile {
+    threshold: Vec<Threshold>,
+}
+
+/// The whole catalogue, validated.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Categories in display order.
+    pub categories: Vec<Category>,
+    /// Products, in file order.
+    pub products: Vec<Product>,
+    /// Regulatory dates.
+    pub regulations: Vec<Regulation>,
+    /// Procurement thresholds.
+    pub thresholds: Vec<Threshold>,
+    /// Content hash of the five files (16 hex digits, FNV-1a 64): changes when any file does.
+    pub version: String,
+    product_idx: HashMap<Slug, usize>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(name: &str, text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| Error::Data(format!("catalog/{name}: {e}")))
+}
+
+impl Catalog {
+    /// Parses and cross-checks the catalogue: unique ids, known category slugs, generations
+    /// attached to known products with unique ids. Errors: `Error::Data`.
+    pub fn from_texts(t: &CatalogTexts) -> Result<Self> {
+        let categories = parse::<CategoriesFile>("categories.toml", t.categories)?.category;
+        let mut products = parse::<ProductsFile>("products.toml", t.products)?.product;
+        let imported = parse::<GenerationsFile>("generations.toml", t.generations)?.generation;
+        let regulations = parse::<RegulationsFile>("regulations.toml", t.regulations)?.regulation;
+        let thresholds = parse::<ProcurementFile>("procurement.toml", t.procurement)?.threshold;
+        let mut product_idx = HashMap::new();
+        for (i, p) in products.iter().enumerate() {
+            if product_idx.insert(p.id.clone(), i).is_some() {
+                return Err(Error::Data(format!("catalog: product {} listed twice", p.id)));
+            }
+        }
+        for g in imported {
+            let i = *product_idx.get(&g.product).ok_or_else(|| Error::Data(format!("generations.toml: unknown product {}", g.product)))?;
+            products[i].generations.push(g.generation);
+        }
+        let known = |s: &Slug| categories.iter().any(|c| &c.slug == s);
+        for p in &mut products {
+            p.generations.sort_by_key(|g| g.order);
+            if p.categories.is_empty() || !p.categories.iter().all(known) {
+                return Err(Error::Data(format!("catalog: product {} has no or unknown categories", p.id)));
+            }
+            for (k, g) in p.generations.iter().enumerate() {
+                if p.generations[..k].iter().any(|h| h.id == g.id) {
+                    return Err(Error::Data(format!("catalog: generation {} of {} listed twice", g.id, p.id)));
+                }
+            }
+        }
+        if let Some(r) = regulations.iter().find(|r| !r.categories.iter().all(known)) {
+            return Err(Error::Data(format!("regulations.toml: {} names an unknown category", r.id)));
+        }
+        let mut h = fnv::FnvHasher::default();
+        for s in [t.categories, t.products, t.generations, t.regulations, t.procurement] {
+            h.write(s.as_bytes());
+            h.write_u8(0);
+        }
+        Ok(Catalog { categories, products, regulations, thresholds, version: format!("{:016x}", h.finish()), product_idx })
+    }
+
+    /// A category by slug, or `Error::NotFound`.
+    pub fn category(&self, slug: &Slug) -> Result<&Category> {
+        self.categories.iter().find(|c| &c.slug == slug).ok_or_else(|| Error::NotFound(format!("no category '{slug}' in the catalogue")))
+    }
+
+    /// A product by id, or `Error::NotFound`.
+    pub fn product(&self, id: &Slug) -> Result<&Product> {
+        self.product_idx.get(id).map(|&i| &self.products[i]).ok_or_else(|| Error::NotFound(format!("no product '{id}' in the catalogue")))
+    }
+
+    /// Products serving a category, in file order.
+    pub fn products_in<'a>(&'a self, category: &'a Slug) -> impl Iterator<Item = &'a Product> + 'a {
+        self.products.iter().filter(move |p| p.categories.contains(category))
+    }
+
+    /// Regulations that apply to a category and a commune of this population.
+    pub fn regulations_for<'a>(&'a self, category: &'a Slug, population: u32) -> impl Iterator<Item = &'a Regulation> + 'a {
+        self.regulations.iter().filter(move |r| {
+            r.categories.contains(category) && r.min_population.is_none_or(|m| population >= m) && r.max_population.is_none_or(|m| population <= m)
+        })
+    }
+}
+
+impl Product {
+    /// A known generation by id.
+    pub fn generation(&self, id: &GenerationId) -> Option<&Generation> {
+        self.generations.iter().find(|g| &g.id == id)
+    }
+
+    /// Generations released on or before `date` (or with no release date), oldest first.
+    pub fn released_by(&self, date: NaiveDate) -> impl Iterator<Item = &Generation> {
+        self.generations.iter().filter(move |g| g.released.is_none_or(|r| r <= date))
+    }
+
+    /// The newest generation released on or before `date`.
+    pub fn newest_by(&self, date: NaiveDate) -> Option<&Generation> {
+        self.released_by(date).last()
+    }
+
+    /// The generation just before `g` in order, if any.
+    pub fn previous(&self, g: &Generation) -> Option<&Generation> {
+        self.generations.iter().rev().find(|h| h.order < g.order)
+    }
+}
+
+impl Generation {
+    /// Support status at `today`; "soon" means within 12 months.
+    pub fn support(&self, today: NaiveDate) -> Support {
+        match self.end_of_support {
+            Some(d) if d <= today => Support::Ended(d),
+            Some(d) if d <= today.checked_add_months(Months::new(12)).unwrap_or(today) => Support::EndsSoon(d),
+            Some(d) => Support::Supported(d),
+            None if self.eol_undated => Support::EndedUndated(()),
+            None => Support::NoEndKnown(()),
+        }
+    }
+
+    /// Age in whole months at `date` since release (or documentation); `None` if unknown.
+    pub fn age_months(&self, date: NaiveDate) -> Option<i64> {
+        let start = self.released.or_else(|| self.documented_since.as_deref().and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok()))?;
+        Some(months_between(start, date))
+    }
+}
+
+/// Whole months from `a` to `b` (negative when `b` is before `a`), counting 30.44-day months.
+pub fn months_between(a: NaiveDate, b: NaiveDate) -> i64 {
+    ((b - a).num_days() as f64 / 30.436_875).floor() as i64
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small hand-made catalogue: category `site-web` with product `cms` (generations 1, 2, 3)
+    /// and `spip` (no generations); category `paie-rh` with `paie`.
+    pub(crate) fn small() -> Catalog {
+        Catalog::from_texts(&CatalogTexts {
+            categories: "[[category]]\nslug='site-web'\nlabel='Site web'\nkind='software'\n[[category]]\nslug='paie-rh'\nlabel='Paie'\nkind='business software'\n",
+            products: "[[product]]\nid='cms'\nname='CMS'\ncategories=['site-web']\n[[product]]\nid='spip'\nname='SPIP'\ncategories=['site-web']\n[[product]]\nid='paie'\nname='Paie'\ncategories=['paie-rh']\n",
+            generations: "[[generation]]\nproduct='cms'\nid='1'\nlabel='1'\norder=1\nreleased='2010-01-01'\nend_of_support='2018-01-01'\n\
+                [[generation]]\nproduct='cms'\nid='2'\nlabel='2'\norder=2\nreleased='2016-01-01'\nend_of_support='2030-01-01'\n\
+                [[generation]]\nproduct='cms'\nid='3'\nlabel='3'\norder=3\nreleased='2025-06-01'\n",
+            regulations: "[[regulation]]\nid='dsn'\ndate='2022-01-01'\ntitle='DSN'\ncategories=['paie-rh']\n[[regulation]]\nid='big'\ndate='2022-01-01'\ntitle='x'\ncategories=['site-web']\nmin_population=3501\n",
+            procurement: "[[threshold]]\nid='a'\nprocedure='p'\napplies_to='supplies_services'\nfrom_eur_ht=0\nbelow_eur_ht=40000\nvalid_from='2020-01-01'\nreference='R2122-8'\n",
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn support_status() {
+        let c = small();
+        let cms = c.product(&Slug::parse("cms").unwrap()).unwrap();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(cms.generations[0].support(d("2020-01-01")), Support::Ended(d("2018-01-01")));
+        assert_eq!(cms.generations[1].support(d("2029-06-01")), Support::EndsSoon(d("2030-01-01")));
+        assert_eq!(cms.generations[1].support(d("2026-01-01")), Support::Supported(d("2030-01-01")));
+        assert_eq!(cms.generations[2].support(d("2026-01-01")), Support::NoEndKnown(()));
+        assert_eq!(cms.newest_by(d("2020-01-01")).unwrap().id.as_str(), "2");
+        assert_eq!(cms.previous(&cms.generations[2]).unwrap().id.as_str(), "2");
+        assert_eq!(cms.generations[2].age_months(d("2026-06-01")), Some(12));
+        let web = Slug::parse("site-web").unwrap();
+        assert_eq!(c.regulations_for(&web, 3500).count(), 0);
+        assert_eq!(c.regulations_for(&web, 3501).count(), 1);
+    }
+
+    #[test]
+    fn unknown_category_rejected() {
+        let r = Catalog::from_texts(&CatalogTexts {
+            categories: "[[category]]\nslug='a'\nlabel='A'\nkind='software'\n",
+            products: "[[product]]\nid='p'\nname='P'\ncategories=['b']\n",
+            generations: "",
+            regulations: "regulation=[]",
+            procurement: "threshold=[]",
+        });
+        assert!(matches!(r, Err(Error::Data(_))));
+    }
+}

@@ -1,0 +1,227 @@
+//! Domain newtypes, parsed once at the edge and trusted inside.
+//!
+//! Every constructor here returns [`crate::error::Error::Malformed`] for text that does not have
+//! the right shape; the rest of the crate never re-validates.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::Error;
+
+/// Code officiel géographique (COG) of a commune, as published by INSEE: exactly 5 ASCII
+/// characters, digits except for Corsica whose department part is `2A` or `2B` (e.g. `2A004`).
+///
+/// Lower-case `2a`/`2b` is accepted and normalised to upper case. The code is an identifier, not
+/// a number: `01001` keeps its leading zero.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InseeCode([u8; 5]);
+
+impl InseeCode {
+    /// Parses a code; `Err(Error::Malformed)` when it is not 5 characters of the COG shape.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let b = s.as_bytes();
+        let bad = || Error::Malformed(format!("'{}' is not an INSEE commune code (5 characters, e.g. 35238 or 2A004)", truncate(s, 40)));
+        if b.len() != 5 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 5];
+        for (i, &c) in b.iter().enumerate() {
+            let c = c.to_ascii_uppercase();
+            let ok = c.is_ascii_digit() || (i == 1 && b[0] == b'2' && (c == b'A' || c == b'B'));
+            if !ok {
+                return Err(bad());
+            }
+            out[i] = c;
+        }
+        Ok(InseeCode(out))
+    }
+
+    /// The code as text, e.g. `"35238"`.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("?????")
+    }
+
+    /// The department part: 2 characters (`35`, `2A`), or 3 for overseas departments (`971`).
+    pub fn department(&self) -> &str {
+        if self.0[0] == b'9' && self.0[1] == b'7' { &self.as_str()[..3] } else { &self.as_str()[..2] }
+    }
+
+    /// The 5 raw bytes, used as a fixed-width key prefix by the store.
+    pub fn as_bytes(&self) -> &[u8; 5] {
+        &self.0
+    }
+}
+
+/// SIREN number of a legal entity (an EPCI, a commune): exactly 9 ASCII digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Siren([u8; 9]);
+
+impl Siren {
+    /// Parses a SIREN; `Err(Error::Malformed)` unless it is exactly 9 digits.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let b = s.as_bytes();
+        if b.len() != 9 || !b.iter().all(u8::is_ascii_digit) {
+            return Err(Error::Malformed(format!("'{}' is not a SIREN (9 digits, e.g. 243500139)", truncate(s, 40))));
+        }
+        let mut out = [0u8; 9];
+        out.copy_from_slice(b);
+        Ok(Siren(out))
+    }
+
+    /// The SIREN as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("?????????")
+    }
+}
+
+/// A slug: 1 to 64 characters among `a-z`, `0-9` and `-`, used for category and product ids
+/// (`etat-civil`, `libreoffice`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slug(String);
+
+impl Slug {
+    /// Parses a slug; `Err(Error::Malformed)` otherwise.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+        if ok { Ok(Slug(s.to_string())) } else { Err(Error::Malformed(format!("'{}' is not an identifier (a-z, 0-9, '-', at most 64)", truncate(s, 40)))) }
+    }
+
+    /// The slug as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A product generation identifier within its product: 1 to 64 printable characters with no
+/// control characters or surrounding spaces (`24.8`, `11-24h2-w`, `ftth`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GenerationId(String);
+
+impl GenerationId {
+    /// Parses a generation id; `Err(Error::Malformed)` when empty, longer than 64 characters,
+    /// padded with spaces or holding control characters.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let ok = !s.is_empty() && s.chars().count() <= 64 && s.trim() == s && !s.chars().any(char::is_control);
+        if ok { Ok(GenerationId(s.to_string())) } else { Err(Error::Malformed(format!("'{}' is not a generation id (1 to 64 printable characters)", truncate(s, 40)))) }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+macro_rules! text_newtype {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self, Error> {
+                Self::parse(s)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+text_newtype!(InseeCode);
+text_newtype!(Siren);
+text_newtype!(Slug);
+text_newtype!(GenerationId);
+
+/// Population class used to compare communes of similar size (INSEE population municipale).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeClass {
+    /// fewer than 500 inhabitants
+    Under500,
+    /// 500 to 1,999
+    From500To1999,
+    /// 2,000 to 3,499
+    From2000To3499,
+    /// 3,500 to 9,999
+    From3500To9999,
+    /// 10,000 or more
+    Over10000,
+}
+
+impl SizeClass {
+    /// The class of a population count.
+    pub fn of(population: u32) -> Self {
+        match population {
+            0..=499 => SizeClass::Under500,
+            500..=1999 => SizeClass::From500To1999,
+            2000..=3499 => SizeClass::From2000To3499,
+            3500..=9999 => SizeClass::From3500To9999,
+            _ => SizeClass::Over10000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insee_codes() {
+        assert_eq!(InseeCode::parse("35238").unwrap().as_str(), "35238");
+        assert_eq!(InseeCode::parse("2A004").unwrap().as_str(), "2A004");
+        assert_eq!(InseeCode::parse("2b033").unwrap().as_str(), "2B033");
+        assert_eq!(InseeCode::parse("2A004").unwrap().department(), "2A");
+        assert_eq!(InseeCode::parse("97101").unwrap().department(), "971");
+        for bad in ["3523", "352388", "3A238", "35 38", "", "2C004", "١٢٣٤٥", "35238\n"] {
+            assert!(InseeCode::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn sirens() {
+        assert_eq!(Siren::parse("243500139").unwrap().as_str(), "243500139");
+        for bad in ["24350013", "2435001390", "24350013a", ""] {
+            assert!(Siren::parse(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn slugs_and_generations() {
+        assert!(Slug::parse("etat-civil").is_ok());
+        assert!(Slug::parse("Etat").is_err());
+        assert!(GenerationId::parse("11-24h2-w").is_ok());
+        assert!(GenerationId::parse(" 4").is_err());
+        assert!(GenerationId::parse("").is_err());
+    }
+
+    #[test]
+    fn size_classes() {
+        assert_eq!(SizeClass::of(499), SizeClass::Under500);
+        assert_eq!(SizeClass::of(500), SizeClass::From500To1999);
+        assert_eq!(SizeClass::of(3500), SizeClass::From3500To9999);
+        assert_eq!(SizeClass::of(230_000), SizeClass::Over10000);
+    }
+}

@@ -1,0 +1,295 @@
+//! Adoptions (which commune runs which product generation, since when) and feedback (how it
+//! went), and the in-memory index the recommender reads.
+//!
+//! The store is the durable source; this index is rebuilt from it at start and updated after
+//! each acknowledged write.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::core::catalog::{Catalog, months_between};
+use crate::core::domain::{GenerationId, InseeCode, Slug};
+use crate::error::{Error, Result};
+
+/// A commune's use of a product generation for a category.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// Identifier, unique in the store.
+    pub id: u64,
+    /// The commune.
+    pub commune: InseeCode,
+    /// The category it serves (one of the product's categories).
+    pub category: Slug,
+    /// The product.
+    pub product: Slug,
+    /// The generation, when known (`None` for products whose generations are not public).
+    pub generation: Option<GenerationId>,
+    /// First day in service.
+    pub since: NaiveDate,
+    /// Last day in service (`None` = still in service).
+    pub until: Option<NaiveDate>,
+    /// End of the contract (maintenance, licence), where registered.
+    pub contract_end: Option<NaiveDate>,
+    /// Number of workstations covered, where relevant and known.
+    pub workstations: Option<u32>,
+    /// True for records made by the demo simulator: never real opinions.
+    pub simulated: bool,
+}
+
+impl Adoption {
+    /// Whether the adoption is in service on `date`.
+    pub fn active_on(&self, date: NaiveDate) -> bool {
+        self.since <= date && self.until.is_none_or(|u| u > date)
+    }
+
+    /// Whole months in service up to `date` (or to `until` if earlier); 0 if not started.
+    pub fn months_in_service(&self, date: NaiveDate) -> i64 {
+        let end = self.until.map_or(date, |u| u.min(date));
+        months_between(self.since, end).max(0)
+    }
+}
+
+/// What a commune reports about an adoption.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// Identifier, unique in the store.
+    pub id: u64,
+    /// The adoption it is about.
+    pub adoption_id: u64,
+    /// Date of the report.
+    pub date: NaiveDate,
+    /// Reliability, 1 (unusable) to 5 (never fails).
+    pub reliability: u8,
+    /// Incidents since the previous report.
+    pub incidents: u32,
+    /// Hours of downtime since the previous report.
+    pub downtime_hours: f64,
+    /// Quality of the vendor's or integrator's support, 1 to 5.
+    pub support: u8,
+    /// Free text; may hold personal data, so never returned by public endpoints.
+    pub comment: Option<String>,
+    /// True for records made by the demo simulator.
+    pub simulated: bool,
+}
+
+/// A validated request to record an adoption (the id is given by the store).
+#[derive(Clone, Debug)]
+pub struct NewAdoption {
+    /// See [`Adoption`].
+    pub commune: InseeCode,
+    /// See [`Adoption`].
+    pub category: Slug,
+    /// See [`Adoption`].
+    pub product: Slug,
+    /// See [`Adoption`].
+    pub generation: Option<GenerationId>,
+    /// See [`Adoption`].
+    pub since: NaiveDate,
+    /// See [`Adoption`].
+    pub until: Option<NaiveDate>,
+    /// See [`Adoption`].
+    pub contract_end: Option<NaiveDate>,
+    /// See [`Adoption`].
+    pub workstations: Option<u32>,
+}
+
+/// Earliest date accepted in adoptions and feedback.
+pub const MIN_DATE: (i32, u32, u32) = (1980, 1, 1);
+
+fn check_date(what: &str, d: NaiveDate, today: NaiveDate, future_ok: bool) -> Result<()> {
+    let min = NaiveDate::from_ymd_opt(MIN_DATE.0, MIN_DATE.1, MIN_DATE.2).unwrap_or(NaiveDate::MIN);
+    let max = if future_ok { today + chrono::Days::new(366 * 30) } else { today + chrono::Days::new(1) };
+    if d < min || d > max {
+        return Err(Error::Invalid(format!("{what} {d} is out of range ({min} to {max})")));
+    }
+    Ok(())
+}
+
+impl NewAdoption {
+    /// Checks the request against the catalogue: the product serves the category; a product with
+    /// known generations needs one of them; dates within range and `until` not before `since`.
+    /// Errors: `NotFound` for an unknown product, `Invalid` for the rest.
+    pub fn validate(&self, catalog: &Catalog, today: NaiveDate) -> Result<()> {
+        let p = catalog.product(&self.product)?;
+        if !p.categories.contains(&self.category) {
+            let cats: Vec<&str> = p.categories.iter().map(Slug::as_str).collect();
+            return Err(Error::Invalid(format!("product {} does not serve category {} (it serves: {})", p.id, self.category, cats.join(", "))));
+        }
+        match &self.generation {
+            Some(g) if !p.generations.is_empty() && p.generation(g).is_none() => {
+                let known: Vec<&str> = p.generations.iter().map(|g| g.id.as_str()).collect();
+                return Err(Error::Invalid(format!("product {} has no generation '{g}' (known: {})", p.id, known.join(", "))));
+            }
+            None if !p.generations.is_empty() => return Err(Error::Invalid(format!("product {} needs a generation", p.id))),
+            _ => {}
+        }
+        check_date("since", self.since, today, false)?;
+        if let Some(u) = self.until {
+            check_date("until", u, today, false)?;
+            if u < self.since {
+                return Err(Error::Invalid("until is before since".into()));
+            }
+        }
+        if let Some(c) = self.contract_end {
+            check_date("contract_end", c, today, true)?;
+        }
+        if self.workstations.is_some_and(|w| w > 100_000) {
+            return Err(Error::Invalid("workstations must be at most 100000".into()));
+        }
+        Ok(())
+    }
+
+    /// The adoption with its id.
+    pub fn with_id(self, id: u64, simulated: bool) -> Adoption {
+        Adoption { id, commune: self.commune, category: self.category, product: self.product, generation: self.generation, since: self.since, until: self.until, contract_end: self.contract_end, workstations: self.workstations, simulated }
+    }
+}
+
+/// A validated feedback request.
+#[derive(Clone, Debug)]
+pub struct NewFeedback {
+    /// See [`Feedback`].
+    pub date: NaiveDate,
+    /// See [`Feedback`].
+    pub reliability: u8,
+    /// See [`Feedback`].
+    pub incidents: u32,
+    /// See [`Feedback`].
+    pub downtime_hours: f64,
+    /// See [`Feedback`].
+    pub support: u8,
+    /// See [`Feedback`].
+    pub comment: Option<String>,
+}
+
+/// Longest accepted comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+impl NewFeedback {
+    /// Range checks: ratings 1-5, incidents at most 100,000, downtime 0 to 8,784 hours (a leap
+    /// year), comment at most 2,000 characters, date not before the adoption nor in the future.
+    /// Errors: `Invalid`.
+    pub fn validate(&self, adoption: &Adoption, today: NaiveDate) -> Result<()> {
+        if !(1..=5).contains(&self.reliability) {
+            return Err(Error::Invalid(format!("reliability must be 1 to 5, got {}", self.reliability)));
+        }
+        if !(1..=5).contains(&self.support) {
+            return Err(Error::Invalid(format!("support must be 1 to 5, got {}", self.support)));
+        }
+        if self.incidents > 100_000 {
+            return Err(Error::Invalid("incidents must be at most 100000".into()));
+        }
+        if !self.downtime_hours.is_finite() || !(0.0..=8784.0).contains(&self.downtime_hours) {
+            return Err(Error::Invalid("downtime_hours must be 0 to 8784".into()));
+        }
+        if self.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+            return Err(Error::Invalid(format!("comment must be at most {MAX_COMMENT_CHARS} characters")));
+        }
+        check_date("date", self.date, today, false)?;
+        if self.date < adoption.since {
+            return Err(Error::Invalid(format!("feedback date {} is before the adoption started ({})", self.date, adoption.since)));
+        }
+        Ok(())
+    }
+
+    /// The feedback with its id.
+    pub fn with_id(self, id: u64, adoption_id: u64, simulated: bool) -> Feedback {
+        Feedback { id, adoption_id, date: self.date, reliability: self.reliability, incidents: self.incidents, downtime_hours: self.downtime_hours, support: self.support, comment: self.comment, simulated }
+    }
+}
+
+/// Summary of the feedback on one adoption.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Ratings {
+    /// Number of feedback records.
+    pub n: u32,
+    /// Mean reliability (1-5); 0 when `n = 0`.
+    pub mean_reliability: f64,
+    /// Mean support rating (1-5); 0 when `n = 0`.
+    pub mean_support: f64,
+    /// Total incidents reported.
+    pub incidents: u32,
+    /// Total downtime reported, hours.
+    pub downtime_hours: f64,
+}
+
+/// All adoptions and feedback, indexed for the recommender.
+#[derive(Debug, Default)]
+pub struct History {
+    adoptions: Vec<Adoption>,
+    by_id: HashMap<u64, usize>,
+    by_commune: HashMap<InseeCode, Vec<usize>>,
+    feedback: HashMap<u64, Vec<Feedback>>,
+}
+
+impl History {
+    /// Adds (or replaces, same id) an adoption.
+    pub fn add_adoption(&mut self, a: Adoption) {
+        if let Some(&i) = self.by_id.get(&a.id) {
+            self.adoptions[i] = a;
+            return;
+        }
+        let i = self.adoptions.len();
+        self.by_id.insert(a.id, i);
+        self.by_commune.entry(a.commune).or_default().push(i);
+        self.adoptions.push(a);
+    }
+
+    /// Adds a feedback record (ignored if one with the same id is already there).
+    pub fn add_feedback(&mut self, f: Feedback) {
+        let v = self.feedback.entry(f.adoption_id).or_default();
+        if !v.iter().any(|g| g.id == f.id) {
+            v.push(f);
+        }
+    }
+
+    /// An adoption by id.
+    pub fn adoption(&self, id: u64) -> Option<&Adoption> {
+        self.by_id.get(&id).map(|&i| &self.adoptions[i])
+    }
+
+    /// All adoptions, in insertion order.
+    pub fn adoptions(&self) -> &[Adoption] {
+        &self.adoptions
+    }
+
+    /// A commune's adoptions, oldest first.
+    pub fn of_commune<'a>(&'a self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
+        let v = self.by_commune.get(code);
+        v.into_iter().flatten().map(|&i| &self.adoptions[i])
+    }
+
+    /// A commune's adoptions in a category that are in service on `date`.
+    pub fn active<'a>(&'a self, code: &InseeCode, category: &'a Slug, date: NaiveDate) -> impl Iterator<Item = &'a Adoption> + 'a {
+        self.of_commune(code).filter(move |a| &a.category == category && a.active_on(date))
+    }
+
+    /// Feedback on an adoption, in insertion order.
+    pub fn feedback(&self, adoption_id: u64) -> &[Feedback] {
+        self.feedback.get(&adoption_id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Number of feedback records.
+    pub fn feedback_count(&self) -> usize {
+        self.feedback.values().map(Vec::len).sum()
+    }
+
+    /// Summary of the feedback on an adoption given on or before `date`.
+    pub fn ratings(&self, adoption_id: u64, date: NaiveDate) -> Ratings {
+        let mut r = Ratings::default();
+        for f in self.feedback(adoption_id).iter().filter(|f| f.date <= date) {
+            r.n += 1;
+            r.mean_reliability += f64::from(f.reliability);
+            r.mean_support += f64::from(f.support);
+            r.incidents += f.incidents;
+            r.downtime_hours += f.downtime_hours;
+        }
+        if r.n > 0 {
+            r.mean_reliability /= f64::from(r.n);
+            r.mean_support /= f64::from(r.n);
+        }
+        r
+    }
+}

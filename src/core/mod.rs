@@ -1,0 +1,9 @@
+//! The pure core: no file, network or clock access. Time enters as a `today` argument.
+
+pub mod catalog;
+pub mod domain;
+pub mod history;
+pub mod pooling;
+pub mod recommend;
+pub mod simulate;
+pub mod territory;

@@ -1,0 +1,143 @@
+//! The HTTP API (actix-web): a thin layer over the core and the store. This module is the only
+//! user of actix-web.
+//!
+//! Every error is an RFC 9457 `application/problem+json` body:
+//! `{"type": "/problems/{code}", "title", "status", "detail", "code"}` with the stable codes of
+//! [`crate::error::Error::code`].
+
+mod routes;
+
+use std::net::TcpListener;
+use std::sync::{Arc, RwLock};
+
+use actix_web::body::BoxBody;
+use actix_web::dev::Server;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use chrono::NaiveDate;
+
+use crate::core::catalog::Catalog;
+use crate::core::history::History;
+use crate::core::territory::Territory;
+use crate::error::Error;
+use crate::store::Store;
+
+/// Largest accepted JSON body, bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Everything a request handler reads.
+pub struct AppState {
+    /// Communes, EPCI and graph (read-only).
+    pub territory: Territory,
+    /// Catalogue (read-only).
+    pub catalog: Catalog,
+    /// Durable store.
+    pub store: Store,
+    /// In-memory index of the store, updated after each acknowledged write.
+    pub history: RwLock<History>,
+    /// Fixed reference date (tests); `None` = the system clock's date (UTC).
+    pub today: Option<NaiveDate>,
+}
+
+impl AppState {
+    /// Builds the state, loading every adoption and feedback record of the store into memory.
+    pub fn new(territory: Territory, catalog: Catalog, store: Store, today: Option<NaiveDate>) -> Result<Self, Error> {
+        let (adoptions, feedback) = store.load()?;
+        let mut h = History::default();
+        for a in adoptions {
+            h.add_adoption(a);
+        }
+        for f in feedback {
+            h.add_feedback(f);
+        }
+        Ok(AppState { territory, catalog, store, history: RwLock::new(h), today })
+    }
+
+    /// The reference date.
+    pub fn today(&self) -> NaiveDate {
+        self.today.unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        if self.status() >= 500 {
+            tracing::error!(error = %self, "request failed");
+        }
+        let detail = if self.status() >= 500 { "internal error; see the service logs".to_string() } else { self.to_string() };
+        let body = serde_json::json!({
+            "type": format!("/problems/{}", self.code()),
+            "title": self.title(),
+            "status": self.status(),
+            "detail": detail,
+            "code": self.code(),
+        });
+        HttpResponse::build(self.status_code()).content_type("application/problem+json").body(body.to_string())
+    }
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let e = match &err {
+        JsonPayloadError::ContentType => Error::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into()),
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => Error::TooLarge(format!("the body is larger than {limit} bytes")),
+        JsonPayloadError::Deserialize(e) => Error::Malformed(format!("invalid JSON body: {e}")),
+        other => Error::Malformed(format!("invalid JSON body: {other}")),
+    };
+    e.into()
+}
+
+fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    Error::Malformed(format!("invalid query string: {err}")).into()
+}
+
+fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
+    Error::Malformed(format!("invalid path: {err}")).into()
+}
+
+/// Registers every route, the extractor error handlers and the fallback 404 on an App.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(json_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .configure(routes::configure)
+        .default_service(web::to(|req: HttpRequest| async move {
+            Err::<HttpResponse, Error>(Error::NotFound(format!("no route for {} {}", req.method(), req.path())))
+        }));
+}
+
+/// Starts the server on an already bound listener (port 0 in tests). Logs one tracing line per
+/// request: method, path, status, duration in ms.
+pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+    let data = web::Data::from(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service;
+                let (method, path) = (req.method().to_string(), req.path().to_string());
+                let start = std::time::Instant::now();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    tracing::info!(%method, %path, status = res.status().as_u16(), ms = start.elapsed().as_secs_f64() * 1000.0, "request");
+                    Ok(res)
+                }
+            })
+            .configure(configure)
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// JSON response with a status.
+fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Result<HttpResponse, Error> {
+    let body = serde_json::to_vec(v).map_err(|e| Error::Storage(format!("serialising the response: {e}")))?;
+    Ok(HttpResponse::build(status).insert_header(ContentType::json()).body(body))
+}

@@ -1,0 +1,494 @@
+//! Importer: derives `seeds/` and `catalog/generations.toml` from the pinned open data in
+//! `../shared/data` (see its README). This is an edge module: it reads and writes files; the app
+//! itself only ever reads what it wrote.
+//!
+//! Inputs (all read-only):
+//! - `cog/communes.json`, `cog/epci.json`: INSEE COG 2026 via `@etalab/decoupage-administratif`
+//!   6.0.0 (MIT package, Licence Ouverte data);
+//! - `geo/communes-bretagne.geojson` or `geo/departements/*.geojson`: IGN Admin Express COG
+//!   2018 polygons via france-geojson (Licence Ouverte), WGS84;
+//! - `lifecycle/*.md`: endoflife.date snapshot of 2026-08-22 (MIT).
+//!
+//! Outputs are deterministic: rows sorted by code, floats with fixed decimals.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use geo::orient::{Direction, Orient};
+use geo::{Centroid, Coord, GeodesicArea, Line, MultiPolygon, Polygon};
+use rstar::RTree;
+use rstar::primitives::GeomWithData;
+use serde::Deserialize;
+
+use crate::core::territory::haversine_km;
+use crate::error::{Error, Result};
+
+/// Which communes to import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// One region by its INSEE code (`53` = Bretagne), polygons from
+    /// `geo/communes-bretagne.geojson` when the region is 53, else from the department files.
+    Region(String),
+    /// Every department (101 files).
+    All,
+}
+
+/// Parameters of an import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// The `data/` folder of the shared open data.
+    pub from: PathBuf,
+    /// Which communes.
+    pub scope: Scope,
+    /// Where to write the seed files (created if missing).
+    pub seeds_out: PathBuf,
+    /// The catalogue folder: `products.toml` is read from it and `generations.toml` written to
+    /// it. `None` skips the lifecycle import.
+    pub catalog_dir: Option<PathBuf>,
+    /// Distance in metres within which two polygon boundaries count as the same border
+    /// (vertices of one file are identical; across department files they differ by a few m).
+    pub tolerance_m: f64,
+    /// Shared borders shorter than this (km) are ignored: corner contacts, not borders.
+    pub min_border_km: f64,
+}
+
+impl ImportOptions {
+    /// Defaults: 10 m tolerance, 20 m minimum border.
+    pub fn new(from: PathBuf, scope: Scope, seeds_out: PathBuf, catalog_dir: Option<PathBuf>) -> Self {
+        ImportOptions { from, scope, seeds_out, catalog_dir, tolerance_m: 10.0, min_border_km: 0.02 }
+    }
+}
+
+/// What an import did, for the operator (also written to `IMPORT_REPORT.md`).
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Current communes written.
+    pub communes: usize,
+    /// EPCI with at least one written member.
+    pub epcis: usize,
+    /// Border edges.
+    pub border_edges: usize,
+    /// Nearest-centroid edges added for communes with no border neighbour.
+    pub nearest_edges: usize,
+    /// 2018 polygons matched directly, through `chefLieu`, through `anciensCodes`.
+    pub mapped_direct: usize,
+    /// See `mapped_direct`.
+    pub mapped_chef_lieu: usize,
+    /// See `mapped_direct`.
+    pub mapped_anciens_codes: usize,
+    /// 2018 codes that map to no current commune of the scope: (code, name, why).
+    pub unmapped: Vec<(String, String, String)>,
+    /// Current communes of the scope with no polygon (they get no centroid and are left out).
+    pub without_polygon: Vec<String>,
+    /// Communes with no border neighbour: (code, name).
+    pub isolated: Vec<(String, String)>,
+    /// Communes outside any EPCI: (code, name).
+    pub without_epci: Vec<(String, String)>,
+    /// Lifecycle products imported: (product id, generations).
+    pub lifecycle: Vec<(String, usize)>,
+}
+
+#[derive(Deserialize)]
+struct CogCommune {
+    code: String,
+    nom: String,
+    #[serde(rename = "type")]
+    kind: String,
+    departement: Option<String>,
+    region: Option<String>,
+    population: Option<u32>,
+    #[serde(rename = "chefLieu")]
+    chef_lieu: Option<String>,
+    #[serde(rename = "anciensCodes", default)]
+    anciens_codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CogEpci {
+    code: String,
+    nom: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "populationMunicipale")]
+    population: Option<u32>,
+    membres: Vec<CogMember>,
+}
+
+#[derive(Deserialize)]
+struct CogMember {
+    code: String,
+    nom: String,
+    #[serde(rename = "populationMunicipale")]
+    population: Option<u32>,
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|e| Error::Data(format!("{}: {e}", path.display())))
+}
+
+fn json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    serde_json::from_str(&read(path)?).map_err(|e| Error::Data(format!("{}: {e}", path.display())))
+}
+
+/// The current commune of scope a 2018 polygon code belongs to, and how it was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Direct,
+    ChefLieu,
+    AnciensCodes,
+}
+
+/// Runs the import and writes its outputs. `progress` is called with (step, done, total).
+pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<ImportReport> {
+    let mut report = ImportReport::default();
+    let cog: Vec<CogCommune> = json(&opts.from.join("cog/communes.json"))?;
+    let epcis: Vec<CogEpci> = json(&opts.from.join("cog/epci.json"))?;
+
+    let in_scope = |c: &CogCommune| match &opts.scope {
+        Scope::All => true,
+        Scope::Region(r) => c.region.as_deref() == Some(r.as_str()),
+    };
+    let current: BTreeMap<&str, &CogCommune> = cog.iter().filter(|c| c.kind == "commune-actuelle" && in_scope(c)).map(|c| (c.code.as_str(), c)).collect();
+    let all_current: HashMap<&str, &CogCommune> = cog.iter().filter(|c| c.kind == "commune-actuelle").map(|c| (c.code.as_str(), c)).collect();
+    let chef_lieu: HashMap<&str, &str> = cog.iter().filter(|c| c.kind != "commune-actuelle").filter_map(|c| c.chef_lieu.as_deref().map(|p| (c.code.as_str(), p))).collect();
+    let anciens: HashMap<&str, &str> = cog.iter().filter(|c| c.kind == "commune-actuelle").flat_map(|c| c.anciens_codes.iter().map(move |a| (a.as_str(), c.code.as_str()))).collect();
+
+    // 1. Polygons of 2018, grouped under their current commune.
+    let geo_files: Vec<PathBuf> = match &opts.scope {
+        Scope::Region(r) if r == "53" => vec![opts.from.join("geo/communes-bretagne.geojson")],
+        _ => {
+            let mut v: Vec<PathBuf> = fs::read_dir(opts.from.join("geo/departements"))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "geojson")).collect();
+            v.sort();
+            v
+        }
+    };
+    let mut parts: BTreeMap<String, Vec<Polygon>> = BTreeMap::new();
+    let mut seen_codes = BTreeSet::new();
+    for (i, file) in geo_files.iter().enumerate() {
+        progress("polygones", i as u64, geo_files.len() as u64);
+        let gj: geojson::FeatureCollection = read(file)?.parse().map_err(|e| Error::Data(format!("{}: {e}", file.display())))?;
+        for f in gj.features {
+            let code = f.property("code").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let name = f.property("nom").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            if !seen_codes.insert(code.clone()) {
+                continue; // the same commune in two department files: keep the first
+            }
+            let Some(g) = f.geometry else { continue };
+            let g: geo::Geometry<f64> = (&g.value).try_into().map_err(|e| Error::Data(format!("{}: {code}: {e}", file.display())))?;
+            let polys: Vec<Polygon> = match g {
+                geo::Geometry::Polygon(p) => vec![p],
+                geo::Geometry::MultiPolygon(mp) => mp.0,
+                _ => continue,
+            };
+            let target = if all_current.contains_key(code.as_str()) {
+                Some((code.clone(), Via::Direct))
+            } else if let Some(p) = chef_lieu.get(code.as_str()) {
+                Some((p.to_string(), Via::ChefLieu))
+            } else {
+                anciens.get(code.as_str()).map(|p| (p.to_string(), Via::AnciensCodes))
+            };
+            match target {
+                Some((t, via)) if current.contains_key(t.as_str()) => {
+                    match via {
+                        Via::Direct => report.mapped_direct += 1,
+                        Via::ChefLieu => report.mapped_chef_lieu += 1,
+                        Via::AnciensCodes => report.mapped_anciens_codes += 1,
+                    }
+                    parts.entry(t).or_default().extend(polys);
+                }
+                Some((t, _)) => report.unmapped.push((code, name, format!("maps to {t}, outside the imported scope"))),
+                None => report.unmapped.push((code, name, "no current commune, chefLieu or anciensCodes entry".into())),
+            }
+        }
+    }
+    progress("polygones", geo_files.len() as u64, geo_files.len() as u64);
+
+    // 2. One multipolygon per current commune (union of the former communes' polygons).
+    let mut codes: Vec<&str> = Vec::new();
+    let mut shapes: Vec<MultiPolygon> = Vec::new();
+    for code in current.keys() {
+        match parts.get(*code) {
+            Some(p) if p.len() == 1 => shapes.push(MultiPolygon(p.clone())),
+            Some(p) => shapes.push(geo::unary_union(p.iter())),
+            None => {
+                report.without_polygon.push(code.to_string());
+                continue;
+            }
+        }
+        codes.push(code);
+    }
+
+    // 3. Border edges: boundary segments of one commune lying within tolerance of another's.
+    let n = codes.len();
+    let lat0 = shapes.iter().filter_map(|s| s.centroid()).map(|p| p.y()).sum::<f64>() / n.max(1) as f64;
+    let kx = 111.32 * lat0.to_radians().cos();
+    let ky = 110.574;
+    let proj = |c: Coord| Coord { x: c.x * kx, y: c.y * ky };
+    let mut segs: Vec<GeomWithData<Line, u32>> = Vec::new();
+    let mut own: Vec<Vec<(Coord, Coord)>> = vec![Vec::new(); n];
+    for (i, s) in shapes.iter().enumerate() {
+        for poly in &s.0 {
+            for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                for w in ring.0.windows(2) {
+                    if w[0] == w[1] {
+                        continue;
+                    }
+                    segs.push(GeomWithData::new(Line::new(proj(w[0]), proj(w[1])), i as u32));
+                    own[i].push((w[0], w[1]));
+                }
+            }
+        }
+    }
+    let tree = RTree::bulk_load(segs);
+    let eps = opts.tolerance_m / 1000.0;
+    let near = |c: Coord| -> BTreeSet<u32> { tree.locate_within_distance(geo::Point::from(proj(c)), eps * eps).map(|g| g.data).collect() };
+    let mut shared: BTreeMap<(u32, u32), f64> = BTreeMap::new();
+    for i in 0..n {
+        if i % 64 == 0 {
+            progress("frontières", i as u64, n as u64);
+        }
+        for &(p, q) in &own[i] {
+            let mid = Coord { x: (p.x + q.x) / 2.0, y: (p.y + q.y) / 2.0 };
+            let np = near(p);
+            if np.len() < 2 {
+                continue; // only the commune itself
+            }
+            let nq = near(q);
+            let nm = near(mid);
+            for j in np.iter().copied().filter(|&j| j != i as u32 && nq.contains(&j) && nm.contains(&j)) {
+                *shared.entry((i as u32, j)).or_default() += haversine_km((p.x, p.y), (q.x, q.y));
+            }
+        }
+    }
+    progress("frontières", n as u64, n as u64);
+    let centroids: Vec<(f64, f64)> = shapes.iter().map(|s| s.centroid().map(|p| (p.x(), p.y())).unwrap_or_default()).collect();
+    let mut edges: BTreeMap<(u32, u32), (&'static str, Option<f64>)> = BTreeMap::new();
+    for (&(i, j), &l) in &shared {
+        if i < j {
+            let back = shared.get(&(j, i)).copied().unwrap_or(0.0);
+            let km = (l + back) / 2.0;
+            if km >= opts.min_border_km {
+                edges.insert((i, j), ("border", Some(km)));
+            }
+        }
+    }
+    let mut has_border = vec![false; n];
+    for &(i, j) in edges.keys() {
+        has_border[i as usize] = true;
+        has_border[j as usize] = true;
+    }
+    // 4. Communes touching nobody: linked to their 2 nearest communes by centroid.
+    for i in 0..n {
+        if has_border[i] {
+            continue;
+        }
+        report.isolated.push((codes[i].to_string(), current[codes[i]].nom.clone()));
+        let mut by_d: Vec<(f64, usize)> = (0..n).filter(|&j| j != i).map(|j| (haversine_km(centroids[i], centroids[j]), j)).collect();
+        by_d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for &(_, j) in by_d.iter().take(2) {
+            let key = (i.min(j) as u32, i.max(j) as u32);
+            edges.entry(key).or_insert(("nearest", None));
+        }
+    }
+    report.border_edges = edges.values().filter(|e| e.0 == "border").count();
+    report.nearest_edges = edges.len() - report.border_edges;
+
+    // 5. EPCI of the scope and the communes' EPCI.
+    let index: HashMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+    let mut epci_of: HashMap<&str, &str> = HashMap::new();
+    let mut kept_epcis: Vec<&CogEpci> = epcis.iter().filter(|e| e.membres.iter().any(|m| index.contains_key(m.code.as_str()))).collect();
+    kept_epcis.sort_by(|a, b| a.code.cmp(&b.code));
+    for e in &kept_epcis {
+        for m in &e.membres {
+            epci_of.insert(m.code.as_str(), e.code.as_str());
+        }
+    }
+
+    // 6. Write the seeds.
+    fs::create_dir_all(&opts.seeds_out)?;
+    let mut w = csv_writer(&opts.seeds_out.join("communes.csv"))?;
+    w.write_record(["code", "name", "department", "population", "epci_siren", "lon", "lat", "area_km2"]).map_err(csv_err)?;
+    for (i, code) in codes.iter().enumerate() {
+        let c = current[code];
+        let epci = epci_of.get(code).copied().unwrap_or("");
+        if epci.is_empty() {
+            report.without_epci.push((code.to_string(), c.nom.clone()));
+        }
+        let area = shapes[i].orient(Direction::Default).geodesic_area_unsigned() / 1e6;
+        let (lon, lat, area) = (format!("{:.5}", centroids[i].0), format!("{:.5}", centroids[i].1), format!("{area:.3}"));
+        w.write_record([code, c.nom.as_str(), c.departement.as_deref().unwrap_or(""), &c.population.unwrap_or(0).to_string(), epci, &lon, &lat, &area]).map_err(csv_err)?;
+    }
+    w.flush()?;
+    let mut w = csv_writer(&opts.seeds_out.join("epcis.csv"))?;
+    w.write_record(["siren", "name", "type", "population"]).map_err(csv_err)?;
+    for e in &kept_epcis {
+        w.write_record([e.code.as_str(), &e.nom, &e.kind, &e.population.unwrap_or(0).to_string()]).map_err(csv_err)?;
+    }
+    w.flush()?;
+    let mut w = csv_writer(&opts.seeds_out.join("epci_members.csv"))?;
+    w.write_record(["epci_siren", "code", "name", "population"]).map_err(csv_err)?;
+    for e in &kept_epcis {
+        let mut members: Vec<&CogMember> = e.membres.iter().collect();
+        members.sort_by(|a, b| a.code.cmp(&b.code));
+        for m in members {
+            w.write_record([e.code.as_str(), &m.code, &m.nom, &m.population.unwrap_or(0).to_string()]).map_err(csv_err)?;
+        }
+    }
+    w.flush()?;
+    let mut w = csv_writer(&opts.seeds_out.join("edges.csv"))?;
+    w.write_record(["a", "b", "kind", "border_km", "distance_km"]).map_err(csv_err)?;
+    for (&(i, j), &(kind, km)) in &edges {
+        let d = haversine_km(centroids[i as usize], centroids[j as usize]);
+        w.write_record([codes[i as usize], codes[j as usize], kind, &km.map(|k| format!("{k:.3}")).unwrap_or_default(), &format!("{d:.3}")]).map_err(csv_err)?;
+    }
+    w.flush()?;
+    report.communes = codes.len();
+    report.epcis = kept_epcis.len();
+
+    if let Some(dir) = &opts.catalog_dir {
+        report.lifecycle = import_lifecycles(&opts.from.join("lifecycle"), dir)?;
+    }
+    fs::write(opts.seeds_out.join("IMPORT_REPORT.md"), render_report(&report, &opts.scope))?;
+    Ok(report)
+}
+
+fn csv_writer(path: &Path) -> Result<csv::Writer<fs::File>> {
+    Ok(csv::Writer::from_writer(fs::File::create(path)?))
+}
+
+fn csv_err(e: csv::Error) -> Error {
+    Error::Data(format!("csv: {e}"))
+}
+
+fn render_report(r: &ImportReport, scope: &Scope) -> String {
+    let mut s = String::new();
+    let scope = match scope {
+        Scope::All => "all departments".to_string(),
+        Scope::Region(r) => format!("region {r}"),
+    };
+    let _ = writeln!(s, "# Import report ({scope})\n\nDerived by `voisinage import` from the shared open data (see `seeds/README.md`).\n");
+    let _ = writeln!(s, "- communes: {}\n- EPCI: {}\n- border edges: {}\n- nearest edges: {}", r.communes, r.epcis, r.border_edges, r.nearest_edges);
+    let _ = writeln!(s, "- 2018 polygons mapped directly: {}, through chefLieu: {}, through anciensCodes: {}", r.mapped_direct, r.mapped_chef_lieu, r.mapped_anciens_codes);
+    let _ = writeln!(s, "\n## Unmapped 2018 codes ({})\n", r.unmapped.len());
+    for (c, n, why) in &r.unmapped {
+        let _ = writeln!(s, "- {c} {n}: {why}");
+    }
+    let _ = writeln!(s, "\n## Current communes without a polygon ({})\n", r.without_polygon.len());
+    for c in &r.without_polygon {
+        let _ = writeln!(s, "- {c}");
+    }
+    let _ = writeln!(s, "\n## Communes with no border neighbour, linked to their 2 nearest by centroid ({})\n", r.isolated.len());
+    for (c, n) in &r.isolated {
+        let _ = writeln!(s, "- {c} {n}");
+    }
+    let _ = writeln!(s, "\n## Communes in no EPCI ({})\n", r.without_epci.len());
+    for (c, n) in &r.without_epci {
+        let _ = writeln!(s, "- {c} {n}");
+    }
+    if !r.lifecycle.is_empty() {
+        let _ = writeln!(s, "\n## Lifecycle generations imported into catalog/generations.toml\n");
+        for (p, k) in &r.lifecycle {
+            let _ = writeln!(s, "- {p}: {k}");
+        }
+    }
+    s
+}
+
+#[derive(Deserialize)]
+struct ProductsFile {
+    product: Vec<ProductLifecycleRef>,
+}
+
+#[derive(Deserialize)]
+struct ProductLifecycleRef {
+    id: String,
+    lifecycle: Option<String>,
+    #[serde(default)]
+    lifecycle_filter: LifecycleFilter,
+}
+
+/// Which endoflife.date release cycles become generations of a product.
+#[derive(Deserialize, Default)]
+struct LifecycleFilter {
+    /// Keep only cycles marked `lts: true` (Firefox ESR lines).
+    #[serde(default)]
+    lts_only: bool,
+    /// Drop cycles whose name ends with one of these (Windows enterprise/IoT editions).
+    #[serde(default)]
+    exclude_suffixes: Vec<String>,
+    /// Drop cycles released before this date (`YYYY-MM-DD`).
+    since: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LifecycleDoc {
+    #[serde(default)]
+    releases: Vec<serde_yaml_ng::Value>,
+}
+
+fn yaml_str(v: &serde_yaml_ng::Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        serde_yaml_ng::Value::String(s) => Some(s.clone()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn yaml_bool(v: &serde_yaml_ng::Value, key: &str) -> Option<bool> {
+    v.get(key).and_then(|b| b.as_bool())
+}
+
+fn is_date(s: &str) -> bool {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// Reads `products.toml` in `catalog_dir`, imports the releases of every product that names a
+/// `lifecycle` file, and writes `generations.toml` beside it. Returns (product, generations).
+fn import_lifecycles(lifecycle_dir: &Path, catalog_dir: &Path) -> Result<Vec<(String, usize)>> {
+    let path = catalog_dir.join("products.toml");
+    let products: ProductsFile = toml::from_str(&read(&path)?).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    let mut out = String::from("# Derived by `voisinage import` from shared/data/lifecycle/*.md\n# (endoflife.date snapshot of 2026-08-22, MIT licence). Do not edit: re-run the import.\n# order: 1 = oldest release; end_of_support: the `eol` date; eol_undated: eol is `true` with no date.\n");
+    let mut summary = Vec::new();
+    let mut products: Vec<&ProductLifecycleRef> = products.product.iter().filter(|p| p.lifecycle.is_some()).collect();
+    products.sort_by(|a, b| a.id.cmp(&b.id));
+    for p in products {
+        let name = p.lifecycle.as_deref().unwrap_or_default();
+        let file = lifecycle_dir.join(format!("{name}.md"));
+        let text = read(&file)?;
+        let front = text.split("\n---").next().unwrap_or("").trim_start_matches("---");
+        let doc: LifecycleDoc = serde_yaml_ng::from_str(front).map_err(|e| Error::Data(format!("{}: {e}", file.display())))?;
+        let f = &p.lifecycle_filter;
+        let mut gens: Vec<(String, String, &serde_yaml_ng::Value)> = Vec::new();
+        for r in &doc.releases {
+            let (Some(cycle), Some(date)) = (yaml_str(r, "releaseCycle"), yaml_str(r, "releaseDate")) else { continue };
+            if !is_date(&date) || (f.lts_only && yaml_bool(r, "lts") != Some(true)) || f.exclude_suffixes.iter().any(|s| cycle.ends_with(s.as_str())) || f.since.as_deref().is_some_and(|s| date.as_str() < s) {
+                continue;
+            }
+            gens.push((date, cycle, r));
+        }
+        gens.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        for (k, (date, cycle, r)) in gens.iter().enumerate() {
+            let _ = writeln!(out, "\n[[generation]]\nproduct = {}\nid = {}", toml_str(&p.id), toml_str(cycle));
+            let _ = writeln!(out, "label = {}", toml_str(&yaml_str(r, "releaseLabel").unwrap_or_else(|| cycle.clone())));
+            let _ = writeln!(out, "order = {}\nreleased = {}", k + 1, toml_str(date));
+            match (yaml_str(r, "eol"), yaml_bool(r, "eol")) {
+                (Some(d), _) if is_date(&d) => { let _ = writeln!(out, "end_of_support = {}", toml_str(&d)); }
+                (_, Some(true)) => { let _ = writeln!(out, "eol_undated = true"); }
+                _ => {}
+            }
+            if yaml_bool(r, "lts") == Some(true) {
+                let _ = writeln!(out, "lts = true");
+            }
+            let _ = writeln!(out, "source = {}", toml_str(&format!("endoflife.date 2026-08-22: {name}.md")));
+        }
+        summary.push((p.id.clone(), gens.len()));
+    }
+    fs::write(catalog_dir.join("generations.toml"), out)?;
+    Ok(summary)
+}

@@ -1,0 +1,122 @@
+//! The `voisinage` command: `serve` runs the HTTP service, `import` derives the seeds from the
+//! shared open data.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use voisinage::core::simulate::{SimParams, simulate};
+use voisinage::http::{AppState, serve};
+use voisinage::import::{self, ImportOptions, Scope};
+use voisinage::store::Store;
+use voisinage::{Error, seeds};
+
+/// Recommends to French communes what their neighbours already run, and proposes groupements
+/// de commandes to their EPCI.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the HTTP service on the embedded reference data (or on --seeds / --catalog).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "VOISINAGE_BIND")]
+        bind: String,
+        /// Folder of the durable store (created if missing).
+        #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR")]
+        data_dir: PathBuf,
+        /// On an empty store, load a simulated adoption and feedback history (labelled
+        /// `simulated: true` everywhere).
+        #[arg(long)]
+        demo: bool,
+        /// Seed of the simulated history.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Last day of the simulated history (default: today).
+        #[arg(long)]
+        demo_until: Option<NaiveDate>,
+        /// Use this seeds folder instead of the embedded Brittany seeds.
+        #[arg(long)]
+        seeds: Option<PathBuf>,
+        /// Use this catalogue folder instead of the embedded catalogue.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+    },
+    /// Derives seeds/ (communes, EPCI, neighbour edges) and catalog/generations.toml from the
+    /// shared open data.
+    Import {
+        /// The shared data folder (holding cog/, geo/, lifecycle/).
+        #[arg(long, default_value = "../shared/data")]
+        from: PathBuf,
+        /// INSEE region code (53 = Bretagne) or `all`.
+        #[arg(long, default_value = "53")]
+        region: String,
+        /// Where to write the seeds.
+        #[arg(long, default_value = "seeds")]
+        out: PathBuf,
+        /// Catalogue folder: products.toml is read, generations.toml written.
+        #[arg(long, default_value = "catalog")]
+        catalog: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))).init();
+    let result = match Cli::parse().command {
+        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds: seeds_dir, catalog } => run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog),
+        Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run_serve(bind: String, data_dir: PathBuf, demo: bool, seed: u64, demo_until: Option<NaiveDate>, seeds_dir: Option<PathBuf>, catalog_dir: Option<PathBuf>) -> Result<(), Error> {
+    let territory = match &seeds_dir { Some(d) => seeds::territory_from_dir(d)?, None => seeds::territory()? };
+    let catalog = match &catalog_dir { Some(d) => seeds::catalog_from_dir(d)?, None => seeds::catalog()? };
+    let store = Store::open(&data_dir)?;
+    if store.catalog_version()?.as_deref() != Some(catalog.version.as_str()) {
+        tracing::info!(version = %catalog.version, "catalogue version recorded");
+        store.set_catalog_version(&catalog.version)?;
+    }
+    if demo && store.is_empty() {
+        let end = demo_until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+        tracing::info!(seed, %end, "simulating the demo history (simulated data, not real opinions)");
+        let h = simulate(&territory, &catalog, &SimParams::new(seed, end));
+        let info = store.load_demo(&h, seed, end)?;
+        tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
+    } else if demo {
+        tracing::info!("store not empty: demo history not loaded again");
+    }
+    let state = Arc::new(AppState::new(territory, catalog, store, None)?);
+    let listener = TcpListener::bind(&bind)?;
+    tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "voisinage listening");
+    let rt = actix_rt::System::new();
+    rt.block_on(async { serve(state, listener)?.await })?;
+    Ok(())
+}
+
+fn run_import(from: PathBuf, region: String, out: PathBuf, catalog: PathBuf) -> Result<(), Error> {
+    let scope = if region == "all" { Scope::All } else { Scope::Region(region) };
+    let opts = ImportOptions::new(from, scope, out.clone(), Some(catalog));
+    let report = import::run(&opts, &mut |step, done, total| {
+        if done == total {
+            eprintln!("{step}: {done}/{total}");
+        }
+    })?;
+    println!(
+        "{} communes, {} EPCI, {} border edges, {} nearest edges, {} unmapped codes; report in {}",
+        report.communes, report.epcis, report.border_edges, report.nearest_edges, report.unmapped.len(), out.join("IMPORT_REPORT.md").display()
+    );
+    Ok(())
+}

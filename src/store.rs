@@ -1,0 +1,209 @@
+//! The durable store: sled 0.34 under the data directory. This module is the only user of sled.
+//!
+//! Trees and keys (all ids are u64, big-endian in keys):
+//! - `meta`: `next_id` (u64 BE, shared by adoptions and feedback), `catalog_version` (text),
+//!   `demo` (JSON: seed and end date of the simulated history, when one was loaded);
+//! - `adoptions`: `id` → JSON [`Adoption`];
+//! - `adoptions_by_commune`: INSEE code (5 bytes) ++ `id` → empty;
+//! - `feedback`: adoption `id` ++ feedback `id` → JSON [`Feedback`].
+//!
+//! Every write is one sled transaction over the trees it touches, followed by a flush to disk:
+//! methods return only after the flush, so a returned record survives a process crash.
+
+use std::path::Path;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::core::history::{Adoption, Feedback, NewAdoption, NewFeedback};
+use crate::core::simulate::DemoHistory;
+use crate::error::{Error, Result};
+
+/// Handle on the store; cheap to clone, safe to share across threads.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    adoptions: sled::Tree,
+    by_commune: sled::Tree,
+    feedback: sled::Tree,
+}
+
+fn st<E: std::fmt::Display>(e: E) -> Error {
+    Error::Storage(e.to_string())
+}
+
+fn tx_err(e: TransactionError<Error>) -> Error {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => st(e),
+    }
+}
+
+fn be(v: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&v[..8.min(v.len())]);
+    u64::from_be_bytes(b)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(st)
+}
+
+fn abort(e: Error) -> ConflictableTransactionError<Error> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// Description of the simulated history held by the store, if any.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DemoInfo {
+    /// Seed of the simulation.
+    pub seed: u64,
+    /// Last simulated day.
+    pub end: chrono::NaiveDate,
+    /// Adoptions written.
+    pub adoptions: usize,
+    /// Feedback records written.
+    pub feedback: usize,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. Errors: `Storage` when the folder cannot be
+    /// created or the files are locked by another process or corrupt.
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        let db = sled::Config::new().path(dir.join("store")).open().map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        Ok(Store {
+            meta: db.open_tree("meta").map_err(st)?,
+            adoptions: db.open_tree("adoptions").map_err(st)?,
+            by_commune: db.open_tree("adoptions_by_commune").map_err(st)?,
+            feedback: db.open_tree("feedback").map_err(st)?,
+            db,
+        })
+    }
+
+    /// Writes everything to disk (sled flush). Called by every write before it returns.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(st)
+    }
+
+    /// Whether the store holds no adoption.
+    pub fn is_empty(&self) -> bool {
+        self.adoptions.is_empty()
+    }
+
+    /// All adoptions and feedback, in key order (to rebuild the in-memory index).
+    pub fn load(&self) -> Result<(Vec<Adoption>, Vec<Feedback>)> {
+        let a = self.adoptions.iter().values().map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st))).collect::<Result<Vec<Adoption>>>()?;
+        let f = self.feedback.iter().values().map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st))).collect::<Result<Vec<Feedback>>>()?;
+        Ok((a, f))
+    }
+
+    /// One adoption by id.
+    pub fn adoption(&self, id: u64) -> Result<Option<Adoption>> {
+        match self.adoptions.get(id.to_be_bytes()).map_err(st)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(st)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records an adoption under a fresh id, durably. The caller has validated it.
+    pub fn insert_adoption(&self, new: NewAdoption) -> Result<Adoption> {
+        let a = (&self.meta, &self.adoptions, &self.by_commune)
+            .transaction(|(meta, adoptions, by_commune)| {
+                let id = meta.get(b"next_id")?.map_or(1, |v| be(&v));
+                meta.insert(b"next_id", &(id + 1).to_be_bytes())?;
+                let a = new.clone().with_id(id, false);
+                adoptions.insert(&id.to_be_bytes(), json(&a).map_err(abort)?)?;
+                let mut key = a.commune.as_bytes().to_vec();
+                key.extend_from_slice(&id.to_be_bytes());
+                by_commune.insert(key, &[])?;
+                Ok(a)
+            })
+            .map_err(tx_err)?;
+        self.flush()?;
+        Ok(a)
+    }
+
+    /// Records feedback on an existing adoption under a fresh id, durably. Errors: `NotFound`
+    /// when the adoption does not exist (checked inside the transaction).
+    pub fn insert_feedback(&self, adoption_id: u64, new: NewFeedback) -> Result<Feedback> {
+        let f = (&self.meta, &self.adoptions, &self.feedback)
+            .transaction(|(meta, adoptions, feedback)| {
+                if adoptions.get(adoption_id.to_be_bytes())?.is_none() {
+                    return Err(abort(Error::NotFound(format!("no adoption {adoption_id}"))));
+                }
+                let id = meta.get(b"next_id")?.map_or(1, |v| be(&v));
+                meta.insert(b"next_id", &(id + 1).to_be_bytes())?;
+                let f = new.clone().with_id(id, adoption_id, false);
+                let mut key = adoption_id.to_be_bytes().to_vec();
+                key.extend_from_slice(&id.to_be_bytes());
+                feedback.insert(key, json(&f).map_err(abort)?)?;
+                Ok(f)
+            })
+            .map_err(tx_err)?;
+        self.flush()?;
+        Ok(f)
+    }
+
+    /// Writes a simulated history into an empty store, in batches, then flushes. Ids of the
+    /// history are kept; `next_id` is set past them. Errors: `Invalid` if the store is not
+    /// empty.
+    pub fn load_demo(&self, h: &DemoHistory, seed: u64, end: chrono::NaiveDate) -> Result<DemoInfo> {
+        if !self.is_empty() {
+            return Err(Error::Invalid("the store already holds adoptions: demo data is only loaded into an empty store".into()));
+        }
+        let mut max_id = 0;
+        for chunk in h.adoptions.chunks(5000) {
+            let (mut ba, mut bc) = (sled::Batch::default(), sled::Batch::default());
+            for a in chunk {
+                ba.insert(&a.id.to_be_bytes(), json(a)?);
+                let mut key = a.commune.as_bytes().to_vec();
+                key.extend_from_slice(&a.id.to_be_bytes());
+                bc.insert(key, &[]);
+                max_id = max_id.max(a.id);
+            }
+            self.adoptions.apply_batch(ba).map_err(st)?;
+            self.by_commune.apply_batch(bc).map_err(st)?;
+        }
+        for chunk in h.feedback.chunks(5000) {
+            let mut b = sled::Batch::default();
+            for f in chunk {
+                let mut key = f.adoption_id.to_be_bytes().to_vec();
+                key.extend_from_slice(&f.id.to_be_bytes());
+                b.insert(key, json(f)?);
+                max_id = max_id.max(f.id);
+            }
+            self.feedback.apply_batch(b).map_err(st)?;
+        }
+        let info = DemoInfo { seed, end, adoptions: h.adoptions.len(), feedback: h.feedback.len() };
+        self.meta.insert(b"next_id", &(max_id + 1).to_be_bytes()).map_err(st)?;
+        self.meta.insert(b"demo", json(&info)?).map_err(st)?;
+        self.flush()?;
+        Ok(info)
+    }
+
+    /// The simulated history loaded into this store, if any.
+    pub fn demo_info(&self) -> Result<Option<DemoInfo>> {
+        match self.meta.get(b"demo").map_err(st)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(st)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The catalogue version recorded at the last start.
+    pub fn catalog_version(&self) -> Result<Option<String>> {
+        Ok(self.meta.get(b"catalog_version").map_err(st)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records the catalogue version in use, durably.
+    pub fn set_catalog_version(&self, v: &str) -> Result<()> {
+        self.meta.insert(b"catalog_version", v.as_bytes()).map_err(st)?;
+        self.flush()
+    }
+
+    /// Size of the store on disk, bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
