@@ -165,6 +165,7 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         }
     };
     let mut parts: BTreeMap<String, Vec<Polygon>> = BTreeMap::new();
+    let mut former: Vec<(String, String, &'static str)> = Vec::new();
     let mut seen_codes = BTreeSet::new();
     for (i, file) in geo_files.iter().enumerate() {
         progress("polygones", i as u64, geo_files.len() as u64);
@@ -195,6 +196,9 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
                         Via::Direct => report.mapped_direct += 1,
                         Via::ChefLieu => report.mapped_chef_lieu += 1,
                         Via::AnciensCodes => report.mapped_anciens_codes += 1,
+                    }
+                    if via != Via::Direct {
+                        former.push((code.clone(), t.clone(), if via == Via::ChefLieu { "chef_lieu" } else { "anciens_codes" }));
                     }
                     parts.entry(t).or_default().extend(polys);
                 }
@@ -335,6 +339,13 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         for m in members {
             w.write_record([e.code.as_str(), &m.code, &m.nom, &m.population.unwrap_or(0).to_string()]).map_err(csv_err)?;
         }
+    }
+    w.flush()?;
+    former.sort();
+    let mut w = csv_writer(&opts.seeds_out.join("former_communes.csv"))?;
+    w.write_record(["code_2018", "code", "via"]).map_err(csv_err)?;
+    for (old, new, via) in &former {
+        w.write_record([old.as_str(), new.as_str(), via]).map_err(csv_err)?;
     }
     w.flush()?;
     let mut w = csv_writer(&opts.seeds_out.join("edges.csv"))?;

@@ -70,7 +70,8 @@ enum Command {
 }
 
 fn main() {
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))).init();
     let result = match Cli::parse().command {
         Command::Serve { bind, data_dir, demo, seed, demo_until, seeds: seeds_dir, catalog } => run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog),
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),

@@ -8,12 +8,13 @@ use crate::core::catalog::{Catalog, CatalogTexts};
 use crate::core::territory::Territory;
 use crate::error::{Error, Result};
 
-/// The embedded seed CSV files: communes, EPCI, EPCI members, edges.
-pub const SEEDS: [&str; 4] = [
+/// The embedded seed CSV files, in the order of [`SEED_FILES`].
+pub const SEEDS: [&str; 5] = [
     include_str!("../seeds/communes.csv"),
     include_str!("../seeds/epcis.csv"),
     include_str!("../seeds/epci_members.csv"),
     include_str!("../seeds/edges.csv"),
+    include_str!("../seeds/former_communes.csv"),
 ];
 
 /// The embedded catalogue files, in the order of [`CatalogTexts`].
@@ -29,17 +30,17 @@ pub const CATALOG: [&str; 5] = [
 pub const CATALOG_FILES: [&str; 5] = ["categories.toml", "products.toml", "generations.toml", "regulations.toml", "procurement.toml"];
 
 /// File names of the seeds, in the order of [`SEEDS`].
-pub const SEED_FILES: [&str; 4] = ["communes.csv", "epcis.csv", "epci_members.csv", "edges.csv"];
+pub const SEED_FILES: [&str; 5] = ["communes.csv", "epcis.csv", "epci_members.csv", "edges.csv", "former_communes.csv"];
 
 /// The embedded Brittany territory (1,202 communes, 61 EPCI).
 pub fn territory() -> Result<Territory> {
-    Territory::from_csv(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3])
+    Territory::from_csv(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3], SEEDS[4])
 }
 
 /// The territory from a seeds folder written by the importer.
 pub fn territory_from_dir(dir: &Path) -> Result<Territory> {
     let t: Vec<String> = SEED_FILES.iter().map(|f| read(&dir.join(f))).collect::<Result<_>>()?;
-    Territory::from_csv(&t[0], &t[1], &t[2], &t[3])
+    Territory::from_csv(&t[0], &t[1], &t[2], &t[3], &t[4])
 }
 
 /// The embedded catalogue.

@@ -332,9 +332,12 @@ impl Generation {
     }
 }
 
-/// Whole months from `a` to `b` (negative when `b` is before `a`), counting 30.44-day months.
+/// Whole calendar months from `a` to `b` (2025-06-15 to 2026-06-14 is 11); negative when `b`
+/// is before `a`.
 pub fn months_between(a: NaiveDate, b: NaiveDate) -> i64 {
-    ((b - a).num_days() as f64 / 30.436_875).floor() as i64
+    use chrono::Datelike;
+    let m = i64::from(b.year() - a.year()) * 12 + i64::from(b.month()) - i64::from(a.month());
+    if m > 0 && b.day() < a.day() { m - 1 } else if m < 0 && b.day() > a.day() { m + 1 } else { m }
 }
 
 #[cfg(test)]

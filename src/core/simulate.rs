@@ -395,3 +395,73 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
     }
     DemoHistory { adoptions, feedback, website_hazard: website.0, website_share_2013: website.1 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seeds;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn deterministic_labelled_and_calibrated() {
+        let (t, c) = (seeds::territory().unwrap(), seeds::catalog().unwrap());
+        let p = SimParams::new(7, d("2016-06-30"));
+        let a = simulate(&t, &c, &p);
+        let b = simulate(&t, &c, &p);
+        assert_eq!(a.adoptions, b.adoptions);
+        assert_eq!(a.feedback, b.feedback);
+        let other = simulate(&t, &c, &SimParams::new(8, d("2016-06-30")));
+        assert_ne!(a.adoptions, other.adoptions, "another seed gives another history");
+        assert!(a.adoptions.iter().all(|x| x.simulated) && a.feedback.iter().all(|f| f.simulated));
+        // M@rsoin: about 49 % of communes under 2,000 inhabitants had a website in 2013.
+        assert!((a.website_share_2013 - 0.49).abs() < 0.02, "{}", a.website_share_2013);
+        // Every adoption names a known product serving its category, and a known generation
+        // released by its start date when the product has generations.
+        for x in &a.adoptions {
+            let prod = c.product(&x.product).unwrap();
+            assert!(prod.categories.contains(&x.category));
+            if let Some(g) = &x.generation {
+                let g = prod.generation(g).unwrap();
+                assert!(g.released.is_none_or(|r| r <= x.since), "{x:?}");
+            } else {
+                assert!(prod.generations.is_empty());
+            }
+            assert!(x.until.is_none_or(|u| u >= x.since) && x.since <= p.end);
+        }
+        // Feedback points at existing adoptions, after their start, ratings in range.
+        let by_id: HashMap<u64, &Adoption> = a.adoptions.iter().map(|x| (x.id, x)).collect();
+        for f in &a.feedback {
+            let x = by_id[&f.adoption_id];
+            assert!(f.date >= x.since && (1..=5).contains(&f.reliability) && (1..=5).contains(&f.support));
+        }
+    }
+
+    #[test]
+    fn early_adopters_meet_more_incidents() {
+        let (t, c) = (seeds::territory().unwrap(), seeds::catalog().unwrap());
+        let h = simulate(&t, &c, &SimParams::new(2026, d("2026-11-29")));
+        let by_id: HashMap<u64, &Adoption> = h.adoptions.iter().map(|x| (x.id, x)).collect();
+        let (mut young, mut old) = (Vec::new(), Vec::new());
+        let mut seen = std::collections::HashSet::new();
+        for f in &h.feedback {
+            if !seen.insert(f.adoption_id) {
+                continue; // first report only
+            }
+            let a = by_id[&f.adoption_id];
+            let Some(g) = a.generation.as_ref().and_then(|g| c.product(&a.product).ok()?.generation(g)) else { continue };
+            match g.age_months(a.since) {
+                Some(m) if m < 3 => young.push(f64::from(f.incidents)),
+                Some(m) if m > 36 => old.push(f64::from(f.incidents)),
+                _ => {}
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(young.len() > 100 && old.len() > 100, "{} {}", young.len(), old.len());
+        // Model: 0.6 · (1 + 3 e^(-age/9)): about 2.2 at age 0-3 months, about 0.6 past 3 years.
+        assert!(mean(&young) > 1.5 && mean(&old) < 0.8, "{} {}", mean(&young), mean(&old));
+        assert!(h.adoptions.iter().any(|a| a.until.is_some()), "some upgrades or switches happen");
+    }
+}

@@ -36,6 +36,8 @@ pub struct Commune {
     pub lat: f64,
     /// Area in km², geodesic, from the 2018 polygons.
     pub area_km2: f64,
+    /// 2018 codes of former communes merged into this one (commune nouvelle), sorted.
+    pub former_codes: Vec<InseeCode>,
 }
 
 impl Commune {
@@ -144,6 +146,12 @@ struct MemberRow {
 }
 
 #[derive(Deserialize)]
+struct FormerRow {
+    code_2018: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
 struct EdgeRow {
     a: String,
     b: String,
@@ -164,11 +172,11 @@ fn data<T>(r: Result<T>, what: &str) -> Result<T> {
 }
 
 impl Territory {
-    /// Builds the territory from the text of the four seed CSV files (`communes.csv`,
-    /// `epcis.csv`, `epci_members.csv`, `edges.csv`, as written by the importer).
+    /// Builds the territory from the text of the seed CSV files (`communes.csv`, `epcis.csv`,
+    /// `epci_members.csv`, `edges.csv`, `former_communes.csv`, as written by the importer).
     ///
-    /// Errors: `Error::Data` when a file does not parse or an edge names an unknown commune.
-    pub fn from_csv(communes: &str, epcis: &str, members: &str, edges: &str) -> Result<Self> {
+    /// Errors: `Error::Data` when a file does not parse or a row names an unknown commune.
+    pub fn from_csv(communes: &str, epcis: &str, members: &str, edges: &str, former: &str) -> Result<Self> {
         let mut t = Territory {
             communes: Vec::new(),
             by_code: HashMap::new(),
@@ -186,7 +194,7 @@ impl Territory {
             if let Some(s) = epci {
                 t.members_in_seeds.entry(s).or_default().push(idx);
             }
-            t.communes.push(Commune { code, name: r.name, department: r.department, population: r.population, epci, lon: r.lon, lat: r.lat, area_km2: r.area_km2 });
+            t.communes.push(Commune { code, name: r.name, department: r.department, population: r.population, epci, lon: r.lon, lat: r.lat, area_km2: r.area_km2, former_codes: Vec::new() });
         }
         for r in rows::<EpciRow>("epcis.csv", epcis)? {
             let siren = data(Siren::parse(&r.siren), "epcis.csv")?;
@@ -207,6 +215,14 @@ impl Territory {
             let a = t.idx_of(&data(InseeCode::parse(&r.a), "edges.csv")?).ok_or_else(|| Error::Data(format!("edges.csv: unknown commune {}", r.a)))?;
             let b = t.idx_of(&data(InseeCode::parse(&r.b), "edges.csv")?).ok_or_else(|| Error::Data(format!("edges.csv: unknown commune {}", r.b)))?;
             t.graph.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), Edge { kind: r.kind, border_km: r.border_km, distance_km: r.distance_km });
+        }
+        for r in rows::<FormerRow>("former_communes.csv", former)? {
+            let old = data(InseeCode::parse(&r.code_2018), "former_communes.csv")?;
+            let i = t.idx_of(&data(InseeCode::parse(&r.code), "former_communes.csv")?).ok_or_else(|| Error::Data(format!("former_communes.csv: unknown commune {}", r.code)))?;
+            t.communes[i as usize].former_codes.push(old);
+        }
+        for c in &mut t.communes {
+            c.former_codes.sort();
         }
         Ok(t)
     }
@@ -338,7 +354,7 @@ pub(crate) mod tests {
         let epcis = "siren,name,type,population\n200000001,CC Un,CC,5500\n200000002,CC Deux,CC,800\n";
         let members = "epci_siren,code,name,population\n200000001,35001,A,300\n200000001,35002,B,1200\n200000001,35003,C,4000\n200000002,35004,D,800\n200000002,44001,X,900\n";
         let edges = "a,b,kind,border_km,distance_km\n35001,35002,border,3.2,3.7\n35002,35003,border,2.0,3.7\n35003,35004,border,1.5,3.7\n35004,35005,nearest,,11.9\n";
-        Territory::from_csv(communes, epcis, members, edges).unwrap()
+        Territory::from_csv(communes, epcis, members, edges, "code_2018,code,via\n").unwrap()
     }
 
     #[test]

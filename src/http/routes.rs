@@ -92,7 +92,7 @@ async fn commune(s: State, path: web::Path<String>) -> Res {
     }).collect();
     json(StatusCode::OK, &serde_json::json!({
         "code": c.code, "name": c.name, "department": c.department, "population": c.population,
-        "size_class": c.size_class(), "centroid": {"lon": c.lon, "lat": c.lat}, "area_km2": c.area_km2,
+        "size_class": c.size_class(), "former_codes": c.former_codes, "centroid": {"lon": c.lon, "lat": c.lat}, "area_km2": c.area_km2,
         "epci": epci, "neighbours": neighbours,
     }))
 }
