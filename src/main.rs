@@ -71,10 +71,29 @@ enum Command {
 
 fn main() {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))).init();
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
     let result = match Cli::parse().command {
-        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds: seeds_dir, catalog } => run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog),
-        Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
+        Command::Serve {
+            bind,
+            data_dir,
+            demo,
+            seed,
+            demo_until,
+            seeds: seeds_dir,
+            catalog,
+        } => run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog),
+        Command::Import {
+            from,
+            region,
+            out,
+            catalog,
+        } => run_import(from, region, out, catalog),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -82,9 +101,23 @@ fn main() {
     }
 }
 
-fn run_serve(bind: String, data_dir: PathBuf, demo: bool, seed: u64, demo_until: Option<NaiveDate>, seeds_dir: Option<PathBuf>, catalog_dir: Option<PathBuf>) -> Result<(), Error> {
-    let territory = match &seeds_dir { Some(d) => seeds::territory_from_dir(d)?, None => seeds::territory()? };
-    let catalog = match &catalog_dir { Some(d) => seeds::catalog_from_dir(d)?, None => seeds::catalog()? };
+fn run_serve(
+    bind: String,
+    data_dir: PathBuf,
+    demo: bool,
+    seed: u64,
+    demo_until: Option<NaiveDate>,
+    seeds_dir: Option<PathBuf>,
+    catalog_dir: Option<PathBuf>,
+) -> Result<(), Error> {
+    let territory = match &seeds_dir {
+        Some(d) => seeds::territory_from_dir(d)?,
+        None => seeds::territory()?,
+    };
+    let catalog = match &catalog_dir {
+        Some(d) => seeds::catalog_from_dir(d)?,
+        None => seeds::catalog()?,
+    };
     let store = Store::open(&data_dir)?;
     if store.catalog_version()?.as_deref() != Some(catalog.version.as_str()) {
         tracing::info!(version = %catalog.version, "catalogue version recorded");
@@ -95,7 +128,12 @@ fn run_serve(bind: String, data_dir: PathBuf, demo: bool, seed: u64, demo_until:
         tracing::info!(seed, %end, "simulating the demo history (simulated data, not real opinions)");
         let h = simulate(&territory, &catalog, &SimParams::new(seed, end));
         let info = store.load_demo(&h, seed, end)?;
-        tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
+        tracing::info!(
+            adoptions = info.adoptions,
+            feedback = info.feedback,
+            website_share_2013 = h.website_share_2013,
+            "demo history loaded"
+        );
     } else if demo {
         tracing::info!("store not empty: demo history not loaded again");
     }
@@ -108,7 +146,11 @@ fn run_serve(bind: String, data_dir: PathBuf, demo: bool, seed: u64, demo_until:
 }
 
 fn run_import(from: PathBuf, region: String, out: PathBuf, catalog: PathBuf) -> Result<(), Error> {
-    let scope = if region == "all" { Scope::All } else { Scope::Region(region) };
+    let scope = if region == "all" {
+        Scope::All
+    } else {
+        Scope::Region(region)
+    };
     let opts = ImportOptions::new(from, scope, out.clone(), Some(catalog));
     let report = import::run(&opts, &mut |step, done, total| {
         if done == total {
@@ -117,7 +159,12 @@ fn run_import(from: PathBuf, region: String, out: PathBuf, catalog: PathBuf) -> 
     })?;
     println!(
         "{} communes, {} EPCI, {} border edges, {} nearest edges, {} unmapped codes; report in {}",
-        report.communes, report.epcis, report.border_edges, report.nearest_edges, report.unmapped.len(), out.join("IMPORT_REPORT.md").display()
+        report.communes,
+        report.epcis,
+        report.border_edges,
+        report.nearest_edges,
+        report.unmapped.len(),
+        out.join("IMPORT_REPORT.md").display()
     );
     Ok(())
 }

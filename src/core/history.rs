@@ -100,9 +100,15 @@ pub const MIN_DATE: (i32, u32, u32) = (1980, 1, 1);
 
 fn check_date(what: &str, d: NaiveDate, today: NaiveDate, future_ok: bool) -> Result<()> {
     let min = NaiveDate::from_ymd_opt(MIN_DATE.0, MIN_DATE.1, MIN_DATE.2).unwrap_or(NaiveDate::MIN);
-    let max = if future_ok { today + chrono::Days::new(366 * 30) } else { today + chrono::Days::new(1) };
+    let max = if future_ok {
+        today + chrono::Days::new(366 * 30)
+    } else {
+        today + chrono::Days::new(1)
+    };
     if d < min || d > max {
-        return Err(Error::Invalid(format!("{what} {d} is out of range ({min} to {max})")));
+        return Err(Error::Invalid(format!(
+            "{what} {d} is out of range ({min} to {max})"
+        )));
     }
     Ok(())
 }
@@ -115,14 +121,28 @@ impl NewAdoption {
         let p = catalog.product(&self.product)?;
         if !p.categories.contains(&self.category) {
             let cats: Vec<&str> = p.categories.iter().map(Slug::as_str).collect();
-            return Err(Error::Invalid(format!("product {} does not serve category {} (it serves: {})", p.id, self.category, cats.join(", "))));
+            return Err(Error::Invalid(format!(
+                "product {} does not serve category {} (it serves: {})",
+                p.id,
+                self.category,
+                cats.join(", ")
+            )));
         }
         match &self.generation {
             Some(g) if !p.generations.is_empty() && p.generation(g).is_none() => {
                 let known: Vec<&str> = p.generations.iter().map(|g| g.id.as_str()).collect();
-                return Err(Error::Invalid(format!("product {} has no generation '{g}' (known: {})", p.id, known.join(", "))));
+                return Err(Error::Invalid(format!(
+                    "product {} has no generation '{g}' (known: {})",
+                    p.id,
+                    known.join(", ")
+                )));
             }
-            None if !p.generations.is_empty() => return Err(Error::Invalid(format!("product {} needs a generation", p.id))),
+            None if !p.generations.is_empty() => {
+                return Err(Error::Invalid(format!(
+                    "product {} needs a generation",
+                    p.id
+                )));
+            }
             _ => {}
         }
         check_date("since", self.since, today, false)?;
@@ -143,7 +163,18 @@ impl NewAdoption {
 
     /// The adoption with its id.
     pub fn with_id(self, id: u64, simulated: bool) -> Adoption {
-        Adoption { id, commune: self.commune, category: self.category, product: self.product, generation: self.generation, since: self.since, until: self.until, contract_end: self.contract_end, workstations: self.workstations, simulated }
+        Adoption {
+            id,
+            commune: self.commune,
+            category: self.category,
+            product: self.product,
+            generation: self.generation,
+            since: self.since,
+            until: self.until,
+            contract_end: self.contract_end,
+            workstations: self.workstations,
+            simulated,
+        }
     }
 }
 
@@ -173,10 +204,16 @@ impl NewFeedback {
     /// Errors: `Invalid`.
     pub fn validate(&self, adoption: &Adoption, today: NaiveDate) -> Result<()> {
         if !(1..=5).contains(&self.reliability) {
-            return Err(Error::Invalid(format!("reliability must be 1 to 5, got {}", self.reliability)));
+            return Err(Error::Invalid(format!(
+                "reliability must be 1 to 5, got {}",
+                self.reliability
+            )));
         }
         if !(1..=5).contains(&self.support) {
-            return Err(Error::Invalid(format!("support must be 1 to 5, got {}", self.support)));
+            return Err(Error::Invalid(format!(
+                "support must be 1 to 5, got {}",
+                self.support
+            )));
         }
         if self.incidents > 100_000 {
             return Err(Error::Invalid("incidents must be at most 100000".into()));
@@ -184,19 +221,38 @@ impl NewFeedback {
         if !self.downtime_hours.is_finite() || !(0.0..=8784.0).contains(&self.downtime_hours) {
             return Err(Error::Invalid("downtime_hours must be 0 to 8784".into()));
         }
-        if self.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
-            return Err(Error::Invalid(format!("comment must be at most {MAX_COMMENT_CHARS} characters")));
+        if self
+            .comment
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+        {
+            return Err(Error::Invalid(format!(
+                "comment must be at most {MAX_COMMENT_CHARS} characters"
+            )));
         }
         check_date("date", self.date, today, false)?;
         if self.date < adoption.since {
-            return Err(Error::Invalid(format!("feedback date {} is before the adoption started ({})", self.date, adoption.since)));
+            return Err(Error::Invalid(format!(
+                "feedback date {} is before the adoption started ({})",
+                self.date, adoption.since
+            )));
         }
         Ok(())
     }
 
     /// The feedback with its id.
     pub fn with_id(self, id: u64, adoption_id: u64, simulated: bool) -> Feedback {
-        Feedback { id, adoption_id, date: self.date, reliability: self.reliability, incidents: self.incidents, downtime_hours: self.downtime_hours, support: self.support, comment: self.comment, simulated }
+        Feedback {
+            id,
+            adoption_id,
+            date: self.date,
+            reliability: self.reliability,
+            incidents: self.incidents,
+            downtime_hours: self.downtime_hours,
+            support: self.support,
+            comment: self.comment,
+            simulated,
+        }
     }
 }
 
@@ -262,13 +318,22 @@ impl History {
     }
 
     /// A commune's adoptions in a category that are in service on `date`.
-    pub fn active<'a>(&'a self, code: &InseeCode, category: &'a Slug, date: NaiveDate) -> impl Iterator<Item = &'a Adoption> + 'a {
-        self.of_commune(code).filter(move |a| &a.category == category && a.active_on(date))
+    pub fn active<'a>(
+        &'a self,
+        code: &InseeCode,
+        category: &'a Slug,
+        date: NaiveDate,
+    ) -> impl Iterator<Item = &'a Adoption> + 'a {
+        self.of_commune(code)
+            .filter(move |a| &a.category == category && a.active_on(date))
     }
 
     /// Feedback on an adoption, in insertion order.
     pub fn feedback(&self, adoption_id: u64) -> &[Feedback] {
-        self.feedback.get(&adoption_id).map(Vec::as_slice).unwrap_or(&[])
+        self.feedback
+            .get(&adoption_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Number of feedback records.

@@ -43,7 +43,12 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { hops: 2, limit: 5, prior_weight: 3.0, young_months: 12 }
+        Params {
+            hops: 2,
+            limit: 5,
+            prior_weight: 3.0,
+            young_months: 12,
+        }
     }
 }
 
@@ -51,10 +56,16 @@ impl Params {
     /// Checks the bounds. Errors: `Error::Invalid` naming the parameter.
     pub fn validate(&self) -> Result<()> {
         if !(1..=6).contains(&self.hops) {
-            return Err(Error::Invalid(format!("hops must be 1 to 6, got {}", self.hops)));
+            return Err(Error::Invalid(format!(
+                "hops must be 1 to 6, got {}",
+                self.hops
+            )));
         }
         if !(1..=50).contains(&self.limit) {
-            return Err(Error::Invalid(format!("limit must be 1 to 50, got {}", self.limit)));
+            return Err(Error::Invalid(format!(
+                "limit must be 1 to 50, got {}",
+                self.limit
+            )));
         }
         Ok(())
     }
@@ -244,7 +255,11 @@ type Key = (Slug, Option<GenerationId>);
 /// Mean reliability of all feedback in a category given on or before `today` (3.0 if none).
 pub fn category_prior(history: &History, category: &Slug, today: NaiveDate) -> f64 {
     let (mut s, mut n) = (0.0, 0u32);
-    for a in history.adoptions().iter().filter(|a| &a.category == category) {
+    for a in history
+        .adoptions()
+        .iter()
+        .filter(|a| &a.category == category)
+    {
         for f in history.feedback(a.id).iter().filter(|f| f.date <= today) {
             s += f64::from(f.reliability);
             n += 1;
@@ -264,13 +279,23 @@ fn fr(x: f64, d: usize) -> String {
 
 /// Scores every generation in service in `reach` for `category`, leaving out `skip` and what is
 /// past end of support. Returns (ranked items, excluded). Used by [`recommend`] and by pooling.
-pub fn score_candidates(ctx: &Ctx, reach: &[Reach], origin: Option<CommuneIdx>, category: &Slug, skip: &HashSet<Key>, params: &Params) -> (Vec<Recommendation>, Vec<Excluded>) {
+pub fn score_candidates(
+    ctx: &Ctx,
+    reach: &[Reach],
+    origin: Option<CommuneIdx>,
+    category: &Slug,
+    skip: &HashSet<Key>,
+    params: &Params,
+) -> (Vec<Recommendation>, Vec<Excluded>) {
     let prior = category_prior(ctx.history, category, ctx.today);
     let mut groups: BTreeMap<Key, Vec<(Reach, u64)>> = BTreeMap::new();
     for r in reach {
         let code = ctx.territory.commune(r.idx).code;
         for a in ctx.history.active(&code, category, ctx.today) {
-            groups.entry((a.product.clone(), a.generation.clone())).or_default().push((*r, a.id));
+            groups
+                .entry((a.product.clone(), a.generation.clone()))
+                .or_default()
+                .push((*r, a.id));
         }
     }
     let mut items = Vec::new();
@@ -279,14 +304,20 @@ pub fn score_candidates(ctx: &Ctx, reach: &[Reach], origin: Option<CommuneIdx>, 
         if skip.contains(&key) {
             continue;
         }
-        let Some((product, generation)) = gen_of(ctx.catalog, &key) else { continue };
+        let Some((product, generation)) = gen_of(ctx.catalog, &key) else {
+            continue;
+        };
         let support = generation.map(|g| g.support(ctx.today));
         if let Some(s) = support.filter(Support::is_ended) {
             let why = match s {
                 Support::Ended(d) => format!("fin de support le {d}"),
                 _ => "fin de support (date non publiée)".to_string(),
             };
-            excluded.push(Excluded { product: key.0.clone(), generation: key.1.clone(), why });
+            excluded.push(Excluded {
+                product: key.0.clone(),
+                generation: key.1.clone(),
+                why,
+            });
             continue;
         }
         let (mut sw, mut swn, mut swnr, mut swm) = (0.0, 0.0, 0.0, 0.0);
@@ -305,7 +336,9 @@ pub fn score_candidates(ctx: &Ctx, reach: &[Reach], origin: Option<CommuneIdx>, 
                 name: c.name.clone(),
                 hops: r.hops,
                 same_epci: r.same_epci,
-                distance_km: origin.map_or(0.0, |o| (ctx.territory.distance_km(o, r.idx) * 10.0).round() / 10.0),
+                distance_km: origin.map_or(0.0, |o| {
+                    (ctx.territory.distance_km(o, r.idx) * 10.0).round() / 10.0
+                }),
                 months_in_service: months,
                 mean_rating: (rt.n > 0).then(|| (rt.mean_reliability * 100.0).round() / 100.0),
                 n_ratings: rt.n,
@@ -316,7 +349,11 @@ pub fn score_candidates(ctx: &Ctx, reach: &[Reach], origin: Option<CommuneIdx>, 
         let reliability = ((rel_est - 1.0) / 4.0).clamp(0.0, 1.0);
         let mean_months = swm / sw;
         let mut maturity = mean_months / (mean_months + 24.0);
-        let mut status = if mean_months < params.young_months as f64 { Status::Young } else { Status::Proven };
+        let mut status = if mean_months < params.young_months as f64 {
+            Status::Young
+        } else {
+            Status::Proven
+        };
         let mut notes = Vec::new();
         if let Some(Support::EndsSoon(d)) = support {
             maturity *= 0.5;
@@ -325,23 +362,44 @@ pub fn score_candidates(ctx: &Ctx, reach: &[Reach], origin: Option<CommuneIdx>, 
         }
         if let Some(g) = generation {
             let newest = product.newest_by(ctx.today).is_some_and(|n| n.id == g.id);
-            let young = g.age_months(ctx.today).is_some_and(|m| m < params.young_months) || mean_months < params.young_months as f64;
-            let older_ok = product.previous(g).is_some_and(|p| !p.support(ctx.today).is_ended());
+            let young = g
+                .age_months(ctx.today)
+                .is_some_and(|m| m < params.young_months)
+                || mean_months < params.young_months as f64;
+            let older_ok = product
+                .previous(g)
+                .is_some_and(|p| !p.support(ctx.today).is_ended());
             if newest && young && older_ok {
                 maturity *= 0.5;
                 status = Status::NewestNotYetProven;
-                notes.push("génération la plus récente, pas encore éprouvée : la précédente est préférée".to_string());
+                notes.push(
+                    "génération la plus récente, pas encore éprouvée : la précédente est préférée"
+                        .to_string(),
+                );
             }
         }
         let proximity = 1.0 - (-sw).exp();
         let score = 0.45 * reliability + 0.30 * maturity + 0.25 * proximity;
-        evidence.sort_by(|a, b| a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)).then(b.months_in_service.cmp(&a.months_in_service)).then(a.code.cmp(&b.code)));
+        evidence.sort_by(|a, b| {
+            a.hops
+                .unwrap_or(u32::MAX)
+                .cmp(&b.hops.unwrap_or(u32::MAX))
+                .then(b.months_in_service.cmp(&a.months_in_service))
+                .then(a.code.cmp(&b.code))
+        });
         let n = evidence.len();
         let max_hops = evidence.iter().filter_map(|e| e.hops).max();
         let mut reason = format!(
             "En service dans {n} commune{} {} depuis {} mois en moyenne ; fiabilité estimée {}/5",
             if n > 1 { "s" } else { "" },
-            match max_hops { Some(h) => format!("voisine{} (jusqu'à {h} saut{})", if n > 1 { "s" } else { "" }, if h > 1 { "s" } else { "" }), None => "proche".into() },
+            match max_hops {
+                Some(h) => format!(
+                    "voisine{} (jusqu'à {h} saut{})",
+                    if n > 1 { "s" } else { "" },
+                    if h > 1 { "s" } else { "" }
+                ),
+                None => "proche".into(),
+            },
             fr(mean_months, 0),
             fr(rel_est, 1)
         );
@@ -355,9 +413,15 @@ pub fn score_candidates(ctx: &Ctx, reach: &[Reach], origin: Option<CommuneIdx>, 
             product: key.0.clone(),
             product_name: product.name.clone(),
             generation: key.1.clone(),
-            generation_label: generation.map(|g| g.label.clone()).or_else(|| key.1.as_ref().map(|g| g.to_string())),
+            generation_label: generation
+                .map(|g| g.label.clone())
+                .or_else(|| key.1.as_ref().map(|g| g.to_string())),
             score: (score * 1000.0).round() / 1000.0,
-            parts: ScoreParts { proximity: round3(proximity), reliability: round3(reliability), maturity: round3(maturity) },
+            parts: ScoreParts {
+                proximity: round3(proximity),
+                reliability: round3(reliability),
+                maturity: round3(maturity),
+            },
             reliability_estimate: (rel_est * 100.0).round() / 100.0,
             status,
             support,
@@ -367,7 +431,13 @@ pub fn score_candidates(ctx: &Ctx, reach: &[Reach], origin: Option<CommuneIdx>, 
             reason,
         });
     }
-    items.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.adopters.cmp(&a.adopters)).then(a.product.cmp(&b.product)).then(a.generation.cmp(&b.generation)));
+    items.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.adopters.cmp(&a.adopters))
+            .then(a.product.cmp(&b.product))
+            .then(a.generation.cmp(&b.generation))
+    });
     (items, excluded)
 }
 
@@ -389,12 +459,22 @@ fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, hops: u32) -> Vec<Reach>
     };
     for n in t.within_hops(idx, radius) {
         seen.insert(n.idx, out.len());
-        out.push(Reach { idx: n.idx, hops: Some(n.hops), weight: weight(n.hops), same_epci: same_epci(n.idx) });
+        out.push(Reach {
+            idx: n.idx,
+            hops: Some(n.hops),
+            weight: weight(n.hops),
+            same_epci: same_epci(n.idx),
+        });
     }
     let mut add = |j: CommuneIdx, w: f64| {
         if j != idx && !seen.contains_key(&j) {
             seen.insert(j, out.len());
-            out.push(Reach { idx: j, hops: None, weight: w, same_epci: same_epci(j) });
+            out.push(Reach {
+                idx: j,
+                hops: None,
+                weight: w,
+                same_epci: same_epci(j),
+            });
         }
     };
     if let Some(s) = &c.epci {
@@ -422,24 +502,44 @@ fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, hops: u32) -> Vec<Reach>
 
 /// Recommends generations for `commune` in `category`. Errors: `NotFound` for an unknown
 /// commune or category, `Invalid` for parameters out of bounds.
-pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Params) -> Result<Answer> {
+pub fn recommend(
+    ctx: &Ctx,
+    commune: &InseeCode,
+    category: &Slug,
+    params: &Params,
+) -> Result<Answer> {
     params.validate()?;
     let idx = ctx.territory.find(commune)?;
     ctx.catalog.category(category)?;
-    let current: Vec<CurrentUse> = ctx.history.active(commune, category, ctx.today).map(|a| CurrentUse {
-        adoption_id: a.id,
-        product: a.product.clone(),
-        generation: a.generation.clone(),
-        since: a.since,
-        support: gen_of(ctx.catalog, &(a.product.clone(), a.generation.clone())).and_then(|(_, g)| g).map(|g| g.support(ctx.today)),
-    }).collect();
-    let skip: HashSet<Key> = current.iter().map(|c| (c.product.clone(), c.generation.clone())).collect();
+    let current: Vec<CurrentUse> = ctx
+        .history
+        .active(commune, category, ctx.today)
+        .map(|a| CurrentUse {
+            adoption_id: a.id,
+            product: a.product.clone(),
+            generation: a.generation.clone(),
+            since: a.since,
+            support: gen_of(ctx.catalog, &(a.product.clone(), a.generation.clone()))
+                .and_then(|(_, g)| g)
+                .map(|g| g.support(ctx.today)),
+        })
+        .collect();
+    let skip: HashSet<Key> = current
+        .iter()
+        .map(|c| (c.product.clone(), c.generation.clone()))
+        .collect();
     let isolated = !ctx.territory.has_border_neighbour(idx);
-    let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::Territory];
+    let steps = [
+        Step::Neighbours,
+        Step::WiderNeighbours,
+        Step::Department,
+        Step::Territory,
+    ];
     let mut last = None;
     for step in steps {
         let reach = reach_at(ctx.territory, idx, step, params.hops);
-        let (mut items, excluded) = score_candidates(ctx, &reach, Some(idx), category, &skip, params);
+        let (mut items, excluded) =
+            score_candidates(ctx, &reach, Some(idx), category, &skip, params);
         let found = !items.is_empty();
         if found || step == Step::Territory {
             items.truncate(params.limit);
@@ -456,7 +556,21 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
                 Step::WiderNeighbours => Some(params.hops + 2),
                 _ => None,
             };
-            return Ok(Answer { commune: *commune, category: category.clone(), as_of: ctx.today, scope: Scope { step, hops, isolated, communes_considered: reach.len(), note }, current, items, excluded });
+            return Ok(Answer {
+                commune: *commune,
+                category: category.clone(),
+                as_of: ctx.today,
+                scope: Scope {
+                    step,
+                    hops,
+                    isolated,
+                    communes_considered: reach.len(),
+                    note,
+                },
+                current,
+                items,
+                excluded,
+            });
         }
         last = Some(excluded);
     }
@@ -474,7 +588,15 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
-    fn adopt(h: &mut History, id: u64, code: &str, product: &str, generation: Option<&str>, since: &str, ratings: &[u8]) {
+    fn adopt(
+        h: &mut History,
+        id: u64,
+        code: &str,
+        product: &str,
+        generation: Option<&str>,
+        since: &str,
+        ratings: &[u8],
+    ) {
         h.add_adoption(Adoption {
             id,
             commune: InseeCode::parse(code).unwrap(),
@@ -488,7 +610,17 @@ mod tests {
             simulated: false,
         });
         for (k, r) in ratings.iter().enumerate() {
-            h.add_feedback(Feedback { id: id * 100 + k as u64, adoption_id: id, date: d(since) + chrono::Days::new(30 * (k as u64 + 1)), reliability: *r, incidents: 0, downtime_hours: 0.0, support: 4, comment: None, simulated: false });
+            h.add_feedback(Feedback {
+                id: id * 100 + k as u64,
+                adoption_id: id,
+                date: d(since) + chrono::Days::new(30 * (k as u64 + 1)),
+                reliability: *r,
+                incidents: 0,
+                downtime_hours: 0.0,
+                support: 4,
+                comment: None,
+                simulated: false,
+            });
         }
     }
 
@@ -497,13 +629,51 @@ mod tests {
         let (t, c) = (small_territory(), small_catalog());
         let mut h = History::default();
         // B (1 hop from A) runs cms 2 since 2019, C (2 hops) runs the young cms 3, D runs cms 1 (ended).
-        adopt(&mut h, 1, "35002", "cms", Some("2"), "2019-01-01", &[4, 4, 4]);
-        adopt(&mut h, 2, "35003", "cms", Some("3"), "2025-07-01", &[4, 4, 4]);
+        adopt(
+            &mut h,
+            1,
+            "35002",
+            "cms",
+            Some("2"),
+            "2019-01-01",
+            &[4, 4, 4],
+        );
+        adopt(
+            &mut h,
+            2,
+            "35003",
+            "cms",
+            Some("3"),
+            "2025-07-01",
+            &[4, 4, 4],
+        );
         adopt(&mut h, 3, "35004", "cms", Some("1"), "2011-01-01", &[5, 5]);
-        let ctx = Ctx { territory: &t, catalog: &c, history: &h, today: d("2026-01-01") };
-        let a = recommend(&ctx, &InseeCode::parse("35001").unwrap(), &Slug::parse("site-web").unwrap(), &Params { hops: 3, ..Params::default() }).unwrap();
-        let ids: Vec<_> = a.items.iter().map(|i| i.generation.as_ref().unwrap().as_str()).collect();
-        assert_eq!(ids, vec!["2", "3"], "the proven generation before the young newest one");
+        let ctx = Ctx {
+            territory: &t,
+            catalog: &c,
+            history: &h,
+            today: d("2026-01-01"),
+        };
+        let a = recommend(
+            &ctx,
+            &InseeCode::parse("35001").unwrap(),
+            &Slug::parse("site-web").unwrap(),
+            &Params {
+                hops: 3,
+                ..Params::default()
+            },
+        )
+        .unwrap();
+        let ids: Vec<_> = a
+            .items
+            .iter()
+            .map(|i| i.generation.as_ref().unwrap().as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            vec!["2", "3"],
+            "the proven generation before the young newest one"
+        );
         assert_eq!(a.items[1].status, Status::NewestNotYetProven);
         assert_eq!(a.excluded.len(), 1);
         assert!(a.excluded[0].why.contains("2018-01-01"));
@@ -514,8 +684,13 @@ mod tests {
         assert_eq!(it.mean_months_in_service, 84.0);
         let rel = (3.0 * 4.0 + 3.0 * 4.25) / 6.0;
         assert!((it.reliability_estimate - (rel * 100.0f64).round() / 100.0).abs() < 1e-9);
-        let expect = 0.45 * (rel - 1.0) / 4.0 + 0.30 * 84.0 / 108.0 + 0.25 * (1.0 - (-1.0f64).exp());
-        assert!((it.score - (expect * 1000.0).round() / 1000.0).abs() < 1e-9, "{} vs {expect}", it.score);
+        let expect =
+            0.45 * (rel - 1.0) / 4.0 + 0.30 * 84.0 / 108.0 + 0.25 * (1.0 - (-1.0f64).exp());
+        assert!(
+            (it.score - (expect * 1000.0).round() / 1000.0).abs() < 1e-9,
+            "{} vs {expect}",
+            it.score
+        );
     }
 
     #[test]
@@ -523,13 +698,40 @@ mod tests {
         let (t, c) = (small_territory(), small_catalog());
         let mut h = History::default();
         adopt(&mut h, 1, "35002", "spip", None, "2015-01-01", &[5]);
-        adopt(&mut h, 2, "35002", "cms", Some("2"), "2015-01-01", &[2, 2, 2, 2, 2, 2]);
-        let ctx = Ctx { territory: &t, catalog: &c, history: &h, today: d("2026-01-01") };
-        let a = recommend(&ctx, &InseeCode::parse("35001").unwrap(), &Slug::parse("site-web").unwrap(), &Params::default()).unwrap();
-        let spip = a.items.iter().find(|i| i.product.as_str() == "spip").unwrap();
+        adopt(
+            &mut h,
+            2,
+            "35002",
+            "cms",
+            Some("2"),
+            "2015-01-01",
+            &[2, 2, 2, 2, 2, 2],
+        );
+        let ctx = Ctx {
+            territory: &t,
+            catalog: &c,
+            history: &h,
+            today: d("2026-01-01"),
+        };
+        let a = recommend(
+            &ctx,
+            &InseeCode::parse("35001").unwrap(),
+            &Slug::parse("site-web").unwrap(),
+            &Params::default(),
+        )
+        .unwrap();
+        let spip = a
+            .items
+            .iter()
+            .find(|i| i.product.as_str() == "spip")
+            .unwrap();
         // prior = (5 + 12) / 7; one rating of 5 is pulled strongly toward it.
         let prior = 17.0 / 7.0;
-        assert!((spip.reliability_estimate - ((5.0 + 3.0 * prior) / 4.0 * 100.0f64).round() / 100.0).abs() < 1e-9);
+        assert!(
+            (spip.reliability_estimate - ((5.0 + 3.0 * prior) / 4.0 * 100.0f64).round() / 100.0)
+                .abs()
+                < 1e-9
+        );
         assert!(spip.reliability_estimate < 4.0);
     }
 
@@ -539,22 +741,58 @@ mod tests {
         let mut h = History::default();
         adopt(&mut h, 1, "35001", "cms", Some("2"), "2019-01-01", &[4]);
         adopt(&mut h, 2, "35005", "spip", None, "2019-01-01", &[4]);
-        let ctx = Ctx { territory: &t, catalog: &c, history: &h, today: d("2026-01-01") };
+        let ctx = Ctx {
+            territory: &t,
+            catalog: &c,
+            history: &h,
+            today: d("2026-01-01"),
+        };
         // E (35005) is an island linked to D only; nothing within 2 hops (D, C); A is 4 hops away.
-        let a = recommend(&ctx, &InseeCode::parse("35005").unwrap(), &Slug::parse("site-web").unwrap(), &Params::default()).unwrap();
+        let a = recommend(
+            &ctx,
+            &InseeCode::parse("35005").unwrap(),
+            &Slug::parse("site-web").unwrap(),
+            &Params::default(),
+        )
+        .unwrap();
         assert!(a.scope.isolated);
         assert_eq!(a.scope.step, Step::WiderNeighbours);
         assert_eq!(a.items.len(), 1);
         assert_eq!(a.items[0].product.as_str(), "cms");
         assert_eq!(a.items[0].evidence[0].hops, Some(4));
-        assert_eq!(a.current.len(), 1, "spip is what E runs, not recommended back");
+        assert_eq!(
+            a.current.len(),
+            1,
+            "spip is what E runs, not recommended back"
+        );
     }
 
     #[test]
     fn bounds() {
-        assert!(Params { hops: 0, ..Params::default() }.validate().is_err());
-        assert!(Params { hops: 7, ..Params::default() }.validate().is_err());
-        assert!(Params { limit: 51, ..Params::default() }.validate().is_err());
+        assert!(
+            Params {
+                hops: 0,
+                ..Params::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Params {
+                hops: 7,
+                ..Params::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Params {
+                limit: 51,
+                ..Params::default()
+            }
+            .validate()
+            .is_err()
+        );
         assert!(Params::default().validate().is_ok());
     }
 }

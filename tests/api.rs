@@ -1,0 +1,559 @@
+//! The HTTP API end to end: a real server on port 0, a real HTTP client.
+
+mod common;
+
+use common::{spawn, today};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn get(app: &common::TestApp, path: &str) -> (StatusCode, Value) {
+    let r = app.client.get(app.url(path)).send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap())
+}
+
+async fn post(app: &common::TestApp, path: &str, body: &Value) -> (StatusCode, Value) {
+    let r = app
+        .client
+        .post(app.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap())
+}
+
+/// Asserts an RFC 9457 problem with the given status and code.
+async fn problem(r: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], status);
+    assert_eq!(v["code"], code);
+    assert_eq!(v["type"], format!("/problems/{code}"));
+    assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    v
+}
+
+#[tokio::test]
+async fn health_and_commune() {
+    let app = spawn(false).await;
+    let (s, h) = get(&app, "/health").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (
+            h["communes"].as_u64(),
+            h["epcis"].as_u64(),
+            h["adoptions"].as_u64()
+        ),
+        (Some(1202), Some(61), Some(0))
+    );
+
+    let (s, c) = get(&app, "/api/v1/communes/35238").await;
+    assert_eq!(s, 200);
+    assert_eq!(c["name"], "Rennes");
+    assert_eq!(c["epci"]["siren"], "243500139");
+    assert_eq!(c["epci"]["name"], "Rennes Métropole");
+    let n = c["neighbours"].as_array().unwrap();
+    assert_eq!(n.len(), 10);
+    let cesson = n.iter().find(|x| x["code"] == "35051").unwrap();
+    assert_eq!(cesson["name"], "Cesson-Sévigné");
+    assert_eq!(cesson["kind"], "border");
+    assert!(cesson["border_km"].as_f64().unwrap() > 7.0);
+    assert!(cesson["distance_km"].as_f64().unwrap() > 6.0);
+
+    let (_, o) = get(&app, "/api/v1/communes/29155").await;
+    assert!(o["epci"].is_null());
+    assert!(
+        o["neighbours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["kind"] == "nearest" && x["border_km"].is_null())
+    );
+
+    let (s, n2) = get(&app, "/api/v1/communes/35238/neighbours?hops=2").await;
+    assert_eq!(s, 200);
+    assert!(n2["count"].as_u64().unwrap() > 10);
+    assert!(
+        n2["neighbours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["hops"].as_u64().unwrap() <= 2)
+    );
+    let (_, p) = get(&app, "/api/v1/communes/56173").await;
+    assert!(
+        p["former_codes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("56016"))
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_problem() {
+    let app = spawn(false).await;
+    let c = &app.client;
+    problem(
+        c.get(app.url("/api/v1/communes/3523"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/communes/99999"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/communes/35238/neighbours?hops=0"))
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/communes/35238/neighbours?hops=abc"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/communes/35238/recommendations"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/communes/35238/recommendations?category=nope"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/communes/35238/recommendations?category=site-web&limit=500"))
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/epcis/12345")).send().await.unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/epcis/200000000/pooled-purchases"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    problem(
+        c.get(app.url("/api/v1/catalog/products?category=zzz"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    problem(
+        c.get(app.url("/nowhere")).send().await.unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+
+    let adoptions = app.url("/api/v1/communes/35238/adoptions");
+    let ok = json!({"product": "libreoffice", "generation": "24.8", "since": "2025-01-10"});
+    // Malformed JSON, unknown field, wrong type, wrong content type, too large.
+    problem(
+        c.post(&adoptions)
+            .header("content-type", "application/json")
+            .body("{\"product\":")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
+    problem(c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2025-01-10", "x": 1})).send().await.unwrap(), 400, "malformed-input").await;
+    problem(
+        c.post(&adoptions)
+            .json(&json!({"product": 3, "since": "2025-01-10"}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
+    problem(
+        c.post(&adoptions)
+            .header("content-type", "text/plain")
+            .body(ok.to_string())
+            .send()
+            .await
+            .unwrap(),
+        415,
+        "unsupported-media-type",
+    )
+    .await;
+    problem(
+        c.post(&adoptions)
+            .header("content-type", "application/json")
+            .body(format!("{{\"product\":\"{}\"}}", "a".repeat(20_000)))
+            .send()
+            .await
+            .unwrap(),
+        413,
+        "payload-too-large",
+    )
+    .await;
+    // Unknown product 404; unknown generation, wrong category, future date, until < since 422.
+    problem(
+        c.post(&adoptions)
+            .json(&json!({"product": "nope", "since": "2025-01-10"}))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    problem(
+        c.post(&adoptions)
+            .json(&json!({"product": "libreoffice", "generation": "99.9", "since": "2025-01-10"}))
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "category": "paie-rh", "since": "2025-01-10"})).send().await.unwrap(), 422, "invalid-value").await;
+    problem(
+        c.post(&adoptions)
+            .json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2031-01-10"}))
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2025-01-10", "until": "2024-01-01"})).send().await.unwrap(), 422, "invalid-value").await;
+    problem(
+        c.post(app.url("/api/v1/communes/99999/adoptions"))
+            .json(&ok)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    // Nothing was written by any of these.
+    let (_, h) = get(&app, "/health").await;
+    assert_eq!(h["adoptions"], 0);
+}
+
+#[tokio::test]
+async fn adoption_feedback_and_recommendation() {
+    let app = spawn(false).await;
+    // Cesson-Sévigné runs Windows 11 25H2 and rates it; Rennes asks for poste-de-travail.
+    let (s, a) = post(
+        &app,
+        "/api/v1/communes/35051/adoptions",
+        &json!({"product": "windows", "generation": "11-25h2-w", "since": "2025-10-01"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{a}");
+    assert_eq!(
+        a["category"], "poste-de-travail",
+        "the product's main category by default"
+    );
+    assert_eq!(a["simulated"], false);
+    let id = a["id"].as_u64().unwrap();
+    let fb = format!("/api/v1/communes/35051/adoptions/{id}/feedback");
+    for r in [5, 4, 5] {
+        let (s, f) = post(&app, &fb, &json!({"reliability": r, "incidents": 0, "downtime_hours": 0.5, "support": 4, "comment": "RAS", "date": "2026-06-01"})).await;
+        assert_eq!(s, 201, "{f}");
+        assert_eq!(f["has_comment"], true);
+        assert!(f.get("comment").is_none(), "comments are not public");
+    }
+    let c = &app.client;
+    problem(
+        c.post(app.url(&fb))
+            .json(&json!({"reliability": 7, "incidents": 0, "downtime_hours": 0, "support": 4}))
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(
+        c.post(app.url(&fb))
+            .json(&json!({"reliability": 3, "incidents": -1, "downtime_hours": 0, "support": 4}))
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(c.post(app.url(&fb)).json(&json!({"reliability": 3, "incidents": 0, "downtime_hours": 0, "support": 4, "date": "2020-01-01"})).send().await.unwrap(), 422, "invalid-value").await;
+    // Another commune cannot attach feedback to this adoption.
+    problem(
+        c.post(app.url(&format!("/api/v1/communes/35238/adoptions/{id}/feedback")))
+            .json(&json!({"reliability": 1, "incidents": 9, "downtime_hours": 0, "support": 1}))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    problem(
+        c.post(app.url("/api/v1/communes/35051/adoptions/abc/feedback"))
+            .json(&json!({"reliability": 1, "incidents": 9, "downtime_hours": 0, "support": 1}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
+
+    let (s, list) = get(&app, "/api/v1/communes/35051/adoptions").await;
+    assert_eq!(s, 200);
+    assert_eq!(list["count"], 1);
+    let r = &list["adoptions"][0]["ratings"];
+    assert_eq!(
+        (r["n"].as_u64(), r["mean_reliability"].as_f64()),
+        (Some(3), Some(14.0 / 3.0))
+    );
+
+    let (s, rec) = get(
+        &app,
+        "/api/v1/communes/35238/recommendations?category=poste-de-travail",
+    )
+    .await;
+    assert_eq!(s, 200, "{rec}");
+    assert_eq!(rec["scope"]["step"], "neighbours");
+    let item = &rec["items"][0];
+    assert_eq!(
+        (item["product"].as_str(), item["generation"].as_str()),
+        (Some("windows"), Some("11-25h2-w"))
+    );
+    assert_eq!(item["evidence"][0]["code"], "35051");
+    assert_eq!(item["evidence"][0]["hops"], 1);
+    assert_eq!(item["evidence"][0]["n_ratings"], 3);
+    assert_eq!(
+        item["evidence"][0]["months_in_service"], 13,
+        "2025-10-01 to 2026-11-29"
+    );
+    assert_eq!(
+        item["support"]["date"], "2027-10-12",
+        "end of support from endoflife.date"
+    );
+    // Only rating in the category: prior = 14/3, so the estimate is 14/3 whatever the weight.
+    assert!((item["reliability_estimate"].as_f64().unwrap() - 4.67).abs() < 1e-9);
+    assert!(
+        item["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1 commune voisine")
+    );
+    // Cesson itself is not recommended what it already runs.
+    let (_, own) = get(
+        &app,
+        "/api/v1/communes/35051/recommendations?category=poste-de-travail&hops=1",
+    )
+    .await;
+    assert!(
+        own["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["generation"] != "11-25h2-w")
+    );
+    assert_eq!(own["current"][0]["adoption_id"].as_u64(), Some(id));
+}
+
+#[tokio::test]
+async fn epci_and_catalog() {
+    let app = spawn(false).await;
+    let (s, e) = get(&app, "/api/v1/epcis/243500139").await;
+    assert_eq!(s, 200);
+    assert_eq!(e["name"], "Rennes Métropole");
+    assert_eq!(e["kind"], "METRO");
+    assert_eq!(e["members_in_scope"], 43);
+    assert_eq!(e["members"][0]["code"], "35238", "largest member first");
+
+    let (s, p) = get(&app, "/api/v1/epcis/243500139/pooled-purchases").await;
+    assert_eq!(s, 200);
+    // Empty store: every member needs something in every category.
+    let g = p["groupements"].as_array().unwrap();
+    assert_eq!(g.len(), 21);
+    assert!(
+        g.iter()
+            .all(|x| x["concerned"].as_array().unwrap().len() == 43 && x["option"].is_null())
+    );
+    assert_eq!(g[0]["concerned"][0]["need"]["kind"], "no_product");
+
+    let (_, cats) = get(&app, "/api/v1/catalog/categories").await;
+    let slugs: Vec<&str> = cats["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["slug"].as_str().unwrap())
+        .collect();
+    for needed in [
+        "etat-civil",
+        "elections",
+        "finances",
+        "paie-rh",
+        "urbanisme",
+        "cimetiere",
+        "ged-courrier",
+        "parapheur",
+        "teletransmission",
+        "site-web",
+        "bureautique",
+        "poste-de-travail",
+        "messagerie",
+        "sauvegarde",
+        "pare-feu",
+        "connexion-internet",
+    ] {
+        assert!(slugs.contains(&needed), "{needed}");
+    }
+    let (_, all) = get(&app, "/api/v1/catalog/products").await;
+    assert!(all["count"].as_u64().unwrap() >= 40);
+    let (_, web) = get(&app, "/api/v1/catalog/products?category=site-web").await;
+    let ids: Vec<&str> = web["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"wordpress") && ids.contains(&"spip"),
+        "{ids:?}"
+    );
+    let lo = all["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "libreoffice")
+        .unwrap();
+    let g248 = lo["generation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == "24.8")
+        .unwrap();
+    assert_eq!(
+        g248["released"], "2024-07-09",
+        "imported from endoflife.date"
+    );
+    assert_eq!(g248["end_of_support"], "2025-06-12");
+    assert!(g248["source"].as_str().unwrap().contains("endoflife.date"));
+}
+
+#[tokio::test]
+async fn demo_history_is_labelled_and_recommendations_have_evidence() {
+    let app = spawn(true).await;
+    let (_, h) = get(&app, "/health").await;
+    assert!(h["adoptions"].as_u64().unwrap() > 20_000);
+    assert_eq!(h["demo"]["seed"], 2026);
+    let (_, list) = get(&app, "/api/v1/communes/29019/adoptions").await;
+    let ads = list["adoptions"].as_array().unwrap();
+    assert!(!ads.is_empty());
+    assert!(ads.iter().all(|a| {
+        a["simulated"] == true
+            && a["feedback"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["simulated"] == true)
+    }));
+    let (s, rec) = get(
+        &app,
+        "/api/v1/communes/29019/recommendations?category=poste-de-travail&limit=3",
+    )
+    .await;
+    assert_eq!(s, 200);
+    let items = rec["items"].as_array().unwrap();
+    assert!(!items.is_empty() && items.len() <= 3);
+    for it in items {
+        let score = it["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert!(
+            it["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(
+                    |e| e["simulated"] == true && e["hops"].as_u64().is_some_and(|h| h <= 2)
+                        || e["same_epci"] == true
+                )
+        );
+        assert_ne!(
+            it["support"]["status"], "ended",
+            "past end of support is never recommended"
+        );
+    }
+    let scores: Vec<f64> = items.iter().map(|i| i["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+    // Ouessant: an island outside any EPCI still gets an answer, and says it is isolated.
+    let (_, o) = get(
+        &app,
+        "/api/v1/communes/29155/recommendations?category=site-web",
+    )
+    .await;
+    assert_eq!(o["scope"]["isolated"], true);
+    assert!(o["scope"]["note"].as_str().is_some());
+    assert_eq!(o["as_of"], today().to_string());
+    // Pooled purchases for Rennes Métropole: concerned members have reasons, options evidence.
+    let (_, p) = get(&app, "/api/v1/epcis/243500139/pooled-purchases").await;
+    let g = p["groupements"].as_array().unwrap();
+    assert!(!g.is_empty());
+    assert!(g.iter().all(|x| {
+        x["concerned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["reason"].as_str().is_some_and(|r| !r.is_empty()))
+    }));
+    assert!(g.iter().any(|x| !x["option"].is_null()));
+}
