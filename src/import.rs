@@ -56,20 +56,8 @@ pub struct ImportOptions {
 
 impl ImportOptions {
     /// Defaults: 10 m tolerance, 20 m minimum border.
-    pub fn new(
-        from: PathBuf,
-        scope: Scope,
-        seeds_out: PathBuf,
-        catalog_dir: Option<PathBuf>,
-    ) -> Self {
-        ImportOptions {
-            from,
-            scope,
-            seeds_out,
-            catalog_dir,
-            tolerance_m: 10.0,
-            min_border_km: 0.02,
-        }
+    pub fn new(from: PathBuf, scope: Scope, seeds_out: PathBuf, catalog_dir: Option<PathBuf>) -> Self {
+        ImportOptions { from, scope, seeds_out, catalog_dir, tolerance_m: 10.0, min_border_km: 0.02 }
     }
 }
 
@@ -162,30 +150,12 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         Scope::All => true,
         Scope::Region(r) => c.region.as_deref() == Some(r.as_str()),
     };
-    let current: BTreeMap<&str, &CogCommune> = cog
-        .iter()
-        .filter(|c| c.kind == "commune-actuelle" && in_scope(c))
-        .map(|c| (c.code.as_str(), c))
-        .collect();
-    let all_current: HashMap<&str, &CogCommune> = cog
-        .iter()
-        .filter(|c| c.kind == "commune-actuelle")
-        .map(|c| (c.code.as_str(), c))
-        .collect();
-    let chef_lieu: HashMap<&str, &str> = cog
-        .iter()
-        .filter(|c| c.kind != "commune-actuelle")
-        .filter_map(|c| c.chef_lieu.as_deref().map(|p| (c.code.as_str(), p)))
-        .collect();
-    let anciens: HashMap<&str, &str> = cog
-        .iter()
-        .filter(|c| c.kind == "commune-actuelle")
-        .flat_map(|c| {
-            c.anciens_codes
-                .iter()
-                .map(move |a| (a.as_str(), c.code.as_str()))
-        })
-        .collect();
+    let current: BTreeMap<&str, &CogCommune> = cog.iter().filter(|c| c.kind == "commune-actuelle" && in_scope(c)).map(|c| (c.code.as_str(), c)).collect();
+    let all_current: HashMap<&str, &CogCommune> = cog.iter().filter(|c| c.kind == "commune-actuelle").map(|c| (c.code.as_str(), c)).collect();
+    let chef_lieu: HashMap<&str, &str> =
+        cog.iter().filter(|c| c.kind != "commune-actuelle").filter_map(|c| c.chef_lieu.as_deref().map(|p| (c.code.as_str(), p))).collect();
+    let anciens: HashMap<&str, &str> =
+        cog.iter().filter(|c| c.kind == "commune-actuelle").flat_map(|c| c.anciens_codes.iter().map(move |a| (a.as_str(), c.code.as_str()))).collect();
 
     // 1. Polygons of 2018, grouped under their current commune.
     let geo_files: Vec<PathBuf> = match &opts.scope {
@@ -204,27 +174,15 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
     let mut seen_codes = BTreeSet::new();
     for (i, file) in geo_files.iter().enumerate() {
         progress("polygones", i as u64, geo_files.len() as u64);
-        let gj: geojson::FeatureCollection = read(file)?
-            .parse()
-            .map_err(|e| Error::Data(format!("{}: {e}", file.display())))?;
+        let gj: geojson::FeatureCollection = read(file)?.parse().map_err(|e| Error::Data(format!("{}: {e}", file.display())))?;
         for f in gj.features {
-            let code = f
-                .property("code")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string();
-            let name = f
-                .property("nom")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string();
+            let code = f.property("code").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let name = f.property("nom").and_then(|v| v.as_str()).unwrap_or_default().to_string();
             if !seen_codes.insert(code.clone()) {
                 continue; // the same commune in two department files: keep the first
             }
             let Some(g) = f.geometry else { continue };
-            let g: geo::Geometry<f64> = (&g.value)
-                .try_into()
-                .map_err(|e| Error::Data(format!("{}: {code}: {e}", file.display())))?;
+            let g: geo::Geometry<f64> = (&g.value).try_into().map_err(|e| Error::Data(format!("{}: {code}: {e}", file.display())))?;
             let polys: Vec<Polygon> = match g {
                 geo::Geometry::Polygon(p) => vec![p],
                 geo::Geometry::MultiPolygon(mp) => mp.0,
@@ -235,9 +193,7 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
             } else if let Some(p) = chef_lieu.get(code.as_str()) {
                 Some((p.to_string(), Via::ChefLieu))
             } else {
-                anciens
-                    .get(code.as_str())
-                    .map(|p| (p.to_string(), Via::AnciensCodes))
+                anciens.get(code.as_str()).map(|p| (p.to_string(), Via::AnciensCodes))
             };
             match target {
                 Some((t, via)) if current.contains_key(t.as_str()) => {
@@ -247,28 +203,12 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
                         Via::AnciensCodes => report.mapped_anciens_codes += 1,
                     }
                     if via != Via::Direct {
-                        former.push((
-                            code.clone(),
-                            t.clone(),
-                            if via == Via::ChefLieu {
-                                "chef_lieu"
-                            } else {
-                                "anciens_codes"
-                            },
-                        ));
+                        former.push((code.clone(), t.clone(), if via == Via::ChefLieu { "chef_lieu" } else { "anciens_codes" }));
                     }
                     parts.entry(t).or_default().extend(polys);
                 }
-                Some((t, _)) => report.unmapped.push((
-                    code,
-                    name,
-                    format!("maps to {t}, outside the imported scope"),
-                )),
-                None => report.unmapped.push((
-                    code,
-                    name,
-                    "no current commune, chefLieu or anciensCodes entry".into(),
-                )),
+                Some((t, _)) => report.unmapped.push((code, name, format!("maps to {t}, outside the imported scope"))),
+                None => report.unmapped.push((code, name, "no current commune, chefLieu or anciensCodes entry".into())),
             }
         }
     }
@@ -291,18 +231,10 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
 
     // 3. Border edges: boundary segments of one commune lying within tolerance of another's.
     let n = codes.len();
-    let lat0 = shapes
-        .iter()
-        .filter_map(|s| s.centroid())
-        .map(|p| p.y())
-        .sum::<f64>()
-        / n.max(1) as f64;
+    let lat0 = shapes.iter().filter_map(|s| s.centroid()).map(|p| p.y()).sum::<f64>() / n.max(1) as f64;
     let kx = 111.32 * lat0.to_radians().cos();
     let ky = 110.574;
-    let proj = |c: Coord| Coord {
-        x: c.x * kx,
-        y: c.y * ky,
-    };
+    let proj = |c: Coord| Coord { x: c.x * kx, y: c.y * ky };
     let mut segs: Vec<GeomWithData<Line, u32>> = Vec::new();
     let mut own: Vec<Vec<(Coord, Coord)>> = vec![Vec::new(); n];
     for (i, s) in shapes.iter().enumerate() {
@@ -312,10 +244,7 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
                     if w[0] == w[1] {
                         continue;
                     }
-                    segs.push(GeomWithData::new(
-                        Line::new(proj(w[0]), proj(w[1])),
-                        i as u32,
-                    ));
+                    segs.push(GeomWithData::new(Line::new(proj(w[0]), proj(w[1])), i as u32));
                     own[i].push((w[0], w[1]));
                 }
             }
@@ -323,41 +252,27 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
     }
     let tree = RTree::bulk_load(segs);
     let eps = opts.tolerance_m / 1000.0;
-    let near = |c: Coord| -> BTreeSet<u32> {
-        tree.locate_within_distance(geo::Point::from(proj(c)), eps * eps)
-            .map(|g| g.data)
-            .collect()
-    };
+    let near = |c: Coord| -> BTreeSet<u32> { tree.locate_within_distance(geo::Point::from(proj(c)), eps * eps).map(|g| g.data).collect() };
     let mut shared: BTreeMap<(u32, u32), f64> = BTreeMap::new();
     for i in 0..n {
         if i % 64 == 0 {
             progress("frontières", i as u64, n as u64);
         }
         for &(p, q) in &own[i] {
-            let mid = Coord {
-                x: (p.x + q.x) / 2.0,
-                y: (p.y + q.y) / 2.0,
-            };
+            let mid = Coord { x: (p.x + q.x) / 2.0, y: (p.y + q.y) / 2.0 };
             let np = near(p);
             if np.len() < 2 {
                 continue; // only the commune itself
             }
             let nq = near(q);
             let nm = near(mid);
-            for j in np
-                .iter()
-                .copied()
-                .filter(|&j| j != i as u32 && nq.contains(&j) && nm.contains(&j))
-            {
+            for j in np.iter().copied().filter(|&j| j != i as u32 && nq.contains(&j) && nm.contains(&j)) {
                 *shared.entry((i as u32, j)).or_default() += haversine_km((p.x, p.y), (q.x, q.y));
             }
         }
     }
     progress("frontières", n as u64, n as u64);
-    let centroids: Vec<(f64, f64)> = shapes
-        .iter()
-        .map(|s| s.centroid().map(|p| (p.x(), p.y())).unwrap_or_default())
-        .collect();
+    let centroids: Vec<(f64, f64)> = shapes.iter().map(|s| s.centroid().map(|p| (p.x(), p.y())).unwrap_or_default()).collect();
     let mut edges: BTreeMap<(u32, u32), (&'static str, Option<f64>)> = BTreeMap::new();
     for (&(i, j), &l) in &shared {
         if i < j {
@@ -378,13 +293,8 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         if has_border[i] {
             continue;
         }
-        report
-            .isolated
-            .push((codes[i].to_string(), current[codes[i]].nom.clone()));
-        let mut by_d: Vec<(f64, usize)> = (0..n)
-            .filter(|&j| j != i)
-            .map(|j| (haversine_km(centroids[i], centroids[j]), j))
-            .collect();
+        report.isolated.push((codes[i].to_string(), current[codes[i]].nom.clone()));
+        let mut by_d: Vec<(f64, usize)> = (0..n).filter(|&j| j != i).map(|j| (haversine_km(centroids[i], centroids[j]), j)).collect();
         by_d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for &(_, j) in by_d.iter().take(2) {
             let key = (i.min(j) as u32, i.max(j) as u32);
@@ -397,14 +307,7 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
     // 5. EPCI of the scope and the communes' EPCI.
     let index: HashMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (*c, i)).collect();
     let mut epci_of: HashMap<&str, &str> = HashMap::new();
-    let mut kept_epcis: Vec<&CogEpci> = epcis
-        .iter()
-        .filter(|e| {
-            e.membres
-                .iter()
-                .any(|m| index.contains_key(m.code.as_str()))
-        })
-        .collect();
+    let mut kept_epcis: Vec<&CogEpci> = epcis.iter().filter(|e| e.membres.iter().any(|m| index.contains_key(m.code.as_str()))).collect();
     kept_epcis.sort_by(|a, b| a.code.cmp(&b.code));
     for e in &kept_epcis {
         for m in &e.membres {
@@ -415,97 +318,48 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
     // 6. Write the seeds.
     fs::create_dir_all(&opts.seeds_out)?;
     let mut w = csv_writer(&opts.seeds_out.join("communes.csv"))?;
-    w.write_record([
-        "code",
-        "name",
-        "department",
-        "population",
-        "epci_siren",
-        "lon",
-        "lat",
-        "area_km2",
-    ])
-    .map_err(csv_err)?;
+    w.write_record(["code", "name", "department", "population", "epci_siren", "lon", "lat", "area_km2"]).map_err(csv_err)?;
     for (i, code) in codes.iter().enumerate() {
         let c = current[code];
         let epci = epci_of.get(code).copied().unwrap_or("");
         if epci.is_empty() {
             report.without_epci.push((code.to_string(), c.nom.clone()));
         }
-        let area = shapes[i]
-            .orient(Direction::Default)
-            .geodesic_area_unsigned()
-            / 1e6;
-        let (lon, lat, area) = (
-            format!("{:.5}", centroids[i].0),
-            format!("{:.5}", centroids[i].1),
-            format!("{area:.3}"),
-        );
-        w.write_record([
-            code,
-            c.nom.as_str(),
-            c.departement.as_deref().unwrap_or(""),
-            &c.population.unwrap_or(0).to_string(),
-            epci,
-            &lon,
-            &lat,
-            &area,
-        ])
-        .map_err(csv_err)?;
+        let area = shapes[i].orient(Direction::Default).geodesic_area_unsigned() / 1e6;
+        let (lon, lat, area) = (format!("{:.5}", centroids[i].0), format!("{:.5}", centroids[i].1), format!("{area:.3}"));
+        w.write_record([code, c.nom.as_str(), c.departement.as_deref().unwrap_or(""), &c.population.unwrap_or(0).to_string(), epci, &lon, &lat, &area])
+            .map_err(csv_err)?;
     }
     w.flush()?;
     let mut w = csv_writer(&opts.seeds_out.join("epcis.csv"))?;
-    w.write_record(["siren", "name", "type", "population"])
-        .map_err(csv_err)?;
+    w.write_record(["siren", "name", "type", "population"]).map_err(csv_err)?;
     for e in &kept_epcis {
-        w.write_record([
-            e.code.as_str(),
-            &e.nom,
-            &e.kind,
-            &e.population.unwrap_or(0).to_string(),
-        ])
-        .map_err(csv_err)?;
+        w.write_record([e.code.as_str(), &e.nom, &e.kind, &e.population.unwrap_or(0).to_string()]).map_err(csv_err)?;
     }
     w.flush()?;
     let mut w = csv_writer(&opts.seeds_out.join("epci_members.csv"))?;
-    w.write_record(["epci_siren", "code", "name", "population"])
-        .map_err(csv_err)?;
+    w.write_record(["epci_siren", "code", "name", "population"]).map_err(csv_err)?;
     for e in &kept_epcis {
         let mut members: Vec<&CogMember> = e.membres.iter().collect();
         members.sort_by(|a, b| a.code.cmp(&b.code));
         for m in members {
-            w.write_record([
-                e.code.as_str(),
-                &m.code,
-                &m.nom,
-                &m.population.unwrap_or(0).to_string(),
-            ])
-            .map_err(csv_err)?;
+            w.write_record([e.code.as_str(), &m.code, &m.nom, &m.population.unwrap_or(0).to_string()]).map_err(csv_err)?;
         }
     }
     w.flush()?;
     former.sort();
     let mut w = csv_writer(&opts.seeds_out.join("former_communes.csv"))?;
-    w.write_record(["code_2018", "code", "via"])
-        .map_err(csv_err)?;
+    w.write_record(["code_2018", "code", "via"]).map_err(csv_err)?;
     for (old, new, via) in &former {
-        w.write_record([old.as_str(), new.as_str(), via])
-            .map_err(csv_err)?;
+        w.write_record([old.as_str(), new.as_str(), via]).map_err(csv_err)?;
     }
     w.flush()?;
     let mut w = csv_writer(&opts.seeds_out.join("edges.csv"))?;
-    w.write_record(["a", "b", "kind", "border_km", "distance_km"])
-        .map_err(csv_err)?;
+    w.write_record(["a", "b", "kind", "border_km", "distance_km"]).map_err(csv_err)?;
     for (&(i, j), &(kind, km)) in &edges {
         let d = haversine_km(centroids[i as usize], centroids[j as usize]);
-        w.write_record([
-            codes[i as usize],
-            codes[j as usize],
-            kind,
-            &km.map(|k| format!("{k:.3}")).unwrap_or_default(),
-            &format!("{d:.3}"),
-        ])
-        .map_err(csv_err)?;
+        w.write_record([codes[i as usize], codes[j as usize], kind, &km.map(|k| format!("{k:.3}")).unwrap_or_default(), &format!("{d:.3}")])
+            .map_err(csv_err)?;
     }
     w.flush()?;
     report.communes = codes.len();
@@ -514,10 +368,7 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
     if let Some(dir) = &opts.catalog_dir {
         report.lifecycle = import_lifecycles(&opts.from.join("lifecycle"), dir)?;
     }
-    fs::write(
-        opts.seeds_out.join("IMPORT_REPORT.md"),
-        render_report(&report, &opts.scope),
-    )?;
+    fs::write(opts.seeds_out.join("IMPORT_REPORT.md"), render_report(&report, &opts.scope))?;
     Ok(report)
 }
 
@@ -535,15 +386,8 @@ fn render_report(r: &ImportReport, scope: &Scope) -> String {
         Scope::All => "all departments".to_string(),
         Scope::Region(r) => format!("region {r}"),
     };
-    let _ = writeln!(
-        s,
-        "# Import report ({scope})\n\nDerived by `voisinage import` from the shared open data (see `seeds/README.md`).\n"
-    );
-    let _ = writeln!(
-        s,
-        "- communes: {}\n- EPCI: {}\n- border edges: {}\n- nearest edges: {}",
-        r.communes, r.epcis, r.border_edges, r.nearest_edges
-    );
+    let _ = writeln!(s, "# Import report ({scope})\n\nDerived by `voisinage import` from the shared open data (see `seeds/README.md`).\n");
+    let _ = writeln!(s, "- communes: {}\n- EPCI: {}\n- border edges: {}\n- nearest edges: {}", r.communes, r.epcis, r.border_edges, r.nearest_edges);
     let _ = writeln!(
         s,
         "- 2018 polygons mapped directly: {}, through chefLieu: {}, through anciensCodes: {}",
@@ -553,19 +397,11 @@ fn render_report(r: &ImportReport, scope: &Scope) -> String {
     for (c, n, why) in &r.unmapped {
         let _ = writeln!(s, "- {c} {n}: {why}");
     }
-    let _ = writeln!(
-        s,
-        "\n## Current communes without a polygon ({})\n",
-        r.without_polygon.len()
-    );
+    let _ = writeln!(s, "\n## Current communes without a polygon ({})\n", r.without_polygon.len());
     for c in &r.without_polygon {
         let _ = writeln!(s, "- {c}");
     }
-    let _ = writeln!(
-        s,
-        "\n## Communes with no border neighbour, linked to their 2 nearest by centroid ({})\n",
-        r.isolated.len()
-    );
+    let _ = writeln!(s, "\n## Communes with no border neighbour, linked to their 2 nearest by centroid ({})\n", r.isolated.len());
     for (c, n) in &r.isolated {
         let _ = writeln!(s, "- {c} {n}");
     }
@@ -574,10 +410,7 @@ fn render_report(r: &ImportReport, scope: &Scope) -> String {
         let _ = writeln!(s, "- {c} {n}");
     }
     if !r.lifecycle.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Lifecycle generations imported into catalog/generations.toml\n"
-        );
+        let _ = writeln!(s, "\n## Lifecycle generations imported into catalog/generations.toml\n");
         for (p, k) in &r.lifecycle {
             let _ = writeln!(s, "- {p}: {k}");
         }
@@ -641,42 +474,28 @@ fn toml_str(s: &str) -> String {
 /// `lifecycle` file, and writes `generations.toml` beside it. Returns (product, generations).
 fn import_lifecycles(lifecycle_dir: &Path, catalog_dir: &Path) -> Result<Vec<(String, usize)>> {
     let path = catalog_dir.join("products.toml");
-    let products: ProductsFile = toml::from_str(&read(&path)?)
-        .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    let products: ProductsFile = toml::from_str(&read(&path)?).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
     let mut out = String::from(
         "# Derived by `voisinage import` from shared/data/lifecycle/*.md\n# (endoflife.date snapshot of 2026-08-22, MIT licence). Do not edit: re-run the import.\n# order: 1 = oldest release; end_of_support: the `eol` date; eol_undated: eol is `true` with no date.\n",
     );
     let mut summary = Vec::new();
-    let mut products: Vec<&ProductLifecycleRef> = products
-        .product
-        .iter()
-        .filter(|p| p.lifecycle.is_some())
-        .collect();
+    let mut products: Vec<&ProductLifecycleRef> = products.product.iter().filter(|p| p.lifecycle.is_some()).collect();
     products.sort_by(|a, b| a.id.cmp(&b.id));
     for p in products {
         let name = p.lifecycle.as_deref().unwrap_or_default();
         let file = lifecycle_dir.join(format!("{name}.md"));
         let text = read(&file)?;
-        let front = text
-            .split("\n---")
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("---");
-        let doc: LifecycleDoc = serde_yaml_ng::from_str(front)
-            .map_err(|e| Error::Data(format!("{}: {e}", file.display())))?;
+        let front = text.split("\n---").next().unwrap_or("").trim_start_matches("---");
+        let doc: LifecycleDoc = serde_yaml_ng::from_str(front).map_err(|e| Error::Data(format!("{}: {e}", file.display())))?;
         let f = &p.lifecycle_filter;
         let mut gens: Vec<(String, String, &serde_yaml_ng::Value)> = Vec::new();
         for r in &doc.releases {
-            let (Some(cycle), Some(date)) =
-                (yaml_str(r, "releaseCycle"), yaml_str(r, "releaseDate"))
-            else {
+            let (Some(cycle), Some(date)) = (yaml_str(r, "releaseCycle"), yaml_str(r, "releaseDate")) else {
                 continue;
             };
             if !is_date(&date)
                 || (f.lts_only && yaml_bool(r, "lts") != Some(true))
-                || f.exclude_suffixes
-                    .iter()
-                    .any(|s| cycle.ends_with(s.as_str()))
+                || f.exclude_suffixes.iter().any(|s| cycle.ends_with(s.as_str()))
                 || f.since.as_deref().is_some_and(|s| date.as_str() < s)
             {
                 continue;
@@ -685,17 +504,8 @@ fn import_lifecycles(lifecycle_dir: &Path, catalog_dir: &Path) -> Result<Vec<(St
         }
         gens.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         for (k, (date, cycle, r)) in gens.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "\n[[generation]]\nproduct = {}\nid = {}",
-                toml_str(&p.id),
-                toml_str(cycle)
-            );
-            let _ = writeln!(
-                out,
-                "label = {}",
-                toml_str(&yaml_str(r, "releaseLabel").unwrap_or_else(|| cycle.clone()))
-            );
+            let _ = writeln!(out, "\n[[generation]]\nproduct = {}\nid = {}", toml_str(&p.id), toml_str(cycle));
+            let _ = writeln!(out, "label = {}", toml_str(&yaml_str(r, "releaseLabel").unwrap_or_else(|| cycle.clone())));
             let _ = writeln!(out, "order = {}\nreleased = {}", k + 1, toml_str(date));
             match (yaml_str(r, "eol"), yaml_bool(r, "eol")) {
                 (Some(d), _) if is_date(&d) => {
@@ -709,11 +519,7 @@ fn import_lifecycles(lifecycle_dir: &Path, catalog_dir: &Path) -> Result<Vec<(St
             if yaml_bool(r, "lts") == Some(true) {
                 let _ = writeln!(out, "lts = true");
             }
-            let _ = writeln!(
-                out,
-                "source = {}",
-                toml_str(&format!("endoflife.date 2026-08-22: {name}.md"))
-            );
+            let _ = writeln!(out, "source = {}", toml_str(&format!("endoflife.date 2026-08-22: {name}.md")));
         }
         summary.push((p.id.clone(), gens.len()));
     }

@@ -74,26 +74,13 @@ fn main() {
     tracing_subscriber::fmt()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let result = match Cli::parse().command {
-        Command::Serve {
-            bind,
-            data_dir,
-            demo,
-            seed,
-            demo_until,
-            seeds: seeds_dir,
-            catalog,
-        } => run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog),
-        Command::Import {
-            from,
-            region,
-            out,
-            catalog,
-        } => run_import(from, region, out, catalog),
+        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds: seeds_dir, catalog } => {
+            run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog)
+        }
+        Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -128,12 +115,7 @@ fn run_serve(
         tracing::info!(seed, %end, "simulating the demo history (simulated data, not real opinions)");
         let h = simulate(&territory, &catalog, &SimParams::new(seed, end));
         let info = store.load_demo(&h, seed, end)?;
-        tracing::info!(
-            adoptions = info.adoptions,
-            feedback = info.feedback,
-            website_share_2013 = h.website_share_2013,
-            "demo history loaded"
-        );
+        tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
     } else if demo {
         tracing::info!("store not empty: demo history not loaded again");
     }
@@ -146,11 +128,7 @@ fn run_serve(
 }
 
 fn run_import(from: PathBuf, region: String, out: PathBuf, catalog: PathBuf) -> Result<(), Error> {
-    let scope = if region == "all" {
-        Scope::All
-    } else {
-        Scope::Region(region)
-    };
+    let scope = if region == "all" { Scope::All } else { Scope::Region(region) };
     let opts = ImportOptions::new(from, scope, out.clone(), Some(catalog));
     let report = import::run(&opts, &mut |step, done, total| {
         if done == total {

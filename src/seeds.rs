@@ -27,22 +27,10 @@ pub const CATALOG: [&str; 5] = [
 ];
 
 /// File names of the catalogue, in the order of [`CATALOG`].
-pub const CATALOG_FILES: [&str; 5] = [
-    "categories.toml",
-    "products.toml",
-    "generations.toml",
-    "regulations.toml",
-    "procurement.toml",
-];
+pub const CATALOG_FILES: [&str; 5] = ["categories.toml", "products.toml", "generations.toml", "regulations.toml", "procurement.toml"];
 
 /// File names of the seeds, in the order of [`SEEDS`].
-pub const SEED_FILES: [&str; 5] = [
-    "communes.csv",
-    "epcis.csv",
-    "epci_members.csv",
-    "edges.csv",
-    "former_communes.csv",
-];
+pub const SEED_FILES: [&str; 5] = ["communes.csv", "epcis.csv", "epci_members.csv", "edges.csv", "former_communes.csv"];
 
 /// The embedded Brittany territory (1,202 communes, 61 EPCI).
 pub fn territory() -> Result<Territory> {
@@ -51,10 +39,7 @@ pub fn territory() -> Result<Territory> {
 
 /// The territory from a seeds folder written by the importer.
 pub fn territory_from_dir(dir: &Path) -> Result<Territory> {
-    let t: Vec<String> = SEED_FILES
-        .iter()
-        .map(|f| read(&dir.join(f)))
-        .collect::<Result<_>>()?;
+    let t: Vec<String> = SEED_FILES.iter().map(|f| read(&dir.join(f))).collect::<Result<_>>()?;
     Territory::from_csv(&t[0], &t[1], &t[2], &t[3], &t[4])
 }
 
@@ -71,17 +56,8 @@ pub fn catalog() -> Result<Catalog> {
 
 /// The catalogue from a folder holding the five TOML files.
 pub fn catalog_from_dir(dir: &Path) -> Result<Catalog> {
-    let t: Vec<String> = CATALOG_FILES
-        .iter()
-        .map(|f| read(&dir.join(f)))
-        .collect::<Result<_>>()?;
-    Catalog::from_texts(&CatalogTexts {
-        categories: &t[0],
-        products: &t[1],
-        generations: &t[2],
-        regulations: &t[3],
-        procurement: &t[4],
-    })
+    let t: Vec<String> = CATALOG_FILES.iter().map(|f| read(&dir.join(f))).collect::<Result<_>>()?;
+    Catalog::from_texts(&CatalogTexts { categories: &t[0], products: &t[1], generations: &t[2], regulations: &t[3], procurement: &t[4] })
 }
 
 fn read(p: &Path) -> Result<String> {

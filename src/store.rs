@@ -71,12 +71,8 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Errors: `Storage` when the folder cannot be
     /// created or the files are locked by another process or corrupt.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir.join("store"))
-            .open()
-            .map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        let db = sled::Config::new().path(dir.join("store")).open().map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
         Ok(Store {
             meta: db.open_tree("meta").map_err(st)?,
             adoptions: db.open_tree("adoptions").map_err(st)?,
@@ -98,24 +94,9 @@ impl Store {
 
     /// All adoptions and feedback, in key order (to rebuild the in-memory index).
     pub fn load(&self) -> Result<(Vec<Adoption>, Vec<Feedback>)> {
-        let a = self
-            .adoptions
-            .iter()
-            .values()
-            .map(|v| {
-                v.map_err(st)
-                    .and_then(|v| serde_json::from_slice(&v).map_err(st))
-            })
-            .collect::<Result<Vec<Adoption>>>()?;
-        let f = self
-            .feedback
-            .iter()
-            .values()
-            .map(|v| {
-                v.map_err(st)
-                    .and_then(|v| serde_json::from_slice(&v).map_err(st))
-            })
-            .collect::<Result<Vec<Feedback>>>()?;
+        let a =
+            self.adoptions.iter().values().map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st))).collect::<Result<Vec<Adoption>>>()?;
+        let f = self.feedback.iter().values().map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st))).collect::<Result<Vec<Feedback>>>()?;
         Ok((a, f))
     }
 
@@ -169,17 +150,9 @@ impl Store {
     /// Writes a simulated history into an empty store, in batches, then flushes. Ids of the
     /// history are kept; `next_id` is set past them. Errors: `Invalid` if the store is not
     /// empty.
-    pub fn load_demo(
-        &self,
-        h: &DemoHistory,
-        seed: u64,
-        end: chrono::NaiveDate,
-    ) -> Result<DemoInfo> {
+    pub fn load_demo(&self, h: &DemoHistory, seed: u64, end: chrono::NaiveDate) -> Result<DemoInfo> {
         if !self.is_empty() {
-            return Err(Error::Invalid(
-                "the store already holds adoptions: demo data is only loaded into an empty store"
-                    .into(),
-            ));
+            return Err(Error::Invalid("the store already holds adoptions: demo data is only loaded into an empty store".into()));
         }
         let mut max_id = 0;
         for chunk in h.adoptions.chunks(5000) {
@@ -204,15 +177,8 @@ impl Store {
             }
             self.feedback.apply_batch(b).map_err(st)?;
         }
-        let info = DemoInfo {
-            seed,
-            end,
-            adoptions: h.adoptions.len(),
-            feedback: h.feedback.len(),
-        };
-        self.meta
-            .insert(b"next_id", &(max_id + 1).to_be_bytes())
-            .map_err(st)?;
+        let info = DemoInfo { seed, end, adoptions: h.adoptions.len(), feedback: h.feedback.len() };
+        self.meta.insert(b"next_id", &(max_id + 1).to_be_bytes()).map_err(st)?;
         self.meta.insert(b"demo", json(&info)?).map_err(st)?;
         self.flush()?;
         Ok(info)
@@ -228,18 +194,12 @@ impl Store {
 
     /// The catalogue version recorded at the last start.
     pub fn catalog_version(&self) -> Result<Option<String>> {
-        Ok(self
-            .meta
-            .get(b"catalog_version")
-            .map_err(st)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self.meta.get(b"catalog_version").map_err(st)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Records the catalogue version in use, durably.
     pub fn set_catalog_version(&self, v: &str) -> Result<()> {
-        self.meta
-            .insert(b"catalog_version", v.as_bytes())
-            .map_err(st)?;
+        self.meta.insert(b"catalog_version", v.as_bytes()).map_err(st)?;
         self.flush()
     }
 

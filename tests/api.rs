@@ -13,13 +13,7 @@ async fn get(app: &common::TestApp, path: &str) -> (StatusCode, Value) {
 }
 
 async fn post(app: &common::TestApp, path: &str, body: &Value) -> (StatusCode, Value) {
-    let r = app
-        .client
-        .post(app.url(path))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.post(app.url(path)).json(body).send().await.unwrap();
     let s = r.status();
     (s, r.json().await.unwrap())
 }
@@ -41,14 +35,7 @@ async fn health_and_commune() {
     let app = spawn(false).await;
     let (s, h) = get(&app, "/health").await;
     assert_eq!(s, 200);
-    assert_eq!(
-        (
-            h["communes"].as_u64(),
-            h["epcis"].as_u64(),
-            h["adoptions"].as_u64()
-        ),
-        (Some(1202), Some(61), Some(0))
-    );
+    assert_eq!((h["communes"].as_u64(), h["epcis"].as_u64(), h["adoptions"].as_u64()), (Some(1202), Some(61), Some(0)));
 
     let (s, c) = get(&app, "/api/v1/communes/35238").await;
     assert_eq!(s, 200);
@@ -65,221 +52,77 @@ async fn health_and_commune() {
 
     let (_, o) = get(&app, "/api/v1/communes/29155").await;
     assert!(o["epci"].is_null());
-    assert!(
-        o["neighbours"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|x| x["kind"] == "nearest" && x["border_km"].is_null())
-    );
+    assert!(o["neighbours"].as_array().unwrap().iter().all(|x| x["kind"] == "nearest" && x["border_km"].is_null()));
 
     let (s, n2) = get(&app, "/api/v1/communes/35238/neighbours?hops=2").await;
     assert_eq!(s, 200);
     assert!(n2["count"].as_u64().unwrap() > 10);
-    assert!(
-        n2["neighbours"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|x| x["hops"].as_u64().unwrap() <= 2)
-    );
+    assert!(n2["neighbours"].as_array().unwrap().iter().all(|x| x["hops"].as_u64().unwrap() <= 2));
     let (_, p) = get(&app, "/api/v1/communes/56173").await;
-    assert!(
-        p["former_codes"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("56016"))
-    );
+    assert!(p["former_codes"].as_array().unwrap().contains(&json!("56016")));
 }
 
 #[tokio::test]
 async fn bad_input_is_a_problem() {
     let app = spawn(false).await;
     let c = &app.client;
-    problem(
-        c.get(app.url("/api/v1/communes/3523"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "malformed-input",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/communes/99999"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not-found",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/communes/35238/neighbours?hops=0"))
-            .send()
-            .await
-            .unwrap(),
-        422,
-        "invalid-value",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/communes/35238/neighbours?hops=abc"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "malformed-input",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/communes/35238/recommendations"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "malformed-input",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/communes/35238/recommendations?category=nope"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not-found",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/communes/35238/recommendations?category=site-web&limit=500"))
-            .send()
-            .await
-            .unwrap(),
-        422,
-        "invalid-value",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/epcis/12345")).send().await.unwrap(),
-        400,
-        "malformed-input",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/epcis/200000000/pooled-purchases"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not-found",
-    )
-    .await;
-    problem(
-        c.get(app.url("/api/v1/catalog/products?category=zzz"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not-found",
-    )
-    .await;
-    problem(
-        c.get(app.url("/nowhere")).send().await.unwrap(),
-        404,
-        "not-found",
-    )
-    .await;
+    problem(c.get(app.url("/api/v1/communes/3523")).send().await.unwrap(), 400, "malformed-input").await;
+    problem(c.get(app.url("/api/v1/communes/99999")).send().await.unwrap(), 404, "not-found").await;
+    problem(c.get(app.url("/api/v1/communes/35238/neighbours?hops=0")).send().await.unwrap(), 422, "invalid-value").await;
+    problem(c.get(app.url("/api/v1/communes/35238/neighbours?hops=abc")).send().await.unwrap(), 400, "malformed-input").await;
+    problem(c.get(app.url("/api/v1/communes/35238/recommendations")).send().await.unwrap(), 400, "malformed-input").await;
+    problem(c.get(app.url("/api/v1/communes/35238/recommendations?category=nope")).send().await.unwrap(), 404, "not-found").await;
+    problem(c.get(app.url("/api/v1/communes/35238/recommendations?category=site-web&limit=500")).send().await.unwrap(), 422, "invalid-value").await;
+    problem(c.get(app.url("/api/v1/epcis/12345")).send().await.unwrap(), 400, "malformed-input").await;
+    problem(c.get(app.url("/api/v1/epcis/200000000/pooled-purchases")).send().await.unwrap(), 404, "not-found").await;
+    problem(c.get(app.url("/api/v1/catalog/products?category=zzz")).send().await.unwrap(), 404, "not-found").await;
+    problem(c.get(app.url("/nowhere")).send().await.unwrap(), 404, "not-found").await;
 
     let adoptions = app.url("/api/v1/communes/35238/adoptions");
     let ok = json!({"product": "libreoffice", "generation": "24.8", "since": "2025-01-10"});
     // Malformed JSON, unknown field, wrong type, wrong content type, too large.
+    problem(c.post(&adoptions).header("content-type", "application/json").body("{\"product\":").send().await.unwrap(), 400, "malformed-input").await;
     problem(
-        c.post(&adoptions)
-            .header("content-type", "application/json")
-            .body("{\"product\":")
-            .send()
-            .await
-            .unwrap(),
+        c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2025-01-10", "x": 1})).send().await.unwrap(),
         400,
         "malformed-input",
     )
     .await;
-    problem(c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2025-01-10", "x": 1})).send().await.unwrap(), 400, "malformed-input").await;
+    problem(c.post(&adoptions).json(&json!({"product": 3, "since": "2025-01-10"})).send().await.unwrap(), 400, "malformed-input").await;
+    problem(c.post(&adoptions).header("content-type", "text/plain").body(ok.to_string()).send().await.unwrap(), 415, "unsupported-media-type").await;
     problem(
-        c.post(&adoptions)
-            .json(&json!({"product": 3, "since": "2025-01-10"}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "malformed-input",
-    )
-    .await;
-    problem(
-        c.post(&adoptions)
-            .header("content-type", "text/plain")
-            .body(ok.to_string())
-            .send()
-            .await
-            .unwrap(),
-        415,
-        "unsupported-media-type",
-    )
-    .await;
-    problem(
-        c.post(&adoptions)
-            .header("content-type", "application/json")
-            .body(format!("{{\"product\":\"{}\"}}", "a".repeat(20_000)))
-            .send()
-            .await
-            .unwrap(),
+        c.post(&adoptions).header("content-type", "application/json").body(format!("{{\"product\":\"{}\"}}", "a".repeat(20_000))).send().await.unwrap(),
         413,
         "payload-too-large",
     )
     .await;
     // Unknown product 404; unknown generation, wrong category, future date, until < since 422.
+    problem(c.post(&adoptions).json(&json!({"product": "nope", "since": "2025-01-10"})).send().await.unwrap(), 404, "not-found").await;
     problem(
-        c.post(&adoptions)
-            .json(&json!({"product": "nope", "since": "2025-01-10"}))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not-found",
-    )
-    .await;
-    problem(
-        c.post(&adoptions)
-            .json(&json!({"product": "libreoffice", "generation": "99.9", "since": "2025-01-10"}))
-            .send()
-            .await
-            .unwrap(),
+        c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "99.9", "since": "2025-01-10"})).send().await.unwrap(),
         422,
         "invalid-value",
     )
     .await;
-    problem(c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "category": "paie-rh", "since": "2025-01-10"})).send().await.unwrap(), 422, "invalid-value").await;
     problem(
-        c.post(&adoptions)
-            .json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2031-01-10"}))
-            .send()
-            .await
-            .unwrap(),
+        c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "category": "paie-rh", "since": "2025-01-10"})).send().await.unwrap(),
         422,
         "invalid-value",
     )
     .await;
-    problem(c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2025-01-10", "until": "2024-01-01"})).send().await.unwrap(), 422, "invalid-value").await;
     problem(
-        c.post(app.url("/api/v1/communes/99999/adoptions"))
-            .json(&ok)
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not-found",
+        c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2031-01-10"})).send().await.unwrap(),
+        422,
+        "invalid-value",
     )
     .await;
+    problem(
+        c.post(&adoptions).json(&json!({"product": "libreoffice", "generation": "24.8", "since": "2025-01-10", "until": "2024-01-01"})).send().await.unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(c.post(app.url("/api/v1/communes/99999/adoptions")).json(&ok).send().await.unwrap(), 404, "not-found").await;
     // Nothing was written by any of these.
     let (_, h) = get(&app, "/health").await;
     assert_eq!(h["adoptions"], 0);
@@ -289,48 +132,38 @@ async fn bad_input_is_a_problem() {
 async fn adoption_feedback_and_recommendation() {
     let app = spawn(false).await;
     // Cesson-Sévigné runs Windows 11 25H2 and rates it; Rennes asks for poste-de-travail.
-    let (s, a) = post(
-        &app,
-        "/api/v1/communes/35051/adoptions",
-        &json!({"product": "windows", "generation": "11-25h2-w", "since": "2025-10-01"}),
-    )
-    .await;
+    let (s, a) = post(&app, "/api/v1/communes/35051/adoptions", &json!({"product": "windows", "generation": "11-26h1-w", "since": "2026-03-01"})).await;
     assert_eq!(s, 201, "{a}");
-    assert_eq!(
-        a["category"], "poste-de-travail",
-        "the product's main category by default"
-    );
+    assert_eq!(a["category"], "poste-de-travail", "the product's main category by default");
     assert_eq!(a["simulated"], false);
     let id = a["id"].as_u64().unwrap();
     let fb = format!("/api/v1/communes/35051/adoptions/{id}/feedback");
     for r in [5, 4, 5] {
-        let (s, f) = post(&app, &fb, &json!({"reliability": r, "incidents": 0, "downtime_hours": 0.5, "support": 4, "comment": "RAS", "date": "2026-06-01"})).await;
+        let (s, f) =
+            post(&app, &fb, &json!({"reliability": r, "incidents": 0, "downtime_hours": 0.5, "support": 4, "comment": "RAS", "date": "2026-06-01"})).await;
         assert_eq!(s, 201, "{f}");
         assert_eq!(f["has_comment"], true);
         assert!(f.get("comment").is_none(), "comments are not public");
     }
     let c = &app.client;
     problem(
-        c.post(app.url(&fb))
-            .json(&json!({"reliability": 7, "incidents": 0, "downtime_hours": 0, "support": 4}))
-            .send()
-            .await
-            .unwrap(),
+        c.post(app.url(&fb)).json(&json!({"reliability": 7, "incidents": 0, "downtime_hours": 0, "support": 4})).send().await.unwrap(),
         422,
         "invalid-value",
     )
     .await;
     problem(
-        c.post(app.url(&fb))
-            .json(&json!({"reliability": 3, "incidents": -1, "downtime_hours": 0, "support": 4}))
-            .send()
-            .await
-            .unwrap(),
+        c.post(app.url(&fb)).json(&json!({"reliability": 3, "incidents": -1, "downtime_hours": 0, "support": 4})).send().await.unwrap(),
         422,
         "invalid-value",
     )
     .await;
-    problem(c.post(app.url(&fb)).json(&json!({"reliability": 3, "incidents": 0, "downtime_hours": 0, "support": 4, "date": "2020-01-01"})).send().await.unwrap(), 422, "invalid-value").await;
+    problem(
+        c.post(app.url(&fb)).json(&json!({"reliability": 3, "incidents": 0, "downtime_hours": 0, "support": 4, "date": "2020-01-01"})).send().await.unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
     // Another commune cannot attach feedback to this adoption.
     problem(
         c.post(app.url(&format!("/api/v1/communes/35238/adoptions/{id}/feedback")))
@@ -357,56 +190,36 @@ async fn adoption_feedback_and_recommendation() {
     assert_eq!(s, 200);
     assert_eq!(list["count"], 1);
     let r = &list["adoptions"][0]["ratings"];
-    assert_eq!(
-        (r["n"].as_u64(), r["mean_reliability"].as_f64()),
-        (Some(3), Some(14.0 / 3.0))
-    );
+    assert_eq!((r["n"].as_u64(), r["mean_reliability"].as_f64()), (Some(3), Some(14.0 / 3.0)));
 
-    let (s, rec) = get(
-        &app,
-        "/api/v1/communes/35238/recommendations?category=poste-de-travail",
-    )
-    .await;
+    let (s, rec) = get(&app, "/api/v1/communes/35238/recommendations?category=poste-de-travail").await;
     assert_eq!(s, 200, "{rec}");
     assert_eq!(rec["scope"]["step"], "neighbours");
     let item = &rec["items"][0];
-    assert_eq!(
-        (item["product"].as_str(), item["generation"].as_str()),
-        (Some("windows"), Some("11-25h2-w"))
-    );
+    assert_eq!((item["product"].as_str(), item["generation"].as_str()), (Some("windows"), Some("11-26h1-w")));
     assert_eq!(item["evidence"][0]["code"], "35051");
     assert_eq!(item["evidence"][0]["hops"], 1);
     assert_eq!(item["evidence"][0]["n_ratings"], 3);
-    assert_eq!(
-        item["evidence"][0]["months_in_service"], 13,
-        "2025-10-01 to 2026-11-29"
-    );
-    assert_eq!(
-        item["support"]["date"], "2027-10-12",
-        "end of support from endoflife.date"
-    );
-    // Only rating in the category: prior = 14/3, so the estimate is 14/3 whatever the weight.
-    assert!((item["reliability_estimate"].as_f64().unwrap() - 4.67).abs() < 1e-9);
-    assert!(
-        item["reason"]
-            .as_str()
-            .unwrap()
-            .contains("1 commune voisine")
-    );
+    assert_eq!(item["evidence"][0]["months_in_service"], 8, "2026-03-01 to 2026-11-29");
+    assert_eq!(item["support"]["date"], "2028-03-14", "end of support from endoflife.date");
+    // The only records of the category are these three: the posterior mean is their mean
+    // quality, rating minus 0.15 ln(1 + 0.5 h of downtime).
+    let q = 14.0 / 3.0 - 0.15 * 1.5f64.ln();
+    assert!((item["reliability"]["mean"].as_f64().unwrap() - q).abs() < 1e-3, "{}", item["reliability"]);
+    assert!(item["reliability"]["lower_bound"].as_f64().unwrap() < q);
+    assert_eq!(item["status"], "newest_not_yet_proven", "one adopter, 8 months");
+    assert!(item["reason"].as_str().unwrap().contains("1 commune"));
     // Cesson itself is not recommended what it already runs.
-    let (_, own) = get(
-        &app,
-        "/api/v1/communes/35051/recommendations?category=poste-de-travail&hops=1",
-    )
-    .await;
-    assert!(
-        own["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["generation"] != "11-25h2-w")
-    );
+    let (_, own) = get(&app, "/api/v1/communes/35051/recommendations?category=poste-de-travail&hops=1").await;
+    assert!(own["items"].as_array().unwrap().iter().all(|i| i["generation"] != "11-26h1-w"));
     assert_eq!(own["current"][0]["adoption_id"].as_u64(), Some(id));
+    assert_eq!(own["current"][0]["advice"], "stay");
+    // Parameters can be overridden within bounds; out of bounds is 422, unknown is 400.
+    let (s, tuned) = get(&app, "/api/v1/communes/35238/recommendations?category=poste-de-travail&hop_decay=0.9&z=0").await;
+    assert_eq!(s, 200);
+    assert_eq!(tuned["params"]["z"], 0.0);
+    problem(c.get(app.url("/api/v1/communes/35238/recommendations?category=poste-de-travail&z=9")).send().await.unwrap(), 422, "invalid-value").await;
+    problem(c.get(app.url("/api/v1/communes/35238/recommendations?category=poste-de-travail&zz=1")).send().await.unwrap(), 400, "malformed-input").await;
 }
 
 #[tokio::test]
@@ -424,19 +237,11 @@ async fn epci_and_catalog() {
     // Empty store: every member needs something in every category.
     let g = p["groupements"].as_array().unwrap();
     assert_eq!(g.len(), 21);
-    assert!(
-        g.iter()
-            .all(|x| x["concerned"].as_array().unwrap().len() == 43 && x["option"].is_null())
-    );
+    assert!(g.iter().all(|x| x["concerned"].as_array().unwrap().len() == 43 && x["option"].is_null()));
     assert_eq!(g[0]["concerned"][0]["need"]["kind"], "no_product");
 
     let (_, cats) = get(&app, "/api/v1/catalog/categories").await;
-    let slugs: Vec<&str> = cats["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["slug"].as_str().unwrap())
-        .collect();
+    let slugs: Vec<&str> = cats["categories"].as_array().unwrap().iter().map(|c| c["slug"].as_str().unwrap()).collect();
     for needed in [
         "etat-civil",
         "elections",
@@ -460,32 +265,11 @@ async fn epci_and_catalog() {
     let (_, all) = get(&app, "/api/v1/catalog/products").await;
     assert!(all["count"].as_u64().unwrap() >= 40);
     let (_, web) = get(&app, "/api/v1/catalog/products?category=site-web").await;
-    let ids: Vec<&str> = web["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
-    assert!(
-        ids.contains(&"wordpress") && ids.contains(&"spip"),
-        "{ids:?}"
-    );
-    let lo = all["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "libreoffice")
-        .unwrap();
-    let g248 = lo["generation"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == "24.8")
-        .unwrap();
-    assert_eq!(
-        g248["released"], "2024-07-09",
-        "imported from endoflife.date"
-    );
+    let ids: Vec<&str> = web["products"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"wordpress") && ids.contains(&"spip"), "{ids:?}");
+    let lo = all["products"].as_array().unwrap().iter().find(|p| p["id"] == "libreoffice").unwrap();
+    let g248 = lo["generation"].as_array().unwrap().iter().find(|g| g["id"] == "24.8").unwrap();
+    assert_eq!(g248["released"], "2024-07-09", "imported from endoflife.date");
     assert_eq!(g248["end_of_support"], "2025-06-12");
     assert!(g248["source"].as_str().unwrap().contains("endoflife.date"));
 }
@@ -499,19 +283,8 @@ async fn demo_history_is_labelled_and_recommendations_have_evidence() {
     let (_, list) = get(&app, "/api/v1/communes/29019/adoptions").await;
     let ads = list["adoptions"].as_array().unwrap();
     assert!(!ads.is_empty());
-    assert!(ads.iter().all(|a| {
-        a["simulated"] == true
-            && a["feedback"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|f| f["simulated"] == true)
-    }));
-    let (s, rec) = get(
-        &app,
-        "/api/v1/communes/29019/recommendations?category=poste-de-travail&limit=3",
-    )
-    .await;
+    assert!(ads.iter().all(|a| { a["simulated"] == true && a["feedback"].as_array().unwrap().iter().all(|f| f["simulated"] == true) }));
+    let (s, rec) = get(&app, "/api/v1/communes/29019/recommendations?category=poste-de-travail&limit=3").await;
     assert_eq!(s, 200);
     let items = rec["items"].as_array().unwrap();
     assert!(!items.is_empty() && items.len() <= 3);
@@ -519,28 +292,14 @@ async fn demo_history_is_labelled_and_recommendations_have_evidence() {
         let score = it["score"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&score));
         assert!(
-            it["evidence"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(
-                    |e| e["simulated"] == true && e["hops"].as_u64().is_some_and(|h| h <= 2)
-                        || e["same_epci"] == true
-                )
+            it["evidence"].as_array().unwrap().iter().all(|e| e["simulated"] == true && e["hops"].as_u64().is_some_and(|h| h <= 2) || e["same_epci"] == true)
         );
-        assert_ne!(
-            it["support"]["status"], "ended",
-            "past end of support is never recommended"
-        );
+        assert_ne!(it["support"]["status"], "ended", "past end of support is never recommended");
     }
     let scores: Vec<f64> = items.iter().map(|i| i["score"].as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]));
     // Ouessant: an island outside any EPCI still gets an answer, and says it is isolated.
-    let (_, o) = get(
-        &app,
-        "/api/v1/communes/29155/recommendations?category=site-web",
-    )
-    .await;
+    let (_, o) = get(&app, "/api/v1/communes/29155/recommendations?category=site-web").await;
     assert_eq!(o["scope"]["isolated"], true);
     assert!(o["scope"]["note"].as_str().is_some());
     assert_eq!(o["as_of"], today().to_string());
@@ -548,12 +307,6 @@ async fn demo_history_is_labelled_and_recommendations_have_evidence() {
     let (_, p) = get(&app, "/api/v1/epcis/243500139/pooled-purchases").await;
     let g = p["groupements"].as_array().unwrap();
     assert!(!g.is_empty());
-    assert!(g.iter().all(|x| {
-        x["concerned"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["reason"].as_str().is_some_and(|r| !r.is_empty()))
-    }));
+    assert!(g.iter().all(|x| { x["concerned"].as_array().unwrap().iter().all(|c| c["reason"].as_str().is_some_and(|r| !r.is_empty())) }));
     assert!(g.iter().any(|x| !x["option"].is_null()));
 }

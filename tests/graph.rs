@@ -10,11 +10,7 @@ fn code(s: &str) -> InseeCode {
 
 fn border_neighbours(t: &Territory, c: &str) -> Vec<String> {
     let i = t.find(&code(c)).unwrap();
-    t.neighbours(i)
-        .into_iter()
-        .filter(|(_, e)| e.kind == EdgeKind::Border)
-        .map(|(j, _)| t.commune(j).code.to_string())
-        .collect()
+    t.neighbours(i).into_iter().filter(|(_, e)| e.kind == EdgeKind::Border).map(|(j, _)| t.commune(j).code.to_string()).collect()
 }
 
 #[test]
@@ -32,18 +28,11 @@ fn rennes_has_ten_border_neighbours() {
     assert!(n.contains(&"35051".to_string()), "Cesson-Sévigné");
     assert!(n.contains(&"35278".to_string()), "Saint-Grégoire");
     let rennes = t.find(&code("35238")).unwrap();
-    let (_, e) = t
-        .neighbours(rennes)
-        .into_iter()
-        .find(|(j, _)| t.commune(*j).code == code("35051"))
-        .unwrap();
+    let (_, e) = t.neighbours(rennes).into_iter().find(|(j, _)| t.commune(*j).code == code("35051")).unwrap();
     // Rennes / Cesson-Sévigné: a long border (7.6 km), centroids about 6.4 km apart.
     assert!((7.0..8.0).contains(&e.border_km.unwrap()), "{e:?}");
     assert!((6.0..7.0).contains(&e.distance_km), "{e:?}");
-    assert_eq!(
-        t.commune(rennes).epci,
-        Some(Siren::parse("243500139").unwrap())
-    );
+    assert_eq!(t.commune(rennes).epci, Some(Siren::parse("243500139").unwrap()));
 }
 
 #[test]
@@ -52,40 +41,20 @@ fn islands_touch_nobody_and_get_nearest_links() {
     let ouessant = t.find(&code("29155")).unwrap();
     assert!(border_neighbours(&t, "29155").is_empty());
     let near = t.neighbours(ouessant);
-    assert!(
-        near.len() >= 2 && near.iter().all(|(_, e)| e.kind == EdgeKind::Nearest),
-        "{near:?}"
-    );
+    assert!(near.len() >= 2 && near.iter().all(|(_, e)| e.kind == EdgeKind::Nearest), "{near:?}");
     // Its 2 nearest communes by centroid are Île-Molène (29084) and Le Conquet (29040).
-    let codes: Vec<String> = near
-        .iter()
-        .map(|(j, _)| t.commune(*j).code.to_string())
-        .collect();
+    let codes: Vec<String> = near.iter().map(|(j, _)| t.commune(*j).code.to_string()).collect();
     assert!(codes.contains(&"29084".to_string()), "{codes:?}");
-    for island in [
-        "29155", "29082", "29083", "29084", "56069", "56085", "56086",
-    ] {
-        assert!(
-            !t.has_border_neighbour(t.find(&code(island)).unwrap()),
-            "{island}"
-        );
+    for island in ["29155", "29082", "29083", "29084", "56069", "56085", "56086"] {
+        assert!(!t.has_border_neighbour(t.find(&code(island)).unwrap()), "{island}");
     }
 }
 
 #[test]
 fn islands_without_epci() {
     let t = seeds::territory().unwrap();
-    let none: Vec<String> = t
-        .communes()
-        .iter()
-        .filter(|c| c.epci.is_none())
-        .map(|c| c.code.to_string())
-        .collect();
-    assert_eq!(
-        none,
-        vec!["22016", "29083", "29155"],
-        "Île-de-Bréhat, Île-de-Sein, Ouessant"
-    );
+    let none: Vec<String> = t.communes().iter().filter(|c| c.epci.is_none()).map(|c| c.code.to_string()).collect();
+    assert_eq!(none, vec!["22016", "29083", "29155"], "Île-de-Bréhat, Île-de-Sein, Ouessant");
 }
 
 #[test]
@@ -94,10 +63,7 @@ fn commune_nouvelle_includes_former_communes() {
     let c = t.commune(t.find(&code("56173")).unwrap());
     assert_eq!(c.name, "Pluméliau-Bieuzy");
     assert!(c.former_codes.contains(&code("56016")), "Bieuzy");
-    assert!(
-        t.idx_of(&code("56016")).is_none(),
-        "Bieuzy is no longer a commune"
-    );
+    assert!(t.idx_of(&code("56016")).is_none(), "Bieuzy is no longer a commune");
     // The union of Pluméliau and Bieuzy is larger than either (about 87 km²).
     assert!((80.0..95.0).contains(&c.area_km2), "{}", c.area_km2);
 }
@@ -110,11 +76,7 @@ fn hops_grow_the_neighbourhood() {
     let two = t.within_hops(r, 2);
     assert_eq!(one.len(), 10);
     assert!(two.len() > one.len() && two.iter().all(|n| n.hops <= 2));
-    assert!(
-        two.iter()
-            .any(|n| t.commune(n.idx).code == code("35024") && n.hops == 1),
-        "Betton"
-    );
+    assert!(two.iter().any(|n| t.commune(n.idx).code == code("35024") && n.hops == 1), "Betton");
 }
 
 #[test]

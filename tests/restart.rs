@@ -25,18 +25,11 @@ fn start(dir: &Path, extra: &[&str]) -> (Child, String) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.split("address=").nth(1) {
-                let _ = tx.send(
-                    addr.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_string());
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("server did not report its address");
+    let addr = rx.recv_timeout(Duration::from_secs(120)).expect("server did not report its address");
     (child, format!("http://{addr}"))
 }
 
@@ -45,19 +38,12 @@ async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
     let (mut child, base) = start(dir.path(), &[]);
-    let r = c
-        .post(format!("{base}/api/v1/communes/29019/adoptions"))
-        .json(&json!({"product": "openelec", "since": "2019-03-01"}))
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{base}/api/v1/communes/29019/adoptions")).json(&json!({"product": "openelec", "since": "2019-03-01"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let a: Value = r.json().await.unwrap();
     let id = a["id"].as_u64().unwrap();
     let r = c
-        .post(format!(
-            "{base}/api/v1/communes/29019/adoptions/{id}/feedback"
-        ))
+        .post(format!("{base}/api/v1/communes/29019/adoptions/{id}/feedback"))
         .json(&json!({"reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5}))
         .send()
         .await
@@ -67,24 +53,12 @@ async fn acknowledged_writes_survive_sigkill() {
     child.wait().unwrap();
 
     let (mut child, base) = start(dir.path(), &[]);
-    let list: Value = c
-        .get(format!("{base}/api/v1/communes/29019/adoptions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = c.get(format!("{base}/api/v1/communes/29019/adoptions")).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["count"], 1);
     assert_eq!(list["adoptions"][0]["product"], "openelec");
     assert_eq!(list["adoptions"][0]["feedback"][0]["downtime_hours"], 2.5);
     // New ids continue after the old ones.
-    let r = c
-        .post(format!("{base}/api/v1/communes/29019/adoptions"))
-        .json(&json!({"product": "spip", "since": "2020-01-01"}))
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{base}/api/v1/communes/29019/adoptions")).json(&json!({"product": "spip", "since": "2020-01-01"})).send().await.unwrap();
     let b: Value = r.json().await.unwrap();
     assert!(b["id"].as_u64().unwrap() > id + 1);
     child.kill().unwrap();
@@ -97,35 +71,16 @@ async fn demo_is_loaded_once() {
     let c = reqwest::Client::new();
     let args = ["--demo", "--demo-until", "2026-11-29"];
     let (mut child, base) = start(dir.path(), &args);
-    let h1: Value = c
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h1: Value = c.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
     let n = h1["adoptions"].as_u64().unwrap();
     assert!(n > 20_000);
     assert_eq!(h1["demo"]["end"], "2026-11-29");
-    let r = c
-        .post(format!("{base}/api/v1/communes/35238/adoptions"))
-        .json(&json!({"product": "spip", "since": "2020-01-01"}))
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("{base}/api/v1/communes/35238/adoptions")).json(&json!({"product": "spip", "since": "2020-01-01"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     child.kill().unwrap();
     child.wait().unwrap();
     let (mut child, base) = start(dir.path(), &args);
-    let h2: Value = c
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h2: Value = c.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(h2["adoptions"].as_u64().unwrap(), n + 1);
     child.kill().unwrap();
     child.wait().unwrap();

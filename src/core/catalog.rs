@@ -238,96 +238,55 @@ impl Catalog {
         let mut product_idx = HashMap::new();
         for (i, p) in products.iter().enumerate() {
             if product_idx.insert(p.id.clone(), i).is_some() {
-                return Err(Error::Data(format!(
-                    "catalog: product {} listed twice",
-                    p.id
-                )));
+                return Err(Error::Data(format!("catalog: product {} listed twice", p.id)));
             }
         }
         for g in imported {
-            let i = *product_idx.get(&g.product).ok_or_else(|| {
-                Error::Data(format!("generations.toml: unknown product {}", g.product))
-            })?;
+            let i = *product_idx.get(&g.product).ok_or_else(|| Error::Data(format!("generations.toml: unknown product {}", g.product)))?;
             products[i].generations.push(g.generation);
         }
         let known = |s: &Slug| categories.iter().any(|c| &c.slug == s);
         for p in &mut products {
             p.generations.sort_by_key(|g| g.order);
             if p.categories.is_empty() || !p.categories.iter().all(known) {
-                return Err(Error::Data(format!(
-                    "catalog: product {} has no or unknown categories",
-                    p.id
-                )));
+                return Err(Error::Data(format!("catalog: product {} has no or unknown categories", p.id)));
             }
             for (k, g) in p.generations.iter().enumerate() {
                 if p.generations[..k].iter().any(|h| h.id == g.id) {
-                    return Err(Error::Data(format!(
-                        "catalog: generation {} of {} listed twice",
-                        g.id, p.id
-                    )));
+                    return Err(Error::Data(format!("catalog: generation {} of {} listed twice", g.id, p.id)));
                 }
             }
         }
         if let Some(r) = regulations.iter().find(|r| !r.categories.iter().all(known)) {
-            return Err(Error::Data(format!(
-                "regulations.toml: {} names an unknown category",
-                r.id
-            )));
+            return Err(Error::Data(format!("regulations.toml: {} names an unknown category", r.id)));
         }
         let mut h = fnv::FnvHasher::default();
-        for s in [
-            t.categories,
-            t.products,
-            t.generations,
-            t.regulations,
-            t.procurement,
-        ] {
+        for s in [t.categories, t.products, t.generations, t.regulations, t.procurement] {
             h.write(s.as_bytes());
             h.write_u8(0);
         }
-        Ok(Catalog {
-            categories,
-            products,
-            regulations,
-            thresholds,
-            version: format!("{:016x}", h.finish()),
-            product_idx,
-        })
+        Ok(Catalog { categories, products, regulations, thresholds, version: format!("{:016x}", h.finish()), product_idx })
     }
 
     /// A category by slug, or `Error::NotFound`.
     pub fn category(&self, slug: &Slug) -> Result<&Category> {
-        self.categories
-            .iter()
-            .find(|c| &c.slug == slug)
-            .ok_or_else(|| Error::NotFound(format!("no category '{slug}' in the catalogue")))
+        self.categories.iter().find(|c| &c.slug == slug).ok_or_else(|| Error::NotFound(format!("no category '{slug}' in the catalogue")))
     }
 
     /// A product by id, or `Error::NotFound`.
     pub fn product(&self, id: &Slug) -> Result<&Product> {
-        self.product_idx
-            .get(id)
-            .map(|&i| &self.products[i])
-            .ok_or_else(|| Error::NotFound(format!("no product '{id}' in the catalogue")))
+        self.product_idx.get(id).map(|&i| &self.products[i]).ok_or_else(|| Error::NotFound(format!("no product '{id}' in the catalogue")))
     }
 
     /// Products serving a category, in file order.
     pub fn products_in<'a>(&'a self, category: &'a Slug) -> impl Iterator<Item = &'a Product> + 'a {
-        self.products
-            .iter()
-            .filter(move |p| p.categories.contains(category))
+        self.products.iter().filter(move |p| p.categories.contains(category))
     }
 
     /// Regulations that apply to a category and a commune of this population.
-    pub fn regulations_for<'a>(
-        &'a self,
-        category: &'a Slug,
-        population: u32,
-    ) -> impl Iterator<Item = &'a Regulation> + 'a {
+    pub fn regulations_for<'a>(&'a self, category: &'a Slug, population: u32) -> impl Iterator<Item = &'a Regulation> + 'a {
         self.regulations.iter().filter(move |r| {
-            r.categories.contains(category)
-                && r.min_population.is_none_or(|m| population >= m)
-                && r.max_population.is_none_or(|m| population <= m)
+            r.categories.contains(category) && r.min_population.is_none_or(|m| population >= m) && r.max_population.is_none_or(|m| population <= m)
         })
     }
 }
@@ -340,9 +299,7 @@ impl Product {
 
     /// Generations released on or before `date` (or with no release date), oldest first.
     pub fn released_by(&self, date: NaiveDate) -> impl Iterator<Item = &Generation> {
-        self.generations
-            .iter()
-            .filter(move |g| g.released.is_none_or(|r| r <= date))
+        self.generations.iter().filter(move |g| g.released.is_none_or(|r| r <= date))
     }
 
     /// The newest generation released on or before `date`.
@@ -361,9 +318,7 @@ impl Generation {
     pub fn support(&self, today: NaiveDate) -> Support {
         match self.end_of_support {
             Some(d) if d <= today => Support::Ended(d),
-            Some(d) if d <= today.checked_add_months(Months::new(12)).unwrap_or(today) => {
-                Support::EndsSoon(d)
-            }
+            Some(d) if d <= today.checked_add_months(Months::new(12)).unwrap_or(today) => Support::EndsSoon(d),
             Some(d) => Support::Supported(d),
             None if self.eol_undated => Support::EndedUndated(()),
             None => Support::NoEndKnown(()),
@@ -372,11 +327,7 @@ impl Generation {
 
     /// Age in whole months at `date` since release (or documentation); `None` if unknown.
     pub fn age_months(&self, date: NaiveDate) -> Option<i64> {
-        let start = self.released.or_else(|| {
-            self.documented_since
-                .as_deref()
-                .and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok())
-        })?;
+        let start = self.released.or_else(|| self.documented_since.as_deref().and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok()))?;
         Some(months_between(start, date))
     }
 }
@@ -419,22 +370,10 @@ pub(crate) mod tests {
         let c = small();
         let cms = c.product(&Slug::parse("cms").unwrap()).unwrap();
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        assert_eq!(
-            cms.generations[0].support(d("2020-01-01")),
-            Support::Ended(d("2018-01-01"))
-        );
-        assert_eq!(
-            cms.generations[1].support(d("2029-06-01")),
-            Support::EndsSoon(d("2030-01-01"))
-        );
-        assert_eq!(
-            cms.generations[1].support(d("2026-01-01")),
-            Support::Supported(d("2030-01-01"))
-        );
-        assert_eq!(
-            cms.generations[2].support(d("2026-01-01")),
-            Support::NoEndKnown(())
-        );
+        assert_eq!(cms.generations[0].support(d("2020-01-01")), Support::Ended(d("2018-01-01")));
+        assert_eq!(cms.generations[1].support(d("2029-06-01")), Support::EndsSoon(d("2030-01-01")));
+        assert_eq!(cms.generations[1].support(d("2026-01-01")), Support::Supported(d("2030-01-01")));
+        assert_eq!(cms.generations[2].support(d("2026-01-01")), Support::NoEndKnown(()));
         assert_eq!(cms.newest_by(d("2020-01-01")).unwrap().id.as_str(), "2");
         assert_eq!(cms.previous(&cms.generations[2]).unwrap().id.as_str(), "2");
         assert_eq!(cms.generations[2].age_months(d("2026-06-01")), Some(12));

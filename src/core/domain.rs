@@ -22,12 +22,7 @@ impl InseeCode {
     /// Parses a code; `Err(Error::Malformed)` when it is not 5 characters of the COG shape.
     pub fn parse(s: &str) -> Result<Self, Error> {
         let b = s.as_bytes();
-        let bad = || {
-            Error::Malformed(format!(
-                "'{}' is not an INSEE commune code (5 characters, e.g. 35238 or 2A004)",
-                truncate(s, 40)
-            ))
-        };
+        let bad = || Error::Malformed(format!("'{}' is not an INSEE commune code (5 characters, e.g. 35238 or 2A004)", truncate(s, 40)));
         if b.len() != 5 {
             return Err(bad());
         }
@@ -51,11 +46,7 @@ impl InseeCode {
 
     /// The department part: 2 characters (`35`, `2A`), or 3 for overseas departments (`971`).
     pub fn department(&self) -> &str {
-        if self.0[0] == b'9' && self.0[1] == b'7' {
-            &self.as_str()[..3]
-        } else {
-            &self.as_str()[..2]
-        }
+        if self.0[0] == b'9' && self.0[1] == b'7' { &self.as_str()[..3] } else { &self.as_str()[..2] }
     }
 
     /// The 5 raw bytes, used as a fixed-width key prefix by the store.
@@ -73,10 +64,7 @@ impl Siren {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let b = s.as_bytes();
         if b.len() != 9 || !b.iter().all(u8::is_ascii_digit) {
-            return Err(Error::Malformed(format!(
-                "'{}' is not a SIREN (9 digits, e.g. 243500139)",
-                truncate(s, 40)
-            )));
+            return Err(Error::Malformed(format!("'{}' is not a SIREN (9 digits, e.g. 243500139)", truncate(s, 40))));
         }
         let mut out = [0u8; 9];
         out.copy_from_slice(b);
@@ -97,18 +85,8 @@ pub struct Slug(String);
 impl Slug {
     /// Parses a slug; `Err(Error::Malformed)` otherwise.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
-        if ok {
-            Ok(Slug(s.to_string()))
-        } else {
-            Err(Error::Malformed(format!(
-                "'{}' is not an identifier (a-z, 0-9, '-', at most 64)",
-                truncate(s, 40)
-            )))
-        }
+        let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+        if ok { Ok(Slug(s.to_string())) } else { Err(Error::Malformed(format!("'{}' is not an identifier (a-z, 0-9, '-', at most 64)", truncate(s, 40)))) }
     }
 
     /// The slug as text.
@@ -126,17 +104,11 @@ impl GenerationId {
     /// Parses a generation id; `Err(Error::Malformed)` when empty, longer than 64 characters,
     /// padded with spaces or holding control characters.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let ok = !s.is_empty()
-            && s.chars().count() <= 64
-            && s.trim() == s
-            && !s.chars().any(char::is_control);
+        let ok = !s.is_empty() && s.chars().count() <= 64 && s.trim() == s && !s.chars().any(char::is_control);
         if ok {
             Ok(GenerationId(s.to_string()))
         } else {
-            Err(Error::Malformed(format!(
-                "'{}' is not a generation id (1 to 64 printable characters)",
-                truncate(s, 40)
-            )))
+            Err(Error::Malformed(format!("'{}' is not a generation id (1 to 64 printable characters)", truncate(s, 40))))
         }
     }
 
@@ -227,16 +199,7 @@ mod tests {
         assert_eq!(InseeCode::parse("2b033").unwrap().as_str(), "2B033");
         assert_eq!(InseeCode::parse("2A004").unwrap().department(), "2A");
         assert_eq!(InseeCode::parse("97101").unwrap().department(), "971");
-        for bad in [
-            "3523",
-            "352388",
-            "3A238",
-            "35 38",
-            "",
-            "2C004",
-            "١٢٣٤٥",
-            "35238\n",
-        ] {
+        for bad in ["3523", "352388", "3A238", "35 38", "", "2C004", "١٢٣٤٥", "35238\n"] {
             assert!(InseeCode::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

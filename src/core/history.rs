@@ -100,15 +100,9 @@ pub const MIN_DATE: (i32, u32, u32) = (1980, 1, 1);
 
 fn check_date(what: &str, d: NaiveDate, today: NaiveDate, future_ok: bool) -> Result<()> {
     let min = NaiveDate::from_ymd_opt(MIN_DATE.0, MIN_DATE.1, MIN_DATE.2).unwrap_or(NaiveDate::MIN);
-    let max = if future_ok {
-        today + chrono::Days::new(366 * 30)
-    } else {
-        today + chrono::Days::new(1)
-    };
+    let max = if future_ok { today + chrono::Days::new(366 * 30) } else { today + chrono::Days::new(1) };
     if d < min || d > max {
-        return Err(Error::Invalid(format!(
-            "{what} {d} is out of range ({min} to {max})"
-        )));
+        return Err(Error::Invalid(format!("{what} {d} is out of range ({min} to {max})")));
     }
     Ok(())
 }
@@ -121,27 +115,15 @@ impl NewAdoption {
         let p = catalog.product(&self.product)?;
         if !p.categories.contains(&self.category) {
             let cats: Vec<&str> = p.categories.iter().map(Slug::as_str).collect();
-            return Err(Error::Invalid(format!(
-                "product {} does not serve category {} (it serves: {})",
-                p.id,
-                self.category,
-                cats.join(", ")
-            )));
+            return Err(Error::Invalid(format!("product {} does not serve category {} (it serves: {})", p.id, self.category, cats.join(", "))));
         }
         match &self.generation {
             Some(g) if !p.generations.is_empty() && p.generation(g).is_none() => {
                 let known: Vec<&str> = p.generations.iter().map(|g| g.id.as_str()).collect();
-                return Err(Error::Invalid(format!(
-                    "product {} has no generation '{g}' (known: {})",
-                    p.id,
-                    known.join(", ")
-                )));
+                return Err(Error::Invalid(format!("product {} has no generation '{g}' (known: {})", p.id, known.join(", "))));
             }
             None if !p.generations.is_empty() => {
-                return Err(Error::Invalid(format!(
-                    "product {} needs a generation",
-                    p.id
-                )));
+                return Err(Error::Invalid(format!("product {} needs a generation", p.id)));
             }
             _ => {}
         }
@@ -204,16 +186,10 @@ impl NewFeedback {
     /// Errors: `Invalid`.
     pub fn validate(&self, adoption: &Adoption, today: NaiveDate) -> Result<()> {
         if !(1..=5).contains(&self.reliability) {
-            return Err(Error::Invalid(format!(
-                "reliability must be 1 to 5, got {}",
-                self.reliability
-            )));
+            return Err(Error::Invalid(format!("reliability must be 1 to 5, got {}", self.reliability)));
         }
         if !(1..=5).contains(&self.support) {
-            return Err(Error::Invalid(format!(
-                "support must be 1 to 5, got {}",
-                self.support
-            )));
+            return Err(Error::Invalid(format!("support must be 1 to 5, got {}", self.support)));
         }
         if self.incidents > 100_000 {
             return Err(Error::Invalid("incidents must be at most 100000".into()));
@@ -221,21 +197,12 @@ impl NewFeedback {
         if !self.downtime_hours.is_finite() || !(0.0..=8784.0).contains(&self.downtime_hours) {
             return Err(Error::Invalid("downtime_hours must be 0 to 8784".into()));
         }
-        if self
-            .comment
-            .as_ref()
-            .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
-        {
-            return Err(Error::Invalid(format!(
-                "comment must be at most {MAX_COMMENT_CHARS} characters"
-            )));
+        if self.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+            return Err(Error::Invalid(format!("comment must be at most {MAX_COMMENT_CHARS} characters")));
         }
         check_date("date", self.date, today, false)?;
         if self.date < adoption.since {
-            return Err(Error::Invalid(format!(
-                "feedback date {} is before the adoption started ({})",
-                self.date, adoption.since
-            )));
+            return Err(Error::Invalid(format!("feedback date {} is before the adoption started ({})", self.date, adoption.since)));
         }
         Ok(())
     }
@@ -277,6 +244,7 @@ pub struct History {
     adoptions: Vec<Adoption>,
     by_id: HashMap<u64, usize>,
     by_commune: HashMap<InseeCode, Vec<usize>>,
+    by_category: HashMap<Slug, Vec<usize>>,
     feedback: HashMap<u64, Vec<Feedback>>,
 }
 
@@ -290,6 +258,7 @@ impl History {
         let i = self.adoptions.len();
         self.by_id.insert(a.id, i);
         self.by_commune.entry(a.commune).or_default().push(i);
+        self.by_category.entry(a.category.clone()).or_default().push(i);
         self.adoptions.push(a);
     }
 
@@ -317,23 +286,29 @@ impl History {
         v.into_iter().flatten().map(|&i| &self.adoptions[i])
     }
 
+    /// All adoptions in a category, in insertion order.
+    pub fn in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
+        let v = self.by_category.get(category);
+        v.into_iter().flatten().map(|&i| &self.adoptions[i])
+    }
+
+    /// Whether an adoption ended on or before `date` by leaving the product: it has an `until`
+    /// and the commune's next adoption in the category (if any) is of another product. An
+    /// upgrade to another generation of the same product is not an abandonment.
+    pub fn abandoned_by(&self, a: &Adoption, date: NaiveDate) -> bool {
+        let Some(u) = a.until.filter(|u| *u <= date) else { return false };
+        let next = self.of_commune(&a.commune).filter(|b| b.id != a.id && b.category == a.category && b.since >= u && b.since <= date).min_by_key(|b| b.since);
+        next.is_none_or(|b| b.product != a.product)
+    }
+
     /// A commune's adoptions in a category that are in service on `date`.
-    pub fn active<'a>(
-        &'a self,
-        code: &InseeCode,
-        category: &'a Slug,
-        date: NaiveDate,
-    ) -> impl Iterator<Item = &'a Adoption> + 'a {
-        self.of_commune(code)
-            .filter(move |a| &a.category == category && a.active_on(date))
+    pub fn active<'a>(&'a self, code: &InseeCode, category: &'a Slug, date: NaiveDate) -> impl Iterator<Item = &'a Adoption> + 'a {
+        self.of_commune(code).filter(move |a| &a.category == category && a.active_on(date))
     }
 
     /// Feedback on an adoption, in insertion order.
     pub fn feedback(&self, adoption_id: u64) -> &[Feedback] {
-        self.feedback
-            .get(&adoption_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.feedback.get(&adoption_id).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Number of feedback records.

@@ -112,11 +112,7 @@ pub struct PooledPurchases {
 
 fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
     let c = ctx.territory.commune(i);
-    Member {
-        code: c.code,
-        name: c.name.clone(),
-        population: c.population,
-    }
+    Member { code: c.code, name: c.name.clone(), population: c.population }
 }
 
 /// Whether and why a member needs something in a category at `ctx.today`.
@@ -126,32 +122,16 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug) -> Option<Need> {
         return Some(Need::NoProduct);
     }
     for a in &active {
-        let g = ctx
-            .catalog
-            .product(&a.product)
-            .ok()
-            .and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
+        let g = ctx.catalog.product(&a.product).ok().and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
         match g.map(|g| g.support(ctx.today)) {
             Some(Support::Ended(d)) => {
-                return Some(Need::EndOfSupport {
-                    product: a.product.clone(),
-                    generation: a.generation.clone(),
-                    date: Some(d),
-                });
+                return Some(Need::EndOfSupport { product: a.product.clone(), generation: a.generation.clone(), date: Some(d) });
             }
             Some(Support::EndedUndated(())) => {
-                return Some(Need::EndOfSupport {
-                    product: a.product.clone(),
-                    generation: a.generation.clone(),
-                    date: None,
-                });
+                return Some(Need::EndOfSupport { product: a.product.clone(), generation: a.generation.clone(), date: None });
             }
             Some(Support::EndsSoon(d)) => {
-                return Some(Need::EndsSoon {
-                    product: a.product.clone(),
-                    generation: a.generation.clone(),
-                    date: d,
-                });
+                return Some(Need::EndsSoon { product: a.product.clone(), generation: a.generation.clone(), date: d });
             }
             _ => {}
         }
@@ -170,11 +150,7 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug) -> Option<Need> {
 
 fn reason(ctx: &Ctx, n: &Need) -> String {
     let name = |p: &Slug, g: &Option<GenerationId>| {
-        let pn = ctx
-            .catalog
-            .product(p)
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|_| p.to_string());
+        let pn = ctx.catalog.product(p).map(|p| p.name.clone()).unwrap_or_else(|_| p.to_string());
         match g {
             Some(g) => format!("{pn} {g}"),
             None => pn,
@@ -182,34 +158,12 @@ fn reason(ctx: &Ctx, n: &Need) -> String {
     };
     match n {
         Need::NoProduct => "Aucun produit déclaré dans cette catégorie.".into(),
-        Need::EndOfSupport {
-            product,
-            generation,
-            date: Some(d),
-        } => format!(
-            "{} n'est plus supporté depuis le {d}.",
-            name(product, generation)
-        ),
-        Need::EndOfSupport {
-            product,
-            generation,
-            date: None,
-        } => format!("{} n'est plus supporté.", name(product, generation)),
-        Need::EndsSoon {
-            product,
-            generation,
-            date,
-        } => format!("Fin de support de {} le {date}.", name(product, generation)),
-        Need::PoorRating {
-            product,
-            generation,
-            mean_reliability,
-            n,
-        } => format!(
-            "{} est jugé peu fiable ({}/5 sur {n} retours).",
-            name(product, generation),
-            format!("{mean_reliability:.1}").replace('.', ",")
-        ),
+        Need::EndOfSupport { product, generation, date: Some(d) } => format!("{} n'est plus supporté depuis le {d}.", name(product, generation)),
+        Need::EndOfSupport { product, generation, date: None } => format!("{} n'est plus supporté.", name(product, generation)),
+        Need::EndsSoon { product, generation, date } => format!("Fin de support de {} le {date}.", name(product, generation)),
+        Need::PoorRating { product, generation, mean_reliability, n } => {
+            format!("{} est jugé peu fiable ({}/5 sur {n} retours).", name(product, generation), format!("{mean_reliability:.1}").replace('.', ","))
+        }
     }
 }
 
@@ -218,26 +172,13 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren) -> Result<PooledPurchases> {
     let epci = ctx.territory.epci(siren)?;
     let members = ctx.territory.members(siren);
     // Members weigh 1, their direct neighbours outside the EPCI 0.5.
-    let mut reach: Vec<Reach> = members
-        .iter()
-        .map(|&m| Reach {
-            idx: m,
-            hops: Some(0),
-            weight: 1.0,
-            same_epci: true,
-        })
-        .collect();
+    let mut reach: Vec<Reach> = members.iter().map(|&m| Reach { idx: m, hops: Some(0), weight: 1.0, same_epci: true, distance_km: 0.0 }).collect();
     let in_epci: HashSet<CommuneIdx> = members.iter().copied().collect();
     let mut seen = in_epci.clone();
     for &m in members {
         for (n, _) in ctx.territory.neighbours(m) {
             if seen.insert(n) {
-                reach.push(Reach {
-                    idx: n,
-                    hops: Some(1),
-                    weight: 0.5,
-                    same_epci: false,
-                });
+                reach.push(Reach { idx: n, hops: Some(1), weight: 0.5, same_epci: false, distance_km: 0.0 });
             }
         }
     }
@@ -248,20 +189,14 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren) -> Result<PooledPurchases> {
             .iter()
             .filter_map(|&m| {
                 let code = ctx.territory.commune(m).code;
-                need_of(ctx, &code, &cat.slug).map(|need| Concerned {
-                    member: member(ctx, m),
-                    reason: reason(ctx, &need),
-                    need,
-                })
+                need_of(ctx, &code, &cat.slug).map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need })
             })
             .collect();
         if concerned.is_empty() {
             continue;
         }
         let (items, _) = score_candidates(ctx, &reach, None, &cat.slug, &HashSet::new(), &params);
-        let option = items
-            .into_iter()
-            .find(|i| !matches!(i.support, Some(Support::EndsSoon(_))));
+        let option = items.into_iter().find(|i| !matches!(i.support, Some(Support::EndsSoon(_))));
         let already_on = option
             .as_ref()
             .map(|o| {
@@ -270,42 +205,17 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren) -> Result<PooledPurchases> {
                     .copied()
                     .filter(|&m| {
                         let code = ctx.territory.commune(m).code;
-                        ctx.history
-                            .active(&code, &cat.slug, ctx.today)
-                            .any(|a| a.product == o.product && a.generation == o.generation)
+                        ctx.history.active(&code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
                     })
                     .map(|m| member(ctx, m))
                     .collect()
             })
             .unwrap_or_default();
-        groupements.push(Groupement {
-            category: cat.slug.clone(),
-            category_label: cat.label.clone(),
-            option,
-            concerned,
-            already_on,
-        });
+        groupements.push(Groupement { category: cat.slug.clone(), category_label: cat.label.clone(), option, concerned, already_on });
     }
-    let order: HashMap<&Slug, usize> = ctx
-        .catalog
-        .categories
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (&c.slug, i))
-        .collect();
-    groupements.sort_by(|a, b| {
-        b.concerned
-            .len()
-            .cmp(&a.concerned.len())
-            .then(order[&a.category].cmp(&order[&b.category]))
-    });
-    Ok(PooledPurchases {
-        epci: epci.siren,
-        name: epci.name.clone(),
-        as_of: ctx.today,
-        members_in_scope: members.len(),
-        groupements,
-    })
+    let order: HashMap<&Slug, usize> = ctx.catalog.categories.iter().enumerate().map(|(i, c)| (&c.slug, i)).collect();
+    groupements.sort_by(|a, b| b.concerned.len().cmp(&a.concerned.len()).then(order[&a.category].cmp(&order[&b.category])));
+    Ok(PooledPurchases { epci: epci.siren, name: epci.name.clone(), as_of: ctx.today, members_in_scope: members.len(), groupements })
 }
 
 #[cfg(test)]
@@ -351,51 +261,19 @@ mod tests {
                 simulated: true,
             });
         }
-        let ctx = Ctx {
-            territory: &t,
-            catalog: &c,
-            history: &h,
-            today: d("2026-01-01"),
-        };
+        let ctx = Ctx::new(&t, &c, &h, d("2026-01-01"));
         let p = pooled_purchases(&ctx, &Siren::parse("200000001").unwrap()).unwrap();
         assert_eq!(p.members_in_scope, 3);
-        let web = p
-            .groupements
-            .iter()
-            .find(|g| g.category.as_str() == "site-web")
-            .unwrap();
-        let needs: Vec<_> = web
-            .concerned
-            .iter()
-            .map(|c| (c.member.code.as_str(), c.need.clone()))
-            .collect();
+        let web = p.groupements.iter().find(|g| g.category.as_str() == "site-web").unwrap();
+        let needs: Vec<_> = web.concerned.iter().map(|c| (c.member.code.as_str(), c.need.clone())).collect();
         assert_eq!(needs.len(), 3);
-        assert!(
-            matches!(&needs[0].1, Need::EndOfSupport { date: Some(x), .. } if *x == d("2018-01-01"))
-        );
+        assert!(matches!(&needs[0].1, Need::EndOfSupport { date: Some(x), .. } if *x == d("2018-01-01")));
         assert!(matches!(&needs[1].1, Need::PoorRating { n: 2, .. }));
         assert_eq!(needs[2], ("35003", Need::NoProduct));
         let opt = web.option.as_ref().unwrap();
-        assert_eq!(
-            (
-                opt.product.as_str(),
-                opt.generation.as_ref().unwrap().as_str()
-            ),
-            ("cms", "2")
-        );
+        assert_eq!((opt.product.as_str(), opt.generation.as_ref().unwrap().as_str()), ("cms", "2"));
         assert_eq!(opt.adopters, 2, "B (member) and D (neighbour of C)");
-        assert_eq!(
-            web.already_on
-                .iter()
-                .map(|m| m.code.as_str())
-                .collect::<Vec<_>>(),
-            vec!["35002"]
-        );
-        assert!(
-            Siren::parse("200000009")
-                .map(|s| pooled_purchases(&ctx, &s))
-                .unwrap()
-                .is_err()
-        );
+        assert_eq!(web.already_on.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), vec!["35002"]);
+        assert!(Siren::parse("200000009").map(|s| pooled_purchases(&ctx, &s)).unwrap().is_err());
     }
 }

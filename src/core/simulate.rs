@@ -156,14 +156,7 @@ struct World<'a> {
 
 impl World<'_> {
     fn share(&self, set: &[CommuneIdx], current: &[Option<usize>]) -> f64 {
-        if set.is_empty() {
-            0.0
-        } else {
-            set.iter()
-                .filter(|&&j| current[j as usize].is_some())
-                .count() as f64
-                / set.len() as f64
-        }
+        if set.is_empty() { 0.0 } else { set.iter().filter(|&&j| current[j as usize].is_some()).count() as f64 / set.len() as f64 }
     }
 }
 
@@ -180,19 +173,11 @@ fn months(start: NaiveDate, end: NaiveDate) -> Vec<NaiveDate> {
     v
 }
 
-fn pick_generation(
-    product: &Product,
-    date: NaiveDate,
-    rng: &mut ChaCha8Rng,
-    one_behind: f64,
-) -> Option<Option<GenerationId>> {
+fn pick_generation(product: &Product, date: NaiveDate, rng: &mut ChaCha8Rng, one_behind: f64) -> Option<Option<GenerationId>> {
     if product.generations.is_empty() {
         return Some(None);
     }
-    let released: Vec<_> = product
-        .released_by(date)
-        .filter(|g| !g.support(date).is_ended())
-        .collect();
+    let released: Vec<_> = product.released_by(date).filter(|g| !g.support(date).is_ended()).collect();
     let newest = released.last()?;
     if released.len() >= 2 && rng.random_bool(one_behind) {
         return Some(Some(released[released.len() - 2].id.clone()));
@@ -201,23 +186,9 @@ fn pick_generation(
 }
 
 /// Runs the diffusion of one category; appends adoptions to `out`. Returns the state.
-fn diffuse<'a>(
-    w: &World<'a>,
-    cat: &'a Slug,
-    kind: &str,
-    products: Vec<&'a Product>,
-    hazard: f64,
-    until: NaiveDate,
-    out: &mut Vec<Adoption>,
-) -> Diffusion<'a> {
+fn diffuse<'a>(w: &World<'a>, cat: &'a Slug, kind: &str, products: Vec<&'a Product>, hazard: f64, until: NaiveDate, out: &mut Vec<Adoption>) -> Diffusion<'a> {
     let n = w.t.communes().len();
-    let mut d = Diffusion {
-        slug: cat,
-        products,
-        hazard,
-        rng: ChaCha8Rng::seed_from_u64(w.p.seed ^ fnv(cat.as_str())),
-        current: vec![None; n],
-    };
+    let mut d = Diffusion { slug: cat, products, hazard, rng: ChaCha8Rng::seed_from_u64(w.p.seed ^ fnv(cat.as_str())), current: vec![None; n] };
     if d.products.is_empty() {
         return d;
     }
@@ -233,9 +204,7 @@ fn diffuse<'a>(
             } else {
                 let s_nb = w.share(&w.nb[i], &d.current);
                 let s_epci = w.share(w.epci_members[i], &d.current);
-                let rate = d.hazard
-                    * w.size[i]
-                    * (1.0 + w.p.neighbour_influence * s_nb + w.p.epci_influence * s_epci);
+                let rate = d.hazard * w.size[i] * (1.0 + w.p.neighbour_influence * s_nb + w.p.epci_influence * s_epci);
                 u < 1.0 - (-rate).exp()
             };
             if !adopt {
@@ -243,34 +212,19 @@ fn diffuse<'a>(
             }
             // Product choice, weighted by imitation of neighbours and EPCI members.
             let mut counts: HashMap<&Slug, f64> = HashMap::new();
-            let peers: Vec<CommuneIdx> = w.nb[i]
-                .iter()
-                .chain(w.epci_members[i].iter())
-                .copied()
-                .filter(|&j| j as usize != i)
-                .collect();
+            let peers: Vec<CommuneIdx> = w.nb[i].iter().chain(w.epci_members[i].iter()).copied().filter(|&j| j as usize != i).collect();
             for &j in &peers {
                 if let Some(k) = d.current[j as usize] {
                     *counts.entry(&out[k].product).or_default() += 1.0;
                 }
             }
-            let available: Vec<&Product> = d
-                .products
-                .iter()
-                .copied()
-                .filter(|p| {
-                    p.generations.is_empty()
-                        || p.released_by(month).any(|g| !g.support(month).is_ended())
-                })
-                .collect();
+            let available: Vec<&Product> =
+                d.products.iter().copied().filter(|p| p.generations.is_empty() || p.released_by(month).any(|g| !g.support(month).is_ended())).collect();
             if available.is_empty() {
                 continue;
             }
             let peers_n = peers.len().max(1) as f64;
-            let weights: Vec<f64> = available
-                .iter()
-                .map(|p| 1.0 + w.p.imitation * counts.get(&p.id).copied().unwrap_or(0.0) / peers_n)
-                .collect();
+            let weights: Vec<f64> = available.iter().map(|p| 1.0 + w.p.imitation * counts.get(&p.id).copied().unwrap_or(0.0) / peers_n).collect();
             let total: f64 = weights.iter().sum();
             let mut x = d.rng.random::<f64>() * total;
             let mut chosen = available[available.len() - 1];
@@ -281,8 +235,7 @@ fn diffuse<'a>(
                 }
                 x -= wt;
             }
-            let Some(generation) = pick_generation(chosen, month, &mut d.rng, w.p.one_behind)
-            else {
+            let Some(generation) = pick_generation(chosen, month, &mut d.rng, w.p.one_behind) else {
                 continue;
             };
             // Spread the start over the month, deterministically.
@@ -309,16 +262,8 @@ fn diffuse<'a>(
 }
 
 fn website_share(w: &World, adoptions: &[Adoption], date: NaiveDate) -> f64 {
-    let small: Vec<_> =
-        w.t.communes()
-            .iter()
-            .filter(|c| c.population < 2000)
-            .collect();
-    let with: std::collections::HashSet<_> = adoptions
-        .iter()
-        .filter(|a| a.active_on(date))
-        .map(|a| a.commune)
-        .collect();
+    let small: Vec<_> = w.t.communes().iter().filter(|c| c.population < 2000).collect();
+    let with: std::collections::HashSet<_> = adoptions.iter().filter(|a| a.active_on(date)).map(|a| a.commune).collect();
     small.iter().filter(|c| with.contains(&c.code)).count() as f64 / small.len().max(1) as f64
 }
 
@@ -337,11 +282,7 @@ fn calibrate_website(w: &World, cat: &Slug, kind: &str, products: &[&Product]) -
         if (s - w.p.website_target_2013).abs() < best.2 {
             best = (mid, s, (s - w.p.website_target_2013).abs());
         }
-        if s < w.p.website_target_2013 {
-            lo = mid
-        } else {
-            hi = mid
-        }
+        if s < w.p.website_target_2013 { lo = mid } else { hi = mid }
     }
     (best.0, best.1)
 }
@@ -353,17 +294,9 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
     let w = World {
         t,
         p,
-        nb: (0..n as CommuneIdx)
-            .map(|i| t.neighbours(i).into_iter().map(|(j, _)| j).collect())
-            .collect(),
-        epci_members: (0..n as CommuneIdx)
-            .map(|i| t.commune(i).epci.map(|s| t.members(&s)).unwrap_or(&[]))
-            .collect(),
-        size: t
-            .communes()
-            .iter()
-            .map(|c| size_factor(c.size_class()))
-            .collect(),
+        nb: (0..n as CommuneIdx).map(|i| t.neighbours(i).into_iter().map(|(j, _)| j).collect()).collect(),
+        epci_members: (0..n as CommuneIdx).map(|i| t.commune(i).epci.map(|s| t.members(&s)).unwrap_or(&[])).collect(),
+        size: t.communes().iter().map(|c| size_factor(c.size_class())).collect(),
     };
     let mut adoptions: Vec<Adoption> = Vec::new();
     let mut website = (0.0, 0.0);
@@ -376,15 +309,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
         } else {
             p.base_hazard
         };
-        states.push(diffuse(
-            &w,
-            &cat.slug,
-            &cat.kind,
-            products,
-            hazard,
-            p.end,
-            &mut adoptions,
-        ));
+        states.push(diffuse(&w, &cat.slug, &cat.kind, products, hazard, p.end, &mut adoptions));
     }
     // Upgrades and switches, then feedback, on a separate random stream.
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x5eed_0f_11fe);
@@ -409,9 +334,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
         let mut count = 0;
         let age = match a.generation.as_ref().and_then(|g| product.generation(g)) {
             Some(g) => g.age_months(a.since).unwrap_or(24),
-            None => first_use
-                .get(&a.product)
-                .map_or(24, |f| months_between(*f, a.since)),
+            None => first_use.get(&a.product).map_or(24, |f| months_between(*f, a.since)),
         }
         .max(0) as f64;
         let mut ended = None;
@@ -426,30 +349,13 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
             // Feedback.
             if let Some(fd) = next_feedback.filter(|fd| *fd <= month && count < 6) {
                 let first_year = count == 0;
-                let lambda = p.incident_base
-                    * if first_year {
-                        1.0 + p.teething * (-age / 9.0).exp()
-                    } else {
-                        1.0
-                    };
-                let incidents = Poisson::new(lambda)
-                    .map(|d| d.sample(&mut rng) as u32)
-                    .unwrap_or(0);
-                let noise = Normal::new(0.0f64, 0.5)
-                    .map(|d| d.sample(&mut rng))
-                    .unwrap_or(0.0);
-                let reliability = (4.6 - 0.45 * f64::from(incidents) + noise)
-                    .round()
-                    .clamp(1.0, 5.0) as u8;
-                let support = Normal::new(3.8f64, 0.8)
-                    .map(|d| d.sample(&mut rng))
-                    .unwrap_or(3.8)
-                    .round()
-                    .clamp(1.0, 5.0) as u8;
+                let lambda = p.incident_base * if first_year { 1.0 + p.teething * (-age / 9.0).exp() } else { 1.0 };
+                let incidents = Poisson::new(lambda).map(|d| d.sample(&mut rng) as u32).unwrap_or(0);
+                let noise = Normal::new(0.0f64, 0.5).map(|d| d.sample(&mut rng)).unwrap_or(0.0);
+                let reliability = (4.6 - 0.45 * f64::from(incidents) + noise).round().clamp(1.0, 5.0) as u8;
+                let support = Normal::new(3.8f64, 0.8).map(|d| d.sample(&mut rng)).unwrap_or(3.8).round().clamp(1.0, 5.0) as u8;
                 let exp = Exp::new(1.0 / 3.0).ok();
-                let downtime: f64 = (0..incidents)
-                    .map(|_| exp.map_or(3.0, |e| e.sample(&mut rng)))
-                    .sum();
+                let downtime: f64 = (0..incidents).map(|_| exp.map_or(3.0, |e| e.sample(&mut rng))).sum();
                 reliab_sum += f64::from(reliability);
                 reliab_n += 1.0;
                 count += 1;
@@ -471,36 +377,19 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
             let g = a.generation.as_ref().and_then(|g| product.generation(g));
             if let Some(g) = g
                 && let Some(eos) = g.end_of_support
-                && eos
-                    .checked_sub_months(Months::new(p.upgrade_lead_months))
-                    .is_some_and(|s| month >= s)
+                && eos.checked_sub_months(Months::new(p.upgrade_lead_months)).is_some_and(|s| month >= s)
                 && rng.random_bool(p.upgrade_rate)
             {
-                let newer: Vec<_> = product
-                    .released_by(month)
-                    .filter(|h| h.order > g.order && !h.support(month).is_ended())
-                    .collect();
+                let newer: Vec<_> = product.released_by(month).filter(|h| h.order > g.order && !h.support(month).is_ended()).collect();
                 if let Some(target) = newer.last() {
-                    let gen_id = if newer.len() >= 2 && rng.random_bool(p.one_behind) {
-                        newer[newer.len() - 2].id.clone()
-                    } else {
-                        target.id.clone()
-                    };
+                    let gen_id = if newer.len() >= 2 && rng.random_bool(p.one_behind) { newer[newer.len() - 2].id.clone() } else { target.id.clone() };
                     ended = Some((month, Some((a.product.clone(), Some(gen_id)))));
                     break;
                 }
             }
             // Switch away from a poorly rated product.
             if reliab_n >= 2.0 && reliab_sum / reliab_n < 2.5 && rng.random_bool(p.switch_rate) {
-                let others: Vec<&Product> = state
-                    .map(|s| {
-                        s.products
-                            .iter()
-                            .copied()
-                            .filter(|q| q.id != a.product)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let others: Vec<&Product> = state.map(|s| s.products.iter().copied().filter(|q| q.id != a.product).collect()).unwrap_or_default();
                 if !others.is_empty() {
                     let q = others[rng.random_range(0..others.len())];
                     if let Some(g) = pick_generation(q, month, &mut rng, p.one_behind) {
@@ -536,12 +425,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
     for (i, f) in feedback.iter_mut().enumerate() {
         f.id = i as u64 + 1;
     }
-    DemoHistory {
-        adoptions,
-        feedback,
-        website_hazard: website.0,
-        website_share_2013: website.1,
-    }
+    DemoHistory { adoptions, feedback, website_hazard: website.0, website_share_2013: website.1 }
 }
 
 #[cfg(test)]
@@ -562,17 +446,10 @@ mod tests {
         assert_eq!(a.adoptions, b.adoptions);
         assert_eq!(a.feedback, b.feedback);
         let other = simulate(&t, &c, &SimParams::new(8, d("2016-06-30")));
-        assert_ne!(
-            a.adoptions, other.adoptions,
-            "another seed gives another history"
-        );
+        assert_ne!(a.adoptions, other.adoptions, "another seed gives another history");
         assert!(a.adoptions.iter().all(|x| x.simulated) && a.feedback.iter().all(|f| f.simulated));
         // M@rsoin: about 49 % of communes under 2,000 inhabitants had a website in 2013.
-        assert!(
-            (a.website_share_2013 - 0.49).abs() < 0.02,
-            "{}",
-            a.website_share_2013
-        );
+        assert!((a.website_share_2013 - 0.49).abs() < 0.02, "{}", a.website_share_2013);
         // Every adoption names a known product serving its category, and a known generation
         // released by its start date when the product has generations.
         for x in &a.adoptions {
@@ -590,11 +467,7 @@ mod tests {
         let by_id: HashMap<u64, &Adoption> = a.adoptions.iter().map(|x| (x.id, x)).collect();
         for f in &a.feedback {
             let x = by_id[&f.adoption_id];
-            assert!(
-                f.date >= x.since
-                    && (1..=5).contains(&f.reliability)
-                    && (1..=5).contains(&f.support)
-            );
+            assert!(f.date >= x.since && (1..=5).contains(&f.reliability) && (1..=5).contains(&f.support));
         }
     }
 
@@ -610,11 +483,7 @@ mod tests {
                 continue; // first report only
             }
             let a = by_id[&f.adoption_id];
-            let Some(g) = a
-                .generation
-                .as_ref()
-                .and_then(|g| c.product(&a.product).ok()?.generation(g))
-            else {
+            let Some(g) = a.generation.as_ref().and_then(|g| c.product(&a.product).ok()?.generation(g)) else {
                 continue;
             };
             match g.age_months(a.since) {
@@ -624,22 +493,9 @@ mod tests {
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        assert!(
-            young.len() > 100 && old.len() > 100,
-            "{} {}",
-            young.len(),
-            old.len()
-        );
+        assert!(young.len() > 100 && old.len() > 100, "{} {}", young.len(), old.len());
         // Model: 0.6 · (1 + 3 e^(-age/9)): about 2.2 at age 0-3 months, about 0.6 past 3 years.
-        assert!(
-            mean(&young) > 1.5 && mean(&old) < 0.8,
-            "{} {}",
-            mean(&young),
-            mean(&old)
-        );
-        assert!(
-            h.adoptions.iter().any(|a| a.until.is_some()),
-            "some upgrades or switches happen"
-        );
+        assert!(mean(&young) > 1.5 && mean(&old) < 0.8, "{} {}", mean(&young), mean(&old));
+        assert!(h.adoptions.iter().any(|a| a.until.is_some()), "some upgrades or switches happen");
     }
 }

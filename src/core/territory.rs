@@ -161,10 +161,7 @@ struct EdgeRow {
 }
 
 fn rows<T: for<'de> Deserialize<'de>>(name: &str, text: &str) -> Result<Vec<T>> {
-    csv::Reader::from_reader(text.as_bytes())
-        .deserialize()
-        .collect::<std::result::Result<Vec<T>, _>>()
-        .map_err(|e| Error::Data(format!("{name}: {e}")))
+    csv::Reader::from_reader(text.as_bytes()).deserialize().collect::<std::result::Result<Vec<T>, _>>().map_err(|e| Error::Data(format!("{name}: {e}")))
 }
 
 fn data<T>(r: Result<T>, what: &str) -> Result<T> {
@@ -176,13 +173,7 @@ impl Territory {
     /// `epci_members.csv`, `edges.csv`, `former_communes.csv`, as written by the importer).
     ///
     /// Errors: `Error::Data` when a file does not parse or a row names an unknown commune.
-    pub fn from_csv(
-        communes: &str,
-        epcis: &str,
-        members: &str,
-        edges: &str,
-        former: &str,
-    ) -> Result<Self> {
+    pub fn from_csv(communes: &str, epcis: &str, members: &str, edges: &str, former: &str) -> Result<Self> {
         let mut t = Territory {
             communes: Vec::new(),
             by_code: HashMap::new(),
@@ -193,11 +184,7 @@ impl Territory {
         };
         for r in rows::<CommuneRow>("communes.csv", communes)? {
             let code = data(InseeCode::parse(&r.code), "communes.csv")?;
-            let epci = if r.epci_siren.is_empty() {
-                None
-            } else {
-                Some(data(Siren::parse(&r.epci_siren), "communes.csv")?)
-            };
+            let epci = if r.epci_siren.is_empty() { None } else { Some(data(Siren::parse(&r.epci_siren), "communes.csv")?) };
             let idx = t.communes.len() as CommuneIdx;
             t.by_code.insert(code, idx);
             t.graph.add_node(idx);
@@ -219,57 +206,28 @@ impl Territory {
         for r in rows::<EpciRow>("epcis.csv", epcis)? {
             let siren = data(Siren::parse(&r.siren), "epcis.csv")?;
             t.epci_by_siren.insert(siren, t.epcis.len());
-            t.epcis.push(Epci {
-                siren,
-                name: r.name,
-                kind: r.kind,
-                population: r.population,
-                members: Vec::new(),
-            });
+            t.epcis.push(Epci { siren, name: r.name, kind: r.kind, population: r.population, members: Vec::new() });
         }
         for r in rows::<MemberRow>("epci_members.csv", members)? {
             let siren = data(Siren::parse(&r.epci_siren), "epci_members.csv")?;
             let code = data(InseeCode::parse(&r.code), "epci_members.csv")?;
-            let i = *t
-                .epci_by_siren
-                .get(&siren)
-                .ok_or_else(|| Error::Data(format!("epci_members.csv: unknown EPCI {siren}")))?;
+            let i = *t.epci_by_siren.get(&siren).ok_or_else(|| Error::Data(format!("epci_members.csv: unknown EPCI {siren}")))?;
             let in_seeds = t.by_code.contains_key(&code);
-            t.epcis[i].members.push(EpciMember {
-                code,
-                name: r.name,
-                population: r.population,
-                in_seeds,
-            });
+            t.epcis[i].members.push(EpciMember { code, name: r.name, population: r.population, in_seeds });
         }
         for e in &mut t.epcis {
-            e.members
-                .sort_by(|a, b| b.population.cmp(&a.population).then(a.code.cmp(&b.code)));
+            e.members.sort_by(|a, b| b.population.cmp(&a.population).then(a.code.cmp(&b.code)));
         }
         for r in rows::<EdgeRow>("edges.csv", edges)? {
-            let a = t
-                .idx_of(&data(InseeCode::parse(&r.a), "edges.csv")?)
-                .ok_or_else(|| Error::Data(format!("edges.csv: unknown commune {}", r.a)))?;
-            let b = t
-                .idx_of(&data(InseeCode::parse(&r.b), "edges.csv")?)
-                .ok_or_else(|| Error::Data(format!("edges.csv: unknown commune {}", r.b)))?;
-            t.graph.add_edge(
-                NodeIndex::new(a as usize),
-                NodeIndex::new(b as usize),
-                Edge {
-                    kind: r.kind,
-                    border_km: r.border_km,
-                    distance_km: r.distance_km,
-                },
-            );
+            let a = t.idx_of(&data(InseeCode::parse(&r.a), "edges.csv")?).ok_or_else(|| Error::Data(format!("edges.csv: unknown commune {}", r.a)))?;
+            let b = t.idx_of(&data(InseeCode::parse(&r.b), "edges.csv")?).ok_or_else(|| Error::Data(format!("edges.csv: unknown commune {}", r.b)))?;
+            t.graph.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), Edge { kind: r.kind, border_km: r.border_km, distance_km: r.distance_km });
         }
         for r in rows::<FormerRow>("former_communes.csv", former)? {
             let old = data(InseeCode::parse(&r.code_2018), "former_communes.csv")?;
             let i = t
                 .idx_of(&data(InseeCode::parse(&r.code), "former_communes.csv")?)
-                .ok_or_else(|| {
-                    Error::Data(format!("former_communes.csv: unknown commune {}", r.code))
-                })?;
+                .ok_or_else(|| Error::Data(format!("former_communes.csv: unknown commune {}", r.code)))?;
             t.communes[i as usize].former_codes.push(old);
         }
         for c in &mut t.communes {
@@ -295,11 +253,7 @@ impl Territory {
 
     /// A commune by code, or `Error::NotFound`.
     pub fn find(&self, code: &InseeCode) -> Result<CommuneIdx> {
-        self.idx_of(code).ok_or_else(|| {
-            Error::NotFound(format!(
-                "no commune with INSEE code {code} in this territory"
-            ))
-        })
+        self.idx_of(code).ok_or_else(|| Error::NotFound(format!("no commune with INSEE code {code} in this territory")))
     }
 
     /// All EPCI, sorted by SIREN.
@@ -309,18 +263,12 @@ impl Territory {
 
     /// An EPCI by SIREN, or `Error::NotFound`.
     pub fn epci(&self, siren: &Siren) -> Result<&Epci> {
-        self.epci_by_siren
-            .get(siren)
-            .map(|&i| &self.epcis[i])
-            .ok_or_else(|| Error::NotFound(format!("no EPCI with SIREN {siren} in this territory")))
+        self.epci_by_siren.get(siren).map(|&i| &self.epcis[i]).ok_or_else(|| Error::NotFound(format!("no EPCI with SIREN {siren} in this territory")))
     }
 
     /// Seeded communes that are members of an EPCI (empty for an unknown SIREN), by code.
     pub fn members(&self, siren: &Siren) -> &[CommuneIdx] {
-        self.members_in_seeds
-            .get(siren)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.members_in_seeds.get(siren).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Direct neighbours of a commune with the edge that links them, sorted by INSEE code.
@@ -329,11 +277,7 @@ impl Territory {
             .graph
             .edges(NodeIndex::new(idx as usize))
             .map(|e| {
-                let other = if e.source().index() == idx as usize {
-                    e.target()
-                } else {
-                    e.source()
-                };
+                let other = if e.source().index() == idx as usize { e.target() } else { e.source() };
                 (other.index() as CommuneIdx, *e.weight())
             })
             .collect();
@@ -343,9 +287,7 @@ impl Territory {
 
     /// Whether the commune has at least one border neighbour.
     pub fn has_border_neighbour(&self, idx: CommuneIdx) -> bool {
-        self.graph
-            .edges(NodeIndex::new(idx as usize))
-            .any(|e| e.weight().kind == EdgeKind::Border)
+        self.graph.edges(NodeIndex::new(idx as usize)).any(|e| e.weight().kind == EdgeKind::Border)
     }
 
     /// Communes within `max_hops` edges of `idx` (excluding `idx` itself), breadth-first, each
@@ -364,21 +306,12 @@ impl Territory {
                 let m = m.index();
                 if seen[m] == u32::MAX {
                     seen[m] = h + 1;
-                    out.push(Neighbour {
-                        idx: m as CommuneIdx,
-                        hops: h + 1,
-                    });
+                    out.push(Neighbour { idx: m as CommuneIdx, hops: h + 1 });
                     queue.push_back(m as CommuneIdx);
                 }
             }
         }
-        out.sort_by(|a, b| {
-            a.hops.cmp(&b.hops).then(
-                self.communes[a.idx as usize]
-                    .code
-                    .cmp(&self.communes[b.idx as usize].code),
-            )
-        });
+        out.sort_by(|a, b| a.hops.cmp(&b.hops).then(self.communes[a.idx as usize].code.cmp(&self.communes[b.idx as usize].code)));
         out
     }
 
@@ -449,10 +382,10 @@ pub(crate) mod tests {
             35001,A,35,300,200000001,-1.60,48.10,10\n35002,B,35,1200,200000001,-1.55,48.10,10\n\
             35003,C,35,4000,200000001,-1.50,48.10,10\n35004,D,35,800,200000002,-1.45,48.10,10\n\
             35005,E,35,200,,-1.40,48.00,2\n";
-        let epcis =
-            "siren,name,type,population\n200000001,CC Un,CC,5500\n200000002,CC Deux,CC,800\n";
+        let epcis = "siren,name,type,population\n200000001,CC Un,CC,5500\n200000002,CC Deux,CC,800\n";
         let members = "epci_siren,code,name,population\n200000001,35001,A,300\n200000001,35002,B,1200\n200000001,35003,C,4000\n200000002,35004,D,800\n200000002,44001,X,900\n";
-        let edges = "a,b,kind,border_km,distance_km\n35001,35002,border,3.2,3.7\n35002,35003,border,2.0,3.7\n35003,35004,border,1.5,3.7\n35004,35005,nearest,,11.9\n";
+        let edges =
+            "a,b,kind,border_km,distance_km\n35001,35002,border,3.2,3.7\n35002,35003,border,2.0,3.7\n35003,35004,border,1.5,3.7\n35004,35005,nearest,,11.9\n";
         Territory::from_csv(communes, epcis, members, edges, "code_2018,code,via\n").unwrap()
     }
 
@@ -460,11 +393,7 @@ pub(crate) mod tests {
     fn hops_and_neighbours() {
         let t = small();
         let a = t.find(&InseeCode::parse("35001").unwrap()).unwrap();
-        let hops: Vec<_> = t
-            .within_hops(a, 2)
-            .iter()
-            .map(|n| (t.commune(n.idx).name.clone(), n.hops))
-            .collect();
+        let hops: Vec<_> = t.within_hops(a, 2).iter().map(|n| (t.commune(n.idx).name.clone(), n.hops)).collect();
         assert_eq!(hops, vec![("B".to_string(), 1), ("C".to_string(), 2)]);
         assert!(t.within_hops(a, 0).is_empty());
         assert_eq!(t.within_hops(a, 10).len(), 4);
@@ -473,10 +402,7 @@ pub(crate) mod tests {
         assert_eq!(t.neighbours(e)[0].1.kind, EdgeKind::Nearest);
         let epci = t.epci(&Siren::parse("200000002").unwrap()).unwrap();
         assert_eq!(epci.members.len(), 2);
-        assert!(
-            !epci.members[0].in_seeds,
-            "44001 is outside the seeds and the largest member"
-        );
+        assert!(!epci.members[0].in_seeds, "44001 is outside the seeds and the largest member");
     }
 
     #[test]

@@ -43,12 +43,7 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state, loading every adoption and feedback record of the store into memory.
-    pub fn new(
-        territory: Territory,
-        catalog: Catalog,
-        store: Store,
-        today: Option<NaiveDate>,
-    ) -> Result<Self, Error> {
+    pub fn new(territory: Territory, catalog: Catalog, store: Store, today: Option<NaiveDate>) -> Result<Self, Error> {
         let (adoptions, feedback) = store.load()?;
         let mut h = History::default();
         for a in adoptions {
@@ -57,19 +52,12 @@ impl AppState {
         for f in feedback {
             h.add_feedback(f);
         }
-        Ok(AppState {
-            territory,
-            catalog,
-            store,
-            history: RwLock::new(h),
-            today,
-        })
+        Ok(AppState { territory, catalog, store, history: RwLock::new(h), today })
     }
 
     /// The reference date.
     pub fn today(&self) -> NaiveDate {
-        self.today
-            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+        self.today.unwrap_or_else(|| chrono::Utc::now().date_naive())
     }
 }
 
@@ -82,11 +70,7 @@ impl ResponseError for Error {
         if self.status() >= 500 {
             tracing::error!(error = %self, "request failed");
         }
-        let detail = if self.status() >= 500 {
-            "internal error; see the service logs".to_string()
-        } else {
-            self.to_string()
-        };
+        let detail = if self.status() >= 500 { "internal error; see the service logs".to_string() } else { self.to_string() };
         let body = serde_json::json!({
             "type": format!("/problems/{}", self.code()),
             "title": self.title(),
@@ -94,19 +78,14 @@ impl ResponseError for Error {
             "detail": detail,
             "code": self.code(),
         });
-        HttpResponse::build(self.status_code())
-            .content_type("application/problem+json")
-            .body(body.to_string())
+        HttpResponse::build(self.status_code()).content_type("application/problem+json").body(body.to_string())
     }
 }
 
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let e = match &err {
-        JsonPayloadError::ContentType => Error::UnsupportedMediaType(
-            "the body must be JSON (Content-Type: application/json)".into(),
-        ),
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+        JsonPayloadError::ContentType => Error::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into()),
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
             Error::TooLarge(format!("the body is larger than {limit} bytes"))
         }
         JsonPayloadError::Deserialize(e) => Error::Malformed(format!("invalid JSON body: {e}")),
@@ -125,21 +104,13 @@ fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
 
 /// Registers every route, the extractor error handlers and the fallback 404 on an App.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_BODY_BYTES)
-            .error_handler(json_error),
-    )
-    .app_data(web::QueryConfig::default().error_handler(query_error))
-    .app_data(web::PathConfig::default().error_handler(path_error))
-    .configure(routes::configure)
-    .default_service(web::to(|req: HttpRequest| async move {
-        Err::<HttpResponse, Error>(Error::NotFound(format!(
-            "no route for {} {}",
-            req.method(),
-            req.path()
-        )))
-    }));
+    cfg.app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(json_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .configure(routes::configure)
+        .default_service(web::to(|req: HttpRequest| async move {
+            Err::<HttpResponse, Error>(Error::NotFound(format!("no route for {} {}", req.method(), req.path())))
+        }));
 }
 
 /// Starts the server on an already bound listener (port 0 in tests). Logs one tracing line per
@@ -169,9 +140,6 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
 
 /// JSON response with a status.
 fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Result<HttpResponse, Error> {
-    let body = serde_json::to_vec(v)
-        .map_err(|e| Error::Storage(format!("serialising the response: {e}")))?;
-    Ok(HttpResponse::build(status)
-        .insert_header(ContentType::json())
-        .body(body))
+    let body = serde_json::to_vec(v).map_err(|e| Error::Storage(format!("serialising the response: {e}")))?;
+    Ok(HttpResponse::build(status).insert_header(ContentType::json()).body(body))
 }

@@ -22,42 +22,19 @@ type State = web::Data<AppState>;
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/api/v1/communes/{code}", web::get().to(commune))
-        .route(
-            "/api/v1/communes/{code}/neighbours",
-            web::get().to(neighbours),
-        )
-        .route(
-            "/api/v1/communes/{code}/adoptions",
-            web::get().to(list_adoptions),
-        )
-        .route(
-            "/api/v1/communes/{code}/adoptions",
-            web::post().to(create_adoption),
-        )
-        .route(
-            "/api/v1/communes/{code}/adoptions/{id}/feedback",
-            web::post().to(create_feedback),
-        )
-        .route(
-            "/api/v1/communes/{code}/recommendations",
-            web::get().to(recommendations),
-        )
+        .route("/api/v1/communes/{code}/neighbours", web::get().to(neighbours))
+        .route("/api/v1/communes/{code}/adoptions", web::get().to(list_adoptions))
+        .route("/api/v1/communes/{code}/adoptions", web::post().to(create_adoption))
+        .route("/api/v1/communes/{code}/adoptions/{id}/feedback", web::post().to(create_feedback))
+        .route("/api/v1/communes/{code}/recommendations", web::get().to(recommendations))
         .route("/api/v1/epcis/{siren}", web::get().to(epci))
-        .route(
-            "/api/v1/epcis/{siren}/pooled-purchases",
-            web::get().to(pooled),
-        )
+        .route("/api/v1/epcis/{siren}/pooled-purchases", web::get().to(pooled))
         .route("/api/v1/catalog/categories", web::get().to(categories))
         .route("/api/v1/catalog/products", web::get().to(products));
 }
 
 fn ctx<'a>(s: &'a AppState, h: &'a crate::core::history::History) -> Ctx<'a> {
-    Ctx {
-        territory: &s.territory,
-        catalog: &s.catalog,
-        history: h,
-        today: s.today(),
-    }
+    Ctx::new(&s.territory, &s.catalog, h, s.today())
 }
 
 fn read_history(s: &AppState) -> std::sync::RwLockReadGuard<'_, crate::core::history::History> {
@@ -68,24 +45,15 @@ fn read_history(s: &AppState) -> std::sync::RwLockReadGuard<'_, crate::core::his
 fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Error> {
     q.get(name)
         .map(|v| {
-            v.trim().parse::<i64>().map_err(|_| {
-                Error::Malformed(format!(
-                    "query parameter {name} must be an integer, got '{}'",
-                    v.chars().take(20).collect::<String>()
-                ))
-            })
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| Error::Malformed(format!("query parameter {name} must be an integer, got '{}'", v.chars().take(20).collect::<String>())))
         })
         .transpose()
 }
 
 fn in_range(name: &str, v: i64, lo: i64, hi: i64) -> Result<i64, Error> {
-    if (lo..=hi).contains(&v) {
-        Ok(v)
-    } else {
-        Err(Error::Invalid(format!(
-            "{name} must be {lo} to {hi}, got {v}"
-        )))
-    }
+    if (lo..=hi).contains(&v) { Ok(v) } else { Err(Error::Invalid(format!("{name} must be {lo} to {hi}, got {v}"))) }
 }
 
 async fn health(s: State) -> Res {
@@ -126,27 +94,14 @@ async fn commune(s: State, path: web::Path<String>) -> Res {
     let code = InseeCode::parse(&path)?;
     let idx = s.territory.find(&code)?;
     let c = s.territory.commune(idx);
-    let epci = c
-        .epci
-        .and_then(|e| s.territory.epci(&e).ok())
-        .map(|e| EpciRef {
-            siren: e.siren,
-            name: e.name.clone(),
-            kind: e.kind.clone(),
-        });
+    let epci = c.epci.and_then(|e| s.territory.epci(&e).ok()).map(|e| EpciRef { siren: e.siren, name: e.name.clone(), kind: e.kind.clone() });
     let neighbours: Vec<NeighbourOut> = s
         .territory
         .neighbours(idx)
         .into_iter()
         .map(|(j, e)| {
             let n = s.territory.commune(j);
-            NeighbourOut {
-                code: n.code,
-                name: n.name.clone(),
-                kind: e.kind,
-                border_km: e.border_km,
-                distance_km: e.distance_km,
-            }
+            NeighbourOut { code: n.code, name: n.name.clone(), kind: e.kind, border_km: e.border_km, distance_km: e.distance_km }
         })
         .collect();
     json(
@@ -159,23 +114,21 @@ async fn commune(s: State, path: web::Path<String>) -> Res {
     )
 }
 
-async fn neighbours(
-    s: State,
-    path: web::Path<String>,
-    q: web::Query<HashMap<String, String>>,
-) -> Res {
+async fn neighbours(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
     let code = InseeCode::parse(&path)?;
     let hops = int_param(&q, "hops")?.unwrap_or(1);
     let idx = s.territory.find(&code)?;
     let hops = in_range("hops", hops, 1, 6)? as u32;
-    let list: Vec<_> = s.territory.within_hops(idx, hops).into_iter().map(|n| {
-        let c = s.territory.commune(n.idx);
-        serde_json::json!({"code": c.code, "name": c.name, "hops": n.hops, "distance_km": (s.territory.distance_km(idx, n.idx) * 1000.0).round() / 1000.0})
-    }).collect();
-    json(
-        StatusCode::OK,
-        &serde_json::json!({"code": code, "hops": hops, "count": list.len(), "neighbours": list}),
-    )
+    let list: Vec<_> = s
+        .territory
+        .within_hops(idx, hops)
+        .into_iter()
+        .map(|n| {
+            let c = s.territory.commune(n.idx);
+            serde_json::json!({"code": c.code, "name": c.name, "hops": n.hops, "distance_km": (s.territory.distance_km(idx, n.idx) * 1000.0).round() / 1000.0})
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({"code": code, "hops": hops, "count": list.len(), "neighbours": list}))
 }
 
 /// Feedback as shown publicly: the comment text is withheld (it may hold personal data).
@@ -231,10 +184,7 @@ async fn list_adoptions(s: State, path: web::Path<String>) -> Res {
             feedback: h.feedback(a.id).iter().map(FeedbackOut::from).collect(),
         })
         .collect();
-    json(
-        StatusCode::OK,
-        &serde_json::json!({"code": code, "count": list.len(), "adoptions": list}),
-    )
+    json(StatusCode::OK, &serde_json::json!({"code": code, "count": list.len(), "adoptions": list}))
 }
 
 /// Body of `POST /api/v1/communes/{code}/adoptions`.
@@ -260,11 +210,7 @@ async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<Adop
     let code = InseeCode::parse(&path)?;
     let body = body.into_inner();
     let product = Slug::parse(&body.product)?;
-    let generation = body
-        .generation
-        .as_deref()
-        .map(GenerationId::parse)
-        .transpose()?;
+    let generation = body.generation.as_deref().map(GenerationId::parse).transpose()?;
     let category = body.category.as_deref().map(Slug::parse).transpose()?;
     s.territory.find(&code)?;
     let p = s.catalog.product(&product)?;
@@ -275,45 +221,17 @@ async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<Adop
         }
         None => p.categories[0].clone(),
     };
-    let workstations = body
-        .workstations
-        .map(|w| in_range("workstations", w, 0, 100_000))
-        .transpose()?
-        .map(|w| w as u32);
-    let new = NewAdoption {
-        commune: code,
-        category,
-        product,
-        generation,
-        since: body.since,
-        until: body.until,
-        contract_end: body.contract_end,
-        workstations,
-    };
+    let workstations = body.workstations.map(|w| in_range("workstations", w, 0, 100_000)).transpose()?.map(|w| w as u32);
+    let new = NewAdoption { commune: code, category, product, generation, since: body.since, until: body.until, contract_end: body.contract_end, workstations };
     new.validate(&s.catalog, s.today())?;
     let store = s.store.clone();
-    let a = web::block(move || store.insert_adoption(new))
-        .await
-        .map_err(|e| Error::Storage(e.to_string()))??;
+    let a = web::block(move || store.insert_adoption(new)).await.map_err(|e| Error::Storage(e.to_string()))??;
     tracing::info!(commune = %a.commune, adoption = a.id, product = %a.product, "adoption recorded");
-    s.history
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .add_adoption(a.clone());
+    s.history.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
     let location = format!("/api/v1/communes/{}/adoptions/{}", a.commune, a.id);
-    let out = AdoptionOut {
-        adoption: &a,
-        active: a.active_on(s.today()),
-        ratings: Ratings::default(),
-        feedback: vec![],
-    };
+    let out = AdoptionOut { adoption: &a, active: a.active_on(s.today()), ratings: Ratings::default(), feedback: vec![] };
     let mut r = json(StatusCode::CREATED, &out)?;
-    r.headers_mut().insert(
-        actix_web::http::header::LOCATION,
-        location
-            .parse()
-            .map_err(|_| Error::Storage("location header".into()))?,
-    );
+    r.headers_mut().insert(actix_web::http::header::LOCATION, location.parse().map_err(|_| Error::Storage("location header".into()))?);
     Ok(r)
 }
 
@@ -332,25 +250,13 @@ struct FeedbackIn {
     date: Option<NaiveDate>,
 }
 
-async fn create_feedback(
-    s: State,
-    path: web::Path<(String, String)>,
-    body: web::Json<FeedbackIn>,
-) -> Res {
+async fn create_feedback(s: State, path: web::Path<(String, String)>, body: web::Json<FeedbackIn>) -> Res {
     let (code, id) = path.into_inner();
     let code = InseeCode::parse(&code)?;
-    let id: u64 = id.parse().map_err(|_| {
-        Error::Malformed(format!(
-            "'{}' is not an adoption id",
-            id.chars().take(20).collect::<String>()
-        ))
-    })?;
+    let id: u64 = id.parse().map_err(|_| Error::Malformed(format!("'{}' is not an adoption id", id.chars().take(20).collect::<String>())))?;
     s.territory.find(&code)?;
-    let adoption = read_history(&s)
-        .adoption(id)
-        .filter(|a| a.commune == code)
-        .cloned()
-        .ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
+    let adoption =
+        read_history(&s).adoption(id).filter(|a| a.commune == code).cloned().ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
     let b = body.into_inner();
     let new = NewFeedback {
         date: b.date.unwrap_or_else(|| s.today()),
@@ -362,33 +268,23 @@ async fn create_feedback(
     };
     new.validate(&adoption, s.today())?;
     let store = s.store.clone();
-    let f = web::block(move || store.insert_feedback(id, new))
-        .await
-        .map_err(|e| Error::Storage(e.to_string()))??;
+    let f = web::block(move || store.insert_feedback(id, new)).await.map_err(|e| Error::Storage(e.to_string()))??;
     tracing::info!(commune = %code, adoption = id, feedback = f.id, "feedback recorded");
-    s.history
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .add_feedback(f.clone());
+    s.history.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
     json(StatusCode::CREATED, &FeedbackOut::from(&f))
 }
 
-async fn recommendations(
-    s: State,
-    path: web::Path<String>,
-    q: web::Query<HashMap<String, String>>,
-) -> Res {
+async fn recommendations(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
     let code = InseeCode::parse(&path)?;
-    let category = Slug::parse(
-        q.get("category")
-            .ok_or_else(|| Error::Malformed("query parameter category is required".into()))?,
-    )?;
+    let category = Slug::parse(q.get("category").ok_or_else(|| Error::Malformed("query parameter category is required".into()))?)?;
     let mut params = Params::default();
-    if let Some(h) = int_param(&q, "hops")? {
-        params.hops = in_range("hops", h, 1, 6)? as u32;
-    }
-    if let Some(l) = int_param(&q, "limit")? {
-        params.limit = in_range("limit", l, 1, 50)? as usize;
+    let mut names: Vec<&String> = q.keys().filter(|k| k.as_str() != "category").collect();
+    names.sort();
+    for name in names {
+        if !Params::is_param(name) {
+            return Err(Error::Malformed(format!("unknown query parameter '{}'", name.chars().take(40).collect::<String>())));
+        }
+        params.set(name, &q[name])?;
     }
     let h = read_history(&s);
     let answer = recommend(&ctx(&s, &h), &code, &category, &params)?;
@@ -415,13 +311,17 @@ async fn pooled(s: State, path: web::Path<String>) -> Res {
 }
 
 async fn categories(s: State) -> Res {
-    let list: Vec<_> = s.catalog.categories.iter().map(|c| serde_json::json!({
-        "slug": c.slug, "label": c.label, "kind": c.kind, "products": s.catalog.products_in(&c.slug).count(),
-    })).collect();
-    json(
-        StatusCode::OK,
-        &serde_json::json!({"catalog_version": s.catalog.version, "categories": list}),
-    )
+    let list: Vec<_> = s
+        .catalog
+        .categories
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "slug": c.slug, "label": c.label, "kind": c.kind, "products": s.catalog.products_in(&c.slug).count(),
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({"catalog_version": s.catalog.version, "categories": list}))
 }
 
 async fn products(s: State, q: web::Query<HashMap<String, String>>) -> Res {
@@ -429,14 +329,6 @@ async fn products(s: State, q: web::Query<HashMap<String, String>>) -> Res {
     if let Some(c) = &category {
         s.catalog.category(c)?;
     }
-    let list: Vec<_> = s
-        .catalog
-        .products
-        .iter()
-        .filter(|p| category.as_ref().is_none_or(|c| p.categories.contains(c)))
-        .collect();
-    json(
-        StatusCode::OK,
-        &serde_json::json!({"catalog_version": s.catalog.version, "count": list.len(), "products": list}),
-    )
+    let list: Vec<_> = s.catalog.products.iter().filter(|p| category.as_ref().is_none_or(|c| p.categories.contains(c))).collect();
+    json(StatusCode::OK, &serde_json::json!({"catalog_version": s.catalog.version, "count": list.len(), "products": list}))
 }

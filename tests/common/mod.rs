@@ -37,11 +37,7 @@ pub async fn spawn_in(dir: tempfile::TempDir, demo: bool) -> TestApp {
     let port = listener.local_addr().unwrap().port();
     let server = serve(Arc::new(state), listener).unwrap();
     tokio::spawn(server);
-    TestApp {
-        base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
-        dir,
-    }
+    TestApp { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), dir }
 }
 
 pub async fn spawn(demo: bool) -> TestApp {
