@@ -23,6 +23,12 @@ pub enum Error {
     /// `unsupported-media-type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A method the resource does not allow. HTTP 405, code `method-not-allowed`.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The request (head and body) took too long to arrive. HTTP 408, code `request-timeout`.
+    #[error("{0}")]
+    Timeout(String),
     /// A request body over the size limit. HTTP 413, code `payload-too-large`.
     #[error("{0}")]
     TooLarge(String),
@@ -47,6 +53,8 @@ impl Error {
             Error::Invalid(_) => "invalid-value",
             Error::UnsupportedMediaType(_) => "unsupported-media-type",
             Error::TooLarge(_) => "payload-too-large",
+            Error::MethodNotAllowed(_) => "method-not-allowed",
+            Error::Timeout(_) => "request-timeout",
             Error::Storage(_) => "storage",
             Error::Data(_) => "reference-data",
             Error::Io(_) => "io",
@@ -61,6 +69,8 @@ impl Error {
             Error::Invalid(_) => 422,
             Error::UnsupportedMediaType(_) => 415,
             Error::TooLarge(_) => 413,
+            Error::MethodNotAllowed(_) => 405,
+            Error::Timeout(_) => 408,
             Error::Storage(_) | Error::Data(_) | Error::Io(_) => 500,
         }
     }
@@ -73,6 +83,8 @@ impl Error {
             Error::Invalid(_) => "Invalid value",
             Error::UnsupportedMediaType(_) => "Unsupported media type",
             Error::TooLarge(_) => "Payload too large",
+            Error::MethodNotAllowed(_) => "Method not allowed",
+            Error::Timeout(_) => "Request timeout",
             Error::Storage(_) => "Storage failure",
             Error::Data(_) => "Reference data failure",
             Error::Io(_) => "I/O failure",

@@ -9,6 +9,9 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use voisinage::core::eval::{backtest, table};
+use voisinage::core::history::History;
+use voisinage::core::recommend::Params;
 use voisinage::core::simulate::{SimParams, simulate};
 use voisinage::http::{AppState, serve};
 use voisinage::import::{self, ImportOptions, Scope};
@@ -51,6 +54,24 @@ enum Command {
         #[arg(long)]
         catalog: Option<PathBuf>,
     },
+    /// Temporal backtest of the recommender against baselines on the simulated history.
+    Eval {
+        /// Seed of the simulated history.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Last day of the simulated history.
+        #[arg(long, default_value = "2026-11-29")]
+        until: NaiveDate,
+        /// Cut dates, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "2012-01-01,2015-01-01,2018-01-01,2021-01-01,2023-06-01")]
+        cuts: Vec<NaiveDate>,
+        /// Months after each cut in which adoptions are predicted.
+        #[arg(long, default_value_t = 24)]
+        horizon_months: u32,
+        /// Override a recommender parameter, `name=value` (repeatable), e.g. `--set hops=3`.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Derives seeds/ (communes, EPCI, neighbour edges) and catalog/generations.toml from the
     /// shared open data.
     Import {
@@ -81,6 +102,7 @@ fn main() {
             run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog)
         }
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
+        Command::Eval { seed, until, cuts, horizon_months, overrides } => run_eval(seed, until, &cuts, horizon_months, &overrides),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -124,6 +146,24 @@ fn run_serve(
     tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "voisinage listening");
     let rt = actix_rt::System::new();
     rt.block_on(async { serve(state, listener)?.await })?;
+    Ok(())
+}
+
+fn run_eval(seed: u64, until: NaiveDate, cuts: &[NaiveDate], horizon_months: u32, overrides: &[String]) -> Result<(), Error> {
+    let mut params = Params::default();
+    for o in overrides {
+        let (name, value) = o.split_once('=').ok_or_else(|| Error::Malformed(format!("--set takes name=value, got '{o}'")))?;
+        params.set(name, value)?;
+    }
+    let (territory, catalog) = (seeds::territory()?, seeds::catalog()?);
+    let demo = simulate(&territory, &catalog, &SimParams::new(seed, until));
+    let mut history = History::default();
+    demo.adoptions.into_iter().for_each(|a| history.add_adoption(a));
+    demo.feedback.into_iter().for_each(|f| history.add_feedback(f));
+    let rows = backtest(&territory, &catalog, &history, cuts, horizon_months, &params);
+    let set = if overrides.is_empty() { "default parameters".to_string() } else { format!("parameters: defaults with {}", overrides.join(", ")) };
+    println!("Backtest on the simulated history (seed {seed}, until {until}), horizon {horizon_months} months, {set}.\n");
+    print!("{}", table(&rows));
     Ok(())
 }
 

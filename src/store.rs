@@ -2,7 +2,8 @@
 //!
 //! Trees and keys (all ids are u64, big-endian in keys):
 //! - `meta`: `next_id` (u64 BE, shared by adoptions and feedback), `catalog_version` (text),
-//!   `demo` (JSON: seed and end date of the simulated history, when one was loaded);
+//!   `demo` (JSON: seed and end date of the simulated history, when one was loaded),
+//!   `demo_loading` (present only while a demo load is under way);
 //! - `adoptions`: `id` → JSON [`Adoption`];
 //! - `adoptions_by_commune`: INSEE code (5 bytes) ++ `id` → empty;
 //! - `feedback`: adoption `id` ++ feedback `id` → JSON [`Feedback`].
@@ -18,6 +19,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::core::history::{Adoption, Feedback, NewAdoption, NewFeedback};
 use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
+
+const DEMO_LOADING: &[u8] = b"demo_loading";
 
 /// Handle on the store; cheap to clone, safe to share across threads.
 #[derive(Clone)]
@@ -73,13 +76,43 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
         let db = sled::Config::new().path(dir.join("store")).open().map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
-        Ok(Store {
+        let store = Store {
             meta: db.open_tree("meta").map_err(st)?,
             adoptions: db.open_tree("adoptions").map_err(st)?,
             by_commune: db.open_tree("adoptions_by_commune").map_err(st)?,
             feedback: db.open_tree("feedback").map_err(st)?,
             db,
-        })
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// Start-up repairs: a demo load interrupted by a crash is wiped (the demo is only ever
+    /// loaded into an empty store, so nothing else is lost), and `next_id` is set past every id
+    /// present, so that no new record can overwrite an old one.
+    fn recover(&self) -> Result<()> {
+        if self.meta.get(DEMO_LOADING).map_err(st)?.is_some() {
+            tracing::warn!("an interrupted demo load was found: its partial data is removed");
+            for t in [&self.adoptions, &self.by_commune, &self.feedback] {
+                t.clear().map_err(st)?;
+            }
+            self.meta.remove(b"next_id").map_err(st)?;
+            self.meta.remove(DEMO_LOADING).map_err(st)?;
+            self.flush()?;
+        }
+        let max_adoption = self.adoptions.last().map_err(st)?.map_or(0, |(k, _)| be(&k));
+        let mut max_feedback = 0;
+        for k in self.feedback.iter().keys() {
+            let k = k.map_err(st)?;
+            max_feedback = max_feedback.max(be(&k[8.min(k.len())..]));
+        }
+        let next = self.meta.get(b"next_id").map_err(st)?.map_or(1, |v| be(&v));
+        let needed = max_adoption.max(max_feedback) + 1;
+        if next < needed {
+            self.meta.insert(b"next_id", &needed.to_be_bytes()).map_err(st)?;
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Writes everything to disk (sled flush). Called by every write before it returns.
@@ -154,6 +187,9 @@ impl Store {
         if !self.is_empty() {
             return Err(Error::Invalid("the store already holds adoptions: demo data is only loaded into an empty store".into()));
         }
+        // Marker first: a crash before the end leaves it, and the next start wipes the partial load.
+        self.meta.insert(DEMO_LOADING, &[1]).map_err(st)?;
+        self.flush()?;
         let mut max_id = 0;
         for chunk in h.adoptions.chunks(5000) {
             let (mut ba, mut bc) = (sled::Batch::default(), sled::Batch::default());
@@ -181,6 +217,8 @@ impl Store {
         self.meta.insert(b"next_id", &(max_id + 1).to_be_bytes()).map_err(st)?;
         self.meta.insert(b"demo", json(&info)?).map_err(st)?;
         self.flush()?;
+        self.meta.remove(DEMO_LOADING).map_err(st)?;
+        self.flush()?;
         Ok(info)
     }
 
@@ -206,5 +244,56 @@ impl Store {
     /// Size of the store on disk, bytes.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::domain::{InseeCode, Slug};
+    use chrono::NaiveDate;
+
+    fn new_adoption() -> NewAdoption {
+        NewAdoption {
+            commune: InseeCode::parse("29019").unwrap(),
+            category: Slug::parse("elections").unwrap(),
+            product: Slug::parse("openelec").unwrap(),
+            generation: None,
+            since: NaiveDate::from_ymd_opt(2019, 3, 1).unwrap(),
+            until: None,
+            contract_end: None,
+            workstations: None,
+        }
+    }
+
+    #[test]
+    fn reopen_keeps_records_and_ids_move_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(dir.path()).unwrap().insert_adoption(new_adoption()).unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.load().unwrap().0, vec![a.clone()]);
+        assert_eq!(s.insert_adoption(new_adoption()).unwrap().id, a.id + 1);
+    }
+
+    #[test]
+    fn interrupted_demo_load_is_wiped_and_ids_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            // What a crash mid-load leaves: the marker and some records, no next_id.
+            s.meta.insert(DEMO_LOADING, &[1]).unwrap();
+            let a = new_adoption().with_id(7, true);
+            s.adoptions.insert(7u64.to_be_bytes(), json(&a).unwrap()).unwrap();
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.is_empty(), "partial demo data removed");
+        // Records present without next_id (an older store): new ids go past them.
+        s.adoptions.insert(41u64.to_be_bytes(), json(&new_adoption().with_id(41, false)).unwrap()).unwrap();
+        s.meta.remove(b"next_id").unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.insert_adoption(new_adoption()).unwrap().id, 42);
     }
 }

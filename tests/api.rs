@@ -123,6 +123,28 @@ async fn bad_input_is_a_problem() {
     )
     .await;
     problem(c.post(app.url("/api/v1/communes/99999/adoptions")).json(&ok).send().await.unwrap(), 404, "not-found").await;
+    // JSON arrays are not objects; contract ends before the start; wrong methods; HEAD.
+    problem(c.post(&adoptions).json(&json!(["openelec", null, null, "2019-03-01"])).send().await.unwrap(), 400, "malformed-input").await;
+    problem(
+        c.post(&adoptions).json(&json!({"product": "openelec", "since": "2019-03-01", "contract_end": "1990-01-01"})).send().await.unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(
+        c.post(&adoptions).json(&json!({"product": "openelec", "generation": "5\u{202e}", "since": "2019-03-01"})).send().await.unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
+    let r = c.delete(app.url("/api/v1/communes/35238")).send().await.unwrap();
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    problem(r, 405, "method-not-allowed").await;
+    let r = c.put(&adoptions).json(&ok).send().await.unwrap();
+    assert_eq!(r.headers()["allow"], "GET, HEAD, POST");
+    problem(r, 405, "method-not-allowed").await;
+    let r = c.head(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     // Nothing was written by any of these.
     let (_, h) = get(&app, "/health").await;
     assert_eq!(h["adoptions"], 0);

@@ -95,8 +95,9 @@ impl Slug {
     }
 }
 
-/// A product generation identifier within its product: 1 to 64 printable characters with no
-/// control characters or surrounding spaces (`24.8`, `11-24h2-w`, `ftth`).
+/// A product generation identifier within its product: 1 to 64 characters among ASCII letters,
+/// digits, space and `. _ - + ( ) /`, not starting or ending with a space (`24.8`,
+/// `11-24h2-w`, `ftth`, `5 (2024)`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GenerationId(String);
 
@@ -104,7 +105,7 @@ impl GenerationId {
     /// Parses a generation id; `Err(Error::Malformed)` when empty, longer than 64 characters,
     /// padded with spaces or holding control characters.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let ok = !s.is_empty() && s.chars().count() <= 64 && s.trim() == s && !s.chars().any(char::is_control);
+        let ok = !s.is_empty() && s.len() <= 64 && s.trim() == s && s.bytes().all(|c| c.is_ascii_alphanumeric() || b" ._-+()/".contains(&c));
         if ok {
             Ok(GenerationId(s.to_string()))
         } else {
@@ -219,6 +220,7 @@ mod tests {
         assert!(GenerationId::parse("11-24h2-w").is_ok());
         assert!(GenerationId::parse(" 4").is_err());
         assert!(GenerationId::parse("").is_err());
+        assert!(GenerationId::parse("4\u{202e}").is_err(), "no bidi override");
     }
 
     #[test]

@@ -136,6 +136,9 @@ impl NewAdoption {
         }
         if let Some(c) = self.contract_end {
             check_date("contract_end", c, today, true)?;
+            if c < self.since {
+                return Err(Error::Invalid("contract_end is before since".into()));
+            }
         }
         if self.workstations.is_some_and(|w| w > 100_000) {
             return Err(Error::Invalid("workstations must be at most 100000".into()));
@@ -203,6 +206,9 @@ impl NewFeedback {
         check_date("date", self.date, today, false)?;
         if self.date < adoption.since {
             return Err(Error::Invalid(format!("feedback date {} is before the adoption started ({})", self.date, adoption.since)));
+        }
+        if let Some(u) = adoption.until.filter(|u| self.date > *u + chrono::Days::new(366)) {
+            return Err(Error::Invalid(format!("feedback date {} is more than a year after the adoption ended ({u})", self.date)));
         }
         Ok(())
     }

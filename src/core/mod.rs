@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod domain;
+pub mod eval;
 pub mod history;
 pub mod pooling;
 pub mod recommend;

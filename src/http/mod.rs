@@ -24,6 +24,9 @@ use crate::core::territory::Territory;
 use crate::error::Error;
 use crate::store::Store;
 
+/// Longest time a request may take to arrive and be answered.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Largest accepted JSON body, bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -126,7 +129,11 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
                 let start = std::time::Instant::now();
                 let fut = srv.call(req);
                 async move {
-                    let res = fut.await?;
+                    // A client that never finishes sending its body is cut off (slow-loris).
+                    let res = match actix_web::rt::time::timeout(REQUEST_TIMEOUT, fut).await {
+                        Ok(r) => r?,
+                        Err(_) => return Err(Error::Timeout(format!("the request did not arrive within {} s", REQUEST_TIMEOUT.as_secs())).into()),
+                    };
                     tracing::info!(%method, %path, status = res.status().as_u16(), ms = start.elapsed().as_secs_f64() * 1000.0, "request");
                     Ok(res)
                 }

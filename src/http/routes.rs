@@ -20,17 +20,43 @@ type Res = Result<HttpResponse, Error>;
 type State = web::Data<AppState>;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/api/v1/communes/{code}", web::get().to(commune))
-        .route("/api/v1/communes/{code}/neighbours", web::get().to(neighbours))
-        .route("/api/v1/communes/{code}/adoptions", web::get().to(list_adoptions))
-        .route("/api/v1/communes/{code}/adoptions", web::post().to(create_adoption))
-        .route("/api/v1/communes/{code}/adoptions/{id}/feedback", web::post().to(create_feedback))
-        .route("/api/v1/communes/{code}/recommendations", web::get().to(recommendations))
-        .route("/api/v1/epcis/{siren}", web::get().to(epci))
-        .route("/api/v1/epcis/{siren}/pooled-purchases", web::get().to(pooled))
-        .route("/api/v1/catalog/categories", web::get().to(categories))
-        .route("/api/v1/catalog/products", web::get().to(products));
+    cfg.service(get_only("/health", web::get().to(health), web::head().to(health)))
+        .service(get_only("/api/v1/communes/{code}", web::get().to(commune), web::head().to(commune)))
+        .service(get_only("/api/v1/communes/{code}/neighbours", web::get().to(neighbours), web::head().to(neighbours)))
+        .service(
+            web::resource("/api/v1/communes/{code}/adoptions")
+                .route(web::get().to(list_adoptions))
+                .route(web::head().to(list_adoptions))
+                .route(web::post().to(create_adoption))
+                .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
+        )
+        .service(
+            web::resource("/api/v1/communes/{code}/adoptions/{id}/feedback")
+                .route(web::post().to(create_feedback))
+                .default_service(web::to(|| not_allowed("POST"))),
+        )
+        .service(get_only("/api/v1/communes/{code}/recommendations", web::get().to(recommendations), web::head().to(recommendations)))
+        .service(get_only("/api/v1/epcis/{siren}", web::get().to(epci), web::head().to(epci)))
+        .service(get_only("/api/v1/epcis/{siren}/pooled-purchases", web::get().to(pooled), web::head().to(pooled)))
+        .service(get_only("/api/v1/catalog/categories", web::get().to(categories), web::head().to(categories)))
+        .service(get_only("/api/v1/catalog/products", web::get().to(products), web::head().to(products)));
+}
+
+/// A read-only resource: GET and HEAD, anything else 405 with `Allow`.
+fn get_only(path: &str, get: actix_web::Route, head: actix_web::Route) -> actix_web::Resource {
+    web::resource(path).route(get).route(head).default_service(web::to(|| not_allowed("GET, HEAD")))
+}
+
+async fn not_allowed(allow: &'static str) -> Res {
+    let mut r = actix_web::ResponseError::error_response(&Error::MethodNotAllowed(format!("this resource allows {allow}")));
+    r.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+    Ok(r)
+}
+
+/// Reads a JSON object body into `T`: a JSON array or scalar is refused (400) even where serde
+/// would map it onto the struct's fields by position.
+fn object<T: serde::de::DeserializeOwned>(body: serde_json::Map<String, serde_json::Value>) -> Result<T, Error> {
+    serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| Error::Malformed(format!("invalid JSON body: {e}")))
 }
 
 fn ctx<'a>(s: &'a AppState, h: &'a crate::core::history::History) -> Ctx<'a> {
@@ -206,9 +232,9 @@ struct AdoptionIn {
     workstations: Option<i64>,
 }
 
-async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<AdoptionIn>) -> Res {
+async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
     let code = InseeCode::parse(&path)?;
-    let body = body.into_inner();
+    let body: AdoptionIn = object(body.into_inner())?;
     let product = Slug::parse(&body.product)?;
     let generation = body.generation.as_deref().map(GenerationId::parse).transpose()?;
     let category = body.category.as_deref().map(Slug::parse).transpose()?;
@@ -224,10 +250,17 @@ async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<Adop
     let workstations = body.workstations.map(|w| in_range("workstations", w, 0, 100_000)).transpose()?.map(|w| w as u32);
     let new = NewAdoption { commune: code, category, product, generation, since: body.since, until: body.until, contract_end: body.contract_end, workstations };
     new.validate(&s.catalog, s.today())?;
-    let store = s.store.clone();
-    let a = web::block(move || store.insert_adoption(new)).await.map_err(|e| Error::Storage(e.to_string()))??;
-    tracing::info!(commune = %a.commune, adoption = a.id, product = %a.product, "adoption recorded");
-    s.history.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
+    // The write and the in-memory update run together on the blocking pool: they complete even
+    // if the client goes away meanwhile, so the running service always shows what is stored.
+    let st = s.clone();
+    let a = web::block(move || -> Result<Adoption, Error> {
+        let a = st.store.insert_adoption(new)?;
+        st.history.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
+        tracing::info!(commune = %a.commune, adoption = a.id, product = %a.product, "adoption recorded");
+        Ok(a)
+    })
+    .await
+    .map_err(|e| Error::Storage(e.to_string()))??;
     let location = format!("/api/v1/communes/{}/adoptions/{}", a.commune, a.id);
     let out = AdoptionOut { adoption: &a, active: a.active_on(s.today()), ratings: Ratings::default(), feedback: vec![] };
     let mut r = json(StatusCode::CREATED, &out)?;
@@ -250,28 +283,36 @@ struct FeedbackIn {
     date: Option<NaiveDate>,
 }
 
-async fn create_feedback(s: State, path: web::Path<(String, String)>, body: web::Json<FeedbackIn>) -> Res {
+async fn create_feedback(s: State, path: web::Path<(String, String)>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
     let (code, id) = path.into_inner();
     let code = InseeCode::parse(&code)?;
     let id: u64 = id.parse().map_err(|_| Error::Malformed(format!("'{}' is not an adoption id", id.chars().take(20).collect::<String>())))?;
     s.territory.find(&code)?;
     let adoption =
         read_history(&s).adoption(id).filter(|a| a.commune == code).cloned().ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
-    let b = body.into_inner();
+    let b: FeedbackIn = object(body.into_inner())?;
     let new = NewFeedback {
         date: b.date.unwrap_or_else(|| s.today()),
         reliability: in_range("reliability", b.reliability, 1, 5)? as u8,
         incidents: in_range("incidents", b.incidents, 0, 100_000)? as u32,
-        downtime_hours: b.downtime_hours,
+        downtime_hours: b.downtime_hours + 0.0, // -0.0 becomes 0.0
         support: in_range("support", b.support, 1, 5)? as u8,
         comment: b.comment.filter(|c| !c.trim().is_empty()),
     };
     new.validate(&adoption, s.today())?;
-    let store = s.store.clone();
-    let f = web::block(move || store.insert_feedback(id, new)).await.map_err(|e| Error::Storage(e.to_string()))??;
-    tracing::info!(commune = %code, adoption = id, feedback = f.id, "feedback recorded");
-    s.history.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
-    json(StatusCode::CREATED, &FeedbackOut::from(&f))
+    let st = s.clone();
+    let f = web::block(move || -> Result<Feedback, Error> {
+        let f = st.store.insert_feedback(id, new)?;
+        st.history.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
+        tracing::info!(commune = %code, adoption = id, feedback = f.id, "feedback recorded");
+        Ok(f)
+    })
+    .await
+    .map_err(|e| Error::Storage(e.to_string()))??;
+    let mut r = json(StatusCode::CREATED, &FeedbackOut::from(&f))?;
+    let location = format!("/api/v1/communes/{code}/adoptions/{id}/feedback/{}", f.id);
+    r.headers_mut().insert(actix_web::http::header::LOCATION, location.parse().map_err(|_| Error::Storage("location header".into()))?);
+    Ok(r)
 }
 
 async fn recommendations(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
