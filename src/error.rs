@@ -23,6 +23,10 @@ pub enum Error {
     /// `unsupported-media-type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The request conflicts with what is stored (a duplicate adoption). HTTP 409, code
+    /// `conflict`.
+    #[error("{0}")]
+    Conflict(String),
     /// A method the resource does not allow. HTTP 405, code `method-not-allowed`.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -54,6 +58,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => "unsupported-media-type",
             Error::TooLarge(_) => "payload-too-large",
             Error::MethodNotAllowed(_) => "method-not-allowed",
+            Error::Conflict(_) => "conflict",
             Error::Timeout(_) => "request-timeout",
             Error::Storage(_) => "storage",
             Error::Data(_) => "reference-data",
@@ -70,6 +75,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => 415,
             Error::TooLarge(_) => 413,
             Error::MethodNotAllowed(_) => 405,
+            Error::Conflict(_) => 409,
             Error::Timeout(_) => 408,
             Error::Storage(_) | Error::Data(_) | Error::Io(_) => 500,
         }
@@ -84,6 +90,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => "Unsupported media type",
             Error::TooLarge(_) => "Payload too large",
             Error::MethodNotAllowed(_) => "Method not allowed",
+            Error::Conflict(_) => "Conflict",
             Error::Timeout(_) => "Request timeout",
             Error::Storage(_) => "Storage failure",
             Error::Data(_) => "Reference data failure",

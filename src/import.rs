@@ -84,6 +84,8 @@ pub struct ImportReport {
     pub without_polygon: Vec<String>,
     /// Communes with no border neighbour: (code, name).
     pub isolated: Vec<(String, String)>,
+    /// Links added to connect a piece of the graph to the rest: (from, to).
+    pub linked_components: Vec<(String, String)>,
     /// Communes outside any EPCI: (code, name).
     pub without_epci: Vec<(String, String)>,
     /// Lifecycle products imported: (product id, generations).
@@ -301,10 +303,37 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
             edges.entry(key).or_insert(("nearest", None));
         }
     }
+    // 5. Islands that only touch each other (Belle-Île, Houat and Hœdic): link every piece of
+    // the graph to the rest, from its commune nearest to a commune outside it, until the graph
+    // is connected.
+    loop {
+        let comp = components(n, edges.keys());
+        let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
+        for &c in &comp {
+            *sizes.entry(c).or_default() += 1;
+        }
+        if sizes.len() <= 1 {
+            break;
+        }
+        let largest = sizes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(c, _)| *c).unwrap_or(0);
+        let Some(&small) = sizes.keys().find(|&&c| c != largest) else { break };
+        let mut best: Option<(f64, usize, usize)> = None;
+        for i in (0..n).filter(|&i| comp[i] == small) {
+            for j in (0..n).filter(|&j| comp[j] != small) {
+                let d = haversine_km(centroids[i], centroids[j]);
+                if best.is_none_or(|b| d < b.0) {
+                    best = Some((d, i, j));
+                }
+            }
+        }
+        let Some((_, i, j)) = best else { break };
+        report.linked_components.push((codes[i].to_string(), codes[j].to_string()));
+        edges.insert((i.min(j) as u32, i.max(j) as u32), ("nearest", None));
+    }
     report.border_edges = edges.values().filter(|e| e.0 == "border").count();
     report.nearest_edges = edges.len() - report.border_edges;
 
-    // 5. EPCI of the scope and the communes' EPCI.
+    // 6. EPCI of the scope and the communes' EPCI.
     let index: HashMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (*c, i)).collect();
     let mut epci_of: HashMap<&str, &str> = HashMap::new();
     let mut kept_epcis: Vec<&CogEpci> = epcis.iter().filter(|e| e.membres.iter().any(|m| index.contains_key(m.code.as_str()))).collect();
@@ -315,7 +344,7 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         }
     }
 
-    // 6. Write the seeds.
+    // 7. Write the seeds.
     fs::create_dir_all(&opts.seeds_out)?;
     let mut w = csv_writer(&opts.seeds_out.join("communes.csv"))?;
     w.write_record(["code", "name", "department", "population", "epci_siren", "lon", "lat", "area_km2"]).map_err(csv_err)?;
@@ -372,6 +401,20 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
     Ok(report)
 }
 
+/// Connected component label of every node (the smallest node index of its component).
+fn components<'a>(n: usize, edges: impl Iterator<Item = &'a (u32, u32)>) -> Vec<usize> {
+    let mut uf = petgraph::unionfind::UnionFind::<usize>::new(n);
+    for &(a, b) in edges {
+        uf.union(a as usize, b as usize);
+    }
+    let labels = uf.into_labeling();
+    let mut smallest: HashMap<usize, usize> = HashMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        smallest.entry(l).or_insert(i);
+    }
+    labels.iter().map(|l| smallest[l]).collect()
+}
+
 fn csv_writer(path: &Path) -> Result<csv::Writer<fs::File>> {
     Ok(csv::Writer::from_writer(fs::File::create(path)?))
 }
@@ -404,6 +447,10 @@ fn render_report(r: &ImportReport, scope: &Scope) -> String {
     let _ = writeln!(s, "\n## Communes with no border neighbour, linked to their 2 nearest by centroid ({})\n", r.isolated.len());
     for (c, n) in &r.isolated {
         let _ = writeln!(s, "- {c} {n}");
+    }
+    let _ = writeln!(s, "\n## Pieces of the graph linked to the rest by their nearest communes ({})\n", r.linked_components.len());
+    for (a, b) in &r.linked_components {
+        let _ = writeln!(s, "- {a} → {b}");
     }
     let _ = writeln!(s, "\n## Communes in no EPCI ({})\n", r.without_epci.len());
     for (c, n) in &r.without_epci {

@@ -58,6 +58,10 @@ async fn health_and_commune() {
     assert_eq!(s, 200);
     assert!(n2["count"].as_u64().unwrap() > 10);
     assert!(n2["neighbours"].as_array().unwrap().iter().all(|x| x["hops"].as_u64().unwrap() <= 2));
+    let (_, list) = get(&app, "/api/v1/communes?q=hoedic").await;
+    assert_eq!(list["communes"][0]["code"], "56085", "accents ignored: Hœdic");
+    let (_, epcis) = get(&app, "/api/v1/epcis").await;
+    assert_eq!(epcis["count"], 61);
     let (_, p) = get(&app, "/api/v1/communes/56173").await;
     assert!(p["former_codes"].as_array().unwrap().contains(&json!("56016")));
 }
@@ -182,6 +186,30 @@ async fn adoption_feedback_and_recommendation() {
     .await;
     problem(
         c.post(app.url(&fb)).json(&json!({"reliability": 3, "incidents": 0, "downtime_hours": 0, "support": 4, "date": "2020-01-01"})).send().await.unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    // The Location of the adoption answers; the same adoption twice is a conflict.
+    let (s, one) = get(&app, &format!("/api/v1/communes/35051/adoptions/{id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(one["ratings"]["n"], 3);
+    problem(
+        c.post(app.url("/api/v1/communes/35051/adoptions"))
+            .json(&json!({"product": "windows", "generation": "11-26h1-w", "since": "2026-03-01"}))
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "conflict",
+    )
+    .await;
+    problem(
+        c.post(app.url("/api/v1/communes/35051/adoptions"))
+            .json(&json!({"product": "windows", "generation": "11-26h1-w", "since": "2001-01-01"}))
+            .send()
+            .await
+            .unwrap(),
         422,
         "invalid-value",
     )

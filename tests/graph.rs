@@ -85,3 +85,21 @@ fn unicode_names_survive() {
     assert_eq!(t.commune(t.find(&code("56085")).unwrap()).name, "Hœdic");
     assert_eq!(t.commune(t.find(&code("56088")).unwrap()).name, "Île-d'Arz");
 }
+
+#[test]
+fn the_graph_is_connected() {
+    let t = seeds::territory().unwrap();
+    // Belle-Île, Houat and Hœdic touch only each other: the importer links them to the
+    // mainland, so every commune reaches every other one.
+    let le_palais = t.find(&code("56114")).unwrap();
+    assert_eq!(t.within_hops(le_palais, 1000).len(), 1201);
+    let quiberon = t.within_hops(le_palais, 6).into_iter().find(|n| t.commune(n.idx).code == code("56186"));
+    assert!(quiberon.is_some(), "Quiberon is within 6 hops of Le Palais, through Houat");
+}
+
+#[test]
+fn former_codes_point_to_the_commune_nouvelle() {
+    let t = seeds::territory().unwrap();
+    let e = t.find(&code("56016")).unwrap_err().to_string();
+    assert!(e.contains("56173"), "{e}");
+}

@@ -49,6 +49,10 @@ pub struct Generation {
     /// Long-term support release.
     #[serde(default)]
     pub lts: bool,
+    /// A documented phase-out with no single end date (the RTC network closed by lots from
+    /// 2023 to 2030): the generation is not recommended.
+    #[serde(default)]
+    pub phase_out: Option<String>,
     /// Where the facts come from.
     #[serde(default)]
     pub source: Option<String>,
@@ -78,6 +82,10 @@ pub struct Product {
     /// Free note (French).
     #[serde(default)]
     pub note: Option<String>,
+    /// A building block or add-on (database, runtime, audience counter, mobile OS), not what a
+    /// commune chooses for the category: the demo simulator does not adopt it.
+    #[serde(default)]
+    pub component: bool,
     /// Name of the endoflife.date file its generations were imported from.
     #[serde(default)]
     pub lifecycle: Option<String>,

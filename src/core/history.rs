@@ -127,6 +127,16 @@ impl NewAdoption {
             }
             _ => {}
         }
+        if let Some(r) = self.generation.as_ref().and_then(|g| p.generation(g)).and_then(|g| g.released)
+            && self.since < r
+        {
+            return Err(Error::Invalid(format!(
+                "since {} is before the release of {} {} ({r})",
+                self.since,
+                p.id,
+                self.generation.as_ref().map_or("", |g| g.as_str())
+            )));
+        }
         check_date("since", self.since, today, false)?;
         if let Some(u) = self.until {
             check_date("until", u, today, false)?;
@@ -142,6 +152,20 @@ impl NewAdoption {
         }
         if self.workstations.is_some_and(|w| w > 100_000) {
             return Err(Error::Invalid("workstations must be at most 100000".into()));
+        }
+        Ok(())
+    }
+
+    /// Refuses a second adoption of the same product generation for the same category that
+    /// would be in service at the same time as one already recorded. Errors: `Conflict`.
+    pub fn check_duplicate(&self, history: &History) -> Result<()> {
+        let overlap =
+            |a: &Adoption| a.since.max(self.since) < a.until.unwrap_or(NaiveDate::MAX).min(self.until.unwrap_or(NaiveDate::MAX)) || a.since == self.since;
+        if let Some(a) = history
+            .of_commune(&self.commune)
+            .find(|a| a.category == self.category && a.product == self.product && a.generation == self.generation && overlap(a))
+        {
+            return Err(Error::Conflict(format!("commune {} already has this adoption in service over the same period (adoption {})", self.commune, a.id)));
         }
         Ok(())
     }

@@ -172,13 +172,13 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren) -> Result<PooledPurchases> {
     let epci = ctx.territory.epci(siren)?;
     let members = ctx.territory.members(siren);
     // Members weigh 1, their direct neighbours outside the EPCI 0.5.
-    let mut reach: Vec<Reach> = members.iter().map(|&m| Reach { idx: m, hops: Some(0), weight: 1.0, same_epci: true, distance_km: 0.0 }).collect();
+    let mut reach: Vec<Reach> = members.iter().map(|&m| Reach { idx: m, hops: Some(0), weight: 1.0, same_epci: true, distance_km: None }).collect();
     let in_epci: HashSet<CommuneIdx> = members.iter().copied().collect();
     let mut seen = in_epci.clone();
     for &m in members {
         for (n, _) in ctx.territory.neighbours(m) {
             if seen.insert(n) {
-                reach.push(Reach { idx: n, hops: Some(1), weight: 0.5, same_epci: false, distance_km: 0.0 });
+                reach.push(Reach { idx: n, hops: Some(1), weight: 0.5, same_epci: false, distance_km: None });
             }
         }
     }

@@ -83,6 +83,11 @@ pub struct Params {
     pub proven_adopters: usize,
     /// A generation whose support ends within this many months is left out, 0-60. Default 12.
     pub support_margin_months: u32,
+    /// Bonus for generations of a product the commune already runs in the category, 0-1:
+    /// `score = (base + bonus) / (1 + bonus)` for them, `base / (1 + bonus)` for the others.
+    /// Default 0.2: changing product means migrating data and retraining staff, so at equal
+    /// merit a mairie upgrades within its product.
+    pub continuity_bonus: f64,
     /// Weight of reliability in the score, 0-1. Default 0.45.
     pub w_reliability: f64,
     /// Weight of maturity, 0-1. Default 0.30.
@@ -109,6 +114,7 @@ impl Default for Params {
             proven_months: 12,
             proven_adopters: 2,
             support_margin_months: 12,
+            continuity_bonus: 0.2,
             w_reliability: 0.45,
             w_maturity: 0.30,
             w_proximity: 0.25,
@@ -133,6 +139,7 @@ pub const PARAM_BOUNDS: &[(&str, f64, f64)] = &[
     ("proven_months", 1.0, 120.0),
     ("proven_adopters", 1.0, 50.0),
     ("support_margin_months", 0.0, 60.0),
+    ("continuity_bonus", 0.0, 1.0),
     ("w_reliability", 0.0, 1.0),
     ("w_maturity", 0.0, 1.0),
     ("w_proximity", 0.0, 1.0),
@@ -179,6 +186,7 @@ impl Params {
             "proven_months" => self.proven_months = v as i64,
             "proven_adopters" => self.proven_adopters = v as usize,
             "support_margin_months" => self.support_margin_months = v as u32,
+            "continuity_bonus" => self.continuity_bonus = v,
             "w_reliability" => self.w_reliability = v,
             "w_maturity" => self.w_maturity = v,
             _ => self.w_proximity = v,
@@ -264,8 +272,8 @@ pub struct Evidence {
     pub hops: Option<u32>,
     /// Member of the same EPCI.
     pub same_epci: bool,
-    /// Distance between centroids, km (0 for group queries).
-    pub distance_km: f64,
+    /// Distance between centroids, km (`None` for group queries such as pooled purchases).
+    pub distance_km: Option<f64>,
     /// Kernel weight of this commune's evidence.
     pub weight: f64,
     /// Months in service at the reference date.
@@ -491,8 +499,8 @@ pub struct Reach {
     pub weight: f64,
     /// Same EPCI as the origin.
     pub same_epci: bool,
-    /// Distance to the origin, km (0 for group queries).
-    pub distance_km: f64,
+    /// Distance to the origin, km (`None` for group queries).
+    pub distance_km: Option<f64>,
 }
 
 type Key = (Slug, Option<GenerationId>);
@@ -519,6 +527,9 @@ pub fn exclusion(ctx: &Ctx, category: &Slug, g: &Generation, population: Option<
         Support::EndedUndated(()) => return Some("fin de support (date non publiée)".into()),
         _ => {}
     }
+    if let Some(p) = &g.phase_out {
+        return Some(format!("en cours d'arrêt : {p}"));
+    }
     if let Some(eos) = g.end_of_support
         && ctx.today.checked_add_months(Months::new(p.support_margin_months)).is_some_and(|m| eos <= m)
     {
@@ -534,8 +545,10 @@ pub fn exclusion(ctx: &Ctx, category: &Slug, g: &Generation, population: Option<
     None
 }
 
-/// Scores every generation in service in `reach` for `category`, leaving out `skip` and what
-/// [`exclusion`] rejects. Returns (ranked items, excluded). Used by [`recommend`] and pooling.
+/// Scores every generation in service in `reach` for `category`, leaving out `skip` (what the
+/// asking commune runs; other generations of those products get the continuity bonus) and
+/// what [`exclusion`] rejects. Returns (ranked items, excluded). Used by [`recommend`] and
+/// pooling.
 pub fn score_candidates(
     ctx: &Ctx,
     reach: &[Reach],
@@ -567,11 +580,19 @@ pub fn score_candidates(
     let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
     let mut items = Vec::new();
     let mut excluded = Vec::new();
+    // Orders of the generations the asking commune runs, per product: older ones are never
+    // recommended (no downgrade).
+    let running_order: HashMap<&Slug, u32> = skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (&k.0, g.order))).collect();
     for (key, adopters) in groups {
         if skip.contains(&key) {
             continue;
         }
         let Some((product, generation)) = gen_of(ctx.catalog, &key) else { continue };
+        if let (Some(&o), Some(g)) = (running_order.get(&key.0), generation)
+            && g.order < o
+        {
+            continue;
+        }
         if let Some(why) = generation.and_then(|g| exclusion(ctx, category, g, population, params)) {
             excluded.push(Excluded { product: key.0.clone(), generation: key.1.clone(), why });
             continue;
@@ -603,7 +624,7 @@ pub fn score_candidates(
                 name: c.name.clone(),
                 hops: r.hops,
                 same_epci: r.same_epci,
-                distance_km: round(r.distance_km, 1),
+                distance_km: r.distance_km.map(|d| round(d, 1)),
                 weight: round(r.weight, 3),
                 months_in_service: months,
                 mean_rating: (n > 0).then(|| round(sum / f64::from(n), 2)),
@@ -653,25 +674,36 @@ pub fn score_candidates(
             notes.push(format!("{} % des communes l'ont quittée", (abandoned_share * 100.0).round()));
         }
         let proximity = 1.0 - (-sk).exp();
-        let score = (params.w_reliability * reliability + params.w_maturity * maturity + params.w_proximity * proximity) / wsum;
+        let base = (params.w_reliability * reliability + params.w_maturity * maturity + params.w_proximity * proximity) / wsum;
+        let same_product = skip.iter().any(|(p, _)| p == &key.0);
+        let score = (base + params.continuity_bonus * f64::from(u8::from(same_product))) / (1.0 + params.continuity_bonus);
+        if same_product {
+            notes.push("même produit que celui en place".to_string());
+        }
         evidence.sort_by(|a, b| a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)).then(b.weight.total_cmp(&a.weight)).then(a.code.cmp(&b.code)));
         let n = evidence.len();
-        let max_hops = evidence.iter().filter_map(|e| e.hops).max();
         let label = generation.map(|g| format!("{} {}", product.name, g.label)).unwrap_or_else(|| match &key.1 {
             Some(g) => format!("{} {g}", product.name),
             None => product.name.clone(),
         });
+        let near = evidence.iter().filter(|e| e.hops.is_some()).count();
+        let max_hops = evidence.iter().filter_map(|e| e.hops).max().unwrap_or(0);
+        let where_ = match (near, max_hops) {
+            (k, 0) if k == n => "parmi les membres".to_string(),
+            (k, h) if k == n => format!("à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
+            (0, _) => "plus éloignée".to_string() + if n > 1 { "s" } else { "" },
+            (k, h) => format!("dont {k} à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
+        };
         let mut reason = format!(
-            "{label} : en service dans {n} commune{} {} depuis {} mois en moyenne ; fiabilité {}/5 (au moins {}/5)",
+            "{label} : en service dans {n} commune{} {where_} depuis {} mois en moyenne ; fiabilité {}/5 (au moins {}/5)",
             if n > 1 { "s" } else { "" },
-            match max_hops {
-                Some(h) => format!("à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
-                None => "proche".into(),
-            },
             fr(mean_months, 0),
             fr(mean, 1),
             fr(lower, 1)
         );
+        if evidence.iter().all(|e| e.simulated) {
+            notes.push("données simulées".to_string());
+        }
         for note in notes {
             reason.push_str(" ; ");
             reason.push_str(&note);
@@ -701,6 +733,19 @@ pub fn score_candidates(
         });
     }
     items.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.adopters.cmp(&a.adopters)).then(a.product.cmp(&b.product)).then(a.generation.cmp(&b.generation)));
+    // One generation behind: a newest generation not yet proven goes right after the best
+    // proven generation of the same product, whatever its score.
+    let mut i = 0;
+    while i < items.len() {
+        if items[i].status == Status::NewestNotYetProven
+            && let Some(j) = (i + 1..items.len()).find(|&j| items[j].product == items[i].product && items[j].status == Status::Proven)
+        {
+            let it = items.remove(i);
+            items.insert(j, it);
+            continue;
+        }
+        i += 1;
+    }
     (items, excluded)
 }
 
@@ -724,12 +769,12 @@ fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, p: &Params) -> (Vec<Reac
     for n in t.within_hops(idx, radius) {
         seen.insert(n.idx);
         let (weight, same_epci, distance_km) = kernel(n.idx, n.hops);
-        out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km });
+        out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
     }
     let mut add = |j: CommuneIdx| {
         if seen.insert(j) {
             let (weight, same_epci, distance_km) = kernel(j, radius + 1);
-            out.push(Reach { idx: j, hops: None, weight, same_epci, distance_km });
+            out.push(Reach { idx: j, hops: None, weight, same_epci, distance_km: Some(distance_km) });
         }
     };
     if let Some(s) = &c.epci {
@@ -840,7 +885,13 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
             (Step::Department, _) => Some("Rien d'utilisable dans le voisinage : recherche élargie au département.".to_string()),
             (Step::SizeClass, _) => Some(format!("Rien d'utilisable dans le département : recherche élargie aux communes de {}.", size_label(c.size_class()))),
             (Step::Territory, _) if found => Some("Rien d'utilisable parmi les communes de même taille : recherche élargie à tout le territoire.".to_string()),
-            (Step::Territory, _) => Some("Aucune commune du territoire n'a d'option utilisable en service dans cette catégorie.".to_string()),
+            (Step::Territory, _) if !running.is_empty() => {
+                Some("Aucune autre option utilisable que celle en place n'est en service sur le territoire.".to_string())
+            }
+            (Step::Territory, _) if !excluded.is_empty() => {
+                Some("Les seules options en service sur le territoire sont écartées (voir « excluded »).".to_string())
+            }
+            (Step::Territory, _) => Some("Aucune commune du territoire n'a encore déclaré de produit dans cette catégorie.".to_string()),
         };
         return Ok(Answer {
             commune: *commune,

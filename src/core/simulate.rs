@@ -302,7 +302,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
     let mut website = (0.0, 0.0);
     let mut states = Vec::new();
     for cat in &catalog.categories {
-        let products: Vec<&Product> = catalog.products_in(&cat.slug).collect();
+        let products: Vec<&Product> = catalog.products_in(&cat.slug).filter(|p| !p.component).collect();
         let hazard = if cat.slug.as_str() == "site-web" {
             website = calibrate_website(&w, &cat.slug, &cat.kind, &products);
             website.0
@@ -355,7 +355,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
                 let reliability = (4.6 - 0.45 * f64::from(incidents) + noise).round().clamp(1.0, 5.0) as u8;
                 let support = Normal::new(3.8f64, 0.8).map(|d| d.sample(&mut rng)).unwrap_or(3.8).round().clamp(1.0, 5.0) as u8;
                 let exp = Exp::new(1.0 / 3.0).ok();
-                let downtime: f64 = (0..incidents).map(|_| exp.map_or(3.0, |e| e.sample(&mut rng))).sum();
+                let downtime: f64 = (0..incidents).map(|_| exp.map_or(3.0, |e| e.sample(&mut rng))).sum::<f64>() + 0.0; // an empty f64 sum is -0.0
                 reliab_sum += f64::from(reliability);
                 reliab_n += 1.0;
                 count += 1;

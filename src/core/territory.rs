@@ -212,8 +212,9 @@ impl Territory {
             let siren = data(Siren::parse(&r.epci_siren), "epci_members.csv")?;
             let code = data(InseeCode::parse(&r.code), "epci_members.csv")?;
             let i = *t.epci_by_siren.get(&siren).ok_or_else(|| Error::Data(format!("epci_members.csv: unknown EPCI {siren}")))?;
-            let in_seeds = t.by_code.contains_key(&code);
-            t.epcis[i].members.push(EpciMember { code, name: r.name, population: r.population, in_seeds });
+            // A seeded member shows the same population as its commune record (one source).
+            let seeded = t.by_code.get(&code).map(|&j| t.communes[j as usize].population);
+            t.epcis[i].members.push(EpciMember { code, name: r.name, population: seeded.unwrap_or(r.population), in_seeds: seeded.is_some() });
         }
         for e in &mut t.epcis {
             e.members.sort_by(|a, b| b.population.cmp(&a.population).then(a.code.cmp(&b.code)));
@@ -251,9 +252,13 @@ impl Territory {
         self.by_code.get(code).copied()
     }
 
-    /// A commune by code, or `Error::NotFound`.
+    /// A commune by code, or `Error::NotFound` (naming the commune nouvelle when the code is
+    /// that of a former commune merged since 2018).
     pub fn find(&self, code: &InseeCode) -> Result<CommuneIdx> {
-        self.idx_of(code).ok_or_else(|| Error::NotFound(format!("no commune with INSEE code {code} in this territory")))
+        self.idx_of(code).ok_or_else(|| match self.communes.iter().find(|c| c.former_codes.contains(code)) {
+            Some(c) => Error::NotFound(format!("{code} is a former commune, now part of {} {}", c.code, c.name)),
+            None => Error::NotFound(format!("no commune with INSEE code {code} in this territory")),
+        })
     }
 
     /// All EPCI, sorted by SIREN.

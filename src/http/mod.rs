@@ -42,6 +42,8 @@ pub struct AppState {
     pub history: RwLock<History>,
     /// Fixed reference date (tests); `None` = the system clock's date (UTC).
     pub today: Option<NaiveDate>,
+    /// Serialises adoption writes: the duplicate check and the write happen as one step.
+    pub write_lock: std::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -55,7 +57,7 @@ impl AppState {
         for f in feedback {
             h.add_feedback(f);
         }
-        Ok(AppState { territory, catalog, store, history: RwLock::new(h), today })
+        Ok(AppState { territory, catalog, store, history: RwLock::new(h), today, write_lock: std::sync::Mutex::new(()) })
     }
 
     /// The reference date.

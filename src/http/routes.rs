@@ -30,6 +30,9 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(create_adoption))
                 .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
         )
+        .service(get_only("/api/v1/communes/{code}/adoptions/{id}", web::get().to(one_adoption), web::head().to(one_adoption)))
+        .service(get_only("/api/v1/communes", web::get().to(search_communes), web::head().to(search_communes)))
+        .service(get_only("/api/v1/epcis", web::get().to(list_epcis), web::head().to(list_epcis)))
         .service(
             web::resource("/api/v1/communes/{code}/adoptions/{id}/feedback")
                 .route(web::post().to(create_feedback))
@@ -213,6 +216,63 @@ async fn list_adoptions(s: State, path: web::Path<String>) -> Res {
     json(StatusCode::OK, &serde_json::json!({"code": code, "count": list.len(), "adoptions": list}))
 }
 
+fn adoption_id(raw: &str) -> Result<u64, Error> {
+    raw.parse().map_err(|_| Error::Malformed(format!("'{}' is not an adoption id", raw.chars().take(20).collect::<String>())))
+}
+
+async fn one_adoption(s: State, path: web::Path<(String, String)>) -> Res {
+    let (code, id) = path.into_inner();
+    let code = InseeCode::parse(&code)?;
+    let id = adoption_id(&id)?;
+    s.territory.find(&code)?;
+    let h = read_history(&s);
+    let a = h.adoption(id).filter(|a| a.commune == code).ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
+    let today = s.today();
+    json(
+        StatusCode::OK,
+        &AdoptionOut {
+            adoption: a,
+            active: a.active_on(today),
+            ratings: h.ratings(a.id, today),
+            feedback: h.feedback(a.id).iter().map(FeedbackOut::from).collect(),
+        },
+    )
+}
+
+/// `GET /api/v1/communes?q=...&limit=...`: communes whose name or code matches (accents and
+/// case ignored), at most `limit` (1-100, default 20).
+async fn search_communes(s: State, q: web::Query<HashMap<String, String>>) -> Res {
+    let query = q.get("q").map(|v| v.trim()).filter(|v| !v.is_empty()).ok_or_else(|| Error::Malformed("query parameter q is required".into()))?;
+    if query.chars().count() > 100 {
+        return Err(Error::Invalid("q must be at most 100 characters".into()));
+    }
+    let limit = in_range("limit", int_param(&q, "limit")?.unwrap_or(20), 1, 100)? as usize;
+    let list: Vec<_> = s
+        .territory
+        .search(query, limit)
+        .into_iter()
+        .map(|i| {
+            let c = s.territory.commune(i);
+            serde_json::json!({"code": c.code, "name": c.name, "department": c.department, "population": c.population, "epci_siren": c.epci})
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({"q": query, "count": list.len(), "communes": list}))
+}
+
+async fn list_epcis(s: State) -> Res {
+    let list: Vec<_> = s
+        .territory
+        .epcis()
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "siren": e.siren, "name": e.name, "kind": e.kind, "population": e.population, "members_in_scope": s.territory.members(&e.siren).len(),
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({"count": list.len(), "epcis": list}))
+}
+
 /// Body of `POST /api/v1/communes/{code}/adoptions`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -254,6 +314,9 @@ async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<serd
     // if the client goes away meanwhile, so the running service always shows what is stored.
     let st = s.clone();
     let a = web::block(move || -> Result<Adoption, Error> {
+        // Checked and written under one lock, so that two identical requests cannot both pass.
+        let _guard = st.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        new.check_duplicate(&st.history.read().unwrap_or_else(|p| p.into_inner()))?;
         let a = st.store.insert_adoption(new)?;
         st.history.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
         tracing::info!(commune = %a.commune, adoption = a.id, product = %a.product, "adoption recorded");
@@ -286,7 +349,7 @@ struct FeedbackIn {
 async fn create_feedback(s: State, path: web::Path<(String, String)>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
     let (code, id) = path.into_inner();
     let code = InseeCode::parse(&code)?;
-    let id: u64 = id.parse().map_err(|_| Error::Malformed(format!("'{}' is not an adoption id", id.chars().take(20).collect::<String>())))?;
+    let id = adoption_id(&id)?;
     s.territory.find(&code)?;
     let adoption =
         read_history(&s).adoption(id).filter(|a| a.commune == code).cloned().ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
@@ -310,7 +373,7 @@ async fn create_feedback(s: State, path: web::Path<(String, String)>, body: web:
     .await
     .map_err(|e| Error::Storage(e.to_string()))??;
     let mut r = json(StatusCode::CREATED, &FeedbackOut::from(&f))?;
-    let location = format!("/api/v1/communes/{code}/adoptions/{id}/feedback/{}", f.id);
+    let location = format!("/api/v1/communes/{code}/adoptions/{id}");
     r.headers_mut().insert(actix_web::http::header::LOCATION, location.parse().map_err(|_| Error::Storage("location header".into()))?);
     Ok(r)
 }
