@@ -86,6 +86,13 @@ pub struct Product {
     /// commune chooses for the category: the demo simulator does not adopt it.
     #[serde(default)]
     pub component: bool,
+    /// Indicative price per commune, € HT over a contract, where a source gives one (none does
+    /// yet: `catalog-facts.md` has no prices).
+    #[serde(default)]
+    pub indicative_price_eur_ht_per_commune: Option<u64>,
+    /// Indicative price per workstation (seat), € HT over a contract, where a source gives one.
+    #[serde(default)]
+    pub indicative_price_eur_ht_per_seat: Option<u64>,
     /// Name of the endoflife.date file its generations were imported from.
     #[serde(default)]
     pub lifecycle: Option<String>,

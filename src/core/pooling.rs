@@ -1,23 +1,39 @@
-//! Pooled purchases v1: per category, which members of an EPCI need something, the option most
-//! proven among the members and their direct neighbours, and who already runs it.
+//! Pooled purchases (groupements de commandes) for an EPCI.
 //!
-//! A member "needs" something in a category when it runs nothing there, runs a generation past
-//! end of support or within 12 months of it, or rates what it runs poorly (mean reliability
-//! below [`POOR_RATING`] over at least 2 feedback records).
+//! Per category, over a horizon (default 24 months):
+//! - the members that **need** something, each with its reason: nothing in service; end of
+//!   support already past or within the horizon (with the date); a regulatory date of
+//!   `catalog/regulations.toml` that their generation fails; poor reliability (mean under
+//!   [`POOR_RATING`] over at least 2 reports); a registered contract end within the horizon;
+//! - the **option** most proven among the members and their direct neighbours (the
+//!   recommendation engine run for the group; never a generation a member rates poorly);
+//! - the members already on it (who could join a shared maintenance contract);
+//! - the estimated **volume** (communes, population, workstations where known) and, where the
+//!   catalogue gives an indicative price, the pooled estimate and the procurement procedure the
+//!   total requires (thresholds of `catalog/procurement.toml`, dated data);
+//! - the earliest **deadline**, a suggested **coordinator**, and the members whose deadlines
+//!   fall within 6 months of each other (who can buy together).
+//!
+//! Groupements are ordered by their **value** to the members: the sum over concerned members
+//! of an urgency weight (2 when the deadline is past, 1.5 within 12 months, 1 otherwise, 0.75
+//! for a poor rating alone).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use chrono::NaiveDate;
+use chrono::{Months, NaiveDate};
 use serde::Serialize;
 
-use crate::core::catalog::Support;
+use crate::core::catalog::{Catalog, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::recommend::{Ctx, Params, Reach, Recommendation, score_candidates};
 use crate::core::territory::CommuneIdx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Mean reliability (1-5) under which a member's current product counts as poorly rated.
 pub const POOR_RATING: f64 = 2.5;
+
+/// Default horizon, months.
+pub const DEFAULT_HORIZON_MONTHS: u32 = 24;
 
 /// Why a member is concerned by a groupement.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -34,13 +50,33 @@ pub enum Need {
         /// End-of-support date, if published.
         date: Option<NaiveDate>,
     },
-    /// Runs a generation whose support ends within 12 months.
+    /// Runs a generation whose support ends within the horizon.
     EndsSoon {
         /// Product run.
         product: Slug,
         /// Generation run.
         generation: Option<GenerationId>,
         /// End-of-support date.
+        date: NaiveDate,
+    },
+    /// Runs a generation whose support ended before a regulatory date that applies to it.
+    Regulation {
+        /// Product run.
+        product: Slug,
+        /// Generation run.
+        generation: Option<GenerationId>,
+        /// The rule (French title).
+        rule: String,
+        /// Date the rule applies from.
+        date: NaiveDate,
+    },
+    /// Its registered contract ends within the horizon.
+    ContractEnds {
+        /// Product run.
+        product: Slug,
+        /// Generation run.
+        generation: Option<GenerationId>,
+        /// Contract end.
         date: NaiveDate,
     },
     /// Rates what it runs poorly.
@@ -54,6 +90,28 @@ pub enum Need {
         /// Number of feedback records.
         n: u32,
     },
+}
+
+impl Need {
+    /// The date that drives the timetable, if any.
+    pub fn deadline(&self) -> Option<NaiveDate> {
+        match self {
+            Need::EndOfSupport { date, .. } => *date,
+            Need::EndsSoon { date, .. } | Need::ContractEnds { date, .. } | Need::Regulation { date, .. } => Some(*date),
+            Need::NoProduct | Need::PoorRating { .. } => None,
+        }
+    }
+
+    /// Urgency weight at `today` (see the module doc).
+    pub fn urgency(&self, today: NaiveDate) -> f64 {
+        match (self, self.deadline()) {
+            (Need::PoorRating { .. }, _) => 0.75,
+            (Need::EndOfSupport { .. } | Need::Regulation { .. }, _) => 2.0,
+            (_, Some(d)) if d <= today => 2.0,
+            (_, Some(d)) if today.checked_add_months(Months::new(12)).is_some_and(|m| d <= m) => 1.5,
+            _ => 1.0,
+        }
+    }
 }
 
 /// A member commune in a groupement.
@@ -77,6 +135,25 @@ pub struct Concerned {
     pub need: Need,
     /// The same in one French sentence.
     pub reason: String,
+    /// Workstations covered by its current adoption in the category, where registered.
+    pub workstations: Option<u32>,
+}
+
+/// Estimated size of the pooled need.
+#[derive(Clone, Debug, Serialize)]
+pub struct Volume {
+    /// Communes concerned.
+    pub communes: usize,
+    /// Their total population.
+    pub population: u64,
+    /// Workstations registered with their adoptions (sum of the known ones).
+    pub workstations: Option<u64>,
+    /// Pooled estimate, € HT, where the catalogue gives an indicative price for the option.
+    pub estimate_eur_ht: Option<u64>,
+    /// The procurement procedure the estimate requires at today's thresholds.
+    pub procedure: Option<Threshold>,
+    /// Why there is no estimate or procedure, in French, when there is none.
+    pub note: Option<String>,
 }
 
 /// A suggested groupement de commandes for one category.
@@ -86,16 +163,29 @@ pub struct Groupement {
     pub category: Slug,
     /// Category label (French).
     pub category_label: String,
-    /// The option most proven among members and their neighbours (`None` when nobody nearby
-    /// runs anything supported in the category).
+    /// The option most proven among members and their neighbours (`None` when nothing usable
+    /// is in service nearby).
     pub option: Option<Recommendation>,
-    /// Members that need something, each with a reason.
+    /// Members that need something, each with a reason, earliest deadline first.
     pub concerned: Vec<Concerned>,
     /// Members already on the suggested option (candidates for a shared maintenance contract).
     pub already_on: Vec<Member>,
+    /// Estimated volume and procedure.
+    pub volume: Volume,
+    /// Earliest deadline among the concerned members.
+    pub earliest_deadline: Option<NaiveDate>,
+    /// Suggested coordinator: the EPCI itself when 3 or more members are concerned, otherwise
+    /// the largest concerned member.
+    pub coordinator: String,
+    /// Members whose deadlines fall within 6 months of the earliest one (they can buy together).
+    pub due_together: Vec<InseeCode>,
+    /// Value to the members (sum of urgency weights), used for the order.
+    pub value: f64,
+    /// Why it stands where it does, in French.
+    pub rank_reason: String,
 }
 
-/// All groupements for an EPCI, most concerned members first.
+/// All groupements for an EPCI, most valuable first.
 #[derive(Clone, Debug, Serialize)]
 pub struct PooledPurchases {
     /// SIREN of the EPCI.
@@ -104,6 +194,8 @@ pub struct PooledPurchases {
     pub name: String,
     /// Reference date.
     pub as_of: NaiveDate,
+    /// Horizon, months.
+    pub horizon_months: u32,
     /// Members in the seeded territory.
     pub members_in_scope: usize,
     /// Categories where at least one member needs something.
@@ -115,34 +207,38 @@ fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
     Member { code: c.code, name: c.name.clone(), population: c.population }
 }
 
-/// Whether and why a member needs something in a category at `ctx.today`.
-pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug) -> Option<Need> {
+/// Whether and why a member needs something in a category within `horizon_months`.
+pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32) -> Option<Need> {
     let active: Vec<_> = ctx.history.active(code, category, ctx.today).collect();
     if active.is_empty() {
         return Some(Need::NoProduct);
     }
+    let horizon = ctx.today.checked_add_months(Months::new(horizon_months)).unwrap_or(ctx.today);
+    let population = ctx.territory.idx_of(code).map_or(0, |i| ctx.territory.commune(i).population);
     for a in &active {
+        let (product, generation) = (a.product.clone(), a.generation.clone());
         let g = ctx.catalog.product(&a.product).ok().and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
-        match g.map(|g| g.support(ctx.today)) {
-            Some(Support::Ended(d)) => {
-                return Some(Need::EndOfSupport { product: a.product.clone(), generation: a.generation.clone(), date: Some(d) });
+        if let Some(g) = g {
+            match g.support(ctx.today) {
+                Support::Ended(d) => return Some(Need::EndOfSupport { product, generation, date: Some(d) }),
+                Support::EndedUndated(()) => return Some(Need::EndOfSupport { product, generation, date: None }),
+                _ => {}
             }
-            Some(Support::EndedUndated(())) => {
-                return Some(Need::EndOfSupport { product: a.product.clone(), generation: a.generation.clone(), date: None });
+            if let Some(d) = g.end_of_support.filter(|d| *d <= horizon) {
+                return Some(Need::EndsSoon { product, generation, date: d });
             }
-            Some(Support::EndsSoon(d)) => {
-                return Some(Need::EndsSoon { product: a.product.clone(), generation: a.generation.clone(), date: d });
+            if let Some(eos) = g.end_of_support
+                && let Some(r) = ctx.catalog.regulations_for(category, population).find(|r| eos < r.date && r.date <= horizon)
+            {
+                return Some(Need::Regulation { product, generation, rule: r.title.clone(), date: r.date });
             }
-            _ => {}
+        }
+        if let Some(d) = a.contract_end.filter(|d| *d <= horizon) {
+            return Some(Need::ContractEnds { product, generation, date: d });
         }
         let r = ctx.history.ratings(a.id, ctx.today);
         if r.n >= 2 && r.mean_reliability < POOR_RATING {
-            return Some(Need::PoorRating {
-                product: a.product.clone(),
-                generation: a.generation.clone(),
-                mean_reliability: (r.mean_reliability * 100.0).round() / 100.0,
-                n: r.n,
-            });
+            return Some(Need::PoorRating { product, generation, mean_reliability: (r.mean_reliability * 100.0).round() / 100.0, n: r.n });
         }
     }
     None
@@ -150,9 +246,10 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug) -> Option<Need> {
 
 fn reason(ctx: &Ctx, n: &Need) -> String {
     let name = |p: &Slug, g: &Option<GenerationId>| {
-        let pn = ctx.catalog.product(p).map(|p| p.name.clone()).unwrap_or_else(|_| p.to_string());
+        let prod = ctx.catalog.product(p).ok();
+        let pn = prod.map_or_else(|| p.to_string(), |p| p.name.clone());
         match g {
-            Some(g) => format!("{pn} {g}"),
+            Some(g) => format!("{pn} {}", prod.and_then(|p| p.generation(g)).map_or_else(|| g.to_string(), |x| x.label.clone())),
             None => pn,
         }
     };
@@ -161,20 +258,39 @@ fn reason(ctx: &Ctx, n: &Need) -> String {
         Need::EndOfSupport { product, generation, date: Some(d) } => format!("{} n'est plus supporté depuis le {d}.", name(product, generation)),
         Need::EndOfSupport { product, generation, date: None } => format!("{} n'est plus supporté.", name(product, generation)),
         Need::EndsSoon { product, generation, date } => format!("Fin de support de {} le {date}.", name(product, generation)),
+        Need::Regulation { product, generation, rule, date } => {
+            format!("{} n'est plus supporté avant l'obligation « {rule} » ({date}).", name(product, generation))
+        }
+        Need::ContractEnds { product, generation, date } => format!("Le contrat de {} se termine le {date}.", name(product, generation)),
         Need::PoorRating { product, generation, mean_reliability, n } => {
             format!("{} est jugé peu fiable ({}/5 sur {n} retours).", name(product, generation), format!("{mean_reliability:.1}").replace('.', ","))
         }
     }
 }
 
-/// Suggests groupements for an EPCI. Errors: `NotFound` for an unknown SIREN.
-pub fn pooled_purchases(ctx: &Ctx, siren: &Siren) -> Result<PooledPurchases> {
+/// The procurement procedure an estimated total (€ HT, supplies and services) requires on
+/// `date`, from the dated thresholds of the catalogue; `None` when no threshold row covers it.
+pub fn procedure_for(catalog: &Catalog, total_eur_ht: u64, date: NaiveDate) -> Option<&Threshold> {
+    catalog.thresholds.iter().find(|t| {
+        t.applies_to == "supplies_services"
+            && t.valid_from <= date
+            && t.valid_until.is_none_or(|u| date <= u)
+            && t.from_eur_ht <= total_eur_ht
+            && t.below_eur_ht.is_none_or(|b| total_eur_ht < b)
+    })
+}
+
+/// Suggests groupements for an EPCI. Errors: `NotFound` for an unknown SIREN, `Invalid` for a
+/// horizon outside 1-120 months.
+pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result<PooledPurchases> {
+    if !(1..=120).contains(&horizon_months) {
+        return Err(Error::Invalid(format!("horizon must be 1 to 120 months, got {horizon_months}")));
+    }
     let epci = ctx.territory.epci(siren)?;
     let members = ctx.territory.members(siren);
     // Members weigh 1, their direct neighbours outside the EPCI 0.5.
     let mut reach: Vec<Reach> = members.iter().map(|&m| Reach { idx: m, hops: Some(0), weight: 1.0, same_epci: true, distance_km: None }).collect();
-    let in_epci: HashSet<CommuneIdx> = members.iter().copied().collect();
-    let mut seen = in_epci.clone();
+    let mut seen: HashSet<CommuneIdx> = members.iter().copied().collect();
     for &m in members {
         for (n, _) in ctx.territory.neighbours(m) {
             if seen.insert(n) {
@@ -185,37 +301,106 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren) -> Result<PooledPurchases> {
     let params = Params::default();
     let mut groupements = Vec::new();
     for cat in &ctx.catalog.categories {
-        let concerned: Vec<Concerned> = members
+        let mut concerned: Vec<Concerned> = members
             .iter()
             .filter_map(|&m| {
                 let code = ctx.territory.commune(m).code;
-                need_of(ctx, &code, &cat.slug).map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need })
+                let workstations = ctx.history.active(&code, &cat.slug, ctx.today).filter_map(|a| a.workstations).max();
+                need_of(ctx, &code, &cat.slug, horizon_months).map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need, workstations })
             })
             .collect();
         if concerned.is_empty() {
             continue;
         }
+        concerned.sort_by(|a, b| {
+            a.need.deadline().unwrap_or(NaiveDate::MAX).cmp(&b.need.deadline().unwrap_or(NaiveDate::MAX)).then(a.member.code.cmp(&b.member.code))
+        });
+        // Never propose what a member reports as unreliable.
+        let poor: HashSet<(Slug, Option<GenerationId>)> = concerned
+            .iter()
+            .filter_map(|c| match &c.need {
+                Need::PoorRating { product, generation, .. } => Some((product.clone(), generation.clone())),
+                _ => None,
+            })
+            .collect();
         let (items, _) = score_candidates(ctx, &reach, None, &cat.slug, &HashSet::new(), &params);
-        let option = items.into_iter().find(|i| !matches!(i.support, Some(Support::EndsSoon(_))));
-        let already_on = option
+        let option = items.into_iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())));
+        let already_on: Vec<Member> = option
             .as_ref()
             .map(|o| {
                 members
                     .iter()
                     .copied()
                     .filter(|&m| {
-                        let code = ctx.territory.commune(m).code;
-                        ctx.history.active(&code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
+                        ctx.history.active(&ctx.territory.commune(m).code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
                     })
                     .map(|m| member(ctx, m))
                     .collect()
             })
             .unwrap_or_default();
-        groupements.push(Groupement { category: cat.slug.clone(), category_label: cat.label.clone(), option, concerned, already_on });
+        let population: u64 = concerned.iter().map(|c| u64::from(c.member.population)).sum();
+        let known: Vec<u32> = concerned.iter().filter_map(|c| c.workstations).collect();
+        let workstations = (!known.is_empty()).then(|| known.iter().map(|&w| u64::from(w)).sum());
+        let price = option.as_ref().and_then(|o| ctx.catalog.product(&o.product).ok()).and_then(|p| {
+            p.indicative_price_eur_ht_per_commune
+                .map(|x| x * concerned.len() as u64)
+                .or_else(|| p.indicative_price_eur_ht_per_seat.zip(workstations).map(|(x, w)| x * w))
+        });
+        let procedure = price.and_then(|t| procedure_for(ctx.catalog, t, ctx.today).cloned());
+        let note = match (&option, price) {
+            (None, _) => Some("Aucune option éprouvée à proximité : pas d'estimation.".to_string()),
+            (Some(_), None) => Some("Le catalogue ne donne pas de prix indicatif pour cette option : montant et procédure à établir.".to_string()),
+            (Some(_), Some(_)) if procedure.is_none() => Some("Aucun seuil du catalogue ne couvre ce montant à cette date.".to_string()),
+            _ => None,
+        };
+        let volume = Volume { communes: concerned.len(), population, workstations, estimate_eur_ht: price, procedure, note };
+        let earliest_deadline = concerned.iter().filter_map(|c| c.need.deadline()).min();
+        let due_together = earliest_deadline
+            .map(|d0| {
+                let limit = d0.checked_add_months(Months::new(6)).unwrap_or(d0);
+                concerned.iter().filter(|c| c.need.deadline().is_some_and(|d| d <= limit)).map(|c| c.member.code).collect()
+            })
+            .unwrap_or_default();
+        let coordinator = if concerned.len() >= 3 {
+            format!("{} (EPCI)", epci.name)
+        } else {
+            concerned
+                .iter()
+                .max_by_key(|c| (c.member.population, std::cmp::Reverse(c.member.code)))
+                .map_or_else(|| epci.name.clone(), |c| c.member.name.clone())
+        };
+        let value: f64 = concerned.iter().map(|c| c.need.urgency(ctx.today)).sum();
+        let urgent = concerned.iter().filter(|c| c.need.urgency(ctx.today) >= 1.5).count();
+        let rank_reason = format!(
+            "{} commune{} concernée{}, dont {urgent} avec une échéance passée ou dans les 12 mois{}.",
+            concerned.len(),
+            if concerned.len() > 1 { "s" } else { "" },
+            if concerned.len() > 1 { "s" } else { "" },
+            earliest_deadline.map(|d| format!(" (première échéance : {d})")).unwrap_or_default()
+        );
+        groupements.push(Groupement {
+            category: cat.slug.clone(),
+            category_label: cat.label.clone(),
+            option,
+            concerned,
+            already_on,
+            volume,
+            earliest_deadline,
+            coordinator,
+            due_together,
+            value: (value * 100.0).round() / 100.0,
+            rank_reason,
+        });
     }
-    let order: HashMap<&Slug, usize> = ctx.catalog.categories.iter().enumerate().map(|(i, c)| (&c.slug, i)).collect();
-    groupements.sort_by(|a, b| b.concerned.len().cmp(&a.concerned.len()).then(order[&a.category].cmp(&order[&b.category])));
-    Ok(PooledPurchases { epci: epci.siren, name: epci.name.clone(), as_of: ctx.today, members_in_scope: members.len(), groupements })
+    let order: Vec<&Slug> = ctx.catalog.categories.iter().map(|c| &c.slug).collect();
+    let pos = |s: &Slug| order.iter().position(|x| *x == s).unwrap_or(usize::MAX);
+    groupements.sort_by(|a, b| {
+        b.value
+            .total_cmp(&a.value)
+            .then(a.earliest_deadline.unwrap_or(NaiveDate::MAX).cmp(&b.earliest_deadline.unwrap_or(NaiveDate::MAX)))
+            .then(pos(&a.category).cmp(&pos(&b.category)))
+    });
+    Ok(PooledPurchases { epci: epci.siren, name: epci.name.clone(), as_of: ctx.today, horizon_months, members_in_scope: members.len(), groupements })
 }
 
 #[cfg(test)]
@@ -230,24 +415,25 @@ mod tests {
     }
 
     #[test]
-    fn needs_and_option() {
+    fn needs_option_order_and_timetable() {
         let (t, c) = (small_territory(), small_catalog());
         let mut h = History::default();
-        let mk = |id: u64, code: &str, g: &str| Adoption {
+        let mk = |id: u64, code: &str, g: &str, contract_end: Option<NaiveDate>| Adoption {
             id,
             commune: InseeCode::parse(code).unwrap(),
             category: Slug::parse("site-web").unwrap(),
             product: Slug::parse("cms").unwrap(),
             generation: Some(GenerationId::parse(g).unwrap()),
-            since: d("2012-01-01"),
+            since: d("2017-01-01"),
             until: None,
-            contract_end: None,
-            workstations: None,
+            contract_end,
+            workstations: Some(3),
             simulated: true,
         };
-        h.add_adoption(mk(1, "35001", "1")); // A: ended 2018-01-01
-        h.add_adoption(mk(2, "35002", "2")); // B: supported, poorly rated below
-        h.add_adoption(mk(3, "35004", "2")); // D (other EPCI, neighbour of C)
+        h.add_adoption(mk(1, "35001", "1", None)); // A: ended 2018-01-01
+        h.add_adoption(mk(2, "35002", "2", None)); // B: supported, poorly rated below
+        h.add_adoption(mk(3, "35004", "2", Some(d("2026-06-30")))); // D (other EPCI, neighbour of C)
+        h.add_adoption(mk(4, "35003", "2", Some(d("2026-09-30")))); // C: contract ends within the horizon
         for k in 0..2 {
             h.add_feedback(Feedback {
                 id: 10 + k,
@@ -262,18 +448,37 @@ mod tests {
             });
         }
         let ctx = Ctx::new(&t, &c, &h, d("2026-01-01"));
-        let p = pooled_purchases(&ctx, &Siren::parse("200000001").unwrap()).unwrap();
+        let p = pooled_purchases(&ctx, &Siren::parse("200000001").unwrap(), 24).unwrap();
         assert_eq!(p.members_in_scope, 3);
         let web = p.groupements.iter().find(|g| g.category.as_str() == "site-web").unwrap();
         let needs: Vec<_> = web.concerned.iter().map(|c| (c.member.code.as_str(), c.need.clone())).collect();
         assert_eq!(needs.len(), 3);
-        assert!(matches!(&needs[0].1, Need::EndOfSupport { date: Some(x), .. } if *x == d("2018-01-01")));
-        assert!(matches!(&needs[1].1, Need::PoorRating { n: 2, .. }));
-        assert_eq!(needs[2], ("35003", Need::NoProduct));
-        let opt = web.option.as_ref().unwrap();
-        assert_eq!((opt.product.as_str(), opt.generation.as_ref().unwrap().as_str()), ("cms", "2"));
-        assert_eq!(opt.adopters, 2, "B (member) and D (neighbour of C)");
-        assert_eq!(web.already_on.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), vec!["35002"]);
-        assert!(Siren::parse("200000009").map(|s| pooled_purchases(&ctx, &s)).unwrap().is_err());
+        assert!(matches!(&needs[0].1, Need::EndOfSupport { date: Some(x), .. } if *x == d("2018-01-01")), "earliest deadline first");
+        assert!(matches!(&needs[1].1, Need::ContractEnds { date, .. } if *date == d("2026-09-30")));
+        assert!(matches!(&needs[2].1, Need::PoorRating { n: 2, .. }));
+        assert_eq!(web.earliest_deadline, Some(d("2018-01-01")));
+        assert_eq!(web.due_together.iter().map(|c| c.as_str()).collect::<Vec<_>>(), vec!["35001"]);
+        // cms 2 is what B rates poorly: never proposed; nothing else is in service nearby.
+        assert!(web.option.is_none());
+        assert_eq!(web.coordinator, "CC Un (EPCI)");
+        assert_eq!((web.volume.communes, web.volume.population, web.volume.workstations), (3, 5500, Some(9)));
+        // value = 2 (past end of support) + 1.5 (contract ends within 12 months) + 0.75 (poor rating).
+        assert!((web.value - (2.0 + 1.5 + 0.75)).abs() < 1e-9, "{}", web.value);
+        // paie-rh: nobody runs anything: 3 members, value 3; site-web comes first (4.25).
+        assert_eq!(p.groupements[0].category.as_str(), "site-web");
+        assert!(pooled_purchases(&ctx, &Siren::parse("200000001").unwrap(), 0).is_err());
+        assert!(pooled_purchases(&ctx, &Siren::parse("200000009").unwrap(), 24).is_err());
+    }
+
+    #[test]
+    fn procedure_from_dated_thresholds() {
+        let cat = crate::seeds::catalog().unwrap();
+        let on = d("2026-06-01");
+        assert_eq!(procedure_for(&cat, 30_000, on).unwrap().reference, "R2122-8");
+        assert!(procedure_for(&cat, 60_000, on).unwrap().procedure.contains("MAPA"));
+        assert!(procedure_for(&cat, 100_000, on).unwrap().procedure.contains("BOAMP"));
+        assert!(procedure_for(&cat, 216_000, on).unwrap().procedure.contains("formalisée"));
+        // In 2025 the formal threshold was 221,000 € HT.
+        assert!(procedure_for(&cat, 218_000, d("2025-06-01")).unwrap().procedure.contains("MAPA"));
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{AppState, json};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::history::{Adoption, Feedback, NewAdoption, NewFeedback, Ratings};
-use crate::core::pooling::pooled_purchases;
+use crate::core::pooling::{DEFAULT_HORIZON_MONTHS, pooled_purchases};
 use crate::core::recommend::{Ctx, Params, recommend};
 use crate::core::territory::{CommuneIdx, EdgeKind};
 use crate::error::Error;
@@ -408,10 +408,15 @@ async fn epci(s: State, path: web::Path<String>) -> Res {
     )
 }
 
-async fn pooled(s: State, path: web::Path<String>) -> Res {
+fn horizon(q: &HashMap<String, String>) -> Result<u32, Error> {
+    Ok(in_range("horizon", int_param(q, "horizon")?.unwrap_or(i64::from(DEFAULT_HORIZON_MONTHS)), 1, 120)? as u32)
+}
+
+async fn pooled(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
     let siren = Siren::parse(&path)?;
+    let horizon = horizon(&q)?;
     let h = read_history(&s);
-    json(StatusCode::OK, &pooled_purchases(&ctx(&s, &h), &siren)?)
+    json(StatusCode::OK, &pooled_purchases(&ctx(&s, &h), &siren, horizon)?)
 }
 
 async fn categories(s: State) -> Res {
