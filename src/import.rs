@@ -391,6 +391,7 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
             .map_err(csv_err)?;
     }
     w.flush()?;
+    write_shapes(&opts.seeds_out.join("communes.geojson"), &codes, &shapes, &current)?;
     report.communes = codes.len();
     report.epcis = kept_epcis.len();
 
@@ -413,6 +414,32 @@ fn components<'a>(n: usize, edges: impl Iterator<Item = &'a (u32, u32)>) -> Vec<
         smallest.entry(l).or_insert(i);
     }
     labels.iter().map(|l| smallest[l]).collect()
+}
+
+/// Writes simplified commune polygons (Ramer-Douglas-Peucker, 0.0005° ≈ 40-55 m, coordinates
+/// rounded to 4 decimals ≈ 10 m) as GeoJSON, one feature per line, for maps.
+fn write_shapes(path: &Path, codes: &[&str], shapes: &[MultiPolygon], current: &BTreeMap<&str, &CogCommune>) -> Result<()> {
+    use geo::Simplify;
+    let mut out = String::from("{\"type\":\"FeatureCollection\",\"features\":[\n");
+    for (i, (code, shape)) in codes.iter().zip(shapes).enumerate() {
+        let simple = shape.simplify(0.0005);
+        let mut polys = Vec::new();
+        for poly in simple.0.iter().filter(|p| p.exterior().0.len() >= 4) {
+            let ring = |r: &geo::LineString| format!("[{}]", r.0.iter().map(|c| format!("[{:.4},{:.4}]", c.x, c.y)).collect::<Vec<_>>().join(","));
+            let rings: Vec<String> = std::iter::once(poly.exterior()).chain(poly.interiors()).map(ring).collect();
+            polys.push(format!("[{}]", rings.join(",")));
+        }
+        let name = serde_json::to_string(&current[code].nom).map_err(|e| Error::Data(e.to_string()))?;
+        let _ = write!(
+            out,
+            "{{\"type\":\"Feature\",\"properties\":{{\"code\":\"{code}\",\"name\":{name}}},\"geometry\":{{\"type\":\"MultiPolygon\",\"coordinates\":[{}]}}}}",
+            polys.join(",")
+        );
+        out.push_str(if i + 1 < codes.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("]}\n");
+    fs::write(path, out)?;
+    Ok(())
 }
 
 fn csv_writer(path: &Path) -> Result<csv::Writer<fs::File>> {

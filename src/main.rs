@@ -141,7 +141,11 @@ fn run_serve(
     } else if demo {
         tracing::info!("store not empty: demo history not loaded again");
     }
-    let state = Arc::new(AppState::new(territory, catalog, store, None)?);
+    let shapes = match &seeds_dir {
+        Some(d) => seeds::shapes_from_dir(d)?,
+        None => seeds::shapes()?,
+    };
+    let state = Arc::new(AppState::new(territory, catalog, store, shapes, None)?);
     let listener = TcpListener::bind(&bind)?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "voisinage listening");
     let rt = actix_rt::System::new();

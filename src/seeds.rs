@@ -17,6 +17,20 @@ pub const SEEDS: [&str; 5] = [
     include_str!("../seeds/former_communes.csv"),
 ];
 
+/// The embedded simplified commune polygons (GeoJSON).
+pub const SHAPES: &str = include_str!("../seeds/communes.geojson");
+
+/// The embedded commune shapes, for maps.
+pub fn shapes() -> Result<crate::core::map::Shapes> {
+    crate::core::map::Shapes::from_geojson(SHAPES)
+}
+
+/// The shapes from a seeds folder (`communes.geojson`), or none when the file is missing.
+pub fn shapes_from_dir(dir: &Path) -> Result<crate::core::map::Shapes> {
+    let p = dir.join("communes.geojson");
+    if p.exists() { crate::core::map::Shapes::from_geojson(&read(&p)?) } else { Ok(crate::core::map::Shapes::default()) }
+}
+
 /// The embedded catalogue files, in the order of [`CatalogTexts`].
 pub const CATALOG: [&str; 5] = [
     include_str!("../catalog/categories.toml"),

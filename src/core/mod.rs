@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod domain;
 pub mod eval;
 pub mod history;
+pub mod map;
 pub mod pooling;
 pub mod recommend;
 pub mod simulate;

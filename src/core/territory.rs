@@ -69,7 +69,8 @@ pub struct Epci {
     pub name: String,
     /// Legal form as INSEE spells it: `CC`, `CA`, `CU`, `METRO` (or `MET69` for Lyon).
     pub kind: String,
-    /// Total population municipale of its members.
+    /// Total population of its members (sum of the members' populations, the seeded ones as
+    /// in `communes.csv`).
     pub population: u32,
     /// Members, largest first.
     pub members: Vec<EpciMember>,
@@ -217,6 +218,8 @@ impl Territory {
             t.epcis[i].members.push(EpciMember { code, name: r.name, population: seeded.unwrap_or(r.population), in_seeds: seeded.is_some() });
         }
         for e in &mut t.epcis {
+            // One population source: the sum of the members' populations as listed above.
+            e.population = e.members.iter().map(|m| m.population).sum();
             e.members.sort_by(|a, b| b.population.cmp(&a.population).then(a.code.cmp(&b.code)));
         }
         for r in rows::<EdgeRow>("edges.csv", edges)? {

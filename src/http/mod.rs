@@ -5,6 +5,7 @@
 //! `{"type": "/problems/{code}", "title", "status", "detail", "code"}` with the stable codes of
 //! [`crate::error::Error::code`].
 
+mod pages;
 mod routes;
 
 use std::net::TcpListener;
@@ -42,13 +43,15 @@ pub struct AppState {
     pub history: RwLock<History>,
     /// Fixed reference date (tests); `None` = the system clock's date (UTC).
     pub today: Option<NaiveDate>,
+    /// Commune shapes for maps (empty when the seeds have none).
+    pub shapes: crate::core::map::Shapes,
     /// Serialises adoption writes: the duplicate check and the write happen as one step.
     pub write_lock: std::sync::Mutex<()>,
 }
 
 impl AppState {
     /// Builds the state, loading every adoption and feedback record of the store into memory.
-    pub fn new(territory: Territory, catalog: Catalog, store: Store, today: Option<NaiveDate>) -> Result<Self, Error> {
+    pub fn new(territory: Territory, catalog: Catalog, store: Store, shapes: crate::core::map::Shapes, today: Option<NaiveDate>) -> Result<Self, Error> {
         let (adoptions, feedback) = store.load()?;
         let mut h = History::default();
         for a in adoptions {
@@ -57,7 +60,7 @@ impl AppState {
         for f in feedback {
             h.add_feedback(f);
         }
-        Ok(AppState { territory, catalog, store, history: RwLock::new(h), today, write_lock: std::sync::Mutex::new(()) })
+        Ok(AppState { territory, catalog, store, history: RwLock::new(h), today, shapes, write_lock: std::sync::Mutex::new(()) })
     }
 
     /// The reference date.
@@ -113,6 +116,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .configure(routes::configure)
+        .configure(pages::configure)
         .default_service(web::to(|req: HttpRequest| async move {
             Err::<HttpResponse, Error>(Error::NotFound(format!("no route for {} {}", req.method(), req.path())))
         }));

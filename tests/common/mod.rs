@@ -51,5 +51,5 @@ pub fn state(dir: &Path, demo: bool) -> AppState {
         let h = simulate(&t, &c, &SimParams::new(2026, today()));
         store.load_demo(&h, 2026, today()).unwrap();
     }
-    AppState::new(t, c, store, Some(today())).unwrap()
+    AppState::new(t, c, store, seeds::shapes().unwrap(), Some(today())).unwrap()
 }

@@ -1,0 +1,226 @@
+//! Commune shapes for maps: parsing the simplified polygons of the seeds, drawing an inline SVG
+//! map of EPCI members coloured by status, and the member statuses themselves.
+//!
+//! Source of the shapes: IGN Admin Express COG 2018 polygons, merged into current communes and
+//! simplified by the importer (`seeds/communes.geojson`, coordinates to 4 decimals ≈ 10 m).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use geo::{BoundingRect, MultiPolygon};
+
+use crate::core::domain::InseeCode;
+use crate::core::pooling::Need;
+use crate::error::{Error, Result};
+
+/// Simplified polygons of the communes, by INSEE code.
+#[derive(Debug, Default)]
+pub struct Shapes(HashMap<InseeCode, MultiPolygon<f64>>);
+
+impl Shapes {
+    /// Parses a GeoJSON FeatureCollection whose features carry `properties.code`.
+    /// Errors: `Error::Data`.
+    pub fn from_geojson(text: &str) -> Result<Self> {
+        let fc: geojson::FeatureCollection = text.parse().map_err(|e| Error::Data(format!("communes.geojson: {e}")))?;
+        let mut m = HashMap::new();
+        for f in fc.features {
+            let code = f.property("code").and_then(|v| v.as_str()).ok_or_else(|| Error::Data("communes.geojson: a feature has no code".into()))?;
+            let code = InseeCode::parse(code).map_err(|e| Error::Data(format!("communes.geojson: {e}")))?;
+            let Some(g) = f.geometry else { continue };
+            let g: geo::Geometry<f64> = (&g.value).try_into().map_err(|e| Error::Data(format!("communes.geojson: {code}: {e}")))?;
+            let mp = match g {
+                geo::Geometry::MultiPolygon(mp) => mp,
+                geo::Geometry::Polygon(p) => MultiPolygon(vec![p]),
+                _ => continue,
+            };
+            m.insert(code, mp);
+        }
+        Ok(Shapes(m))
+    }
+
+    /// The shape of a commune.
+    pub fn get(&self, code: &InseeCode) -> Option<&MultiPolygon<f64>> {
+        self.0.get(code)
+    }
+
+    /// Number of shapes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no shape.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Status of a member for one category, as shown on maps and exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapStatus {
+    /// Runs something supported, with no known problem within the horizon.
+    UpToDate,
+    /// Support or contract ends within the horizon.
+    ToRenew,
+    /// Past end of support, or failing a regulatory date.
+    Unsupported,
+    /// Rates what it runs poorly.
+    Unreliable,
+    /// Runs nothing declared.
+    Nothing,
+}
+
+impl MapStatus {
+    /// All statuses, in legend order.
+    pub const ALL: [MapStatus; 5] = [MapStatus::UpToDate, MapStatus::ToRenew, MapStatus::Unsupported, MapStatus::Unreliable, MapStatus::Nothing];
+
+    /// From a member's need (`None`: nothing needed).
+    pub fn of(need: Option<&Need>) -> Self {
+        match need {
+            None => MapStatus::UpToDate,
+            Some(Need::EndsSoon { .. } | Need::ContractEnds { .. }) => MapStatus::ToRenew,
+            Some(Need::EndOfSupport { .. } | Need::Regulation { .. }) => MapStatus::Unsupported,
+            Some(Need::PoorRating { .. }) => MapStatus::Unreliable,
+            Some(Need::NoProduct) => MapStatus::Nothing,
+        }
+    }
+
+    /// French label for legends.
+    pub fn label(self) -> &'static str {
+        match self {
+            MapStatus::UpToDate => "À jour",
+            MapStatus::ToRenew => "À renouveler dans l'horizon",
+            MapStatus::Unsupported => "Hors support ou non conforme",
+            MapStatus::Unreliable => "Jugé peu fiable",
+            MapStatus::Nothing => "Aucun produit déclaré",
+        }
+    }
+
+    /// Fill colour (ColorBrewer PuOr/RdYlGn-like, distinguishable with a legend; text labels
+    /// carry the same information for screen readers).
+    pub fn colour(self) -> &'static str {
+        match self {
+            MapStatus::UpToDate => "#1b7837",
+            MapStatus::ToRenew => "#e08214",
+            MapStatus::Unsupported => "#b2182b",
+            MapStatus::Unreliable => "#762a83",
+            MapStatus::Nothing => "#bdbdbd",
+        }
+    }
+
+    /// Identifier used in CSS classes and exports.
+    pub fn id(self) -> &'static str {
+        match self {
+            MapStatus::UpToDate => "up_to_date",
+            MapStatus::ToRenew => "to_renew",
+            MapStatus::Unsupported => "unsupported",
+            MapStatus::Unreliable => "unreliable",
+            MapStatus::Nothing => "nothing",
+        }
+    }
+}
+
+/// Escapes text for HTML and SVG content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// One commune to draw.
+pub struct MapItem<'a> {
+    /// INSEE code.
+    pub code: InseeCode,
+    /// Name (escaped when drawn).
+    pub name: &'a str,
+    /// Status (colour).
+    pub status: MapStatus,
+    /// Short French detail for the tooltip (escaped when drawn).
+    pub detail: String,
+}
+
+/// An inline SVG map of the items, `width` pixels wide, equirectangular projection around
+/// the items' mean latitude; one `<path class="commune">` per item that has a shape, with a
+/// `<title>` tooltip. `title` labels the image for screen readers.
+pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> String {
+    let drawn: Vec<(&MapItem, &MultiPolygon<f64>)> = items.iter().filter_map(|i| shapes.get(&i.code).map(|s| (i, s))).collect();
+    let rects: Vec<_> = drawn.iter().filter_map(|(_, s)| s.bounding_rect()).collect();
+    if rects.is_empty() {
+        return format!("<p>{}</p>", escape("Pas de contour disponible pour ces communes."));
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for r in &rects {
+        x0 = x0.min(r.min().x);
+        y0 = y0.min(r.min().y);
+        x1 = x1.max(r.max().x);
+        y1 = y1.max(r.max().y);
+    }
+    let k = ((y0 + y1) / 2.0).to_radians().cos();
+    let span_x = ((x1 - x0) * k).max(1e-6);
+    let span_y = (y1 - y0).max(1e-6);
+    let scale = width / span_x;
+    let height = (span_y * scale).ceil();
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="carte" role="img" aria-labelledby="carte-titre" viewBox="0 0 {width:.0} {height:.0}" width="{width:.0}" height="{height:.0}"><title id="carte-titre">{}</title>"#,
+        escape(title)
+    );
+    for (item, shape) in drawn {
+        let mut d = String::new();
+        for poly in &shape.0 {
+            for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                for (j, c) in ring.0.iter().enumerate() {
+                    let _ = write!(d, "{}{:.1} {:.1}", if j == 0 { "M" } else { "L" }, (c.x - x0) * k * scale, (y1 - c.y) * scale);
+                }
+                d.push('Z');
+            }
+        }
+        let _ = write!(
+            out,
+            r##"<path class="commune {}" data-code="{}" fill="{}" stroke="#ffffff" stroke-width="0.8" fill-rule="evenodd" d="{d}"><title>{} : {} — {}</title></path>"##,
+            item.status.id(),
+            item.code,
+            item.status.colour(),
+            escape(item.name),
+            escape(item.status.label()),
+            escape(&item.detail)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_draws_one_path_per_shape() {
+        assert_eq!(escape("<a href=\"x\">L'Île & co</a>"), "&lt;a href=&quot;x&quot;&gt;L&#39;Île &amp; co&lt;/a&gt;");
+        let shapes = Shapes::from_geojson(
+            r#"{"type":"FeatureCollection","features":[
+            {"type":"Feature","properties":{"code":"35001"},"geometry":{"type":"Polygon","coordinates":[[[-1.6,48.1],[-1.5,48.1],[-1.5,48.2],[-1.6,48.1]]]}},
+            {"type":"Feature","properties":{"code":"35002"},"geometry":{"type":"Polygon","coordinates":[[[-1.5,48.1],[-1.4,48.1],[-1.4,48.2],[-1.5,48.1]]]}}]}"#,
+        )
+        .unwrap();
+        let items = [
+            MapItem { code: InseeCode::parse("35001").unwrap(), name: "A<script>", status: MapStatus::UpToDate, detail: "x".into() },
+            MapItem { code: InseeCode::parse("35002").unwrap(), name: "B", status: MapStatus::Nothing, detail: "y".into() },
+            MapItem { code: InseeCode::parse("35003").unwrap(), name: "C (no shape)", status: MapStatus::Nothing, detail: "z".into() },
+        ];
+        let s = svg(&shapes, &items, "Carte", 400.0);
+        assert_eq!(s.matches("<path class=\"commune").count(), 2);
+        assert!(s.contains("A&lt;script&gt;") && !s.contains("<script>"));
+        assert!(s.contains("#1b7837") && s.contains("#bdbdbd"));
+    }
+}

@@ -1,0 +1,93 @@
+//! The EPCI page in a real headless Chromium: it loads, it is French, the map has one shape per
+//! member, and a screenshot is written under `target/`. Chromium comes from Debian's `chromium`
+//! package (installed by `.ci/run`); without it the test is skipped locally and fails in CI.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+fn headless(bin: &PathBuf, profile: &std::path::Path, extra: &[&str], url: &str) -> std::process::Output {
+    Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium runs")
+}
+
+#[tokio::test]
+async fn epci_page_in_headless_chromium() {
+    let Some(bin) = chromium() else {
+        assert!(std::env::var("CI").is_err(), "CI must install Debian's chromium (see .ci/run)");
+        eprintln!("skipped: no chromium on this machine (apt-get install chromium)");
+        return;
+    };
+    let app = common::spawn(true).await;
+    let url = app.url("/epcis/243500139?categorie=poste-de-travail");
+    let profile = tempfile::tempdir().unwrap();
+    let b = bin.clone();
+    let (p, u) = (profile.path().to_path_buf(), url.clone());
+    let dom = tokio::task::spawn_blocking(move || headless(&b, &p, &["--dump-dom"], &u)).await.unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+    assert!(dom.contains("<html lang=\"fr\">"), "{}", &dom[..dom.len().min(500)]);
+    assert!(dom.contains("<h1>Rennes Métropole</h1>"));
+    assert_eq!(dom.matches("<path class=\"commune").count(), 43, "one shape per member");
+    assert!(dom.contains("Groupements de commandes proposés"));
+    assert!(dom.contains("Données simulées"));
+    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/epci-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let (b, p, u) = (bin.clone(), profile.path().to_path_buf(), url.clone());
+    let arg = format!("--screenshot={}", shot.display());
+    tokio::task::spawn_blocking(move || headless(&b, &p, &[&arg, "--window-size=1280,1600", "--hide-scrollbars"], &u)).await.unwrap();
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "screenshot {} is {size} bytes", shot.display());
+}
+
+#[tokio::test]
+async fn exports_and_escaping() {
+    let app = common::spawn(true).await;
+    let r = app.client.get(app.url("/api/v1/epcis/243500139/pooled-purchases.csv")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let body = r.bytes().await.unwrap();
+    assert_eq!(&body[..3], b"\xEF\xBB\xBF", "UTF-8 BOM for Excel");
+    let text = std::str::from_utf8(&body[3..]).unwrap();
+    let mut rd = csv::ReaderBuilder::new().delimiter(b';').from_reader(text.as_bytes());
+    let headers = rd.headers().unwrap().clone();
+    assert_eq!(&headers[2], "code_insee");
+    let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
+    assert!(!rows.is_empty());
+    let json: serde_json::Value = app.client.get(app.url("/api/v1/epcis/243500139/pooled-purchases")).send().await.unwrap().json().await.unwrap();
+    let expected: usize =
+        json["groupements"].as_array().unwrap().iter().map(|g| g["concerned"].as_array().unwrap().len() + g["already_on"].as_array().unwrap().len()).sum();
+    assert_eq!(rows.len(), expected, "one row per member per groupement");
+    assert!(rows.iter().all(|r| r[2].len() == 5 && &r[12] == "oui"));
+
+    let g: serde_json::Value = app.client.get(app.url("/api/v1/epcis/243500139/map.geojson")).send().await.unwrap().json().await.unwrap();
+    let f = g["features"].as_array().unwrap();
+    assert_eq!(f.len(), 43);
+    assert!(f.iter().all(|x| x["geometry"]["type"] == "MultiPolygon" && x["properties"]["poste-de-travail_status"].is_string()));
+
+    // Search escapes what it echoes.
+    let html = app.client.get(app.url("/recherche?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("&lt;script&gt;") && !html.contains("<script>alert"));
+    let html = app.client.get(app.url("/recherche?q=hoedic")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Hœdic (56085)"));
+    let r = app.client.get(app.url("/epcis/243500139?categorie=nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
