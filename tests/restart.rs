@@ -75,7 +75,12 @@ async fn demo_is_loaded_once() {
     let n = h1["adoptions"].as_u64().unwrap();
     assert!(n > 20_000);
     assert_eq!(h1["demo"]["end"], "2026-11-29");
-    let r = c.post(format!("{base}/api/v1/communes/35238/adoptions")).json(&json!({"product": "spip", "since": "1990-01-01", "until": "1990-06-01"})).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/api/v1/communes/35238/adoptions"))
+        .json(&json!({"product": "spip", "since": "1990-01-01", "until": "1990-06-01"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     child.kill().unwrap();
     child.wait().unwrap();

@@ -8,9 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use super::AppState;
+use super::routes::horizon;
 use crate::core::domain::{Siren, Slug};
 use crate::core::map::{MapItem, MapStatus, escape, svg};
-use crate::core::pooling::{DEFAULT_HORIZON_MONTHS, Need, PooledPurchases, need_of, pooled_purchases};
+use crate::core::pooling::{Need, PooledPurchases, need_of, pooled_purchases};
 use crate::core::recommend::Ctx;
 use crate::core::territory::fold;
 use crate::error::Error;
@@ -24,17 +25,6 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/epcis/{siren}", web::get().to(epci_page))
         .route("/api/v1/epcis/{siren}/pooled-purchases.csv", web::get().to(csv_export))
         .route("/api/v1/epcis/{siren}/map.geojson", web::get().to(geojson_export));
-}
-
-fn horizon(q: &HashMap<String, String>) -> Result<u32, Error> {
-    match q.get("horizon") {
-        None => Ok(DEFAULT_HORIZON_MONTHS),
-        Some(v) => {
-            let h: i64 =
-                v.trim().parse().map_err(|_| Error::Malformed(format!("horizon must be an integer, got '{}'", v.chars().take(20).collect::<String>())))?;
-            if (1..=120).contains(&h) { Ok(h as u32) } else { Err(Error::Invalid(format!("horizon must be 1 to 120, got {h}"))) }
-        }
-    }
 }
 
 fn html(body: String) -> Res {
@@ -306,42 +296,29 @@ async fn csv_export(s: State, path: web::Path<String>, q: web::Query<HashMap<Str
     for g in &pp.groupements {
         let (op, og) = g.option.as_ref().map_or((String::new(), String::new()), |o| (o.product_name.clone(), o.generation_label.clone().unwrap_or_default()));
         let procedure = g.volume.procedure.as_ref().map(|p| p.procedure.clone()).unwrap_or_default();
-        for m in &g.concerned {
-            let deadline = m.need.deadline().map(|d| d.to_string()).unwrap_or_default();
-            w.write_record([
+        let rows = g
+            .concerned
+            .iter()
+            .map(|m| (&m.member, need_kind(&m.need), m.reason.clone(), m.need.deadline().map(|d| d.to_string()).unwrap_or_default()))
+            .chain(g.already_on.iter().map(|m| (m, "deja_sur_option", "Déjà sur l'option proposée.".to_string(), String::new())));
+        for (m, kind, reason, deadline) in rows {
+            let population = m.population.to_string();
+            let record = [
                 g.category.as_str(),
                 &g.category_label,
-                m.member.code.as_str(),
-                &m.member.name,
-                &m.member.population.to_string(),
-                need_kind(&m.need),
-                &m.reason,
+                m.code.as_str(),
+                &m.name,
+                &population,
+                kind,
+                &reason,
                 &deadline,
                 &op,
                 &og,
                 &g.coordinator,
                 &procedure,
                 sim,
-            ])
-            .map_err(csv_err)?;
-        }
-        for m in &g.already_on {
-            w.write_record([
-                g.category.as_str(),
-                &g.category_label,
-                m.code.as_str(),
-                &m.name,
-                &m.population.to_string(),
-                "deja_sur_option",
-                "Déjà sur l'option proposée.",
-                "",
-                &op,
-                &og,
-                &g.coordinator,
-                &procedure,
-                sim,
-            ])
-            .map_err(csv_err)?;
+            ];
+            w.write_record(record).map_err(csv_err)?;
         }
     }
     let body = w.into_inner().map_err(|e| Error::Storage(format!("csv: {e}")))?;

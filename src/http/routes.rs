@@ -408,7 +408,9 @@ async fn epci(s: State, path: web::Path<String>) -> Res {
     )
 }
 
-fn horizon(q: &HashMap<String, String>) -> Result<u32, Error> {
+/// The `horizon` query parameter in months (default 24, 1-120): 400 when not an integer, 422
+/// out of bounds.
+pub(super) fn horizon(q: &HashMap<String, String>) -> Result<u32, Error> {
     Ok(in_range("horizon", int_param(q, "horizon")?.unwrap_or(i64::from(DEFAULT_HORIZON_MONTHS)), 1, 120)? as u32)
 }
 
