@@ -49,13 +49,17 @@ async fn epci_page_in_headless_chromium() {
     assert_eq!(dom.matches("<path class=\"commune").count(), 43, "one shape per member");
     assert!(dom.contains("Groupements de commandes proposés"));
     assert!(dom.contains("Données simulées"));
-    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/epci-page.png");
+    // Under the cargo target folder (CI points CARGO_TARGET_DIR outside the clone).
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("epci-page.png");
     let _ = std::fs::remove_file(&shot);
     let (b, p, u) = (bin.clone(), profile.path().to_path_buf(), url.clone());
     let arg = format!("--screenshot={}", shot.display());
-    tokio::task::spawn_blocking(move || headless(&b, &p, &[&arg, "--window-size=1280,1600", "--hide-scrollbars"], &u)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || headless(&b, &p, &[&arg, "--window-size=1280,1600", "--hide-scrollbars"], &u)).await.unwrap();
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 20_000, "screenshot {} is {size} bytes", shot.display());
+    assert!(size > 20_000, "screenshot {} is {size} bytes; chromium said: {}", shot.display(), String::from_utf8_lossy(&out.stderr));
+    eprintln!("screenshot written to {}", shot.display());
 }
 
 #[tokio::test]
