@@ -162,6 +162,7 @@ async fn adoption_feedback_and_recommendation() {
     assert_eq!(s, 201, "{a}");
     assert_eq!(a["category"], "poste-de-travail", "the product's main category by default");
     assert_eq!(a["simulated"], false);
+    assert!(a["ratings"]["mean_reliability"].is_null(), "no feedback yet: no mean");
     let id = a["id"].as_u64().unwrap();
     let fb = format!("/api/v1/communes/35051/adoptions/{id}/feedback");
     for r in [5, 4, 5] {

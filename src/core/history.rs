@@ -253,19 +253,33 @@ impl NewFeedback {
     }
 }
 
-/// Summary of the feedback on one adoption.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+/// Summary of the feedback on one adoption. Serialised with `null` means when `n = 0`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Ratings {
     /// Number of feedback records.
     pub n: u32,
-    /// Mean reliability (1-5); 0 when `n = 0`.
+    /// Mean reliability (1-5); 0 when `n = 0` (`null` in JSON).
     pub mean_reliability: f64,
-    /// Mean support rating (1-5); 0 when `n = 0`.
+    /// Mean support rating (1-5); 0 when `n = 0` (`null` in JSON).
     pub mean_support: f64,
     /// Total incidents reported.
     pub incidents: u32,
     /// Total downtime reported, hours.
     pub downtime_hours: f64,
+}
+
+impl Serialize for Ratings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mean = |x: f64| (self.n > 0).then_some(x);
+        let mut st = s.serialize_struct("Ratings", 5)?;
+        st.serialize_field("n", &self.n)?;
+        st.serialize_field("mean_reliability", &mean(self.mean_reliability))?;
+        st.serialize_field("mean_support", &mean(self.mean_support))?;
+        st.serialize_field("incidents", &self.incidents)?;
+        st.serialize_field("downtime_hours", &self.downtime_hours)?;
+        st.end()
+    }
 }
 
 /// All adoptions and feedback, indexed for the recommender.
