@@ -3,7 +3,8 @@
 //! Trees and keys (all ids are u64, big-endian in keys):
 //! - `meta`: `next_id` (u64 BE, shared by adoptions and feedback), `catalog_version` (text),
 //!   `demo` (JSON: seed and end date of the simulated history, when one was loaded),
-//!   `demo_loading` (present only while a demo load is under way);
+//!   `demo_loading` (present only while a demo load is under way), `idem:{METHOD path}\n{key}`
+//!   (JSON: the record an `Idempotency-Key` created, written in the same transaction);
 //! - `adoptions`: `id` → JSON [`Adoption`];
 //! - `adoptions_by_commune`: INSEE code (5 bytes) ++ `id` → empty;
 //! - `feedback`: adoption `id` ++ feedback `id` → JSON [`Feedback`].
@@ -90,6 +91,36 @@ fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
 
 fn abort(e: Error) -> ConflictableTransactionError<Error> {
     ConflictableTransactionError::Abort(e)
+}
+
+/// An `Idempotency-Key` of a write request: the key scoped to the request's route, and a
+/// fingerprint of its body, so that a retry returns the first result and a reuse of the key for
+/// another request is refused.
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    /// `METHOD path` of the request.
+    pub scope: String,
+    /// The header value (1-255 visible ASCII characters, checked by the caller).
+    pub key: String,
+    /// Fingerprint of the request body.
+    pub fingerprint: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct IdemRecord {
+    fingerprint: u64,
+    id: u64,
+    adoption_id: Option<u64>,
+}
+
+impl Idempotency {
+    fn store_key(&self) -> Vec<u8> {
+        format!("idem:{}\n{}", self.scope, self.key).into_bytes()
+    }
+
+    fn check(&self, rec: &IdemRecord) -> Result<()> {
+        if rec.fingerprint == self.fingerprint { Ok(()) } else { Err(Error::Invalid("this Idempotency-Key was already used for a different request".into())) }
+    }
 }
 
 /// Description of the simulated history held by the store, if any.
@@ -202,8 +233,37 @@ impl Store {
 
     /// Records an adoption under a fresh id, durably. The caller has validated it.
     pub fn insert_adoption(&self, new: NewAdoption) -> Result<Adoption> {
+        self.insert_adoption_once(new, None).map(|(a, _)| a)
+    }
+
+    /// The adoption recorded earlier under this idempotency key, if any. Errors: `Invalid` when
+    /// the key was used for a different request.
+    pub fn adoption_for_key(&self, idem: &Idempotency) -> Result<Option<Adoption>> {
+        match self.meta.get(idem.store_key()).map_err(st)? {
+            Some(v) => {
+                let rec: IdemRecord = serde_json::from_slice(&v).map_err(st)?;
+                idem.check(&rec)?;
+                self.adoption(rec.id)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Store::insert_adoption`], recording the idempotency key with the adoption in the
+    /// same transaction. When the key is already recorded (a retry), nothing is written and the
+    /// first adoption is returned with `true`. Errors: `Invalid` when the key was used for a
+    /// different request.
+    pub fn insert_adoption_once(&self, new: NewAdoption, idem: Option<&Idempotency>) -> Result<(Adoption, bool)> {
         let a = (&self.meta, &self.adoptions, &self.by_commune)
             .transaction(|(meta, adoptions, by_commune)| {
+                if let Some(i) = idem
+                    && let Some(v) = meta.get(i.store_key())?
+                {
+                    let rec: IdemRecord = serde_json::from_slice(&v).map_err(|e| abort(st(e)))?;
+                    i.check(&rec).map_err(abort)?;
+                    let first = adoptions.get(rec.id.to_be_bytes())?.ok_or_else(|| abort(Error::Storage("idempotency record without its adoption".into())))?;
+                    return Ok((serde_json::from_slice::<Adoption>(&first).map_err(|e| abort(st(e)))?, true));
+                }
                 let id = meta.get(b"next_id")?.map_or(1, |v| be(&v));
                 meta.insert(b"next_id", &(id + 1).to_be_bytes())?;
                 let a = new.clone().with_id(id, false);
@@ -211,18 +271,39 @@ impl Store {
                 let mut key = a.commune.as_bytes().to_vec();
                 key.extend_from_slice(&id.to_be_bytes());
                 by_commune.insert(key, &[])?;
-                Ok(a)
+                if let Some(i) = idem {
+                    meta.insert(i.store_key(), json(&IdemRecord { fingerprint: i.fingerprint, id, adoption_id: None }).map_err(abort)?)?;
+                }
+                Ok((a, false))
             })
             .map_err(tx_err)?;
-        self.durable()?;
+        if !a.1 {
+            self.durable()?;
+        }
         Ok(a)
     }
 
     /// Records feedback on an existing adoption under a fresh id, durably. Errors: `NotFound`
     /// when the adoption does not exist (checked inside the transaction).
     pub fn insert_feedback(&self, adoption_id: u64, new: NewFeedback) -> Result<Feedback> {
+        self.insert_feedback_once(adoption_id, new, None).map(|(f, _)| f)
+    }
+
+    /// Like [`Store::insert_feedback`], with an idempotency key (see
+    /// [`Store::insert_adoption_once`]).
+    pub fn insert_feedback_once(&self, adoption_id: u64, new: NewFeedback, idem: Option<&Idempotency>) -> Result<(Feedback, bool)> {
         let f = (&self.meta, &self.adoptions, &self.feedback)
             .transaction(|(meta, adoptions, feedback)| {
+                if let Some(i) = idem
+                    && let Some(v) = meta.get(i.store_key())?
+                {
+                    let rec: IdemRecord = serde_json::from_slice(&v).map_err(|e| abort(st(e)))?;
+                    i.check(&rec).map_err(abort)?;
+                    let mut key = rec.adoption_id.unwrap_or(adoption_id).to_be_bytes().to_vec();
+                    key.extend_from_slice(&rec.id.to_be_bytes());
+                    let first = feedback.get(key)?.ok_or_else(|| abort(Error::Storage("idempotency record without its feedback".into())))?;
+                    return Ok((serde_json::from_slice::<Feedback>(&first).map_err(|e| abort(st(e)))?, true));
+                }
                 if adoptions.get(adoption_id.to_be_bytes())?.is_none() {
                     return Err(abort(Error::NotFound(format!("no adoption {adoption_id}"))));
                 }
@@ -232,10 +313,15 @@ impl Store {
                 let mut key = adoption_id.to_be_bytes().to_vec();
                 key.extend_from_slice(&id.to_be_bytes());
                 feedback.insert(key, json(&f).map_err(abort)?)?;
-                Ok(f)
+                if let Some(i) = idem {
+                    meta.insert(i.store_key(), json(&IdemRecord { fingerprint: i.fingerprint, id, adoption_id: Some(adoption_id) }).map_err(abort)?)?;
+                }
+                Ok((f, false))
             })
             .map_err(tx_err)?;
-        self.durable()?;
+        if !f.1 {
+            self.durable()?;
+        }
         Ok(f)
     }
 

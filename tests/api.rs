@@ -361,3 +361,52 @@ async fn demo_history_is_labelled_and_recommendations_have_evidence() {
     assert!(g.iter().all(|x| { x["concerned"].as_array().unwrap().iter().all(|c| c["reason"].as_str().is_some_and(|r| !r.is_empty())) }));
     assert!(g.iter().any(|x| !x["option"].is_null()));
 }
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_result_and_stores_once() {
+    let app = spawn(false).await;
+    let c = &app.client;
+    let url = app.url("/api/v1/communes/29019/adoptions");
+    let body = json!({"product": "openelec", "since": "2019-03-01"});
+    let first = c.post(&url).header("Idempotency-Key", "k-1").json(&body).send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let a: Value = first.json().await.unwrap();
+    let again = c.post(&url).header("Idempotency-Key", "k-1").json(&body).send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let b: Value = again.json().await.unwrap();
+    assert_eq!(a["id"], b["id"]);
+    // The same key for another request is refused; a malformed key is 400.
+    problem(
+        c.post(&url).header("Idempotency-Key", "k-1").json(&json!({"product": "openelec", "since": "2019-04-01"})).send().await.unwrap(),
+        422,
+        "invalid-value",
+    )
+    .await;
+    problem(c.post(&url).header("Idempotency-Key", "a b").json(&body).send().await.unwrap(), 400, "malformed-input").await;
+    problem(c.post(&url).header("Idempotency-Key", "x".repeat(256)).json(&body).send().await.unwrap(), 400, "malformed-input").await;
+
+    // 20 parallel retries of one feedback: one record, the same answer for all.
+    let fb = app.url(&format!("/api/v1/communes/29019/adoptions/{}/feedback", a["id"]));
+    let fbody = json!({"reliability": 4, "incidents": 0, "downtime_hours": 0, "support": 4});
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (c, fb, fbody) = (c.clone(), fb.clone(), fbody.clone());
+            tokio::spawn(async move {
+                let r = c.post(&fb).header("Idempotency-Key", "f-1").json(&fbody).send().await.unwrap();
+                assert_eq!(r.status(), 201);
+                r.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let (_, h) = get(&app, "/health").await;
+    assert_eq!((h["adoptions"].as_u64(), h["feedback"].as_u64()), (Some(1), Some(1)));
+}

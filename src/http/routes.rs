@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,7 @@ use crate::core::pooling::{DEFAULT_HORIZON_MONTHS, pooled_purchases};
 use crate::core::recommend::{Ctx, Params, recommend};
 use crate::core::territory::{CommuneIdx, EdgeKind};
 use crate::error::Error;
+use crate::store::Idempotency;
 
 type Res = Result<HttpResponse, Error>;
 type State = web::Data<AppState>;
@@ -292,9 +293,11 @@ struct AdoptionIn {
     workstations: Option<i64>,
 }
 
-async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
+async fn create_adoption(s: State, req: HttpRequest, path: web::Path<String>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
     let code = InseeCode::parse(&path)?;
-    let body: AdoptionIn = object(body.into_inner())?;
+    let body = body.into_inner();
+    let idem = idempotency(&req, &body)?;
+    let body: AdoptionIn = object(body)?;
     let product = Slug::parse(&body.product)?;
     let generation = body.generation.as_deref().map(GenerationId::parse).transpose()?;
     let category = body.category.as_deref().map(Slug::parse).transpose()?;
@@ -313,14 +316,21 @@ async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<serd
     // The write and the in-memory update run together on the blocking pool: they complete even
     // if the client goes away meanwhile, so the running service always shows what is stored.
     let st = s.clone();
-    let a = web::block(move || -> Result<Adoption, Error> {
+    let (a, replayed) = web::block(move || -> Result<(Adoption, bool), Error> {
         // Checked and written under one lock, so that two identical requests cannot both pass.
         let _guard = st.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = &idem
+            && let Some(a) = st.store.adoption_for_key(i)?
+        {
+            return Ok((a, true));
+        }
         new.check_duplicate(&st.history.read().unwrap_or_else(|p| p.into_inner()))?;
-        let a = st.store.insert_adoption(new)?;
-        st.history.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
-        tracing::info!(commune = %a.commune, adoption = a.id, product = %a.product, "adoption recorded");
-        Ok(a)
+        let (a, replayed) = st.store.insert_adoption_once(new, idem.as_ref())?;
+        if !replayed {
+            st.history.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
+            tracing::info!(commune = %a.commune, adoption = a.id, product = %a.product, "adoption recorded");
+        }
+        Ok((a, replayed))
     })
     .await
     .map_err(|e| Error::Storage(e.to_string()))??;
@@ -328,7 +338,31 @@ async fn create_adoption(s: State, path: web::Path<String>, body: web::Json<serd
     let out = AdoptionOut { adoption: &a, active: a.active_on(s.today()), ratings: Ratings::default(), feedback: vec![] };
     let mut r = json(StatusCode::CREATED, &out)?;
     r.headers_mut().insert(actix_web::http::header::LOCATION, location.parse().map_err(|_| Error::Storage("location header".into()))?);
+    mark_replay(&mut r, replayed);
     Ok(r)
+}
+
+/// Marks a response that replays the first result of an idempotent request.
+fn mark_replay(r: &mut HttpResponse, replayed: bool) {
+    if replayed {
+        r.headers_mut()
+            .insert(actix_web::http::header::HeaderName::from_static("idempotent-replayed"), actix_web::http::header::HeaderValue::from_static("true"));
+    }
+}
+
+/// The request's `Idempotency-Key` (1-255 visible ASCII characters; 400 otherwise), scoped to
+/// its method and path and fingerprinted with its body.
+fn idempotency(req: &HttpRequest, body: &serde_json::Map<String, serde_json::Value>) -> Result<Option<Idempotency>, Error> {
+    use std::hash::Hasher;
+    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let key = v
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|c| (0x21..=0x7e).contains(&c)))
+        .ok_or_else(|| Error::Malformed("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))?;
+    let mut h = fnv::FnvHasher::default();
+    h.write(serde_json::to_string(body).unwrap_or_default().as_bytes());
+    Ok(Some(Idempotency { scope: format!("{} {}", req.method(), req.path()), key: key.to_string(), fingerprint: h.finish() }))
 }
 
 /// Body of `POST .../adoptions/{id}/feedback`.
@@ -346,14 +380,16 @@ struct FeedbackIn {
     date: Option<NaiveDate>,
 }
 
-async fn create_feedback(s: State, path: web::Path<(String, String)>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
+async fn create_feedback(s: State, req: HttpRequest, path: web::Path<(String, String)>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
     let (code, id) = path.into_inner();
     let code = InseeCode::parse(&code)?;
     let id = adoption_id(&id)?;
     s.territory.find(&code)?;
     let adoption =
         read_history(&s).adoption(id).filter(|a| a.commune == code).cloned().ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
-    let b: FeedbackIn = object(body.into_inner())?;
+    let body = body.into_inner();
+    let idem = idempotency(&req, &body)?;
+    let b: FeedbackIn = object(body)?;
     let new = NewFeedback {
         date: b.date.unwrap_or_else(|| s.today()),
         reliability: in_range("reliability", b.reliability, 1, 5)? as u8,
@@ -364,17 +400,20 @@ async fn create_feedback(s: State, path: web::Path<(String, String)>, body: web:
     };
     new.validate(&adoption, s.today())?;
     let st = s.clone();
-    let f = web::block(move || -> Result<Feedback, Error> {
-        let f = st.store.insert_feedback(id, new)?;
-        st.history.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
-        tracing::info!(commune = %code, adoption = id, feedback = f.id, "feedback recorded");
-        Ok(f)
+    let (f, replayed) = web::block(move || -> Result<(Feedback, bool), Error> {
+        let (f, replayed) = st.store.insert_feedback_once(id, new, idem.as_ref())?;
+        if !replayed {
+            st.history.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
+            tracing::info!(commune = %code, adoption = id, feedback = f.id, "feedback recorded");
+        }
+        Ok((f, replayed))
     })
     .await
     .map_err(|e| Error::Storage(e.to_string()))??;
     let mut r = json(StatusCode::CREATED, &FeedbackOut::from(&f))?;
     let location = format!("/api/v1/communes/{code}/adoptions/{id}");
     r.headers_mut().insert(actix_web::http::header::LOCATION, location.parse().map_err(|_| Error::Storage("location header".into()))?);
+    mark_replay(&mut r, replayed);
     Ok(r)
 }
 
