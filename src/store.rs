@@ -141,7 +141,8 @@ impl Store {
     /// created or the files are locked by another process or corrupt.
     pub fn open(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
-        let db = sled::Config::new().path(dir.join("store")).open().map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        // No periodic background flush: every write flushes and syncs itself (group commit).
+        let db = sled::Config::new().path(dir.join("store")).flush_every_ms(None).open().map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
         let store = Store {
             dir: dir.join("store"),
             sync: Arc::new(Syncer::default()),
@@ -398,6 +399,19 @@ mod tests {
     use crate::core::domain::{InseeCode, Slug};
     use chrono::NaiveDate;
 
+    /// Reopens a store just dropped in this process: sled releases its file lock when its last
+    /// internal handle goes, which may be a moment after the drop.
+    fn reopen(dir: &Path) -> Store {
+        for _ in 0..200 {
+            match Store::open(dir) {
+                Ok(s) => return s,
+                Err(e) if e.to_string().contains("could not acquire lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("the store lock was never released")
+    }
+
     fn new_adoption() -> NewAdoption {
         NewAdoption {
             commune: InseeCode::parse("29019").unwrap(),
@@ -415,7 +429,7 @@ mod tests {
     fn reopen_keeps_records_and_ids_move_on() {
         let dir = tempfile::tempdir().unwrap();
         let a = Store::open(dir.path()).unwrap().insert_adoption(new_adoption()).unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(s.load().unwrap().0, vec![a.clone()]);
         assert_eq!(s.insert_adoption(new_adoption()).unwrap().id, a.id + 1);
     }
@@ -437,7 +451,7 @@ mod tests {
         assert_eq!(ids.len(), 320, "every write got its own id");
         assert!(s.syncs() > before, "writes were synced");
         drop(s);
-        assert_eq!(Store::open(dir.path()).unwrap().load().unwrap().0.len(), 320);
+        assert_eq!(reopen(dir.path()).load().unwrap().0.len(), 320);
     }
 
     #[test]
@@ -451,14 +465,14 @@ mod tests {
             s.adoptions.insert(7u64.to_be_bytes(), json(&a).unwrap()).unwrap();
             s.flush().unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert!(s.is_empty(), "partial demo data removed");
         // Records present without next_id (an older store): new ids go past them.
         s.adoptions.insert(41u64.to_be_bytes(), json(&new_adoption().with_id(41, false)).unwrap()).unwrap();
         s.meta.remove(b"next_id").unwrap();
         s.flush().unwrap();
         drop(s);
-        let s = Store::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(s.insert_adoption(new_adoption()).unwrap().id, 42);
     }
 }
