@@ -23,6 +23,14 @@ pub enum Error {
     /// `unsupported-media-type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A write without a bearer token, or with a token that is unknown, malformed or revoked.
+    /// HTTP 401 with `WWW-Authenticate: Bearer`, code `unauthorized`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token whose scope does not cover the object (another commune's data, token
+    /// management without `admin`). HTTP 403, code `forbidden`.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request conflicts with what is stored (a duplicate adoption). HTTP 409, code
     /// `conflict`.
     #[error("{0}")]
@@ -58,6 +66,8 @@ impl Error {
             Error::UnsupportedMediaType(_) => "unsupported-media-type",
             Error::TooLarge(_) => "payload-too-large",
             Error::MethodNotAllowed(_) => "method-not-allowed",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "conflict",
             Error::Timeout(_) => "request-timeout",
             Error::Storage(_) => "storage",
@@ -75,6 +85,8 @@ impl Error {
             Error::UnsupportedMediaType(_) => 415,
             Error::TooLarge(_) => 413,
             Error::MethodNotAllowed(_) => 405,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::Conflict(_) => 409,
             Error::Timeout(_) => 408,
             Error::Storage(_) | Error::Data(_) | Error::Io(_) => 500,
@@ -90,6 +102,8 @@ impl Error {
             Error::UnsupportedMediaType(_) => "Unsupported media type",
             Error::TooLarge(_) => "Payload too large",
             Error::MethodNotAllowed(_) => "Method not allowed",
+            Error::Unauthorized(_) => "Unauthorized",
+            Error::Forbidden(_) => "Forbidden",
             Error::Conflict(_) => "Conflict",
             Error::Timeout(_) => "Request timeout",
             Error::Storage(_) => "Storage failure",

@@ -72,6 +72,20 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         overrides: Vec<String>,
     },
+    /// Creates, lists or revokes the bearer tokens that writes need (run while the service is
+    /// stopped: the store is locked by a running service, which offers the same under
+    /// /api/v1/tokens to an admin token).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        /// Folder of the durable store.
+        #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR", global = true)]
+        data_dir: PathBuf,
+        /// Seeds folder the service runs on (to check the scope's commune or EPCI exists);
+        /// default: the embedded Brittany seeds.
+        #[arg(long, global = true)]
+        seeds: Option<PathBuf>,
+    },
     /// Derives seeds/ (communes, EPCI, neighbour edges) and catalog/generations.toml from the
     /// shared open data.
     Import {
@@ -90,6 +104,26 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Creates a token and prints its secret once (only its SHA-256 is stored).
+    Create {
+        /// `commune:{INSEE code}`, `epci:{SIREN}` or `admin`.
+        #[arg(long)]
+        scope: String,
+        /// Who holds it (e.g. "secrétariat de mairie").
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Lists the tokens (id, scope, label, dates; never secrets).
+    List,
+    /// Revokes a token by id, at once and for good.
+    Revoke {
+        /// The token's id, as listed.
+        id: u64,
+    },
+}
+
 fn main() {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
@@ -101,6 +135,7 @@ fn main() {
         Command::Serve { bind, data_dir, demo, seed, demo_until, seeds: seeds_dir, catalog } => {
             run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog)
         }
+        Command::Token { action, data_dir, seeds } => run_token(action, data_dir, seeds),
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
         Command::Eval { seed, until, cuts, horizon_months, overrides } => run_eval(seed, until, &cuts, horizon_months, &overrides),
     };
@@ -150,6 +185,46 @@ fn run_serve(
     tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "voisinage listening");
     let rt = actix_rt::System::new();
     rt.block_on(async { serve(state, listener)?.await })?;
+    Ok(())
+}
+
+fn run_token(action: TokenAction, data_dir: PathBuf, seeds_dir: Option<PathBuf>) -> Result<(), Error> {
+    use voisinage::core::auth::Scope as TokenScope;
+    // Parse before opening the store, so that a typo does not need the store.
+    let scope = match &action {
+        TokenAction::Create { scope, .. } => Some(TokenScope::parse(scope)?),
+        _ => None,
+    };
+    let store = Store::open(&data_dir)
+        .map_err(|e| Error::Storage(format!("{e} (is the service running on this data folder? stop it, or use POST /api/v1/tokens with an admin token)")))?;
+    match action {
+        TokenAction::Create { label, .. } => {
+            let scope = scope.ok_or_else(|| Error::Malformed("--scope is required".into()))?;
+            let territory = match &seeds_dir {
+                Some(d) => seeds::territory_from_dir(d)?,
+                None => seeds::territory()?,
+            };
+            match scope {
+                TokenScope::Commune(c) => drop(territory.find(&c)?),
+                TokenScope::Epci(e) => drop(territory.epci(&e)?),
+                TokenScope::Admin => {}
+            }
+            let (t, secret) = store.create_token(scope, &label, chrono::Utc::now())?;
+            eprintln!("token {} created for {}; keep the secret now, it is not stored and cannot be shown again:", t.id, t.scope);
+            println!("{secret}");
+        }
+        TokenAction::List => {
+            println!("id\tscope\tcreated\trevoked\tlabel");
+            for t in store.tokens()? {
+                let revoked = t.revoked.map(|r| r.to_rfc3339()).unwrap_or_else(|| "-".into());
+                println!("{}\t{}\t{}\t{}\t{}", t.id, t.scope, t.created.to_rfc3339(), revoked, t.label);
+            }
+        }
+        TokenAction::Revoke { id } => {
+            let t = store.revoke_token(id, chrono::Utc::now())?;
+            println!("token {} ({}) revoked at {}", t.id, t.scope, t.revoked.map(|r| r.to_rfc3339()).unwrap_or_default());
+        }
+    }
     Ok(())
 }
 

@@ -7,7 +7,10 @@
 //!   (JSON: the record an `Idempotency-Key` created, written in the same transaction);
 //! - `adoptions`: `id` → JSON [`Adoption`];
 //! - `adoptions_by_commune`: INSEE code (5 bytes) ++ `id` → empty;
-//! - `feedback`: adoption `id` ++ feedback `id` → JSON [`Feedback`].
+//! - `feedback`: adoption `id` ++ feedback `id` → JSON [`Feedback`];
+//! - `tokens`: token `id` → JSON [`Token`] (scope, label, creation and revocation times);
+//! - `token_hashes`: SHA-256 of the secret (32 bytes) → token `id`. Secrets are never stored.
+//!   Token ids come from `meta` `next_token_id`.
 //!
 //! Every write is one sled transaction over the trees it touches, followed by a **group
 //! commit**: sled's flush, then `fdatasync` of every file of the store and `fsync` of its
@@ -24,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use crate::core::auth::{Scope, Token, TokenHash};
 use crate::core::history::{Adoption, Feedback, NewAdoption, NewFeedback};
 use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
@@ -51,6 +55,8 @@ pub struct Store {
     adoptions: sled::Tree,
     by_commune: sled::Tree,
     feedback: sled::Tree,
+    tokens: sled::Tree,
+    token_hashes: sled::Tree,
 }
 
 /// `fdatasync` every file under `dir` (recursively) and `fsync` the folders themselves.
@@ -150,6 +156,8 @@ impl Store {
             adoptions: db.open_tree("adoptions").map_err(st)?,
             by_commune: db.open_tree("adoptions_by_commune").map_err(st)?,
             feedback: db.open_tree("feedback").map_err(st)?,
+            tokens: db.open_tree("tokens").map_err(st)?,
+            token_hashes: db.open_tree("token_hashes").map_err(st)?,
             db,
         };
         store.recover()?;
@@ -326,6 +334,73 @@ impl Store {
         Ok(f)
     }
 
+    /// Creates a token, durably, and returns it with its secret (`vsn_` + 64 hex digits, 256
+    /// bits from the operating system's random source). Only the secret's SHA-256 is stored:
+    /// the secret cannot be shown again. Errors: `Invalid` for a label over 200 characters or
+    /// with control characters; `Storage` when the random source or the disk fails.
+    pub fn create_token(&self, scope: Scope, label: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(Token, String)> {
+        use crate::core::auth::MAX_LABEL_CHARS;
+        if label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
+            return Err(Error::Invalid(format!("label must be at most {MAX_LABEL_CHARS} characters, without control characters")));
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| Error::Storage(format!("random source: {e}")))?;
+        let secret = TokenHash::secret_from_bytes(&bytes);
+        let hash = TokenHash::of_secret(&secret)?;
+        let token = (&self.meta, &self.tokens, &self.token_hashes)
+            .transaction(|(meta, tokens, hashes)| {
+                let id = meta.get(b"next_token_id")?.map_or(1, |v| be(&v));
+                meta.insert(b"next_token_id", &(id + 1).to_be_bytes())?;
+                let t = Token { id, scope, label: label.to_string(), created: now, revoked: None };
+                tokens.insert(&id.to_be_bytes(), json(&t).map_err(abort)?)?;
+                hashes.insert(&hash.0, &id.to_be_bytes())?;
+                Ok(t)
+            })
+            .map_err(tx_err)?;
+        self.durable()?;
+        Ok((token, secret))
+    }
+
+    /// The token whose secret hashes to `hash`, revoked or not; `None` when unknown.
+    pub fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>> {
+        match self.token_hashes.get(hash.0).map_err(st)? {
+            Some(id) => self.token(be(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// One token by id.
+    pub fn token(&self, id: u64) -> Result<Option<Token>> {
+        match self.tokens.get(id.to_be_bytes()).map_err(st)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(st)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every token, by id (revoked ones included).
+    pub fn tokens(&self) -> Result<Vec<Token>> {
+        self.tokens.iter().values().map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st))).collect()
+    }
+
+    /// Revokes a token, durably; revoking twice keeps the first time. Errors: `NotFound` for an
+    /// unknown id.
+    pub fn revoke_token(&self, id: u64, now: chrono::DateTime<chrono::Utc>) -> Result<Token> {
+        let t = self
+            .tokens
+            .transaction(|tokens| {
+                let Some(v) = tokens.get(id.to_be_bytes())? else { return Err(abort(Error::NotFound(format!("no token {id}")))) };
+                let mut t: Token = serde_json::from_slice(&v).map_err(|e| abort(st(e)))?;
+                if t.revoked.is_none() {
+                    t.revoked = Some(now);
+                    tokens.insert(&id.to_be_bytes(), json(&t).map_err(abort)?)?;
+                }
+                Ok(t)
+            })
+            .map_err(tx_err)?;
+        self.durable()?;
+        Ok(t)
+    }
+
     /// Writes a simulated history into an empty store, in batches, then flushes. Ids of the
     /// history are kept; `next_id` is set past them. Errors: `Invalid` if the store is not
     /// empty.
@@ -423,6 +498,44 @@ mod tests {
             contract_end: None,
             workstations: None,
         }
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed_and_revocable() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().to_utc();
+        let (t1, secret) = {
+            let s = Store::open(dir.path()).unwrap();
+            let (t1, secret) = s.create_token(Scope::parse("commune:29019").unwrap(), "mairie de Brest", now).unwrap();
+            let (t2, secret2) = s.create_token(Scope::Admin, "", now).unwrap();
+            assert_eq!((t1.id, t2.id), (1, 2));
+            assert_ne!(secret, secret2);
+            assert!(s.create_token(Scope::Admin, &"x".repeat(201), now).is_err());
+            (t1, secret)
+        };
+        let s = reopen(dir.path());
+        // The secret is nowhere in the files, its digest finds the token.
+        let mut raw = Vec::new();
+        for e in walk(dir.path()) {
+            raw.extend(std::fs::read(e).unwrap());
+        }
+        assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        let hash = TokenHash::of_secret(&secret).unwrap();
+        assert_eq!(s.token_by_hash(&hash).unwrap().unwrap(), t1);
+        let r = s.revoke_token(1, now).unwrap();
+        assert_eq!(r.revoked, Some(now));
+        assert_eq!(s.token_by_hash(&hash).unwrap().unwrap().revoked, Some(now));
+        assert_eq!(s.revoke_token(9, now).unwrap_err().status(), 404);
+        assert_eq!(s.tokens().unwrap().len(), 2);
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        }
+        out
     }
 
     #[test]

@@ -4,13 +4,34 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// Creates a token with the CLI (`voisinage token create`) and returns its secret.
+fn token(dir: &Path, scope: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voisinage")).args(["token", "create", "--scope", scope, "--data-dir"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn client(secret: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {secret}").parse().unwrap());
+    reqwest::Client::builder().default_headers(h).build().unwrap()
+}
+
 /// Starts `voisinage serve` on port 0 and returns the child and its base URL.
 fn start(dir: &Path, extra: &[&str]) -> (Child, String) {
+    let (child, base, _) = start_logged(dir, extra);
+    (child, base)
+}
+
+/// Like [`start`], also returning the lines the service logs on stderr.
+fn start_logged(dir: &Path, extra: &[&str]) -> (Child, String, Log) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_voisinage"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -22,33 +43,54 @@ fn start(dir: &Path, extra: &[&str]) -> (Child, String) {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let log: Log = Arc::default();
+    let lines = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line.clone());
             if let Some(addr) = line.split("address=").nth(1) {
                 let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_string());
             }
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(120)).expect("server did not report its address");
-    (child, format!("http://{addr}"))
+    (child, format!("http://{addr}"), log)
 }
 
 #[tokio::test]
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let c = reqwest::Client::new();
-    let (mut child, base) = start(dir.path(), &[]);
+    let secret = token(dir.path(), "commune:29019");
+    let c = client(&secret);
+    let (mut child, base, log) = start_logged(dir.path(), &[]);
     let r = c.post(format!("{base}/api/v1/communes/29019/adoptions")).json(&json!({"product": "openelec", "since": "2019-03-01"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let a: Value = r.json().await.unwrap();
     let id = a["id"].as_u64().unwrap();
     let r = c
         .post(format!("{base}/api/v1/communes/29019/adoptions/{id}/feedback"))
-        .json(&json!({"reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5}))
+        .json(&json!({"reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5, "comment": "confidentiel"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    let feedback_id = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    // The audit trail: who (token 1, its scope), what, when; never the secret nor the comment.
+    // (The log is read by another thread: wait up to 10 s for both lines.)
+    let audit_lines = || -> Vec<String> { log.lock().unwrap().iter().filter(|l| l.contains("voisinage::audit")).cloned().collect() };
+    for _ in 0..100 {
+        if audit_lines().len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let audit = audit_lines();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit[0].contains("token=1") && audit[0].contains("scope=commune:29019") && audit[0].contains("action=\"adoption.create\""), "{}", audit[0]);
+    assert!(audit[0].contains(&format!("record={id}")) && audit[0].contains("commune=29019") && audit[0].contains(" at=2026-"), "{}", audit[0]);
+    assert!(audit[1].contains("action=\"feedback.create\"") && audit[1].contains(&format!("record={feedback_id}")), "{}", audit[1]);
+    let all = log.lock().unwrap().join("\n");
+    assert!(!all.contains(&secret[4..]) && !all.contains("confidentiel"));
     child.kill().unwrap(); // SIGKILL: no graceful shutdown
     child.wait().unwrap();
 
@@ -68,7 +110,7 @@ async fn acknowledged_writes_survive_sigkill() {
 #[tokio::test]
 async fn demo_is_loaded_once() {
     let dir = tempfile::tempdir().unwrap();
-    let c = reqwest::Client::new();
+    let c = client(&token(dir.path(), "admin"));
     let args = ["--demo", "--demo-until", "2026-11-29"];
     let (mut child, base) = start(dir.path(), &args);
     let h1: Value = c.get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();

@@ -5,6 +5,7 @@
 //! `{"type": "/problems/{code}", "title", "status", "detail", "code"}` with the stable codes of
 //! [`crate::error::Error::code`].
 
+mod auth;
 mod pages;
 mod routes;
 
@@ -86,7 +87,12 @@ impl ResponseError for Error {
             "detail": detail,
             "code": self.code(),
         });
-        HttpResponse::build(self.status_code()).content_type("application/problem+json").body(body.to_string())
+        let mut r = HttpResponse::build(self.status_code());
+        r.content_type("application/problem+json");
+        if let Error::Unauthorized(_) = self {
+            r.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer realm=\"voisinage\""));
+        }
+        r.body(body.to_string())
     }
 }
 
@@ -133,9 +139,20 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
                 use actix_web::dev::Service;
                 let (method, path) = (req.method().to_string(), req.path().to_string());
                 let start = std::time::Instant::now();
-                let fut = srv.call(req);
+                // Authentication at the edge: a bad token is refused before any handler runs.
+                let fut = match auth::authenticate(&req) {
+                    Ok(()) => Ok(srv.call(req)),
+                    Err(e) => Err(e),
+                };
                 async move {
                     // A client that never finishes sending its body is cut off (slow-loris).
+                    let fut = match fut {
+                        Ok(f) => f,
+                        Err(e) => {
+                            tracing::info!(%method, %path, status = e.status(), ms = start.elapsed().as_secs_f64() * 1000.0, "request");
+                            return Err(e.into());
+                        }
+                    };
                     let res = match actix_web::rt::time::timeout(REQUEST_TIMEOUT, fut).await {
                         Ok(r) => r?,
                         Err(_) => return Err(Error::Timeout(format!("the request did not arrive within {} s", REQUEST_TIMEOUT.as_secs())).into()),

@@ -8,7 +8,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::auth::{AdminToken, CommuneWriter, Viewer};
 use super::{AppState, json};
+use crate::core::auth::{Principal, Scope};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::history::{Adoption, Feedback, NewAdoption, NewFeedback, Ratings};
 use crate::core::pooling::{DEFAULT_HORIZON_MONTHS, pooled_purchases};
@@ -43,7 +45,15 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/api/v1/epcis/{siren}", web::get().to(epci), web::head().to(epci)))
         .service(get_only("/api/v1/epcis/{siren}/pooled-purchases", web::get().to(pooled), web::head().to(pooled)))
         .service(get_only("/api/v1/catalog/categories", web::get().to(categories), web::head().to(categories)))
-        .service(get_only("/api/v1/catalog/products", web::get().to(products), web::head().to(products)));
+        .service(get_only("/api/v1/catalog/products", web::get().to(products), web::head().to(products)))
+        .service(
+            web::resource("/api/v1/tokens")
+                .route(web::get().to(list_tokens))
+                .route(web::head().to(list_tokens))
+                .route(web::post().to(create_token))
+                .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
+        )
+        .service(web::resource("/api/v1/tokens/{id}").route(web::delete().to(revoke_token)).default_service(web::to(|| not_allowed("DELETE"))));
 }
 
 /// A read-only resource: GET and HEAD, anything else 405 with `Allow`.
@@ -172,7 +182,17 @@ struct FeedbackOut {
     downtime_hours: f64,
     support: u8,
     has_comment: bool,
+    /// Only for a caller whose token covers the commune (it may hold personal data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
     simulated: bool,
+}
+
+impl FeedbackOut {
+    /// The feedback with its comment, for a caller allowed to read it.
+    fn with_comment(f: &Feedback, visible: bool) -> Self {
+        FeedbackOut { comment: if visible { f.comment.clone() } else { None }, ..FeedbackOut::from(f) }
+    }
 }
 
 impl From<&Feedback> for FeedbackOut {
@@ -186,6 +206,7 @@ impl From<&Feedback> for FeedbackOut {
             downtime_hours: f.downtime_hours,
             support: f.support,
             has_comment: f.comment.is_some(),
+            comment: None,
             simulated: f.simulated,
         }
     }
@@ -200,9 +221,15 @@ struct AdoptionOut<'a> {
     feedback: Vec<FeedbackOut>,
 }
 
-async fn list_adoptions(s: State, path: web::Path<String>) -> Res {
+/// Whether the viewer may read the free-text comments of commune `code`.
+fn sees_comments(s: &AppState, viewer: &Viewer, code: &InseeCode) -> Result<bool, Error> {
+    let idx = s.territory.find(code)?;
+    Ok(viewer.sees_comments_of(code, s.territory.commune(idx).epci.as_ref()))
+}
+
+async fn list_adoptions(viewer: Viewer, s: State, path: web::Path<String>) -> Res {
     let code = InseeCode::parse(&path)?;
-    s.territory.find(&code)?;
+    let visible = sees_comments(&s, &viewer, &code)?;
     let h = read_history(&s);
     let today = s.today();
     let list: Vec<AdoptionOut> = h
@@ -211,7 +238,7 @@ async fn list_adoptions(s: State, path: web::Path<String>) -> Res {
             adoption: a,
             active: a.active_on(today),
             ratings: h.ratings(a.id, today),
-            feedback: h.feedback(a.id).iter().map(FeedbackOut::from).collect(),
+            feedback: h.feedback(a.id).iter().map(|f| FeedbackOut::with_comment(f, visible)).collect(),
         })
         .collect();
     json(StatusCode::OK, &serde_json::json!({"code": code, "count": list.len(), "adoptions": list}))
@@ -221,11 +248,11 @@ fn adoption_id(raw: &str) -> Result<u64, Error> {
     raw.parse().map_err(|_| Error::Malformed(format!("'{}' is not an adoption id", raw.chars().take(20).collect::<String>())))
 }
 
-async fn one_adoption(s: State, path: web::Path<(String, String)>) -> Res {
+async fn one_adoption(viewer: Viewer, s: State, path: web::Path<(String, String)>) -> Res {
     let (code, id) = path.into_inner();
     let code = InseeCode::parse(&code)?;
     let id = adoption_id(&id)?;
-    s.territory.find(&code)?;
+    let visible = sees_comments(&s, &viewer, &code)?;
     let h = read_history(&s);
     let a = h.adoption(id).filter(|a| a.commune == code).ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
     let today = s.today();
@@ -235,7 +262,7 @@ async fn one_adoption(s: State, path: web::Path<(String, String)>) -> Res {
             adoption: a,
             active: a.active_on(today),
             ratings: h.ratings(a.id, today),
-            feedback: h.feedback(a.id).iter().map(FeedbackOut::from).collect(),
+            feedback: h.feedback(a.id).iter().map(|f| FeedbackOut::with_comment(f, visible)).collect(),
         },
     )
 }
@@ -293,8 +320,8 @@ struct AdoptionIn {
     workstations: Option<i64>,
 }
 
-async fn create_adoption(s: State, req: HttpRequest, path: web::Path<String>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
-    let code = InseeCode::parse(&path)?;
+async fn create_adoption(w: CommuneWriter, s: State, req: HttpRequest, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
+    let CommuneWriter { principal, code } = w;
     let body = body.into_inner();
     let idem = idempotency(&req, &body)?;
     let body: AdoptionIn = object(body)?;
@@ -328,7 +355,7 @@ async fn create_adoption(s: State, req: HttpRequest, path: web::Path<String>, bo
         let (a, replayed) = st.store.insert_adoption_once(new, idem.as_ref())?;
         if !replayed {
             st.history.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
-            tracing::info!(commune = %a.commune, adoption = a.id, product = %a.product, "adoption recorded");
+            audit(&principal, "adoption.create", Some(&a.commune), a.id);
         }
         Ok((a, replayed))
     })
@@ -380,11 +407,15 @@ struct FeedbackIn {
     date: Option<NaiveDate>,
 }
 
-async fn create_feedback(s: State, req: HttpRequest, path: web::Path<(String, String)>, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
-    let (code, id) = path.into_inner();
-    let code = InseeCode::parse(&code)?;
-    let id = adoption_id(&id)?;
-    s.territory.find(&code)?;
+async fn create_feedback(
+    w: CommuneWriter,
+    s: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+) -> Res {
+    let CommuneWriter { principal, code } = w;
+    let id = adoption_id(&path.1)?;
     let adoption =
         read_history(&s).adoption(id).filter(|a| a.commune == code).cloned().ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
     let body = body.into_inner();
@@ -404,13 +435,13 @@ async fn create_feedback(s: State, req: HttpRequest, path: web::Path<(String, St
         let (f, replayed) = st.store.insert_feedback_once(id, new, idem.as_ref())?;
         if !replayed {
             st.history.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
-            tracing::info!(commune = %code, adoption = id, feedback = f.id, "feedback recorded");
+            audit(&principal, "feedback.create", Some(&code), f.id);
         }
         Ok((f, replayed))
     })
     .await
     .map_err(|e| Error::Storage(e.to_string()))??;
-    let mut r = json(StatusCode::CREATED, &FeedbackOut::from(&f))?;
+    let mut r = json(StatusCode::CREATED, &FeedbackOut::with_comment(&f, true))?;
     let location = format!("/api/v1/communes/{code}/adoptions/{id}");
     r.headers_mut().insert(actix_web::http::header::LOCATION, location.parse().map_err(|_| Error::Storage("location header".into()))?);
     mark_replay(&mut r, replayed);
@@ -481,4 +512,68 @@ async fn products(s: State, q: web::Query<HashMap<String, String>>) -> Res {
     }
     let list: Vec<_> = s.catalog.products.iter().filter(|p| category.as_ref().is_none_or(|c| p.categories.contains(c))).collect();
     json(StatusCode::OK, &serde_json::json!({"catalog_version": s.catalog.version, "count": list.len(), "products": list}))
+}
+
+/// Logs a write for the audit trail (tracing target `voisinage::audit`): who (token id and
+/// scope), what (action, commune, record id) and when (UTC). Never the token nor comment text.
+fn audit(p: &Principal, action: &'static str, commune: Option<&InseeCode>, record: u64) {
+    tracing::info!(
+        target: "voisinage::audit",
+        token = p.token_id,
+        scope = %p.scope,
+        action,
+        commune = %commune.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+        record,
+        at = %chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "write"
+    );
+}
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenIn {
+    scope: String,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// `POST /api/v1/tokens` (admin): creates a token; the secret is in this answer only.
+async fn create_token(admin: AdminToken, s: State, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
+    let b: TokenIn = object(body.into_inner())?;
+    let scope = Scope::parse(&b.scope)?;
+    match scope {
+        Scope::Commune(c) => {
+            s.territory.find(&c)?;
+        }
+        Scope::Epci(e) => {
+            s.territory.epci(&e)?;
+        }
+        Scope::Admin => {}
+    }
+    let label = b.label.unwrap_or_default();
+    let st = s.clone();
+    let (t, secret) = web::block(move || st.store.create_token(scope, &label, chrono::Utc::now())).await.map_err(|e| Error::Storage(e.to_string()))??;
+    audit(&admin.0, "token.create", None, t.id);
+    let mut r = json(
+        StatusCode::CREATED,
+        &serde_json::json!({"token": secret, "id": t.id, "scope": t.scope, "label": t.label, "created": t.created, "revoked": t.revoked}),
+    )?;
+    r.headers_mut().insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// `GET /api/v1/tokens` (admin): every token, without secrets.
+async fn list_tokens(_admin: AdminToken, s: State) -> Res {
+    let list = s.store.tokens()?;
+    json(StatusCode::OK, &serde_json::json!({"count": list.len(), "tokens": list}))
+}
+
+/// `DELETE /api/v1/tokens/{id}` (admin): revokes a token at once.
+async fn revoke_token(admin: AdminToken, s: State, path: web::Path<String>) -> Res {
+    let id: u64 = path.parse().map_err(|_| Error::Malformed(format!("'{}' is not a token id", path.chars().take(20).collect::<String>())))?;
+    let st = s.clone();
+    let t = web::block(move || st.store.revoke_token(id, chrono::Utc::now())).await.map_err(|e| Error::Storage(e.to_string()))??;
+    audit(&admin.0, "token.revoke", None, t.id);
+    json(StatusCode::OK, &t)
 }

@@ -1,0 +1,211 @@
+//! Access control: token scopes and the rules of who may write or read what.
+//!
+//! A bearer token carries one [`Scope`]. Reads of the catalogue, communes, recommendations and
+//! pooled purchases are public; writes need a token whose scope covers the commune written to:
+//!
+//! | scope | writes adoptions and feedback of | reads free-text comments of | manages tokens |
+//! |---|---|---|---|
+//! | `commune:{code}` | that commune | that commune | no |
+//! | `epci:{siren}` | the EPCI's member communes | the EPCI's members | no |
+//! | `admin` | every commune | every commune | yes |
+//!
+//! Tokens are 256-bit random secrets shown once; only their SHA-256 digest is stored
+//! ([`TokenHash`]). A secret's entropy makes a slow password hash unnecessary: the digest
+//! cannot be reversed, and the lookup is by digest, so no secret is ever compared byte by byte.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::core::domain::{InseeCode, Siren};
+use crate::error::Error;
+
+/// Prefix of every token secret (`vsn_` then 64 lower-case hex digits = 256 bits).
+pub const TOKEN_PREFIX: &str = "vsn_";
+
+/// Longest accepted token label, in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// What a token may act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// One commune's adoptions and feedback (`commune:29019`).
+    Commune(InseeCode),
+    /// The adoptions and feedback of an EPCI's member communes (`epci:200067197`).
+    Epci(Siren),
+    /// Everything, including token management (`admin`).
+    Admin,
+}
+
+impl Scope {
+    /// Parses `commune:{INSEE code}`, `epci:{SIREN}` or `admin`. Errors: `Malformed` for any
+    /// other text or a malformed code.
+    pub fn parse(s: &str) -> Result<Scope, Error> {
+        match s.split_once(':') {
+            _ if s == "admin" => Ok(Scope::Admin),
+            Some(("commune", code)) => Ok(Scope::Commune(InseeCode::parse(code)?)),
+            Some(("epci", siren)) => Ok(Scope::Epci(Siren::parse(siren)?)),
+            _ => Err(Error::Malformed(format!(
+                "'{}' is not a scope: use commune:{{INSEE code}}, epci:{{SIREN}} or admin",
+                s.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+
+    /// Whether this scope covers a commune whose EPCI is `epci` (`None`: in no EPCI): writing
+    /// its adoptions and feedback, and reading its free-text comments.
+    pub fn covers(&self, commune: &InseeCode, epci: Option<&Siren>) -> bool {
+        match self {
+            Scope::Admin => true,
+            Scope::Commune(c) => c == commune,
+            Scope::Epci(s) => epci == Some(s),
+        }
+    }
+
+    /// Whether this scope may create, list and revoke tokens.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Scope::Admin)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Commune(c) => write!(f, "commune:{c}"),
+            Scope::Epci(s) => write!(f, "epci:{s}"),
+            Scope::Admin => f.write_str("admin"),
+        }
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Scope::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// SHA-256 digest of a token secret: what the store keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// Digest of a presented secret. Errors: `Unauthorized` when the text does not have the
+    /// token shape (`vsn_` + 64 hex digits), so that garbage never reaches the store.
+    pub fn of_secret(secret: &str) -> Result<TokenHash, Error> {
+        let hex = secret.strip_prefix(TOKEN_PREFIX).filter(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()));
+        if hex.is_none() {
+            return Err(Error::Unauthorized("the bearer token is not a voisinage token".into()));
+        }
+        Ok(TokenHash(sha2::Sha256::digest(secret.as_bytes()).into()))
+    }
+
+    /// The secret for 32 random bytes (the caller draws them from the operating system).
+    pub fn secret_from_bytes(bytes: &[u8; 32]) -> String {
+        let mut s = String::with_capacity(TOKEN_PREFIX.len() + 64);
+        s.push_str(TOKEN_PREFIX);
+        for b in bytes {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+/// A token as stored and listed (never its secret).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Token {
+    /// Sequential id (1, 2, ...), used to name the token in logs and to revoke it.
+    pub id: u64,
+    /// What it may act on.
+    pub scope: Scope,
+    /// Free label given at creation (who holds it), at most 200 characters.
+    pub label: String,
+    /// Creation time, UTC.
+    pub created: chrono::DateTime<chrono::Utc>,
+    /// Revocation time, UTC; a revoked token is refused with 401.
+    pub revoked: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Who is making a request: the token's id and scope (never the secret).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's id.
+    pub token_id: u64,
+    /// The token's scope.
+    pub scope: Scope,
+}
+
+impl Principal {
+    /// `Ok` when the principal may write the commune's adoptions and feedback; `Forbidden`
+    /// otherwise (another commune's data: OWASP API1, broken object level authorisation).
+    pub fn may_write(&self, commune: &InseeCode, epci: Option<&Siren>) -> Result<(), Error> {
+        if self.scope.covers(commune, epci) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!("a token of scope {} may not write the data of commune {commune}", self.scope)))
+        }
+    }
+
+    /// `Ok` for an admin token, `Forbidden` otherwise.
+    pub fn must_be_admin(&self) -> Result<(), Error> {
+        if self.scope.is_admin() { Ok(()) } else { Err(Error::Forbidden(format!("managing tokens needs an admin token, not {}", self.scope))) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(s: &str) -> InseeCode {
+        InseeCode::parse(s).unwrap()
+    }
+
+    #[test]
+    fn scopes_parse_and_print() {
+        assert_eq!(Scope::parse("commune:29019").unwrap(), Scope::Commune(code("29019")));
+        assert_eq!(Scope::parse("epci:242900314").unwrap().to_string(), "epci:242900314");
+        assert_eq!(Scope::parse("admin").unwrap(), Scope::Admin);
+        for bad in ["", "admin:", "commune:2901", "epci:24290031x", "root", "commune 29019"] {
+            assert_eq!(Scope::parse(bad).unwrap_err().code(), "malformed-input", "{bad}");
+        }
+    }
+
+    #[test]
+    fn object_level_rules() {
+        let brest = code("29019");
+        let bm = Siren::parse("242900314").unwrap();
+        let other = Siren::parse("200067197").unwrap();
+        let p = |scope| Principal { token_id: 1, scope };
+        assert!(p(Scope::Commune(brest)).may_write(&brest, Some(&bm)).is_ok());
+        assert_eq!(p(Scope::Commune(brest)).may_write(&code("29020"), Some(&bm)).unwrap_err().status(), 403);
+        assert!(p(Scope::Epci(bm)).may_write(&brest, Some(&bm)).is_ok());
+        assert_eq!(p(Scope::Epci(other)).may_write(&brest, Some(&bm)).unwrap_err().status(), 403);
+        // A commune in no EPCI (Ouessant) is covered by no EPCI token.
+        assert!(p(Scope::Epci(bm)).may_write(&code("29155"), None).is_err());
+        assert!(p(Scope::Admin).may_write(&code("29155"), None).is_ok());
+        assert!(p(Scope::Commune(brest)).must_be_admin().is_err());
+        assert!(p(Scope::Admin).must_be_admin().is_ok());
+    }
+
+    #[test]
+    fn secrets_have_256_bits_and_only_their_shape_is_hashed() {
+        let s = TokenHash::secret_from_bytes(&[0xab; 32]);
+        assert_eq!(s.len(), 4 + 64);
+        assert!(s.starts_with("vsn_abab"));
+        let h = TokenHash::of_secret(&s).unwrap();
+        assert_ne!(h, TokenHash::of_secret(&TokenHash::secret_from_bytes(&[0xac; 32])).unwrap());
+        // The standard SHA-256 of "vsn_" + "ab" x 32 (computed with Python's hashlib).
+        let hex: String = h.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "20e42dd54446b113a1b8616715344e2b531c2fa52dfe8fa10c2b6ce8f1c926a6");
+        for bad in ["", "vsn_", "Bearer x", &s[..60], &format!("{s}0"), &s.replace('a', "g")] {
+            assert_eq!(TokenHash::of_secret(bad).unwrap_err().status(), 401, "{bad}");
+        }
+    }
+}
