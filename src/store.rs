@@ -130,7 +130,7 @@ impl Idempotency {
 }
 
 /// Description of the simulated history held by the store, if any.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DemoInfo {
     /// Seed of the simulation.
     pub seed: u64,

@@ -319,7 +319,7 @@ async fn epci_and_catalog() {
     let ids: Vec<&str> = web["products"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"wordpress") && ids.contains(&"spip"), "{ids:?}");
     let lo = all["products"].as_array().unwrap().iter().find(|p| p["id"] == "libreoffice").unwrap();
-    let g248 = lo["generation"].as_array().unwrap().iter().find(|g| g["id"] == "24.8").unwrap();
+    let g248 = lo["generations"].as_array().unwrap().iter().find(|g| g["id"] == "24.8").unwrap();
     assert_eq!(g248["released"], "2024-07-09", "imported from endoflife.date");
     assert_eq!(g248["end_of_support"], "2025-06-12");
     assert!(g248["source"].as_str().unwrap().contains("endoflife.date"));
@@ -409,4 +409,60 @@ async fn idempotency_key_replays_the_first_result_and_stores_once() {
     assert_eq!(ids.len(), 1, "{ids:?}");
     let (_, h) = get(&app, "/health").await;
     assert_eq!((h["adoptions"].as_u64(), h["feedback"].as_u64()), (Some(1), Some(1)));
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_api_route() {
+    let app = spawn(false).await;
+    let r = app.anon.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut ops: Vec<String> = paths.iter().flat_map(|(p, item)| item.as_object().unwrap().keys().map(move |m| format!("{} {p}", m.to_uppercase()))).collect();
+    ops.sort();
+    assert_eq!(
+        ops,
+        [
+            "DELETE /api/v1/tokens/{id}",
+            "GET /api/v1/catalog/categories",
+            "GET /api/v1/catalog/products",
+            "GET /api/v1/communes",
+            "GET /api/v1/communes/{code}",
+            "GET /api/v1/communes/{code}/adoptions",
+            "GET /api/v1/communes/{code}/adoptions/{id}",
+            "GET /api/v1/communes/{code}/neighbours",
+            "GET /api/v1/communes/{code}/recommendations",
+            "GET /api/v1/epcis",
+            "GET /api/v1/epcis/{siren}",
+            "GET /api/v1/epcis/{siren}/map.geojson",
+            "GET /api/v1/epcis/{siren}/pooled-purchases",
+            "GET /api/v1/epcis/{siren}/pooled-purchases.csv",
+            "GET /api/v1/openapi.json",
+            "GET /api/v1/tokens",
+            "GET /health",
+            "POST /api/v1/communes/{code}/adoptions",
+            "POST /api/v1/communes/{code}/adoptions/{id}/feedback",
+            "POST /api/v1/tokens",
+        ]
+    );
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // Errors are documented as problem+json; the recommender's parameters follow the code.
+    let post = &paths["/api/v1/communes/{code}/adoptions"]["post"];
+    assert!(post["responses"]["403"]["content"]["application/problem+json"].is_object());
+    assert!(post["responses"]["401"]["content"]["application/problem+json"].is_object());
+    let params = paths["/api/v1/communes/{code}/recommendations"]["get"]["parameters"].as_array().unwrap();
+    let hops = params.iter().find(|p| p["name"] == "hops").unwrap();
+    assert_eq!(
+        (hops["schema"]["minimum"].as_f64(), hops["schema"]["maximum"].as_f64(), hops["schema"]["type"].as_str()),
+        (Some(1.0), Some(6.0), Some("integer"))
+    );
+    assert_eq!(params.len(), 2 + voisinage::core::recommend::PARAM_BOUNDS.len());
+    // Every documented operation is a route of the service (no "no route" 404).
+    for op in &ops {
+        let (method, path) = op.split_once(' ').unwrap();
+        let path = path.replace("{code}", "35238").replace("{siren}", "243500139").replace("{id}", "1");
+        let text = app.anon.request(method.parse().unwrap(), app.url(&path)).send().await.unwrap().text().await.unwrap();
+        assert!(!text.contains("no route for"), "{op}: {text}");
+    }
 }

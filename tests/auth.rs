@@ -182,5 +182,7 @@ async fn tokens_are_created_once_listed_without_secret_and_revoked_at_once() {
     assert!(v["detail"].as_str().unwrap().contains("revoked"));
     problem(brest.get(app.url("/api/v1/communes/29019")).send().await.unwrap(), 401, "unauthorized").await;
     problem(app.client.delete(app.url("/api/v1/tokens/99")).send().await.unwrap(), 404, "not-found").await;
+    // An admin cannot lock itself out by revoking the token it uses (id 1 here).
+    problem(app.client.delete(app.url("/api/v1/tokens/1")).send().await.unwrap(), 409, "conflict").await;
     problem(app.client.delete(app.url("/api/v1/tokens/x")).send().await.unwrap(), 400, "malformed-input").await;
 }

@@ -119,7 +119,7 @@ impl TokenHash {
 }
 
 /// A token as stored and listed (never its secret).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Token {
     /// Sequential id (1, 2, ...), used to name the token in logs and to revoke it.
     pub id: u64,

@@ -15,7 +15,7 @@ use crate::core::domain::{GenerationId, Slug};
 use crate::error::{Error, Result};
 
 /// A category of software or equipment (`etat-civil`, `poste-de-travail`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Category {
     /// Identifier used in the API.
     pub slug: Slug,
@@ -26,7 +26,7 @@ pub struct Category {
 }
 
 /// One generation (major version, release cycle or technology) of a product.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Generation {
     /// Identifier within the product (`24.8`, `11-24h2-w`, `ftth`).
     pub id: GenerationId,
@@ -62,7 +62,7 @@ pub struct Generation {
 }
 
 /// A product: software, firmware or a connectivity technology.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     /// Identifier (`libreoffice`).
     pub id: Slug,
@@ -98,12 +98,12 @@ pub struct Product {
     pub lifecycle: Option<String>,
     /// Known generations, sorted by `order`. Empty when the sources give none: adoptions may
     /// then name any generation (or none).
-    #[serde(default, rename = "generation")]
+    #[serde(default, rename(deserialize = "generation"))]
     pub generations: Vec<Generation>,
 }
 
 /// Support status of a generation at a date.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", content = "date", rename_all = "snake_case")]
 pub enum Support {
     /// Supported, with a known end date more than 12 months ahead.
@@ -126,7 +126,7 @@ impl Support {
 }
 
 /// A dated regulatory obligation that can make a generation obsolete.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Regulation {
     /// Identifier (`dsn`, `platau`).
     pub id: String,
@@ -154,7 +154,7 @@ pub struct Regulation {
 }
 
 /// A procurement threshold (Code de la commande publique), as dated data.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Threshold {
     /// Identifier.
     pub id: String,

@@ -161,7 +161,7 @@ text_newtype!(Slug);
 text_newtype!(GenerationId);
 
 /// Population class used to compare communes of similar size (INSEE population municipale).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SizeClass {
     /// fewer than 500 inhabitants
@@ -230,4 +230,36 @@ mod tests {
         assert_eq!(SizeClass::of(3500), SizeClass::From3500To9999);
         assert_eq!(SizeClass::of(230_000), SizeClass::Over10000);
     }
+}
+
+/// OpenAPI schemas of the domain newtypes: strings with the shape their parsers accept.
+mod schema {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+    fn string(pattern: &str, description: &str, example: &str) -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).description(Some(description)).examples([example]).into()
+    }
+
+    macro_rules! string_schema {
+        ($t:ty, $pattern:expr, $description:expr, $example:expr) => {
+            impl utoipa::PartialSchema for $t {
+                fn schema() -> RefOr<Schema> {
+                    string($pattern, $description, $example)
+                }
+            }
+            impl utoipa::ToSchema for $t {}
+        };
+    }
+
+    string_schema!(super::InseeCode, "^(\\d{5}|2[AB]\\d{3})$", "Code officiel géographique (INSEE) of a commune", "35238");
+    string_schema!(super::Siren, "^\\d{9}$", "SIREN of an EPCI", "243500139");
+    string_schema!(super::Slug, "^[a-z0-9-]{1,64}$", "Catalogue identifier (lower-case letters, digits, hyphens)", "poste-de-travail");
+    string_schema!(
+        super::GenerationId,
+        "^[A-Za-z0-9._+()/-]([A-Za-z0-9 ._+()/-]{0,62}[A-Za-z0-9._+()/-])?$",
+        "Generation of a product, as in the catalogue",
+        "24.8"
+    );
+    string_schema!(crate::core::auth::Scope, "^(admin|commune:(\\d{5}|2[AB]\\d{3})|epci:\\d{9})$", "Token scope", "commune:29019");
 }

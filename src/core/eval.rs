@@ -33,7 +33,7 @@ use crate::core::territory::{CommuneIdx, Territory};
 type Key = (Slug, Option<GenerationId>);
 
 /// The methods compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// [`recommend`] with the given parameters.
@@ -65,7 +65,7 @@ impl Method {
 }
 
 /// Scores of one method on one cut (or on all cuts together, `cut = None`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Metrics {
     /// The method.
     pub method: Method,

@@ -14,7 +14,7 @@ use crate::core::domain::{GenerationId, InseeCode, Slug};
 use crate::error::{Error, Result};
 
 /// A commune's use of a product generation for a category.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Adoption {
     /// Identifier, unique in the store.
     pub id: u64,
@@ -52,7 +52,7 @@ impl Adoption {
 }
 
 /// What a commune reports about an adoption.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Feedback {
     /// Identifier, unique in the store.
     pub id: u64,
@@ -281,6 +281,30 @@ impl Serialize for Ratings {
         st.end()
     }
 }
+
+/// The JSON shape of [`Ratings`], for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct RatingsShape {
+    /// Number of feedback records.
+    n: u32,
+    /// Mean reliability (1-5); `null` without feedback.
+    mean_reliability: Option<f64>,
+    /// Mean support rating (1-5); `null` without feedback.
+    mean_support: Option<f64>,
+    /// Total incidents reported.
+    incidents: u32,
+    /// Total downtime reported, hours.
+    downtime_hours: f64,
+}
+
+impl utoipa::PartialSchema for Ratings {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <RatingsShape as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Ratings {}
 
 /// All adoptions and feedback, indexed for the recommender.
 #[derive(Debug, Default)]

@@ -55,7 +55,7 @@ impl Shapes {
 }
 
 /// Status of a member for one category, as shown on maps and exports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MapStatus {
     /// Runs something supported, with no known problem within the horizon.

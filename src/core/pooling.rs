@@ -36,7 +36,7 @@ pub const POOR_RATING: f64 = 2.5;
 pub const DEFAULT_HORIZON_MONTHS: u32 = 24;
 
 /// Why a member is concerned by a groupement.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Need {
     /// Runs nothing in the category.
@@ -115,7 +115,7 @@ impl Need {
 }
 
 /// A member commune in a groupement.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Member {
     /// INSEE code.
     pub code: InseeCode,
@@ -126,7 +126,7 @@ pub struct Member {
 }
 
 /// A member that needs something, with why.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Concerned {
     /// The member.
     #[serde(flatten)]
@@ -140,7 +140,7 @@ pub struct Concerned {
 }
 
 /// Estimated size of the pooled need.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Volume {
     /// Communes concerned.
     pub communes: usize,
@@ -157,7 +157,7 @@ pub struct Volume {
 }
 
 /// A suggested groupement de commandes for one category.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Groupement {
     /// Category slug.
     pub category: Slug,
@@ -186,7 +186,7 @@ pub struct Groupement {
 }
 
 /// All groupements for an EPCI, most valuable first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PooledPurchases {
     /// SIREN of the EPCI.
     pub epci: Siren,

@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 
 /// Tunable parameters. Every one can be overridden per request within its bounds
 /// ([`Params::set`]; out of bounds: `Error::Invalid`, HTTP 422).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct Params {
     /// Graph radius in edges, 1-6. Default 2: the neighbours and theirs, the circle a
     /// secretary calls.
@@ -145,7 +145,8 @@ pub const PARAM_BOUNDS: &[(&str, f64, f64)] = &[
     ("w_proximity", 0.0, 1.0),
 ];
 
-const INTEGER_PARAMS: &[&str] = &["hops", "limit", "proven_months", "proven_adopters", "support_margin_months"];
+/// Parameters that take integers (the others take decimals).
+pub const INTEGER_PARAMS: &[&str] = &["hops", "limit", "proven_months", "proven_adopters", "support_margin_months"];
 
 impl Params {
     /// Whether `name` is an overridable parameter.
@@ -229,7 +230,7 @@ impl Params {
 }
 
 /// Which widening step produced the candidates, in the order tried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Within `hops` edges, plus the EPCI.
@@ -245,7 +246,8 @@ pub enum Step {
 }
 
 /// Where the candidates come from.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RecommendationScope)]
 pub struct Scope {
     /// The step that found candidates (or the last one tried).
     pub step: Step,
@@ -261,7 +263,7 @@ pub struct Scope {
 }
 
 /// One commune behind a recommendation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// INSEE code.
     pub code: InseeCode,
@@ -287,7 +289,7 @@ pub struct Evidence {
 }
 
 /// The three parts of a score, each in [0, 1].
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct ScoreParts {
     /// See the module doc.
     pub proximity: f64,
@@ -298,7 +300,7 @@ pub struct ScoreParts {
 }
 
 /// Maturity status of a recommended generation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Enough communes nearby ran it long enough.
@@ -310,7 +312,7 @@ pub enum Status {
 }
 
 /// Reliability estimate of a generation.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct ReliabilityEstimate {
     /// Posterior mean quality, 1-5.
     pub mean: f64,
@@ -323,7 +325,7 @@ pub struct ReliabilityEstimate {
 }
 
 /// Maturity facts of a generation nearby.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct MaturityFacts {
     /// Weighted mean months in service.
     pub mean_months_in_service: f64,
@@ -339,7 +341,7 @@ pub struct MaturityFacts {
 }
 
 /// One recommended product generation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Recommendation {
     /// Product id.
     pub product: Slug,
@@ -370,7 +372,7 @@ pub struct Recommendation {
 }
 
 /// A generation seen nearby but left out, with why.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Excluded {
     /// Product id.
     pub product: Slug,
@@ -381,7 +383,7 @@ pub struct Excluded {
 }
 
 /// What to do about a generation the commune already runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Advice {
     /// Keep it: supported, not failing any rule, not rated poorly.
@@ -395,7 +397,7 @@ pub enum Advice {
 }
 
 /// Upgrade path for one adoption the commune runs in the category.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct UpgradePath {
     /// Adoption id.
     pub adoption_id: u64,
@@ -420,7 +422,7 @@ pub struct UpgradePath {
 }
 
 /// The answer to a recommendation query.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     /// The commune.
     pub commune: InseeCode,

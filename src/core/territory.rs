@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 pub type CommuneIdx = u32;
 
 /// A current commune (COG 2026).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Commune {
     /// INSEE code.
     pub code: InseeCode,
@@ -48,7 +48,7 @@ impl Commune {
 }
 
 /// A member of an EPCI, as listed by INSEE (members outside the seeded region included).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct EpciMember {
     /// INSEE code of the member commune.
     pub code: InseeCode,
@@ -61,7 +61,7 @@ pub struct EpciMember {
 }
 
 /// An établissement public de coopération intercommunale à fiscalité propre.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Epci {
     /// SIREN of the EPCI.
     pub siren: Siren,
@@ -77,7 +77,7 @@ pub struct Epci {
 }
 
 /// Why two communes are linked in the graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeKind {
     /// The two polygons share a border.
@@ -87,7 +87,7 @@ pub enum EdgeKind {
 }
 
 /// An edge of the neighbour graph.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct Edge {
     /// Border or nearest-centroid link.
     pub kind: EdgeKind,

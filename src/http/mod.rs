@@ -6,6 +6,7 @@
 //! [`crate::error::Error::code`].
 
 mod auth;
+pub mod openapi;
 mod pages;
 mod routes;
 

@@ -270,7 +270,12 @@ fn need_kind(n: &Need) -> &'static str {
 
 /// `GET /api/v1/epcis/{siren}/pooled-purchases.csv`: UTF-8 with BOM, `;` separator, one row
 /// per member per groupement (members concerned, then members already on the option).
-async fn csv_export(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.csv", tag = "pooling",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+    responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement", body = String, content_type = "text/csv"),
+        (status = 400, body = super::openapi::Problem), (status = 404, body = super::openapi::Problem), (status = 422, body = super::openapi::Problem)))]
+pub(super) async fn csv_export(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
     let siren = Siren::parse(&path)?;
     let horizon = horizon(&q)?;
     let pp = pooled(&s, &siren, horizon)?;
@@ -330,7 +335,12 @@ async fn csv_export(s: State, path: web::Path<String>, q: web::Query<HashMap<Str
 
 /// `GET /api/v1/epcis/{siren}/map.geojson`: member polygons (simplified) with, per category,
 /// `{slug}_product`, `{slug}_generation` and `{slug}_status` properties (flat, for QGIS).
-async fn geojson_export(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/map.geojson", tag = "pooling",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+    responses((status = 200, description = "GeoJSON FeatureCollection of the member communes (WGS84), flat properties per category", body = Object, content_type = "application/geo+json"),
+        (status = 400, body = super::openapi::Problem), (status = 404, body = super::openapi::Problem), (status = 422, body = super::openapi::Problem)))]
+pub(super) async fn geojson_export(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
     let siren = Siren::parse(&path)?;
     let horizon = horizon(&q)?;
     s.territory.epci(&siren)?;

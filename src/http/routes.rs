@@ -7,16 +7,24 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{AdminToken, CommuneWriter, Viewer};
+use super::openapi::Problem;
 use super::{AppState, json};
-use crate::core::auth::{Principal, Scope};
+use crate::core::auth::{Principal, Scope, Token};
+use crate::core::catalog::{Category, Product};
+use crate::core::domain::SizeClass;
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::history::{Adoption, Feedback, NewAdoption, NewFeedback, Ratings};
+use crate::core::pooling::PooledPurchases;
 use crate::core::pooling::{DEFAULT_HORIZON_MONTHS, pooled_purchases};
+use crate::core::recommend::Answer;
 use crate::core::recommend::{Ctx, Params, recommend};
+use crate::core::territory::EpciMember;
 use crate::core::territory::{CommuneIdx, EdgeKind};
 use crate::error::Error;
+use crate::store::DemoInfo;
 use crate::store::Idempotency;
 
 type Res = Result<HttpResponse, Error>;
@@ -45,6 +53,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_only("/api/v1/epcis/{siren}", web::get().to(epci), web::head().to(epci)))
         .service(get_only("/api/v1/epcis/{siren}/pooled-purchases", web::get().to(pooled), web::head().to(pooled)))
         .service(get_only("/api/v1/catalog/categories", web::get().to(categories), web::head().to(categories)))
+        .service(get_only("/api/v1/openapi.json", web::get().to(super::openapi::openapi_json), web::head().to(super::openapi::openapi_json)))
         .service(get_only("/api/v1/catalog/products", web::get().to(products), web::head().to(products)))
         .service(
             web::resource("/api/v1/tokens")
@@ -96,26 +105,52 @@ fn in_range(name: &str, v: i64, lo: i64, hi: i64) -> Result<i64, Error> {
     if (lo..=hi).contains(&v) { Ok(v) } else { Err(Error::Invalid(format!("{name} must be {lo} to {hi}, got {v}"))) }
 }
 
-async fn health(s: State) -> Res {
+/// Answer of `GET /health`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct HealthOut {
+    /// Always `ok` when the service answers.
+    status: String,
+    /// Communes in the territory.
+    communes: usize,
+    /// EPCI in the territory.
+    epcis: usize,
+    /// Edges of the neighbour graph.
+    edges: usize,
+    /// Adoptions held (simulated ones included).
+    adoptions: usize,
+    /// Feedback records held.
+    feedback: usize,
+    /// Version of the embedded catalogue.
+    catalog_version: String,
+    /// The simulated history loaded at start-up, if any.
+    demo: Option<DemoInfo>,
+    /// Reference date of the answers.
+    as_of: NaiveDate,
+}
+
+/// Liveness and contents of the service.
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "The service answers", body = HealthOut)))]
+pub(super) async fn health(s: State) -> Res {
     let h = read_history(&s);
     json(
         StatusCode::OK,
-        &serde_json::json!({
-            "status": "ok",
-            "communes": s.territory.communes().len(),
-            "epcis": s.territory.epcis().len(),
-            "edges": s.territory.edge_count(),
-            "adoptions": h.adoptions().len(),
-            "feedback": h.feedback_count(),
-            "catalog_version": s.catalog.version,
-            "demo": s.store.demo_info()?,
-            "as_of": s.today(),
-        }),
+        &HealthOut {
+            status: "ok".into(),
+            communes: s.territory.communes().len(),
+            epcis: s.territory.epcis().len(),
+            edges: s.territory.edge_count(),
+            adoptions: h.adoptions().len(),
+            feedback: h.feedback_count(),
+            catalog_version: s.catalog.version.clone(),
+            demo: s.store.demo_info()?,
+            as_of: s.today(),
+        },
     )
 }
 
-#[derive(Serialize)]
-struct NeighbourOut {
+/// A border (or nearest) neighbour of a commune.
+#[derive(Serialize, ToSchema)]
+pub(super) struct NeighbourOut {
     code: InseeCode,
     name: String,
     kind: EdgeKind,
@@ -123,14 +158,47 @@ struct NeighbourOut {
     distance_km: f64,
 }
 
-#[derive(Serialize)]
-struct EpciRef {
+/// The EPCI a commune belongs to.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EpciRef {
     siren: Siren,
     name: String,
     kind: String,
 }
 
-async fn commune(s: State, path: web::Path<String>) -> Res {
+/// Centroid of a commune, WGS84 degrees.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Centroid {
+    lon: f64,
+    lat: f64,
+}
+
+/// Answer of `GET /api/v1/communes/{code}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CommuneOut {
+    code: InseeCode,
+    name: String,
+    /// Department code (`35`, `2A`, `971`).
+    department: String,
+    /// Population municipale (INSEE).
+    population: u32,
+    size_class: SizeClass,
+    /// Codes of former communes merged into this one.
+    former_codes: Vec<InseeCode>,
+    centroid: Centroid,
+    /// Area, km².
+    area_km2: f64,
+    /// `null` for the few communes in no EPCI (Ouessant, Sein, Bréhat).
+    epci: Option<EpciRef>,
+    neighbours: Vec<NeighbourOut>,
+}
+
+/// A commune, its EPCI and its neighbours. A former commune's code answers 404 naming the
+/// commune nouvelle.
+#[utoipa::path(get, path = "/api/v1/communes/{code}", tag = "territory",
+    params(("code" = String, Path, description = "Code INSEE of the commune", example = "35238")),
+    responses((status = 200, body = CommuneOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn commune(s: State, path: web::Path<String>) -> Res {
     let code = InseeCode::parse(&path)?;
     let idx = s.territory.find(&code)?;
     let c = s.territory.commune(idx);
@@ -146,15 +214,48 @@ async fn commune(s: State, path: web::Path<String>) -> Res {
         .collect();
     json(
         StatusCode::OK,
-        &serde_json::json!({
-            "code": c.code, "name": c.name, "department": c.department, "population": c.population,
-            "size_class": c.size_class(), "former_codes": c.former_codes, "centroid": {"lon": c.lon, "lat": c.lat}, "area_km2": c.area_km2,
-            "epci": epci, "neighbours": neighbours,
-        }),
+        &CommuneOut {
+            code: c.code,
+            name: c.name.clone(),
+            department: c.department.clone(),
+            population: c.population,
+            size_class: c.size_class(),
+            former_codes: c.former_codes.clone(),
+            centroid: Centroid { lon: c.lon, lat: c.lat },
+            area_km2: c.area_km2,
+            epci,
+            neighbours,
+        },
     )
 }
 
-async fn neighbours(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
+/// A commune within `hops` of another.
+#[derive(Serialize, ToSchema)]
+pub(super) struct HopNeighbour {
+    code: InseeCode,
+    name: String,
+    /// Graph distance, 1 = border neighbour.
+    hops: u32,
+    /// Distance between centroids, km (haversine), rounded to metres.
+    distance_km: f64,
+}
+
+/// Answer of `GET /api/v1/communes/{code}/neighbours`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct NeighboursOut {
+    code: InseeCode,
+    hops: u32,
+    count: usize,
+    /// Nearest first (by hops, then distance).
+    neighbours: Vec<HopNeighbour>,
+}
+
+/// Communes within `hops` of a commune in the neighbour graph.
+#[utoipa::path(get, path = "/api/v1/communes/{code}/neighbours", tag = "territory",
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
+        ("hops" = Option<i64>, Query, description = "1 to 6, default 1", minimum = 1, maximum = 6)),
+    responses((status = 200, body = NeighboursOut), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn neighbours(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
     let code = InseeCode::parse(&path)?;
     let hops = int_param(&q, "hops")?.unwrap_or(1);
     let idx = s.territory.find(&code)?;
@@ -165,15 +266,15 @@ async fn neighbours(s: State, path: web::Path<String>, q: web::Query<HashMap<Str
         .into_iter()
         .map(|n| {
             let c = s.territory.commune(n.idx);
-            serde_json::json!({"code": c.code, "name": c.name, "hops": n.hops, "distance_km": (s.territory.distance_km(idx, n.idx) * 1000.0).round() / 1000.0})
+            HopNeighbour { code: c.code, name: c.name.clone(), hops: n.hops, distance_km: (s.territory.distance_km(idx, n.idx) * 1000.0).round() / 1000.0 }
         })
         .collect();
-    json(StatusCode::OK, &serde_json::json!({"code": code, "hops": hops, "count": list.len(), "neighbours": list}))
+    json(StatusCode::OK, &NeighboursOut { code, hops, count: list.len(), neighbours: list })
 }
 
 /// Feedback as shown publicly: the comment text is withheld (it may hold personal data).
-#[derive(Serialize)]
-struct FeedbackOut {
+#[derive(Serialize, ToSchema)]
+pub(super) struct FeedbackOut {
     id: u64,
     adoption_id: u64,
     date: NaiveDate,
@@ -212,10 +313,12 @@ impl From<&Feedback> for FeedbackOut {
     }
 }
 
-#[derive(Serialize)]
-struct AdoptionOut<'a> {
+/// An adoption with its state, ratings and feedback.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AdoptionOut<'a> {
     #[serde(flatten)]
     adoption: &'a Adoption,
+    /// Whether it is in service on the reference date.
     active: bool,
     ratings: Ratings,
     feedback: Vec<FeedbackOut>,
@@ -227,7 +330,19 @@ fn sees_comments(s: &AppState, viewer: &Viewer, code: &InseeCode) -> Result<bool
     Ok(viewer.sees_comments_of(code, s.territory.commune(idx).epci.as_ref()))
 }
 
-async fn list_adoptions(viewer: Viewer, s: State, path: web::Path<String>) -> Res {
+/// Answer of `GET /api/v1/communes/{code}/adoptions`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AdoptionList<'a> {
+    code: InseeCode,
+    count: usize,
+    adoptions: Vec<AdoptionOut<'a>>,
+}
+
+/// A commune's adoptions. Free-text comments appear only for a token covering the commune.
+#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions",
+    params(("code" = String, Path, description = "Code INSEE", example = "35238")),
+    responses((status = 200, body = AdoptionList), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn list_adoptions(viewer: Viewer, s: State, path: web::Path<String>) -> Res {
     let code = InseeCode::parse(&path)?;
     let visible = sees_comments(&s, &viewer, &code)?;
     let h = read_history(&s);
@@ -241,14 +356,18 @@ async fn list_adoptions(viewer: Viewer, s: State, path: web::Path<String>) -> Re
             feedback: h.feedback(a.id).iter().map(|f| FeedbackOut::with_comment(f, visible)).collect(),
         })
         .collect();
-    json(StatusCode::OK, &serde_json::json!({"code": code, "count": list.len(), "adoptions": list}))
+    json(StatusCode::OK, &AdoptionList { code, count: list.len(), adoptions: list })
 }
 
 fn adoption_id(raw: &str) -> Result<u64, Error> {
     raw.parse().map_err(|_| Error::Malformed(format!("'{}' is not an adoption id", raw.chars().take(20).collect::<String>())))
 }
 
-async fn one_adoption(viewer: Viewer, s: State, path: web::Path<(String, String)>) -> Res {
+/// One adoption of a commune.
+#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions",
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id")),
+    responses((status = 200, body = AdoptionOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn one_adoption(viewer: Viewer, s: State, path: web::Path<(String, String)>) -> Res {
     let (code, id) = path.into_inner();
     let code = InseeCode::parse(&code)?;
     let id = adoption_id(&id)?;
@@ -269,7 +388,29 @@ async fn one_adoption(viewer: Viewer, s: State, path: web::Path<(String, String)
 
 /// `GET /api/v1/communes?q=...&limit=...`: communes whose name or code matches (accents and
 /// case ignored), at most `limit` (1-100, default 20).
-async fn search_communes(s: State, q: web::Query<HashMap<String, String>>) -> Res {
+/// A commune found by the search.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CommuneHit {
+    code: InseeCode,
+    name: String,
+    department: String,
+    population: u32,
+    epci_siren: Option<Siren>,
+}
+
+/// Answer of `GET /api/v1/communes`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SearchOut {
+    q: String,
+    count: usize,
+    communes: Vec<CommuneHit>,
+}
+
+#[utoipa::path(get, path = "/api/v1/communes", tag = "territory",
+    params(("q" = String, Query, description = "Name or code (accents and case ignored), 1 to 100 characters", example = "hoedic"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100)),
+    responses((status = 200, body = SearchOut), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn search_communes(s: State, q: web::Query<HashMap<String, String>>) -> Res {
     let query = q.get("q").map(|v| v.trim()).filter(|v| !v.is_empty()).ok_or_else(|| Error::Malformed("query parameter q is required".into()))?;
     if query.chars().count() > 100 {
         return Err(Error::Invalid("q must be at most 100 characters".into()));
@@ -281,30 +422,56 @@ async fn search_communes(s: State, q: web::Query<HashMap<String, String>>) -> Re
         .into_iter()
         .map(|i| {
             let c = s.territory.commune(i);
-            serde_json::json!({"code": c.code, "name": c.name, "department": c.department, "population": c.population, "epci_siren": c.epci})
+            CommuneHit { code: c.code, name: c.name.clone(), department: c.department.clone(), population: c.population, epci_siren: c.epci }
         })
         .collect();
-    json(StatusCode::OK, &serde_json::json!({"q": query, "count": list.len(), "communes": list}))
+    json(StatusCode::OK, &SearchOut { q: query.to_string(), count: list.len(), communes: list })
 }
 
-async fn list_epcis(s: State) -> Res {
+/// An EPCI in the list.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EpciSummary {
+    siren: Siren,
+    name: String,
+    /// `CC`, `CA`, `CU`, `METRO`.
+    kind: String,
+    population: u32,
+    /// Members among the seeded communes.
+    members_in_scope: usize,
+}
+
+/// Answer of `GET /api/v1/epcis`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EpciList {
+    count: usize,
+    epcis: Vec<EpciSummary>,
+}
+
+/// Every EPCI of the territory.
+#[utoipa::path(get, path = "/api/v1/epcis", tag = "territory", responses((status = 200, body = EpciList)))]
+pub(super) async fn list_epcis(s: State) -> Res {
     let list: Vec<_> = s
         .territory
         .epcis()
         .iter()
-        .map(|e| {
-            serde_json::json!({
-                "siren": e.siren, "name": e.name, "kind": e.kind, "population": e.population, "members_in_scope": s.territory.members(&e.siren).len(),
-            })
+        .map(|e| EpciSummary {
+            siren: e.siren,
+            name: e.name.clone(),
+            kind: e.kind.clone(),
+            population: e.population,
+            members_in_scope: s.territory.members(&e.siren).len(),
         })
         .collect();
-    json(StatusCode::OK, &serde_json::json!({"count": list.len(), "epcis": list}))
+    json(StatusCode::OK, &EpciList { count: list.len(), epcis: list })
 }
 
 /// Body of `POST /api/v1/communes/{code}/adoptions`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AdoptionIn {
+pub(super) struct AdoptionIn {
+    /// Catalogue product slug.
+    #[schema(example = "openelec")]
+    #[schema(pattern = "^[a-z0-9-]{1,64}$")]
     product: String,
     #[serde(default)]
     generation: Option<String>,
@@ -316,11 +483,22 @@ struct AdoptionIn {
     until: Option<NaiveDate>,
     #[serde(default)]
     contract_end: Option<NaiveDate>,
+    /// Number of workstations (0 to 100,000).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100000)]
     workstations: Option<i64>,
 }
 
-async fn create_adoption(w: CommuneWriter, s: State, req: HttpRequest, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
+/// Records an adoption of the commune (token `commune:{code}`, its EPCI's, or `admin`). Accepts
+/// an `Idempotency-Key` header; a replay answers `Idempotent-Replayed: true`.
+#[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = AdoptionIn,
+    responses((status = 201, body = AdoptionOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+
+pub(super) async fn create_adoption(w: CommuneWriter, s: State, req: HttpRequest, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
     let CommuneWriter { principal, code } = w;
     let body = body.into_inner();
     let idem = idempotency(&req, &body)?;
@@ -393,21 +571,41 @@ fn idempotency(req: &HttpRequest, body: &serde_json::Map<String, serde_json::Val
 }
 
 /// Body of `POST .../adoptions/{id}/feedback`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FeedbackIn {
+pub(super) struct FeedbackIn {
+    /// 1 (unreliable) to 5 (never failed).
+    #[schema(minimum = 1, maximum = 5)]
     reliability: i64,
+    /// Incidents since the previous feedback.
+    #[schema(minimum = 0, maximum = 100000)]
     incidents: i64,
+    /// Hours out of service, 0 to 8,784 (a leap year).
+    #[schema(minimum = 0, maximum = 8784)]
     downtime_hours: f64,
+    /// Support quality, 1 (poor) to 5 (excellent).
+    #[schema(minimum = 1, maximum = 5)]
     support: i64,
     #[serde(default)]
+    /// Free text, at most 2,000 characters; may hold personal data, so never public.
+    #[schema(max_length = 2000)]
     comment: Option<String>,
     /// Defaults to today.
     #[serde(default)]
     date: Option<NaiveDate>,
 }
 
-async fn create_feedback(
+/// Records feedback on one of the commune's adoptions (same tokens and `Idempotency-Key` as
+/// adoptions). The comment (at most 2,000 characters) is shown only to tokens covering the
+/// commune.
+#[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions/{id}/feedback", tag = "adoptions", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = FeedbackIn,
+    responses((status = 201, body = FeedbackOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+
+pub(super) async fn create_feedback(
     w: CommuneWriter,
     s: State,
     req: HttpRequest,
@@ -448,7 +646,13 @@ async fn create_feedback(
     Ok(r)
 }
 
-async fn recommendations(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
+/// Mature options proven nearby for one category, with their evidence. Every recommender
+/// parameter can be overridden as a query parameter within its bounds (listed below).
+#[utoipa::path(get, path = "/api/v1/communes/{code}/recommendations", tag = "recommendations",
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
+        ("category" = String, Query, description = "Catalogue category slug", example = "poste-de-travail")),
+    responses((status = 200, body = Answer), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn recommendations(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
     let code = InseeCode::parse(&path)?;
     let category = Slug::parse(q.get("category").ok_or_else(|| Error::Malformed("query parameter category is required".into()))?)?;
     let mut params = Params::default();
@@ -465,16 +669,36 @@ async fn recommendations(s: State, path: web::Path<String>, q: web::Query<HashMa
     json(StatusCode::OK, &answer)
 }
 
-async fn epci(s: State, path: web::Path<String>) -> Res {
+/// Answer of `GET /api/v1/epcis/{siren}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EpciOut {
+    siren: Siren,
+    name: String,
+    kind: String,
+    population: u32,
+    members_in_scope: usize,
+    /// Every member as INSEE lists it, largest first.
+    members: Vec<EpciMember>,
+}
+
+/// An EPCI and its members.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}", tag = "territory",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
+    responses((status = 200, body = EpciOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn epci(s: State, path: web::Path<String>) -> Res {
     let siren = Siren::parse(&path)?;
     let e = s.territory.epci(&siren)?;
     let members: Vec<CommuneIdx> = s.territory.members(&siren).to_vec();
     json(
         StatusCode::OK,
-        &serde_json::json!({
-            "siren": e.siren, "name": e.name, "kind": e.kind, "population": e.population,
-            "members_in_scope": members.len(), "members": e.members,
-        }),
+        &EpciOut {
+            siren: e.siren,
+            name: e.name.clone(),
+            kind: e.kind.clone(),
+            population: e.population,
+            members_in_scope: members.len(),
+            members: e.members.clone(),
+        },
     )
 }
 
@@ -484,34 +708,60 @@ pub(super) fn horizon(q: &HashMap<String, String>) -> Result<u32, Error> {
     Ok(in_range("horizon", int_param(q, "horizon")?.unwrap_or(i64::from(DEFAULT_HORIZON_MONTHS)), 1, 120)? as u32)
 }
 
-async fn pooled(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
+/// Proposed groupements de commandes for the EPCI's members over the horizon.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases", tag = "pooling",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+    responses((status = 200, body = PooledPurchases), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn pooled(s: State, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> Res {
     let siren = Siren::parse(&path)?;
     let horizon = horizon(&q)?;
     let h = read_history(&s);
     json(StatusCode::OK, &pooled_purchases(&ctx(&s, &h), &siren, horizon)?)
 }
 
-async fn categories(s: State) -> Res {
-    let list: Vec<_> = s
-        .catalog
-        .categories
-        .iter()
-        .map(|c| {
-            serde_json::json!({
-                "slug": c.slug, "label": c.label, "kind": c.kind, "products": s.catalog.products_in(&c.slug).count(),
-            })
-        })
-        .collect();
-    json(StatusCode::OK, &serde_json::json!({"catalog_version": s.catalog.version, "categories": list}))
+/// A catalogue category with its product count.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CategoryOut {
+    #[serde(flatten)]
+    category: Category,
+    /// Products in this category.
+    products: usize,
 }
 
-async fn products(s: State, q: web::Query<HashMap<String, String>>) -> Res {
+/// Answer of `GET /api/v1/catalog/categories`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CategoriesOut {
+    catalog_version: String,
+    categories: Vec<CategoryOut>,
+}
+
+/// The catalogue's categories.
+#[utoipa::path(get, path = "/api/v1/catalog/categories", tag = "catalog", responses((status = 200, body = CategoriesOut)))]
+pub(super) async fn categories(s: State) -> Res {
+    let list: Vec<_> = s.catalog.categories.iter().map(|c| CategoryOut { category: c.clone(), products: s.catalog.products_in(&c.slug).count() }).collect();
+    json(StatusCode::OK, &CategoriesOut { catalog_version: s.catalog.version.clone(), categories: list })
+}
+
+/// Answer of `GET /api/v1/catalog/products`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProductsOut<'a> {
+    catalog_version: String,
+    count: usize,
+    products: Vec<&'a Product>,
+}
+
+/// The catalogue's products, optionally of one category.
+#[utoipa::path(get, path = "/api/v1/catalog/products", tag = "catalog",
+    params(("category" = Option<String>, Query, description = "Category slug", example = "etat-civil")),
+    responses((status = 200, body = ProductsOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub(super) async fn products(s: State, q: web::Query<HashMap<String, String>>) -> Res {
     let category = q.get("category").map(|c| Slug::parse(c)).transpose()?;
     if let Some(c) = &category {
         s.catalog.category(c)?;
     }
     let list: Vec<_> = s.catalog.products.iter().filter(|p| category.as_ref().is_none_or(|c| p.categories.contains(c))).collect();
-    json(StatusCode::OK, &serde_json::json!({"catalog_version": s.catalog.version, "count": list.len(), "products": list}))
+    json(StatusCode::OK, &ProductsOut { catalog_version: s.catalog.version.clone(), count: list.len(), products: list })
 }
 
 /// Logs a write for the audit trail (tracing target `voisinage::audit`): who (token id and
@@ -530,16 +780,38 @@ fn audit(p: &Principal, action: &'static str, commune: Option<&InseeCode>, recor
 }
 
 /// Body of `POST /api/v1/tokens`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenIn {
+pub(super) struct TokenIn {
+    /// `commune:{code}`, `epci:{siren}` or `admin`.
+    #[schema(example = "commune:29019")]
     scope: String,
+    /// Who holds it, at most 200 characters.
     #[serde(default)]
     label: Option<String>,
 }
 
+/// A token just created, with its secret (shown this once).
+#[derive(Serialize, ToSchema)]
+pub(super) struct TokenCreated {
+    /// The secret: `vsn_` and 64 hex digits. Not stored; cannot be shown again.
+    token: String,
+    #[serde(flatten)]
+    record: Token,
+}
+
+/// Answer of `GET /api/v1/tokens`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TokenList {
+    count: usize,
+    tokens: Vec<Token>,
+}
+
 /// `POST /api/v1/tokens` (admin): creates a token; the secret is in this answer only.
-async fn create_token(admin: AdminToken, s: State, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenIn,
+    responses((status = 201, body = TokenCreated), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn create_token(admin: AdminToken, s: State, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
     let b: TokenIn = object(body.into_inner())?;
     let scope = Scope::parse(&b.scope)?;
     match scope {
@@ -555,23 +827,29 @@ async fn create_token(admin: AdminToken, s: State, body: web::Json<serde_json::M
     let st = s.clone();
     let (t, secret) = web::block(move || st.store.create_token(scope, &label, chrono::Utc::now())).await.map_err(|e| Error::Storage(e.to_string()))??;
     audit(&admin.0, "token.create", None, t.id);
-    let mut r = json(
-        StatusCode::CREATED,
-        &serde_json::json!({"token": secret, "id": t.id, "scope": t.scope, "label": t.label, "created": t.created, "revoked": t.revoked}),
-    )?;
+    let mut r = json(StatusCode::CREATED, &TokenCreated { token: secret, record: t })?;
     r.headers_mut().insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
     Ok(r)
 }
 
 /// `GET /api/v1/tokens` (admin): every token, without secrets.
-async fn list_tokens(_admin: AdminToken, s: State) -> Res {
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    responses((status = 200, body = TokenList), (status = 403, body = Problem)))]
+pub(super) async fn list_tokens(_admin: AdminToken, s: State) -> Res {
     let list = s.store.tokens()?;
-    json(StatusCode::OK, &serde_json::json!({"count": list.len(), "tokens": list}))
+    json(StatusCode::OK, &TokenList { count: list.len(), tokens: list })
 }
 
 /// `DELETE /api/v1/tokens/{id}` (admin): revokes a token at once.
-async fn revoke_token(admin: AdminToken, s: State, path: web::Path<String>) -> Res {
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "Token id")),
+    responses((status = 200, body = Token), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The token used is the one to revoke", body = Problem)))]
+pub(super) async fn revoke_token(admin: AdminToken, s: State, path: web::Path<String>) -> Res {
     let id: u64 = path.parse().map_err(|_| Error::Malformed(format!("'{}' is not a token id", path.chars().take(20).collect::<String>())))?;
+    if id == admin.0.token_id {
+        return Err(Error::Conflict("a token cannot revoke itself: use another admin token, or `voisinage token revoke` with the service stopped".into()));
+    }
     let st = s.clone();
     let t = web::block(move || st.store.revoke_token(id, chrono::Utc::now())).await.map_err(|e| Error::Storage(e.to_string()))??;
     audit(&admin.0, "token.revoke", None, t.id);
