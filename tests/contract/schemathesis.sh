@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The API contract checked from outside: starts the service (demo data, a fresh store, an
+# admin token made with the CLI), fetches its OpenAPI document and runs schemathesis (PyPI)
+# against it. Fails unless at least 1,000 requests were generated and none got a 5xx, broke
+# the documented schema, status codes, content types or headers.
+#
+# Usage: tests/contract/schemathesis.sh BINARY [SCHEMATHESIS]
+#   BINARY        the voisinage binary (release build in CI)
+#   SCHEMATHESIS  the schemathesis command (default: schemathesis on PATH)
+set -euo pipefail
+bin=${1:?usage: schemathesis.sh BINARY [SCHEMATHESIS]}
+st=${2:-schemathesis}
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+token=$("$bin" token create --scope admin --label schemathesis --data-dir "$work/data" 2>/dev/null)
+RUST_LOG=warn,voisinage=info "$bin" serve --demo --demo-until 2026-11-29 --bind 127.0.0.1:0 --data-dir "$work/data" 2>"$work/serve.log" &
+pid=$!
+for _ in $(seq 1 240); do
+  addr=$(grep -o 'address=[0-9.:]*' "$work/serve.log" | head -1 | cut -d= -f2 || true)
+  [ -n "$addr" ] && break
+  sleep 0.5
+done
+[ -n "$addr" ] || { cat "$work/serve.log"; echo "the service did not start"; exit 1; }
+echo "service on $addr"
+set +e
+"$st" run "http://$addr/api/v1/openapi.json" \
+  -H "Authorization: Bearer $token" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+  --max-examples 50 --seed 20261129 --no-color --workers 2 \
+  --report json --report-dir "$work/report"
+rc=$?
+set -e
+python3 - "$work/report" "$rc" <<'PY'
+import glob, json, sys
+report = json.load(open(sorted(glob.glob(sys.argv[1] + "/*.json"))[-1]))
+cases = report["test_cases"]
+print(f"schemathesis: {cases['generated']} requests generated, {cases['with_failures']} with failures, "
+      f"{len(report['failures'])} unique failures, {len(report['errors'])} errors, exit code {sys.argv[2]}")
+ok = cases["generated"] >= 1000 and cases["with_failures"] == 0 and not report["failures"] and not report["errors"] and sys.argv[2] == "0"
+sys.exit(0 if ok else 1)
+PY
+if grep -q "panicked" "$work/serve.log"; then echo "the service panicked:"; grep -A5 panicked "$work/serve.log"; exit 1; fi
+echo "contract check passed"
