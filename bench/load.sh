@@ -36,7 +36,14 @@ echo "warm-up (10 s)"; run 0 10 >/dev/null
 max=$(run 0 20); echo "maximum: $max"
 max_rps=$(field rps "$max"); mean=$(field mean_ms "$max")
 target=$(python3 -c "print(round(0.8 * $max_rps, 1))")
+# wrk has no rate limit: each connection pauses between requests. The pause is calibrated in
+# two 10 s probes (latency falls as the load falls, so one guess overshoots).
 delay=$(python3 -c "print(max(0, round(1000 * $conns / $target - $mean, 2)))")
+for probe in 1 2; do
+  got=$(run "$delay" 10); echo "probe $probe (pause $delay ms): $got"
+  # cycle = latency + pause = 1000 * conns / rps: keep the latency seen, aim the cycle at the target.
+  delay=$(python3 -c "print(max(0, round($delay + 1000 * $conns / $target - 1000 * $conns / $(field rps "$got"), 2)))")
+done
 echo "holding ~$target req/s (80 %) for $hold s: $conns connections, $delay ms pause each"
 rss_start=$(rss)
 held=$(run "$delay" "$hold")

@@ -441,6 +441,7 @@ async fn openapi_document_covers_every_api_route() {
             "GET /api/v1/openapi.json",
             "GET /api/v1/tokens",
             "GET /health",
+            "GET /metrics",
             "POST /api/v1/communes/{code}/adoptions",
             "POST /api/v1/communes/{code}/adoptions/{id}/feedback",
             "POST /api/v1/tokens",
@@ -465,4 +466,26 @@ async fn openapi_document_covers_every_api_route() {
         let text = app.anon.request(method.parse().unwrap(), app.url(&path)).send().await.unwrap().text().await.unwrap();
         assert!(!text.contains("no route for"), "{op}: {text}");
     }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_per_route_pattern() {
+    let app = spawn(false).await;
+    for code in ["35238", "29019"] {
+        assert_eq!(app.anon.get(app.url(&format!("/api/v1/communes/{code}"))).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(app.anon.get(app.url("/api/v1/communes/99999")).send().await.unwrap().status(), 404);
+    let r = app.client.post(app.url("/api/v1/communes/29019/adoptions")).json(&json!({"product": "openelec", "since": "2019-03-01"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = app.anon.get(app.url("/metrics")).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = r.text().await.unwrap();
+    let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).map(|l| l.rsplit(' ').next().unwrap().to_string());
+    // One series per route pattern, not per commune.
+    assert_eq!(line(r#"voisinage_http_requests_total{method="GET",route="/api/v1/communes/{code}",status="200"}"#).as_deref(), Some("2"));
+    assert_eq!(line(r#"voisinage_http_requests_total{method="GET",route="/api/v1/communes/{code}",status="404"}"#).as_deref(), Some("1"));
+    assert_eq!(line(r#"voisinage_http_requests_total{method="POST",route="/api/v1/communes/{code}/adoptions",status="201"}"#).as_deref(), Some("1"));
+    assert_eq!(line(r#"voisinage_http_request_duration_seconds_count{method="GET",route="/api/v1/communes/{code}"}"#).as_deref(), Some("3"));
+    assert_eq!(line("voisinage_adoptions ").as_deref(), Some("1"));
+    assert!(line("voisinage_store_bytes ").unwrap().parse::<u64>().unwrap() > 0);
 }

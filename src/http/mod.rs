@@ -6,6 +6,7 @@
 //! [`crate::error::Error::code`].
 
 mod auth;
+pub mod metrics;
 pub mod openapi;
 mod pages;
 mod routes;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub shapes: crate::core::map::Shapes,
     /// Serialises adoption writes: the duplicate check and the write happen as one step.
     pub write_lock: std::sync::Mutex<()>,
+    /// Request counts and latencies (Prometheus, `GET /metrics`).
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -62,7 +65,16 @@ impl AppState {
         for f in feedback {
             h.add_feedback(f);
         }
-        Ok(AppState { territory, catalog, store, history: RwLock::new(h), today, shapes, write_lock: std::sync::Mutex::new(()) })
+        Ok(AppState {
+            territory,
+            catalog,
+            store,
+            history: RwLock::new(h),
+            today,
+            shapes,
+            write_lock: std::sync::Mutex::new(()),
+            metrics: metrics::Metrics::new(),
+        })
     }
 
     /// The reference date.
@@ -139,6 +151,14 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service;
                 let (method, path) = (req.method().to_string(), req.path().to_string());
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let state = req.app_data::<web::Data<AppState>>().cloned();
+                let observe = move |status: u16, start: std::time::Instant| {
+                    if let Some(s) = &state {
+                        s.metrics.observe(&method, &route, status, start.elapsed().as_secs_f64());
+                    }
+                };
+                let method = req.method().to_string();
                 let start = std::time::Instant::now();
                 // Authentication at the edge: a bad token is refused before any handler runs.
                 let fut = match auth::authenticate(&req) {
@@ -151,15 +171,20 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
                         Ok(f) => f,
                         Err(e) => {
                             tracing::info!(%method, %path, status = e.status(), ms = start.elapsed().as_secs_f64() * 1000.0, "request");
+                            observe(e.status(), start);
                             return Err(e.into());
                         }
                     };
                     let res = match actix_web::rt::time::timeout(REQUEST_TIMEOUT, fut).await {
                         Ok(r) => r?,
-                        Err(_) => return Err(Error::Timeout(format!("the request did not arrive within {} s", REQUEST_TIMEOUT.as_secs())).into()),
+                        Err(_) => {
+                            observe(408, start);
+                            return Err(Error::Timeout(format!("the request did not arrive within {} s", REQUEST_TIMEOUT.as_secs())).into());
+                        }
                     };
                     tracing::info!(%method, %path, status = res.status().as_u16(), ms = start.elapsed().as_secs_f64() * 1000.0, "request");
-                    Ok(res)
+                    observe(res.status().as_u16(), start);
+                    Ok(as_problem(res.map_into_boxed_body()))
                 }
             })
             .configure(configure)
@@ -167,6 +192,41 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Turns an error answer that is not yet a problem (one made by actix-web itself, such as a
+/// payload error of an extractor) into an `application/problem+json` body with the same status.
+fn as_problem(res: actix_web::dev::ServiceResponse) -> actix_web::dev::ServiceResponse {
+    let status = res.status();
+    let is_problem = res.headers().get(actix_web::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if status.as_u16() < 400 || is_problem {
+        return res;
+    }
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let e = match status.as_u16() {
+        401 => Error::Unauthorized(reason),
+        403 => Error::Forbidden(reason),
+        404 => Error::NotFound(reason),
+        405 => Error::MethodNotAllowed(reason),
+        408 => Error::Timeout(reason),
+        409 => Error::Conflict(reason),
+        413 => Error::TooLarge(reason),
+        415 => Error::UnsupportedMediaType(reason),
+        422 => Error::Invalid(reason),
+        400..=499 => Error::Malformed(reason),
+        _ => Error::Storage(reason),
+    };
+    let problem = serde_json::json!({
+        "type": format!("/problems/{}", e.code()), "title": e.title(), "status": status.as_u16(), "detail": e.to_string(), "code": e.code(),
+    });
+    let mut body = HttpResponse::build(status).content_type("application/problem+json").body(problem.to_string());
+    let (req, old) = res.into_parts();
+    for (name, value) in old.headers() {
+        if name != actix_web::http::header::CONTENT_TYPE && name != actix_web::http::header::CONTENT_LENGTH {
+            body.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    actix_web::dev::ServiceResponse::new(req, body)
 }
 
 /// JSON response with a status.

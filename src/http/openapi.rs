@@ -40,7 +40,7 @@ Reads are public; writes need a bearer token (scopes `commune:{code}`, `epci:{si
         routes::health, routes::search_communes, routes::commune, routes::neighbours, routes::list_adoptions, routes::create_adoption,
         routes::one_adoption, routes::create_feedback, routes::recommendations, routes::list_epcis, routes::epci, routes::pooled,
         pages::csv_export, pages::geojson_export, routes::categories, routes::products, routes::list_tokens, routes::create_token,
-        routes::revoke_token, openapi_json
+        routes::revoke_token, routes::metrics, openapi_json
     ),
     components(schemas(Problem)),
     modifiers(&Conventions),

@@ -32,6 +32,7 @@ type State = web::Data<AppState>;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get_only("/health", web::get().to(health), web::head().to(health)))
+        .service(get_only("/metrics", web::get().to(metrics), web::head().to(metrics)))
         .service(get_only("/api/v1/communes/{code}", web::get().to(commune), web::head().to(commune)))
         .service(get_only("/api/v1/communes/{code}/neighbours", web::get().to(neighbours), web::head().to(neighbours)))
         .service(
@@ -103,6 +104,18 @@ fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Err
 
 fn in_range(name: &str, v: i64, lo: i64, hi: i64) -> Result<i64, Error> {
     if (lo..=hi).contains(&v) { Ok(v) } else { Err(Error::Invalid(format!("{name} must be {lo} to {hi}, got {v}"))) }
+}
+
+/// Prometheus text exposition: request counts and latency histograms per route pattern, store
+/// size in bytes, adoptions and feedback held.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
+pub(super) async fn metrics(s: State) -> Res {
+    let (adoptions, feedback) = {
+        let h = read_history(&s);
+        (h.adoptions().len(), h.feedback_count())
+    };
+    let body = s.metrics.render(s.store.size_on_disk(), adoptions, feedback);
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
 }
 
 /// Answer of `GET /health`.
