@@ -199,8 +199,13 @@ fn run_token(action: TokenAction, data_dir: PathBuf, seeds_dir: Option<PathBuf>)
         TokenAction::Create { scope, .. } => Some(TokenScope::parse(scope)?),
         _ => None,
     };
-    let store = Store::open(&data_dir)
-        .map_err(|e| Error::Storage(format!("{e} (is the service running on this data folder? stop it, or use POST /api/v1/tokens with an admin token)")))?;
+    let store = Store::open(&data_dir).map_err(|e| {
+        let e = e.to_string();
+        Error::Storage(format!(
+            "{} (is the service running on this data folder? stop it, or use POST /api/v1/tokens with an admin token)",
+            e.trim_start_matches("storage error: ")
+        ))
+    })?;
     match action {
         TokenAction::Create { label, .. } => {
             let scope = scope.ok_or_else(|| Error::Malformed("--scope is required".into()))?;

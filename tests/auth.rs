@@ -186,3 +186,43 @@ async fn tokens_are_created_once_listed_without_secret_and_revoked_at_once() {
     problem(app.client.delete(app.url("/api/v1/tokens/1")).send().await.unwrap(), 409, "conflict").await;
     problem(app.client.delete(app.url("/api/v1/tokens/x")).send().await.unwrap(), 400, "malformed-input").await;
 }
+
+#[tokio::test]
+async fn ambiguous_requests_are_refused() {
+    let app = spawn(false).await;
+    // Duplicate JSON keys: refused, not read as the last value.
+    for (url, body) in [
+        ("/api/v1/tokens", r#"{"scope": "admin", "scope": "commune:29019"}"#),
+        ("/api/v1/communes/29019/adoptions", r#"{"product": "openelec", "product": "pastell", "since": "2018-01-01"}"#),
+    ] {
+        let v = problem(send(&app.client, "POST", app.url(url), Some(body)).await, 400, "malformed-input").await;
+        assert!(v["detail"].as_str().unwrap().contains("duplicate key"), "{v}");
+    }
+    // Two Authorization headers: 401, whichever comes first.
+    let (brest, rennes) = (app.token("commune:29019"), app.token("commune:35238"));
+    let r = app
+        .anon
+        .post(app.url("/api/v1/communes/29019/adoptions"))
+        .header("authorization", format!("Bearer {rennes}"))
+        .header("authorization", format!("Bearer {brest}"))
+        .json(&json!({"product": "openelec", "since": "2019-03-01"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401, "unauthorized").await;
+    assert_eq!(counts(&app).await, (0, 0));
+}
+
+#[tokio::test]
+async fn idempotency_keys_belong_to_their_token() {
+    let app = spawn(false).await;
+    let body = json!({"product": "openelec", "since": "2019-03-01"});
+    let url = app.url("/api/v1/communes/29019/adoptions");
+    let first = app.client_with(&app.token("commune:29019")).post(&url).header("Idempotency-Key", "k").json(&body).send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    // The EPCI's token reusing the key is not served the commune's result: its own write runs
+    // (and meets the duplicate check).
+    let other = app.client_with(&app.token("epci:242900314")).post(&url).header("Idempotency-Key", "k").json(&body).send().await.unwrap();
+    assert!(other.headers().get("idempotent-replayed").is_none());
+    problem(other, 409, "conflict").await;
+}

@@ -95,3 +95,36 @@ async fn exports_and_escaping() {
     let r = app.client.get(app.url("/epcis/243500139?categorie=nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn pages_answer_head_405_and_french_errors_and_csv_cells_are_inert() {
+    let app = common::spawn(false).await;
+    let r = app.anon.head(app.url("/epcis/243500139")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.anon.post(app.url("/epcis/243500139")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    let r = app.anon.get(app.url("/epcis/999999999")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("Page introuvable"));
+    let r = app.anon.get(app.url("/epcis/243500139?horizon=999")).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("Demande incorrecte"));
+    // A generation that a spreadsheet would compute is quoted in the CSV.
+    let r = app
+        .client
+        .post(app.url("/api/v1/communes/35238/adoptions"))
+        .json(&serde_json::json!({"product": "openelec", "generation": "-1+1", "since": "2019-03-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let csv = app.anon.get(app.url("/api/v1/epcis/243500139/pooled-purchases.csv?horizon=120")).send().await.unwrap().text().await.unwrap();
+    assert!(csv.lines().any(|l| l.contains(";'-1+1;")), "{csv}");
+    assert!(!csv.lines().any(|l| l.contains(";-1+1;")));
+    // Metric labels stay bounded whatever the method.
+    let _ = app.anon.request(reqwest::Method::from_bytes(b"XYZZY").unwrap(), app.url("/health")).send().await.unwrap();
+    let m = app.anon.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains(r#"method="other""#) && !m.contains("XYZZY"));
+}

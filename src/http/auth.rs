@@ -20,7 +20,11 @@ use crate::error::Error;
 /// request's extensions. Errors: `Unauthorized` for another scheme, a malformed, unknown or
 /// revoked token; `Storage` when the store cannot be read.
 pub(super) fn authenticate(req: &ServiceRequest) -> Result<(), Error> {
-    let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) else { return Ok(()) };
+    let mut headers = req.headers().get_all(actix_web::http::header::AUTHORIZATION);
+    let Some(header) = headers.next() else { return Ok(()) };
+    if headers.next().is_some() {
+        return Err(Error::Unauthorized("more than one Authorization header".into()));
+    }
     let text = header.to_str().map_err(|_| Error::Unauthorized("the Authorization header is not ASCII".into()))?;
     let secret = match text.split_once(' ') {
         Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => secret.trim(),
@@ -41,7 +45,7 @@ fn principal(req: &HttpRequest) -> Option<Principal> {
 }
 
 fn required(req: &HttpRequest) -> Result<Principal, Error> {
-    principal(req).ok_or_else(|| Error::Unauthorized("this write needs a bearer token (Authorization: Bearer vsn_...)".into()))
+    principal(req).ok_or_else(|| Error::Unauthorized("this request needs a bearer token (Authorization: Bearer vsn_...)".into()))
 }
 
 /// The authenticated caller, if any (reads that show more to an authorised caller, such as

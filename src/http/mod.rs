@@ -150,15 +150,20 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
             .app_data(data.clone())
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service;
-                let (method, path) = (req.method().to_string(), req.path().to_string());
+                let path: String = req.path().chars().take(200).collect();
+                // Metric labels stay bounded: route patterns, not paths; known methods only.
                 let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let method = match req.method().as_str() {
+                    m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_string(),
+                    _ => "other".to_string(),
+                };
                 let state = req.app_data::<web::Data<AppState>>().cloned();
                 let observe = move |status: u16, start: std::time::Instant| {
                     if let Some(s) = &state {
                         s.metrics.observe(&method, &route, status, start.elapsed().as_secs_f64());
                     }
                 };
-                let method = req.method().to_string();
+                let method: String = req.method().as_str().chars().take(16).collect();
                 let start = std::time::Instant::now();
                 // Authentication at the edge: a bad token is refused before any handler runs.
                 let fut = match auth::authenticate(&req) {
@@ -198,8 +203,10 @@ pub fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<Ser
 /// payload error of an extractor) into an `application/problem+json` body with the same status.
 fn as_problem(res: actix_web::dev::ServiceResponse) -> actix_web::dev::ServiceResponse {
     let status = res.status();
-    let is_problem = res.headers().get(actix_web::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if status.as_u16() < 400 || is_problem {
+    // actix-web's own error answers are text/plain or have no body type; ours are problem+json
+    // (API) or text/html (French pages).
+    let ours = res.headers().get(actix_web::http::header::CONTENT_TYPE).is_some_and(|v| !v.as_bytes().starts_with(b"text/plain"));
+    if status.as_u16() < 400 || ours {
         return res;
     }
     let reason = status.canonical_reason().unwrap_or("error").to_lowercase();

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use super::AppState;
-use super::routes::horizon;
+use super::routes::{horizon, not_allowed};
 use crate::core::domain::{Siren, Slug};
 use crate::core::map::{MapItem, MapStatus, escape, svg};
 use crate::core::pooling::{Need, PooledPurchases, need_of, pooled_purchases};
@@ -20,11 +20,47 @@ type Res = Result<HttpResponse, Error>;
 type State = web::Data<AppState>;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/recherche", web::get().to(search))
-        .route("/epcis/{siren}", web::get().to(epci_page))
-        .route("/api/v1/epcis/{siren}/pooled-purchases.csv", web::get().to(csv_export))
-        .route("/api/v1/epcis/{siren}/map.geojson", web::get().to(geojson_export));
+    // GET and HEAD only; other methods get 405 with `Allow`, like the API.
+    fn get_only(path: &str, route: impl Fn() -> actix_web::Route) -> actix_web::Resource {
+        web::resource(path)
+            .route(route().method(actix_web::http::Method::GET))
+            .route(route().method(actix_web::http::Method::HEAD))
+            .default_service(web::to(|| not_allowed("GET, HEAD")))
+    }
+    cfg.service(get_only("/", || web::route().to(index)))
+        .service(get_only("/recherche", || web::route().to(|s: State, q| async move { in_french(&s.clone(), search(s, q).await) })))
+        .service(get_only("/epcis/{siren}", || web::route().to(|s: State, p, q| async move { in_french(&s.clone(), epci_page(s, p, q).await) })))
+        .service(get_only("/api/v1/epcis/{siren}/pooled-purchases.csv", || web::route().to(csv_export)))
+        .service(get_only("/api/v1/epcis/{siren}/map.geojson", || web::route().to(geojson_export)));
+}
+
+/// A page's error as a French HTML page with the same status (the API answers problem+json).
+fn in_french(s: &AppState, r: Res) -> Res {
+    let e = match r {
+        Ok(r) => return Ok(r),
+        Err(e) => e,
+    };
+    if e.status() >= 500 {
+        return Err(e);
+    }
+    let title = match e.status() {
+        404 => "Page introuvable",
+        _ => "Demande incorrecte",
+    };
+    let c = format!(
+        "<h1>{title}</h1><p>{}</p><p>Détail : {}</p>{}<p><a href=\"/\">Retour à l'accueil</a></p>",
+        match e.status() {
+            404 => "La commune, l'EPCI ou la catégorie demandée n'existe pas.",
+            _ => "Un paramètre de l'adresse n'est pas valide (code SIREN sur 9 chiffres, catégorie du catalogue, horizon de 1 à 120 mois).",
+        },
+        escape(&e.to_string()),
+        search_form("")
+    );
+    Ok(HttpResponse::build(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST)).content_type("text/html; charset=utf-8").body(page(
+        title,
+        simulated(s),
+        &c,
+    )))
 }
 
 fn html(body: String) -> Res {
@@ -268,6 +304,14 @@ fn need_kind(n: &Need) -> &'static str {
     }
 }
 
+/// A CSV cell that a spreadsheet will not read as a formula: text starting with `=`, `+`, `-`,
+/// `@`, tab or carriage return gets a leading `'` (OWASP "CSV injection"). Numbers are left as
+/// they are.
+fn inert(cell: &str) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err();
+    if risky { format!("'{cell}") } else { cell.to_string() }
+}
+
 /// `GET /api/v1/epcis/{siren}/pooled-purchases.csv`: UTF-8 with BOM, `;` separator, one row
 /// per member per groupement (members concerned, then members already on the option).
 #[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.csv", tag = "pooling",
@@ -323,7 +367,7 @@ pub(super) async fn csv_export(s: State, path: web::Path<String>, q: web::Query<
                 &procedure,
                 sim,
             ];
-            w.write_record(record).map_err(csv_err)?;
+            w.write_record(record.map(inert)).map_err(csv_err)?;
         }
     }
     let body = w.into_inner().map_err(|e| Error::Storage(format!("csv: {e}")))?;

@@ -71,7 +71,7 @@ fn get_only(path: &str, get: actix_web::Route, head: actix_web::Route) -> actix_
     web::resource(path).route(get).route(head).default_service(web::to(|| not_allowed("GET, HEAD")))
 }
 
-async fn not_allowed(allow: &'static str) -> Res {
+pub(super) async fn not_allowed(allow: &'static str) -> Res {
     let mut r = actix_web::ResponseError::error_response(&Error::MethodNotAllowed(format!("this resource allows {allow}")));
     r.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
     Ok(r)
@@ -79,8 +79,36 @@ async fn not_allowed(allow: &'static str) -> Res {
 
 /// Reads a JSON object body into `T`: a JSON array or scalar is refused (400) even where serde
 /// would map it onto the struct's fields by position.
-fn object<T: serde::de::DeserializeOwned>(body: serde_json::Map<String, serde_json::Value>) -> Result<T, Error> {
-    serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| Error::Malformed(format!("invalid JSON body: {e}")))
+fn object<T: serde::de::DeserializeOwned>(body: JsonObject) -> Result<T, Error> {
+    serde_json::from_value(serde_json::Value::Object(body.0)).map_err(|e| Error::Malformed(format!("invalid JSON body: {e}")))
+}
+
+/// A JSON object body whose top-level keys are unique: `{"scope": "admin", "scope": "..."}` is
+/// refused (400) rather than read as its last value, so that every reader of the request sees
+/// the same thing.
+pub(super) struct JsonObject(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<JsonObject, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some((k, v)) = m.next_entry::<String, serde_json::Value>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!("duplicate key '{}'", k.chars().take(40).collect::<String>())));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(JsonObject(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 fn ctx<'a>(s: &'a AppState, h: &'a crate::core::history::History) -> Ctx<'a> {
@@ -511,7 +539,7 @@ pub(super) struct AdoptionIn {
     responses((status = 201, body = AdoptionOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
 
-pub(super) async fn create_adoption(w: CommuneWriter, s: State, req: HttpRequest, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
+pub(super) async fn create_adoption(w: CommuneWriter, s: State, req: HttpRequest, body: web::Json<JsonObject>) -> Res {
     let CommuneWriter { principal, code } = w;
     let body = body.into_inner();
     let idem = idempotency(&req, &body)?;
@@ -569,8 +597,8 @@ fn mark_replay(r: &mut HttpResponse, replayed: bool) {
 }
 
 /// The request's `Idempotency-Key` (1-255 visible ASCII characters; 400 otherwise), scoped to
-/// its method and path and fingerprinted with its body.
-fn idempotency(req: &HttpRequest, body: &serde_json::Map<String, serde_json::Value>) -> Result<Option<Idempotency>, Error> {
+/// its method, path and token, and fingerprinted with its body.
+fn idempotency(req: &HttpRequest, body: &JsonObject) -> Result<Option<Idempotency>, Error> {
     use std::hash::Hasher;
     let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
     let key = v
@@ -579,8 +607,10 @@ fn idempotency(req: &HttpRequest, body: &serde_json::Map<String, serde_json::Val
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|c| (0x21..=0x7e).contains(&c)))
         .ok_or_else(|| Error::Malformed("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))?;
     let mut h = fnv::FnvHasher::default();
-    h.write(serde_json::to_string(body).unwrap_or_default().as_bytes());
-    Ok(Some(Idempotency { scope: format!("{} {}", req.method(), req.path()), key: key.to_string(), fingerprint: h.finish() }))
+    h.write(serde_json::to_string(&body.0).unwrap_or_default().as_bytes());
+    // Keys are per token: another token reusing a key gets its own write, not a replay.
+    let token = actix_web::HttpMessage::extensions(req).get::<Principal>().map_or(0, |p| p.token_id);
+    Ok(Some(Idempotency { scope: format!("{} {} token:{token}", req.method(), req.path()), key: key.to_string(), fingerprint: h.finish() }))
 }
 
 /// Body of `POST .../adoptions/{id}/feedback`.
@@ -618,13 +648,7 @@ pub(super) struct FeedbackIn {
     responses((status = 201, body = FeedbackOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
 
-pub(super) async fn create_feedback(
-    w: CommuneWriter,
-    s: State,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Json<serde_json::Map<String, serde_json::Value>>,
-) -> Res {
+pub(super) async fn create_feedback(w: CommuneWriter, s: State, req: HttpRequest, path: web::Path<(String, String)>, body: web::Json<JsonObject>) -> Res {
     let CommuneWriter { principal, code } = w;
     let id = adoption_id(&path.1)?;
     let adoption =
@@ -824,7 +848,7 @@ pub(super) struct TokenList {
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenIn,
     responses((status = 201, body = TokenCreated), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
-pub(super) async fn create_token(admin: AdminToken, s: State, body: web::Json<serde_json::Map<String, serde_json::Value>>) -> Res {
+pub(super) async fn create_token(admin: AdminToken, s: State, body: web::Json<JsonObject>) -> Res {
     let b: TokenIn = object(body.into_inner())?;
     let scope = Scope::parse(&b.scope)?;
     match scope {

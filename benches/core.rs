@@ -1,0 +1,69 @@
+//! In-process benchmarks of the core (criterion): `recommend()` for a few communes and
+//! categories, and the pooled purchases of the largest EPCI, on the Brittany seeds with the
+//! simulated demo history (seed 2026, until 2026-11-29).
+//!
+//! Besides criterion's estimates, each case is also timed call by call (2,000 calls after a
+//! warm-up) and its median and p99 printed as `LATENCY name median_us p99_us`, the figures
+//! BENCHMARKS.md reports. Run: `cargo bench --bench core`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use criterion::{Criterion, criterion_group, criterion_main};
+use voisinage::core::domain::{InseeCode, Siren, Slug};
+use voisinage::core::history::History;
+use voisinage::core::pooling::pooled_purchases;
+use voisinage::core::recommend::{Ctx, Params, recommend};
+use voisinage::core::simulate::{SimParams, simulate};
+use voisinage::seeds;
+
+fn percentiles(name: &str, mut f: impl FnMut()) {
+    for _ in 0..50 {
+        f();
+    }
+    let mut t: Vec<f64> = (0..2000)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    println!("LATENCY {name} median_us={:.1} p99_us={:.1}", t[t.len() / 2], t[t.len() * 99 / 100]);
+}
+
+fn benches(c: &mut Criterion) {
+    let (territory, catalog) = (seeds::territory().unwrap(), seeds::catalog().unwrap());
+    let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let demo = simulate(&territory, &catalog, &SimParams::new(2026, today));
+    let mut history = History::default();
+    demo.adoptions.into_iter().for_each(|a| history.add_adoption(a));
+    demo.feedback.into_iter().for_each(|f| history.add_feedback(f));
+    let params = Params::default();
+    let cases =
+        [("rennes/poste-de-travail", "35238", "poste-de-travail"), ("brest/etat-civil", "29019", "etat-civil"), ("ouessant/site-web", "29155", "site-web")];
+    let mut g = c.benchmark_group("brittany");
+    for (name, code, category) in cases {
+        let (code, category) = (InseeCode::parse(code).unwrap(), Slug::parse(category).unwrap());
+        // A fresh context per call, as the HTTP handler builds one per request.
+        let mut call = || {
+            let ctx = Ctx::new(&territory, &catalog, &history, today);
+            black_box(recommend(&ctx, &code, &category, &params).unwrap());
+        };
+        g.bench_function(format!("recommend/{name}"), |b| b.iter(&mut call));
+        percentiles(&format!("recommend/{name}"), call);
+    }
+    let rm = Siren::parse("243500139").unwrap(); // Rennes Métropole, 43 members
+    let mut call = || {
+        let ctx = Ctx::new(&territory, &catalog, &history, today);
+        black_box(pooled_purchases(&ctx, &rm, 24).unwrap());
+    };
+    g.sample_size(20);
+    g.bench_function("pooled-purchases/rennes-metropole", |b| b.iter(&mut call));
+    percentiles("pooled-purchases/rennes-metropole", call);
+    g.finish();
+}
+
+criterion_group!(core_benches, benches);
+criterion_main!(core_benches);
