@@ -321,6 +321,21 @@ impl Store {
         Ok(a)
     }
 
+    /// Replaces a stored adoption (same id) with its changed version, durably. The caller has
+    /// validated it. Errors: `NotFound` when no adoption has this id.
+    pub fn update_adoption(&self, a: &Adoption) -> Result<()> {
+        self.adoptions
+            .transaction(|adoptions| {
+                if adoptions.get(a.id.to_be_bytes())?.is_none() {
+                    return Err(abort(Error::NotFound(format!("no adoption {}", a.id))));
+                }
+                adoptions.insert(&a.id.to_be_bytes(), json(a).map_err(abort)?)?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        self.durable()
+    }
+
     /// Records feedback on an existing adoption under a fresh id, durably. Errors: `NotFound`
     /// when the adoption does not exist (checked inside the transaction).
     pub fn insert_feedback(&self, adoption_id: u64, new: NewFeedback) -> Result<Feedback> {

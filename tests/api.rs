@@ -442,6 +442,7 @@ async fn openapi_document_covers_every_api_route() {
             "GET /api/v1/tokens",
             "GET /health",
             "GET /metrics",
+            "PATCH /api/v1/communes/{code}/adoptions/{id}",
             "POST /api/v1/communes/{code}/adoptions",
             "POST /api/v1/communes/{code}/adoptions/{id}/feedback",
             "POST /api/v1/tokens",
@@ -488,4 +489,34 @@ async fn metrics_count_requests_per_route_pattern() {
     assert_eq!(line(r#"voisinage_http_request_duration_seconds_count{method="GET",route="/api/v1/communes/{code}"}"#).as_deref(), Some("3"));
     assert_eq!(line("voisinage_adoptions ").as_deref(), Some("1"));
     assert!(line("voisinage_store_bytes ").unwrap().parse::<u64>().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn an_adoption_is_ended_or_corrected_with_patch() {
+    let app = spawn(false).await;
+    let c = &app.client;
+    let (s, a) = post(&app, "/api/v1/communes/29019/adoptions", &json!({"product": "openelec", "since": "2019-03-01"})).await;
+    assert_eq!(s, 201);
+    let url = app.url(&format!("/api/v1/communes/29019/adoptions/{}", a["id"]));
+    // Brest left openElec at the end of June 2024.
+    let r = c.patch(&url).json(&json!({"until": "2024-06-30", "workstations": 3})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["until"].as_str(), v["workstations"].as_u64(), v["active"].as_bool()), (Some("2024-06-30"), Some(3), Some(false)));
+    let (_, list) = get(&app, "/api/v1/communes/29019/adoptions").await;
+    assert_eq!(list["adoptions"][0]["until"], "2024-06-30");
+    // null reopens it; what is absent stays.
+    let v: Value = c.patch(&url).json(&json!({"until": null})).send().await.unwrap().json().await.unwrap();
+    assert!(v["until"].is_null() && v["active"] == true && v["workstations"] == 3);
+    // The product and start cannot change; bad dates are refused; nothing changes then.
+    problem(c.patch(&url).json(&json!({"product": "pastell"})).send().await.unwrap(), 400, "malformed-input").await;
+    problem(c.patch(&url).json(&json!({"until": "2018-01-01"})).send().await.unwrap(), 422, "invalid-value").await;
+    problem(c.patch(&url).json(&json!({"until": "2031-01-01"})).send().await.unwrap(), 422, "invalid-value").await;
+    problem(c.patch(&url).json(&json!({"workstations": -1})).send().await.unwrap(), 422, "invalid-value").await;
+    problem(c.patch(app.url("/api/v1/communes/35238/adoptions/1")).json(&json!({"until": null})).send().await.unwrap(), 404, "not-found").await;
+    let (_, after) = get(&app, &format!("/api/v1/communes/29019/adoptions/{}", a["id"])).await;
+    assert!(after["until"].is_null() && after["workstations"] == 3);
+    // Survives a reopen of the store.
+    let (adoptions, _) = app.state.store.load().unwrap();
+    assert_eq!(adoptions[0].workstations, Some(3));
 }

@@ -54,6 +54,7 @@ async fn every_write_route_refuses_missing_bad_and_foreign_tokens() {
     let routes: Vec<(&str, String, Option<&str>)> = vec![
         ("POST", app.url("/api/v1/communes/35051/adoptions"), Some(ADOPTION)),
         ("POST", app.url(&format!("/api/v1/communes/35051/adoptions/{cesson_adoption}/feedback")), Some(FEEDBACK)),
+        ("PATCH", app.url(&format!("/api/v1/communes/35051/adoptions/{cesson_adoption}")), Some(r#"{"until": "2024-06-30"}"#)),
         ("POST", app.url("/api/v1/tokens"), Some(r#"{"scope": "admin"}"#)),
         ("DELETE", app.url("/api/v1/tokens/1"), None),
     ];
@@ -71,6 +72,8 @@ async fn every_write_route_refuses_missing_bad_and_foreign_tokens() {
         }
     }
     assert_eq!(counts(&app).await, before, "refused writes store nothing");
+    let a: Value = app.anon.get(app.url(&format!("/api/v1/communes/35051/adoptions/{cesson_adoption}"))).send().await.unwrap().json().await.unwrap();
+    assert!(a["until"].is_null(), "the refused PATCH changed nothing");
     // The admin token (1) was not revoked by the refused DELETE.
     assert!(app.state.store.token(1).unwrap().unwrap().revoked.is_none());
     // A token of Rennes cannot reach Cesson's adoption through its own path either.

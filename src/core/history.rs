@@ -159,15 +159,34 @@ impl NewAdoption {
     /// Refuses a second adoption of the same product generation for the same category that
     /// would be in service at the same time as one already recorded. Errors: `Conflict`.
     pub fn check_duplicate(&self, history: &History) -> Result<()> {
+        self.check_duplicate_except(history, None)
+    }
+
+    /// [`NewAdoption::check_duplicate`], ignoring adoption `except` (the one being changed).
+    pub fn check_duplicate_except(&self, history: &History, except: Option<u64>) -> Result<()> {
         let overlap =
             |a: &Adoption| a.since.max(self.since) < a.until.unwrap_or(NaiveDate::MAX).min(self.until.unwrap_or(NaiveDate::MAX)) || a.since == self.since;
         if let Some(a) = history
             .of_commune(&self.commune)
-            .find(|a| a.category == self.category && a.product == self.product && a.generation == self.generation && overlap(a))
+            .find(|a| Some(a.id) != except && a.category == self.category && a.product == self.product && a.generation == self.generation && overlap(a))
         {
             return Err(Error::Conflict(format!("commune {} already has this adoption in service over the same period (adoption {})", self.commune, a.id)));
         }
         Ok(())
+    }
+
+    /// The request an adoption would have been (to re-validate a change).
+    pub fn of(a: &Adoption) -> NewAdoption {
+        NewAdoption {
+            commune: a.commune,
+            category: a.category.clone(),
+            product: a.product.clone(),
+            generation: a.generation.clone(),
+            since: a.since,
+            until: a.until,
+            contract_end: a.contract_end,
+            workstations: a.workstations,
+        }
     }
 
     /// The adoption with its id.
@@ -306,6 +325,27 @@ impl utoipa::PartialSchema for Ratings {
 
 impl utoipa::ToSchema for Ratings {}
 
+/// Quality score of one feedback record on the 1-5 scale: the reliability rating, less
+/// `incident_penalty` × ln(1 + incidents) and `downtime_penalty` × ln(1 + downtime hours),
+/// clamped to 1-5.
+pub fn quality_of(f: &Feedback, incident_penalty: f64, downtime_penalty: f64) -> f64 {
+    (f64::from(f.reliability) - incident_penalty * f64::from(f.incidents).ln_1p() - downtime_penalty * f.downtime_hours.max(0.0).ln_1p()).clamp(1.0, 5.0)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PriorKey {
+    category: Slug,
+    incident_penalty: u64,
+    downtime_penalty: u64,
+    today: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PriorSums {
+    sum: f64,
+    n: u64,
+}
+
 /// All adoptions and feedback, indexed for the recommender.
 #[derive(Debug, Default)]
 pub struct History {
@@ -314,6 +354,10 @@ pub struct History {
     by_commune: HashMap<InseeCode, Vec<usize>>,
     by_category: HashMap<Slug, Vec<usize>>,
     feedback: HashMap<u64, Vec<Feedback>>,
+    n_feedback: usize,
+    /// Category priors already computed, kept up to date as feedback arrives (see
+    /// [`History::category_prior`]).
+    priors: std::sync::Mutex<HashMap<PriorKey, PriorSums>>,
 }
 
 impl History {
@@ -330,12 +374,49 @@ impl History {
         self.adoptions.push(a);
     }
 
-    /// Adds a feedback record (ignored if one with the same id is already there).
+    /// Adds a feedback record (ignored if one with the same id is already there). Cached
+    /// category priors that cover its date take it in.
     pub fn add_feedback(&mut self, f: Feedback) {
         let v = self.feedback.entry(f.adoption_id).or_default();
-        if !v.iter().any(|g| g.id == f.id) {
-            v.push(f);
+        if v.iter().any(|g| g.id == f.id) {
+            return;
         }
+        if let Some(category) = self.by_id.get(&f.adoption_id).map(|&i| &self.adoptions[i].category) {
+            let mut priors = self.priors.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, p) in priors.iter_mut().filter(|(k, _)| &k.category == category && f.date <= k.today) {
+                p.sum += quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty));
+                p.n += 1;
+            }
+        }
+        v.push(f);
+        self.n_feedback += 1;
+    }
+
+    /// Category prior: the mean quality ([`quality_of`]) of every feedback record of the
+    /// category dated on or before `today`, 3.0 when there is none. Computed once per
+    /// (category, penalties, date) and then kept up to date by [`History::add_feedback`], so
+    /// that a recommendation does not walk the whole category each time. At most 256 variants
+    /// are kept (parameters come from requests): past that the cache starts again.
+    pub fn category_prior(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate) -> f64 {
+        let key = PriorKey { category: category.clone(), incident_penalty: incident_penalty.to_bits(), downtime_penalty: downtime_penalty.to_bits(), today };
+        let mean = |p: &PriorSums| if p.n == 0 { 3.0 } else { p.sum / p.n as f64 };
+        if let Some(p) = self.priors.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return mean(p);
+        }
+        let mut sums = PriorSums::default();
+        for a in self.in_category(category) {
+            for f in self.feedback(a.id).iter().filter(|f| f.date <= today) {
+                sums.sum += quality_of(f, incident_penalty, downtime_penalty);
+                sums.n += 1;
+            }
+        }
+        let m = mean(&sums);
+        let mut priors = self.priors.lock().unwrap_or_else(|e| e.into_inner());
+        if priors.len() >= 256 {
+            priors.clear();
+        }
+        priors.insert(key, sums);
+        m
     }
 
     /// An adoption by id.
@@ -381,7 +462,7 @@ impl History {
 
     /// Number of feedback records.
     pub fn feedback_count(&self) -> usize {
-        self.feedback.values().map(Vec::len).sum()
+        self.n_feedback
     }
 
     /// Summary of the feedback on an adoption given on or before `date`.

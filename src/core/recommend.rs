@@ -31,7 +31,6 @@
 //! an [`UpgradePath`] says whether to stay, move to a newer generation or switch product.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 
 use chrono::{Months, NaiveDate};
 use serde::Serialize;
@@ -448,7 +447,7 @@ struct Prior {
     mean: f64,
 }
 
-/// Read-only context for scoring, with a per-category cache of priors.
+/// Read-only context for scoring (category priors are cached by the history itself).
 pub struct Ctx<'a> {
     /// Communes and graph.
     pub territory: &'a Territory,
@@ -458,36 +457,22 @@ pub struct Ctx<'a> {
     pub history: &'a History,
     /// Reference date: nothing dated after it is read.
     pub today: NaiveDate,
-    priors: Mutex<HashMap<(Slug, u64), Prior>>,
 }
 
 impl<'a> Ctx<'a> {
     /// A context at `today`.
     pub fn new(territory: &'a Territory, catalog: &'a Catalog, history: &'a History, today: NaiveDate) -> Self {
-        Ctx { territory, catalog, history, today, priors: Mutex::new(HashMap::new()) }
+        Ctx { territory, catalog, history, today }
     }
 
     fn prior(&self, category: &Slug, p: &Params) -> Prior {
-        let key = (category.clone(), p.incident_penalty.to_bits() ^ p.downtime_penalty.to_bits().rotate_left(17));
-        if let Some(v) = self.priors.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return *v;
-        }
-        let (mut s, mut n) = (0.0, 0u64);
-        for a in self.history.in_category(category) {
-            for f in self.history.feedback(a.id).iter().filter(|f| f.date <= self.today) {
-                s += quality(f, p);
-                n += 1;
-            }
-        }
-        let v = Prior { mean: if n == 0 { 3.0 } else { s / n as f64 } };
-        self.priors.lock().unwrap_or_else(|e| e.into_inner()).insert(key, v);
-        v
+        Prior { mean: self.history.category_prior(category, p.incident_penalty, p.downtime_penalty, self.today) }
     }
 }
 
 /// Quality score of one feedback record on the 1-5 scale (see the module doc).
 pub fn quality(f: &Feedback, p: &Params) -> f64 {
-    (f64::from(f.reliability) - p.incident_penalty * f64::from(f.incidents).ln_1p() - p.downtime_penalty * f.downtime_hours.max(0.0).ln_1p()).clamp(1.0, 5.0)
+    crate::core::history::quality_of(f, p.incident_penalty, p.downtime_penalty)
 }
 
 /// A commune of the neighbourhood and how it is reached.
@@ -945,6 +930,29 @@ mod tests {
                 simulated: false,
             });
         }
+    }
+
+    #[test]
+    fn cached_prior_follows_new_feedback() {
+        let mut h = History::default();
+        adopt(&mut h, 1, "35238", "spip", None, "2020-01-01", &[5, 3]);
+        let (web, today) = (Slug::parse("site-web").unwrap(), d("2026-11-29"));
+        assert_eq!(h.category_prior(&web, 0.0, 0.0, today), 4.0);
+        // Cached, then updated by later feedback dated up to `today` (and not by later ones).
+        adopt(&mut h, 2, "35051", "spip", None, "2021-01-01", &[2]);
+        assert_eq!(h.category_prior(&web, 0.0, 0.0, today), 10.0 / 3.0);
+        assert_eq!(h.category_prior(&web, 0.0, 0.0, d("2020-02-15")), 5.0);
+        adopt(&mut h, 3, "35051", "wordpress", None, "2020-01-15", &[1]); // dated 2020-02-14
+        assert_eq!(h.category_prior(&web, 0.0, 0.0, d("2020-02-15")), 3.0);
+        // The same as a history built from scratch.
+        let mut fresh = History::default();
+        adopt(&mut fresh, 1, "35238", "spip", None, "2020-01-01", &[5, 3]);
+        adopt(&mut fresh, 2, "35051", "spip", None, "2021-01-01", &[2]);
+        adopt(&mut fresh, 3, "35051", "wordpress", None, "2020-01-15", &[1]);
+        assert_eq!(fresh.category_prior(&web, 0.0, 0.0, today), h.category_prior(&web, 0.0, 0.0, today));
+        assert_eq!(h.category_prior(&web, 0.0, 0.0, today), 11.0 / 4.0);
+        // Nothing in a category: 3.
+        assert_eq!(h.category_prior(&Slug::parse("paie-rh").unwrap(), 0.0, 0.0, today), 3.0);
     }
 
     fn web() -> Slug {

@@ -38,7 +38,7 @@ pub struct Problem {
 Reads are public; writes need a bearer token (scopes `commune:{code}`, `epci:{siren}`, `admin`). Every error is `application/problem+json`."),
     paths(
         routes::health, routes::search_communes, routes::commune, routes::neighbours, routes::list_adoptions, routes::create_adoption,
-        routes::one_adoption, routes::create_feedback, routes::recommendations, routes::list_epcis, routes::epci, routes::pooled,
+        routes::one_adoption, routes::update_adoption, routes::create_feedback, routes::recommendations, routes::list_epcis, routes::epci, routes::pooled,
         pages::csv_export, pages::geojson_export, routes::categories, routes::products, routes::list_tokens, routes::create_token,
         routes::revoke_token, routes::metrics, openapi_json
     ),
@@ -61,7 +61,7 @@ impl Modify for Conventions {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("vsn_ + 64 hex").build()));
         for (path, item) in doc.paths.paths.iter_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
+            for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten() {
                 for (status, resp) in op.responses.responses.iter_mut() {
                     if status.starts_with('4') || status.starts_with('5') {
                         if let utoipa::openapi::RefOr::T(r) = resp {

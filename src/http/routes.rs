@@ -42,7 +42,13 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(create_adoption))
                 .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
         )
-        .service(get_only("/api/v1/communes/{code}/adoptions/{id}", web::get().to(one_adoption), web::head().to(one_adoption)))
+        .service(
+            web::resource("/api/v1/communes/{code}/adoptions/{id}")
+                .route(web::get().to(one_adoption))
+                .route(web::head().to(one_adoption))
+                .route(web::patch().to(update_adoption))
+                .default_service(web::to(|| not_allowed("GET, HEAD, PATCH"))),
+        )
         .service(get_only("/api/v1/communes", web::get().to(search_communes), web::head().to(search_communes)))
         .service(get_only("/api/v1/epcis", web::get().to(list_epcis), web::head().to(list_epcis)))
         .service(
@@ -586,6 +592,90 @@ pub(super) async fn create_adoption(w: CommuneWriter, s: State, req: HttpRequest
     r.headers_mut().insert(actix_web::http::header::LOCATION, location.parse().map_err(|_| Error::Storage("location header".into()))?);
     mark_replay(&mut r, replayed);
     Ok(r)
+}
+
+/// Body of `PATCH /api/v1/communes/{code}/adoptions/{id}`: the fields that may change. A field
+/// absent is left as it is; `null` clears it (`"until": null` puts the adoption back in
+/// service).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdoptionPatch {
+    /// Last day in service (the adoption ends), or `null`.
+    #[serde(default, with = "patch_field")]
+    #[schema(value_type = Option<NaiveDate>)]
+    until: Option<Option<NaiveDate>>,
+    /// End of the current contract, or `null`.
+    #[serde(default, with = "patch_field")]
+    #[schema(value_type = Option<NaiveDate>)]
+    contract_end: Option<Option<NaiveDate>>,
+    /// Workstations (0 to 100,000), or `null`.
+    #[serde(default, with = "patch_field")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100000)]
+    workstations: Option<Option<i64>>,
+}
+
+/// Absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+mod patch_field {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// Ends or corrects an adoption: `until` (the commune left the product), `contract_end`,
+/// `workstations`. The product, generation, category and start cannot change: record a new
+/// adoption instead. Same tokens as the other writes.
+#[utoipa::path(patch, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id")),
+    request_body = AdoptionPatch,
+    responses((status = 200, body = AdoptionOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn update_adoption(w: CommuneWriter, s: State, path: web::Path<(String, String)>, body: web::Json<JsonObject>) -> Res {
+    let CommuneWriter { principal, code } = w;
+    let id = adoption_id(&path.1)?;
+    let body = body.into_inner();
+    if let Some(k) = body.0.keys().find(|k| ["product", "generation", "category", "since"].contains(&k.as_str())) {
+        return Err(Error::Malformed(format!("{k} cannot change: record a new adoption (and end this one with until)")));
+    }
+    let patch: AdoptionPatch = object(body)?;
+    let st = s.clone();
+    let a = web::block(move || -> Result<Adoption, Error> {
+        let _guard = st.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = read_history(&st)
+            .adoption(id)
+            .filter(|a| a.commune == code)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))?;
+        if let Some(u) = patch.until {
+            a.until = u;
+        }
+        if let Some(c) = patch.contract_end {
+            a.contract_end = c;
+        }
+        if let Some(w) = patch.workstations {
+            a.workstations = w.map(|w| in_range("workstations", w, 0, 100_000)).transpose()?.map(|w| w as u32);
+        }
+        let new = NewAdoption::of(&a);
+        new.validate(&st.catalog, st.today())?;
+        new.check_duplicate_except(&read_history(&st), Some(id))?;
+        st.store.update_adoption(&a)?;
+        st.history.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
+        audit(&principal, "adoption.update", Some(&a.commune), a.id);
+        Ok(a)
+    })
+    .await
+    .map_err(|e| Error::Storage(e.to_string()))??;
+    let h = read_history(&s);
+    let today = s.today();
+    json(
+        StatusCode::OK,
+        &AdoptionOut {
+            adoption: &a,
+            active: a.active_on(today),
+            ratings: h.ratings(a.id, today),
+            feedback: h.feedback(a.id).iter().map(|f| FeedbackOut::with_comment(f, true)).collect(),
+        },
+    )
 }
 
 /// Marks a response that replays the first result of an idempotent request.
