@@ -520,3 +520,28 @@ async fn an_adoption_is_ended_or_corrected_with_patch() {
     let (adoptions, _) = app.state.store.load().unwrap();
     assert_eq!(adoptions[0].workstations, Some(3));
 }
+
+#[tokio::test]
+async fn a_pooled_option_is_supported_beyond_the_horizon() {
+    let app = spawn(true).await;
+    let (_, products) = get(&app, "/api/v1/catalog/products").await;
+    let eos = |p: &str, g: &str| -> Option<String> {
+        let p = products["products"].as_array().unwrap().iter().find(|x| x["id"] == p).unwrap();
+        p["generations"].as_array().unwrap().iter().find(|x| x["id"] == g).and_then(|x| x["end_of_support"].as_str().map(String::from))
+    };
+    let mut checked = 0;
+    for (siren, horizon, end) in [("243500139", 24, "2028-11-29"), ("242900314", 60, "2031-11-29")] {
+        let (s, pp) = get(&app, &format!("/api/v1/epcis/{siren}/pooled-purchases?horizon={horizon}")).await;
+        assert_eq!(s, 200);
+        for g in pp["groupements"].as_array().unwrap() {
+            let o = &g["option"];
+            if let (Some(p), Some(gn)) = (o["product"].as_str(), o["generation"].as_str())
+                && let Some(e) = eos(p, gn)
+            {
+                assert!(e.as_str() > end, "{siren}: option {p} {gn} ends {e}, within the horizon");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
+}

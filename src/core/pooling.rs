@@ -324,7 +324,14 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result
             })
             .collect();
         let (items, _) = score_candidates(ctx, &reach, None, &cat.slug, &HashSet::new(), &params);
-        let option = items.into_iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())));
+        // Nor an option whose support ends within the horizon: its users would need the next
+        // purchase before this one is over.
+        let horizon_end = ctx.today.checked_add_months(chrono::Months::new(horizon_months)).unwrap_or(NaiveDate::MAX);
+        let ends_in_horizon = |i: &crate::core::recommend::Recommendation| {
+            let g = ctx.catalog.product(&i.product).ok().and_then(|p| i.generation.as_ref().and_then(|g| p.generation(g)));
+            g.and_then(|g| g.end_of_support).is_some_and(|eos| eos <= horizon_end)
+        };
+        let option = items.into_iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i));
         let already_on: Vec<Member> = option
             .as_ref()
             .map(|o| {

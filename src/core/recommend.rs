@@ -825,7 +825,11 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
             format!("Changer pour {} ({p}) : meilleure option éprouvée à proximité.", name(o)),
         ),
         (Some(p), None, None) => match items.iter().find(|i| i.product == a.product) {
-            Some(n) => (Advice::Upgrade, Some((n.product.clone(), n.generation.clone())), format!("Passer à {} ({p}).", name(n))),
+            Some(n) => (
+                Advice::Upgrade,
+                Some((n.product.clone(), n.generation.clone())),
+                format!("Passer à {} ({p}) : pas encore éprouvée à proximité, mais seule option en service.", name(n)),
+            ),
             None => (Advice::NoProvenOption, None, format!("À remplacer ({p}), mais aucune option éprouvée n'est en service à proximité.")),
         },
     };
