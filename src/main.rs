@@ -272,9 +272,24 @@ fn run_eval(seed: u64, until: NaiveDate, cuts: &[NaiveDate], horizon_months: u32
 fn run_import(from: PathBuf, region: String, out: PathBuf, catalog: PathBuf) -> Result<(), Error> {
     let scope = if region == "all" { Scope::All } else { Scope::Region(region) };
     let opts = ImportOptions::new(from, scope, out.clone(), Some(catalog));
+    // One progress bar per step (hidden when standard error is not a terminal).
+    let mut bar: Option<(String, indicatif::ProgressBar)> = None;
+    let style = indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed}, ~{eta} left)")
+        .map_err(|e| Error::Data(format!("progress bar: {e}")))?
+        .progress_chars("=> ");
     let report = import::run(&opts, &mut |step, done, total| {
-        if done == total {
-            eprintln!("{step}: {done}/{total}");
+        if bar.as_ref().is_none_or(|(s, _)| s != step) {
+            if let Some((_, b)) = bar.take() {
+                b.finish();
+            }
+            let b = indicatif::ProgressBar::new(total).with_style(style.clone()).with_message(step.to_string());
+            bar = Some((step.to_string(), b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(done);
+            if done == total {
+                b.finish();
+            }
         }
     })?;
     println!(
