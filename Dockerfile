@@ -6,6 +6,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY catalog catalog
 COPY seeds seeds
+# (declared in Cargo.toml: cargo refuses a manifest whose bench target is missing)
+COPY benches benches
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim

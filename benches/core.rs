@@ -54,6 +54,34 @@ fn benches(c: &mut Criterion) {
         g.bench_function(format!("recommend/{name}"), |b| b.iter(&mut call));
         percentiles(&format!("recommend/{name}"), call);
     }
+    // The rotation of the HTTP benchmark (bench/reco.lua): 10 communes x 7 categories in turn.
+    let communes: Vec<InseeCode> =
+        ["35238", "29019", "56260", "22278", "35051", "29232", "56121", "22113", "35288", "29103"].iter().map(|c| InseeCode::parse(c).unwrap()).collect();
+    let categories: Vec<Slug> =
+        ["poste-de-travail", "etat-civil", "elections", "site-web", "finances", "paie-rh", "messagerie"].iter().map(|c| Slug::parse(c).unwrap()).collect();
+    let mut n = 0usize;
+    let mut call = || {
+        n += 1;
+        let ctx = Ctx::new(&territory, &catalog, &history, today);
+        black_box(recommend(&ctx, &communes[n % communes.len()], &categories[(n / communes.len()) % categories.len()], &params).unwrap());
+    };
+    g.bench_function("recommend/rotation-70", |b| b.iter(&mut call));
+    percentiles("recommend/rotation-70", call);
+    for cat in &categories {
+        let mut worst = (0.0, String::new());
+        for code in &communes {
+            let s = Instant::now();
+            for _ in 0..20 {
+                let ctx = Ctx::new(&territory, &catalog, &history, today);
+                black_box(recommend(&ctx, code, cat, &params).unwrap());
+            }
+            let us = s.elapsed().as_secs_f64() * 1e6 / 20.0;
+            if us > worst.0 {
+                worst = (us, code.to_string());
+            }
+        }
+        println!("SLOWEST {cat} {} {:.0}us", worst.1, worst.0);
+    }
     let rm = Siren::parse("243500139").unwrap(); // Rennes Métropole, 43 members
     let mut call = || {
         let ctx = Ctx::new(&territory, &catalog, &history, today);
