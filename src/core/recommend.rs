@@ -548,18 +548,27 @@ pub fn score_candidates(
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
     let mut groups: BTreeMap<Key, Vec<(Reach, &Adoption)>> = BTreeMap::new();
-    let mut ended: HashMap<Key, (usize, usize)> = HashMap::new();
     for r in reach {
         let code = ctx.territory.commune(r.idx).code;
-        for a in ctx.history.of_commune(&code).filter(|a| &a.category == category && a.since <= ctx.today) {
-            let key = (a.product.clone(), a.generation.clone());
-            if a.active_on(ctx.today) {
-                groups.entry(key).or_default().push((*r, a));
-            } else {
-                let e = ended.entry(key).or_default();
-                e.0 += 1;
-                if ctx.history.abandoned_by(a, ctx.today) {
-                    e.1 += 1;
+        for a in ctx.history.of_commune(&code).filter(|a| &a.category == category && a.since <= ctx.today && a.active_on(ctx.today)) {
+            groups.entry((a.product.clone(), a.generation.clone())).or_default().push((*r, a));
+        }
+    }
+    groups.retain(|k, _| !skip.contains(k));
+    // Ended adoptions, only of the candidates (the abandonment check reads the commune's later
+    // adoptions: not worth doing for generations that cannot be proposed).
+    let mut ended: HashMap<Key, (usize, usize)> = HashMap::new();
+    if !groups.is_empty() {
+        for r in reach {
+            let code = ctx.territory.commune(r.idx).code;
+            for a in ctx.history.of_commune(&code).filter(|a| &a.category == category && a.since <= ctx.today && !a.active_on(ctx.today)) {
+                let key = (a.product.clone(), a.generation.clone());
+                if groups.contains_key(&key) {
+                    let e = ended.entry(key).or_default();
+                    e.0 += 1;
+                    if ctx.history.abandoned_by(a, ctx.today) {
+                        e.1 += 1;
+                    }
                 }
             }
         }
