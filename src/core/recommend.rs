@@ -554,7 +554,24 @@ pub fn score_candidates(
             groups.entry((a.product.clone(), a.generation.clone())).or_default().push((*r, a));
         }
     }
-    groups.retain(|k, _| !skip.contains(k));
+    // Generations that cannot be proposed are dropped before the costly part: what the
+    // commune runs, unknown products, older generations of a product it runs (no downgrade),
+    // and excluded generations (kept, with the reason, in `excluded`).
+    let running_order: HashMap<&Slug, u32> = skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (&k.0, g.order))).collect();
+    let mut excluded = Vec::new();
+    groups.retain(|key, _| {
+        let Some((_, generation)) = gen_of(ctx.catalog, key) else { return false };
+        if skip.contains(key) || matches!((running_order.get(&key.0), generation), (Some(&o), Some(g)) if g.order < o) {
+            return false;
+        }
+        match generation.and_then(|g| exclusion(ctx, category, g, population, params)) {
+            Some(why) => {
+                excluded.push(Excluded { product: key.0.clone(), generation: key.1.clone(), why });
+                false
+            }
+            None => true,
+        }
+    });
     // Ended adoptions, only of the candidates (the abandonment check reads the commune's later
     // adoptions: not worth doing for generations that cannot be proposed).
     let mut ended: HashMap<Key, (usize, usize)> = HashMap::new();
@@ -575,24 +592,8 @@ pub fn score_candidates(
     }
     let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
     let mut items = Vec::new();
-    let mut excluded = Vec::new();
-    // Orders of the generations the asking commune runs, per product: older ones are never
-    // recommended (no downgrade).
-    let running_order: HashMap<&Slug, u32> = skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (&k.0, g.order))).collect();
     for (key, adopters) in groups {
-        if skip.contains(&key) {
-            continue;
-        }
         let Some((product, generation)) = gen_of(ctx.catalog, &key) else { continue };
-        if let (Some(&o), Some(g)) = (running_order.get(&key.0), generation)
-            && g.order < o
-        {
-            continue;
-        }
-        if let Some(why) = generation.and_then(|g| exclusion(ctx, category, g, population, params)) {
-            excluded.push(Excluded { product: key.0.clone(), generation: key.1.clone(), why });
-            continue;
-        }
         let (mut sk, mut skm, mut sw, mut swq) = (0.0, 0.0, 0.0, 0.0);
         let mut long = 0usize;
         let mut starts = Vec::new();
