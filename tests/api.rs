@@ -545,3 +545,27 @@ async fn a_pooled_option_is_supported_beyond_the_horizon() {
     }
     assert!(checked > 0);
 }
+
+#[tokio::test]
+async fn a_write_is_seen_by_the_next_recommendation() {
+    let app = spawn(false).await;
+    let url = "/api/v1/communes/35238/recommendations?category=elections";
+    let (_, before) = get(&app, url).await;
+    assert!(before["items"].as_array().unwrap().is_empty());
+    let (_, again) = get(&app, url).await; // served from the answer cache
+    assert_eq!(again, before);
+    // Cesson-Sévigné, a neighbour, records openElec: the next answer for Rennes shows it.
+    let (s, _) = post(&app, "/api/v1/communes/35051/adoptions", &json!({"product": "openelec", "since": "2019-03-01"})).await;
+    assert_eq!(s, 201);
+    let (_, after) = get(&app, url).await;
+    assert_eq!(after["items"][0]["product"], "openelec");
+    // Ending it with PATCH removes it again.
+    let id = app.state.store.load().unwrap().0[0].id;
+    let r = app.client.patch(app.url(&format!("/api/v1/communes/35051/adoptions/{id}"))).json(&json!({"until": "2024-01-01"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, ended) = get(&app, url).await;
+    assert!(ended["items"].as_array().unwrap().is_empty(), "{ended}");
+    // Other parameters are other answers.
+    let (_, tuned) = get(&app, &format!("{url}&hops=1")).await;
+    assert_eq!(tuned["params"]["hops"], 1);
+}

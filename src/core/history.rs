@@ -355,6 +355,7 @@ pub struct History {
     by_category: HashMap<Slug, Vec<usize>>,
     feedback: HashMap<u64, Vec<Feedback>>,
     n_feedback: usize,
+    version: u64,
     /// Category priors already computed, kept up to date as feedback arrives (see
     /// [`History::category_prior`]).
     priors: std::sync::Mutex<HashMap<PriorKey, PriorSums>>,
@@ -363,6 +364,7 @@ pub struct History {
 impl History {
     /// Adds (or replaces, same id) an adoption.
     pub fn add_adoption(&mut self, a: Adoption) {
+        self.version += 1;
         if let Some(&i) = self.by_id.get(&a.id) {
             self.adoptions[i] = a;
             return;
@@ -390,6 +392,13 @@ impl History {
         }
         v.push(f);
         self.n_feedback += 1;
+        self.version += 1;
+    }
+
+    /// Number of changes applied so far (adoptions added or replaced, feedback added): an
+    /// answer computed at one version is still right while the version has not moved.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Category prior: the mean quality ([`quality_of`]) of every feedback record of the

@@ -52,7 +52,23 @@ pub struct AppState {
     pub write_lock: std::sync::Mutex<()>,
     /// Request counts and latencies (Prometheus, `GET /metrics`).
     pub metrics: metrics::Metrics,
+    /// Recommendation answers already serialised, by commune, category and parameters; each
+    /// is served while the history's version and the date are those it was computed at.
+    pub answers: std::sync::Mutex<std::collections::HashMap<String, CachedAnswer>>,
 }
+
+/// A serialised recommendation answer and what it was computed from.
+pub struct CachedAnswer {
+    /// [`History::version`] at the time.
+    pub version: u64,
+    /// Reference date at the time.
+    pub today: NaiveDate,
+    /// The JSON body.
+    pub body: web::Bytes,
+}
+
+/// Most answers kept; past that the cache starts again (parameters come from requests).
+pub const MAX_CACHED_ANSWERS: usize = 20_000;
 
 impl AppState {
     /// Builds the state, loading every adoption and feedback record of the store into memory.
@@ -74,6 +90,7 @@ impl AppState {
             shapes,
             write_lock: std::sync::Mutex::new(()),
             metrics: metrics::Metrics::new(),
+            answers: Default::default(),
         })
     }
 

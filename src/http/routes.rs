@@ -791,9 +791,25 @@ pub(super) async fn recommendations(s: State, path: web::Path<String>, q: web::Q
         }
         params.set(name, &q[name])?;
     }
+    // Answers are cached until the next write (or the next day): reads far outnumber writes.
+    let key = format!("{code}\n{category}\n{}", serde_json::to_string(&params).unwrap_or_default());
     let h = read_history(&s);
-    let answer = recommend(&ctx(&s, &h), &code, &category, &params)?;
-    json(StatusCode::OK, &answer)
+    let (version, today) = (h.version(), s.today());
+    let cached = s.answers.lock().unwrap_or_else(|p| p.into_inner()).get(&key).filter(|c| c.version == version && c.today == today).map(|c| c.body.clone());
+    let body = match cached {
+        Some(b) => b,
+        None => {
+            let answer = recommend(&ctx(&s, &h), &code, &category, &params)?;
+            let body = web::Bytes::from(serde_json::to_vec(&answer).map_err(|e| Error::Storage(format!("serialising the response: {e}")))?);
+            let mut cache = s.answers.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= super::MAX_CACHED_ANSWERS {
+                cache.clear();
+            }
+            cache.insert(key, super::CachedAnswer { version, today, body: body.clone() });
+            body
+        }
+    };
+    Ok(HttpResponse::Ok().insert_header(actix_web::http::header::ContentType::json()).body(body))
 }
 
 /// Answer of `GET /api/v1/epcis/{siren}`.
