@@ -532,46 +532,6 @@ pub fn exclusion(ctx: &Ctx, category: &Slug, g: &Generation, population: Option<
     None
 }
 
-/// Orders of the generations the asking commune runs, per product: older ones are never
-/// recommended (no downgrade).
-fn running_orders<'k>(ctx: &Ctx, skip: &'k HashSet<Key>) -> HashMap<&'k Slug, u32> {
-    skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (&k.0, g.order))).collect()
-}
-
-/// Whether a generation in service can be proposed: `None` when it is silently left out (what
-/// the commune runs, an unknown product, an older generation of a product it runs),
-/// `Some(Err(why))` when it is excluded for a reason shown to the user, `Some(Ok(()))` when
-/// it is a candidate.
-fn proposable(
-    ctx: &Ctx,
-    key: &Key,
-    skip: &HashSet<Key>,
-    running_order: &HashMap<&Slug, u32>,
-    category: &Slug,
-    population: Option<u32>,
-    params: &Params,
-) -> Option<Result<(), String>> {
-    let (_, generation) = gen_of(ctx.catalog, key)?;
-    if skip.contains(key) || matches!((running_order.get(&key.0), generation), (Some(&o), Some(g)) if g.order < o) {
-        return None;
-    }
-    Some(match generation.and_then(|g| exclusion(ctx, category, g, population, params)) {
-        Some(why) => Err(why),
-        None => Ok(()),
-    })
-}
-
-/// Whether any generation in service anywhere in the history can be proposed to this commune
-/// (read from the category index, without building any neighbourhood).
-fn any_candidate(ctx: &Ctx, category: &Slug, skip: &HashSet<Key>, population: Option<u32>, params: &Params) -> bool {
-    let running_order = running_orders(ctx, skip);
-    let mut seen: HashSet<Key> = HashSet::new();
-    ctx.history.in_category(category).filter(|a| a.since <= ctx.today && a.active_on(ctx.today)).any(|a| {
-        let key = (a.product.clone(), a.generation.clone());
-        seen.insert(key.clone()) && matches!(proposable(ctx, &key, skip, &running_order, category, population, params), Some(Ok(())))
-    })
-}
-
 /// Scores every generation in service in `reach` for `category`, leaving out `skip` (what the
 /// asking commune runs; other generations of those products get the continuity bonus) and
 /// what [`exclusion`] rejects. Returns (ranked items, excluded). Used by [`recommend`] and
@@ -597,15 +557,20 @@ pub fn score_candidates(
     // Generations that cannot be proposed are dropped before the costly part: what the
     // commune runs, unknown products, older generations of a product it runs (no downgrade),
     // and excluded generations (kept, with the reason, in `excluded`).
-    let running_order = running_orders(ctx, skip);
+    let running_order: HashMap<&Slug, u32> = skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (&k.0, g.order))).collect();
     let mut excluded = Vec::new();
-    groups.retain(|key, _| match proposable(ctx, key, skip, &running_order, category, population, params) {
-        Some(Ok(())) => true,
-        Some(Err(why)) => {
-            excluded.push(Excluded { product: key.0.clone(), generation: key.1.clone(), why });
-            false
+    groups.retain(|key, _| {
+        let Some((_, generation)) = gen_of(ctx.catalog, key) else { return false };
+        if skip.contains(key) || matches!((running_order.get(&key.0), generation), (Some(&o), Some(g)) if g.order < o) {
+            return false;
         }
-        None => false,
+        match generation.and_then(|g| exclusion(ctx, category, g, population, params)) {
+            Some(why) => {
+                excluded.push(Excluded { product: key.0.clone(), generation: key.1.clone(), why });
+                false
+            }
+            None => true,
+        }
     });
     // Ended adoptions, only of the candidates (the abandonment check reads the commune's later
     // adoptions: not worth doing for generations that cannot be proposed).
@@ -902,14 +867,8 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     let running: Vec<&Adoption> = ctx.history.active(commune, category, ctx.today).collect();
     let skip: HashSet<Key> = running.iter().map(|a| (a.product.clone(), a.generation.clone())).collect();
     let isolated = !ctx.territory.has_border_neighbour(idx);
-    // When nothing can be proposed anywhere, every narrower step would find nothing: go
-    // straight to the territory (same answer, one scoring pass instead of five).
-    let steps: &[Step] = if any_candidate(ctx, category, &skip, Some(c.population), params) {
-        &[Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory]
-    } else {
-        &[Step::Territory]
-    };
-    for &step in steps {
+    let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
+    for step in steps {
         let (reach, radius) = reach_at(ctx.territory, idx, step, params);
         let (mut items, excluded) = score_candidates(ctx, &reach, Some(c.population), category, &skip, params);
         let found = !items.is_empty();
