@@ -544,6 +544,12 @@ async fn a_pooled_option_is_supported_beyond_the_horizon() {
         }
     }
     assert!(checked > 0);
+    // Quimper already runs the newest Windows: nothing else can be proposed, so the search
+    // widens to the whole territory and says so.
+    let (_, q) = get(&app, "/api/v1/communes/29232/recommendations?category=poste-de-travail").await;
+    assert_eq!((q["scope"]["step"].as_str(), q["scope"]["communes_considered"].as_u64()), (Some("territory"), Some(1201)));
+    assert!(q["items"].as_array().unwrap().is_empty());
+    assert_eq!(q["current"][0]["advice"], "stay");
 }
 
 #[tokio::test]
