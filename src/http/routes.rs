@@ -553,7 +553,6 @@ pub(super) async fn create_adoption(w: CommuneWriter, s: State, req: HttpRequest
     let product = Slug::parse(&body.product)?;
     let generation = body.generation.as_deref().map(GenerationId::parse).transpose()?;
     let category = body.category.as_deref().map(Slug::parse).transpose()?;
-    s.territory.find(&code)?;
     let p = s.catalog.product(&product)?;
     let category = match category {
         Some(c) => {
