@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -78,15 +79,16 @@ impl Siren {
 }
 
 /// A slug: 1 to 64 characters among `a-z`, `0-9` and `-`, used for category and product ids
-/// (`etat-civil`, `libreoffice`).
+/// (`etat-civil`, `libreoffice`). Shared text (`Arc<str>`, 16 bytes): clones are cheap and the
+/// in-memory history keeps one copy of each distinct slug (see `History`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Slug(String);
+pub struct Slug(Arc<str>);
 
 impl Slug {
     /// Parses a slug; `Err(Error::Malformed)` otherwise.
     pub fn parse(s: &str) -> Result<Self, Error> {
         let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
-        if ok { Ok(Slug(s.to_string())) } else { Err(Error::Malformed(format!("'{}' is not an identifier (a-z, 0-9, '-', at most 64)", truncate(s, 40)))) }
+        if ok { Ok(Slug(Arc::from(s))) } else { Err(Error::Malformed(format!("'{}' is not an identifier (a-z, 0-9, '-', at most 64)", truncate(s, 40)))) }
     }
 
     /// The slug as text.
@@ -97,9 +99,9 @@ impl Slug {
 
 /// A product generation identifier within its product: 1 to 64 characters among ASCII letters,
 /// digits, space and `. _ - + ( ) /`, not starting or ending with a space (`24.8`,
-/// `11-24h2-w`, `ftth`, `5 (2024)`).
+/// `11-24h2-w`, `ftth`, `5 (2024)`). Shared text, like [`Slug`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GenerationId(String);
+pub struct GenerationId(Arc<str>);
 
 impl GenerationId {
     /// Parses a generation id; `Err(Error::Malformed)` when empty, longer than 64 characters,
@@ -107,7 +109,7 @@ impl GenerationId {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let ok = !s.is_empty() && s.len() <= 64 && s.trim() == s && s.bytes().all(|c| c.is_ascii_alphanumeric() || b" ._-+()/".contains(&c));
         if ok {
-            Ok(GenerationId(s.to_string()))
+            Ok(GenerationId(Arc::from(s)))
         } else {
             Err(Error::Malformed(format!("'{}' is not a generation id (1 to 64 printable characters)", truncate(s, 40))))
         }

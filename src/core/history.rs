@@ -4,7 +4,7 @@
 //! The store is the durable source; this index is rebuilt from it at start and updated after
 //! each acknowledged write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -347,13 +347,22 @@ struct PriorSums {
 }
 
 /// All adoptions and feedback, indexed for the recommender.
+///
+/// Layout (measured in `BENCHMARKS.md`): adoptions in one `Vec` in insertion order, each with its
+/// category, product and generation as shared text interned here (one copy of each distinct
+/// slug, 16-byte handles in the records); indexes by id, commune and category hold `u32`
+/// positions into that `Vec`, not copies; feedback sits in a `Vec` per adoption at the same
+/// position.
 #[derive(Debug, Default)]
 pub struct History {
     adoptions: Vec<Adoption>,
-    by_id: HashMap<u64, usize>,
-    by_commune: HashMap<InseeCode, Vec<usize>>,
-    by_category: HashMap<Slug, Vec<usize>>,
-    feedback: HashMap<u64, Vec<Feedback>>,
+    by_id: HashMap<u64, u32>,
+    by_commune: HashMap<InseeCode, Vec<u32>>,
+    by_category: HashMap<Slug, Vec<u32>>,
+    /// Feedback per adoption, at the adoption's position.
+    feedback: Vec<Vec<Feedback>>,
+    slugs: HashSet<Slug>,
+    generations: HashSet<GenerationId>,
     n_feedback: usize,
     version: u64,
     /// Category priors already computed, kept up to date as feedback arrives (see
@@ -361,29 +370,47 @@ pub struct History {
     priors: std::sync::Mutex<HashMap<PriorKey, PriorSums>>,
 }
 
+fn intern<T: Clone + Eq + std::hash::Hash>(set: &mut HashSet<T>, v: &mut T) {
+    match set.get(v) {
+        Some(known) => *v = known.clone(),
+        None => {
+            set.insert(v.clone());
+        }
+    }
+}
+
 impl History {
     /// Adds (or replaces, same id) an adoption.
-    pub fn add_adoption(&mut self, a: Adoption) {
+    pub fn add_adoption(&mut self, mut a: Adoption) {
         self.version += 1;
+        intern(&mut self.slugs, &mut a.category);
+        intern(&mut self.slugs, &mut a.product);
+        if let Some(g) = a.generation.as_mut() {
+            intern(&mut self.generations, g);
+        }
         if let Some(&i) = self.by_id.get(&a.id) {
-            self.adoptions[i] = a;
+            self.adoptions[i as usize] = a;
             return;
         }
-        let i = self.adoptions.len();
+        let i = u32::try_from(self.adoptions.len()).expect("fewer than 2^32 adoptions");
         self.by_id.insert(a.id, i);
         self.by_commune.entry(a.commune).or_default().push(i);
         self.by_category.entry(a.category.clone()).or_default().push(i);
         self.adoptions.push(a);
+        self.feedback.push(Vec::new());
     }
 
-    /// Adds a feedback record (ignored if one with the same id is already there). Cached
-    /// category priors that cover its date take it in.
+    /// Adds a feedback record (ignored if one with the same id is already there, or if its
+    /// adoption is unknown: the store only holds feedback on stored adoptions). Cached category
+    /// priors that cover its date take it in.
     pub fn add_feedback(&mut self, f: Feedback) {
-        let v = self.feedback.entry(f.adoption_id).or_default();
+        let Some(&i) = self.by_id.get(&f.adoption_id) else { return };
+        let v = &mut self.feedback[i as usize];
         if v.iter().any(|g| g.id == f.id) {
             return;
         }
-        if let Some(category) = self.by_id.get(&f.adoption_id).map(|&i| &self.adoptions[i].category) {
+        let category = &self.adoptions[i as usize].category;
+        {
             let mut priors = self.priors.lock().unwrap_or_else(|e| e.into_inner());
             for (k, p) in priors.iter_mut().filter(|(k, _)| &k.category == category && f.date <= k.today) {
                 p.sum += quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty));
@@ -393,6 +420,15 @@ impl History {
         v.push(f);
         self.n_feedback += 1;
         self.version += 1;
+    }
+
+    /// Gives back the spare capacity of the vectors (after a bulk load).
+    pub fn shrink_to_fit(&mut self) {
+        self.adoptions.shrink_to_fit();
+        self.feedback.iter_mut().for_each(Vec::shrink_to_fit);
+        self.feedback.shrink_to_fit();
+        self.by_commune.values_mut().for_each(Vec::shrink_to_fit);
+        self.by_category.values_mut().for_each(Vec::shrink_to_fit);
     }
 
     /// Number of changes applied so far (adoptions added or replaced, feedback added): an
@@ -430,7 +466,7 @@ impl History {
 
     /// An adoption by id.
     pub fn adoption(&self, id: u64) -> Option<&Adoption> {
-        self.by_id.get(&id).map(|&i| &self.adoptions[i])
+        self.by_id.get(&id).map(|&i| &self.adoptions[i as usize])
     }
 
     /// All adoptions, in insertion order.
@@ -441,13 +477,13 @@ impl History {
     /// A commune's adoptions, oldest first.
     pub fn of_commune<'a>(&'a self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
         let v = self.by_commune.get(code);
-        v.into_iter().flatten().map(|&i| &self.adoptions[i])
+        v.into_iter().flatten().map(|&i| &self.adoptions[i as usize])
     }
 
     /// All adoptions in a category, in insertion order.
     pub fn in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
         let v = self.by_category.get(category);
-        v.into_iter().flatten().map(|&i| &self.adoptions[i])
+        v.into_iter().flatten().map(|&i| &self.adoptions[i as usize])
     }
 
     /// Whether an adoption ended on or before `date` by leaving the product: it has an `until`
@@ -466,7 +502,7 @@ impl History {
 
     /// Feedback on an adoption, in insertion order.
     pub fn feedback(&self, adoption_id: u64) -> &[Feedback] {
-        self.feedback.get(&adoption_id).map(Vec::as_slice).unwrap_or(&[])
+        self.by_id.get(&adoption_id).map_or(&[], |&i| self.feedback[i as usize].as_slice())
     }
 
     /// Number of feedback records.
@@ -489,5 +525,74 @@ impl History {
             r.mean_support /= f64::from(r.n);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adoption(id: u64, commune: &str, product: &str) -> Adoption {
+        Adoption {
+            id,
+            commune: InseeCode::parse(commune).unwrap(),
+            category: Slug::parse("copieur").unwrap(),
+            product: Slug::parse(product).unwrap(),
+            generation: Some(GenerationId::parse("2024").unwrap()),
+            since: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+            until: None,
+            contract_end: None,
+            workstations: None,
+            simulated: true,
+        }
+    }
+
+    fn feedback(id: u64, adoption_id: u64, reliability: u8) -> Feedback {
+        Feedback {
+            id,
+            adoption_id,
+            date: NaiveDate::from_ymd_opt(2021, 1, 1).unwrap(),
+            reliability,
+            incidents: 0,
+            downtime_hours: 0.0,
+            support: 4,
+            comment: None,
+            simulated: true,
+        }
+    }
+
+    #[test]
+    fn slugs_are_stored_once() {
+        let mut h = History::default();
+        h.add_adoption(adoption(1, "29019", "copieur-a"));
+        h.add_adoption(adoption(2, "29232", "copieur-a"));
+        let (a, b) = (h.adoption(1).unwrap(), h.adoption(2).unwrap());
+        // Separately parsed, the same text now shares one allocation.
+        assert!(std::ptr::eq(a.product.as_str().as_ptr(), b.product.as_str().as_ptr()));
+        assert!(std::ptr::eq(a.category.as_str().as_ptr(), b.category.as_str().as_ptr()));
+        let (ga, gb) = (a.generation.as_ref().unwrap(), b.generation.as_ref().unwrap());
+        assert!(std::ptr::eq(ga.as_str().as_ptr(), gb.as_str().as_ptr()));
+    }
+
+    #[test]
+    fn feedback_follows_its_adoption_and_replacement_keeps_it() {
+        let mut h = History::default();
+        h.add_adoption(adoption(1, "29019", "copieur-a"));
+        h.add_adoption(adoption(2, "29232", "copieur-b"));
+        h.add_feedback(feedback(10, 2, 5));
+        h.add_feedback(feedback(11, 2, 3));
+        h.add_feedback(feedback(11, 2, 3)); // same id: ignored
+        h.add_feedback(feedback(12, 99, 1)); // unknown adoption: ignored
+        assert_eq!(h.feedback_count(), 2);
+        assert_eq!(h.feedback(2).iter().map(|f| f.id).collect::<Vec<_>>(), vec![10, 11]);
+        assert!(h.feedback(1).is_empty());
+        assert!(h.feedback(99).is_empty());
+        let mut ended = adoption(2, "29232", "copieur-b");
+        ended.until = NaiveDate::from_ymd_opt(2022, 1, 1);
+        h.add_adoption(ended.clone());
+        assert_eq!(h.adoptions().len(), 2);
+        assert_eq!(h.adoption(2), Some(&ended));
+        assert_eq!(h.ratings(2, NaiveDate::from_ymd_opt(2023, 1, 1).unwrap()).mean_reliability, 4.0);
+        assert_eq!(h.of_commune(&InseeCode::parse("29232").unwrap()).count(), 1);
     }
 }

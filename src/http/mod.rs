@@ -73,14 +73,7 @@ pub const MAX_CACHED_ANSWERS: usize = 20_000;
 impl AppState {
     /// Builds the state, loading every adoption and feedback record of the store into memory.
     pub fn new(territory: Territory, catalog: Catalog, store: Store, shapes: crate::core::map::Shapes, today: Option<NaiveDate>) -> Result<Self, Error> {
-        let (adoptions, feedback) = store.load()?;
-        let mut h = History::default();
-        for a in adoptions {
-            h.add_adoption(a);
-        }
-        for f in feedback {
-            h.add_feedback(f);
-        }
+        let h = store.load_history()?;
         Ok(AppState {
             territory,
             catalog,
