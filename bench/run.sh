@@ -1,45 +1,82 @@
 #!/usr/bin/env bash
-# Reproduces the figures of BENCHMARKS.md on this machine (Brittany scale):
-#  1. in-process: criterion on recommend() and the pooled purchases (cargo bench --bench core);
+# Reproduces the figures of BENCHMARKS.md on this machine.
+#
+#   bench/run.sh [SECONDS]             Brittany scale (the embedded seeds), about 8 minutes
+#   bench/run.sh --national [SECONDS]  national scale, about 25 minutes the first time (needs
+#                                      ../shared/data; keeps the national seeds and store under
+#                                      target/bench-national for the next runs)
+#
+# Each run:
+#  1. start: cold start to ready with the demo history loaded into an empty store (peak RSS),
+#     then start to ready on that store (RSS);
 #  2. HTTP on loopback with keep-alive (wrk, Debian package): /health and the recommendation
-#     endpoint on the same server in the same run, and their ratio;
-#  3. cold start to ready on a store holding the demo history;
-#  4. durable feedback writes per second with 1, 16 and 64 concurrent connections.
-# Usage: bench/run.sh [SECONDS per HTTP run, default 15]. Needs wrk and curl.
+#     endpoint on the same server in the same run, and their ratio, with the answer cache warm
+#     and with every request uncached;
+#  3. durable feedback writes per second with 1, 16 and 64 concurrent connections;
+#  4. in-process: criterion on recommend() and the pooled purchases (cargo bench --bench core);
+#  5. the PostgreSQL peer (bench/peer.sh): same top 3 on a sample, and the time ratio.
+# SECONDS is the length of each HTTP run (default 15). Needs wrk, curl and PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+national=0
+if [ "${1:-}" = "--national" ]; then national=1; shift; fi
 secs=${1:-15}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release --locked
 bin=${CARGO_TARGET_DIR:-target}/release/voisinage
 echo "== machine"; nproc; grep -m1 'model name' /proc/cpuinfo || true; free -g | head -2
-echo "== in-process (criterion)"
-cargo bench --locked --bench core 2>&1 | grep -E '^LATENCY|time:|^brittany' || true
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-token=$("$bin" token create --scope commune:35238 --data-dir "$work/data" 2>/dev/null)
+pid=""
+trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+if [ "$national" = 1 ]; then
+  nat=${CARGO_TARGET_DIR:-target}/bench-national
+  seeds_args=(--seeds "$nat/seeds")
+  data="$nat/data"
+  communes="75056 69123 13055 31555 33063 23008 35238 29232 67482 59350"
+  if [ ! -f "$nat/seeds/communes.csv" ]; then
+    echo "== national import"
+    /usr/bin/time -f "import: %e s wall, peak RSS %M kB" "$bin" import --from ../shared/data --region all --out "$nat/seeds"
+  fi
+else
+  seeds_args=()
+  data="$work/data"
+  communes="35238 29019 56260 22278 35051 29232 56121 22113 35288 29103"
+fi
+token=$("$bin" token create --scope commune:35238 --data-dir "$data" "${seeds_args[@]}" 2>/dev/null)
+# Starts the service (arguments added), waits until /health answers, prints the time taken.
 start() {
   : >"$work/serve.log"
-  RUST_LOG=warn,voisinage=info,voisinage::http=warn "$bin" serve "$@" --bind 127.0.0.1:0 --data-dir "$work/data" 2>"$work/serve.log" &
+  RUST_LOG=warn,voisinage=info,voisinage::http=warn "$bin" serve "$@" "${seeds_args[@]}" --bind 127.0.0.1:0 --data-dir "$data" 2>"$work/serve.log" &
   pid=$!
   t0=$(date +%s.%N)
   addr=""
-  while [ -z "$addr" ]; do addr=$(grep -o 'address=[0-9.:]*' "$work/serve.log" | head -1 | cut -d= -f2 || true); sleep 0.05; done
+  while [ -z "$addr" ]; do
+    addr=$(grep -o 'address=[0-9.:]*' "$work/serve.log" | head -1 | cut -d= -f2 || true)
+    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+    sleep 0.05
+  done
   until curl -sf "http://$addr/health" >/dev/null; do sleep 0.05; done
-  echo "ready after $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s ($*)"
+  echo "ready after $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s ($*); RSS $(awk '/VmRSS/{print $2}' "/proc/$pid/status") kB, peak $(awk '/VmHWM/{print $2}' "/proc/$pid/status") kB"
 }
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 echo "== start"
 start --demo --demo-until 2026-11-29
-kill "$pid"; wait "$pid" 2>/dev/null || true
+grep -o 'demo history loaded.*' "$work/serve.log" || echo "(store already held the demo history)"
+stop
 start
-rss=$(awk '/VmRSS/{print $2}' "/proc/$pid/status"); echo "RSS when ready: $rss kB"
 base="http://$addr"
-echo "== HTTP, 2 threads, 32 connections, $secs s each"
+curl -sf "$base/metrics" | grep -E '^voisinage_(store_bytes|adoptions|feedback) '
+echo "== HTTP, 2 threads, 32 connections, $secs s each; communes: $communes"
+export COMMUNES=$communes
 wrk -t2 -c32 -d5s "$base/health" >/dev/null
-health=$(wrk -t2 -c32 -d"${secs}s" --latency -s bench/plain.lua "$base/health" | grep '^RESULT'); echo "health:          $health"
-reco=$(wrk -t2 -c32 -d"${secs}s" --latency -s bench/reco.lua "$base" | grep '^RESULT'); echo "recommendations: $reco"
 rps() { sed -E 's/.* rps=([0-9.]+).*/\1/' <<<"$1"; }
-echo "ratio recommendation/health: $(python3 -c "print(round($(rps "$reco") / $(rps "$health"), 2))")"
+for round in cached uncached; do
+  [ "$round" = uncached ] && export UNCACHED=1
+  health=$(wrk -t2 -c32 -d"${secs}s" --latency -s bench/plain.lua "$base/health" | grep '^RESULT'); echo "health:                     $health"
+  reco=$(wrk -t2 -c32 -d"${secs}s" --latency -s bench/reco.lua "$base" | grep '^RESULT'); echo "recommendations ($round): $reco"
+  echo "ratio recommendation/health ($round): $(python3 -c "print(round($(rps "$reco") / $(rps "$health"), 2))")"
+done
+unset UNCACHED
 echo "== durable feedback writes"
 id=$(curl -sf -X POST "$base/api/v1/communes/35238/adoptions" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
   -d '{"product": "openelec", "since": "2019-03-01"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
@@ -48,4 +85,18 @@ for c in 1 16 64; do
   t=$([ "$c" -lt 2 ] && echo 1 || echo 2)
   echo "$c connections: $(wrk -t"$t" -c"$c" -d"${secs}s" --latency -s bench/feedback.lua "$base" | grep '^RESULT')"
 done
-curl -sf "$base/metrics" | grep -E '^voisinage_(store_bytes|feedback) '
+curl -sf "$base/metrics" | grep -E '^voisinage_store_bytes '
+stop
+echo "== in-process (criterion)"
+if [ "$national" = 1 ]; then
+  export VOISINAGE_BENCH_NATIONAL_SEEDS=$nat/seeds VOISINAGE_BENCH_NATIONAL_STORE=$data
+  cargo bench --locked --bench core -- national 2>&1 | grep -E '^LATENCY national|^national' || true
+else
+  cargo bench --locked --bench core -- brittany 2>&1 | grep -E '^LATENCY|^SLOWEST|time:|^brittany' || true
+fi
+echo "== PostgreSQL peer"
+if [ "$national" = 1 ]; then
+  bench/peer.sh --seeds "$nat/seeds" --data-dir "$data" --sample 24
+else
+  bench/peer.sh --sample 60
+fi

@@ -18,11 +18,15 @@ use voisinage::core::recommend::{Ctx, Params, recommend};
 use voisinage::core::simulate::{SimParams, simulate};
 use voisinage::seeds;
 
-fn percentiles(name: &str, mut f: impl FnMut()) {
-    for _ in 0..50 {
+fn percentiles(name: &str, f: impl FnMut()) {
+    percentiles_n(name, 2000, f)
+}
+
+fn percentiles_n(name: &str, n: usize, mut f: impl FnMut()) {
+    for _ in 0..n.min(50) {
         f();
     }
-    let mut t: Vec<f64> = (0..2000)
+    let mut t: Vec<f64> = (0..n)
         .map(|_| {
             let s = Instant::now();
             f();
@@ -93,5 +97,49 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(core_benches, benches);
+/// National scale, when `VOISINAGE_BENCH_NATIONAL_SEEDS` (seeds folder of `voisinage import
+/// --region all`) and `VOISINAGE_BENCH_NATIONAL_STORE` (a data folder where `serve --demo` loaded
+/// the national demo history) are set; skipped otherwise (see bench/run.sh --national).
+fn national(c: &mut Criterion) {
+    let (Some(seeds_dir), Some(store_dir)) = (std::env::var_os("VOISINAGE_BENCH_NATIONAL_SEEDS"), std::env::var_os("VOISINAGE_BENCH_NATIONAL_STORE")) else {
+        println!("national benchmarks skipped (VOISINAGE_BENCH_NATIONAL_SEEDS and VOISINAGE_BENCH_NATIONAL_STORE not set)");
+        return;
+    };
+    let territory = seeds::territory_from_dir(std::path::Path::new(&seeds_dir)).unwrap();
+    let catalog = seeds::catalog().unwrap();
+    let history = voisinage::store::Store::open(std::path::Path::new(&store_dir)).unwrap().load_history().unwrap();
+    println!("national: {} communes, {} adoptions, {} feedback records", territory.communes().len(), history.adoptions().len(), history.feedback_count());
+    let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let params = Params::default();
+    let mut g = c.benchmark_group("national");
+    // Paris, Lyon, a rural commune of the Creuse (Aubusson), Rennes.
+    let cases = [
+        ("paris/poste-de-travail", "75056", "poste-de-travail"),
+        ("lyon/etat-civil", "69123", "etat-civil"),
+        ("aubusson/site-web", "23008", "site-web"),
+        ("rennes/poste-de-travail", "35238", "poste-de-travail"),
+    ];
+    for (name, code, category) in cases {
+        let (code, category) = (InseeCode::parse(code).unwrap(), Slug::parse(category).unwrap());
+        let mut call = || {
+            let ctx = Ctx::new(&territory, &catalog, &history, today);
+            black_box(recommend(&ctx, &code, &category, &params).unwrap());
+        };
+        g.bench_function(format!("recommend/{name}"), |b| b.iter(&mut call));
+        percentiles(&format!("national/recommend/{name}"), call);
+    }
+    // The EPCI with the most member communes in the seeds.
+    let largest = territory.epcis().iter().max_by_key(|e| territory.members(&e.siren).len()).unwrap();
+    println!("national: largest EPCI {} ({}), {} members", largest.name, largest.siren, territory.members(&largest.siren).len());
+    let mut call = || {
+        let ctx = Ctx::new(&territory, &catalog, &history, today);
+        black_box(pooled_purchases(&ctx, &largest.siren, 24).unwrap());
+    };
+    g.sample_size(10);
+    g.bench_function("pooled-purchases/largest-epci", |b| b.iter(&mut call));
+    percentiles_n("national/pooled-purchases/largest-epci", 200, call);
+    g.finish();
+}
+
+criterion_group!(core_benches, benches, national);
 criterion_main!(core_benches);
