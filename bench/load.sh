@@ -15,16 +15,9 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 token=$("$bin" token create --scope commune:35238 --label load --data-dir "$work/data" 2>/dev/null)
-RUST_LOG=warn,voisinage=info,voisinage::http=warn "$bin" serve --demo --demo-until 2026-11-29 --bind 127.0.0.1:0 --data-dir "$work/data" 2>"$work/serve.log" &
-pid=$!
-for _ in $(seq 1 240); do
-  addr=$(grep -o 'address=[0-9.:]*' "$work/serve.log" | head -1 | cut -d= -f2 || true)
-  [ -n "$addr" ] && break
-  sleep 0.5
-done
-[ -n "$addr" ] || { cat "$work/serve.log"; echo "the service did not start" >&2; exit 1; }
+source bench/lib.sh
+start_service "$bin" "$work/serve.log" --demo --demo-until 2026-11-29 --data-dir "$work/data"
 base="http://$addr"
-until curl -sf "$base/health" >/dev/null; do sleep 0.5; done
 id=$(curl -sf -X POST "$base/api/v1/communes/35238/adoptions" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
   -d '{"product": "openelec", "since": "2019-03-01"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 export TOKEN=$token FEEDBACK_PATH="/api/v1/communes/35238/adoptions/$id/feedback"

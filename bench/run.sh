@@ -43,19 +43,12 @@ else
   communes="35238 29019 56260 22278 35051 29232 56121 22113 35288 29103"
 fi
 token=$("$bin" token create --scope commune:35238 --data-dir "$data" "${seeds_args[@]}" 2>/dev/null)
-# Starts the service (arguments added), waits until /health answers, prints the time taken.
+source bench/lib.sh
+# Starts the service (arguments added) on the run's data, prints the time to ready and the RSS.
 start() {
-  : >"$work/serve.log"
-  RUST_LOG=warn,voisinage=info,voisinage::http=warn "$bin" serve "$@" "${seeds_args[@]}" --bind 127.0.0.1:0 --data-dir "$data" 2>"$work/serve.log" &
-  pid=$!
+  local t0
   t0=$(date +%s.%N)
-  addr=""
-  while [ -z "$addr" ]; do
-    addr=$(grep -o 'address=[0-9.:]*' "$work/serve.log" | head -1 | cut -d= -f2 || true)
-    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  until curl -sf "http://$addr/health" >/dev/null; do sleep 0.05; done
+  start_service "$bin" "$work/serve.log" "$@" "${seeds_args[@]}" --data-dir "$data"
   echo "ready after $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s ($*); RSS $(awk '/VmRSS/{print $2}' "/proc/$pid/status") kB, peak $(awk '/VmHWM/{print $2}' "/proc/$pid/status") kB"
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }

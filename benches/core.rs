@@ -4,7 +4,8 @@
 //!
 //! Besides criterion's estimates, each case is also timed call by call (2,000 calls after a
 //! warm-up) and its median and p99 printed as `LATENCY name median_us p99_us`, the figures
-//! BENCHMARKS.md reports. Run: `cargo bench --bench core`.
+//! BENCHMARKS.md reports. Run: `cargo bench --bench core` (Brittany), or with the two
+//! variables of [`national`] set, the national cases only.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -38,6 +39,9 @@ fn percentiles_n(name: &str, n: usize, mut f: impl FnMut()) {
 }
 
 fn benches(c: &mut Criterion) {
+    if std::env::var_os("VOISINAGE_BENCH_NATIONAL_SEEDS").is_some() {
+        return; // a national run (see `national`)
+    }
     let (territory, catalog) = (seeds::territory().unwrap(), seeds::catalog().unwrap());
     let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
     let demo = simulate(&territory, &catalog, &SimParams::new(2026, today));
@@ -61,31 +65,7 @@ fn benches(c: &mut Criterion) {
     // The rotation of the HTTP benchmark (bench/reco.lua): 10 communes x 7 categories in turn.
     let communes: Vec<InseeCode> =
         ["35238", "29019", "56260", "22278", "35051", "29232", "56121", "22113", "35288", "29103"].iter().map(|c| InseeCode::parse(c).unwrap()).collect();
-    let categories: Vec<Slug> =
-        ["poste-de-travail", "etat-civil", "elections", "site-web", "finances", "paie-rh", "messagerie"].iter().map(|c| Slug::parse(c).unwrap()).collect();
-    let mut n = 0usize;
-    let mut call = || {
-        n += 1;
-        let ctx = Ctx::new(&territory, &catalog, &history, today);
-        black_box(recommend(&ctx, &communes[n % communes.len()], &categories[(n / communes.len()) % categories.len()], &params).unwrap());
-    };
-    g.bench_function("recommend/rotation-70", |b| b.iter(&mut call));
-    percentiles("recommend/rotation-70", call);
-    for cat in &categories {
-        let mut worst = (0.0, String::new());
-        for code in &communes {
-            let s = Instant::now();
-            for _ in 0..20 {
-                let ctx = Ctx::new(&territory, &catalog, &history, today);
-                black_box(recommend(&ctx, code, cat, &params).unwrap());
-            }
-            let us = s.elapsed().as_secs_f64() * 1e6 / 20.0;
-            if us > worst.0 {
-                worst = (us, code.to_string());
-            }
-        }
-        println!("SLOWEST {cat} {} {:.0}us", worst.1, worst.0);
-    }
+    rotation(&mut g, "", &territory, &catalog, &history, today, &communes);
     let rm = Siren::parse("243500139").unwrap(); // Rennes Métropole, 43 members
     let mut call = || {
         let ctx = Ctx::new(&territory, &catalog, &history, today);
@@ -95,6 +75,45 @@ fn benches(c: &mut Criterion) {
     g.bench_function("pooled-purchases/rennes-metropole", |b| b.iter(&mut call));
     percentiles("pooled-purchases/rennes-metropole", call);
     g.finish();
+}
+
+/// `recommend()` for `communes` x 7 categories in turn (criterion and LATENCY), then the
+/// slowest commune per category (SLOWEST, mean of 20 calls).
+fn rotation(
+    g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    prefix: &str,
+    territory: &voisinage::core::territory::Territory,
+    catalog: &voisinage::core::catalog::Catalog,
+    history: &History,
+    today: NaiveDate,
+    communes: &[InseeCode],
+) {
+    let params = Params::default();
+    let categories: Vec<Slug> =
+        ["poste-de-travail", "etat-civil", "elections", "site-web", "finances", "paie-rh", "messagerie"].iter().map(|c| Slug::parse(c).unwrap()).collect();
+    let mut n = 0usize;
+    let mut call = || {
+        n += 1;
+        let ctx = Ctx::new(territory, catalog, history, today);
+        black_box(recommend(&ctx, &communes[n % communes.len()], &categories[(n / communes.len()) % categories.len()], &params).unwrap());
+    };
+    g.bench_function("recommend/rotation-70", |b| b.iter(&mut call));
+    percentiles(&format!("{prefix}recommend/rotation-70"), call);
+    for cat in &categories {
+        let mut worst = (0.0, String::new());
+        for code in communes {
+            let s = Instant::now();
+            for _ in 0..20 {
+                let ctx = Ctx::new(territory, catalog, history, today);
+                black_box(recommend(&ctx, code, cat, &params).unwrap());
+            }
+            let us = s.elapsed().as_secs_f64() * 1e6 / 20.0;
+            if us > worst.0 {
+                worst = (us, code.to_string());
+            }
+        }
+        println!("SLOWEST {prefix}{cat} {} {:.0}us", worst.1, worst.0);
+    }
 }
 
 /// National scale, when `VOISINAGE_BENCH_NATIONAL_SEEDS` (seeds folder of `voisinage import
@@ -128,6 +147,11 @@ fn national(c: &mut Criterion) {
         g.bench_function(format!("recommend/{name}"), |b| b.iter(&mut call));
         percentiles(&format!("national/recommend/{name}"), call);
     }
+    // The rotation of `bench/run.sh --national` (bench/reco.lua with COMMUNES): 10 communes x
+    // 7 categories in turn, and the slowest commune per category.
+    let communes: Vec<InseeCode> =
+        ["75056", "69123", "13055", "31555", "33063", "23008", "35238", "29232", "67482", "59350"].iter().map(|c| InseeCode::parse(c).unwrap()).collect();
+    rotation(&mut g, "national/", &territory, &catalog, &history, today, &communes);
     // The EPCI with the most member communes in the seeds.
     let largest = territory.epcis().iter().max_by_key(|e| territory.members(&e.siren).len()).unwrap();
     println!("national: largest EPCI {} ({}), {} members", largest.name, largest.siren, territory.members(&largest.siren).len());

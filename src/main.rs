@@ -217,11 +217,7 @@ fn run_token(action: TokenAction, data_dir: PathBuf, seeds_dir: Option<PathBuf>)
                 Some(d) => seeds::territory_from_dir(d)?,
                 None => seeds::territory()?,
             };
-            match scope {
-                TokenScope::Commune(c) => drop(territory.find(&c)?),
-                TokenScope::Epci(e) => drop(territory.epci(&e)?),
-                TokenScope::Admin => {}
-            }
+            territory.check_scope(&scope)?;
             let (t, secret) = store.create_token(scope, &label, chrono::Utc::now())?;
             eprintln!("token {} created for {}; keep the secret now, it is not stored and cannot be shown again:", t.id, t.scope);
             println!("{secret}");

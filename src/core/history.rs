@@ -359,6 +359,12 @@ pub struct History {
     by_id: HashMap<u64, u32>,
     by_commune: HashMap<InseeCode, Vec<u32>>,
     by_category: HashMap<Slug, Vec<u32>>,
+    /// Per category: positions of the adoptions without an end (`until` unset), of those with
+    /// one, and the latest end date: a wide search for what is in service reads the first list
+    /// and, only when some end is later than its date, the second.
+    open: HashMap<Slug, Vec<u32>>,
+    closed: HashMap<Slug, Vec<u32>>,
+    latest_until: HashMap<Slug, NaiveDate>,
     /// Feedback per adoption, at the adoption's position.
     feedback: Vec<Vec<Feedback>>,
     slugs: HashSet<Slug>,
@@ -389,6 +395,16 @@ impl History {
             intern(&mut self.generations, g);
         }
         if let Some(&i) = self.by_id.get(&a.id) {
+            // A replacement keeps its commune and category (the store never changes them).
+            let was_open = self.adoptions[i as usize].until.is_none();
+            if was_open != a.until.is_none() {
+                let (from, to) = if was_open { (&mut self.open, &mut self.closed) } else { (&mut self.closed, &mut self.open) };
+                if let Some(v) = from.get_mut(&a.category) {
+                    v.retain(|&j| j != i);
+                }
+                to.entry(a.category.clone()).or_default().push(i);
+            }
+            self.note_until(&a);
             self.adoptions[i as usize] = a;
             return;
         }
@@ -396,8 +412,18 @@ impl History {
         self.by_id.insert(a.id, i);
         self.by_commune.entry(a.commune).or_default().push(i);
         self.by_category.entry(a.category.clone()).or_default().push(i);
+        let list = if a.until.is_none() { &mut self.open } else { &mut self.closed };
+        list.entry(a.category.clone()).or_default().push(i);
+        self.note_until(&a);
         self.adoptions.push(a);
         self.feedback.push(Vec::new());
+    }
+
+    fn note_until(&mut self, a: &Adoption) {
+        if let Some(u) = a.until {
+            let latest = self.latest_until.entry(a.category.clone()).or_insert(u);
+            *latest = (*latest).max(u);
+        }
     }
 
     /// Adds a feedback record (ignored if one with the same id is already there, or if its
@@ -429,6 +455,8 @@ impl History {
         self.feedback.shrink_to_fit();
         self.by_commune.values_mut().for_each(Vec::shrink_to_fit);
         self.by_category.values_mut().for_each(Vec::shrink_to_fit);
+        self.open.values_mut().for_each(Vec::shrink_to_fit);
+        self.closed.values_mut().for_each(Vec::shrink_to_fit);
     }
 
     /// Number of changes applied so far (adoptions added or replaced, feedback added): an
@@ -484,6 +512,25 @@ impl History {
     pub fn in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
         let v = self.by_category.get(category);
         v.into_iter().flatten().map(|&i| &self.adoptions[i as usize])
+    }
+
+    /// Adoptions of a category in service on `date`, in no particular order: those without an
+    /// end, then (only if some end in the category is later than `date`) those ending after it.
+    pub fn in_service_in_category<'a>(&'a self, category: &Slug, date: NaiveDate) -> impl Iterator<Item = &'a Adoption> + 'a {
+        let open = self.open.get(category).map(Vec::as_slice).unwrap_or(&[]);
+        let later_ends = self.latest_until.get(category).is_some_and(|u| *u > date);
+        let closed = if later_ends { self.closed.get(category).map(Vec::as_slice).unwrap_or(&[]) } else { &[] };
+        open.iter().chain(closed).map(|&i| &self.adoptions[i as usize]).filter(move |a| a.active_on(date))
+    }
+
+    /// Adoptions of a category that have an end date (any), in no particular order.
+    pub fn ended_in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
+        self.closed.get(category).into_iter().flatten().map(|&i| &self.adoptions[i as usize])
+    }
+
+    /// Number of adoptions in a category (all dates).
+    pub fn category_len(&self, category: &Slug) -> usize {
+        self.by_category.get(category).map_or(0, Vec::len)
     }
 
     /// Whether an adoption ended on or before `date` by leaving the product: it has an `until`
@@ -572,6 +619,40 @@ mod tests {
         assert!(std::ptr::eq(a.category.as_str().as_ptr(), b.category.as_str().as_ptr()));
         let (ga, gb) = (a.generation.as_ref().unwrap(), b.generation.as_ref().unwrap());
         assert!(std::ptr::eq(ga.as_str().as_ptr(), gb.as_str().as_ptr()));
+    }
+
+    #[test]
+    fn in_service_by_category_follows_ends_and_replacements() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let cat = Slug::parse("copieur").unwrap();
+        let ids = |h: &History, date: &str| {
+            let mut v: Vec<u64> = h.in_service_in_category(&cat, d(date)).map(|a| a.id).collect();
+            v.sort();
+            v
+        };
+        let mut h = History::default();
+        h.add_adoption(adoption(1, "29019", "copieur-a")); // since 2020-01-01, no end
+        let mut ended = adoption(2, "29232", "copieur-b");
+        ended.until = Some(d("2022-06-01"));
+        h.add_adoption(ended);
+        assert_eq!(ids(&h, "2026-01-01"), vec![1]);
+        // Before the end, the ended one was in service too (a backtest looks at past dates).
+        assert_eq!(ids(&h, "2021-01-01"), vec![1, 2]);
+        assert_eq!(ids(&h, "2019-01-01"), Vec::<u64>::new());
+        // Ending adoption 1 (PATCH) moves it; reopening moves it back.
+        let mut a1 = adoption(1, "29019", "copieur-a");
+        a1.until = Some(d("2025-01-01"));
+        h.add_adoption(a1.clone());
+        assert_eq!(ids(&h, "2026-01-01"), Vec::<u64>::new());
+        assert_eq!(ids(&h, "2024-12-31"), vec![1]);
+        let mut ended_ids: Vec<u64> = h.ended_in_category(&cat).map(|a| a.id).collect();
+        ended_ids.sort();
+        assert_eq!(ended_ids, vec![1, 2]);
+        a1.until = None;
+        h.add_adoption(a1);
+        assert_eq!(ids(&h, "2026-01-01"), vec![1]);
+        assert_eq!(h.ended_in_category(&cat).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(h.category_len(&cat), 2);
     }
 
     #[test]

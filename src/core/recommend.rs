@@ -532,6 +532,100 @@ pub fn exclusion(ctx: &Ctx, category: &Slug, g: &Generation, population: Option<
     None
 }
 
+/// [`Evidence`] before the commune's name is looked up: only the 20 shown get one.
+struct EvidenceDraft {
+    idx: CommuneIdx,
+    code: InseeCode,
+    hops: Option<u32>,
+    same_epci: bool,
+    distance_km: Option<f64>,
+    weight: f64,
+    months_in_service: i64,
+    mean_rating: Option<f64>,
+    n_ratings: u32,
+    simulated: bool,
+}
+
+impl EvidenceDraft {
+    fn named(self, t: &Territory) -> Evidence {
+        Evidence {
+            code: self.code,
+            name: t.commune(self.idx).name.clone(),
+            hops: self.hops,
+            same_epci: self.same_epci,
+            distance_km: self.distance_km,
+            weight: self.weight,
+            months_in_service: self.months_in_service,
+            mean_rating: self.mean_rating,
+            n_ratings: self.n_ratings,
+            simulated: self.simulated,
+        }
+    }
+}
+
+/// How the adoptions of a reach in a category are found: commune by commune (reading all
+/// their adoptions), or through the category's own index, keeping the adoptions of communes in
+/// the reach (a position per commune of the territory, `u32::MAX` outside), whichever reads
+/// fewer adoptions: the second for wide reaches (a size class, the territory). Both give
+/// every adoption of the reach in the category.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InService {
+    Yes,
+    No,
+}
+
+enum ReachAdoptions {
+    ByCommune,
+    ByCategory(Vec<u32>),
+}
+
+impl ReachAdoptions {
+    fn new(ctx: &Ctx, reach: &[Reach], category: &Slug) -> Self {
+        // Adoptions read: reach x (all adoptions / communes) one way, the category's the other.
+        let by_commune = reach.len() as f64 * ctx.history.adoptions().len() as f64 / ctx.territory.communes().len().max(1) as f64;
+        if by_commune <= ctx.history.category_len(category) as f64 {
+            return ReachAdoptions::ByCommune;
+        }
+        let mut pos = vec![u32::MAX; ctx.territory.communes().len()];
+        for (i, r) in reach.iter().enumerate() {
+            pos[r.idx as usize] = i as u32;
+        }
+        ReachAdoptions::ByCategory(pos)
+    }
+
+    /// The adoptions of the reach in `category` started by `ctx.today`, in service on it or
+    /// not, that pass `keep` (tested before the commune is looked up), each with its commune's
+    /// reach.
+    fn iter<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        reach: &'a [Reach],
+        category: &'a Slug,
+        in_service: InService,
+        keep: impl Fn(&Adoption) -> bool + 'a,
+    ) -> Box<dyn Iterator<Item = (&'a Reach, &'a Adoption)> + 'a> {
+        let today = ctx.today;
+        let wanted = std::rc::Rc::new(move |a: &Adoption| a.since <= today && a.active_on(today) == (in_service == InService::Yes) && keep(a));
+        match self {
+            ReachAdoptions::ByCommune => Box::new(reach.iter().flat_map(move |r| {
+                let wanted = wanted.clone();
+                ctx.history.of_commune(&ctx.territory.commune(r.idx).code).filter(move |a| &a.category == category && wanted(a)).map(move |a| (r, a))
+            })),
+            ReachAdoptions::ByCategory(pos) => {
+                let adoptions: Box<dyn Iterator<Item = &'a Adoption> + 'a> = match in_service {
+                    InService::Yes => Box::new(ctx.history.in_service_in_category(category, today)),
+                    InService::No => Box::new(ctx.history.ended_in_category(category)),
+                };
+                Box::new(adoptions.filter(move |a| wanted(a)).filter_map(move |a| {
+                    let i = ctx.territory.idx_of(&a.commune)?;
+                    let p = *pos.get(i as usize)?;
+                    (p != u32::MAX).then(|| (&reach[p as usize], a))
+                }))
+            }
+        }
+    }
+}
+
 /// Scores every generation in service in `reach` for `category`, leaving out `skip` (what the
 /// asking commune runs; other generations of those products get the continuity bonus) and
 /// what [`exclusion`] rejects. Returns (ranked items, excluded). Used by [`recommend`] and
@@ -548,11 +642,9 @@ pub fn score_candidates(
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
     let mut groups: BTreeMap<Key, Vec<(Reach, &Adoption)>> = BTreeMap::new();
-    for r in reach {
-        let code = ctx.territory.commune(r.idx).code;
-        for a in ctx.history.of_commune(&code).filter(|a| &a.category == category && a.since <= ctx.today && a.active_on(ctx.today)) {
-            groups.entry((a.product.clone(), a.generation.clone())).or_default().push((*r, a));
-        }
+    let in_reach = ReachAdoptions::new(ctx, reach, category);
+    for (r, a) in in_reach.iter(ctx, reach, category, InService::Yes, |_| true) {
+        groups.entry((a.product.clone(), a.generation.clone())).or_default().push((*r, a));
     }
     // Generations that cannot be proposed are dropped before the costly part: what the
     // commune runs, unknown products, older generations of a product it runs (no downgrade),
@@ -576,16 +668,17 @@ pub fn score_candidates(
     // adoptions: not worth doing for generations that cannot be proposed).
     let mut ended: HashMap<Key, (usize, usize)> = HashMap::new();
     if !groups.is_empty() {
-        for r in reach {
-            let code = ctx.territory.commune(r.idx).code;
-            for a in ctx.history.of_commune(&code).filter(|a| &a.category == category && a.since <= ctx.today && !a.active_on(ctx.today)) {
-                let key = (a.product.clone(), a.generation.clone());
-                if groups.contains_key(&key) {
-                    let e = ended.entry(key).or_default();
-                    e.0 += 1;
-                    if ctx.history.abandoned_by(a, ctx.today) {
-                        e.1 += 1;
-                    }
+        // Compared field by field (no key built) before anything else: most ended adoptions
+        // are of generations that are not candidates.
+        let candidates: Vec<&Key> = groups.keys().collect();
+        let is_candidate = |a: &Adoption| candidates.iter().any(|k| k.0 == a.product && k.1 == a.generation);
+        for (_, a) in in_reach.iter(ctx, reach, category, InService::No, is_candidate) {
+            let key = (a.product.clone(), a.generation.clone());
+            {
+                let e = ended.entry(key).or_default();
+                e.0 += 1;
+                if ctx.history.abandoned_by(a, ctx.today) {
+                    e.1 += 1;
                 }
             }
         }
@@ -615,10 +708,9 @@ pub fn score_candidates(
                 n += 1;
                 sum += f64::from(f.reliability);
             }
-            let c = ctx.territory.commune(r.idx);
-            evidence.push(Evidence {
-                code: c.code,
-                name: c.name.clone(),
+            evidence.push(EvidenceDraft {
+                idx: r.idx,
+                code: ctx.territory.commune(r.idx).code,
                 hops: r.hops,
                 same_epci: r.same_epci,
                 distance_km: r.distance_km.map(|d| round(d, 1)),
@@ -707,6 +799,7 @@ pub fn score_candidates(
         }
         reason.push('.');
         evidence.truncate(20);
+        let evidence = evidence.into_iter().map(|e| e.named(ctx.territory)).collect();
         items.push(Recommendation {
             product: key.0.clone(),
             product_name: product.name.clone(),
@@ -762,14 +855,15 @@ fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, p: &Params) -> (Vec<Reac
         (w, same_epci, km)
     };
     let mut out: Vec<Reach> = Vec::new();
-    let mut seen: HashSet<CommuneIdx> = HashSet::from([idx]);
+    let mut seen = vec![false; t.communes().len()];
+    seen[idx as usize] = true;
     for n in t.within_hops(idx, radius) {
-        seen.insert(n.idx);
+        seen[n.idx as usize] = true;
         let (weight, same_epci, distance_km) = kernel(n.idx, n.hops);
         out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
     }
     let mut add = |j: CommuneIdx| {
-        if seen.insert(j) {
+        if !std::mem::replace(&mut seen[j as usize], true) {
             let (weight, same_epci, distance_km) = kernel(j, radius + 1);
             out.push(Reach { idx: j, hops: None, weight, same_epci, distance_km: Some(distance_km) });
         }
@@ -967,6 +1061,32 @@ mod tests {
         assert_eq!(h.category_prior(&web, 0.0, 0.0, today), 11.0 / 4.0);
         // Nothing in a category: 3.
         assert_eq!(h.category_prior(&Slug::parse("paie-rh").unwrap(), 0.0, 0.0, today), 3.0);
+    }
+
+    #[test]
+    fn both_ways_of_reading_a_reach_give_the_same_adoptions() {
+        let (t, c) = (small_territory(), small_catalog());
+        let mut h = History::default();
+        adopt(&mut h, 1, "35002", "cms", Some("2"), "2019-01-01", &[4]);
+        adopt(&mut h, 2, "35003", "cms", Some("3"), "2025-07-01", &[5]);
+        adopt(&mut h, 3, "35004", "spip", None, "2015-01-01", &[3]);
+        adopt(&mut h, 4, "35001", "spip", None, "2016-01-01", &[]);
+        let ctx = Ctx::new(&t, &c, &h, d("2026-01-01"));
+        let a = t.find(&code("35001")).unwrap();
+        for step in [Step::Neighbours, Step::Territory] {
+            let (reach, _) = reach_at(&t, a, step, &Params::default());
+            let ids = |way: &ReachAdoptions| {
+                let mut v: Vec<(u64, CommuneIdx)> = way.iter(&ctx, &reach, &web(), InService::Yes, |_| true).map(|(r, x)| (x.id, r.idx)).collect();
+                v.sort();
+                v
+            };
+            let mut pos = vec![u32::MAX; t.communes().len()];
+            reach.iter().enumerate().for_each(|(i, r)| pos[r.idx as usize] = i as u32);
+            let by_commune = ids(&ReachAdoptions::ByCommune);
+            assert_eq!(by_commune, ids(&ReachAdoptions::ByCategory(pos)), "{step:?}");
+            let expected = if step == Step::Neighbours { vec![1, 2] } else { vec![1, 2, 3] };
+            assert_eq!(by_commune.iter().map(|x| x.0).collect::<Vec<_>>(), expected, "{step:?}: A itself is never in its reach");
+        }
     }
 
     fn web() -> Slug {

@@ -274,6 +274,17 @@ impl Territory {
         self.epci_by_siren.get(siren).map(|&i| &self.epcis[i]).ok_or_else(|| Error::NotFound(format!("no EPCI with SIREN {siren} in this territory")))
     }
 
+    /// Checks that what a token scope names is in this territory: the commune (see
+    /// [`Territory::find`]) or the EPCI. Errors: `NotFound`.
+    pub fn check_scope(&self, scope: &crate::core::auth::Scope) -> Result<()> {
+        use crate::core::auth::Scope;
+        match scope {
+            Scope::Commune(c) => self.find(c).map(drop),
+            Scope::Epci(e) => self.epci(e).map(drop),
+            Scope::Admin => Ok(()),
+        }
+    }
+
     /// Seeded communes that are members of an EPCI (empty for an unknown SIREN), by code.
     pub fn members(&self, siren: &Siren) -> &[CommuneIdx] {
         self.members_in_seeds.get(siren).map(Vec::as_slice).unwrap_or(&[])

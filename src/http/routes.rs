@@ -956,15 +956,7 @@ pub(super) struct TokenList {
 pub(super) async fn create_token(admin: AdminToken, s: State, body: web::Json<JsonObject>) -> Res {
     let b: TokenIn = object(body.into_inner())?;
     let scope = Scope::parse(&b.scope)?;
-    match scope {
-        Scope::Commune(c) => {
-            s.territory.find(&c)?;
-        }
-        Scope::Epci(e) => {
-            s.territory.epci(&e)?;
-        }
-        Scope::Admin => {}
-    }
+    s.territory.check_scope(&scope)?;
     let label = b.label.unwrap_or_default();
     let st = s.clone();
     let (t, secret) = web::block(move || st.store.create_token(scope, &label, chrono::Utc::now())).await.map_err(|e| Error::Storage(e.to_string()))??;

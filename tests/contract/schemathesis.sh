@@ -13,14 +13,8 @@ st=${2:-schemathesis}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 token=$("$bin" token create --scope admin --label schemathesis --data-dir "$work/data" 2>/dev/null)
-RUST_LOG=warn,voisinage=info "$bin" serve --demo --demo-until 2026-11-29 --bind 127.0.0.1:0 --data-dir "$work/data" 2>"$work/serve.log" &
-pid=$!
-for _ in $(seq 1 240); do
-  addr=$(grep -o 'address=[0-9.:]*' "$work/serve.log" | head -1 | cut -d= -f2 || true)
-  [ -n "$addr" ] && break
-  sleep 0.5
-done
-[ -n "$addr" ] || { cat "$work/serve.log"; echo "the service did not start"; exit 1; }
+source "$(dirname "$0")/../../bench/lib.sh"
+RUST_LOG=warn,voisinage=info start_service "$bin" "$work/serve.log" --demo --demo-until 2026-11-29 --data-dir "$work/data"
 echo "service on $addr"
 set +e
 "$st" run "http://$addr/api/v1/openapi.json" \
