@@ -71,8 +71,14 @@ for round in cached uncached; do
 done
 unset UNCACHED
 echo "== durable feedback writes"
-id=$(curl -sf -X POST "$base/api/v1/communes/35238/adoptions" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-  -d '{"product": "openelec", "since": "2019-03-01"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+# The adoption the feedback is about (made by the first run on a kept store, found after).
+curl -s -o /dev/null -X POST "$base/api/v1/communes/35238/adoptions" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  -d '{"product": "openelec", "since": "2019-03-01"}'
+id=$(curl -sf "$base/api/v1/communes/35238/adoptions" | python3 -c '
+import json, sys
+body = json.load(sys.stdin)
+rows = body if isinstance(body, list) else body.get("adoptions", body.get("items", []))
+print([a["id"] for a in rows if a["product"] == "openelec" and a["since"] == "2019-03-01" and not a["simulated"]][0])')
 export TOKEN=$token FEEDBACK_PATH="/api/v1/communes/35238/adoptions/$id/feedback"
 for c in 1 16 64; do
   t=$([ "$c" -lt 2 ] && echo 1 || echo 2)

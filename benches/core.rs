@@ -47,7 +47,9 @@ fn benches(c: &mut Criterion) {
     let demo = simulate(&territory, &catalog, &SimParams::new(2026, today));
     let mut history = History::default();
     demo.adoptions.into_iter().for_each(|a| history.add_adoption(a));
-    demo.feedback.into_iter().for_each(|f| history.add_feedback(f));
+    demo.feedback.into_iter().for_each(|f| {
+        history.add_feedback(f);
+    });
     let params = Params::default();
     let cases =
         [("rennes/poste-de-travail", "35238", "poste-de-travail"), ("brest/etat-civil", "29019", "etat-civil"), ("ouessant/site-web", "29155", "site-web")];

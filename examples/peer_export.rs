@@ -78,7 +78,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let demo = simulate(&territory, &catalog, &SimParams::new(2026, args.today));
             let mut h = History::default();
             demo.adoptions.into_iter().for_each(|a| h.add_adoption(a));
-            demo.feedback.into_iter().for_each(|f| h.add_feedback(f));
+            demo.feedback.into_iter().for_each(|f| {
+                h.add_feedback(f);
+            });
             h
         }
     };

@@ -262,7 +262,9 @@ fn run_eval(seed: u64, until: NaiveDate, cuts: &[NaiveDate], horizon_months: u32
     let demo = simulate(&territory, &catalog, &SimParams::new(seed, until));
     let mut history = History::default();
     demo.adoptions.into_iter().for_each(|a| history.add_adoption(a));
-    demo.feedback.into_iter().for_each(|f| history.add_feedback(f));
+    demo.feedback.into_iter().for_each(|f| {
+        history.add_feedback(f);
+    });
     let rows = backtest(&territory, &catalog, &history, cuts, horizon_months, &params);
     let set = if overrides.is_empty() { "default parameters".to_string() } else { format!("parameters: defaults with {}", overrides.join(", ")) };
     println!("Backtest on the simulated history (seed {seed}, until {until}), horizon {horizon_months} months, {set}.\n");

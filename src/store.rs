@@ -203,6 +203,7 @@ impl Store {
                 t.clear().map_err(st)?;
             }
             self.meta.remove(b"next_id").map_err(st)?;
+            self.meta.remove(b"demo").map_err(st)?;
             self.meta.remove(DEMO_LOADING).map_err(st)?;
             self.flush()?;
         }
@@ -269,8 +270,14 @@ impl Store {
         for v in self.adoptions.iter().values() {
             h.add_adoption(serde_json::from_slice(&v.map_err(st)?).map_err(st)?);
         }
+        let mut orphans = 0u64;
         for v in self.feedback.iter().values() {
-            h.add_feedback(serde_json::from_slice(&v.map_err(st)?).map_err(st)?);
+            if !h.add_feedback(serde_json::from_slice(&v.map_err(st)?).map_err(st)?) {
+                orphans += 1;
+            }
+        }
+        if orphans > 0 {
+            tracing::warn!(orphans, "feedback records without their adoption (or repeated) were left out of the index");
         }
         h.shrink_to_fit();
         Ok(h)
@@ -626,14 +633,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path()).unwrap();
-            // What a crash mid-load leaves: the marker and some records, no next_id.
+            // What a crash mid-load leaves: the marker, some records, no next_id, perhaps the
+            // description written just before the marker would have been removed.
             s.meta.insert(DEMO_LOADING, &[1]).unwrap();
+            s.meta.insert(b"demo", json(&DemoInfo { seed: 1, end: chrono::NaiveDate::MIN, adoptions: 1, feedback: 0 }).unwrap()).unwrap();
             let a = new_adoption().with_id(7, true);
             s.adoptions.insert(7u64.to_be_bytes(), json(&a).unwrap()).unwrap();
             s.flush().unwrap();
         }
         let s = reopen(dir.path());
         assert!(s.is_empty(), "partial demo data removed");
+        assert!(s.demo_info().unwrap().is_none(), "and its description");
         // Records present without next_id (an older store): new ids go past them.
         s.adoptions.insert(41u64.to_be_bytes(), json(&new_adoption().with_id(41, false)).unwrap()).unwrap();
         s.meta.remove(b"next_id").unwrap();

@@ -17,7 +17,9 @@ fn recommender_beats_popularity_on_a_held_out_seed() {
     let demo = simulate(&t, &c, &SimParams::new(7, d("2026-11-29")));
     let mut h = History::default();
     demo.adoptions.into_iter().for_each(|a| h.add_adoption(a));
-    demo.feedback.into_iter().for_each(|f| h.add_feedback(f));
+    demo.feedback.into_iter().for_each(|f| {
+        h.add_feedback(f);
+    });
     let rows = backtest(&t, &c, &h, &[d("2018-01-01"), d("2021-01-01")], 24, &Params::default());
     let total = |m: Method| rows.iter().find(|r| r.method == m && r.cut.is_none()).unwrap().clone();
     let (rec, pop, newest) = (total(Method::Recommender), total(Method::GlobalPopularity), total(Method::Newest));

@@ -395,13 +395,22 @@ impl History {
             intern(&mut self.generations, g);
         }
         if let Some(&i) = self.by_id.get(&a.id) {
-            // A replacement keeps its commune and category (the store never changes them).
-            let was_open = self.adoptions[i as usize].until.is_none();
-            if was_open != a.until.is_none() {
-                let (from, to) = if was_open { (&mut self.open, &mut self.closed) } else { (&mut self.closed, &mut self.open) };
-                if let Some(v) = from.get_mut(&a.category) {
+            // A replacement is re-indexed where it moved (the store only changes the end, the
+            // contract end and the workstations, but the index does not rely on it).
+            let old = &self.adoptions[i as usize];
+            let (old_commune, old_category, was_open) = (old.commune, old.category.clone(), old.until.is_none());
+            if old_commune != a.commune {
+                Self::move_position(&mut self.by_commune, &old_commune, a.commune, i);
+            }
+            if old_category != a.category {
+                Self::move_position(&mut self.by_category, &old_category, a.category.clone(), i);
+            }
+            if was_open != a.until.is_none() || old_category != a.category {
+                let from = if was_open { &mut self.open } else { &mut self.closed };
+                if let Some(v) = from.get_mut(&old_category) {
                     v.retain(|&j| j != i);
                 }
+                let to = if a.until.is_none() { &mut self.open } else { &mut self.closed };
                 to.entry(a.category.clone()).or_default().push(i);
             }
             self.note_until(&a);
@@ -419,6 +428,15 @@ impl History {
         self.feedback.push(Vec::new());
     }
 
+    fn move_position<K: std::hash::Hash + Eq>(index: &mut HashMap<K, Vec<u32>>, from: &K, to: K, i: u32) {
+        if let Some(v) = index.get_mut(from) {
+            v.retain(|&j| j != i);
+        }
+        index.entry(to).or_default().push(i);
+    }
+
+    /// Keeps the latest end per category (never lowered: a later search only reads a few
+    /// ended adoptions for nothing).
     fn note_until(&mut self, a: &Adoption) {
         if let Some(u) = a.until {
             let latest = self.latest_until.entry(a.category.clone()).or_insert(u);
@@ -426,14 +444,14 @@ impl History {
         }
     }
 
-    /// Adds a feedback record (ignored if one with the same id is already there, or if its
-    /// adoption is unknown: the store only holds feedback on stored adoptions). Cached category
-    /// priors that cover its date take it in.
-    pub fn add_feedback(&mut self, f: Feedback) {
-        let Some(&i) = self.by_id.get(&f.adoption_id) else { return };
+    /// Adds a feedback record; returns false, ignoring it, if one with the same id is already
+    /// there or if its adoption is unknown (the store only holds feedback on stored adoptions:
+    /// add the adoptions first). Cached category priors that cover its date take it in.
+    pub fn add_feedback(&mut self, f: Feedback) -> bool {
+        let Some(&i) = self.by_id.get(&f.adoption_id) else { return false };
         let v = &mut self.feedback[i as usize];
         if v.iter().any(|g| g.id == f.id) {
-            return;
+            return false;
         }
         let category = &self.adoptions[i as usize].category;
         {
@@ -446,6 +464,7 @@ impl History {
         v.push(f);
         self.n_feedback += 1;
         self.version += 1;
+        true
     }
 
     /// Gives back the spare capacity of the vectors (after a bulk load).
@@ -564,7 +583,7 @@ impl History {
             r.n += 1;
             r.mean_reliability += f64::from(f.reliability);
             r.mean_support += f64::from(f.support);
-            r.incidents += f.incidents;
+            r.incidents = r.incidents.saturating_add(f.incidents);
             r.downtime_hours += f.downtime_hours;
         }
         if r.n > 0 {
@@ -653,6 +672,16 @@ mod tests {
         assert_eq!(ids(&h, "2026-01-01"), vec![1]);
         assert_eq!(h.ended_in_category(&cat).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
         assert_eq!(h.category_len(&cat), 2);
+        // A replacement in another category and commune is re-indexed there.
+        let mut moved = adoption(2, "35238", "copieur-b");
+        moved.category = Slug::parse("poste-de-travail").unwrap();
+        h.add_adoption(moved);
+        assert_eq!(h.category_len(&cat), 1);
+        assert!(h.ended_in_category(&cat).next().is_none());
+        let other = Slug::parse("poste-de-travail").unwrap();
+        assert_eq!(h.in_service_in_category(&other, d("2026-01-01")).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(h.of_commune(&InseeCode::parse("29232").unwrap()).count(), 0);
+        assert_eq!(h.of_commune(&InseeCode::parse("35238").unwrap()).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
     }
 
     #[test]
@@ -660,10 +689,10 @@ mod tests {
         let mut h = History::default();
         h.add_adoption(adoption(1, "29019", "copieur-a"));
         h.add_adoption(adoption(2, "29232", "copieur-b"));
-        h.add_feedback(feedback(10, 2, 5));
-        h.add_feedback(feedback(11, 2, 3));
-        h.add_feedback(feedback(11, 2, 3)); // same id: ignored
-        h.add_feedback(feedback(12, 99, 1)); // unknown adoption: ignored
+        assert!(h.add_feedback(feedback(10, 2, 5)));
+        assert!(h.add_feedback(feedback(11, 2, 3)));
+        assert!(!h.add_feedback(feedback(11, 2, 3)), "same id: ignored");
+        assert!(!h.add_feedback(feedback(12, 99, 1)), "unknown adoption: ignored");
         assert_eq!(h.feedback_count(), 2);
         assert_eq!(h.feedback(2).iter().map(|f| f.id).collect::<Vec<_>>(), vec![10, 11]);
         assert!(h.feedback(1).is_empty());
