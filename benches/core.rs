@@ -50,20 +50,10 @@ fn benches(c: &mut Criterion) {
     demo.feedback.into_iter().for_each(|f| {
         history.add_feedback(f);
     });
-    let params = Params::default();
+    let mut g = c.benchmark_group("brittany");
     let cases =
         [("rennes/poste-de-travail", "35238", "poste-de-travail"), ("brest/etat-civil", "29019", "etat-civil"), ("ouessant/site-web", "29155", "site-web")];
-    let mut g = c.benchmark_group("brittany");
-    for (name, code, category) in cases {
-        let (code, category) = (InseeCode::parse(code).unwrap(), Slug::parse(category).unwrap());
-        // A fresh context per call, as the HTTP handler builds one per request.
-        let mut call = || {
-            let ctx = Ctx::new(&territory, &catalog, &history, today);
-            black_box(recommend(&ctx, &code, &category, &params).unwrap());
-        };
-        g.bench_function(format!("recommend/{name}"), |b| b.iter(&mut call));
-        percentiles(&format!("recommend/{name}"), call);
-    }
+    named_cases(&mut g, "", &territory, &catalog, &history, today, &cases);
     // The rotation of the HTTP benchmark (bench/reco.lua): 10 communes x 7 categories in turn.
     let communes: Vec<InseeCode> =
         ["35238", "29019", "56260", "22278", "35051", "29232", "56121", "22113", "35288", "29103"].iter().map(|c| InseeCode::parse(c).unwrap()).collect();
@@ -77,6 +67,29 @@ fn benches(c: &mut Criterion) {
     g.bench_function("pooled-purchases/rennes-metropole", |b| b.iter(&mut call));
     percentiles("pooled-purchases/rennes-metropole", call);
     g.finish();
+}
+
+/// `recommend()` for each (name, commune, category) case, with a fresh context per call as the
+/// HTTP handler builds one per request (criterion and LATENCY).
+fn named_cases(
+    g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    prefix: &str,
+    territory: &voisinage::core::territory::Territory,
+    catalog: &voisinage::core::catalog::Catalog,
+    history: &History,
+    today: NaiveDate,
+    cases: &[(&str, &str, &str)],
+) {
+    let params = Params::default();
+    for (name, code, category) in cases {
+        let (code, category) = (InseeCode::parse(code).unwrap(), Slug::parse(category).unwrap());
+        let mut call = || {
+            let ctx = Ctx::new(territory, catalog, history, today);
+            black_box(recommend(&ctx, &code, &category, &params).unwrap());
+        };
+        g.bench_function(format!("recommend/{name}"), |b| b.iter(&mut call));
+        percentiles(&format!("{prefix}recommend/{name}"), call);
+    }
 }
 
 /// `recommend()` for `communes` x 7 categories in turn (criterion and LATENCY), then the
@@ -131,7 +144,6 @@ fn national(c: &mut Criterion) {
     let history = voisinage::store::Store::open(std::path::Path::new(&store_dir)).unwrap().load_history().unwrap();
     println!("national: {} communes, {} adoptions, {} feedback records", territory.communes().len(), history.adoptions().len(), history.feedback_count());
     let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let params = Params::default();
     let mut g = c.benchmark_group("national");
     // Paris, Lyon, a rural commune of the Creuse (Aubusson), Rennes.
     let cases = [
@@ -140,15 +152,7 @@ fn national(c: &mut Criterion) {
         ("aubusson/site-web", "23008", "site-web"),
         ("rennes/poste-de-travail", "35238", "poste-de-travail"),
     ];
-    for (name, code, category) in cases {
-        let (code, category) = (InseeCode::parse(code).unwrap(), Slug::parse(category).unwrap());
-        let mut call = || {
-            let ctx = Ctx::new(&territory, &catalog, &history, today);
-            black_box(recommend(&ctx, &code, &category, &params).unwrap());
-        };
-        g.bench_function(format!("recommend/{name}"), |b| b.iter(&mut call));
-        percentiles(&format!("national/recommend/{name}"), call);
-    }
+    named_cases(&mut g, "national/", &territory, &catalog, &history, today, &cases);
     // The rotation of `bench/run.sh --national` (bench/reco.lua with COMMUNES): 10 communes x
     // 7 categories in turn, and the slowest commune per category.
     let communes: Vec<InseeCode> =

@@ -449,10 +449,9 @@ impl History {
     /// add the adoptions first). Cached category priors that cover its date take it in.
     pub fn add_feedback(&mut self, f: Feedback) -> bool {
         let Some(&i) = self.by_id.get(&f.adoption_id) else { return false };
+        // Kept in id order (the order of recording): a new record goes last, found in O(log n).
         let v = &mut self.feedback[i as usize];
-        if v.iter().any(|g| g.id == f.id) {
-            return false;
-        }
+        let Err(at) = v.binary_search_by_key(&f.id, |g| g.id) else { return false };
         let category = &self.adoptions[i as usize].category;
         {
             let mut priors = self.priors.lock().unwrap_or_else(|e| e.into_inner());
@@ -461,7 +460,7 @@ impl History {
                 p.n += 1;
             }
         }
-        v.push(f);
+        v.insert(at, f);
         self.n_feedback += 1;
         self.version += 1;
         true
@@ -566,7 +565,7 @@ impl History {
         self.of_commune(code).filter(move |a| &a.category == category && a.active_on(date))
     }
 
-    /// Feedback on an adoption, in insertion order.
+    /// Feedback on an adoption, in id order (the order it was recorded in).
     pub fn feedback(&self, adoption_id: u64) -> &[Feedback] {
         self.by_id.get(&adoption_id).map_or(&[], |&i| self.feedback[i as usize].as_slice())
     }
@@ -693,8 +692,10 @@ mod tests {
         assert!(h.add_feedback(feedback(11, 2, 3)));
         assert!(!h.add_feedback(feedback(11, 2, 3)), "same id: ignored");
         assert!(!h.add_feedback(feedback(12, 99, 1)), "unknown adoption: ignored");
-        assert_eq!(h.feedback_count(), 2);
-        assert_eq!(h.feedback(2).iter().map(|f| f.id).collect::<Vec<_>>(), vec![10, 11]);
+        assert!(h.add_feedback(feedback(9, 2, 4)), "an older id goes in its place");
+        assert!(!h.add_feedback(feedback(10, 2, 1)), "same id, even not the last: ignored");
+        assert_eq!(h.feedback_count(), 3);
+        assert_eq!(h.feedback(2).iter().map(|f| f.id).collect::<Vec<_>>(), vec![9, 10, 11]);
         assert!(h.feedback(1).is_empty());
         assert!(h.feedback(99).is_empty());
         let mut ended = adoption(2, "29232", "copieur-b");
