@@ -13,8 +13,9 @@ hold=${2:-60}
 conns=32
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-token=$("$bin" token create --scope commune:35238 --label load --data-dir "$work/data" 2>/dev/null)
+pid=""
+trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+token=$("$bin" token create --scope commune:35238 --label load --data-dir "$work/data" 2>"$work/token.log") || { cat "$work/token.log" >&2; exit 1; }
 source bench/lib.sh
 start_service "$bin" "$work/serve.log" --demo --demo-until 2026-11-29 --data-dir "$work/data"
 base="http://$addr"

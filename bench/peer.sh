@@ -26,7 +26,7 @@ mkdir -p "$work/pg" "$work/sock"
 as_pg "$bindir/initdb" -D "$work/pg" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
 # One core's worth of settings for a 2-core box; no durability needed for a read benchmark.
 as_pg "$bindir/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w start \
-  -o "-c listen_addresses='' -k $work/sock -c shared_buffers=512MB -c work_mem=64MB -c fsync=off -c jit=off" >/dev/null
+  -o "-c listen_addresses='' -k '$work/sock' -c shared_buffers=512MB -c work_mem=64MB -c fsync=off -c jit=off" >/dev/null
 psql=(psql -h "$work/sock" -U postgres -d postgres)
 "${psql[@]}" -X -q -v ON_ERROR_STOP=1 -f bench/peer/schema.sql
 t0=$(date +%s.%N)

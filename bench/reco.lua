@@ -1,7 +1,8 @@
 -- Recommendation requests for wrk (bench/run.sh): 10 communes x 7 categories in turn.
 -- COMMUNES (space-separated INSEE codes) replaces the Breton communes; UNCACHED=1 adds a
--- parameter that differs on every request (hop_decay = 0.5 + n x 1e-12, a change far below
--- the scores' rounding) so that no answer is ever served from the answer cache.
+-- parameter that differs on every request (hop_decay = 0.5 + k x 1e-12, k counting the
+-- requests of all threads: a change of a few 1e-6 at most, far below the 4-decimal rounding of
+-- the scores) so that no answer is ever served from the answer cache.
 local communes = {"35238", "29019", "56260", "22278", "35051", "29232", "56121", "22113", "35288", "29103"}
 if os.getenv("COMMUNES") then
   communes = {}
@@ -10,14 +11,16 @@ end
 local uncached = os.getenv("UNCACHED") == "1"
 local categories = {"poste-de-travail", "etat-civil", "elections", "site-web", "finances", "paie-rh", "messagerie"}
 local n = 0
+local threads = 0
 function setup(thread)
-  thread:set("offset", math.random(0, 1000) * 1000000)
+  thread:set("tid", threads)
+  threads = threads + 1
 end
 function request()
   n = n + 1
   local path = "/api/v1/communes/" .. communes[(n % #communes) + 1] .. "/recommendations?category=" .. categories[(math.floor(n / #communes) % #categories) + 1]
   if uncached then
-    path = path .. string.format("&hop_decay=%.12f", 0.5 + ((offset or 0) + n) * 1e-12)
+    path = path .. string.format("&hop_decay=%.12f", 0.5 + (n * 8 + (tid or 0)) * 1e-12)
   end
   return wrk.format("GET", path)
 end

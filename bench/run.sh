@@ -4,7 +4,9 @@
 #   bench/run.sh [SECONDS]             Brittany scale (the embedded seeds), about 8 minutes
 #   bench/run.sh --national [SECONDS]  national scale, about 25 minutes the first time (needs
 #                                      ../shared/data; keeps the national seeds and store under
-#                                      target/bench-national for the next runs)
+#                                      target/bench-national for the next runs; the writes go
+#                                      to a copy)
+# (--national comes first.) Needs wrk, curl, python3, PostgreSQL, and GNU time for the import.
 #
 # Each run:
 #  1. start: cold start to ready with the demo history loaded into an empty store (peak RSS),
@@ -15,7 +17,7 @@
 #  3. durable feedback writes per second with 1, 16 and 64 concurrent connections;
 #  4. in-process: criterion on recommend() and the pooled purchases (cargo bench --bench core);
 #  5. the PostgreSQL peer (bench/peer.sh): same top 3 on a sample, and the time ratio.
-# SECONDS is the length of each HTTP run (default 15). Needs wrk, curl and PostgreSQL.
+# SECONDS is the length of each HTTP run (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 national=0
@@ -42,7 +44,7 @@ else
   data="$work/data"
   communes="35238 29019 56260 22278 35051 29232 56121 22113 35288 29103"
 fi
-token=$("$bin" token create --scope commune:35238 --data-dir "$data" "${seeds_args[@]}" 2>/dev/null)
+token=$("$bin" token create --scope commune:35238 --label bench --data-dir "$data" "${seeds_args[@]}" 2>"$work/token.log") || { cat "$work/token.log" >&2; exit 1; }
 source bench/lib.sh
 # Starts the service (arguments added) on the run's data, prints the time to ready and the RSS.
 start() {
@@ -63,14 +65,20 @@ echo "== HTTP, 2 threads, 32 connections, $secs s each; communes: $communes"
 export COMMUNES=$communes
 wrk -t2 -c32 -d5s "$base/health" >/dev/null
 rps() { sed -E 's/.* rps=([0-9.]+).*/\1/' <<<"$1"; }
+# A wrk result line, refused if any request failed (a run of 404s is not a benchmark).
+checked() { grep -q ' errors=0$' <<<"$1" || { echo "requests failed: $1" >&2; exit 1; }; echo "$1"; }
 for round in cached uncached; do
   [ "$round" = uncached ] && export UNCACHED=1
-  health=$(wrk -t2 -c32 -d"${secs}s" --latency -s bench/plain.lua "$base/health" | grep '^RESULT'); echo "health:                     $health"
-  reco=$(wrk -t2 -c32 -d"${secs}s" --latency -s bench/reco.lua "$base" | grep '^RESULT'); echo "recommendations ($round): $reco"
+  health=$(checked "$(wrk -t2 -c32 -d"${secs}s" --latency -s bench/plain.lua "$base/health" | grep '^RESULT')"); echo "health:                     $health"
+  reco=$(checked "$(wrk -t2 -c32 -d"${secs}s" --latency -s bench/reco.lua "$base" | grep '^RESULT')"); echo "recommendations ($round): $reco"
   echo "ratio recommendation/health ($round): $(python3 -c "print(round($(rps "$reco") / $(rps "$health"), 2))")"
 done
 unset UNCACHED
-echo "== durable feedback writes"
+stop
+echo "== durable feedback writes (on a copy of the store, so that the figures below read the same data at every run)"
+cp -a "$data" "$work/writes"
+start_service "$bin" "$work/serve.log" "${seeds_args[@]}" --data-dir "$work/writes"
+base="http://$addr"
 # The adoption the feedback is about (made by the first run on a kept store, found after).
 curl -s -o /dev/null -X POST "$base/api/v1/communes/35238/adoptions" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
   -d '{"product": "openelec", "since": "2019-03-01"}'
@@ -82,17 +90,20 @@ print([a["id"] for a in rows if a["product"] == "openelec" and a["since"] == "20
 export TOKEN=$token FEEDBACK_PATH="/api/v1/communes/35238/adoptions/$id/feedback"
 for c in 1 16 64; do
   t=$([ "$c" -lt 2 ] && echo 1 || echo 2)
-  echo "$c connections: $(wrk -t"$t" -c"$c" -d"${secs}s" --latency -s bench/feedback.lua "$base" | grep '^RESULT')"
+  echo "$c connections: $(checked "$(wrk -t"$t" -c"$c" -d"${secs}s" --latency -s bench/feedback.lua "$base" | grep '^RESULT')")"
 done
 curl -sf "$base/metrics" | grep -E '^voisinage_store_bytes '
 stop
+rm -rf "$work/writes"
 echo "== in-process (criterion)"
 if [ "$national" = 1 ]; then
   export VOISINAGE_BENCH_NATIONAL_SEEDS=$nat/seeds VOISINAGE_BENCH_NATIONAL_STORE=$data
-  cargo bench --locked --bench core -- national 2>&1 | grep -E '^LATENCY national|^national' || true
+  filter=national
 else
-  cargo bench --locked --bench core -- brittany 2>&1 | grep -E '^LATENCY|^SLOWEST|time:|^brittany' || true
+  filter=brittany
 fi
+cargo bench --locked --bench core -- "$filter" >"$work/bench.log" 2>&1 || { tail -30 "$work/bench.log" >&2; exit 1; }
+grep -E '^LATENCY|^SLOWEST|^national:|time:|^(brittany|national)/' "$work/bench.log"
 echo "== PostgreSQL peer"
 if [ "$national" = 1 ]; then
   bench/peer.sh --seeds "$nat/seeds" --data-dir "$data" --sample 24

@@ -149,6 +149,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut times: Vec<f64> = (0..21)
             .map(|_| {
                 let s = Instant::now();
+                // A fresh context per call, as the HTTP handler builds one per request.
+                let ctx = Ctx::new(&territory, &catalog, &history, args.today);
                 std::hint::black_box(recommend(&ctx, &code, category, &params).ok());
                 s.elapsed().as_secs_f64() * 1e6
             })

@@ -28,7 +28,11 @@ def main() -> int:
             f"FROM (SELECT * FROM recommend('{c['code']}', '{c['category']}', '{today}') ORDER BY pos LIMIT 3) t;"
         )
         script += [f"\\echo CASE {c['code']} {c['category']}", q, "\\timing on"] + [q] * RUNS + ["\\timing off"]
-    out = subprocess.run(psql + ["-X", "-q", "-v", "ON_ERROR_STOP=1"], input="\n".join(script) + "\n", capture_output=True, text=True, check=True).stdout
+    run = subprocess.run(psql + ["-X", "-q", "-v", "ON_ERROR_STOP=1"], input="\n".join(script) + "\n", capture_output=True, text=True)
+    if run.returncode != 0:
+        print(run.stderr, file=sys.stderr)
+        return 1
+    out = run.stdout
     results, times, current = {}, {}, None
     lines = out.splitlines()
     i = 0
@@ -62,9 +66,16 @@ def main() -> int:
     if compared:
         print(
             f"PEER engine_median_us={statistics.median(engine_us):.0f} sql_median_us={statistics.median(sql_us):.0f} "
-            f"ratio_sql_over_engine_median={statistics.median(ratios):.0f} "
+            f"median_of_ratios_sql_over_engine={statistics.median(ratios):.0f} "
             f"ratio_min={min(ratios):.0f} ratio_max={max(ratios):.0f}"
         )
+    # A comparison on too few cases does not count either.
+    if len(compared) < max(5, len(cases) // 2):
+        print(f"PEER too few cases compared ({len(compared)} of {len(cases)})", file=sys.stderr)
+        return 1
+    if any(t != t for t in sql_us):  # NaN: a case without its timings
+        print("PEER some SQL timings are missing", file=sys.stderr)
+        return 1
     return 1 if differ else 0
 
 

@@ -59,7 +59,8 @@ prior AS MATERIALIZED (
     WHERE a.category = cat AND f.date <= today
 ),
 -- Generations that cannot be proposed to this commune: support ended or ending within 12
--- months, end undated, phase-out, or support ending before a regulation that applies to it.
+-- months, end undated, phase-out, or support ended before an obligation in force that applies
+-- to it (as the engine: that last rule only restates the first).
 excluded AS MATERIALIZED (
     SELECT g.product, g.generation FROM generations g CROSS JOIN o
     WHERE g.end_of_support <= (today + interval '12 months')::date

@@ -11,8 +11,9 @@ set -euo pipefail
 bin=${1:?usage: schemathesis.sh BINARY [SCHEMATHESIS]}
 st=${2:-schemathesis}
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-token=$("$bin" token create --scope admin --label schemathesis --data-dir "$work/data" 2>/dev/null)
+pid=""
+trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+token=$("$bin" token create --scope admin --label schemathesis --data-dir "$work/data" 2>"$work/token.log") || { cat "$work/token.log" >&2; exit 1; }
 source "$(dirname "$0")/../../bench/lib.sh"
 RUST_LOG=warn,voisinage=info start_service "$bin" "$work/serve.log" --demo --demo-until 2026-11-29 --data-dir "$work/data"
 echo "service on $addr"
