@@ -5,7 +5,7 @@
 # latency, errors and the service's RSS at the start and the end of the hold.
 #
 # Usage: bench/load.sh [BINARY] [HOLD_SECONDS]   (default target/release/voisinage, 60)
-# Needs wrk (Debian package `wrk`) and curl.
+# Needs wrk (Debian package `wrk`), curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-${CARGO_TARGET_DIR:-target}/release/voisinage}
