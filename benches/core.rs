@@ -53,11 +53,12 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("brittany");
     let cases =
         [("rennes/poste-de-travail", "35238", "poste-de-travail"), ("brest/etat-civil", "29019", "etat-civil"), ("ouessant/site-web", "29155", "site-web")];
-    named_cases(&mut g, "", &territory, &catalog, &history, today, &cases);
+    let data = Data { territory: &territory, catalog: &catalog, history: &history, today };
+    named_cases(&mut g, "", &data, &cases);
     // The rotation of the HTTP benchmark (bench/reco.lua): 10 communes x 7 categories in turn.
     let communes: Vec<InseeCode> =
         ["35238", "29019", "56260", "22278", "35051", "29232", "56121", "22113", "35288", "29103"].iter().map(|c| InseeCode::parse(c).unwrap()).collect();
-    rotation(&mut g, "", &territory, &catalog, &history, today, &communes);
+    rotation(&mut g, "", &data, &communes);
     let rm = Siren::parse("243500139").unwrap(); // Rennes Métropole, 43 members
     let mut call = || {
         let ctx = Ctx::new(&territory, &catalog, &history, today);
@@ -69,17 +70,21 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// What a benchmark reads: one scale's territory, catalogue and history, at a date.
+#[derive(Clone, Copy)]
+struct Data<'a> {
+    territory: &'a voisinage::core::territory::Territory,
+    catalog: &'a voisinage::core::catalog::Catalog,
+    history: &'a History,
+    today: NaiveDate,
+}
+
 /// `recommend()` for each (name, commune, category) case, with a fresh context per call as the
 /// HTTP handler builds one per request (criterion and LATENCY).
-fn named_cases(
-    g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
-    prefix: &str,
-    territory: &voisinage::core::territory::Territory,
-    catalog: &voisinage::core::catalog::Catalog,
-    history: &History,
-    today: NaiveDate,
-    cases: &[(&str, &str, &str)],
-) {
+fn named_cases(g: &mut Group, prefix: &str, d: &Data, cases: &[(&str, &str, &str)]) {
+    let Data { territory, catalog, history, today } = *d;
     let params = Params::default();
     for (name, code, category) in cases {
         let (code, category) = (InseeCode::parse(code).unwrap(), Slug::parse(category).unwrap());
@@ -94,15 +99,8 @@ fn named_cases(
 
 /// `recommend()` for `communes` x 7 categories in turn (criterion and LATENCY), then the
 /// slowest commune per category (SLOWEST, mean of 20 calls).
-fn rotation(
-    g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
-    prefix: &str,
-    territory: &voisinage::core::territory::Territory,
-    catalog: &voisinage::core::catalog::Catalog,
-    history: &History,
-    today: NaiveDate,
-    communes: &[InseeCode],
-) {
+fn rotation(g: &mut Group, prefix: &str, d: &Data, communes: &[InseeCode]) {
+    let Data { territory, catalog, history, today } = *d;
     let params = Params::default();
     let categories: Vec<Slug> =
         ["poste-de-travail", "etat-civil", "elections", "site-web", "finances", "paie-rh", "messagerie"].iter().map(|c| Slug::parse(c).unwrap()).collect();
@@ -152,12 +150,13 @@ fn national(c: &mut Criterion) {
         ("aubusson/site-web", "23008", "site-web"),
         ("rennes/poste-de-travail", "35238", "poste-de-travail"),
     ];
-    named_cases(&mut g, "national/", &territory, &catalog, &history, today, &cases);
+    let data = Data { territory: &territory, catalog: &catalog, history: &history, today };
+    named_cases(&mut g, "national/", &data, &cases);
     // The rotation of `bench/run.sh --national` (bench/reco.lua with COMMUNES): 10 communes x
     // 7 categories in turn, and the slowest commune per category.
     let communes: Vec<InseeCode> =
         ["75056", "69123", "13055", "31555", "33063", "23008", "35238", "29232", "67482", "59350"].iter().map(|c| InseeCode::parse(c).unwrap()).collect();
-    rotation(&mut g, "national/", &territory, &catalog, &history, today, &communes);
+    rotation(&mut g, "national/", &data, &communes);
     // The EPCI with the most member communes in the seeds.
     let largest = territory.epcis().iter().max_by_key(|e| territory.members(&e.siren).len()).unwrap();
     println!("national: largest EPCI {} ({}), {} members", largest.name, largest.siren, territory.members(&largest.siren).len());
