@@ -162,7 +162,7 @@ fn run_serve(
         Some(d) => seeds::catalog_from_dir(d)?,
         None => seeds::catalog()?,
     };
-    let mut store = Store::open(&data_dir)?;
+    let store = Store::open(&data_dir)?;
     if store.catalog_version()?.as_deref() != Some(catalog.version.as_str()) {
         tracing::info!(version = %catalog.version, "catalogue version recorded");
         store.set_catalog_version(&catalog.version)?;
@@ -174,10 +174,6 @@ fn run_serve(
         let info = store.load_demo(&h, seed, end)?;
         tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
         drop(h);
-        // sled keeps the pages of a bulk load in memory: reopening frees them, and the freed
-        // memory is then returned to the system (both are needed: measured 712 MB RSS with
-        // neither or either alone, 214 MB with both).
-        store = store.reopen()?;
     } else if demo {
         tracing::info!("store not empty: demo history not loaded again");
     }
@@ -186,9 +182,6 @@ fn run_serve(
         None => seeds::shapes()?,
     };
     let state = Arc::new(AppState::new(territory, catalog, store, shapes, None)?);
-    // Decoding the whole store leaves freed memory behind (national demo: 1,006 MB RSS when
-    // ready without this).
-    give_back_freed_memory();
     let listener = TcpListener::bind(&bind)?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "voisinage listening");
     let rt = actix_rt::System::new();
@@ -235,21 +228,6 @@ fn run_token(action: TokenAction, data_dir: PathBuf, seeds_dir: Option<PathBuf>)
         }
     }
     Ok(())
-}
-
-/// Returns the memory freed after the demo load to the system (glibc keeps it otherwise; with
-/// the store reopened first, the service's RSS after loading the Brittany demo is about 214 MB
-/// instead of 712 MB).
-fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            /// glibc: releases free heap memory to the system; `pad` bytes are kept.
-            fn malloc_trim(pad: usize) -> i32;
-        }
-        // SAFETY: malloc_trim only walks the allocator's own free lists; no pointer is passed.
-        unsafe { malloc_trim(0) };
-    }
 }
 
 fn run_eval(seed: u64, until: NaiveDate, cuts: &[NaiveDate], horizon_months: u32, overrides: &[String]) -> Result<(), Error> {

@@ -174,25 +174,6 @@ impl Store {
         Ok(store)
     }
 
-    /// Closes this handle and opens the store again (waiting up to 5 s for sled to release its
-    /// file lock). Used after a bulk load, to give back the memory sled kept for it.
-    pub fn reopen(self) -> Result<Store> {
-        let dir = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
-        drop(self);
-        let mut last = None;
-        for _ in 0..200 {
-            match Store::open(&dir) {
-                Ok(s) => return Ok(s),
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    last = Some(e);
-                    std::thread::sleep(std::time::Duration::from_millis(25));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::Storage("the store could not be reopened".into())))
-    }
-
     /// Start-up repairs: a demo load interrupted by a crash is wiped (the demo is only ever
     /// loaded into an empty store, so nothing else is lost), and `next_id` is set past every id
     /// present, so that no new record can overwrite an old one.

@@ -350,18 +350,18 @@ struct PriorSums {
 ///
 /// Layout (measured in `BENCHMARKS.md`): adoptions in one `Vec` in insertion order, each with its
 /// category, product and generation as shared text interned here (one copy of each distinct
-/// slug, 16-byte handles in the records); indexes by id, commune and category hold `u32`
-/// positions into that `Vec`, not copies; feedback sits in a `Vec` per adoption at the same
+/// slug, 16-byte handles in the records); indexes by id, commune and category (in service or
+/// ended) hold `u32` positions into that `Vec`, not copies; feedback sits in a `Vec` per adoption at the same
 /// position.
 #[derive(Debug, Default)]
 pub struct History {
     adoptions: Vec<Adoption>,
     by_id: HashMap<u64, u32>,
     by_commune: HashMap<InseeCode, Vec<u32>>,
-    by_category: HashMap<Slug, Vec<u32>>,
-    /// Per category: positions of the adoptions without an end (`until` unset), of those with
-    /// one, and the latest end date: a wide search for what is in service reads the first list
-    /// and, only when some end is later than its date, the second.
+    /// Per category (together, every adoption of the category): positions of the adoptions
+    /// without an end (`until` unset), of those with one, and the latest end date: a wide
+    /// search for what is in service reads the first list and, only when some end is later
+    /// than its date, the second.
     open: HashMap<Slug, Vec<u32>>,
     closed: HashMap<Slug, Vec<u32>>,
     latest_until: HashMap<Slug, NaiveDate>,
@@ -402,9 +402,6 @@ impl History {
             if old_commune != a.commune {
                 Self::move_position(&mut self.by_commune, &old_commune, a.commune, i);
             }
-            if old_category != a.category {
-                Self::move_position(&mut self.by_category, &old_category, a.category.clone(), i);
-            }
             if was_open != a.until.is_none() || old_category != a.category {
                 let from = if was_open { &mut self.open } else { &mut self.closed };
                 if let Some(v) = from.get_mut(&old_category) {
@@ -420,7 +417,6 @@ impl History {
         let i = u32::try_from(self.adoptions.len()).expect("fewer than 2^32 adoptions");
         self.by_id.insert(a.id, i);
         self.by_commune.entry(a.commune).or_default().push(i);
-        self.by_category.entry(a.category.clone()).or_default().push(i);
         let list = if a.until.is_none() { &mut self.open } else { &mut self.closed };
         list.entry(a.category.clone()).or_default().push(i);
         self.note_until(&a);
@@ -472,7 +468,6 @@ impl History {
         self.feedback.iter_mut().for_each(Vec::shrink_to_fit);
         self.feedback.shrink_to_fit();
         self.by_commune.values_mut().for_each(Vec::shrink_to_fit);
-        self.by_category.values_mut().for_each(Vec::shrink_to_fit);
         self.open.values_mut().for_each(Vec::shrink_to_fit);
         self.closed.values_mut().for_each(Vec::shrink_to_fit);
     }
@@ -526,10 +521,10 @@ impl History {
         v.into_iter().flatten().map(|&i| &self.adoptions[i as usize])
     }
 
-    /// All adoptions in a category, in insertion order.
+    /// All adoptions in a category: those without an end, then the ended ones.
     pub fn in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
-        let v = self.by_category.get(category);
-        v.into_iter().flatten().map(|&i| &self.adoptions[i as usize])
+        let lists = [self.open.get(category), self.closed.get(category)];
+        lists.into_iter().flatten().flatten().map(|&i| &self.adoptions[i as usize])
     }
 
     /// Adoptions of a category in service on `date`, in no particular order: those without an
@@ -548,7 +543,7 @@ impl History {
 
     /// Number of adoptions in a category (all dates).
     pub fn category_len(&self, category: &Slug) -> usize {
-        self.by_category.get(category).map_or(0, Vec::len)
+        [&self.open, &self.closed].iter().filter_map(|m| m.get(category)).map(Vec::len).sum()
     }
 
     /// Whether an adoption ended on or before `date` by leaving the product: it has an `until`
