@@ -1,8 +1,13 @@
-//! The crate's one error type.
+//! The crate's one error type, and the one table that maps each error to its problem type.
 //!
-//! Each variant has a stable machine code ([`Error::code`]) and an HTTP status
-//! ([`Error::status`]); the http module turns them into RFC 9457 `application/problem+json`
-//! bodies whose `type` is `/problems/{code}`. Codes never change once published.
+//! Each variant has a [`ProblemType`]: a stable machine code, an HTTP status and a short title
+//! ([`Error::problem_type`], the only `match` over the variants). The http module turns an
+//! error into an RFC 9457 `application/problem+json` body whose `type` is `/problems/{code}`.
+//! Codes never change once published. For a failure of the service itself (5xx), the body says
+//! only "internal error"; the underlying error is kept as the variant's `source` and logged.
+
+/// A boxed underlying error, kept for the log (never shown to a client).
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Every failure the service can report.
 #[derive(Debug, thiserror::Error)]
@@ -44,74 +49,164 @@ pub enum Error {
     /// A request body over the size limit. HTTP 413, code `payload-too-large`.
     #[error("{0}")]
     TooLarge(String),
-    /// The persistent store failed (disk full, corrupt file). HTTP 500, code `storage`.
-    #[error("storage error: {0}")]
-    Storage(String),
+    /// The persistent store failed (disk full, corrupt file, locked folder). HTTP 500, code
+    /// `storage`.
+    #[error("storage error: {context}")]
+    Storage {
+        /// What the store was doing (`opening /var/lib/voisinage`, `writing an adoption`).
+        context: String,
+        /// The underlying sled, I/O or decoding error, if any.
+        #[source]
+        source: Option<Source>,
+    },
+    /// A failure of the service that is not the store's: serialising an answer, a thread pool
+    /// that went away, a header that cannot be built. HTTP 500, code `internal`.
+    #[error("internal error: {context}")]
+    Internal {
+        /// What the service was doing.
+        context: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Source>,
+    },
     /// Reference data or catalogue files that cannot be read or parsed (import, start-up).
     /// HTTP 500, code `reference-data`.
     #[error("reference data error: {0}")]
     Data(String),
-    /// File-system failure outside the store (import, reading a catalogue directory).
+    /// File-system failure outside the store (import, reading a catalogue directory). HTTP 500,
+    /// code `io`.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
+/// A problem type of RFC 9457: what a client can rely on for one kind of error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProblemType {
+    /// Stable machine-readable code, the last segment of the problem `type` (`/problems/{code}`).
+    pub code: &'static str,
+    /// HTTP status, 400 to 599.
+    pub status: u16,
+    /// Short human title (the problem's `title`).
+    pub title: &'static str,
+}
+
+macro_rules! problem_types {
+    ($($name:ident = $code:literal, $status:literal, $title:literal;)*) => {
+        $(
+            #[doc = concat!("`", $code, "`: HTTP ", stringify!($status), ", \"", $title, "\".")]
+            pub const $name: ProblemType = ProblemType { code: $code, status: $status, title: $title };
+        )*
+        /// Every problem type the service answers with, in the order of the table.
+        pub const PROBLEM_TYPES: &[ProblemType] = &[$($name),*];
+    };
+}
+
+/// The problem types, one constant each (the table of every code, status and title).
+pub mod problem {
+    use super::ProblemType;
+    problem_types! {
+        MALFORMED = "malformed-input", 400, "Malformed input";
+        UNAUTHORIZED = "unauthorized", 401, "Unauthorized";
+        FORBIDDEN = "forbidden", 403, "Forbidden";
+        NOT_FOUND = "not-found", 404, "Not found";
+        METHOD_NOT_ALLOWED = "method-not-allowed", 405, "Method not allowed";
+        TIMEOUT = "request-timeout", 408, "Request timeout";
+        CONFLICT = "conflict", 409, "Conflict";
+        TOO_LARGE = "payload-too-large", 413, "Payload too large";
+        UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type", 415, "Unsupported media type";
+        INVALID = "invalid-value", 422, "Invalid value";
+        STORAGE = "storage", 500, "Storage failure";
+        INTERNAL = "internal", 500, "Internal failure";
+        DATA = "reference-data", 500, "Reference data failure";
+        IO = "io", 500, "I/O failure";
+    }
+}
+
+pub use problem::PROBLEM_TYPES;
+
 impl Error {
+    /// The problem type of this error: its code, status and title. The one place where a
+    /// variant is mapped to them.
+    pub fn problem_type(&self) -> ProblemType {
+        use problem::*;
+        match self {
+            Error::Malformed(_) => MALFORMED,
+            Error::NotFound(_) => NOT_FOUND,
+            Error::Invalid(_) => INVALID,
+            Error::UnsupportedMediaType(_) => UNSUPPORTED_MEDIA_TYPE,
+            Error::TooLarge(_) => TOO_LARGE,
+            Error::MethodNotAllowed(_) => METHOD_NOT_ALLOWED,
+            Error::Unauthorized(_) => UNAUTHORIZED,
+            Error::Forbidden(_) => FORBIDDEN,
+            Error::Conflict(_) => CONFLICT,
+            Error::Timeout(_) => TIMEOUT,
+            Error::Storage { .. } => STORAGE,
+            Error::Internal { .. } => INTERNAL,
+            Error::Data(_) => DATA,
+            Error::Io(_) => IO,
+        }
+    }
+
     /// Stable machine-readable code, used as the last segment of the problem `type`.
     pub fn code(&self) -> &'static str {
-        match self {
-            Error::Malformed(_) => "malformed-input",
-            Error::NotFound(_) => "not-found",
-            Error::Invalid(_) => "invalid-value",
-            Error::UnsupportedMediaType(_) => "unsupported-media-type",
-            Error::TooLarge(_) => "payload-too-large",
-            Error::MethodNotAllowed(_) => "method-not-allowed",
-            Error::Unauthorized(_) => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
-            Error::Conflict(_) => "conflict",
-            Error::Timeout(_) => "request-timeout",
-            Error::Storage(_) => "storage",
-            Error::Data(_) => "reference-data",
-            Error::Io(_) => "io",
-        }
+        self.problem_type().code
     }
 
     /// HTTP status code for this error.
     pub fn status(&self) -> u16 {
-        match self {
-            Error::Malformed(_) => 400,
-            Error::NotFound(_) => 404,
-            Error::Invalid(_) => 422,
-            Error::UnsupportedMediaType(_) => 415,
-            Error::TooLarge(_) => 413,
-            Error::MethodNotAllowed(_) => 405,
-            Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
-            Error::Conflict(_) => 409,
-            Error::Timeout(_) => 408,
-            Error::Storage(_) | Error::Data(_) | Error::Io(_) => 500,
-        }
+        self.problem_type().status
     }
 
     /// Short human title of the problem type (RFC 9457 `title`).
     pub fn title(&self) -> &'static str {
-        match self {
-            Error::Malformed(_) => "Malformed input",
-            Error::NotFound(_) => "Not found",
-            Error::Invalid(_) => "Invalid value",
-            Error::UnsupportedMediaType(_) => "Unsupported media type",
-            Error::TooLarge(_) => "Payload too large",
-            Error::MethodNotAllowed(_) => "Method not allowed",
-            Error::Unauthorized(_) => "Unauthorized",
-            Error::Forbidden(_) => "Forbidden",
-            Error::Conflict(_) => "Conflict",
-            Error::Timeout(_) => "Request timeout",
-            Error::Storage(_) => "Storage failure",
-            Error::Data(_) => "Reference data failure",
-            Error::Io(_) => "I/O failure",
+        self.problem_type().title
+    }
+
+    /// A store failure with its underlying error (kept for the log).
+    pub fn storage(context: impl Into<String>, source: impl Into<Source>) -> Error {
+        Error::Storage { context: context.into(), source: Some(source.into()) }
+    }
+
+    /// A store failure found by the store itself (an inconsistency, no underlying error).
+    pub fn storage_state(context: impl Into<String>) -> Error {
+        Error::Storage { context: context.into(), source: None }
+    }
+
+    /// A failure of the service outside the store, with its underlying error.
+    pub fn internal(context: impl Into<String>, source: impl Into<Source>) -> Error {
+        Error::Internal { context: context.into(), source: Some(source.into()) }
+    }
+
+    /// The error and its chain of sources, for the log: `storage error: writing: disk full`.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
         }
+        out
     }
 }
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_type_is_in_the_table_once() {
+        let mut codes: Vec<&str> = PROBLEM_TYPES.iter().map(|p| p.code).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), PROBLEM_TYPES.len());
+        let e = Error::storage("writing an adoption", std::io::Error::other("disk full"));
+        assert_eq!((e.code(), e.status()), ("storage", 500));
+        assert_eq!(e.to_string(), "storage error: writing an adoption");
+        assert_eq!(e.chain(), "storage error: writing an adoption: disk full");
+        assert!(PROBLEM_TYPES.contains(&Error::Malformed(String::new()).problem_type()));
+    }
+}

@@ -1,16 +1,22 @@
 //! voisinage: recommends to French communes the software and equipment already proven by their
 //! neighbours, and proposes groupements de commandes to their EPCI.
 //!
-//! Layout: [`core`] is pure (domain types, graph, catalogue, recommendation, pooling, demo
-//! simulator; no I/O); [`store`] is the only user of sled; [`http`] the only user of actix-web;
-//! [`import`] derives the seeds from the shared open data; [`seeds`] embeds them; `main.rs`
-//! wires them.
+//! Layout, inside out:
+//! - [`core`] is pure (domain types, graph, catalogue, recommendation, pooling, demo simulator;
+//!   no I/O; time enters as a `today` argument);
+//! - [`store`] is the only user of sled (durable writes, group commit);
+//! - [`service`] is the application service: the one type that owns the reference data, the
+//!   store and its in-memory index, and whose methods are the use cases;
+//! - [`http`] is the only user of actix-web: typed input, a call to the service, rendering;
+//! - [`import`] derives the seeds from the shared open data; [`seeds`] embeds them;
+//! - `main.rs` is the CLI that wires them.
 
 pub mod core;
 pub mod error;
 pub mod http;
 pub mod import;
 pub mod seeds;
+pub mod service;
 pub mod store;
 
 pub use error::{Error, Result};

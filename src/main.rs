@@ -1,5 +1,7 @@
-//! The `voisinage` command: `serve` runs the HTTP service, `import` derives the seeds from the
-//! shared open data.
+//! The `voisinage` command: `serve` runs the HTTP service, `token` manages bearer tokens,
+//! `import` derives the seeds from the shared open data, `eval` backtests the recommender.
+//! Each command builds what it needs through [`Service::open`] (serve, token) or the core
+//! (import, eval).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -12,10 +14,11 @@ use tracing_subscriber::EnvFilter;
 use voisinage::core::eval::{backtest, table};
 use voisinage::core::history::History;
 use voisinage::core::recommend::Params;
+use voisinage::core::auth::{Principal, TokenScope};
 use voisinage::core::simulate::{SimParams, simulate};
-use voisinage::http::{AppState, serve};
+use voisinage::http::serve;
 use voisinage::import::{self, ImportOptions, Scope};
-use voisinage::store::Store;
+use voisinage::service::{Config, DemoRequest, Service};
 use voisinage::{Error, seeds};
 
 /// Recommends to French communes what their neighbours already run, and proposes groupements
@@ -132,98 +135,60 @@ fn main() {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let result = match Cli::parse().command {
-        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds: seeds_dir, catalog } => {
-            run_serve(bind, data_dir, demo, seed, demo_until, seeds_dir, catalog)
+        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds, catalog } => {
+            let demo = demo.then(|| DemoRequest { seed, until: demo_until.unwrap_or_else(|| chrono::Utc::now().date_naive()) });
+            run_serve(&bind, &Config { data_dir, seeds, catalog, demo, today: None })
         }
-        Command::Token { action, data_dir, seeds } => run_token(action, data_dir, seeds),
+        Command::Token { action, data_dir, seeds } => run_token(action, &Config { seeds, ..Config::new(data_dir) }),
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
         Command::Eval { seed, until, cuts, horizon_months, overrides } => run_eval(seed, until, &cuts, horizon_months, &overrides),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        // The whole chain: the cause of a store failure is in its source.
+        eprintln!("error: {}", e.chain());
         std::process::exit(1);
     }
 }
 
-fn run_serve(
-    bind: String,
-    data_dir: PathBuf,
-    demo: bool,
-    seed: u64,
-    demo_until: Option<NaiveDate>,
-    seeds_dir: Option<PathBuf>,
-    catalog_dir: Option<PathBuf>,
-) -> Result<(), Error> {
-    let territory = match &seeds_dir {
-        Some(d) => seeds::territory_from_dir(d)?,
-        None => seeds::territory()?,
-    };
-    let catalog = match &catalog_dir {
-        Some(d) => seeds::catalog_from_dir(d)?,
-        None => seeds::catalog()?,
-    };
-    let store = Store::open(&data_dir)?;
-    if store.catalog_version()?.as_deref() != Some(catalog.version.as_str()) {
-        tracing::info!(version = %catalog.version, "catalogue version recorded");
-        store.set_catalog_version(&catalog.version)?;
-    }
-    if demo && store.is_empty() {
-        let end = demo_until.unwrap_or_else(|| chrono::Utc::now().date_naive());
-        tracing::info!(seed, %end, "simulating the demo history (simulated data, not real opinions)");
-        let h = simulate(&territory, &catalog, &SimParams::new(seed, end));
-        let info = store.load_demo(&h, seed, end)?;
-        tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
-        drop(h);
-    } else if demo {
-        tracing::info!("store not empty: demo history not loaded again");
-    }
-    let shapes = match &seeds_dir {
-        Some(d) => seeds::shapes_from_dir(d)?,
-        None => seeds::shapes()?,
-    };
-    let state = Arc::new(AppState::new(territory, catalog, store, shapes, None)?);
-    let listener = TcpListener::bind(&bind)?;
-    tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "voisinage listening");
+fn run_serve(bind: &str, config: &Config) -> Result<(), Error> {
+    let service = Arc::new(Service::open(config)?);
+    let listener = TcpListener::bind(bind)?;
+    tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "voisinage listening");
     let rt = actix_rt::System::new();
-    rt.block_on(async { serve(state, listener)?.await })?;
+    rt.block_on(async { serve(service, listener)?.await })?;
     Ok(())
 }
 
-fn run_token(action: TokenAction, data_dir: PathBuf, seeds_dir: Option<PathBuf>) -> Result<(), Error> {
-    use voisinage::core::auth::Scope as TokenScope;
+fn run_token(action: TokenAction, config: &Config) -> Result<(), Error> {
     // Parse before opening the store, so that a typo does not need the store.
     let scope = match &action {
         TokenAction::Create { scope, .. } => Some(TokenScope::parse(scope)?),
         _ => None,
     };
-    let store = Store::open(&data_dir).map_err(|e| {
-        let e = e.to_string();
-        Error::Storage(format!(
-            "{} (is the service running on this data folder? stop it, or use POST /api/v1/tokens with an admin token)",
-            e.trim_start_matches("storage error: ")
-        ))
+    let service = Service::open(config).map_err(|e| match e {
+        Error::Storage { context, source } => Error::Storage {
+            context: format!("{context} (is the service running on this data folder? stop it, or use POST /api/v1/tokens with an admin token)"),
+            source,
+        },
+        e => e,
     })?;
+    let operator = Principal::OPERATOR;
     match action {
         TokenAction::Create { label, .. } => {
             let scope = scope.ok_or_else(|| Error::Malformed("--scope is required".into()))?;
-            let territory = match &seeds_dir {
-                Some(d) => seeds::territory_from_dir(d)?,
-                None => seeds::territory()?,
-            };
-            territory.check_scope(&scope)?;
-            let (t, secret) = store.create_token(scope, &label, chrono::Utc::now())?;
+            let (t, secret) = service.create_token(&operator, scope, &label)?;
             eprintln!("token {} created for {}; keep the secret now, it is not stored and cannot be shown again:", t.id, t.scope);
             println!("{secret}");
         }
         TokenAction::List => {
             println!("id\tscope\tcreated\trevoked\tlabel");
-            for t in store.tokens()? {
+            for t in service.tokens(&operator)? {
                 let revoked = t.revoked.map(|r| r.to_rfc3339()).unwrap_or_else(|| "-".into());
                 println!("{}\t{}\t{}\t{}\t{}", t.id, t.scope, t.created.to_rfc3339(), revoked, t.label);
             }
         }
         TokenAction::Revoke { id } => {
-            let t = store.revoke_token(id, chrono::Utc::now())?;
+            let t = service.revoke_token(&operator, id)?;
             println!("token {} ({}) revoked at {}", t.id, t.scope, t.revoked.map(|r| r.to_rfc3339()).unwrap_or_default());
         }
     }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::core::auth::{Scope, Token, TokenHash};
+use crate::core::auth::{Token, TokenHash, TokenScope};
 use crate::core::history::{Adoption, Feedback, History, NewAdoption, NewFeedback};
 use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
@@ -64,7 +64,7 @@ pub struct Store {
 
 /// `fdatasync` every file under `dir` (recursively) and `fsync` the folders themselves.
 fn sync_tree(dir: &Path) -> Result<()> {
-    let io = |e: std::io::Error| Error::Storage(format!("{}: {e}", dir.display()));
+    let io = |e: std::io::Error| Error::storage(format!("syncing {}", dir.display()), e);
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let path = entry.path();
@@ -77,8 +77,9 @@ fn sync_tree(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io)
 }
 
-fn st<E: std::fmt::Display>(e: E) -> Error {
-    Error::Storage(e.to_string())
+/// A sled or decoding failure, with its source kept for the log.
+fn st<E: Into<crate::error::Source>>(e: E) -> Error {
+    Error::storage("sled", e)
 }
 
 fn tx_err(e: TransactionError<Error>) -> Error {
@@ -149,7 +150,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Errors: `Storage` when the folder cannot be
     /// created or the files are locked by another process or corrupt.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
         // No periodic background flush: every write flushes and syncs itself (group commit).
         // The read path is served from memory (`History`), so sled's page cache only serves
         // writes, tokens and idempotency keys: 64 MiB instead of sled's default 1 GiB.
@@ -158,7 +159,7 @@ impl Store {
             .flush_every_ms(None)
             .cache_capacity(CACHE_BYTES)
             .open()
-            .map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| Error::storage(format!("opening {}", dir.display()), e))?;
         let store = Store {
             dir: dir.join("store"),
             sync: Arc::new(Syncer::default()),
@@ -302,7 +303,7 @@ impl Store {
                 {
                     let rec: IdemRecord = serde_json::from_slice(&v).map_err(|e| abort(st(e)))?;
                     i.check(&rec).map_err(abort)?;
-                    let first = adoptions.get(rec.id.to_be_bytes())?.ok_or_else(|| abort(Error::Storage("idempotency record without its adoption".into())))?;
+                    let first = adoptions.get(rec.id.to_be_bytes())?.ok_or_else(|| abort(Error::storage_state("idempotency record without its adoption")))?;
                     return Ok((serde_json::from_slice::<Adoption>(&first).map_err(|e| abort(st(e)))?, true));
                 }
                 let id = meta.get(b"next_id")?.map_or(1, |v| be(&v));
@@ -357,7 +358,7 @@ impl Store {
                     i.check(&rec).map_err(abort)?;
                     let mut key = rec.adoption_id.unwrap_or(adoption_id).to_be_bytes().to_vec();
                     key.extend_from_slice(&rec.id.to_be_bytes());
-                    let first = feedback.get(key)?.ok_or_else(|| abort(Error::Storage("idempotency record without its feedback".into())))?;
+                    let first = feedback.get(key)?.ok_or_else(|| abort(Error::storage_state("idempotency record without its feedback")))?;
                     return Ok((serde_json::from_slice::<Feedback>(&first).map_err(|e| abort(st(e)))?, true));
                 }
                 if adoptions.get(adoption_id.to_be_bytes())?.is_none() {
@@ -385,13 +386,13 @@ impl Store {
     /// bits from the operating system's random source). Only the secret's SHA-256 is stored:
     /// the secret cannot be shown again. Errors: `Invalid` for a label over 200 characters or
     /// with control characters; `Storage` when the random source or the disk fails.
-    pub fn create_token(&self, scope: Scope, label: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(Token, String)> {
+    pub fn create_token(&self, scope: TokenScope, label: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(Token, String)> {
         use crate::core::auth::MAX_LABEL_CHARS;
         if label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
             return Err(Error::Invalid(format!("label must be at most {MAX_LABEL_CHARS} characters, without control characters")));
         }
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| Error::Storage(format!("random source: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(|e| Error::Internal { context: format!("random source: {e}"), source: None })?;
         let secret = TokenHash::secret_from_bytes(&bytes);
         let hash = TokenHash::of_secret(&secret)?;
         let token = (&self.meta, &self.tokens, &self.token_hashes)
@@ -548,11 +549,11 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().to_utc();
         let (t1, secret) = {
             let s = Store::open(dir.path()).unwrap();
-            let (t1, secret) = s.create_token(Scope::parse("commune:29019").unwrap(), "mairie de Brest", now).unwrap();
-            let (t2, secret2) = s.create_token(Scope::Admin, "", now).unwrap();
+            let (t1, secret) = s.create_token(TokenScope::parse("commune:29019").unwrap(), "mairie de Brest", now).unwrap();
+            let (t2, secret2) = s.create_token(TokenScope::Admin, "", now).unwrap();
             assert_eq!((t1.id, t2.id), (1, 2));
             assert_ne!(secret, secret2);
-            assert!(s.create_token(Scope::Admin, &"x".repeat(201), now).is_err());
+            assert!(s.create_token(TokenScope::Admin, &"x".repeat(201), now).is_err());
             (t1, secret)
         };
         let s = reopen(dir.path());

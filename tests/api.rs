@@ -517,7 +517,7 @@ async fn an_adoption_is_ended_or_corrected_with_patch() {
     let (_, after) = get(&app, &format!("/api/v1/communes/29019/adoptions/{}", a["id"])).await;
     assert!(after["until"].is_null() && after["workstations"] == 3);
     // Survives a reopen of the store.
-    let (adoptions, _) = app.state.store.load().unwrap();
+    let (adoptions, _) = app.service.stored_records().unwrap();
     assert_eq!(adoptions[0].workstations, Some(3));
 }
 
@@ -566,7 +566,7 @@ async fn a_write_is_seen_by_the_next_recommendation() {
     let (_, after) = get(&app, url).await;
     assert_eq!(after["items"][0]["product"], "openelec");
     // Ending it with PATCH removes it again.
-    let id = app.state.store.load().unwrap().0[0].id;
+    let id = app.service.stored_records().unwrap().0[0].id;
     let r = app.client.patch(app.url(&format!("/api/v1/communes/35051/adoptions/{id}"))).json(&json!({"until": "2024-01-01"})).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let (_, ended) = get(&app, url).await;

@@ -75,7 +75,7 @@ async fn every_write_route_refuses_missing_bad_and_foreign_tokens() {
     let a: Value = app.anon.get(app.url(&format!("/api/v1/communes/35051/adoptions/{cesson_adoption}"))).send().await.unwrap().json().await.unwrap();
     assert!(a["until"].is_null(), "the refused PATCH changed nothing");
     // The admin token (1) was not revoked by the refused DELETE.
-    assert!(app.state.store.token(1).unwrap().unwrap().revoked.is_none());
+    assert!(app.service.stored_token(1).unwrap().unwrap().revoked.is_none());
     // A token of Rennes cannot reach Cesson's adoption through its own path either.
     problem(send(&rennes, "POST", app.url(&format!("/api/v1/communes/35238/adoptions/{cesson_adoption}/feedback")), Some(FEEDBACK)).await, 404, "not-found")
         .await;

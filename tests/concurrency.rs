@@ -73,9 +73,9 @@ async fn parallel_writers_on_one_commune_lose_nothing() {
         list["adoptions"].as_array().unwrap().iter().flat_map(|a| a["feedback"].as_array().unwrap().iter().map(|f| f["id"].as_u64().unwrap())).collect();
     assert_eq!(listed, acked);
     // And the store holds exactly that.
-    let (adoptions, feedback) = app.state.store.load().unwrap();
+    let (adoptions, feedback) = app.service.stored_records().unwrap();
     assert_eq!(adoptions.len() as u64, 2 + created);
     assert_eq!(feedback.iter().map(|f| f.id).collect::<HashSet<_>>(), acked);
     // Group commit: concurrent writers shared syncs (fewer syncs than writes).
-    assert!(app.state.store.syncs() < 480 + 2 + created + 2, "syncs {}", app.state.store.syncs());
+    assert!(app.service.store_syncs() < 480 + 2 + created + 2, "syncs {}", app.service.store_syncs());
 }

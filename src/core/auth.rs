@@ -1,6 +1,6 @@
 //! Access control: token scopes and the rules of who may write or read what.
 //!
-//! A bearer token carries one [`Scope`]. Reads of the catalogue, communes, recommendations and
+//! A bearer token carries one [`TokenScope`]. Reads of the catalogue, communes, recommendations and
 //! pooled purchases are public; writes need a token whose scope covers the commune written to:
 //!
 //! | scope | writes adoptions and feedback of | reads free-text comments of | manages tokens |
@@ -29,7 +29,7 @@ pub const MAX_LABEL_CHARS: usize = 200;
 
 /// What a token may act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub enum TokenScope {
     /// One commune's adoptions and feedback (`commune:29019`).
     Commune(InseeCode),
     /// The adoptions and feedback of an EPCI's member communes (`epci:200067197`).
@@ -38,14 +38,14 @@ pub enum Scope {
     Admin,
 }
 
-impl Scope {
+impl TokenScope {
     /// Parses `commune:{INSEE code}`, `epci:{SIREN}` or `admin`. Errors: `Malformed` for any
     /// other text or a malformed code.
-    pub fn parse(s: &str) -> Result<Scope, Error> {
+    pub fn parse(s: &str) -> Result<TokenScope, Error> {
         match s.split_once(':') {
-            _ if s == "admin" => Ok(Scope::Admin),
-            Some(("commune", code)) => Ok(Scope::Commune(InseeCode::parse(code)?)),
-            Some(("epci", siren)) => Ok(Scope::Epci(Siren::parse(siren)?)),
+            _ if s == "admin" => Ok(TokenScope::Admin),
+            Some(("commune", code)) => Ok(TokenScope::Commune(InseeCode::parse(code)?)),
+            Some(("epci", siren)) => Ok(TokenScope::Epci(Siren::parse(siren)?)),
             _ => Err(Error::Malformed(format!(
                 "'{}' is not a scope: use commune:{{INSEE code}}, epci:{{SIREN}} or admin",
                 s.chars().take(40).collect::<String>()
@@ -57,40 +57,53 @@ impl Scope {
     /// its adoptions and feedback, and reading its free-text comments.
     pub fn covers(&self, commune: &InseeCode, epci: Option<&Siren>) -> bool {
         match self {
-            Scope::Admin => true,
-            Scope::Commune(c) => c == commune,
-            Scope::Epci(s) => epci == Some(s),
+            TokenScope::Admin => true,
+            TokenScope::Commune(c) => c == commune,
+            TokenScope::Epci(s) => epci == Some(s),
         }
     }
 
     /// Whether this scope may create, list and revoke tokens.
     pub fn is_admin(&self) -> bool {
-        matches!(self, Scope::Admin)
+        matches!(self, TokenScope::Admin)
     }
 }
 
-impl fmt::Display for Scope {
+impl fmt::Display for TokenScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Scope::Commune(c) => write!(f, "commune:{c}"),
-            Scope::Epci(s) => write!(f, "epci:{s}"),
-            Scope::Admin => f.write_str("admin"),
+            TokenScope::Commune(c) => write!(f, "commune:{c}"),
+            TokenScope::Epci(s) => write!(f, "epci:{s}"),
+            TokenScope::Admin => f.write_str("admin"),
         }
     }
 }
 
-impl Serialize for Scope {
+impl Serialize for TokenScope {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
 }
 
-impl<'de> Deserialize<'de> for Scope {
+impl<'de> Deserialize<'de> for TokenScope {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Scope::parse(&s).map_err(serde::de::Error::custom)
+        TokenScope::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+impl utoipa::PartialSchema for TokenScope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(admin|commune:(\\d{5}|2[AB]\\d{3})|epci:\\d{9})$"))
+            .description(Some("Token scope: `commune:{code INSEE}`, `epci:{SIREN}` or `admin`"))
+            .examples(["commune:29019"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TokenScope {}
 
 /// SHA-256 digest of a token secret: what the store keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,7 +137,7 @@ pub struct Token {
     /// Sequential id (1, 2, ...), used to name the token in logs and to revoke it.
     pub id: u64,
     /// What it may act on.
-    pub scope: Scope,
+    pub scope: TokenScope,
     /// Free label given at creation (who holds it), at most 200 characters.
     pub label: String,
     /// Creation time, UTC.
@@ -139,10 +152,14 @@ pub struct Principal {
     /// The token's id.
     pub token_id: u64,
     /// The token's scope.
-    pub scope: Scope,
+    pub scope: TokenScope,
 }
 
 impl Principal {
+    /// The operator at the command line (`voisinage token ...`): no token (id 0), every right.
+    /// Its writes are audited like a token's, with `token=0 scope=admin`.
+    pub const OPERATOR: Principal = Principal { token_id: 0, scope: TokenScope::Admin };
+
     /// `Ok` when the principal may write the commune's adoptions and feedback; `Forbidden`
     /// otherwise (another commune's data: OWASP API1, broken object level authorisation).
     pub fn may_write(&self, commune: &InseeCode, epci: Option<&Siren>) -> Result<(), Error> {
@@ -169,11 +186,11 @@ mod tests {
 
     #[test]
     fn scopes_parse_and_print() {
-        assert_eq!(Scope::parse("commune:29019").unwrap(), Scope::Commune(code("29019")));
-        assert_eq!(Scope::parse("epci:242900314").unwrap().to_string(), "epci:242900314");
-        assert_eq!(Scope::parse("admin").unwrap(), Scope::Admin);
+        assert_eq!(TokenScope::parse("commune:29019").unwrap(), TokenScope::Commune(code("29019")));
+        assert_eq!(TokenScope::parse("epci:242900314").unwrap().to_string(), "epci:242900314");
+        assert_eq!(TokenScope::parse("admin").unwrap(), TokenScope::Admin);
         for bad in ["", "admin:", "commune:2901", "epci:24290031x", "root", "commune 29019"] {
-            assert_eq!(Scope::parse(bad).unwrap_err().code(), "malformed-input", "{bad}");
+            assert_eq!(TokenScope::parse(bad).unwrap_err().code(), "malformed-input", "{bad}");
         }
     }
 
@@ -183,15 +200,15 @@ mod tests {
         let bm = Siren::parse("242900314").unwrap();
         let other = Siren::parse("200067197").unwrap();
         let p = |scope| Principal { token_id: 1, scope };
-        assert!(p(Scope::Commune(brest)).may_write(&brest, Some(&bm)).is_ok());
-        assert_eq!(p(Scope::Commune(brest)).may_write(&code("29020"), Some(&bm)).unwrap_err().status(), 403);
-        assert!(p(Scope::Epci(bm)).may_write(&brest, Some(&bm)).is_ok());
-        assert_eq!(p(Scope::Epci(other)).may_write(&brest, Some(&bm)).unwrap_err().status(), 403);
+        assert!(p(TokenScope::Commune(brest)).may_write(&brest, Some(&bm)).is_ok());
+        assert_eq!(p(TokenScope::Commune(brest)).may_write(&code("29020"), Some(&bm)).unwrap_err().status(), 403);
+        assert!(p(TokenScope::Epci(bm)).may_write(&brest, Some(&bm)).is_ok());
+        assert_eq!(p(TokenScope::Epci(other)).may_write(&brest, Some(&bm)).unwrap_err().status(), 403);
         // A commune in no EPCI (Ouessant) is covered by no EPCI token.
-        assert!(p(Scope::Epci(bm)).may_write(&code("29155"), None).is_err());
-        assert!(p(Scope::Admin).may_write(&code("29155"), None).is_ok());
-        assert!(p(Scope::Commune(brest)).must_be_admin().is_err());
-        assert!(p(Scope::Admin).must_be_admin().is_ok());
+        assert!(p(TokenScope::Epci(bm)).may_write(&code("29155"), None).is_err());
+        assert!(p(TokenScope::Admin).may_write(&code("29155"), None).is_ok());
+        assert!(p(TokenScope::Commune(brest)).must_be_admin().is_err());
+        assert!(p(TokenScope::Admin).must_be_admin().is_ok());
     }
 
     #[test]

@@ -263,5 +263,4 @@ mod schema {
         "Generation of a product, as in the catalogue",
         "24.8"
     );
-    string_schema!(crate::core::auth::Scope, "^(admin|commune:(\\d{5}|2[AB]\\d{3})|epci:\\d{9})$", "Token scope", "commune:29019");
 }

@@ -276,12 +276,12 @@ impl Territory {
 
     /// Checks that what a token scope names is in this territory: the commune (see
     /// [`Territory::find`]) or the EPCI. Errors: `NotFound`.
-    pub fn check_scope(&self, scope: &crate::core::auth::Scope) -> Result<()> {
-        use crate::core::auth::Scope;
+    pub fn check_scope(&self, scope: &crate::core::auth::TokenScope) -> Result<()> {
+        use crate::core::auth::TokenScope;
         match scope {
-            Scope::Commune(c) => self.find(c).map(drop),
-            Scope::Epci(e) => self.epci(e).map(drop),
-            Scope::Admin => Ok(()),
+            TokenScope::Commune(c) => self.find(c).map(drop),
+            TokenScope::Epci(e) => self.epci(e).map(drop),
+            TokenScope::Admin => Ok(()),
         }
     }
 

@@ -1,49 +1,34 @@
 //! The OpenAPI 3.1 document of the API, generated from the handlers and types by utoipa and
 //! served at `GET /api/v1/openapi.json`.
 
-use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
-use serde::Serialize;
+use actix_web::{HttpResponse, web};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, Required, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use super::{pages, routes};
+use super::api;
+use super::problem::Problem;
+use super::respond::get_only;
 use crate::core::recommend::{INTEGER_PARAMS, PARAM_BOUNDS};
+use crate::error::PROBLEM_TYPES;
 
-/// An RFC 9457 problem: the body of every 4xx and 5xx answer, as `application/problem+json`.
-#[derive(Serialize, ToSchema)]
-pub struct Problem {
-    /// `/problems/{code}`.
-    #[serde(rename = "type")]
-    #[schema(example = "/problems/not-found")]
-    pub kind: String,
-    /// Short title of the problem type.
-    pub title: String,
-    /// HTTP status.
-    pub status: u16,
-    /// What went wrong with this request.
-    pub detail: String,
-    /// Stable machine code: `malformed-input`, `unauthorized`, `forbidden`, `not-found`,
-    /// `method-not-allowed`, `request-timeout`, `conflict`, `payload-too-large`,
-    /// `unsupported-media-type`, `invalid-value`, `storage`, `reference-data`, `io`.
-    pub code: String,
+/// The route of this document.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/api/v1/openapi.json", openapi_json));
 }
 
+/// The document's frame: title, description, tags, the problem schema, this document's own
+/// path, and the conventions of [`Conventions`]. The API modules' paths are merged in by
+/// [`document`].
 #[derive(OpenApi)]
 #[openapi(
     info(title = "voisinage", description = "What neighbouring communes already run, how reliable it proved, and groupements de commandes for EPCI. \
 Reads are public; writes need a bearer token (scopes `commune:{code}`, `epci:{siren}`, `admin`). Every error is `application/problem+json`."),
-    paths(
-        routes::health, routes::search_communes, routes::commune, routes::neighbours, routes::list_adoptions, routes::create_adoption,
-        routes::one_adoption, routes::update_adoption, routes::create_feedback, routes::recommendations, routes::list_epcis, routes::epci, routes::pooled,
-        pages::csv_export, pages::geojson_export, routes::categories, routes::products, routes::list_tokens, routes::create_token,
-        routes::revoke_token, routes::metrics, openapi_json
-    ),
+    paths(openapi_json),
     components(schemas(Problem)),
-    modifiers(&Conventions),
     tags((name = "territory", description = "Communes, EPCI and the neighbour graph (INSEE COG 2026, IGN Admin Express 2018)"),
         (name = "adoptions", description = "What each commune runs and how it proved"),
         (name = "recommendations"), (name = "pooling", description = "Groupements de commandes"), (name = "catalog"),
@@ -59,6 +44,12 @@ struct Conventions;
 impl Modify for Conventions {
     fn modify(&self, doc: &mut Doc) {
         let components = doc.components.get_or_insert_with(Default::default);
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(problem))) = components.schemas.get_mut("Problem")
+            && let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(code))) = problem.properties.get_mut("code")
+        {
+            // The codes a client can meet, from the one error table.
+            code.enum_values = Some(PROBLEM_TYPES.iter().map(|t| t.code.into()).collect());
+        }
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("vsn_ + 64 hex").build()));
         for (path, item) in doc.paths.paths.iter_mut() {
             for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten() {
@@ -96,16 +87,30 @@ fn param(name: &str, lo: f64, hi: f64) -> Parameter {
         .build()
 }
 
-/// The document, built once per call (cheap: a few hundred objects).
+/// The document: the frame, every API module's paths, then the [`Conventions`]. Built once
+/// per call (cheap: a few hundred objects).
 pub fn document() -> Doc {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    for part in [
+        api::health::Doc::openapi(),
+        api::territory::Doc::openapi(),
+        api::adoptions::Doc::openapi(),
+        api::recommendations::Doc::openapi(),
+        api::pooling::Doc::openapi(),
+        api::catalog::Doc::openapi(),
+        api::tokens::Doc::openapi(),
+    ] {
+        doc.merge(part);
+    }
+    Conventions.modify(&mut doc);
+    doc
 }
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "service", responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
-pub(super) async fn openapi_json() -> HttpResponse {
+pub async fn openapi_json() -> HttpResponse {
     match document().to_json() {
         Ok(body) => HttpResponse::Ok().insert_header(ContentType::json()).body(body),
-        Err(e) => actix_web::ResponseError::error_response(&crate::error::Error::Storage(format!("openapi: {e}"))),
+        Err(e) => actix_web::ResponseError::error_response(&crate::error::Error::internal("serialising the OpenAPI document", e)),
     }
 }

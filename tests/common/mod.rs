@@ -1,4 +1,5 @@
-//! Starts the real server on port 0 with a temporary store, as a client would meet it.
+//! Starts the real server on port 0 with a temporary store, as a client would meet it. The
+//! service is built by the same `Service::open` as `voisinage serve`.
 
 #![allow(dead_code)]
 
@@ -7,10 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use voisinage::core::simulate::{SimParams, simulate};
-use voisinage::http::{AppState, serve};
-use voisinage::seeds;
-use voisinage::store::Store;
+use voisinage::core::auth::{Principal, TokenScope};
+use voisinage::http::serve;
+use voisinage::service::{Config, DemoRequest, Service};
 
 /// The reference date of every test server.
 pub fn today() -> NaiveDate {
@@ -23,7 +23,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// A client without a token (the public).
     pub anon: reqwest::Client,
-    pub state: Arc<AppState>,
+    pub service: Arc<Service>,
     pub dir: tempfile::TempDir,
 }
 
@@ -34,8 +34,8 @@ impl TestApp {
 
     /// A new token of this scope (`commune:35238`, `epci:...`, `admin`); returns its secret.
     pub fn token(&self, scope: &str) -> String {
-        let scope = voisinage::core::auth::Scope::parse(scope).unwrap();
-        self.state.store.create_token(scope, "test", chrono::Utc::now()).unwrap().1
+        let scope = TokenScope::parse(scope).unwrap();
+        self.service.create_token(&Principal::OPERATOR, scope, "test").unwrap().1
     }
 
     /// A client sending this token with every request.
@@ -49,12 +49,12 @@ impl TestApp {
 /// Starts a server on a store in `dir`; with `demo`, an empty store first gets the simulated
 /// history (seed 2026, ending on `today()`).
 pub async fn spawn_in(dir: tempfile::TempDir, demo: bool) -> TestApp {
-    let state = Arc::new(state(dir.path(), demo));
+    let service = Arc::new(open(dir.path(), demo));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = serve(state.clone(), listener).unwrap();
+    let server = serve(service.clone(), listener).unwrap();
     tokio::spawn(server);
-    let mut app = TestApp { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), anon: reqwest::Client::new(), state, dir };
+    let mut app = TestApp { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), anon: reqwest::Client::new(), service, dir };
     let admin = app.token("admin");
     app.client = app.client_with(&admin);
     app
@@ -64,12 +64,8 @@ pub async fn spawn(demo: bool) -> TestApp {
     spawn_in(tempfile::tempdir().unwrap(), demo).await
 }
 
-pub fn state(dir: &Path, demo: bool) -> AppState {
-    let (t, c) = (seeds::territory().unwrap(), seeds::catalog().unwrap());
-    let store = Store::open(dir).unwrap();
-    if demo && store.is_empty() {
-        let h = simulate(&t, &c, &SimParams::new(2026, today()));
-        store.load_demo(&h, 2026, today()).unwrap();
-    }
-    AppState::new(t, c, store, seeds::shapes().unwrap(), Some(today())).unwrap()
+/// The service over the store in `dir`, on the embedded Brittany data, dated `today()`.
+pub fn open(dir: &Path, demo: bool) -> Service {
+    let demo = demo.then_some(DemoRequest { seed: 2026, until: today() });
+    Service::open(&Config { demo, today: Some(today()), ..Config::new(dir) }).unwrap()
 }

@@ -1,0 +1,332 @@
+//! What each commune runs and how it proved: `GET|POST /api/v1/communes/{code}/adoptions`,
+//! `GET|PATCH /api/v1/communes/{code}/adoptions/{id}`,
+//! `POST /api/v1/communes/{code}/adoptions/{id}/feedback`.
+//!
+//! Writes need a token covering the commune ([`CommuneWriter`]) and accept an
+//! `Idempotency-Key`; a replay answers `Idempotent-Replayed: true`.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::web;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::core::domain::{GenerationId, InseeCode, Slug};
+use crate::core::history::{Adoption, Feedback, Ratings};
+use crate::error::Error;
+use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, Viewer, in_range};
+use crate::http::problem::Problem;
+use crate::http::respond::{Res, blocking, json, mark_replay, not_allowed, with_header};
+use crate::service::{AdoptionChanges, AdoptionDraft, AdoptionView, FeedbackDraft, Service};
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/communes/{code}/adoptions")
+            .route(web::get().to(list_adoptions))
+            .route(web::head().to(list_adoptions))
+            .route(web::post().to(create_adoption))
+            .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
+    )
+    .service(
+        web::resource("/api/v1/communes/{code}/adoptions/{id}")
+            .route(web::get().to(one_adoption))
+            .route(web::head().to(one_adoption))
+            .route(web::patch().to(update_adoption))
+            .default_service(web::to(|| not_allowed("GET, HEAD, PATCH"))),
+    )
+    .service(
+        web::resource("/api/v1/communes/{code}/adoptions/{id}/feedback")
+            .route(web::post().to(create_feedback))
+            .default_service(web::to(|| not_allowed("POST"))),
+    );
+}
+
+/// The OpenAPI paths of this resource.
+#[derive(OpenApi)]
+#[openapi(paths(list_adoptions, create_adoption, one_adoption, update_adoption, create_feedback))]
+pub struct Doc;
+
+/// Feedback as shown publicly: the comment text is withheld (it may hold personal data).
+#[derive(Serialize, ToSchema)]
+pub struct FeedbackOut {
+    id: u64,
+    adoption_id: u64,
+    date: NaiveDate,
+    /// 1 (unreliable) to 5 (never failed).
+    reliability: u8,
+    incidents: u32,
+    /// Hours out of service.
+    downtime_hours: f64,
+    /// 1 (poor) to 5 (excellent).
+    support: u8,
+    has_comment: bool,
+    /// Only for a caller whose token covers the commune (it may hold personal data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+    simulated: bool,
+}
+
+impl FeedbackOut {
+    /// The feedback, with its comment only if the caller may read it.
+    fn new(f: &Feedback, visible: bool) -> Self {
+        FeedbackOut {
+            id: f.id,
+            adoption_id: f.adoption_id,
+            date: f.date,
+            reliability: f.reliability,
+            incidents: f.incidents,
+            downtime_hours: f.downtime_hours,
+            support: f.support,
+            has_comment: f.comment.is_some(),
+            comment: if visible { f.comment.clone() } else { None },
+            simulated: f.simulated,
+        }
+    }
+}
+
+/// An adoption with its state, ratings and feedback.
+#[derive(Serialize, ToSchema)]
+pub struct AdoptionOut {
+    #[serde(flatten)]
+    adoption: Adoption,
+    /// Whether it is in service on the reference date.
+    active: bool,
+    ratings: Ratings,
+    feedback: Vec<FeedbackOut>,
+}
+
+impl From<AdoptionView> for AdoptionOut {
+    fn from(v: AdoptionView) -> Self {
+        let feedback = v.feedback.iter().map(|f| FeedbackOut::new(f, v.comments_visible)).collect();
+        AdoptionOut { adoption: v.adoption, active: v.active, ratings: v.ratings, feedback }
+    }
+}
+
+/// Answer of `GET /api/v1/communes/{code}/adoptions`.
+#[derive(Serialize, ToSchema)]
+pub struct AdoptionList {
+    code: InseeCode,
+    count: usize,
+    adoptions: Vec<AdoptionOut>,
+}
+
+/// A commune's adoptions. Free-text comments appear only for a token covering the commune.
+#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions",
+    params(("code" = String, Path, description = "Code INSEE", example = "35238")),
+    responses((status = 200, body = AdoptionList), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_adoptions(viewer: Viewer, s: web::Data<Service>, code: web::Path<InseeCode>) -> Res {
+    let list: Vec<AdoptionOut> = s.adoptions_of(viewer.0.as_ref(), &code)?.into_iter().map(AdoptionOut::from).collect();
+    json(StatusCode::OK, &AdoptionList { code: *code, count: list.len(), adoptions: list })
+}
+
+/// One adoption of a commune.
+#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions",
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id")),
+    responses((status = 200, body = AdoptionOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn one_adoption(viewer: Viewer, s: web::Data<Service>, path: web::Path<(InseeCode, u64)>) -> Res {
+    let (code, id) = path.into_inner();
+    json(StatusCode::OK, &AdoptionOut::from(s.adoption(viewer.0.as_ref(), &code, id)?))
+}
+
+/// Body of `POST /api/v1/communes/{code}/adoptions`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptionIn {
+    /// Catalogue product slug.
+    #[schema(example = "openelec")]
+    product: Slug,
+    /// Generation of the product, as the catalogue lists it.
+    #[serde(default)]
+    generation: Option<GenerationId>,
+    /// Defaults to the product's main category.
+    #[serde(default)]
+    category: Option<Slug>,
+    /// First day in service.
+    since: NaiveDate,
+    /// Last day in service, if it ended.
+    #[serde(default)]
+    until: Option<NaiveDate>,
+    /// End of the current contract.
+    #[serde(default)]
+    contract_end: Option<NaiveDate>,
+    /// Number of workstations (0 to 100,000).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100000)]
+    workstations: Option<i64>,
+}
+
+impl TryFrom<AdoptionIn> for AdoptionDraft {
+    type Error = Error;
+    fn try_from(b: AdoptionIn) -> Result<Self, Error> {
+        Ok(AdoptionDraft {
+            product: b.product,
+            generation: b.generation,
+            category: b.category,
+            since: b.since,
+            until: b.until,
+            contract_end: b.contract_end,
+            workstations: b.workstations.map(workstations).transpose()?,
+        })
+    }
+}
+
+/// A workstation count, 0 to 100,000. Errors: `Invalid` (422).
+fn workstations(w: i64) -> Result<u32, Error> {
+    Ok(in_range("workstations", w, 0, 100_000)? as u32)
+}
+
+/// Records an adoption of the commune (token `commune:{code}`, its EPCI's, or `admin`). Accepts
+/// an `Idempotency-Key` header; a replay answers `Idempotent-Replayed: true`.
+#[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = AdoptionIn,
+    responses((status = 201, body = AdoptionOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_adoption(w: CommuneWriter, s: web::Data<Service>, key: IdempotencyKey, body: Body<AdoptionIn>) -> Res {
+    let idem = key.with_fingerprint(body.fingerprint);
+    let draft = AdoptionDraft::try_from(body.value)?;
+    let CommuneWriter { principal, code } = w;
+    let st = s.clone();
+    let written = blocking(move || st.record_adoption(&principal, &code, draft, idem.as_ref())).await?;
+    let a = written.record;
+    let location = format!("/api/v1/communes/{}/adoptions/{}", a.commune, a.id);
+    let out = AdoptionOut { active: a.active_on(s.today()), adoption: a, ratings: Ratings::default(), feedback: vec![] };
+    let mut r = with_header(json(StatusCode::CREATED, &out)?, header::LOCATION, &location)?;
+    mark_replay(&mut r, written.replayed);
+    Ok(r)
+}
+
+/// Body of `PATCH /api/v1/communes/{code}/adoptions/{id}`: the fields that may change. A field
+/// absent is left as it is; `null` clears it (`"until": null` puts the adoption back in
+/// service). `product`, `generation`, `category` and `since` cannot change (400).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptionPatch {
+    /// Last day in service (the adoption ends), or `null`.
+    #[serde(default, with = "patch_field")]
+    #[schema(value_type = Option<NaiveDate>)]
+    until: Option<Option<NaiveDate>>,
+    /// End of the current contract, or `null`.
+    #[serde(default, with = "patch_field")]
+    #[schema(value_type = Option<NaiveDate>)]
+    contract_end: Option<Option<NaiveDate>>,
+    /// Workstations (0 to 100,000), or `null`.
+    #[serde(default, with = "patch_field")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100000)]
+    workstations: Option<Option<i64>>,
+    #[serde(default, rename = "product", deserialize_with = "immutable")]
+    #[schema(ignore)]
+    _product: (),
+    #[serde(default, rename = "generation", deserialize_with = "immutable")]
+    #[schema(ignore)]
+    _generation: (),
+    #[serde(default, rename = "category", deserialize_with = "immutable")]
+    #[schema(ignore)]
+    _category: (),
+    #[serde(default, rename = "since", deserialize_with = "immutable")]
+    #[schema(ignore)]
+    _since: (),
+}
+
+/// Absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+mod patch_field {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// A field of an adoption that never changes: present at all (even `null`), it is refused.
+fn immutable<'de, D: serde::Deserializer<'de>>(_: D) -> Result<(), D::Error> {
+    Err(serde::de::Error::custom("cannot change: record a new adoption (and end this one with until)"))
+}
+
+impl TryFrom<AdoptionPatch> for AdoptionChanges {
+    type Error = Error;
+    fn try_from(p: AdoptionPatch) -> Result<Self, Error> {
+        let workstations = match p.workstations {
+            Some(w) => Some(w.map(workstations).transpose()?),
+            None => None,
+        };
+        Ok(AdoptionChanges { until: p.until, contract_end: p.contract_end, workstations })
+    }
+}
+
+/// Ends or corrects an adoption: `until` (the commune left the product), `contract_end`,
+/// `workstations`. The product, generation, category and start cannot change: record a new
+/// adoption instead. Same tokens as the other writes.
+#[utoipa::path(patch, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id")),
+    request_body = AdoptionPatch,
+    responses((status = 200, body = AdoptionOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_adoption(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, u64)>, body: Body<AdoptionPatch>) -> Res {
+    let changes = AdoptionChanges::try_from(body.value)?;
+    let CommuneWriter { principal, code } = w;
+    let id = path.1;
+    let st = s.clone();
+    let view = blocking(move || st.amend_adoption(&principal, &code, id, changes)).await?;
+    json(StatusCode::OK, &AdoptionOut::from(view))
+}
+
+/// Body of `POST .../adoptions/{id}/feedback`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackIn {
+    /// 1 (unreliable) to 5 (never failed).
+    #[schema(minimum = 1, maximum = 5)]
+    reliability: i64,
+    /// Incidents since the previous feedback.
+    #[schema(minimum = 0, maximum = 100000)]
+    incidents: i64,
+    /// Hours out of service, 0 to 8,784 (a leap year).
+    #[schema(minimum = 0, maximum = 8784)]
+    downtime_hours: f64,
+    /// Support quality, 1 (poor) to 5 (excellent).
+    #[schema(minimum = 1, maximum = 5)]
+    support: i64,
+    /// Free text, at most 2,000 characters; may hold personal data, so never public.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    comment: Option<String>,
+    /// Defaults to today.
+    #[serde(default)]
+    date: Option<NaiveDate>,
+}
+
+impl TryFrom<FeedbackIn> for FeedbackDraft {
+    type Error = Error;
+    fn try_from(b: FeedbackIn) -> Result<Self, Error> {
+        Ok(FeedbackDraft {
+            date: b.date,
+            reliability: in_range("reliability", b.reliability, 1, 5)? as u8,
+            incidents: in_range("incidents", b.incidents, 0, 100_000)? as u32,
+            downtime_hours: b.downtime_hours,
+            support: in_range("support", b.support, 1, 5)? as u8,
+            comment: b.comment,
+        })
+    }
+}
+
+/// Records feedback on one of the commune's adoptions (same tokens and `Idempotency-Key` as
+/// adoptions). The comment (at most 2,000 characters) is shown only to tokens covering the
+/// commune.
+#[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions/{id}/feedback", tag = "adoptions", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = FeedbackIn,
+    responses((status = 201, body = FeedbackOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_feedback(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, u64)>, key: IdempotencyKey, body: Body<FeedbackIn>) -> Res {
+    let idem = key.with_fingerprint(body.fingerprint);
+    let draft = FeedbackDraft::try_from(body.value)?;
+    let CommuneWriter { principal, code } = w;
+    let id = path.1;
+    let written = blocking(move || s.record_feedback(&principal, &code, id, draft, idem.as_ref())).await?;
+    let r = json(StatusCode::CREATED, &FeedbackOut::new(&written.record, true))?;
+    let mut r = with_header(r, header::LOCATION, &format!("/api/v1/communes/{code}/adoptions/{id}"))?;
+    mark_replay(&mut r, written.replayed);
+    Ok(r)
+}

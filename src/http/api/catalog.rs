@@ -1,0 +1,76 @@
+//! The product catalogue: `GET /api/v1/catalog/categories`, `GET /api/v1/catalog/products`.
+//! Sources: `catalog/` (products and regulatory dates from the project's catalogue facts;
+//! generations and support dates from endoflife.date).
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::core::catalog::{Category, Product};
+use crate::core::domain::Slug;
+use crate::http::problem::Problem;
+use crate::http::respond::{Res, get_only, json};
+use crate::service::Service;
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/api/v1/catalog/categories", categories)).service(get_only("/api/v1/catalog/products", products));
+}
+
+/// The OpenAPI paths of this resource.
+#[derive(OpenApi)]
+#[openapi(paths(categories, products))]
+pub struct Doc;
+
+/// A catalogue category with its product count.
+#[derive(Serialize, ToSchema)]
+pub struct CategoryOut {
+    #[serde(flatten)]
+    category: Category,
+    /// Products in this category.
+    products: usize,
+}
+
+/// Answer of `GET /api/v1/catalog/categories`.
+#[derive(Serialize, ToSchema)]
+pub struct CategoriesOut {
+    catalog_version: String,
+    categories: Vec<CategoryOut>,
+}
+
+/// The catalogue's categories.
+#[utoipa::path(get, path = "/api/v1/catalog/categories", tag = "catalog", responses((status = 200, body = CategoriesOut)))]
+pub async fn categories(s: web::Data<Service>) -> Res {
+    let c = s.catalog();
+    let list: Vec<_> = c.categories.iter().map(|x| CategoryOut { category: x.clone(), products: c.products_in(&x.slug).count() }).collect();
+    json(StatusCode::OK, &CategoriesOut { catalog_version: c.version.clone(), categories: list })
+}
+
+/// Answer of `GET /api/v1/catalog/products`.
+#[derive(Serialize, ToSchema)]
+pub struct ProductsOut<'a> {
+    catalog_version: String,
+    count: usize,
+    products: Vec<&'a Product>,
+}
+
+/// Query of `GET /api/v1/catalog/products`.
+#[derive(Deserialize)]
+pub struct ProductsQuery {
+    /// Only the products of this category.
+    category: Option<Slug>,
+}
+
+/// The catalogue's products, optionally of one category.
+#[utoipa::path(get, path = "/api/v1/catalog/products", tag = "catalog",
+    params(("category" = Option<String>, Query, description = "Category slug", example = "etat-civil")),
+    responses((status = 200, body = ProductsOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn products(s: web::Data<Service>, q: web::Query<ProductsQuery>) -> Res {
+    let c = s.catalog();
+    if let Some(cat) = &q.category {
+        c.category(cat)?;
+    }
+    let list: Vec<_> = c.products.iter().filter(|p| q.category.as_ref().is_none_or(|x| p.categories.contains(x))).collect();
+    json(StatusCode::OK, &ProductsOut { catalog_version: c.version.clone(), count: list.len(), products: list })
+}

@@ -1,0 +1,75 @@
+//! The service itself: `GET /health` (liveness and contents) and `GET /metrics` (Prometheus).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use chrono::NaiveDate;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::http::metrics::Metrics;
+use crate::http::respond::{Res, get_only, json};
+use crate::service::Service;
+use crate::store::DemoInfo;
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/health", health)).service(get_only("/metrics", metrics));
+}
+
+/// The OpenAPI paths of this resource.
+#[derive(OpenApi)]
+#[openapi(paths(health, metrics))]
+pub struct Doc;
+
+/// Answer of `GET /health`.
+#[derive(Serialize, ToSchema)]
+pub struct HealthOut {
+    /// Always `ok` when the service answers.
+    status: String,
+    /// Communes in the territory.
+    communes: usize,
+    /// EPCI in the territory.
+    epcis: usize,
+    /// Edges of the neighbour graph.
+    edges: usize,
+    /// Adoptions held (simulated ones included).
+    adoptions: usize,
+    /// Feedback records held.
+    feedback: usize,
+    /// Version of the embedded catalogue.
+    catalog_version: String,
+    /// The simulated history loaded at start-up, if any.
+    demo: Option<DemoInfo>,
+    /// Reference date of the answers.
+    as_of: NaiveDate,
+}
+
+/// Liveness and contents of the service.
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "The service answers", body = HealthOut)))]
+pub async fn health(s: web::Data<Service>) -> Res {
+    let stats = s.stats();
+    let t = s.territory();
+    json(
+        StatusCode::OK,
+        &HealthOut {
+            status: "ok".into(),
+            communes: t.communes().len(),
+            epcis: t.epcis().len(),
+            edges: t.edge_count(),
+            adoptions: stats.adoptions,
+            feedback: stats.feedback,
+            catalog_version: s.catalog().version.clone(),
+            demo: s.demo_info()?,
+            as_of: s.today(),
+        },
+    )
+}
+
+/// Prometheus text exposition: request counts and latency histograms per route pattern, store
+/// size in bytes, adoptions and feedback held.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
+pub async fn metrics(s: web::Data<Service>, m: web::Data<Metrics>) -> Res {
+    let stats = s.stats();
+    let body = m.render(stats.store_bytes, stats.adoptions, stats.feedback);
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
+}

@@ -1,0 +1,170 @@
+//! Groupements de commandes for an EPCI, and their exports for EPCI staff:
+//! `GET /api/v1/epcis/{siren}/pooled-purchases` (JSON), `.../pooled-purchases.csv`
+//! (LibreOffice, Excel) and `GET /api/v1/epcis/{siren}/map.geojson` (QGIS).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+
+use crate::core::domain::Siren;
+use crate::core::map::MapStatus;
+use crate::core::pooling::{Need, PooledPurchases, need_of};
+use crate::error::Error;
+use crate::http::extract::HorizonQuery;
+use crate::http::problem::Problem;
+use crate::http::respond::{Res, get_only, json};
+use crate::service::Service;
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/api/v1/epcis/{siren}/pooled-purchases", pooled))
+        .service(get_only("/api/v1/epcis/{siren}/pooled-purchases.csv", csv_export))
+        .service(get_only("/api/v1/epcis/{siren}/map.geojson", geojson_export));
+}
+
+/// The OpenAPI paths of this resource.
+#[derive(OpenApi)]
+#[openapi(paths(pooled, csv_export, geojson_export))]
+pub struct Doc;
+
+/// Proposed groupements de commandes for the EPCI's members over the horizon.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases", tag = "pooling",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+    responses((status = 200, body = PooledPurchases), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn pooled(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Query<HorizonQuery>) -> Res {
+    json(StatusCode::OK, &s.pooled_purchases(&siren, q.months()?)?)
+}
+
+/// The `besoin` column of the CSV: the kind of need, in French snake case.
+fn need_kind(n: &Need) -> &'static str {
+    match n {
+        Need::NoProduct => "aucun_produit",
+        Need::EndOfSupport { .. } => "fin_de_support",
+        Need::EndsSoon { .. } => "fin_de_support_proche",
+        Need::Regulation { .. } => "reglementation",
+        Need::ContractEnds { .. } => "fin_de_contrat",
+        Need::PoorRating { .. } => "peu_fiable",
+    }
+}
+
+/// A CSV cell that a spreadsheet will not read as a formula: text starting with `=`, `+`, `-`,
+/// `@`, tab or carriage return gets a leading `'` (OWASP "CSV injection"). Numbers are left as
+/// they are.
+fn inert(cell: &str) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err();
+    if risky { format!("'{cell}") } else { cell.to_string() }
+}
+
+/// Header of the CSV export.
+const CSV_HEADER: [&str; 13] = [
+    "categorie",
+    "libelle_categorie",
+    "code_insee",
+    "commune",
+    "population",
+    "besoin",
+    "motif",
+    "echeance",
+    "option_produit",
+    "option_generation",
+    "coordonnateur",
+    "procedure",
+    "simule",
+];
+
+/// The CSV rows of the pooled purchases: one per member per groupement (members concerned,
+/// then members already on the option), cells made inert.
+fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 13]> {
+    let sim = if simulated { "oui" } else { "non" };
+    let mut out = Vec::new();
+    for g in &pp.groupements {
+        let (op, og) = g.option.as_ref().map_or((String::new(), String::new()), |o| (o.product_name.clone(), o.generation_label.clone().unwrap_or_default()));
+        let procedure = g.volume.procedure.as_ref().map(|p| p.procedure.clone()).unwrap_or_default();
+        let rows = g
+            .concerned
+            .iter()
+            .map(|m| (&m.member, need_kind(&m.need), m.reason.clone(), m.need.deadline().map(|d| d.to_string()).unwrap_or_default()))
+            .chain(g.already_on.iter().map(|m| (m, "deja_sur_option", "Déjà sur l'option proposée.".to_string(), String::new())));
+        for (m, kind, reason, deadline) in rows {
+            let population = m.population.to_string();
+            let record = [
+                g.category.as_str(),
+                &g.category_label,
+                m.code.as_str(),
+                &m.name,
+                &population,
+                kind,
+                &reason,
+                &deadline,
+                &op,
+                &og,
+                &g.coordinator,
+                &procedure,
+                sim,
+            ];
+            out.push(record.map(inert));
+        }
+    }
+    out
+}
+
+/// `GET /api/v1/epcis/{siren}/pooled-purchases.csv`: UTF-8 with BOM, `;` separator, one row
+/// per member per groupement (members concerned, then members already on the option).
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.csv", tag = "pooling",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+    responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement", body = String, content_type = "text/csv"),
+        (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Query<HorizonQuery>) -> Res {
+    let pp = s.pooled_purchases(&siren, q.months()?)?;
+    let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::from("\u{feff}".as_bytes()));
+    let csv_err = |e: csv::Error| Error::internal("writing the CSV export", e);
+    w.write_record(CSV_HEADER).map_err(csv_err)?;
+    for row in csv_rows(&pp, s.is_simulated()) {
+        w.write_record(&row).map_err(csv_err)?;
+    }
+    let body = w.into_inner().map_err(|e| Error::internal("writing the CSV export", e.into_error()))?;
+    Ok(HttpResponse::build(StatusCode::OK)
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"groupements-{siren}.csv\"")))
+        .body(body))
+}
+
+/// `GET /api/v1/epcis/{siren}/map.geojson`: member polygons (simplified) with, per category,
+/// `{slug}_product`, `{slug}_generation` and `{slug}_status` properties (flat, for QGIS).
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/map.geojson", tag = "pooling",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+    responses((status = 200, description = "GeoJSON FeatureCollection of the member communes (WGS84), flat properties per category", body = Object, content_type = "application/geo+json"),
+        (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Query<HorizonQuery>) -> Res {
+    let horizon = q.months()?;
+    s.territory().epci(&siren)?;
+    let features = s.with_ctx(|ctx| {
+        let mut features = Vec::new();
+        for &m in ctx.territory.members(&siren) {
+            let cm = ctx.territory.commune(m);
+            let Some(shape) = s.shapes().get(&cm.code) else { continue };
+            let mut props = serde_json::Map::new();
+            props.insert("code".into(), cm.code.to_string().into());
+            props.insert("name".into(), cm.name.clone().into());
+            props.insert("population".into(), cm.population.into());
+            for cat in &ctx.catalog.categories {
+                let a = ctx.history.active(&cm.code, &cat.slug, ctx.today).next();
+                let status = MapStatus::of(need_of(ctx, &cm.code, &cat.slug, horizon).as_ref());
+                props.insert(format!("{}_product", cat.slug), a.map(|a| serde_json::Value::from(a.product.to_string())).unwrap_or(serde_json::Value::Null));
+                props.insert(
+                    format!("{}_generation", cat.slug),
+                    a.and_then(|a| a.generation.as_ref()).map(|g| serde_json::Value::from(g.to_string())).unwrap_or(serde_json::Value::Null),
+                );
+                props.insert(format!("{}_status", cat.slug), status.id().into());
+            }
+            let geometry = geojson::Geometry::new(geojson::GeometryValue::from(shape));
+            features.push(geojson::Feature { bbox: None, geometry: Some(geometry), id: None, properties: Some(props), foreign_members: None });
+        }
+        features
+    });
+    let fc = geojson::FeatureCollection { bbox: None, features, foreign_members: None };
+    Ok(HttpResponse::build(StatusCode::OK).content_type("application/geo+json").body(fc.to_string()))
+}

@@ -1,0 +1,64 @@
+//! Mature options proven nearby: `GET /api/v1/communes/{code}/recommendations`.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::OpenApi;
+
+use crate::core::domain::{InseeCode, Slug};
+use crate::core::recommend::{Answer, Params};
+use crate::error::Error;
+use crate::http::problem::Problem;
+use crate::http::respond::{Res, get_only};
+use crate::service::Service;
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/api/v1/communes/{code}/recommendations", recommendations));
+}
+
+/// The OpenAPI paths of this resource (the recommender's parameters are added by
+/// [`crate::http::openapi`] from [`crate::core::recommend::PARAM_BOUNDS`]).
+#[derive(OpenApi)]
+#[openapi(paths(recommendations))]
+pub struct Doc;
+
+/// Query of `GET /api/v1/communes/{code}/recommendations`: the category, and any recommender
+/// parameter of [`crate::core::recommend::PARAM_BOUNDS`] by name (an unknown name is a 400).
+#[derive(Deserialize)]
+pub struct RecommendationQuery {
+    /// Catalogue category slug (required).
+    category: Slug,
+    /// Recommender parameters, by name, as sent.
+    #[serde(flatten)]
+    overrides: BTreeMap<String, String>,
+}
+
+impl RecommendationQuery {
+    /// The parameters: defaults with the overrides, in name order. Errors: `Malformed` for an
+    /// unknown name or a value that is not a number, `Invalid` out of bounds.
+    fn params(&self) -> Result<Params, Error> {
+        let mut params = Params::default();
+        for (name, value) in &self.overrides {
+            if !Params::is_param(name) {
+                return Err(Error::Malformed(format!("unknown query parameter '{}'", name.chars().take(40).collect::<String>())));
+            }
+            params.set(name, value)?;
+        }
+        Ok(params)
+    }
+}
+
+/// Mature options proven nearby for one category, with their evidence. Every recommender
+/// parameter can be overridden as a query parameter within its bounds (listed below).
+#[utoipa::path(get, path = "/api/v1/communes/{code}/recommendations", tag = "recommendations",
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
+        ("category" = String, Query, description = "Catalogue category slug", example = "poste-de-travail")),
+    responses((status = 200, body = Answer), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn recommendations(s: web::Data<Service>, code: web::Path<InseeCode>, q: web::Query<RecommendationQuery>) -> Res {
+    let params = q.params()?;
+    let body = s.recommend_json(&code, &q.category, &params)?;
+    Ok(HttpResponse::Ok().insert_header(ContentType::json()).body(web::Bytes::copy_from_slice(&body)))
+}

@@ -1,0 +1,209 @@
+//! The EPCI page (`/epcis/{siren}?categorie=&horizon=`): who runs what on a map of the
+//! members for one category, the groupements de commandes proposed, the members, and links to
+//! the CSV and GeoJSON exports.
+
+use std::fmt::Write as _;
+
+use actix_web::web;
+use serde::Deserialize;
+
+use super::{PageError, PageResult, html, page};
+use crate::core::catalog::Catalog;
+use crate::core::domain::{GenerationId, Siren, Slug};
+use crate::core::map::{MapItem, MapStatus, escape, svg};
+use crate::core::pooling::{Groupement, PooledPurchases, need_of};
+use crate::core::recommend::Ctx;
+use crate::core::territory::Epci;
+use crate::error::Error;
+use crate::http::extract::HorizonQuery;
+use crate::service::Service;
+
+/// Query of the EPCI page.
+#[derive(Deserialize)]
+pub struct EpciPageQuery {
+    /// Category shown on the map; default: the first groupement's, else the catalogue's first.
+    categorie: Option<Slug>,
+    /// Months ahead, 1 to 120, default 24 (see [`HorizonQuery`]).
+    horizon: Option<i64>,
+}
+
+/// `GET /epcis/{siren}`: the EPCI page.
+pub async fn epci_page(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Query<EpciPageQuery>) -> PageResult {
+    match render(&s, &siren, &q) {
+        Ok(content) => html(content),
+        Err(e) => Err(PageError::new(&s, e)),
+    }
+}
+
+/// The whole page. Errors: `Invalid` (horizon), `NotFound` (EPCI, category).
+fn render(s: &Service, siren: &Siren, q: &EpciPageQuery) -> Result<String, Error> {
+    let horizon = HorizonQuery { horizon: q.horizon }.months()?;
+    let content = s.with_ctx(|ctx| -> Result<String, Error> {
+        let pp = crate::core::pooling::pooled_purchases(ctx, siren, horizon)?;
+        let epci = ctx.territory.epci(siren)?;
+        let category = match &q.categorie {
+            Some(c) => {
+                ctx.catalog.category(c)?;
+                c.clone()
+            }
+            None => pp.groupements.first().map(|g| g.category.clone()).unwrap_or_else(|| ctx.catalog.categories[0].slug.clone()),
+        };
+        let mut c = header(ctx, epci, &pp, horizon);
+        c.push_str(&map_section(ctx, s, epci, &category, horizon));
+        c.push_str(&groupements_section(&pp));
+        c.push_str(&members_section(epci, horizon));
+        Ok(c)
+    })?;
+    let name = &s.territory().epci(siren)?.name;
+    Ok(page(name, s.is_simulated(), &content))
+}
+
+/// Title and one line of facts: kind, SIREN, population, members, date, horizon.
+fn header(ctx: &Ctx, epci: &Epci, pp: &PooledPurchases, horizon: u32) -> String {
+    format!(
+        "<h1>{}</h1><p>{} — SIREN {} — {} habitants — {} communes membres (dont {} en Bretagne). Situation au {}, horizon de {} mois.</p>",
+        escape(&epci.name),
+        escape(&epci.kind),
+        epci.siren,
+        fr_int(u64::from(epci.population)),
+        epci.members.len(),
+        ctx.territory.members(&epci.siren).len(),
+        pp.as_of,
+        horizon
+    )
+}
+
+/// The map of the members for one category (SVG, each commune coloured by its situation), its
+/// category selector and legend.
+fn map_section(ctx: &Ctx, s: &Service, epci: &Epci, category: &Slug, horizon: u32) -> String {
+    let cat_label = ctx.catalog.category(category).map(|c| c.label.clone()).unwrap_or_default();
+    let items: Vec<MapItem> = ctx
+        .territory
+        .members(&epci.siren)
+        .iter()
+        .map(|&m| {
+            let cm = ctx.territory.commune(m);
+            let need = need_of(ctx, &cm.code, category, horizon);
+            let running: Vec<String> = ctx.history.active(&cm.code, category, ctx.today).map(|a| product_label(ctx.catalog, &a.product, a.generation.as_ref())).collect();
+            let detail = if running.is_empty() { "aucun produit".to_string() } else { running.join(", ") };
+            MapItem { code: cm.code, name: &cm.name, status: MapStatus::of(need.as_ref()), detail }
+        })
+        .collect();
+    let mut c = format!("<h2>Carte : {}</h2>", escape(&cat_label));
+    c.push_str("<form method=\"get\"><label for=\"categorie\">Catégorie</label> <select id=\"categorie\" name=\"categorie\">");
+    for cat in &ctx.catalog.categories {
+        let sel = if &cat.slug == category { " selected" } else { "" };
+        let _ = write!(c, "<option value=\"{}\"{sel}>{}</option>", cat.slug, escape(&cat.label));
+    }
+    let _ = write!(c, "</select> <input type=\"hidden\" name=\"horizon\" value=\"{horizon}\"> <button type=\"submit\">Afficher</button></form>");
+    c.push_str(&svg(s.shapes(), &items, &format!("Communes membres de {} selon leur situation pour : {}", epci.name, cat_label), 720.0));
+    c.push_str("<ul class=\"legende\" aria-label=\"Légende\">");
+    for st in MapStatus::ALL {
+        let n = items.iter().filter(|i| i.status == st).count();
+        let _ = write!(c, "<li><span class=\"pastille\" style=\"background:{}\"></span>{} ({n})</li>", st.colour(), escape(st.label()));
+    }
+    c.push_str("</ul>");
+    c
+}
+
+/// The groupements de commandes proposed, most valuable first.
+fn groupements_section(pp: &PooledPurchases) -> String {
+    let mut c = format!("<h2>Groupements de commandes proposés ({})</h2>", pp.groupements.len());
+    c.push_str("<p>Classés par intérêt pour les membres : nombre de communes concernées, pondéré par l'urgence de leur échéance.</p>");
+    for g in &pp.groupements {
+        c.push_str(&groupement(g));
+    }
+    c
+}
+
+/// One groupement: option, coordinator, deadline, volume and procedure, the communes concerned
+/// and those already on the option.
+fn groupement(g: &Groupement) -> String {
+    let mut c = format!("<section class=\"groupement\" id=\"g-{}\"><h3>{}</h3><p>{}</p>", g.category, escape(&g.category_label), escape(&g.rank_reason));
+    match &g.option {
+        Some(o) => {
+            let _ = write!(c, "<p><strong>Option proposée :</strong> {}</p>", escape(&o.reason));
+        }
+        None => c.push_str("<p><strong>Option proposée :</strong> aucune option éprouvée n'est en service à proximité.</p>"),
+    }
+    let _ = write!(c, "<p><strong>Coordonnateur suggéré :</strong> {}.", escape(&g.coordinator));
+    if let Some(d) = g.earliest_deadline {
+        let _ = write!(c, " <strong>Première échéance :</strong> {d} ({} commune(s) à échéance dans les 6 mois suivants).", g.due_together.len());
+    }
+    c.push_str("</p>");
+    let _ = write!(c, "<p><strong>Volume :</strong> {} communes, {} habitants", g.volume.communes, fr_int(g.volume.population));
+    if let Some(w) = g.volume.workstations {
+        let _ = write!(c, ", {w} postes déclarés");
+    }
+    c.push('.');
+    if let Some(p) = &g.volume.procedure {
+        let _ = write!(c, " <strong>Procédure :</strong> {} ({}).", escape(&p.procedure), escape(&p.reference));
+    }
+    if let Some(n) = &g.volume.note {
+        let _ = write!(c, " {}", escape(n));
+    }
+    c.push_str("</p>");
+    let _ = write!(
+        c,
+        "<table><caption>Communes concernées : {}</caption><thead><tr><th scope=\"col\">Commune</th><th scope=\"col\">Population</th><th scope=\"col\">Motif</th><th scope=\"col\">Échéance</th></tr></thead><tbody>",
+        escape(&g.category_label)
+    );
+    for m in &g.concerned {
+        let _ = write!(
+            c,
+            "<tr><th scope=\"row\">{} ({})</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&m.member.name),
+            m.member.code,
+            fr_int(u64::from(m.member.population)),
+            escape(&m.reason),
+            m.need.deadline().map(|d| d.to_string()).unwrap_or_else(|| "—".into())
+        );
+    }
+    c.push_str("</tbody></table>");
+    if !g.already_on.is_empty() {
+        let names: Vec<String> = g.already_on.iter().map(|m| escape(&m.name)).collect();
+        let _ = write!(c, "<p><strong>Déjà sur l'option (contrat de maintenance commun possible) :</strong> {}.</p>", names.join(", "));
+    }
+    c.push_str("</section>");
+    c
+}
+
+/// The table of members (as INSEE lists them) and the links to the exports.
+fn members_section(epci: &Epci, horizon: u32) -> String {
+    let mut c = String::from(
+        "<h2>Communes membres</h2><table><caption>Membres de l'EPCI</caption><thead><tr><th scope=\"col\">Commune</th><th scope=\"col\">Code INSEE</th><th scope=\"col\">Population</th></tr></thead><tbody>",
+    );
+    for m in &epci.members {
+        let _ = write!(c, "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td></tr>", escape(&m.name), m.code, fr_int(u64::from(m.population)));
+    }
+    let _ = write!(
+        c,
+        "</tbody></table><p>Exports : <a href=\"/api/v1/epcis/{0}/pooled-purchases.csv?horizon={1}\">tableau CSV</a> (LibreOffice, Excel), <a href=\"/api/v1/epcis/{0}/map.geojson?horizon={1}\">carte GeoJSON</a> (QGIS).</p>",
+        epci.siren, horizon
+    );
+    c
+}
+
+fn fr_int(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push('\u{202f}');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn product_label(catalog: &Catalog, product: &Slug, generation: Option<&GenerationId>) -> String {
+    let p = catalog.product(product).ok();
+    let name = p.map_or_else(|| product.to_string(), |p| p.name.clone());
+    match generation {
+        Some(g) => {
+            let label = p.and_then(|p| p.generations.iter().find(|x| &x.id == g)).map_or_else(|| g.to_string(), |x| x.label.clone());
+            format!("{name} {label}")
+        }
+        None => name,
+    }
+}

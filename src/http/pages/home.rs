@@ -1,0 +1,69 @@
+//! The home page (`/`: search form and the list of EPCI) and the search results page
+//! (`/recherche?q=`: EPCI by name or SIREN, communes by name or code INSEE).
+
+use std::fmt::Write as _;
+
+use actix_web::web;
+use serde::Deserialize;
+
+use super::{PageError, PageResult, html, page, search_form};
+use crate::core::map::escape;
+use crate::core::territory::fold;
+use crate::error::Error;
+use crate::service::Service;
+
+/// `GET /`: the search form and every EPCI of the territory.
+pub async fn index(s: web::Data<Service>) -> PageResult {
+    let mut c = String::from("<h1>Trouver une commune ou un EPCI</h1>");
+    c.push_str(&search_form(""));
+    c.push_str("<h2>EPCI</h2><ul>");
+    for e in s.territory().epcis() {
+        let _ = write!(c, "<li><a href=\"/epcis/{}\">{}</a> ({})</li>", e.siren, escape(&e.name), escape(&e.kind));
+    }
+    c.push_str("</ul>");
+    html(page("Accueil", s.is_simulated(), &c))
+}
+
+/// Query of `/recherche`.
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    /// What was typed, at most 100 characters once trimmed; empty shows the form only.
+    q: Option<String>,
+}
+
+/// `GET /recherche?q=`: EPCI whose name contains `q` (or whose SIREN is `q`) and communes
+/// found by [`crate::core::territory::Territory::search`], 20 of each at most.
+pub async fn search(s: web::Data<Service>, q: web::Query<SearchQuery>) -> PageResult {
+    let query = q.q.as_deref().unwrap_or_default().trim().to_string();
+    if query.chars().count() > 100 {
+        return Err(PageError::new(&s, Error::Invalid("q must be at most 100 characters".into())));
+    }
+    let mut c = format!("<h1>Résultats pour « {} »</h1>", escape(&query));
+    c.push_str(&search_form(&query));
+    if query.is_empty() {
+        c.push_str("<p>Saisissez un nom ou un code.</p>");
+        return html(page("Recherche", s.is_simulated(), &c));
+    }
+    let t = s.territory();
+    let fq = fold(&query);
+    let epcis: Vec<_> = t.epcis().iter().filter(|e| e.siren.as_str() == query || fold(&e.name).contains(&fq)).take(20).collect();
+    let communes = t.search(&query, 20);
+    let _ = write!(c, "<h2>EPCI ({})</h2><ul>", epcis.len());
+    for e in epcis {
+        let _ = write!(c, "<li><a href=\"/epcis/{}\">{}</a></li>", e.siren, escape(&e.name));
+    }
+    let _ = write!(c, "</ul><h2>Communes ({})</h2><ul>", communes.len());
+    for i in communes {
+        let cm = t.commune(i);
+        match cm.epci.and_then(|e| t.epci(&e).ok()) {
+            Some(e) => {
+                let _ = write!(c, "<li>{} ({}) — <a href=\"/epcis/{}\">{}</a></li>", escape(&cm.name), cm.code, e.siren, escape(&e.name));
+            }
+            None => {
+                let _ = write!(c, "<li>{} ({}) — hors EPCI</li>", escape(&cm.name), cm.code);
+            }
+        }
+    }
+    c.push_str("</ul>");
+    html(page("Recherche", s.is_simulated(), &c))
+}

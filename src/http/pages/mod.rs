@@ -1,0 +1,124 @@
+//! The French pages: server-rendered HTML, usable without JavaScript. All data is escaped with
+//! [`escape`]. An error on a page is a French HTML page with the same status ([`PageError`]),
+//! where the API answers problem+json.
+//!
+//! - `/` and `/recherche`: [`home`];
+//! - `/epcis/{siren}`: [`epci`] (map, groupements de commandes, members, export links).
+
+pub mod epci;
+pub mod home;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+
+use super::respond::not_allowed;
+use crate::core::map::escape;
+use crate::error::Error;
+use crate::service::Service;
+
+/// Registers the pages. GET and HEAD only; other methods get 405 with `Allow`, like the API.
+/// A malformed path or query on a page is answered by a French page, not a problem body.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    fn page_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+    where
+        F: actix_web::Handler<Args> + Clone,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        web::resource(path)
+            .app_data(web::QueryConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid query string: {e}")))))
+            .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
+            .route(web::get().to(handler.clone()))
+            .route(web::head().to(handler))
+            .default_service(web::to(|| not_allowed("GET, HEAD")))
+    }
+    cfg.service(page_resource("/", home::index)).service(page_resource("/recherche", home::search)).service(page_resource("/epcis/{siren}", epci::epci_page));
+}
+
+/// What a page handler returns: the page, or an error shown as a French page.
+pub type PageResult = Result<HttpResponse, PageError>;
+
+/// An error on a page, answered as a French HTML page with the error's status (5xx errors keep
+/// the problem body and their log line).
+#[derive(Debug)]
+pub struct PageError {
+    error: Error,
+    simulated: bool,
+}
+
+impl PageError {
+    /// The error as a page of this service (with the "simulated data" banner if it applies).
+    pub fn new(s: &Service, error: Error) -> PageError {
+        PageError { error, simulated: s.is_simulated() }
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.error.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let e = &self.error;
+        if e.status() >= 500 {
+            return e.error_response();
+        }
+        let (title, explanation) = match e.status() {
+            404 => ("Page introuvable", "La commune, l'EPCI ou la catégorie demandée n'existe pas."),
+            _ => ("Demande incorrecte", "Un paramètre de l'adresse n'est pas valide (code SIREN sur 9 chiffres, catégorie du catalogue, horizon de 1 à 120 mois)."),
+        };
+        let c = format!(
+            "<h1>{title}</h1><p>{explanation}</p><p>Détail : {}</p>{}<p><a href=\"/\">Retour à l'accueil</a></p>",
+            escape(&e.to_string()),
+            search_form("")
+        );
+        HttpResponse::build(self.status_code()).content_type("text/html; charset=utf-8").body(page(title, self.simulated, &c))
+    }
+}
+
+/// The extractor error handler of the pages: the error as a French page.
+fn page_error(req: &HttpRequest, error: Error) -> actix_web::Error {
+    let simulated = req.app_data::<web::Data<Service>>().is_some_and(|s| s.is_simulated());
+    PageError { error, simulated }.into()
+}
+
+/// A 200 HTML answer.
+fn html(body: String) -> PageResult {
+    Ok(HttpResponse::build(StatusCode::OK).content_type("text/html; charset=utf-8").body(body))
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.45}\
+a{color:#0b4f9c}table{border-collapse:collapse;margin:.5rem 0 1rem;width:100%}th,td{border:1px solid #999;padding:.3rem .5rem;text-align:left;vertical-align:top}\
+th{background:#eef2f7}caption{text-align:left;font-weight:600;padding:.3rem 0}.simule{background:#fff3cd;border:1px solid #8a6d00;padding:.5rem}\
+.legende{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}.pastille{display:inline-block;width:1rem;height:1rem;border:1px solid #333;vertical-align:middle;margin-right:.3rem}\
+section.groupement{border-top:2px solid #0b4f9c;margin-top:1.5rem}label{font-weight:600}input,select,button{font-size:1rem;padding:.3rem}";
+
+/// A whole page: head, header, the "simulated data" banner when `simulated`, the content
+/// (already escaped HTML), the footer with the sources.
+fn page(title: &str, simulated: bool, content: &str) -> String {
+    let banner = if simulated {
+        "<p class=\"simule\" role=\"note\"><strong>Données simulées.</strong> Les adoptions et retours affichés proviennent d'un historique simulé pour la démonstration : ce ne sont pas des avis réels sur les produits.</p>"
+    } else {
+        ""
+    };
+    format!(
+        "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} — voisinage</title><style>{STYLE}</style></head>\
+<body><header><p><a href=\"/\">voisinage</a> : ce que les communes voisines utilisent déjà</p></header><main>{banner}{content}</main>\
+<footer><p>Sources : INSEE COG 2026, IGN Admin Express 2018 (Licence Ouverte), endoflife.date (MIT). Communes et EPCI de Bretagne.</p></footer></body></html>",
+        escape(title)
+    )
+}
+
+/// The search form, pre-filled with `q`.
+fn search_form(q: &str) -> String {
+    format!(
+        "<form action=\"/recherche\" method=\"get\" role=\"search\"><label for=\"q\">Commune ou EPCI (nom, code INSEE ou SIREN)</label> <input id=\"q\" name=\"q\" value=\"{}\" required maxlength=\"100\"> <button type=\"submit\">Rechercher</button></form>",
+        escape(q)
+    )
+}

@@ -1,0 +1,530 @@
+//! The application service: the one type between the pure core and its callers (the HTTP API,
+//! the CLI, the tests).
+//!
+//! [`Service`] owns the territory, the catalogue, the commune shapes, the durable store, the
+//! in-memory index of the store ([`History`]), the write lock and the answer cache. It is built
+//! by one function, [`Service::open`], from a [`Config`]. Its methods are the use cases; each
+//! write use case takes the caller's [`Principal`] and, where a retry must not write twice, an
+//! optional [`Idempotency`] key, checks the caller's rights, and writes its audit line.
+//!
+//! The order of every write is fixed here and nowhere else: take the write lock, replay an
+//! idempotent retry, check against the index, write to the store **durably**, then update the
+//! index (so that the running service never shows what is not stored), which also retires the
+//! cached answers (they carry the index version they were computed at), then audit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use chrono::NaiveDate;
+
+use crate::core::auth::{Principal, Token, TokenHash, TokenScope};
+use crate::core::catalog::Catalog;
+use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
+use crate::core::history::{Adoption, Feedback, History, NewAdoption, NewFeedback, Ratings};
+use crate::core::map::Shapes;
+use crate::core::pooling::{PooledPurchases, pooled_purchases};
+use crate::core::recommend::{Ctx, Params, recommend};
+use crate::core::simulate::{SimParams, simulate};
+use crate::core::territory::Territory;
+use crate::error::{Error, Result};
+use crate::seeds;
+use crate::store::{DemoInfo, Idempotency, Store};
+
+/// Most recommendation answers kept; past that the cache starts again (parameters come from
+/// requests, so the number of distinct keys is unbounded).
+pub const MAX_CACHED_ANSWERS: usize = 20_000;
+
+/// What [`Service::open`] needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Folder of the durable store (sled), created if missing.
+    pub data_dir: PathBuf,
+    /// A seeds folder written by `voisinage import`; `None`: the embedded Brittany seeds.
+    pub seeds: Option<PathBuf>,
+    /// A catalogue folder (the five TOML files of `catalog/`); `None`: the embedded catalogue.
+    pub catalog: Option<PathBuf>,
+    /// Load this simulated history into the store first, if the store holds no adoption.
+    pub demo: Option<DemoRequest>,
+    /// Fixed reference date of every answer (tests); `None`: the system clock's date (UTC).
+    pub today: Option<NaiveDate>,
+}
+
+impl Config {
+    /// The embedded reference data over the store in `data_dir`, no demo, the clock's date.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config { data_dir: data_dir.into(), seeds: None, catalog: None, demo: None, today: None }
+    }
+}
+
+/// A simulated history to load into an empty store ([`crate::core::simulate`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DemoRequest {
+    /// Seed of the simulation (the same seed gives the same history).
+    pub seed: u64,
+    /// Last simulated day.
+    pub until: NaiveDate,
+}
+
+/// The read-only reference data: communes and graph, catalogue, commune shapes.
+pub struct ReferenceData {
+    /// Communes, EPCI and the neighbour graph.
+    pub territory: Territory,
+    /// Products, generations, regulations and procurement thresholds.
+    pub catalog: Catalog,
+    /// Simplified commune polygons for maps (empty when a seeds folder has none).
+    pub shapes: Shapes,
+}
+
+impl ReferenceData {
+    /// Reads the seeds and the catalogue from these folders, or the embedded ones for `None`.
+    /// Errors: `Data` when a file is missing or does not parse.
+    pub fn load(seeds_dir: Option<&Path>, catalog_dir: Option<&Path>) -> Result<ReferenceData> {
+        let (territory, shapes) = match seeds_dir {
+            Some(d) => (seeds::territory_from_dir(d)?, seeds::shapes_from_dir(d)?),
+            None => (seeds::territory()?, seeds::shapes()?),
+        };
+        let catalog = match catalog_dir {
+            Some(d) => seeds::catalog_from_dir(d)?,
+            None => seeds::catalog()?,
+        };
+        Ok(ReferenceData { territory, catalog, shapes })
+    }
+}
+
+/// A record written by a use case, or the one an earlier request with the same
+/// `Idempotency-Key` wrote (`replayed`).
+#[derive(Debug)]
+pub struct Written<T> {
+    /// The record as stored.
+    pub record: T,
+    /// Whether this is the first request's record, returned again without writing.
+    pub replayed: bool,
+}
+
+/// What a caller gives to record an adoption (the commune comes from the request's target).
+#[derive(Clone, Debug)]
+pub struct AdoptionDraft {
+    /// Catalogue product.
+    pub product: Slug,
+    /// Generation of the product, if the catalogue lists generations for it.
+    pub generation: Option<GenerationId>,
+    /// Category it serves; `None`: the product's main (first) category.
+    pub category: Option<Slug>,
+    /// First day in service.
+    pub since: NaiveDate,
+    /// Last day in service, if it ended.
+    pub until: Option<NaiveDate>,
+    /// End of the current contract, if known.
+    pub contract_end: Option<NaiveDate>,
+    /// Workstations covered, 0 to 100,000.
+    pub workstations: Option<u32>,
+}
+
+/// Changes to an adoption: `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct AdoptionChanges {
+    /// Last day in service (`Some(None)` puts the adoption back in service).
+    pub until: Option<Option<NaiveDate>>,
+    /// End of the current contract.
+    pub contract_end: Option<Option<NaiveDate>>,
+    /// Workstations covered, 0 to 100,000.
+    pub workstations: Option<Option<u32>>,
+}
+
+/// What a caller gives to record feedback on an adoption.
+#[derive(Clone, Debug)]
+pub struct FeedbackDraft {
+    /// Day of the report; `None`: today.
+    pub date: Option<NaiveDate>,
+    /// 1 (unreliable) to 5 (never failed).
+    pub reliability: u8,
+    /// Incidents since the previous report, 0 to 100,000.
+    pub incidents: u32,
+    /// Hours out of service, 0 to 8,784.
+    pub downtime_hours: f64,
+    /// Support quality, 1 (poor) to 5 (excellent).
+    pub support: u8,
+    /// Free text (may hold personal data: shown only to tokens covering the commune).
+    pub comment: Option<String>,
+}
+
+/// An adoption as a reader sees it on the reference date.
+#[derive(Clone, Debug)]
+pub struct AdoptionView {
+    /// The adoption.
+    pub adoption: Adoption,
+    /// Whether it is in service on the reference date.
+    pub active: bool,
+    /// Its ratings so far (reliability, support, incidents, downtime).
+    pub ratings: Ratings,
+    /// Its feedback, oldest first, comments included: render them only if `comments_visible`.
+    pub feedback: Vec<Feedback>,
+    /// Whether the reader may see the free-text comments (its token covers the commune).
+    pub comments_visible: bool,
+}
+
+/// Counts for `/health` and `/metrics`.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Adoptions held (simulated ones included).
+    pub adoptions: usize,
+    /// Feedback records held.
+    pub feedback: usize,
+    /// Size of the store's files on disk, bytes.
+    pub store_bytes: u64,
+}
+
+/// A serialised recommendation answer and what it was computed from.
+struct CachedAnswer {
+    /// [`History::version`] at the time.
+    version: u64,
+    /// Reference date at the time.
+    today: NaiveDate,
+    /// The JSON body.
+    body: Arc<[u8]>,
+}
+
+/// The application: reference data, store, index, and the use cases over them.
+pub struct Service {
+    territory: Territory,
+    catalog: Catalog,
+    shapes: Shapes,
+    store: Store,
+    /// In-memory index of the store, changed only after a durable write.
+    index: RwLock<History>,
+    /// Serialises writes: the duplicate check and the write happen as one step.
+    write_lock: Mutex<()>,
+    /// Recommendation answers by commune, category and parameters; each is served while the
+    /// index version and the date are those it was computed at.
+    answers: Mutex<HashMap<String, CachedAnswer>>,
+    today: Option<NaiveDate>,
+}
+
+impl Service {
+    /// Opens the service: reads the reference data, opens (or creates) the store, records the
+    /// catalogue version, loads the demo history if asked and the store is empty, and builds
+    /// the index from every stored record. Errors: `Data` for reference data, `Storage` when
+    /// the store cannot be opened (locked by a running service, corrupt) or read.
+    pub fn open(config: &Config) -> Result<Service> {
+        let data = ReferenceData::load(config.seeds.as_deref(), config.catalog.as_deref())?;
+        let store = Store::open(&config.data_dir)?;
+        Service::with_store(data, store, config)
+    }
+
+    fn with_store(data: ReferenceData, store: Store, config: &Config) -> Result<Service> {
+        if store.catalog_version()?.as_deref() != Some(data.catalog.version.as_str()) {
+            tracing::info!(version = %data.catalog.version, "catalogue version recorded");
+            store.set_catalog_version(&data.catalog.version)?;
+        }
+        if let Some(demo) = config.demo {
+            load_demo(&data, &store, demo)?;
+        }
+        let index = store.load_history()?;
+        Ok(Service {
+            territory: data.territory,
+            catalog: data.catalog,
+            shapes: data.shapes,
+            store,
+            index: RwLock::new(index),
+            write_lock: Mutex::new(()),
+            answers: Mutex::default(),
+            today: config.today,
+        })
+    }
+
+    /// Communes, EPCI and the neighbour graph.
+    pub fn territory(&self) -> &Territory {
+        &self.territory
+    }
+
+    /// The product catalogue.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Simplified commune polygons (WGS84) for maps and GeoJSON exports.
+    pub fn shapes(&self) -> &Shapes {
+        &self.shapes
+    }
+
+    /// The reference date of every answer: the configured one, or today's UTC date.
+    pub fn today(&self) -> NaiveDate {
+        self.today.unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
+
+    /// The index, read-locked (readers share it; a write waits for them).
+    pub fn index(&self) -> RwLockReadGuard<'_, History> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` with a recommendation context over the index at the reference date.
+    pub fn with_ctx<R>(&self, f: impl FnOnce(&Ctx<'_>) -> R) -> R {
+        let h = self.index();
+        f(&Ctx::new(&self.territory, &self.catalog, &h, self.today()))
+    }
+
+    /// The simulated history the store holds, if any (seed, end, counts). Errors: `Storage`.
+    pub fn demo_info(&self) -> Result<Option<DemoInfo>> {
+        self.store.demo_info()
+    }
+
+    /// Whether the store holds a simulated history (pages then show the "simulated" banner).
+    pub fn is_simulated(&self) -> bool {
+        self.store.demo_info().ok().flatten().is_some()
+    }
+
+    /// Record counts and the store's size.
+    pub fn stats(&self) -> Stats {
+        let h = self.index();
+        Stats { adoptions: h.adoptions().len(), feedback: h.feedback_count(), store_bytes: self.store.size_on_disk() }
+    }
+
+    /// The principal of a bearer token secret. Errors: `Unauthorized` for a secret that is not
+    /// a token's shape, unknown or revoked; `Storage` when the store cannot be read.
+    pub fn authenticate(&self, secret: &str) -> Result<Principal> {
+        let hash = TokenHash::of_secret(secret)?;
+        let token = self.store.token_by_hash(&hash)?.ok_or_else(|| Error::Unauthorized("unknown token".into()))?;
+        if token.revoked.is_some() {
+            return Err(Error::Unauthorized(format!("token {} was revoked", token.id)));
+        }
+        Ok(Principal { token_id: token.id, scope: token.scope })
+    }
+
+    /// `Ok` when `who` may write the data of commune `code`. Errors: `NotFound` for a commune
+    /// not in the territory, `Forbidden` when the token's scope does not cover it.
+    pub fn authorize_commune(&self, who: &Principal, code: &InseeCode) -> Result<()> {
+        let idx = self.territory.find(code)?;
+        who.may_write(code, self.territory.commune(idx).epci.as_ref())
+    }
+
+    /// Whether `viewer` may read commune `code`'s free-text comments (its own token, its EPCI's
+    /// token, or admin). Errors: `NotFound` for an unknown commune.
+    pub fn sees_comments(&self, viewer: Option<&Principal>, code: &InseeCode) -> Result<bool> {
+        let idx = self.territory.find(code)?;
+        Ok(viewer.is_some_and(|p| p.scope.covers(code, self.territory.commune(idx).epci.as_ref())))
+    }
+
+    /// A commune's adoptions, as `viewer` may see them. Errors: `NotFound`.
+    pub fn adoptions_of(&self, viewer: Option<&Principal>, code: &InseeCode) -> Result<Vec<AdoptionView>> {
+        let visible = self.sees_comments(viewer, code)?;
+        let h = self.index();
+        Ok(h.of_commune(code).map(|a| view(&h, a, self.today(), visible)).collect())
+    }
+
+    /// One adoption of a commune, as `viewer` may see it. Errors: `NotFound` for an unknown
+    /// commune or an adoption that is not this commune's.
+    pub fn adoption(&self, viewer: Option<&Principal>, code: &InseeCode, id: u64) -> Result<AdoptionView> {
+        let visible = self.sees_comments(viewer, code)?;
+        let h = self.index();
+        let a = own_adoption(&h, code, id)?;
+        Ok(view(&h, a, self.today(), visible))
+    }
+
+    /// Records an adoption of commune `code`. A retry with the same idempotency key returns
+    /// the first record (`replayed`). Errors: `Forbidden`, `NotFound` (commune, product,
+    /// category), `Invalid` (dates, generation), `Conflict` (the same product and generation
+    /// already in service), `Storage`.
+    pub fn record_adoption(&self, who: &Principal, code: &InseeCode, draft: AdoptionDraft, idem: Option<&Idempotency>) -> Result<Written<Adoption>> {
+        self.authorize_commune(who, code)?;
+        let new = self.new_adoption(code, draft)?;
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = idem
+            && let Some(a) = self.store.adoption_for_key(i)?
+        {
+            return Ok(Written { record: a, replayed: true });
+        }
+        new.check_duplicate(&self.index())?;
+        let (a, replayed) = self.store.insert_adoption_once(new, idem)?;
+        if !replayed {
+            self.index.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
+            audit(who, "adoption.create", Some(&a.commune), a.id);
+        }
+        Ok(Written { record: a, replayed })
+    }
+
+    /// The adoption a draft describes, checked against the catalogue and the reference date.
+    fn new_adoption(&self, code: &InseeCode, d: AdoptionDraft) -> Result<NewAdoption> {
+        let product = self.catalog.product(&d.product)?;
+        let category = match d.category {
+            Some(c) => {
+                self.catalog.category(&c)?;
+                c
+            }
+            None => product.categories[0].clone(),
+        };
+        let new = NewAdoption {
+            commune: *code,
+            category,
+            product: d.product,
+            generation: d.generation,
+            since: d.since,
+            until: d.until,
+            contract_end: d.contract_end,
+            workstations: d.workstations,
+        };
+        new.validate(&self.catalog, self.today())?;
+        Ok(new)
+    }
+
+    /// Ends or corrects an adoption of commune `code` (its product, generation, category and
+    /// start never change). Errors: `Forbidden`, `NotFound`, `Invalid`, `Conflict`, `Storage`.
+    pub fn amend_adoption(&self, who: &Principal, code: &InseeCode, id: u64, changes: AdoptionChanges) -> Result<AdoptionView> {
+        self.authorize_commune(who, code)?;
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = own_adoption(&self.index(), code, id)?.clone();
+        if let Some(u) = changes.until {
+            a.until = u;
+        }
+        if let Some(c) = changes.contract_end {
+            a.contract_end = c;
+        }
+        if let Some(w) = changes.workstations {
+            a.workstations = w;
+        }
+        let new = NewAdoption::of(&a);
+        new.validate(&self.catalog, self.today())?;
+        new.check_duplicate_except(&self.index(), Some(id))?;
+        self.store.update_adoption(&a)?;
+        self.index.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
+        audit(who, "adoption.update", Some(&a.commune), a.id);
+        Ok(view(&self.index(), &a, self.today(), true))
+    }
+
+    /// Records feedback on adoption `id` of commune `code`. A retry with the same idempotency
+    /// key returns the first record. Errors: `Forbidden`, `NotFound`, `Invalid` (a date before
+    /// the adoption or in the future, a comment over 2,000 characters), `Storage`.
+    pub fn record_feedback(&self, who: &Principal, code: &InseeCode, id: u64, draft: FeedbackDraft, idem: Option<&Idempotency>) -> Result<Written<Feedback>> {
+        self.authorize_commune(who, code)?;
+        let adoption = own_adoption(&self.index(), code, id)?.clone();
+        let new = NewFeedback {
+            date: draft.date.unwrap_or_else(|| self.today()),
+            reliability: draft.reliability,
+            incidents: draft.incidents,
+            downtime_hours: draft.downtime_hours + 0.0, // -0.0 becomes 0.0
+            support: draft.support,
+            comment: draft.comment.filter(|c| !c.trim().is_empty()),
+        };
+        new.validate(&adoption, self.today())?;
+        let (f, replayed) = self.store.insert_feedback_once(id, new, idem)?;
+        if !replayed {
+            self.index.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
+            audit(who, "feedback.create", Some(code), f.id);
+        }
+        Ok(Written { record: f, replayed })
+    }
+
+    /// The recommendation answer for a commune and category, as JSON bytes. Answers are cached
+    /// until the next write or the next day: reads far outnumber writes. Errors: `NotFound`
+    /// (commune, category), `Invalid` (parameters).
+    pub fn recommend_json(&self, code: &InseeCode, category: &Slug, params: &Params) -> Result<Arc<[u8]>> {
+        let key = format!("{code}\n{category}\n{}", serde_json::to_string(params).unwrap_or_default());
+        let h = self.index();
+        let (version, today) = (h.version(), self.today());
+        let mut cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.get(&key).filter(|c| c.version == version && c.today == today) {
+            return Ok(c.body.clone());
+        }
+        drop(cache);
+        let answer = recommend(&Ctx::new(&self.territory, &self.catalog, &h, today), code, category, params)?;
+        let body: Arc<[u8]> = serde_json::to_vec(&answer).map_err(|e| Error::internal("serialising a recommendation", e))?.into();
+        cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED_ANSWERS {
+            cache.clear();
+        }
+        cache.insert(key, CachedAnswer { version, today, body: body.clone() });
+        Ok(body)
+    }
+
+    /// The groupements de commandes proposed to EPCI `siren` over `horizon_months`. Errors:
+    /// `NotFound` for an unknown EPCI.
+    pub fn pooled_purchases(&self, siren: &Siren, horizon_months: u32) -> Result<PooledPurchases> {
+        self.with_ctx(|ctx| pooled_purchases(ctx, siren, horizon_months))
+    }
+
+    /// Creates a token (admin only) and returns it with its secret, which is not stored.
+    /// Errors: `Forbidden` for a non-admin, `NotFound` for a scope naming an unknown commune or
+    /// EPCI, `Invalid` for a label over 200 characters, `Storage`.
+    pub fn create_token(&self, who: &Principal, scope: TokenScope, label: &str) -> Result<(Token, String)> {
+        who.must_be_admin()?;
+        self.territory.check_scope(&scope)?;
+        let (t, secret) = self.store.create_token(scope, label, chrono::Utc::now())?;
+        audit(who, "token.create", None, t.id);
+        Ok((t, secret))
+    }
+
+    /// Every token, without secrets (admin only). Errors: `Forbidden`, `Storage`.
+    pub fn tokens(&self, who: &Principal) -> Result<Vec<Token>> {
+        who.must_be_admin()?;
+        self.store.tokens()
+    }
+
+    /// Revokes token `id` at once (admin only; a token cannot revoke itself). Errors:
+    /// `Forbidden`, `Conflict` (itself), `NotFound`, `Storage`.
+    pub fn revoke_token(&self, who: &Principal, id: u64) -> Result<Token> {
+        who.must_be_admin()?;
+        if id == who.token_id && *who != Principal::OPERATOR {
+            return Err(Error::Conflict("a token cannot revoke itself: use another admin token, or `voisinage token revoke` with the service stopped".into()));
+        }
+        let t = self.store.revoke_token(id, chrono::Utc::now())?;
+        audit(who, "token.revoke", None, t.id);
+        Ok(t)
+    }
+
+    /// Count of store syncs since opening (group commit: concurrent writes share one).
+    pub fn store_syncs(&self) -> u64 {
+        self.store.syncs()
+    }
+
+    /// Every stored adoption and feedback record, read from the store itself (not the index),
+    /// in key order. Errors: `Storage`.
+    pub fn stored_records(&self) -> Result<(Vec<Adoption>, Vec<Feedback>)> {
+        self.store.load()
+    }
+
+    /// A stored token by id, read from the store. Errors: `Storage`.
+    pub fn stored_token(&self, id: u64) -> Result<Option<Token>> {
+        self.store.token(id)
+    }
+}
+
+/// Loads the simulated history into an empty store (a store holding adoptions is never
+/// touched). Errors: `Storage`.
+fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<()> {
+    if !store.is_empty() {
+        tracing::info!("store not empty: demo history not loaded again");
+        return Ok(());
+    }
+    tracing::info!(seed = demo.seed, end = %demo.until, "simulating the demo history (simulated data, not real opinions)");
+    let h = simulate(&data.territory, &data.catalog, &SimParams::new(demo.seed, demo.until));
+    let info = store.load_demo(&h, demo.seed, demo.until)?;
+    tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
+    Ok(())
+}
+
+/// Adoption `id` if it is commune `code`'s. Errors: `NotFound`.
+fn own_adoption<'h>(h: &'h History, code: &InseeCode, id: u64) -> Result<&'h Adoption> {
+    h.adoption(id).filter(|a| a.commune == *code).ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))
+}
+
+/// An adoption with its state, ratings and feedback on `today`, for a reader who may see the
+/// comments or not (`visible`).
+fn view(h: &History, a: &Adoption, today: NaiveDate, visible: bool) -> AdoptionView {
+    AdoptionView { adoption: a.clone(), active: a.active_on(today), ratings: h.ratings(a.id, today), feedback: h.feedback(a.id).to_vec(), comments_visible: visible }
+}
+
+/// Logs a write for the audit trail (tracing target `voisinage::audit`): who (token id and
+/// scope; `token=0` is the operator at the command line), what (action, commune, record id)
+/// and when (UTC, ms). Never the token secret nor a comment's text.
+fn audit(p: &Principal, action: &'static str, commune: Option<&InseeCode>, record: u64) {
+    tracing::info!(
+        target: "voisinage::audit",
+        token = p.token_id,
+        scope = %p.scope,
+        action,
+        commune = %commune.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+        record,
+        at = %chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "write"
+    );
+}
