@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! voisinage: recommends to French communes the software and equipment already proven by their
 //! neighbours, and proposes groupements de commandes to their EPCI.
 //!

@@ -132,3 +132,21 @@ async fn demo_is_loaded_once() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn the_cli_audits_the_tokens_it_creates_and_revokes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_voisinage")).args(args).arg("--data-dir").arg(dir.path()).env("RUST_LOG", "info").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (secret, log) = run(&["token", "create", "--scope", "epci:243500139", "--label", "DSI"]);
+    let audit: Vec<&str> = log.lines().filter(|l| l.contains("voisinage::audit")).collect();
+    assert_eq!(audit.len(), 1, "{log}");
+    // The operator at the command line is token 0 with every right; the new token is record 1.
+    assert!(audit[0].contains("token=0") && audit[0].contains("scope=admin") && audit[0].contains("action=\"token.create\"") && audit[0].contains("record=1"), "{}", audit[0]);
+    assert!(!log.contains(secret.trim()));
+    let (_, log) = run(&["token", "revoke", "1"]);
+    assert!(log.lines().any(|l| l.contains("voisinage::audit") && l.contains("action=\"token.revoke\"") && l.contains("record=1")), "{log}");
+}

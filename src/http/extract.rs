@@ -112,13 +112,37 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                 h.write(serde_json::to_string(&object).unwrap_or_default().as_bytes());
                 h.finish()
             };
-            let value = serde_path_to_error::deserialize(serde_json::Value::Object(object)).map_err(|e| {
-                let at = e.path().to_string();
-                if at == "." { Error::Malformed(format!("invalid JSON body: {}", e.inner())) } else { Error::Malformed(format!("invalid JSON body at '{at}': {}", e.inner())) }
-            })?;
+            let value = serde_path_to_error::deserialize(serde_json::Value::Object(object)).map_err(|e| field_error("JSON body", &e))?;
             Ok(Body { value, fingerprint })
         })
     }
+}
+
+/// The query string read into the query struct `T` (`serde_urlencoded`). A parameter that
+/// does not fit is named in the 400: `invalid query string at 'hops': invalid digit found in
+/// string`.
+pub struct Query<T>(pub T);
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(req.query_string().as_bytes()));
+        ready(serde_path_to_error::deserialize(de).map(Query).map_err(|e| field_error("query string", &e).into()))
+    }
+}
+
+/// A 400 naming the field that does not fit, if the error is about one.
+fn field_error<E: std::fmt::Display>(what: &str, e: &serde_path_to_error::Error<E>) -> Error {
+    let at = e.path().to_string();
+    if at == "." { Error::Malformed(format!("invalid {what}: {}", e.inner())) } else { Error::Malformed(format!("invalid {what} at '{at}': {}", e.inner())) }
 }
 
 /// A JSON object whose top-level keys are unique.

@@ -54,12 +54,11 @@ impl Modify for Conventions {
         for (path, item) in doc.paths.paths.iter_mut() {
             for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten() {
                 for (status, resp) in op.responses.responses.iter_mut() {
-                    if status.starts_with('4') || status.starts_with('5') {
-                        if let utoipa::openapi::RefOr::T(r) = resp {
-                            if let Some(c) = r.content.shift_remove("application/json") {
-                                r.content.insert("application/problem+json".into(), c);
-                            }
-                        }
+                    if (status.starts_with('4') || status.starts_with('5'))
+                        && let utoipa::openapi::RefOr::T(r) = resp
+                        && let Some(c) = r.content.shift_remove("application/json")
+                    {
+                        r.content.insert("application/problem+json".into(), c);
                     }
                 }
                 let problem = ResponseBuilder::new()

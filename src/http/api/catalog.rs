@@ -9,6 +9,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::core::catalog::{Category, Product};
 use crate::core::domain::Slug;
+use crate::http::extract::Query;
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, get_only, json};
 use crate::service::Service;
@@ -66,7 +67,7 @@ pub struct ProductsQuery {
 #[utoipa::path(get, path = "/api/v1/catalog/products", tag = "catalog",
     params(("category" = Option<String>, Query, description = "Category slug", example = "etat-civil")),
     responses((status = 200, body = ProductsOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
-pub async fn products(s: web::Data<Service>, q: web::Query<ProductsQuery>) -> Res {
+pub async fn products(s: web::Data<Service>, q: Query<ProductsQuery>) -> Res {
     let c = s.catalog();
     if let Some(cat) = &q.category {
         c.category(cat)?;

@@ -10,7 +10,7 @@ use crate::core::domain::Siren;
 use crate::core::map::MapStatus;
 use crate::core::pooling::{Need, PooledPurchases, need_of};
 use crate::error::Error;
-use crate::http::extract::HorizonQuery;
+use crate::http::extract::{HorizonQuery, Query};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, get_only, json};
 use crate::service::Service;
@@ -32,7 +32,7 @@ pub struct Doc;
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
         ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
     responses((status = 200, body = PooledPurchases), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn pooled(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Query<HorizonQuery>) -> Res {
+pub async fn pooled(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     json(StatusCode::OK, &s.pooled_purchases(&siren, q.months()?)?)
 }
 
@@ -116,7 +116,7 @@ fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 13]> {
         ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
     responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement", body = String, content_type = "text/csv"),
         (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Query<HorizonQuery>) -> Res {
+pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     let pp = s.pooled_purchases(&siren, q.months()?)?;
     let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::from("\u{feff}".as_bytes()));
     let csv_err = |e: csv::Error| Error::internal("writing the CSV export", e);
@@ -138,7 +138,7 @@ pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: web::
         ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
     responses((status = 200, description = "GeoJSON FeatureCollection of the member communes (WGS84), flat properties per category", body = Object, content_type = "application/geo+json"),
         (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Query<HorizonQuery>) -> Res {
+pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     let horizon = q.months()?;
     s.territory().epci(&siren)?;
     let features = s.with_ctx(|ctx| {

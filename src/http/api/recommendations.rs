@@ -10,6 +10,7 @@ use utoipa::OpenApi;
 use crate::core::domain::{InseeCode, Slug};
 use crate::core::recommend::{Answer, Params};
 use crate::error::Error;
+use crate::http::extract::Query;
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, get_only};
 use crate::service::Service;
@@ -57,7 +58,7 @@ impl RecommendationQuery {
     params(("code" = String, Path, description = "Code INSEE", example = "35238"),
         ("category" = String, Query, description = "Catalogue category slug", example = "poste-de-travail")),
     responses((status = 200, body = Answer), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn recommendations(s: web::Data<Service>, code: web::Path<InseeCode>, q: web::Query<RecommendationQuery>) -> Res {
+pub async fn recommendations(s: web::Data<Service>, code: web::Path<InseeCode>, q: Query<RecommendationQuery>) -> Res {
     let params = q.params()?;
     let body = s.recommend_json(&code, &q.category, &params)?;
     Ok(HttpResponse::Ok().insert_header(ContentType::json()).body(web::Bytes::copy_from_slice(&body)))

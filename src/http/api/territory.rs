@@ -10,7 +10,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::core::domain::{InseeCode, Siren, SizeClass};
 use crate::core::territory::{EdgeKind, EpciMember};
 use crate::error::Error;
-use crate::http::extract::in_range;
+use crate::http::extract::{Query, in_range};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, get_only, json};
 use crate::service::Service;
@@ -145,7 +145,7 @@ pub struct NeighboursQuery {
     params(("code" = String, Path, description = "Code INSEE", example = "35238"),
         ("hops" = Option<i64>, Query, description = "1 to 6, default 1", minimum = 1, maximum = 6)),
     responses((status = 200, body = NeighboursOut), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn neighbours(s: web::Data<Service>, code: web::Path<InseeCode>, q: web::Query<NeighboursQuery>) -> Res {
+pub async fn neighbours(s: web::Data<Service>, code: web::Path<InseeCode>, q: Query<NeighboursQuery>) -> Res {
     let t = s.territory();
     let idx = t.find(&code)?;
     let hops = in_range("hops", q.hops.unwrap_or(1), 1, 6)? as u32;
@@ -192,7 +192,7 @@ pub struct SearchQuery {
     params(("q" = String, Query, description = "Name or code (accents and case ignored), 1 to 100 characters", example = "hoedic"),
         ("limit" = Option<i64>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100)),
     responses((status = 200, body = SearchOut), (status = 400, body = Problem), (status = 422, body = Problem)))]
-pub async fn search_communes(s: web::Data<Service>, q: web::Query<SearchQuery>) -> Res {
+pub async fn search_communes(s: web::Data<Service>, q: Query<SearchQuery>) -> Res {
     let query = q.q.as_deref().map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| Error::Malformed("query parameter q is required".into()))?;
     if query.chars().count() > 100 {
         return Err(Error::Invalid("q must be at most 100 characters".into()));

@@ -1,0 +1,86 @@
+//! The application service without HTTP: the use cases the API, the CLI and the pages call.
+
+mod common;
+
+use voisinage::Error;
+use voisinage::core::auth::{Principal, TokenScope};
+use voisinage::core::domain::{InseeCode, Slug};
+use voisinage::service::{AdoptionChanges, AdoptionDraft, FeedbackDraft};
+use voisinage::store::Idempotency;
+
+fn code(s: &str) -> InseeCode {
+    InseeCode::parse(s).unwrap()
+}
+
+fn draft(product: &str, since: &str) -> AdoptionDraft {
+    AdoptionDraft {
+        product: Slug::parse(product).unwrap(),
+        generation: None,
+        category: None,
+        since: since.parse().unwrap(),
+        until: None,
+        contract_end: None,
+        workstations: None,
+    }
+}
+
+#[test]
+fn writes_check_the_scope_then_reach_the_store_and_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    // Brest's own token (29019, Brest Métropole 242900314).
+    let brest = Principal { token_id: 7, scope: TokenScope::Commune(code("29019")) };
+    let e = s.record_adoption(&brest, &code("35238"), draft("openelec", "2019-03-01"), None).unwrap_err();
+    assert!(matches!(e, Error::Forbidden(_)), "{e}");
+    let a = s.record_adoption(&brest, &code("29019"), draft("openelec", "2019-03-01"), None).unwrap();
+    assert!(!a.replayed);
+    assert_eq!(a.record.category.as_str(), "elections", "the product's main category");
+    // The same product and generation in service twice is a conflict.
+    assert!(matches!(s.record_adoption(&brest, &code("29019"), draft("openelec", "2020-01-01"), None), Err(Error::Conflict(_))));
+    // Seen by readers (the index) and stored (the store).
+    let views = s.adoptions_of(None, &code("29019")).unwrap();
+    assert_eq!((views.len(), views[0].active, views[0].comments_visible), (1, true, false));
+    assert_eq!(s.stored_records().unwrap().0.len(), 1);
+
+    // Feedback, then the end of the adoption.
+    let f = FeedbackDraft { date: None, reliability: 4, incidents: 1, downtime_hours: -0.0, support: 5, comment: Some("  ".into()) };
+    let f = s.record_feedback(&brest, &code("29019"), a.record.id, f, None).unwrap().record;
+    assert_eq!((f.date, f.downtime_hours.to_bits(), f.comment), (common::today(), 0.0f64.to_bits(), None));
+    let ended = s
+        .amend_adoption(&brest, &code("29019"), a.record.id, AdoptionChanges { until: Some(Some("2024-06-30".parse().unwrap())), ..Default::default() })
+        .unwrap();
+    assert!(!ended.active && ended.comments_visible);
+    assert_eq!(ended.feedback.len(), 1);
+    assert_eq!(s.index().adoption(a.record.id).unwrap().until, Some("2024-06-30".parse().unwrap()));
+}
+
+#[test]
+fn an_idempotent_retry_returns_the_first_record_and_writes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    let admin = Principal::OPERATOR;
+    let key = Idempotency { scope: "POST /x token:0".into(), key: "k1".into(), fingerprint: 42 };
+    let first = s.record_adoption(&admin, &code("35238"), draft("spip", "2020-01-01"), Some(&key)).unwrap();
+    let again = s.record_adoption(&admin, &code("35238"), draft("spip", "2020-01-01"), Some(&key)).unwrap();
+    assert!(!first.replayed && again.replayed);
+    assert_eq!(first.record.id, again.record.id);
+    assert_eq!(s.stored_records().unwrap().0.len(), 1);
+    assert_eq!(s.stats().adoptions, 1);
+}
+
+#[test]
+fn tokens_are_managed_by_admins_only_and_never_revoke_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    let (admin, secret) = s.create_token(&Principal::OPERATOR, TokenScope::Admin, "DSI").unwrap();
+    let me = s.authenticate(&secret).unwrap();
+    assert_eq!(me, Principal { token_id: admin.id, scope: TokenScope::Admin });
+    let commune = Principal { token_id: 9, scope: TokenScope::Commune(code("29019")) };
+    assert!(matches!(s.create_token(&commune, TokenScope::Admin, ""), Err(Error::Forbidden(_))));
+    assert!(matches!(s.tokens(&commune), Err(Error::Forbidden(_))));
+    assert!(matches!(s.create_token(&me, TokenScope::Commune(code("99999")), ""), Err(Error::NotFound(_))));
+    assert!(matches!(s.revoke_token(&me, admin.id), Err(Error::Conflict(_))));
+    // The operator may revoke any token; a revoked token no longer authenticates.
+    s.revoke_token(&Principal::OPERATOR, admin.id).unwrap();
+    assert!(matches!(s.authenticate(&secret), Err(Error::Unauthorized(_))));
+}
