@@ -287,6 +287,28 @@ pub struct Ratings {
     pub downtime_hours: f64,
 }
 
+/// Mean reliability (1-5 scale) under which a product counts as poorly rated by a commune.
+pub const POOR_RATING: f64 = 2.5;
+
+/// Fewest feedback records for a mean reliability to count as a poor rating (one bad report
+/// is not enough).
+pub const POOR_RATING_MIN_REPORTS: u32 = 2;
+
+/// The "poorly rated" rule, shared by the recommender (upgrade paths), pooling (needs) and the
+/// demo simulator (switching): a mean reliability (1-5) strictly under [`POOR_RATING`] over at
+/// least [`POOR_RATING_MIN_REPORTS`] records (`n`).
+pub fn is_poor_rating(mean_reliability: f64, n: u32) -> bool {
+    n >= POOR_RATING_MIN_REPORTS && mean_reliability < POOR_RATING
+}
+
+impl Ratings {
+    /// Whether these ratings are poor: mean reliability under [`POOR_RATING`] (2.5 on 1-5) over
+    /// at least [`POOR_RATING_MIN_REPORTS`] (2) records; see [`is_poor_rating`].
+    pub fn is_poor(&self) -> bool {
+        is_poor_rating(self.mean_reliability, self.n)
+    }
+}
+
 impl Serialize for Ratings {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;

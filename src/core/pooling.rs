@@ -25,12 +25,12 @@ use serde::Serialize;
 
 use crate::core::catalog::{Catalog, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
+use crate::core::fr;
 use crate::core::recommend::{Ctx, Params, Reach, Recommendation, score_candidates};
 use crate::core::territory::CommuneIdx;
 use crate::error::{Error, Result};
 
-/// Mean reliability (1-5) under which a member's current product counts as poorly rated.
-pub const POOR_RATING: f64 = 2.5;
+pub use crate::core::history::POOR_RATING;
 
 /// Default horizon, months.
 pub const DEFAULT_HORIZON_MONTHS: u32 = 24;
@@ -237,7 +237,7 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
             return Some(Need::ContractEnds { product, generation, date: d });
         }
         let r = ctx.history.ratings(a.id, ctx.today);
-        if r.n >= 2 && r.mean_reliability < POOR_RATING {
+        if r.is_poor() {
             return Some(Need::PoorRating { product, generation, mean_reliability: (r.mean_reliability * 100.0).round() / 100.0, n: r.n });
         }
     }
@@ -245,14 +245,7 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
 }
 
 fn reason(ctx: &Ctx, n: &Need) -> String {
-    let name = |p: &Slug, g: &Option<GenerationId>| {
-        let prod = ctx.catalog.product(p).ok();
-        let pn = prod.map_or_else(|| p.to_string(), |p| p.name.clone());
-        match g {
-            Some(g) => format!("{pn} {}", prod.and_then(|p| p.generation(g)).map_or_else(|| g.to_string(), |x| x.label.clone())),
-            None => pn,
-        }
-    };
+    let name = |p: &Slug, g: &Option<GenerationId>| ctx.catalog.label(p, g.as_ref());
     match n {
         Need::NoProduct => "Aucun produit déclaré dans cette catégorie.".into(),
         Need::EndOfSupport { product, generation, date: Some(d) } => format!("{} n'est plus supporté depuis le {d}.", name(product, generation)),
@@ -263,7 +256,7 @@ fn reason(ctx: &Ctx, n: &Need) -> String {
         }
         Need::ContractEnds { product, generation, date } => format!("Le contrat de {} se termine le {date}.", name(product, generation)),
         Need::PoorRating { product, generation, mean_reliability, n } => {
-            format!("{} est jugé peu fiable ({}/5 sur {n} retours).", name(product, generation), format!("{mean_reliability:.1}").replace('.', ","))
+            format!("{} est jugé peu fiable ({}/5 sur {n} retours).", name(product, generation), fr::decimal(*mean_reliability, 1))
         }
     }
 }

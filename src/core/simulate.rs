@@ -35,7 +35,7 @@ use rand_distr::{Distribution, Exp, Normal, Poisson};
 
 use crate::core::catalog::{Catalog, Product, months_between};
 use crate::core::domain::{GenerationId, SizeClass, Slug};
-use crate::core::history::{Adoption, Feedback};
+use crate::core::history::{Adoption, Feedback, is_poor_rating};
 use crate::core::territory::{CommuneIdx, Territory};
 
 /// Parameters of the simulation; see the module doc for the model.
@@ -329,7 +329,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
         let state = states.iter().find(|s| s.slug == &a.category);
         let mut month = a.since.with_day(1).unwrap_or(a.since);
         let mut reliab_sum = 0.0;
-        let mut reliab_n = 0.0;
+        let mut reliab_n = 0u32;
         let mut next_feedback = a.since.checked_add_months(Months::new(6));
         let mut count = 0;
         let age = match a.generation.as_ref().and_then(|g| product.generation(g)) {
@@ -357,7 +357,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
                 let exp = Exp::new(1.0 / 3.0).ok();
                 let downtime: f64 = (0..incidents).map(|_| exp.map_or(3.0, |e| e.sample(&mut rng))).sum::<f64>() + 0.0; // an empty f64 sum is -0.0
                 reliab_sum += f64::from(reliability);
-                reliab_n += 1.0;
+                reliab_n += 1;
                 count += 1;
                 // Ids are given below: adoption k - 1 gets id k.
                 feedback.push(Feedback {
@@ -388,7 +388,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
                 }
             }
             // Switch away from a poorly rated product.
-            if reliab_n >= 2.0 && reliab_sum / reliab_n < 2.5 && rng.random_bool(p.switch_rate) {
+            if is_poor_rating(reliab_sum / f64::from(reliab_n), reliab_n) && rng.random_bool(p.switch_rate) {
                 let others: Vec<&Product> = state.map(|s| s.products.iter().copied().filter(|q| q.id != a.product).collect()).unwrap_or_default();
                 if !others.is_empty() {
                     let q = others[rng.random_range(0..others.len())];
