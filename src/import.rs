@@ -40,7 +40,7 @@ pub enum ImportArea {
 pub struct ImportOptions {
     /// The `data/` folder of the shared open data.
     pub from: PathBuf,
-    /// Which communes.
+    /// Which communes: one region (by INSEE region code) or every department.
     pub scope: ImportArea,
     /// Where to write the seed files (created if missing).
     pub seeds_out: PathBuf,
@@ -74,9 +74,9 @@ pub struct ImportReport {
     pub nearest_edges: usize,
     /// 2018 polygons matched directly, through `chefLieu`, through `anciensCodes`.
     pub mapped_direct: usize,
-    /// See `mapped_direct`.
+    /// 2018 polygons of former communes matched to the current commune of their `chefLieu`.
     pub mapped_chef_lieu: usize,
-    /// See `mapped_direct`.
+    /// 2018 polygons matched only through a current commune's `anciensCodes`.
     pub mapped_anciens_codes: usize,
     /// 2018 codes that map to no current commune of the scope: (code, name, why).
     pub unmapped: Vec<(String, String, String)>,
@@ -165,11 +165,7 @@ impl<'a> CogIndex<'a> {
         CogIndex {
             current: cog.iter().filter(|c| c.kind == "commune-actuelle" && in_area(c)).map(|c| (c.code.as_str(), c)).collect(),
             all_current: cog.iter().filter(|c| c.kind == "commune-actuelle").map(|c| (c.code.as_str(), c)).collect(),
-            chef_lieu: cog
-                .iter()
-                .filter(|c| c.kind != "commune-actuelle")
-                .filter_map(|c| c.chef_lieu.as_deref().map(|p| (c.code.as_str(), p)))
-                .collect(),
+            chef_lieu: cog.iter().filter(|c| c.kind != "commune-actuelle").filter_map(|c| c.chef_lieu.as_deref().map(|p| (c.code.as_str(), p))).collect(),
             anciens: cog
                 .iter()
                 .filter(|c| c.kind == "commune-actuelle")

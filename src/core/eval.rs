@@ -79,7 +79,8 @@ pub struct Metrics {
     pub hit_at_3: f64,
     /// Mean NDCG@3.
     pub ndcg_at_3: f64,
-    /// Catalogue coverage of the top 3 (see the module doc).
+    /// Catalogue coverage of the top 3, 0-1: share of the (product, generation) pairs in service
+    /// at the cut (in the categories of the cases) that appear in at least one top 3.
     pub coverage: f64,
     /// Share of evaluable top-1 recommendations with poor later feedback.
     pub poor_share: f64,
@@ -213,10 +214,9 @@ fn later_feedback(h: &History, cut: NaiveDate, end: NaiveDate) -> (HashMap<(Slug
     let mut later_cat: HashMap<Slug, (f64, usize)> = HashMap::new();
     for a in h.adoptions() {
         for f in h.feedback(a.id).iter().filter(|f| f.date >= cut && f.date < end) {
-            for e in [
-                later.entry((a.category.clone(), (a.product.clone(), a.generation.clone()))).or_default(),
-                later_cat.entry(a.category.clone()).or_default(),
-            ] {
+            for e in
+                [later.entry((a.category.clone(), (a.product.clone(), a.generation.clone()))).or_default(), later_cat.entry(a.category.clone()).or_default()]
+            {
                 e.0 += f64::from(f.reliability);
                 e.1 += 1;
             }

@@ -77,21 +77,21 @@ pub struct Feedback {
 /// A validated request to record an adoption (the id is given by the store).
 #[derive(Clone, Debug)]
 pub struct NewAdoption {
-    /// See [`Adoption`].
+    /// INSEE code of the commune (a seeded commune).
     pub commune: InseeCode,
-    /// See [`Adoption`].
+    /// Category slug it serves (one of the product's categories).
     pub category: Slug,
-    /// See [`Adoption`].
+    /// Product id (a catalogue slug).
     pub product: Slug,
-    /// See [`Adoption`].
+    /// Generation id when known; `None` for products whose generations are not public.
     pub generation: Option<GenerationId>,
-    /// See [`Adoption`].
+    /// First day in service.
     pub since: NaiveDate,
-    /// See [`Adoption`].
+    /// Last day in service; `None` = still in service.
     pub until: Option<NaiveDate>,
-    /// See [`Adoption`].
+    /// End of the contract (maintenance, licence), where registered.
     pub contract_end: Option<NaiveDate>,
-    /// See [`Adoption`].
+    /// Number of workstations covered, where relevant and known.
     pub workstations: Option<u32>,
 }
 
@@ -209,17 +209,17 @@ impl NewAdoption {
 /// A validated feedback request.
 #[derive(Clone, Debug)]
 pub struct NewFeedback {
-    /// See [`Feedback`].
+    /// Date of the report (not before the adoption's start).
     pub date: NaiveDate,
-    /// See [`Feedback`].
+    /// Reliability, 1 (unusable) to 5 (never fails).
     pub reliability: u8,
-    /// See [`Feedback`].
+    /// Incidents since the previous report.
     pub incidents: u32,
-    /// See [`Feedback`].
+    /// Hours of downtime since the previous report, 0 or more.
     pub downtime_hours: f64,
-    /// See [`Feedback`].
+    /// Quality of the vendor's or integrator's support, 1 to 5.
     pub support: u8,
-    /// See [`Feedback`].
+    /// Free text; may hold personal data, so never returned by public endpoints.
     pub comment: Option<String>,
 }
 

@@ -102,7 +102,9 @@ impl Need {
         }
     }
 
-    /// Urgency weight at `today` (see the module doc).
+    /// Urgency weight at `today`: 2 when the deadline is past (end of support, regulation, or
+    /// a date on or before `today`), 1.5 within 12 months, 1 otherwise, 0.75 for a poor rating
+    /// alone.
     pub fn urgency(&self, today: NaiveDate) -> f64 {
         match (self, self.deadline()) {
             (Need::PoorRating { .. }, _) => 0.75,
@@ -299,9 +301,8 @@ fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], category: &Slug, horizon
             need_of(ctx, &code, category, horizon_months).map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need, workstations })
         })
         .collect();
-    concerned.sort_by(|a, b| {
-        a.need.deadline().unwrap_or(NaiveDate::MAX).cmp(&b.need.deadline().unwrap_or(NaiveDate::MAX)).then(a.member.code.cmp(&b.member.code))
-    });
+    concerned
+        .sort_by(|a, b| a.need.deadline().unwrap_or(NaiveDate::MAX).cmp(&b.need.deadline().unwrap_or(NaiveDate::MAX)).then(a.member.code.cmp(&b.member.code)));
     concerned
 }
 
@@ -365,7 +366,9 @@ fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], c
             members
                 .iter()
                 .copied()
-                .filter(|&m| ctx.history.active(&ctx.territory.commune(m).code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation))
+                .filter(|&m| {
+                    ctx.history.active(&ctx.territory.commune(m).code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
+                })
                 .map(|m| member(ctx, m))
                 .collect()
         })

@@ -291,11 +291,13 @@ pub struct Evidence {
 /// The three parts of a score, each in [0, 1].
 #[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct ScoreParts {
-    /// See the module doc.
+    /// `1 - exp(-Σ k)`, `k` the kernel weights of the adopters nearby (hop decay, distance,
+    /// same EPCI, same size class).
     pub proximity: f64,
-    /// See the module doc.
+    /// The shrunk lower credible bound of quality mapped from [1, 5] to [0, 1].
     pub reliability: f64,
-    /// See the module doc.
+    /// `(0.5·m/(m+24) + 0.5·(1 - exp(-long / proven_adopters))) · (1 - abandoned share)`, `m`
+    /// the weighted mean months in service; halved for a newest generation not yet proven.
     pub maturity: f64,
 }
 
@@ -471,7 +473,9 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Quality score of one feedback record on the 1-5 scale (see the module doc).
+/// Quality score of one feedback record on the 1-5 scale:
+/// `reliability - incident_penalty·ln(1 + incidents) - downtime_penalty·ln(1 + hours)`, clamped
+/// to [1, 5].
 pub fn quality(f: &Feedback, p: &Params) -> f64 {
     crate::core::history::quality_of(f, p.incident_penalty, p.downtime_penalty)
 }

@@ -23,7 +23,8 @@
 //!   `incident_base` afterwards. Reliability = `round(4.6 - 0.45 · incidents + N(0, 0.5))` in
 //!   1-5; downtime = incidents × Exp(mean 3 h); support = `round(N(3.8, 0.8))` in 1-5. The same
 //!   curve for every product: early adopters of any product meet more incidents.
-//! - **Switching**: a commune whose simulated reliability mean is under 2.5 leaves its product
+//! - **Switching**: a commune whose simulated reliability mean is under 2.5 over at least 2
+//!   reports (the shared rule [`crate::core::history::is_poor_rating`]) leaves its product
 //!   with probability `switch_rate` a month.
 
 use std::collections::HashMap;
@@ -305,17 +306,7 @@ fn draw_feedback(rng: &mut ChaCha8Rng, p: &SimParams, age: f64, first_year: bool
     let support = Normal::new(3.8f64, 0.8).map(|d| d.sample(rng)).unwrap_or(3.8).round().clamp(1.0, 5.0) as u8;
     let exp = Exp::new(1.0 / 3.0).ok();
     let downtime: f64 = (0..incidents).map(|_| exp.map_or(3.0, |e| e.sample(rng))).sum::<f64>() + 0.0; // an empty f64 sum is -0.0
-    Feedback {
-        id: 0,
-        adoption_id,
-        date,
-        reliability,
-        incidents,
-        downtime_hours: (downtime * 10.0).round() / 10.0,
-        support,
-        comment: None,
-        simulated: true,
-    }
+    Feedback { id: 0, adoption_id, date, reliability, incidents, downtime_hours: (downtime * 10.0).round() / 10.0, support, comment: None, simulated: true }
 }
 
 /// Months (0 or more, as f64) between the release of the adopted generation and the adoption;
