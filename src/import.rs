@@ -11,7 +11,7 @@
 //!
 //! Outputs are deterministic: rows sorted by code, floats with fixed decimals.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 
 /// Which communes to import.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub enum ImportArea {
     /// One region by its INSEE code (`53` = Bretagne), polygons from
     /// `geo/communes-bretagne.geojson` when the region is 53, else from the department files.
     Region(String),
@@ -40,8 +40,8 @@ pub enum Scope {
 pub struct ImportOptions {
     /// The `data/` folder of the shared open data.
     pub from: PathBuf,
-    /// Which communes.
-    pub scope: Scope,
+    /// Which communes: one region (by INSEE region code) or every department.
+    pub scope: ImportArea,
     /// Where to write the seed files (created if missing).
     pub seeds_out: PathBuf,
     /// The catalogue folder: `products.toml` is read from it and `generations.toml` written to
@@ -56,7 +56,7 @@ pub struct ImportOptions {
 
 impl ImportOptions {
     /// Defaults: 10 m tolerance, 20 m minimum border.
-    pub fn new(from: PathBuf, scope: Scope, seeds_out: PathBuf, catalog_dir: Option<PathBuf>) -> Self {
+    pub fn new(from: PathBuf, scope: ImportArea, seeds_out: PathBuf, catalog_dir: Option<PathBuf>) -> Self {
         ImportOptions { from, scope, seeds_out, catalog_dir, tolerance_m: 10.0, min_border_km: 0.02 }
     }
 }
@@ -74,9 +74,9 @@ pub struct ImportReport {
     pub nearest_edges: usize,
     /// 2018 polygons matched directly, through `chefLieu`, through `anciensCodes`.
     pub mapped_direct: usize,
-    /// See `mapped_direct`.
+    /// 2018 polygons of former communes matched to the current commune of their `chefLieu`.
     pub mapped_chef_lieu: usize,
-    /// See `mapped_direct`.
+    /// 2018 polygons matched only through a current commune's `anciensCodes`.
     pub mapped_anciens_codes: usize,
     /// 2018 codes that map to no current commune of the scope: (code, name, why).
     pub unmapped: Vec<(String, String, String)>,
@@ -142,26 +142,69 @@ enum Via {
     AnciensCodes,
 }
 
-/// Runs the import and writes its outputs. `progress` is called with (step, done, total).
-pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<ImportReport> {
-    let mut report = ImportReport::default();
-    let cog: Vec<CogCommune> = json(&opts.from.join("cog/communes.json"))?;
-    let epcis: Vec<CogEpci> = json(&opts.from.join("cog/epci.json"))?;
+/// The COG 2026 communes of the import area and the tables that map a 2018 polygon code to
+/// its current commune.
+struct CogIndex<'a> {
+    /// Current communes (`commune-actuelle`) of the area, by INSEE code (sorted).
+    current: BTreeMap<&'a str, &'a CogCommune>,
+    /// Every current commune of France, by INSEE code.
+    all_current: HashMap<&'a str, &'a CogCommune>,
+    /// Former communes (`commune-deleguee`, `commune-associee`, ...) → code of their chef-lieu.
+    chef_lieu: HashMap<&'a str, &'a str>,
+    /// Former INSEE codes listed in `anciensCodes` → code of the current commune.
+    anciens: HashMap<&'a str, &'a str>,
+}
 
-    let in_scope = |c: &CogCommune| match &opts.scope {
-        Scope::All => true,
-        Scope::Region(r) => c.region.as_deref() == Some(r.as_str()),
-    };
-    let current: BTreeMap<&str, &CogCommune> = cog.iter().filter(|c| c.kind == "commune-actuelle" && in_scope(c)).map(|c| (c.code.as_str(), c)).collect();
-    let all_current: HashMap<&str, &CogCommune> = cog.iter().filter(|c| c.kind == "commune-actuelle").map(|c| (c.code.as_str(), c)).collect();
-    let chef_lieu: HashMap<&str, &str> =
-        cog.iter().filter(|c| c.kind != "commune-actuelle").filter_map(|c| c.chef_lieu.as_deref().map(|p| (c.code.as_str(), p))).collect();
-    let anciens: HashMap<&str, &str> =
-        cog.iter().filter(|c| c.kind == "commune-actuelle").flat_map(|c| c.anciens_codes.iter().map(move |a| (a.as_str(), c.code.as_str()))).collect();
+impl<'a> CogIndex<'a> {
+    /// Indexes `cog` (the rows of `cog/communes.json`) for the communes of `area`.
+    fn new(cog: &'a [CogCommune], area: &ImportArea) -> Self {
+        let in_area = |c: &CogCommune| match area {
+            ImportArea::All => true,
+            ImportArea::Region(r) => c.region.as_deref() == Some(r.as_str()),
+        };
+        CogIndex {
+            current: cog.iter().filter(|c| c.kind == "commune-actuelle" && in_area(c)).map(|c| (c.code.as_str(), c)).collect(),
+            all_current: cog.iter().filter(|c| c.kind == "commune-actuelle").map(|c| (c.code.as_str(), c)).collect(),
+            chef_lieu: cog.iter().filter(|c| c.kind != "commune-actuelle").filter_map(|c| c.chef_lieu.as_deref().map(|p| (c.code.as_str(), p))).collect(),
+            anciens: cog
+                .iter()
+                .filter(|c| c.kind == "commune-actuelle")
+                .flat_map(|c| c.anciens_codes.iter().map(move |a| (a.as_str(), c.code.as_str())))
+                .collect(),
+        }
+    }
 
-    // 1. Polygons of 2018, grouped under their current commune.
-    let geo_files: Vec<PathBuf> = match &opts.scope {
-        Scope::Region(r) if r == "53" => vec![opts.from.join("geo/communes-bretagne.geojson")],
+    /// The current commune (any area) a 2018 polygon code belongs to, and how it was found:
+    /// the code itself, then its chef-lieu, then `anciensCodes`; `None` when none applies.
+    fn target(&self, code: &str) -> Option<(String, Via)> {
+        if self.all_current.contains_key(code) {
+            Some((code.to_string(), Via::Direct))
+        } else if let Some(p) = self.chef_lieu.get(code) {
+            Some((p.to_string(), Via::ChefLieu))
+        } else {
+            self.anciens.get(code).map(|p| (p.to_string(), Via::AnciensCodes))
+        }
+    }
+}
+
+/// Result of step 1: the 2018 polygons (WGS84 lon/lat degrees) of each current commune of the
+/// area, and the 2018 codes merged into another commune.
+struct Polygons2018 {
+    /// Current INSEE code → the polygons of its 2018 communes (file order).
+    parts: BTreeMap<String, Vec<Polygon>>,
+    /// (2018 code, current code, `chef_lieu` or `anciens_codes`), for `former_communes.csv`.
+    former: Vec<(String, String, &'static str)>,
+}
+
+/// Graph edges by (smaller, larger) commune position in `codes`: (`border` or `nearest`,
+/// shared border length in km for `border` edges).
+type Edges = BTreeMap<(u32, u32), (&'static str, Option<f64>)>;
+
+/// The GeoJSON files of the area: `geo/communes-bretagne.geojson` for region 53, else every
+/// `geo/departements/*.geojson`, sorted by path. Errors: the folder cannot be read.
+fn geo_files(opts: &ImportOptions) -> Result<Vec<PathBuf>> {
+    Ok(match &opts.scope {
+        ImportArea::Region(r) if r == "53" => vec![opts.from.join("geo/communes-bretagne.geojson")],
         _ => {
             let mut v: Vec<PathBuf> = fs::read_dir(opts.from.join("geo/departements"))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -170,9 +213,21 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
             v.sort();
             v
         }
-    };
-    let mut parts: BTreeMap<String, Vec<Polygon>> = BTreeMap::new();
-    let mut former: Vec<(String, String, &'static str)> = Vec::new();
+    })
+}
+
+/// Step 1. Polygons of 2018, grouped under their current commune: reads every GeoJSON file of
+/// the area (a code seen twice keeps its first feature), maps each 2018 code to its current
+/// commune ([`CogIndex::target`]) and counts how in `report` (`mapped_*`, `unmapped`).
+/// Errors: unreadable or malformed file, invalid geometry.
+fn polygons_2018_by_current_commune(
+    opts: &ImportOptions,
+    index: &CogIndex,
+    report: &mut ImportReport,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<Polygons2018> {
+    let geo_files = geo_files(opts)?;
+    let mut out = Polygons2018 { parts: BTreeMap::new(), former: Vec::new() };
     let mut seen_codes = BTreeSet::new();
     for (i, file) in geo_files.iter().enumerate() {
         progress("polygones", i as u64, geo_files.len() as u64);
@@ -190,24 +245,17 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
                 geo::Geometry::MultiPolygon(mp) => mp.0,
                 _ => continue,
             };
-            let target = if all_current.contains_key(code.as_str()) {
-                Some((code.clone(), Via::Direct))
-            } else if let Some(p) = chef_lieu.get(code.as_str()) {
-                Some((p.to_string(), Via::ChefLieu))
-            } else {
-                anciens.get(code.as_str()).map(|p| (p.to_string(), Via::AnciensCodes))
-            };
-            match target {
-                Some((t, via)) if current.contains_key(t.as_str()) => {
+            match index.target(code.as_str()) {
+                Some((t, via)) if index.current.contains_key(t.as_str()) => {
                     match via {
                         Via::Direct => report.mapped_direct += 1,
                         Via::ChefLieu => report.mapped_chef_lieu += 1,
                         Via::AnciensCodes => report.mapped_anciens_codes += 1,
                     }
                     if via != Via::Direct {
-                        former.push((code.clone(), t.clone(), if via == Via::ChefLieu { "chef_lieu" } else { "anciens_codes" }));
+                        out.former.push((code.clone(), t.clone(), if via == Via::ChefLieu { "chef_lieu" } else { "anciens_codes" }));
                     }
-                    parts.entry(t).or_default().extend(polys);
+                    out.parts.entry(t).or_default().extend(polys);
                 }
                 Some((t, _)) => report.unmapped.push((code, name, format!("maps to {t}, outside the imported scope"))),
                 None => report.unmapped.push((code, name, "no current commune, chefLieu or anciensCodes entry".into())),
@@ -215,8 +263,17 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         }
     }
     progress("polygones", geo_files.len() as u64, geo_files.len() as u64);
+    Ok(out)
+}
 
-    // 2. One multipolygon per current commune (union of the former communes' polygons).
+/// Step 2. One multipolygon per current commune (union of the former communes' polygons).
+/// Returns the codes that have one (sorted) and their shapes, in the same order; the others go
+/// to `report.without_polygon`.
+fn one_multipolygon_per_commune<'a>(
+    current: &BTreeMap<&'a str, &CogCommune>,
+    parts: &BTreeMap<String, Vec<Polygon>>,
+    report: &mut ImportReport,
+) -> (Vec<&'a str>, Vec<MultiPolygon>) {
     let mut codes: Vec<&str> = Vec::new();
     let mut shapes: Vec<MultiPolygon> = Vec::new();
     for code in current.keys() {
@@ -228,11 +285,18 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
                 continue;
             }
         }
-        codes.push(code);
+        codes.push(*code);
     }
+    (codes, shapes)
+}
 
-    // 3. Border edges: boundary segments of one commune lying within tolerance of another's.
-    let n = codes.len();
+/// Step 3, first half. Shared boundary length between communes: every boundary segment of
+/// commune `i` whose two ends and midpoint all lie within `tolerance_m` of commune `j`'s
+/// boundary adds its haversine length (km) to `(i, j)`. Distances are tested on an
+/// equirectangular projection in km centred on the mean centroid latitude. Keys are ordered
+/// pairs of positions in `shapes`; `(i, j)` and `(j, i)` are measured separately.
+fn shared_boundary_km(shapes: &[MultiPolygon], tolerance_m: f64, progress: &mut dyn FnMut(&str, u64, u64)) -> BTreeMap<(u32, u32), f64> {
+    let n = shapes.len();
     let lat0 = shapes.iter().filter_map(|s| s.centroid()).map(|p| p.y()).sum::<f64>() / n.max(1) as f64;
     let kx = 111.32 * lat0.to_radians().cos();
     let ky = 110.574;
@@ -253,7 +317,7 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         }
     }
     let tree = RTree::bulk_load(segs);
-    let eps = opts.tolerance_m / 1000.0;
+    let eps = tolerance_m / 1000.0;
     let near = |c: Coord| -> BTreeSet<u32> { tree.locate_within_distance(geo::Point::from(proj(c)), eps * eps).map(|g| g.data).collect() };
     let mut shared: BTreeMap<(u32, u32), f64> = BTreeMap::new();
     for i in 0..n {
@@ -274,8 +338,15 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         }
     }
     progress("frontières", n as u64, n as u64);
-    let centroids: Vec<(f64, f64)> = shapes.iter().map(|s| s.centroid().map(|p| (p.x(), p.y())).unwrap_or_default()).collect();
-    let mut edges: BTreeMap<(u32, u32), (&'static str, Option<f64>)> = BTreeMap::new();
+    shared
+}
+
+/// Step 3. Border edges: boundary segments of one commune lying within tolerance of another's.
+/// A pair becomes a `border` edge when the mean of its two measured lengths
+/// ([`shared_boundary_km`]) is at least `min_border_km`; the edge carries that length, km.
+fn border_edges(shapes: &[MultiPolygon], opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Edges {
+    let shared = shared_boundary_km(shapes, opts.tolerance_m, progress);
+    let mut edges: Edges = BTreeMap::new();
     for (&(i, j), &l) in &shared {
         if i < j {
             let back = shared.get(&(j, i)).copied().unwrap_or(0.0);
@@ -285,12 +356,19 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
             }
         }
     }
+    edges
+}
+
+/// Step 4. Communes touching nobody: linked to their 2 nearest communes by centroid
+/// (haversine km between `centroids`, lon/lat degrees; ties by position), as `nearest` edges;
+/// listed in `report.isolated`.
+fn link_isolated_communes(codes: &[&str], current: &BTreeMap<&str, &CogCommune>, centroids: &[(f64, f64)], edges: &mut Edges, report: &mut ImportReport) {
+    let n = codes.len();
     let mut has_border = vec![false; n];
     for &(i, j) in edges.keys() {
         has_border[i as usize] = true;
         has_border[j as usize] = true;
     }
-    // 4. Communes touching nobody: linked to their 2 nearest communes by centroid.
     for i in 0..n {
         if has_border[i] {
             continue;
@@ -303,9 +381,14 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
             edges.entry(key).or_insert(("nearest", None));
         }
     }
-    // 5. Islands that only touch each other (Belle-Île, Houat and Hœdic): link every piece of
-    // the graph to the rest, from its commune nearest to a commune outside it, until the graph
-    // is connected.
+}
+
+/// Step 5. Islands that only touch each other (Belle-Île, Houat and Hœdic): link every piece
+/// of the graph to the rest, from its commune nearest to a commune outside it (haversine km
+/// between `centroids`), until the graph is connected. Each link is a `nearest` edge, listed in
+/// `report.linked_components`.
+fn link_components(codes: &[&str], centroids: &[(f64, f64)], edges: &mut Edges, report: &mut ImportReport) {
+    let n = codes.len();
     loop {
         let comp = components(n, edges.keys());
         let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
@@ -330,45 +413,78 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         report.linked_components.push((codes[i].to_string(), codes[j].to_string()));
         edges.insert((i.min(j) as u32, i.max(j) as u32), ("nearest", None));
     }
-    report.border_edges = edges.values().filter(|e| e.0 == "border").count();
-    report.nearest_edges = edges.len() - report.border_edges;
+}
 
-    // 6. EPCI of the scope and the communes' EPCI.
-    let index: HashMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+/// Step 6. EPCI of the scope and the communes' EPCI: the EPCI with at least one member among
+/// `codes`, sorted by SIREN, and the SIREN of the EPCI of every member of those (commune code →
+/// SIREN).
+fn epcis_of_scope<'a>(epcis: &'a [CogEpci], codes: &[&str]) -> (Vec<&'a CogEpci>, HashMap<&'a str, &'a str>) {
+    let index: HashSet<&str> = codes.iter().copied().collect();
     let mut epci_of: HashMap<&str, &str> = HashMap::new();
-    let mut kept_epcis: Vec<&CogEpci> = epcis.iter().filter(|e| e.membres.iter().any(|m| index.contains_key(m.code.as_str()))).collect();
+    let mut kept_epcis: Vec<&CogEpci> = epcis.iter().filter(|e| e.membres.iter().any(|m| index.contains(m.code.as_str()))).collect();
     kept_epcis.sort_by(|a, b| a.code.cmp(&b.code));
     for e in &kept_epcis {
         for m in &e.membres {
             epci_of.insert(m.code.as_str(), e.code.as_str());
         }
     }
+    (kept_epcis, epci_of)
+}
 
-    // 7. Write the seeds.
-    fs::create_dir_all(&opts.seeds_out)?;
-    let mut w = csv_writer(&opts.seeds_out.join("communes.csv"))?;
+/// What step 7 writes: the communes (sorted codes, their shapes and centroids in lon/lat
+/// degrees, same order), the graph edges, the kept EPCI and the merged 2018 codes.
+struct SeedTables<'s, 'c> {
+    /// Current INSEE codes with a polygon, sorted.
+    codes: &'s [&'c str],
+    /// COG rows of the area's current communes, by code.
+    current: &'s BTreeMap<&'c str, &'c CogCommune>,
+    /// One multipolygon per code (WGS84).
+    shapes: &'s [MultiPolygon],
+    /// Centroid per code, (lon, lat) degrees.
+    centroids: &'s [(f64, f64)],
+    /// The graph.
+    edges: &'s Edges,
+    /// EPCI with a member in the area, sorted by SIREN.
+    kept_epcis: &'s [&'c CogEpci],
+    /// Commune code → SIREN of its EPCI.
+    epci_of: &'s HashMap<&'c str, &'c str>,
+    /// Merged 2018 codes: (2018 code, current code, how), sorted.
+    former: &'s [(String, String, &'static str)],
+}
+
+/// Step 7, communes: `communes.csv` (code, name, department, population, EPCI SIREN, centroid
+/// lon/lat with 5 decimals, geodesic area km² with 3 decimals). Communes with no EPCI go to
+/// `report.without_epci`. Errors: I/O, CSV.
+fn write_communes_csv(dir: &Path, s: &SeedTables, report: &mut ImportReport) -> Result<()> {
+    let mut w = csv_writer(&dir.join("communes.csv"))?;
     w.write_record(["code", "name", "department", "population", "epci_siren", "lon", "lat", "area_km2"]).map_err(csv_err)?;
-    for (i, code) in codes.iter().enumerate() {
-        let c = current[code];
-        let epci = epci_of.get(code).copied().unwrap_or("");
+    for (i, code) in s.codes.iter().enumerate() {
+        let c = s.current[code];
+        let epci = s.epci_of.get(code).copied().unwrap_or("");
         if epci.is_empty() {
             report.without_epci.push((code.to_string(), c.nom.clone()));
         }
-        let area = shapes[i].orient(Direction::Default).geodesic_area_unsigned() / 1e6;
-        let (lon, lat, area) = (format!("{:.5}", centroids[i].0), format!("{:.5}", centroids[i].1), format!("{area:.3}"));
+        let area = s.shapes[i].orient(Direction::Default).geodesic_area_unsigned() / 1e6;
+        let (lon, lat, area) = (format!("{:.5}", s.centroids[i].0), format!("{:.5}", s.centroids[i].1), format!("{area:.3}"));
         w.write_record([code, c.nom.as_str(), c.departement.as_deref().unwrap_or(""), &c.population.unwrap_or(0).to_string(), epci, &lon, &lat, &area])
             .map_err(csv_err)?;
     }
     w.flush()?;
-    let mut w = csv_writer(&opts.seeds_out.join("epcis.csv"))?;
+    Ok(())
+}
+
+/// Step 7, EPCI: `epcis.csv` (SIREN, name, type, population) and `epci_members.csv` (SIREN,
+/// member code, name, population; members sorted by code). Errors: I/O, CSV.
+fn write_epci_csvs(dir: &Path, s: &SeedTables) -> Result<()> {
+    let mut w = csv_writer(&dir.join("epcis.csv"))?;
     w.write_record(["siren", "name", "type", "population"]).map_err(csv_err)?;
-    for e in &kept_epcis {
+    for e in s.kept_epcis {
         w.write_record([e.code.as_str(), &e.nom, &e.kind, &e.population.unwrap_or(0).to_string()]).map_err(csv_err)?;
     }
     w.flush()?;
-    let mut w = csv_writer(&opts.seeds_out.join("epci_members.csv"))?;
+    let mut w = csv_writer(&dir.join("epci_members.csv"))?;
     w.write_record(["epci_siren", "code", "name", "population"]).map_err(csv_err)?;
-    for e in &kept_epcis {
+    for e in s.kept_epcis {
         let mut members: Vec<&CogMember> = e.membres.iter().collect();
         members.sort_by(|a, b| a.code.cmp(&b.code));
         for m in members {
@@ -376,25 +492,71 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
         }
     }
     w.flush()?;
-    former.sort();
-    let mut w = csv_writer(&opts.seeds_out.join("former_communes.csv"))?;
+    Ok(())
+}
+
+/// Step 7, graph: `former_communes.csv` (2018 code, current code, via) and `edges.csv` (a, b,
+/// kind, shared border km with 3 decimals for `border` edges, centroid distance km with 3
+/// decimals, haversine). Errors: I/O, CSV.
+fn write_graph_csvs(dir: &Path, s: &SeedTables) -> Result<()> {
+    let mut w = csv_writer(&dir.join("former_communes.csv"))?;
     w.write_record(["code_2018", "code", "via"]).map_err(csv_err)?;
-    for (old, new, via) in &former {
+    for (old, new, via) in s.former {
         w.write_record([old.as_str(), new.as_str(), via]).map_err(csv_err)?;
     }
     w.flush()?;
-    let mut w = csv_writer(&opts.seeds_out.join("edges.csv"))?;
+    let mut w = csv_writer(&dir.join("edges.csv"))?;
     w.write_record(["a", "b", "kind", "border_km", "distance_km"]).map_err(csv_err)?;
-    for (&(i, j), &(kind, km)) in &edges {
-        let d = haversine_km(centroids[i as usize], centroids[j as usize]);
-        w.write_record([codes[i as usize], codes[j as usize], kind, &km.map(|k| format!("{k:.3}")).unwrap_or_default(), &format!("{d:.3}")])
+    for (&(i, j), &(kind, km)) in s.edges {
+        let d = haversine_km(s.centroids[i as usize], s.centroids[j as usize]);
+        w.write_record([s.codes[i as usize], s.codes[j as usize], kind, &km.map(|k| format!("{k:.3}")).unwrap_or_default(), &format!("{d:.3}")])
             .map_err(csv_err)?;
     }
     w.flush()?;
-    write_shapes(&opts.seeds_out.join("communes.geojson"), &codes, &shapes, &current)?;
-    report.communes = codes.len();
-    report.epcis = kept_epcis.len();
+    Ok(())
+}
 
+/// Step 7. Write the seeds into `opts.seeds_out` (created if missing): the CSV files above and
+/// `communes.geojson`; sets `report.communes` and `report.epcis`. Errors: I/O, CSV.
+fn write_seeds(opts: &ImportOptions, s: &SeedTables, report: &mut ImportReport) -> Result<()> {
+    fs::create_dir_all(&opts.seeds_out)?;
+    write_communes_csv(&opts.seeds_out, s, report)?;
+    write_epci_csvs(&opts.seeds_out, s)?;
+    write_graph_csvs(&opts.seeds_out, s)?;
+    write_shapes(&opts.seeds_out.join("communes.geojson"), s.codes, s.shapes, s.current)?;
+    report.communes = s.codes.len();
+    report.epcis = s.kept_epcis.len();
+    Ok(())
+}
+
+/// Runs the import and writes its outputs. `progress` is called with (step, done, total).
+/// Errors: `Error::Data` for unreadable or malformed inputs, I/O errors writing the outputs.
+pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<ImportReport> {
+    let mut report = ImportReport::default();
+    let cog: Vec<CogCommune> = json(&opts.from.join("cog/communes.json"))?;
+    let epcis: Vec<CogEpci> = json(&opts.from.join("cog/epci.json"))?;
+    let index = CogIndex::new(&cog, &opts.scope);
+    let Polygons2018 { parts, mut former } = polygons_2018_by_current_commune(opts, &index, &mut report, progress)?;
+    let (codes, shapes) = one_multipolygon_per_commune(&index.current, &parts, &mut report);
+    let mut edges = border_edges(&shapes, opts, progress);
+    let centroids: Vec<(f64, f64)> = shapes.iter().map(|s| s.centroid().map(|p| (p.x(), p.y())).unwrap_or_default()).collect();
+    link_isolated_communes(&codes, &index.current, &centroids, &mut edges, &mut report);
+    link_components(&codes, &centroids, &mut edges, &mut report);
+    report.border_edges = edges.values().filter(|e| e.0 == "border").count();
+    report.nearest_edges = edges.len() - report.border_edges;
+    let (kept_epcis, epci_of) = epcis_of_scope(&epcis, &codes);
+    former.sort();
+    let tables = SeedTables {
+        codes: &codes,
+        current: &index.current,
+        shapes: &shapes,
+        centroids: &centroids,
+        edges: &edges,
+        kept_epcis: &kept_epcis,
+        epci_of: &epci_of,
+        former: &former,
+    };
+    write_seeds(opts, &tables, &mut report)?;
     if let Some(dir) = &opts.catalog_dir {
         report.lifecycle = import_lifecycles(&opts.from.join("lifecycle"), dir)?;
     }
@@ -450,11 +612,11 @@ fn csv_err(e: csv::Error) -> Error {
     Error::Data(format!("csv: {e}"))
 }
 
-fn render_report(r: &ImportReport, scope: &Scope) -> String {
+fn render_report(r: &ImportReport, scope: &ImportArea) -> String {
     let mut s = String::new();
     let scope = match scope {
-        Scope::All => "all departments".to_string(),
-        Scope::Region(r) => format!("region {r}"),
+        ImportArea::All => "all departments".to_string(),
+        ImportArea::Region(r) => format!("region {r}"),
     };
     let _ = writeln!(s, "# Import report ({scope})\n\nDerived by `voisinage import` from the shared open data (see `seeds/README.md`).\n");
     let _ = writeln!(s, "- communes: {}\n- EPCI: {}\n- border edges: {}\n- nearest edges: {}", r.communes, r.epcis, r.border_edges, r.nearest_edges);

@@ -17,7 +17,7 @@ use voisinage::core::recommend::Params;
 use voisinage::core::auth::{Principal, TokenScope};
 use voisinage::core::simulate::{SimParams, simulate};
 use voisinage::http::serve;
-use voisinage::import::{self, ImportOptions, Scope};
+use voisinage::import::{self, ImportArea, ImportOptions};
 use voisinage::service::{Config, DemoRequest, Service};
 use voisinage::{Error, seeds};
 
@@ -216,7 +216,7 @@ fn run_eval(seed: u64, until: NaiveDate, cuts: &[NaiveDate], horizon_months: u32
 }
 
 fn run_import(from: PathBuf, region: String, out: PathBuf, catalog: PathBuf) -> Result<(), Error> {
-    let scope = if region == "all" { Scope::All } else { Scope::Region(region) };
+    let scope = if region == "all" { ImportArea::All } else { ImportArea::Region(region) };
     let opts = ImportOptions::new(from, scope, out.clone(), Some(catalog));
     // One progress bar per step (hidden when standard error is not a terminal).
     let mut bar: Option<(String, indicatif::ProgressBar)> = None;

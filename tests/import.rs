@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use voisinage::import::{self, ImportOptions, Scope};
+use voisinage::import::{self, ImportArea, ImportOptions};
 use voisinage::seeds::SEED_FILES;
 
 #[test]
@@ -19,7 +19,7 @@ fn import_reproduces_committed_seeds() {
     let catalog = tmp.path().join("catalog");
     std::fs::create_dir_all(&catalog).unwrap();
     std::fs::copy(root.join("catalog/products.toml"), catalog.join("products.toml")).unwrap();
-    let opts = ImportOptions::new(from, Scope::Region("53".into()), seeds_out.clone(), Some(catalog.clone()));
+    let opts = ImportOptions::new(from, ImportArea::Region("53".into()), seeds_out.clone(), Some(catalog.clone()));
     let report = import::run(&opts, &mut |_, _, _| {}).unwrap();
     assert_eq!(report.communes, 1202);
     assert_eq!(report.epcis, 61);

@@ -298,6 +298,19 @@ impl Catalog {
         self.products.iter().filter(move |p| p.categories.contains(category))
     }
 
+    /// Display string of a product generation: `"{product name} {generation label}"`
+    /// (`"LibreOffice 24.8"`), the product name alone when `generation` is `None`. An unknown
+    /// product shows its slug instead of its name, an unknown generation its id instead of its
+    /// label (`"cms 7"`); never fails.
+    pub fn label(&self, product: &Slug, generation: Option<&GenerationId>) -> String {
+        let p = self.product(product).ok();
+        let name = p.map_or_else(|| product.to_string(), |p| p.name.clone());
+        match generation {
+            Some(g) => format!("{name} {}", p.and_then(|p| p.generation(g)).map_or_else(|| g.to_string(), |x| x.label.clone())),
+            None => name,
+        }
+    }
+
     /// Regulations that apply to a category and a commune of this population.
     pub fn regulations_for<'a>(&'a self, category: &'a Slug, population: u32) -> impl Iterator<Item = &'a Regulation> + 'a {
         self.regulations.iter().filter(move |r| {
@@ -395,6 +408,18 @@ pub(crate) mod tests {
         let web = Slug::parse("site-web").unwrap();
         assert_eq!(c.regulations_for(&web, 3500).count(), 0);
         assert_eq!(c.regulations_for(&web, 3501).count(), 1);
+    }
+
+    #[test]
+    fn labels() {
+        let c = small();
+        let s = |x: &str| Slug::parse(x).unwrap();
+        let g = |x: &str| GenerationId::parse(x).unwrap();
+        assert_eq!(c.label(&s("cms"), Some(&g("2"))), "CMS 2");
+        assert_eq!(c.label(&s("cms"), None), "CMS");
+        assert_eq!(c.label(&s("cms"), Some(&g("9"))), "CMS 9");
+        assert_eq!(c.label(&s("nope"), Some(&g("1"))), "nope 1");
+        assert_eq!(c.label(&s("nope"), None), "nope");
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub struct Metrics {
     pub hit_at_3: f64,
     /// Mean NDCG@3.
     pub ndcg_at_3: f64,
-    /// Catalogue coverage of the top 3 (see the module doc).
+    /// Catalogue coverage of the top 3, 0-1: share of the (product, generation) pairs in service
+    /// at the cut (in the categories of the cases) that appear in at least one top 3.
     pub coverage: f64,
     /// Share of evaluable top-1 recommendations with poor later feedback.
     pub poor_share: f64,
@@ -146,12 +147,28 @@ fn top3(primary: &[Key], fallback: &[Key], skip: &HashSet<Key>) -> Vec<Key> {
     out
 }
 
-/// Runs the backtest. Returns one row per (cut, method), then one total row per method.
-pub fn backtest(t: &Territory, catalog: &Catalog, h: &History, cuts: &[NaiveDate], horizon_months: u32, params: &Params) -> Vec<Metrics> {
-    let mut rows = Vec::new();
-    let mut totals: BTreeMap<Method, Acc> = BTreeMap::new();
-    for &cut in cuts {
-        let end = cut.checked_add_months(Months::new(horizon_months)).unwrap_or(cut);
+/// What the methods may read at one cut, and what they are scored against.
+struct CutData {
+    /// Cases: (commune, category) → (product, generation) pairs adopted in `[cut, end)`.
+    cases: BTreeMap<(InseeCode, Slug), HashSet<Key>>,
+    /// Adoptions in service at the cut: category → key → count.
+    global: HashMap<Slug, HashMap<Key, usize>>,
+    /// Keys in service at the cut per (commune, category), in adoption order.
+    by_commune: HashMap<(InseeCode, Slug), Vec<Key>>,
+    /// `global` ranked: most run first, ties by key.
+    global_rank: HashMap<Slug, Vec<Key>>,
+    /// Feedback dated in `[cut, end)` per (category, key): (sum of reliability 1-5, count).
+    later: HashMap<(Slug, Key), (f64, usize)>,
+    /// The same per category.
+    later_cat: HashMap<Slug, (f64, usize)>,
+    /// Newest supported generations per category at the cut: released by then, not ended;
+    /// newest release first, ties by key.
+    newest: HashMap<Slug, Vec<Key>>,
+}
+
+impl CutData {
+    /// Reads `h` and `catalog` for the cut `cut` and the horizon end `end`.
+    fn new(catalog: &Catalog, h: &History, cut: NaiveDate, end: NaiveDate) -> Self {
         // Cases: adoptions started in [cut, end).
         let mut cases: BTreeMap<(InseeCode, Slug), HashSet<Key>> = BTreeMap::new();
         for a in h.adoptions().iter().filter(|a| a.since >= cut && a.since < end) {
@@ -166,91 +183,133 @@ pub fn backtest(t: &Territory, catalog: &Catalog, h: &History, cuts: &[NaiveDate
             by_commune.entry((a.commune, a.category.clone())).or_default().push(key);
         }
         let global_rank: HashMap<Slug, Vec<Key>> = global.iter().map(|(c, m)| (c.clone(), ranked(m))).collect();
-        // Later feedback per key, for the poor share.
-        let mut later: HashMap<(Slug, Key), (f64, usize)> = HashMap::new();
-        let mut later_cat: HashMap<Slug, (f64, usize)> = HashMap::new();
-        for a in h.adoptions() {
-            for f in h.feedback(a.id).iter().filter(|f| f.date >= cut && f.date < end) {
-                for e in [
-                    later.entry((a.category.clone(), (a.product.clone(), a.generation.clone()))).or_default(),
-                    later_cat.entry(a.category.clone()).or_default(),
-                ] {
-                    e.0 += f64::from(f.reliability);
-                    e.1 += 1;
-                }
+        let (later, later_cat) = later_feedback(h, cut, end);
+        CutData { cases, global, by_commune, global_rank, later, later_cat, newest: newest_supported(catalog, cut) }
+    }
+
+    /// The keys most run among `members` at the cut in `cat`, ties broken by global
+    /// popularity, then by key.
+    fn count_among(&self, t: &Territory, cat: &Slug, members: &mut dyn Iterator<Item = CommuneIdx>) -> Vec<Key> {
+        let empty = Vec::new();
+        let g = self.global_rank.get(cat).unwrap_or(&empty);
+        let mut m: HashMap<Key, usize> = HashMap::new();
+        for j in members {
+            for k in self.by_commune.get(&(t.commune(j).code, cat.clone())).into_iter().flatten() {
+                *m.entry(k.clone()).or_default() += 1;
             }
         }
-        // Newest supported generations per category at the cut.
-        let newest: HashMap<Slug, Vec<Key>> = catalog
-            .categories
-            .iter()
-            .map(|c| {
-                let mut gens: Vec<(NaiveDate, Key)> = catalog
-                    .products_in(&c.slug)
-                    .flat_map(|p| {
-                        p.generations
-                            .iter()
-                            .filter(|g| g.released.is_some_and(|r| r <= cut) && !g.support(cut).is_ended())
-                            .map(move |g| (g.released.unwrap_or(cut), (p.id.clone(), Some(g.id.clone()))))
-                    })
-                    .collect();
-                gens.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-                (c.slug.clone(), gens.into_iter().map(|(_, k)| k).collect())
-            })
-            .collect();
+        // Ties broken by global popularity.
+        let pos: HashMap<&Key, usize> = g.iter().enumerate().map(|(i, k)| (k, i)).collect();
+        let mut v: Vec<(Key, usize)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(pos.get(&a.0).unwrap_or(&usize::MAX).cmp(pos.get(&b.0).unwrap_or(&usize::MAX))).then(a.0.cmp(&b.0)));
+        v.into_iter().map(|(k, _)| k).collect()
+    }
+}
+
+/// Feedback dated in `[cut, end)`: per (category, key) and per category, (sum of reliability
+/// 1-5, number of records), summed in adoption order then feedback order.
+#[allow(clippy::type_complexity)]
+fn later_feedback(h: &History, cut: NaiveDate, end: NaiveDate) -> (HashMap<(Slug, Key), (f64, usize)>, HashMap<Slug, (f64, usize)>) {
+    let mut later: HashMap<(Slug, Key), (f64, usize)> = HashMap::new();
+    let mut later_cat: HashMap<Slug, (f64, usize)> = HashMap::new();
+    for a in h.adoptions() {
+        for f in h.feedback(a.id).iter().filter(|f| f.date >= cut && f.date < end) {
+            for e in
+                [later.entry((a.category.clone(), (a.product.clone(), a.generation.clone()))).or_default(), later_cat.entry(a.category.clone()).or_default()]
+            {
+                e.0 += f64::from(f.reliability);
+                e.1 += 1;
+            }
+        }
+    }
+    (later, later_cat)
+}
+
+/// Newest supported generations per category at `cut` (released by then, not past end of
+/// support), newest release first, ties by key.
+fn newest_supported(catalog: &Catalog, cut: NaiveDate) -> HashMap<Slug, Vec<Key>> {
+    catalog
+        .categories
+        .iter()
+        .map(|c| {
+            let mut gens: Vec<(NaiveDate, Key)> = catalog
+                .products_in(&c.slug)
+                .flat_map(|p| {
+                    p.generations
+                        .iter()
+                        .filter(|g| g.released.is_some_and(|r| r <= cut) && !g.support(cut).is_ended())
+                        .map(move |g| (g.released.unwrap_or(cut), (p.id.clone(), Some(g.id.clone()))))
+                })
+                .collect();
+            gens.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            (c.slug.clone(), gens.into_iter().map(|(_, k)| k).collect())
+        })
+        .collect()
+}
+
+/// Scores one method's ranked `list` for one case into `acc`: hit@1, hit@3, NDCG@3 with binary
+/// relevance (`Σ 1/log2(rank + 1)` over hits, over the ideal for `min(targets, 3)` hits),
+/// coverage of the top 3, and the poor-top-1 test (later mean reliability at least 0.25 under
+/// the category's, over at least 3 reports).
+fn score_case(acc: &mut Acc, data: &CutData, cat: &Slug, targets: &HashSet<Key>, list: &[Key]) {
+    acc.cases += 1;
+    let hits: Vec<bool> = list.iter().take(3).map(|k| targets.contains(k)).collect();
+    acc.hit1 += usize::from(hits.first().copied().unwrap_or(false));
+    acc.hit3 += usize::from(hits.iter().any(|&x| x));
+    let dcg: f64 = hits.iter().enumerate().filter(|(_, x)| **x).map(|(i, _)| 1.0 / ((i + 2) as f64).log2()).sum();
+    let idcg: f64 = (0..targets.len().min(3)).map(|i| 1.0 / ((i + 2) as f64).log2()).sum();
+    acc.ndcg += dcg / idcg;
+    for k in list.iter().take(3) {
+        acc.covered.insert((cat.clone(), k.clone()));
+    }
+    if let Some((s, n)) = list.first().and_then(|k| data.later.get(&(cat.clone(), k.clone()))).filter(|(_, n)| *n >= 3) {
+        let (cs, cn) = data.later_cat.get(cat).copied().unwrap_or((0.0, 1));
+        acc.evaluable += 1;
+        acc.poor += usize::from(s / (*n as f64) < cs / cn as f64 - 0.25);
+    }
+}
+
+/// The ranked list of `method` for the case (`code`, `cat`), leaving out `skip` (what the
+/// commune ran at the cut); the recommender is asked for 3 items with `params`.
+#[allow(clippy::too_many_arguments)]
+fn method_list(method: Method, ctx: &Ctx, data: &CutData, code: &InseeCode, idx: CommuneIdx, cat: &Slug, skip: &HashSet<Key>, params: &Params) -> Vec<Key> {
+    let t = ctx.territory;
+    let empty = Vec::new();
+    let g = data.global_rank.get(cat).unwrap_or(&empty);
+    match method {
+        Method::Recommender => {
+            let mut p = *params;
+            p.limit = 3;
+            recommend(ctx, code, cat, &p).map(|a| a.items.into_iter().map(|i| (i.product, i.generation)).collect()).unwrap_or_default()
+        }
+        Method::GlobalPopularity => top3(g, &[], skip),
+        Method::EpciPopularity => {
+            let members = t.commune(idx).epci.map(|s| t.members(&s).to_vec()).unwrap_or_default();
+            top3(&data.count_among(t, cat, &mut members.into_iter().filter(|&j| j != idx)), g, skip)
+        }
+        Method::Newest => top3(data.newest.get(cat).unwrap_or(&empty), &[], skip),
+        Method::NeighbourMajority => top3(&data.count_among(t, cat, &mut t.neighbours(idx).into_iter().map(|(j, _)| j)), g, skip),
+    }
+}
+
+/// Runs the backtest. Returns one row per (cut, method), then one total row per method.
+pub fn backtest(t: &Territory, catalog: &Catalog, h: &History, cuts: &[NaiveDate], horizon_months: u32, params: &Params) -> Vec<Metrics> {
+    let mut rows = Vec::new();
+    let mut totals: BTreeMap<Method, Acc> = BTreeMap::new();
+    for &cut in cuts {
+        let end = cut.checked_add_months(Months::new(horizon_months)).unwrap_or(cut);
+        let data = CutData::new(catalog, h, cut, end);
         let ctx = Ctx::new(t, catalog, h, cut);
         let mut accs: BTreeMap<Method, Acc> = Method::ALL.iter().map(|m| (*m, Acc::default())).collect();
-        let categories_seen: HashSet<&Slug> = cases.keys().map(|(_, c)| c).collect();
-        let available: usize = categories_seen.iter().map(|c| global.get(*c).map_or(0, HashMap::len)).sum();
-        for ((code, cat), targets) in &cases {
+        let categories_seen: HashSet<&Slug> = data.cases.keys().map(|(_, c)| c).collect();
+        let available: usize = categories_seen.iter().map(|c| data.global.get(*c).map_or(0, HashMap::len)).sum();
+        for ((code, cat), targets) in &data.cases {
             let Some(idx) = t.idx_of(code) else { continue };
-            let skip: HashSet<Key> = by_commune.get(&(*code, cat.clone())).into_iter().flatten().cloned().collect();
-            let empty = Vec::new();
-            let g = global_rank.get(cat).unwrap_or(&empty);
-            let count_among = |members: &mut dyn Iterator<Item = CommuneIdx>| -> Vec<Key> {
-                let mut m: HashMap<Key, usize> = HashMap::new();
-                for j in members {
-                    for k in by_commune.get(&(t.commune(j).code, cat.clone())).into_iter().flatten() {
-                        *m.entry(k.clone()).or_default() += 1;
-                    }
-                }
-                // Ties broken by global popularity.
-                let pos: HashMap<&Key, usize> = g.iter().enumerate().map(|(i, k)| (k, i)).collect();
-                let mut v: Vec<(Key, usize)> = m.into_iter().collect();
-                v.sort_by(|a, b| b.1.cmp(&a.1).then(pos.get(&a.0).unwrap_or(&usize::MAX).cmp(pos.get(&b.0).unwrap_or(&usize::MAX))).then(a.0.cmp(&b.0)));
-                v.into_iter().map(|(k, _)| k).collect()
-            };
+            let skip: HashSet<Key> = data.by_commune.get(&(*code, cat.clone())).into_iter().flatten().cloned().collect();
             for method in Method::ALL {
-                let list: Vec<Key> = match method {
-                    Method::Recommender => {
-                        let mut p = *params;
-                        p.limit = 3;
-                        recommend(&ctx, code, cat, &p).map(|a| a.items.into_iter().map(|i| (i.product, i.generation)).collect()).unwrap_or_default()
-                    }
-                    Method::GlobalPopularity => top3(g, &[], &skip),
-                    Method::EpciPopularity => {
-                        let members = t.commune(idx).epci.map(|s| t.members(&s).to_vec()).unwrap_or_default();
-                        top3(&count_among(&mut members.into_iter().filter(|&j| j != idx)), g, &skip)
-                    }
-                    Method::Newest => top3(newest.get(cat).unwrap_or(&empty), &[], &skip),
-                    Method::NeighbourMajority => top3(&count_among(&mut t.neighbours(idx).into_iter().map(|(j, _)| j)), g, &skip),
-                };
+                let list = method_list(method, &ctx, &data, code, idx, cat, &skip, params);
                 let acc = accs.get_mut(&method).expect("every method has an accumulator");
-                acc.cases += 1;
-                let hits: Vec<bool> = list.iter().take(3).map(|k| targets.contains(k)).collect();
-                acc.hit1 += usize::from(hits.first().copied().unwrap_or(false));
-                acc.hit3 += usize::from(hits.iter().any(|&x| x));
-                let dcg: f64 = hits.iter().enumerate().filter(|(_, x)| **x).map(|(i, _)| 1.0 / ((i + 2) as f64).log2()).sum();
-                let idcg: f64 = (0..targets.len().min(3)).map(|i| 1.0 / ((i + 2) as f64).log2()).sum();
-                acc.ndcg += dcg / idcg;
-                for k in list.iter().take(3) {
-                    acc.covered.insert((cat.clone(), k.clone()));
-                }
-                if let Some((s, n)) = list.first().and_then(|k| later.get(&(cat.clone(), k.clone()))).filter(|(_, n)| *n >= 3) {
-                    let (cs, cn) = later_cat.get(cat).copied().unwrap_or((0.0, 1));
-                    acc.evaluable += 1;
-                    acc.poor += usize::from(s / (*n as f64) < cs / cn as f64 - 0.25);
-                }
+                score_case(acc, &data, cat, targets, &list);
             }
         }
         for (m, mut acc) in accs {

@@ -77,21 +77,21 @@ pub struct Feedback {
 /// A validated request to record an adoption (the id is given by the store).
 #[derive(Clone, Debug)]
 pub struct NewAdoption {
-    /// See [`Adoption`].
+    /// INSEE code of the commune (a seeded commune).
     pub commune: InseeCode,
-    /// See [`Adoption`].
+    /// Category slug it serves (one of the product's categories).
     pub category: Slug,
-    /// See [`Adoption`].
+    /// Product id (a catalogue slug).
     pub product: Slug,
-    /// See [`Adoption`].
+    /// Generation id when known; `None` for products whose generations are not public.
     pub generation: Option<GenerationId>,
-    /// See [`Adoption`].
+    /// First day in service.
     pub since: NaiveDate,
-    /// See [`Adoption`].
+    /// Last day in service; `None` = still in service.
     pub until: Option<NaiveDate>,
-    /// See [`Adoption`].
+    /// End of the contract (maintenance, licence), where registered.
     pub contract_end: Option<NaiveDate>,
-    /// See [`Adoption`].
+    /// Number of workstations covered, where relevant and known.
     pub workstations: Option<u32>,
 }
 
@@ -209,17 +209,17 @@ impl NewAdoption {
 /// A validated feedback request.
 #[derive(Clone, Debug)]
 pub struct NewFeedback {
-    /// See [`Feedback`].
+    /// Date of the report (not before the adoption's start).
     pub date: NaiveDate,
-    /// See [`Feedback`].
+    /// Reliability, 1 (unusable) to 5 (never fails).
     pub reliability: u8,
-    /// See [`Feedback`].
+    /// Incidents since the previous report.
     pub incidents: u32,
-    /// See [`Feedback`].
+    /// Hours of downtime since the previous report, 0 or more.
     pub downtime_hours: f64,
-    /// See [`Feedback`].
+    /// Quality of the vendor's or integrator's support, 1 to 5.
     pub support: u8,
-    /// See [`Feedback`].
+    /// Free text; may hold personal data, so never returned by public endpoints.
     pub comment: Option<String>,
 }
 
@@ -285,6 +285,28 @@ pub struct Ratings {
     pub incidents: u32,
     /// Total downtime reported, hours.
     pub downtime_hours: f64,
+}
+
+/// Mean reliability (1-5 scale) under which a product counts as poorly rated by a commune.
+pub const POOR_RATING: f64 = 2.5;
+
+/// Fewest feedback records for a mean reliability to count as a poor rating (one bad report
+/// is not enough).
+pub const POOR_RATING_MIN_REPORTS: u32 = 2;
+
+/// The "poorly rated" rule, shared by the recommender (upgrade paths), pooling (needs) and the
+/// demo simulator (switching): a mean reliability (1-5) strictly under [`POOR_RATING`] over at
+/// least [`POOR_RATING_MIN_REPORTS`] records (`n`).
+pub fn is_poor_rating(mean_reliability: f64, n: u32) -> bool {
+    n >= POOR_RATING_MIN_REPORTS && mean_reliability < POOR_RATING
+}
+
+impl Ratings {
+    /// Whether these ratings are poor: mean reliability under [`POOR_RATING`] (2.5 on 1-5) over
+    /// at least [`POOR_RATING_MIN_REPORTS`] (2) records; see [`is_poor_rating`].
+    pub fn is_poor(&self) -> bool {
+        is_poor_rating(self.mean_reliability, self.n)
+    }
 }
 
 impl Serialize for Ratings {

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod catalog;
 pub mod domain;
 pub mod eval;
+pub mod fr;
 pub mod history;
 pub mod map;
 pub mod pooling;

@@ -23,14 +23,14 @@ use std::collections::HashSet;
 use chrono::{Months, NaiveDate};
 use serde::Serialize;
 
-use crate::core::catalog::{Catalog, Support, Threshold};
+use crate::core::catalog::{Catalog, Category, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
+use crate::core::fr;
 use crate::core::recommend::{Ctx, Params, Reach, Recommendation, score_candidates};
-use crate::core::territory::CommuneIdx;
+use crate::core::territory::{CommuneIdx, Epci};
 use crate::error::{Error, Result};
 
-/// Mean reliability (1-5) under which a member's current product counts as poorly rated.
-pub const POOR_RATING: f64 = 2.5;
+pub use crate::core::history::POOR_RATING;
 
 /// Default horizon, months.
 pub const DEFAULT_HORIZON_MONTHS: u32 = 24;
@@ -102,7 +102,9 @@ impl Need {
         }
     }
 
-    /// Urgency weight at `today` (see the module doc).
+    /// Urgency weight at `today`: 2 when the deadline is past (end of support, regulation, or
+    /// a date on or before `today`), 1.5 within 12 months, 1 otherwise, 0.75 for a poor rating
+    /// alone.
     pub fn urgency(&self, today: NaiveDate) -> f64 {
         match (self, self.deadline()) {
             (Need::PoorRating { .. }, _) => 0.75,
@@ -237,7 +239,7 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
             return Some(Need::ContractEnds { product, generation, date: d });
         }
         let r = ctx.history.ratings(a.id, ctx.today);
-        if r.n >= 2 && r.mean_reliability < POOR_RATING {
+        if r.is_poor() {
             return Some(Need::PoorRating { product, generation, mean_reliability: (r.mean_reliability * 100.0).round() / 100.0, n: r.n });
         }
     }
@@ -245,14 +247,7 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
 }
 
 fn reason(ctx: &Ctx, n: &Need) -> String {
-    let name = |p: &Slug, g: &Option<GenerationId>| {
-        let prod = ctx.catalog.product(p).ok();
-        let pn = prod.map_or_else(|| p.to_string(), |p| p.name.clone());
-        match g {
-            Some(g) => format!("{pn} {}", prod.and_then(|p| p.generation(g)).map_or_else(|| g.to_string(), |x| x.label.clone())),
-            None => pn,
-        }
-    };
+    let name = |p: &Slug, g: &Option<GenerationId>| ctx.catalog.label(p, g.as_ref());
     match n {
         Need::NoProduct => "Aucun produit déclaré dans cette catégorie.".into(),
         Need::EndOfSupport { product, generation, date: Some(d) } => format!("{} n'est plus supporté depuis le {d}.", name(product, generation)),
@@ -263,7 +258,7 @@ fn reason(ctx: &Ctx, n: &Need) -> String {
         }
         Need::ContractEnds { product, generation, date } => format!("Le contrat de {} se termine le {date}.", name(product, generation)),
         Need::PoorRating { product, generation, mean_reliability, n } => {
-            format!("{} est jugé peu fiable ({}/5 sur {n} retours).", name(product, generation), format!("{mean_reliability:.1}").replace('.', ","))
+            format!("{} est jugé peu fiable ({}/5 sur {n} retours).", name(product, generation), fr::decimal(*mean_reliability, 1))
         }
     }
 }
@@ -280,15 +275,9 @@ pub fn procedure_for(catalog: &Catalog, total_eur_ht: u64, date: NaiveDate) -> O
     })
 }
 
-/// Suggests groupements for an EPCI. Errors: `NotFound` for an unknown SIREN, `Invalid` for a
-/// horizon outside 1-120 months.
-pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result<PooledPurchases> {
-    if !(1..=120).contains(&horizon_months) {
-        return Err(Error::Invalid(format!("horizon must be 1 to 120 months, got {horizon_months}")));
-    }
-    let epci = ctx.territory.epci(siren)?;
-    let members = ctx.territory.members(siren);
-    // Members weigh 1, their direct neighbours outside the EPCI 0.5.
+/// The reach of a groupement: the members (weight 1, hops 0) and their direct neighbours
+/// outside the EPCI (weight 0.5, hops 1), each once, members first; no distances.
+fn group_reach(ctx: &Ctx, members: &[CommuneIdx]) -> Vec<Reach> {
     let mut reach: Vec<Reach> = members.iter().map(|&m| Reach { idx: m, hops: Some(0), weight: 1.0, same_epci: true, distance_km: None }).collect();
     let mut seen: HashSet<CommuneIdx> = members.iter().copied().collect();
     for &m in members {
@@ -298,107 +287,141 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result
             }
         }
     }
-    let params = Params::default();
-    let mut groupements = Vec::new();
-    for cat in &ctx.catalog.categories {
-        let mut concerned: Vec<Concerned> = members
-            .iter()
-            .filter_map(|&m| {
-                let code = ctx.territory.commune(m).code;
-                let workstations = ctx.history.active(&code, &cat.slug, ctx.today).filter_map(|a| a.workstations).max();
-                need_of(ctx, &code, &cat.slug, horizon_months).map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need, workstations })
-            })
-            .collect();
-        if concerned.is_empty() {
-            continue;
-        }
-        concerned.sort_by(|a, b| {
-            a.need.deadline().unwrap_or(NaiveDate::MAX).cmp(&b.need.deadline().unwrap_or(NaiveDate::MAX)).then(a.member.code.cmp(&b.member.code))
-        });
-        // Never propose what a member reports as unreliable.
-        let poor: HashSet<(Slug, Option<GenerationId>)> = concerned
-            .iter()
-            .filter_map(|c| match &c.need {
-                Need::PoorRating { product, generation, .. } => Some((product.clone(), generation.clone())),
-                _ => None,
-            })
-            .collect();
-        let (items, _) = score_candidates(ctx, &reach, None, &cat.slug, &HashSet::new(), &params);
-        // Nor an option whose support ends within the horizon: its users would need the next
-        // purchase before this one is over.
-        let horizon_end = ctx.today.checked_add_months(chrono::Months::new(horizon_months)).unwrap_or(NaiveDate::MAX);
-        let ends_in_horizon = |i: &crate::core::recommend::Recommendation| {
-            let g = ctx.catalog.product(&i.product).ok().and_then(|p| i.generation.as_ref().and_then(|g| p.generation(g)));
-            g.and_then(|g| g.end_of_support).is_some_and(|eos| eos <= horizon_end)
-        };
-        let option = items.into_iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i));
-        let already_on: Vec<Member> = option
-            .as_ref()
-            .map(|o| {
-                members
-                    .iter()
-                    .copied()
-                    .filter(|&m| {
-                        ctx.history.active(&ctx.territory.commune(m).code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
-                    })
-                    .map(|m| member(ctx, m))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let population: u64 = concerned.iter().map(|c| u64::from(c.member.population)).sum();
-        let known: Vec<u32> = concerned.iter().filter_map(|c| c.workstations).collect();
-        let workstations = (!known.is_empty()).then(|| known.iter().map(|&w| u64::from(w)).sum());
-        let price = option.as_ref().and_then(|o| ctx.catalog.product(&o.product).ok()).and_then(|p| {
-            p.indicative_price_eur_ht_per_commune
-                .map(|x| x * concerned.len() as u64)
-                .or_else(|| p.indicative_price_eur_ht_per_seat.zip(workstations).map(|(x, w)| x * w))
-        });
-        let procedure = price.and_then(|t| procedure_for(ctx.catalog, t, ctx.today).cloned());
-        let note = match (&option, price) {
-            (None, _) => Some("Aucune option éprouvée à proximité : pas d'estimation.".to_string()),
-            (Some(_), None) => Some("Le catalogue ne donne pas de prix indicatif pour cette option : montant et procédure à établir.".to_string()),
-            (Some(_), Some(_)) if procedure.is_none() => Some("Aucun seuil du catalogue ne couvre ce montant à cette date.".to_string()),
+    reach
+}
+
+/// The members that need something in `category` within `horizon_months` ([`need_of`]), with
+/// the reason and their registered workstations, earliest deadline first (then by code).
+fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], category: &Slug, horizon_months: u32) -> Vec<Concerned> {
+    let mut concerned: Vec<Concerned> = members
+        .iter()
+        .filter_map(|&m| {
+            let code = ctx.territory.commune(m).code;
+            let workstations = ctx.history.active(&code, category, ctx.today).filter_map(|a| a.workstations).max();
+            need_of(ctx, &code, category, horizon_months).map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need, workstations })
+        })
+        .collect();
+    concerned
+        .sort_by(|a, b| a.need.deadline().unwrap_or(NaiveDate::MAX).cmp(&b.need.deadline().unwrap_or(NaiveDate::MAX)).then(a.member.code.cmp(&b.member.code)));
+    concerned
+}
+
+/// The option of a groupement: the best-ranked generation in service in `reach` (scored with
+/// `params`, nothing skipped) that no concerned member rates poorly and whose support does not
+/// end within `horizon_months` (its users would need the next purchase before this one is
+/// over); `None` when there is none.
+fn group_option(ctx: &Ctx, reach: &[Reach], category: &Slug, concerned: &[Concerned], horizon_months: u32, params: &Params) -> Option<Recommendation> {
+    // Never propose what a member reports as unreliable.
+    let poor: HashSet<(Slug, Option<GenerationId>)> = concerned
+        .iter()
+        .filter_map(|c| match &c.need {
+            Need::PoorRating { product, generation, .. } => Some((product.clone(), generation.clone())),
             _ => None,
-        };
-        let volume = Volume { communes: concerned.len(), population, workstations, estimate_eur_ht: price, procedure, note };
-        let earliest_deadline = concerned.iter().filter_map(|c| c.need.deadline()).min();
-        let due_together = earliest_deadline
-            .map(|d0| {
-                let limit = d0.checked_add_months(Months::new(6)).unwrap_or(d0);
-                concerned.iter().filter(|c| c.need.deadline().is_some_and(|d| d <= limit)).map(|c| c.member.code).collect()
-            })
-            .unwrap_or_default();
-        let coordinator = if concerned.len() >= 3 {
-            format!("{} (EPCI)", epci.name)
-        } else {
-            concerned
-                .iter()
-                .max_by_key(|c| (c.member.population, std::cmp::Reverse(c.member.code)))
-                .map_or_else(|| epci.name.clone(), |c| c.member.name.clone())
-        };
-        let value: f64 = concerned.iter().map(|c| c.need.urgency(ctx.today)).sum();
-        let urgent = concerned.iter().filter(|c| c.need.urgency(ctx.today) >= 1.5).count();
-        let rank_reason = format!(
-            "{} commune{} concernée{}, dont {urgent} avec une échéance passée ou dans les 12 mois{}.",
-            concerned.len(),
-            if concerned.len() > 1 { "s" } else { "" },
-            if concerned.len() > 1 { "s" } else { "" },
-            earliest_deadline.map(|d| format!(" (première échéance : {d})")).unwrap_or_default()
-        );
-        groupements.push(Groupement {
-            category: cat.slug.clone(),
-            category_label: cat.label.clone(),
-            option,
-            concerned,
-            already_on,
-            volume,
-            earliest_deadline,
-            coordinator,
-            due_together,
-            value: (value * 100.0).round() / 100.0,
-            rank_reason,
-        });
+        })
+        .collect();
+    let (items, _) = score_candidates(ctx, reach, None, category, &HashSet::new(), params);
+    // Nor an option whose support ends within the horizon: its users would need the next
+    // purchase before this one is over.
+    let horizon_end = ctx.today.checked_add_months(chrono::Months::new(horizon_months)).unwrap_or(NaiveDate::MAX);
+    let ends_in_horizon = |i: &crate::core::recommend::Recommendation| {
+        let g = ctx.catalog.product(&i.product).ok().and_then(|p| i.generation.as_ref().and_then(|g| p.generation(g)));
+        g.and_then(|g| g.end_of_support).is_some_and(|eos| eos <= horizon_end)
+    };
+    items.into_iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i))
+}
+
+/// Estimated volume of a groupement: communes and population of the `concerned` members,
+/// their registered workstations (sum of the known ones), the pooled estimate in € HT (price
+/// per commune × communes, else price per seat × workstations) and the procedure it requires
+/// today ([`procedure_for`]), with a French note when either is missing.
+fn group_volume(ctx: &Ctx, option: Option<&Recommendation>, concerned: &[Concerned]) -> Volume {
+    let population: u64 = concerned.iter().map(|c| u64::from(c.member.population)).sum();
+    let known: Vec<u32> = concerned.iter().filter_map(|c| c.workstations).collect();
+    let workstations = (!known.is_empty()).then(|| known.iter().map(|&w| u64::from(w)).sum());
+    let price = option.and_then(|o| ctx.catalog.product(&o.product).ok()).and_then(|p| {
+        p.indicative_price_eur_ht_per_commune
+            .map(|x| x * concerned.len() as u64)
+            .or_else(|| p.indicative_price_eur_ht_per_seat.zip(workstations).map(|(x, w)| x * w))
+    });
+    let procedure = price.and_then(|t| procedure_for(ctx.catalog, t, ctx.today).cloned());
+    let note = match (option, price) {
+        (None, _) => Some("Aucune option éprouvée à proximité : pas d'estimation.".to_string()),
+        (Some(_), None) => Some("Le catalogue ne donne pas de prix indicatif pour cette option : montant et procédure à établir.".to_string()),
+        (Some(_), Some(_)) if procedure.is_none() => Some("Aucun seuil du catalogue ne couvre ce montant à cette date.".to_string()),
+        _ => None,
+    };
+    Volume { communes: concerned.len(), population, workstations, estimate_eur_ht: price, procedure, note }
+}
+
+/// The groupement of one category for an EPCI, or `None` when no member needs anything there.
+fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], cat: &Category, horizon_months: u32, params: &Params) -> Option<Groupement> {
+    let concerned = concerned_members(ctx, members, &cat.slug, horizon_months);
+    if concerned.is_empty() {
+        return None;
     }
+    let option = group_option(ctx, reach, &cat.slug, &concerned, horizon_months, params);
+    let already_on: Vec<Member> = option
+        .as_ref()
+        .map(|o| {
+            members
+                .iter()
+                .copied()
+                .filter(|&m| {
+                    ctx.history.active(&ctx.territory.commune(m).code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
+                })
+                .map(|m| member(ctx, m))
+                .collect()
+        })
+        .unwrap_or_default();
+    let volume = group_volume(ctx, option.as_ref(), &concerned);
+    let earliest_deadline = concerned.iter().filter_map(|c| c.need.deadline()).min();
+    let due_together = earliest_deadline
+        .map(|d0| {
+            let limit = d0.checked_add_months(Months::new(6)).unwrap_or(d0);
+            concerned.iter().filter(|c| c.need.deadline().is_some_and(|d| d <= limit)).map(|c| c.member.code).collect()
+        })
+        .unwrap_or_default();
+    let coordinator = if concerned.len() >= 3 {
+        format!("{} (EPCI)", epci.name)
+    } else {
+        concerned.iter().max_by_key(|c| (c.member.population, std::cmp::Reverse(c.member.code))).map_or_else(|| epci.name.clone(), |c| c.member.name.clone())
+    };
+    let value: f64 = concerned.iter().map(|c| c.need.urgency(ctx.today)).sum();
+    let urgent = concerned.iter().filter(|c| c.need.urgency(ctx.today) >= 1.5).count();
+    let rank_reason = format!(
+        "{} commune{} concernée{}, dont {urgent} avec une échéance passée ou dans les 12 mois{}.",
+        concerned.len(),
+        if concerned.len() > 1 { "s" } else { "" },
+        if concerned.len() > 1 { "s" } else { "" },
+        earliest_deadline.map(|d| format!(" (première échéance : {d})")).unwrap_or_default()
+    );
+    Some(Groupement {
+        category: cat.slug.clone(),
+        category_label: cat.label.clone(),
+        option,
+        concerned,
+        already_on,
+        volume,
+        earliest_deadline,
+        coordinator,
+        due_together,
+        value: (value * 100.0).round() / 100.0,
+        rank_reason,
+    })
+}
+
+/// Suggests groupements for an EPCI. Errors: `NotFound` for an unknown SIREN, `Invalid` for a
+/// horizon outside 1-120 months.
+pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result<PooledPurchases> {
+    if !(1..=120).contains(&horizon_months) {
+        return Err(Error::Invalid(format!("horizon must be 1 to 120 months, got {horizon_months}")));
+    }
+    let epci = ctx.territory.epci(siren)?;
+    let members = ctx.territory.members(siren);
+    let reach = group_reach(ctx, members);
+    let params = Params::default();
+    let mut groupements: Vec<Groupement> =
+        ctx.catalog.categories.iter().filter_map(|cat| groupement(ctx, epci, members, &reach, cat, horizon_months, &params)).collect();
     let order: Vec<&Slug> = ctx.catalog.categories.iter().map(|c| &c.slug).collect();
     let pos = |s: &Slug| order.iter().position(|x| *x == s).unwrap_or(usize::MAX);
     groupements.sort_by(|a, b| {

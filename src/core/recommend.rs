@@ -37,6 +37,7 @@ use serde::Serialize;
 
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
+use crate::core::fr;
 use crate::core::history::{Adoption, Feedback, History};
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
@@ -247,7 +248,7 @@ pub enum Step {
 /// Where the candidates come from.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = RecommendationScope)]
-pub struct Scope {
+pub struct SearchArea {
     /// The step that found candidates (or the last one tried).
     pub step: Step,
     /// Graph radius used at that step.
@@ -290,11 +291,13 @@ pub struct Evidence {
 /// The three parts of a score, each in [0, 1].
 #[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct ScoreParts {
-    /// See the module doc.
+    /// `1 - exp(-Σ k)`, `k` the kernel weights of the adopters nearby (hop decay, distance,
+    /// same EPCI, same size class).
     pub proximity: f64,
-    /// See the module doc.
+    /// The shrunk lower credible bound of quality mapped from [1, 5] to [0, 1].
     pub reliability: f64,
-    /// See the module doc.
+    /// `(0.5·m/(m+24) + 0.5·(1 - exp(-long / proven_adopters))) · (1 - abandoned share)`, `m`
+    /// the weighted mean months in service; halved for a newest generation not yet proven.
     pub maturity: f64,
 }
 
@@ -432,7 +435,7 @@ pub struct Answer {
     /// Parameters used.
     pub params: Params,
     /// Where the candidates come from.
-    pub scope: Scope,
+    pub scope: SearchArea,
     /// What the commune runs now, and what to do about it.
     pub current: Vec<UpgradePath>,
     /// Recommendations, best first.
@@ -470,7 +473,9 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Quality score of one feedback record on the 1-5 scale (see the module doc).
+/// Quality score of one feedback record on the 1-5 scale:
+/// `reliability - incident_penalty·ln(1 + incidents) - downtime_penalty·ln(1 + hours)`, clamped
+/// to [1, 5].
 pub fn quality(f: &Feedback, p: &Params) -> f64 {
     crate::core::history::quality_of(f, p.incident_penalty, p.downtime_penalty)
 }
@@ -495,10 +500,6 @@ type Key = (Slug, Option<GenerationId>);
 fn gen_of<'c>(catalog: &'c Catalog, key: &Key) -> Option<(&'c Product, Option<&'c Generation>)> {
     let p = catalog.product(&key.0).ok()?;
     Some((p, key.1.as_ref().and_then(|g| p.generation(g))))
-}
-
-fn fr(x: f64, d: usize) -> String {
-    format!("{x:.d$}").replace('.', ",")
 }
 
 fn round(x: f64, d: i32) -> f64 {
@@ -626,29 +627,28 @@ impl ReachAdoptions {
     }
 }
 
-/// Scores every generation in service in `reach` for `category`, leaving out `skip` (what the
-/// asking commune runs; other generations of those products get the continuity bonus) and
-/// what [`exclusion`] rejects. Returns (ranked items, excluded). Used by [`recommend`] and
-/// pooling.
-pub fn score_candidates(
-    ctx: &Ctx,
-    reach: &[Reach],
-    population: Option<u32>,
-    category: &Slug,
-    skip: &HashSet<Key>,
-    params: &Params,
-) -> (Vec<Recommendation>, Vec<Excluded>) {
-    let prior = ctx.prior(category, params);
-    // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
-    // count for the abandonment share.
+/// The in-service adoptions of the reach in `category`, grouped by (product, generation), in
+/// key order; each with its commune's [`Reach`].
+fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug) -> BTreeMap<Key, Vec<(Reach, &'a Adoption)>> {
     let mut groups: BTreeMap<Key, Vec<(Reach, &Adoption)>> = BTreeMap::new();
-    let in_reach = ReachAdoptions::new(ctx, reach, category);
     for (r, a) in in_reach.iter(ctx, reach, category, InService::Yes, |_| true) {
         groups.entry((a.product.clone(), a.generation.clone())).or_default().push((*r, a));
     }
-    // Generations that cannot be proposed are dropped before the costly part: what the
-    // commune runs, unknown products, older generations of a product it runs (no downgrade),
-    // and excluded generations (kept, with the reason, in `excluded`).
+    groups
+}
+
+/// Drops from `groups` the generations that cannot be proposed, before the costly part: what
+/// the commune runs (`skip`), unknown products, older generations of a product it runs (no
+/// downgrade), and generations [`exclusion`] rejects. Returns the latter with their reason, in
+/// key order.
+fn drop_unproposable<V>(
+    ctx: &Ctx,
+    groups: &mut BTreeMap<Key, V>,
+    skip: &HashSet<Key>,
+    category: &Slug,
+    population: Option<u32>,
+    params: &Params,
+) -> Vec<Excluded> {
     let running_order: HashMap<&Slug, u32> = skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (&k.0, g.order))).collect();
     let mut excluded = Vec::new();
     groups.retain(|key, _| {
@@ -664,13 +664,18 @@ pub fn score_candidates(
             None => true,
         }
     });
-    // Ended adoptions, only of the candidates (the abandonment check reads the commune's later
-    // adoptions: not worth doing for generations that cannot be proposed).
+    excluded
+}
+
+/// Ended adoptions of the reach, only of the candidate generations (`candidates`, the keys of
+/// the groups left): key → (ended adoptions, of which abandoned: the commune later left the
+/// product, see `History::abandoned_by`).
+fn ended_counts<V>(ctx: &Ctx, in_reach: &ReachAdoptions, reach: &[Reach], category: &Slug, candidates: &BTreeMap<Key, V>) -> HashMap<Key, (usize, usize)> {
     let mut ended: HashMap<Key, (usize, usize)> = HashMap::new();
-    if !groups.is_empty() {
+    if !candidates.is_empty() {
         // Compared field by field (no key built) before anything else: most ended adoptions
         // are of generations that are not candidates.
-        let candidates: Vec<&Key> = groups.keys().collect();
+        let candidates: Vec<&Key> = candidates.keys().collect();
         let is_candidate = |a: &Adoption| candidates.iter().any(|k| k.0 == a.product && k.1 == a.generation);
         for (_, a) in in_reach.iter(ctx, reach, category, InService::No, is_candidate) {
             let key = (a.product.clone(), a.generation.clone());
@@ -683,68 +688,202 @@ pub fn score_candidates(
             }
         }
     }
-    let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
-    let mut items = Vec::new();
-    for (key, adopters) in groups {
-        let Some((product, generation)) = gen_of(ctx.catalog, &key) else { continue };
-        let (mut sk, mut skm, mut sw, mut swq) = (0.0, 0.0, 0.0, 0.0);
-        let mut long = 0usize;
-        let mut starts = Vec::new();
-        let mut evidence = Vec::new();
-        for (r, a) in &adopters {
-            let months = a.months_in_service(ctx.today);
-            sk += r.weight;
-            skm += r.weight * months as f64;
-            if months >= params.proven_months {
-                long += 1;
-            }
-            starts.push(a.since);
-            let (mut n, mut sum) = (0u32, 0.0);
-            for f in ctx.history.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
-                let age = months_between(f.date, ctx.today).max(0) as f64;
-                let w = r.weight * 0.5f64.powf(age / params.half_life_months);
-                sw += w;
-                swq += w * quality(f, params);
-                n += 1;
-                sum += f64::from(f.reliability);
-            }
-            evidence.push(EvidenceDraft {
-                idx: r.idx,
-                code: ctx.territory.commune(r.idx).code,
-                hops: r.hops,
-                same_epci: r.same_epci,
-                distance_km: r.distance_km.map(|d| round(d, 1)),
-                weight: round(r.weight, 3),
-                months_in_service: months,
-                mean_rating: (n > 0).then(|| round(sum / f64::from(n), 2)),
-                n_ratings: n,
-                simulated: a.simulated,
-            });
+    ended
+}
+
+/// Sums over the adopters of one generation, in adopter order then feedback order.
+struct GenerationEvidence {
+    /// Σ k: sum of the adopters' kernel weights (dimensionless).
+    sum_k: f64,
+    /// Σ k·months: kernel-weighted months in service at `today`.
+    sum_k_months: f64,
+    /// Σ w over feedback records, `w = k · 0.5^(age months / half_life_months)`.
+    sum_w: f64,
+    /// Σ w·q, `q` the record's quality on the 1-5 scale ([`quality`]).
+    sum_wq: f64,
+    /// Adopters in service at least `proven_months`.
+    long: usize,
+    /// Start dates of the adoptions, in adopter order.
+    starts: Vec<NaiveDate>,
+    /// One draft per adopter, in adopter order.
+    evidence: Vec<EvidenceDraft>,
+}
+
+/// Per-generation evidence accumulation: kernel weights, months in service, recency-weighted
+/// feedback quality (records dated after `ctx.today` ignored) and one [`EvidenceDraft`] per
+/// adopter (distance rounded to 0.1 km, weight to 3 decimals, mean rating to 2).
+fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> GenerationEvidence {
+    let (mut sk, mut skm, mut sw, mut swq) = (0.0, 0.0, 0.0, 0.0);
+    let mut long = 0usize;
+    let mut starts = Vec::new();
+    let mut evidence = Vec::new();
+    for (r, a) in adopters {
+        let months = a.months_in_service(ctx.today);
+        sk += r.weight;
+        skm += r.weight * months as f64;
+        if months >= params.proven_months {
+            long += 1;
         }
-        // Reliability: normal-normal shrinkage, lower credible bound.
-        let n_eff = params.prior_weight + sw;
-        let mean = if n_eff > 0.0 { (params.prior_weight * prior.mean + swq) / n_eff } else { prior.mean };
+        starts.push(a.since);
+        let (mut n, mut sum) = (0u32, 0.0);
+        for f in ctx.history.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
+            let age = months_between(f.date, ctx.today).max(0) as f64;
+            let w = r.weight * 0.5f64.powf(age / params.half_life_months);
+            sw += w;
+            swq += w * quality(f, params);
+            n += 1;
+            sum += f64::from(f.reliability);
+        }
+        evidence.push(EvidenceDraft {
+            idx: r.idx,
+            code: ctx.territory.commune(r.idx).code,
+            hops: r.hops,
+            same_epci: r.same_epci,
+            distance_km: r.distance_km.map(|d| round(d, 1)),
+            weight: round(r.weight, 3),
+            months_in_service: months,
+            mean_rating: (n > 0).then(|| round(sum / f64::from(n), 2)),
+            n_ratings: n,
+            simulated: a.simulated,
+        });
+    }
+    GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, long, starts, evidence }
+}
+
+/// Normal-normal shrinkage of the weighted quality toward the category prior.
+struct Shrunk {
+    /// Effective number of records `κ + Σ w` (prior included).
+    n_eff: f64,
+    /// Posterior mean quality `μ = (κ·μ0 + Σ w q) / (κ + Σ w)`, 1-5 (`μ0` when `n_eff` is 0).
+    mean: f64,
+    /// Lower credible bound `μ - z · rating_sd / sqrt(κ + Σ w)`, clamped to [1, 5].
+    lower: f64,
+}
+
+impl Shrunk {
+    /// The shrunk reliability lower bound from the prior mean `prior_mean` (1-5), `sum_w` = Σ w
+    /// and `sum_wq` = Σ w·q (see [`GenerationEvidence`]); `κ` is `prior_weight`.
+    fn new(prior_mean: f64, sum_w: f64, sum_wq: f64, params: &Params) -> Self {
+        let n_eff = params.prior_weight + sum_w;
+        let mean = if n_eff > 0.0 { (params.prior_weight * prior_mean + sum_wq) / n_eff } else { prior_mean };
         let sd = params.rating_sd / n_eff.max(1e-9).sqrt();
         let lower = (mean - params.z * sd).clamp(1.0, 5.0);
-        let reliability = (lower - 1.0) / 4.0;
-        // Maturity.
-        let mean_months = skm / sk.max(1e-12);
-        let (n_ended, n_abandoned) = ended.get(&key).copied().unwrap_or((0, 0));
-        let abandoned_share = n_abandoned as f64 / (adopters.len() + n_ended) as f64;
-        let mut maturity =
-            (0.5 * mean_months / (mean_months + 24.0) + 0.5 * (1.0 - (-(long as f64) / params.proven_adopters as f64).exp())) * (1.0 - abandoned_share);
-        let proven = long >= params.proven_adopters;
+        Shrunk { n_eff, mean, lower }
+    }
+
+    /// The reliability part: the lower bound mapped from [1, 5] to [0, 1].
+    fn part(&self) -> f64 {
+        (self.lower - 1.0) / 4.0
+    }
+}
+
+/// Abandonment: share (0-1) of the adopters nearby who later left the product, over the
+/// `in_service` adopters plus the `ended` adoptions of the generation.
+fn abandoned_share(in_service: usize, ended: usize, abandoned: usize) -> f64 {
+    abandoned as f64 / (in_service + ended) as f64
+}
+
+/// Maturity part in [0, 1] before the "one generation behind" halving:
+/// `(0.5·m/(m+24) + 0.5·(1 - exp(-long / proven_adopters))) · (1 - abandoned share)`, `m` the
+/// weighted mean months in service.
+fn maturity_part(mean_months: f64, long: usize, abandoned_share: f64, params: &Params) -> f64 {
+    (0.5 * mean_months / (mean_months + 24.0) + 0.5 * (1.0 - (-(long as f64) / params.proven_adopters as f64).exp())) * (1.0 - abandoned_share)
+}
+
+/// Maturity test: a generation is proven when at least `proven_adopters` communes nearby ran it
+/// at least `proven_months` (`long` of them did).
+fn is_proven(long: usize, params: &Params) -> bool {
+    long >= params.proven_adopters
+}
+
+/// When a generation not yet proven is expected to be: `proven_months` after the start of its
+/// `proven_adopters`-th adopter (`sorted_starts` ascending); `None` when proven or with too
+/// few adopters.
+fn expected_proven(proven: bool, sorted_starts: &[NaiveDate], params: &Params) -> Option<NaiveDate> {
+    if proven { None } else { sorted_starts.get(params.proven_adopters - 1).and_then(|d| d.checked_add_months(Months::new(params.proven_months as u32))) }
+}
+
+/// The continuity bonus applied to the weighted base score (0-1): `(base + bonus) / (1 + bonus)`
+/// for a product the commune already runs, `base / (1 + bonus)` otherwise.
+fn with_continuity(base: f64, same_product: bool, params: &Params) -> f64 {
+    (base + params.continuity_bonus * f64::from(u8::from(same_product))) / (1.0 + params.continuity_bonus)
+}
+
+/// French phrase saying where the `evidence` communes are (sorted, all adopters): among the
+/// members, within h hops, farther, or a mix.
+fn where_phrase(evidence: &[EvidenceDraft]) -> String {
+    let n = evidence.len();
+    let near = evidence.iter().filter(|e| e.hops.is_some()).count();
+    let max_hops = evidence.iter().filter_map(|e| e.hops).max().unwrap_or(0);
+    match (near, max_hops) {
+        (k, 0) if k == n => "parmi les membres".to_string(),
+        (k, h) if k == n => format!("à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
+        (0, _) => "plus éloignée".to_string() + if n > 1 { "s" } else { "" },
+        (k, h) => format!("dont {k} à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
+    }
+}
+
+/// The one-line French reason of a recommendation: `label`, adopters and where, mean months in
+/// service, mean and lower bound of reliability (1 decimal, decimal comma), then the `notes`
+/// (plus "données simulées" when every adopter is simulated), ending with a full stop.
+fn reason_text(label: &str, evidence: &[EvidenceDraft], mean_months: f64, rel: &Shrunk, mut notes: Vec<String>) -> String {
+    let n = evidence.len();
+    let where_ = where_phrase(evidence);
+    let mut reason = format!(
+        "{label} : en service dans {n} commune{} {where_} depuis {} mois en moyenne ; fiabilité {}/5 (au moins {}/5)",
+        if n > 1 { "s" } else { "" },
+        fr::decimal(mean_months, 0),
+        fr::decimal(rel.mean, 1),
+        fr::decimal(rel.lower, 1)
+    );
+    if evidence.iter().all(|e| e.simulated) {
+        notes.push("données simulées".to_string());
+    }
+    for note in notes {
+        reason.push_str(" ; ");
+        reason.push_str(&note);
+    }
+    reason.push('.');
+    reason
+}
+
+/// What every candidate of one [`score_candidates`] call shares.
+struct Scoring<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    category: &'c Slug,
+    population: Option<u32>,
+    skip: &'c HashSet<Key>,
+    params: &'c Params,
+    prior: Prior,
+    /// Ended adoptions per candidate: (ended, abandoned).
+    ended: HashMap<Key, (usize, usize)>,
+    /// Sum of the three weights (at least the smallest positive f64).
+    wsum: f64,
+}
+
+impl Scoring<'_, '_> {
+    /// Maturity status, maturity part (halved for a newest generation not yet proven while an
+    /// older one is still supported) and the notes on maturity, for one generation.
+    fn maturity(
+        &self,
+        product: &Product,
+        generation: Option<&Generation>,
+        long: usize,
+        mean_months: f64,
+        abandoned_share: f64,
+        expected_proven: Option<NaiveDate>,
+    ) -> (Status, f64, Vec<String>) {
+        let (ctx, params) = (self.ctx, self.params);
+        let mut maturity = maturity_part(mean_months, long, abandoned_share, params);
+        let proven = is_proven(long, params);
         let newest = generation.is_some_and(|g| product.newest_by(ctx.today).is_some_and(|n| n.id == g.id));
-        let older_supported =
-            generation.is_some_and(|g| product.generations.iter().any(|h| h.order < g.order && exclusion(ctx, category, h, population, params).is_none()));
+        let older_supported = generation
+            .is_some_and(|g| product.generations.iter().any(|h| h.order < g.order && exclusion(ctx, self.category, h, self.population, params).is_none()));
         let status = match (proven, newest) {
             (true, _) => Status::Proven,
             (false, true) => Status::NewestNotYetProven,
             (false, false) => Status::NotYetProven,
         };
-        starts.sort();
-        let expected_proven =
-            if proven { None } else { starts.get(params.proven_adopters - 1).and_then(|d| d.checked_add_months(Months::new(params.proven_months as u32))) };
         let mut notes = Vec::new();
         if status == Status::NewestNotYetProven && older_supported {
             maturity *= 0.5;
@@ -762,52 +901,49 @@ pub fn score_candidates(
         if abandoned_share > 0.0 {
             notes.push(format!("{} % des communes l'ont quittée", (abandoned_share * 100.0).round()));
         }
+        (status, maturity, notes)
+    }
+
+    /// Scores one candidate generation from its in-service `adopters`; `None` for an unknown
+    /// product.
+    fn score(&self, key: Key, adopters: &[(Reach, &Adoption)]) -> Option<Recommendation> {
+        let (ctx, params) = (self.ctx, self.params);
+        let (product, generation) = gen_of(ctx.catalog, &key)?;
+        let GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, long, mut starts, mut evidence } =
+            accumulate_evidence(ctx, adopters, params);
+        let rel = Shrunk::new(self.prior.mean, sw, swq, params);
+        let reliability = rel.part();
+        let mean_months = skm / sk.max(1e-12);
+        let (n_ended, n_abandoned) = self.ended.get(&key).copied().unwrap_or((0, 0));
+        let abandoned_share = abandoned_share(adopters.len(), n_ended, n_abandoned);
+        starts.sort();
+        let expected_proven = expected_proven(is_proven(long, params), &starts, params);
+        let (status, maturity, mut notes) = self.maturity(product, generation, long, mean_months, abandoned_share, expected_proven);
         let proximity = 1.0 - (-sk).exp();
-        let base = (params.w_reliability * reliability + params.w_maturity * maturity + params.w_proximity * proximity) / wsum;
-        let same_product = skip.iter().any(|(p, _)| p == &key.0);
-        let score = (base + params.continuity_bonus * f64::from(u8::from(same_product))) / (1.0 + params.continuity_bonus);
+        let base = (params.w_reliability * reliability + params.w_maturity * maturity + params.w_proximity * proximity) / self.wsum;
+        let same_product = self.skip.iter().any(|(p, _)| p == &key.0);
+        let score = with_continuity(base, same_product, params);
         if same_product {
             notes.push("même produit que celui en place".to_string());
         }
         evidence.sort_by(|a, b| a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)).then(b.weight.total_cmp(&a.weight)).then(a.code.cmp(&b.code)));
         let n = evidence.len();
-        let label = generation.map(|g| format!("{} {}", product.name, g.label)).unwrap_or_else(|| match &key.1 {
-            Some(g) => format!("{} {g}", product.name),
-            None => product.name.clone(),
-        });
-        let near = evidence.iter().filter(|e| e.hops.is_some()).count();
-        let max_hops = evidence.iter().filter_map(|e| e.hops).max().unwrap_or(0);
-        let where_ = match (near, max_hops) {
-            (k, 0) if k == n => "parmi les membres".to_string(),
-            (k, h) if k == n => format!("à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
-            (0, _) => "plus éloignée".to_string() + if n > 1 { "s" } else { "" },
-            (k, h) => format!("dont {k} à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
-        };
-        let mut reason = format!(
-            "{label} : en service dans {n} commune{} {where_} depuis {} mois en moyenne ; fiabilité {}/5 (au moins {}/5)",
-            if n > 1 { "s" } else { "" },
-            fr(mean_months, 0),
-            fr(mean, 1),
-            fr(lower, 1)
-        );
-        if evidence.iter().all(|e| e.simulated) {
-            notes.push("données simulées".to_string());
-        }
-        for note in notes {
-            reason.push_str(" ; ");
-            reason.push_str(&note);
-        }
-        reason.push('.');
+        let reason = reason_text(&ctx.catalog.label(&key.0, key.1.as_ref()), &evidence, mean_months, &rel, notes);
         evidence.truncate(20);
         let evidence = evidence.into_iter().map(|e| e.named(ctx.territory)).collect();
-        items.push(Recommendation {
+        Some(Recommendation {
             product: key.0.clone(),
             product_name: product.name.clone(),
             generation: key.1.clone(),
             generation_label: generation.map(|g| g.label.clone()).or_else(|| key.1.as_ref().map(|g| g.to_string())),
             score: round(score, 4),
             parts: ScoreParts { proximity: round(proximity, 4), reliability: round(reliability, 4), maturity: round(maturity, 4) },
-            reliability: ReliabilityEstimate { mean: round(mean, 3), lower_bound: round(lower, 3), effective_n: round(n_eff, 2), prior: round(prior.mean, 3) },
+            reliability: ReliabilityEstimate {
+                mean: round(rel.mean, 3),
+                lower_bound: round(rel.lower, 3),
+                effective_n: round(rel.n_eff, 2),
+                prior: round(self.prior.mean, 3),
+            },
             maturity: MaturityFacts {
                 mean_months_in_service: round(mean_months, 1),
                 long_adopters: long,
@@ -820,11 +956,15 @@ pub fn score_candidates(
             adopters: n,
             evidence,
             reason,
-        });
+        })
     }
+}
+
+/// Ranks `items` best first (score, then adopters, product, generation), then moves each
+/// newest generation not yet proven right after the best proven generation of the same product,
+/// whatever its score ("one generation behind").
+fn rank(items: &mut Vec<Recommendation>) {
     items.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.adopters.cmp(&a.adopters)).then(a.product.cmp(&b.product)).then(a.generation.cmp(&b.generation)));
-    // One generation behind: a newest generation not yet proven goes right after the best
-    // proven generation of the same product, whatever its score.
     let mut i = 0;
     while i < items.len() {
         if items[i].status == Status::NewestNotYetProven
@@ -836,6 +976,31 @@ pub fn score_candidates(
         }
         i += 1;
     }
+}
+
+/// Scores every generation in service in `reach` for `category`, leaving out `skip` (what the
+/// asking commune runs; other generations of those products get the continuity bonus) and
+/// what [`exclusion`] rejects. Returns (ranked items, excluded). Used by [`recommend`] and
+/// pooling.
+pub fn score_candidates(
+    ctx: &Ctx,
+    reach: &[Reach],
+    population: Option<u32>,
+    category: &Slug,
+    skip: &HashSet<Key>,
+    params: &Params,
+) -> (Vec<Recommendation>, Vec<Excluded>) {
+    let prior = ctx.prior(category, params);
+    // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
+    // count for the abandonment share.
+    let in_reach = ReachAdoptions::new(ctx, reach, category);
+    let mut groups = in_service_groups(ctx, &in_reach, reach, category);
+    let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
+    let ended = ended_counts(ctx, &in_reach, reach, category, &groups);
+    let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
+    let scoring = Scoring { ctx, category, population, skip, params, prior, ended, wsum };
+    let mut items: Vec<Recommendation> = groups.into_iter().filter_map(|(key, adopters)| scoring.score(key, &adopters)).collect();
+    rank(&mut items);
     (items, excluded)
 }
 
@@ -899,8 +1064,8 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
     let r = ctx.history.ratings(a.id, ctx.today);
     let own_rating = (r.n > 0).then(|| (round(r.mean_reliability, 2), r.n));
     let mut problem = generation.and_then(|g| exclusion(ctx, category, g, Some(population), params));
-    if problem.is_none() && r.n >= 2 && r.mean_reliability < 2.5 {
-        problem = Some(format!("jugé peu fiable par la commune ({}/5 sur {} retours)", fr(r.mean_reliability, 1), r.n));
+    if problem.is_none() && r.is_poor() {
+        problem = Some(format!("jugé peu fiable par la commune ({}/5 sur {} retours)", fr::decimal(r.mean_reliability, 1), r.n));
     }
     let newer = items.iter().find(|i| {
         i.product == a.product
@@ -911,10 +1076,7 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
             }
     });
     let other = items.iter().find(|i| i.product != a.product);
-    let name = |i: &Recommendation| match &i.generation_label {
-        Some(g) => format!("{} {g}", i.product_name),
-        None => i.product_name.clone(),
-    };
+    let name = |i: &Recommendation| ctx.catalog.label(&i.product, i.generation.as_ref());
     let (advice, target, reason) = match (&problem, newer, other) {
         (None, Some(n), _) => {
             (Advice::Stay, None, format!("Rester : la génération en place est supportée ; {} est éprouvée à proximité pour la suite.", name(n)))
@@ -993,7 +1155,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
             category: category.clone(),
             as_of: ctx.today,
             params: *params,
-            scope: Scope { step, hops: radius, isolated, communes_considered: reach.len(), note },
+            scope: SearchArea { step, hops: radius, isolated, communes_considered: reach.len(), note },
             current,
             items,
             excluded,

@@ -23,7 +23,8 @@
 //!   `incident_base` afterwards. Reliability = `round(4.6 - 0.45 · incidents + N(0, 0.5))` in
 //!   1-5; downtime = incidents × Exp(mean 3 h); support = `round(N(3.8, 0.8))` in 1-5. The same
 //!   curve for every product: early adopters of any product meet more incidents.
-//! - **Switching**: a commune whose simulated reliability mean is under 2.5 leaves its product
+//! - **Switching**: a commune whose simulated reliability mean is under 2.5 over at least 2
+//!   reports (the shared rule [`crate::core::history::is_poor_rating`]) leaves its product
 //!   with probability `switch_rate` a month.
 
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ use rand_distr::{Distribution, Exp, Normal, Poisson};
 
 use crate::core::catalog::{Catalog, Product, months_between};
 use crate::core::domain::{GenerationId, SizeClass, Slug};
-use crate::core::history::{Adoption, Feedback};
+use crate::core::history::{Adoption, Feedback, is_poor_rating};
 use crate::core::territory::{CommuneIdx, Territory};
 
 /// Parameters of the simulation; see the module doc for the model.
@@ -287,6 +288,127 @@ fn calibrate_website(w: &World, cat: &Slug, kind: &str, products: &[&Product]) -
     (best.0, best.1)
 }
 
+/// How a simulated adoption ends: (month it ends, the (product, generation) the commune moves
+/// to, if any).
+type Ending = (NaiveDate, Option<(Slug, Option<GenerationId>)>);
+
+/// One simulated feedback record `age` months (generation age at adoption, see the module
+/// doc) into a generation's life, dated `date`, for adoption id `adoption_id`. Draws, in this
+/// order: incidents ~ Poisson(`incident_base · (1 + teething · exp(-age / 9))` in the first
+/// year, `incident_base` after), reliability noise ~ N(0, 0.5), support ~ N(3.8, 0.8), then one
+/// Exp(mean 3 h) downtime per incident. Reliability and support are rounded and clamped to 1-5,
+/// downtime (hours) rounded to 0.1.
+fn draw_feedback(rng: &mut ChaCha8Rng, p: &SimParams, age: f64, first_year: bool, adoption_id: u64, date: NaiveDate) -> Feedback {
+    let lambda = p.incident_base * if first_year { 1.0 + p.teething * (-age / 9.0).exp() } else { 1.0 };
+    let incidents = Poisson::new(lambda).map(|d| d.sample(rng) as u32).unwrap_or(0);
+    let noise = Normal::new(0.0f64, 0.5).map(|d| d.sample(rng)).unwrap_or(0.0);
+    let reliability = (4.6 - 0.45 * f64::from(incidents) + noise).round().clamp(1.0, 5.0) as u8;
+    let support = Normal::new(3.8f64, 0.8).map(|d| d.sample(rng)).unwrap_or(3.8).round().clamp(1.0, 5.0) as u8;
+    let exp = Exp::new(1.0 / 3.0).ok();
+    let downtime: f64 = (0..incidents).map(|_| exp.map_or(3.0, |e| e.sample(rng))).sum::<f64>() + 0.0; // an empty f64 sum is -0.0
+    Feedback { id: 0, adoption_id, date, reliability, incidents, downtime_hours: (downtime * 10.0).round() / 10.0, support, comment: None, simulated: true }
+}
+
+/// Months (0 or more, as f64) between the release of the adopted generation and the adoption;
+/// for products with no published generations, since the product's first simulated adoption
+/// (`first_use`); 24 when unknown.
+fn generation_age(a: &Adoption, product: &Product, first_use: &HashMap<Slug, NaiveDate>) -> f64 {
+    match a.generation.as_ref().and_then(|g| product.generation(g)) {
+        Some(g) => g.age_months(a.since).unwrap_or(24),
+        None => first_use.get(&a.product).map_or(24, |f| months_between(*f, a.since)),
+    }
+    .max(0) as f64
+}
+
+/// The second phase's state: its random stream (upgrades, switches, feedback) and the
+/// feedback made so far (ids 0).
+struct Followup {
+    /// Seeded with `seed ^ 0x5eed_0f_11fe`, shared by every adoption in creation order.
+    rng: ChaCha8Rng,
+    /// Feedback records in creation order.
+    feedback: Vec<Feedback>,
+}
+
+/// Follows one adoption month by month from its start to `p.end` on the shared stream `out.rng`:
+/// feedback (about 6 months in, then yearly, at most 6, appended to `out.feedback` with
+/// `adoption_id`), upgrade near end of support, switch away from a poorly rated product
+/// ([`is_poor_rating`] on its own simulated reports). Returns how it ends, or `None` when it
+/// is still running at `p.end`.
+fn follow_adoption(
+    a: &Adoption,
+    adoption_id: u64,
+    product: &Product,
+    state: Option<&Diffusion>,
+    age: f64,
+    p: &SimParams,
+    out: &mut Followup,
+) -> Option<Ending> {
+    let Followup { rng, feedback } = out;
+    let mut month = a.since.with_day(1).unwrap_or(a.since);
+    let mut reliab_sum = 0.0;
+    let mut reliab_n = 0u32;
+    let mut next_feedback = a.since.checked_add_months(Months::new(6));
+    let mut count = 0;
+    loop {
+        month = month.checked_add_months(Months::new(1))?;
+        if month > p.end {
+            return None;
+        }
+        // Feedback.
+        if let Some(fd) = next_feedback.filter(|fd| *fd <= month && count < 6) {
+            let f = draw_feedback(rng, p, age, count == 0, adoption_id, fd);
+            reliab_sum += f64::from(f.reliability);
+            reliab_n += 1;
+            count += 1;
+            feedback.push(f);
+            next_feedback = fd.checked_add_months(Months::new(12));
+        }
+        // Upgrade when support nears its end.
+        let g = a.generation.as_ref().and_then(|g| product.generation(g));
+        if let Some(g) = g
+            && let Some(eos) = g.end_of_support
+            && eos.checked_sub_months(Months::new(p.upgrade_lead_months)).is_some_and(|s| month >= s)
+            && rng.random_bool(p.upgrade_rate)
+        {
+            let newer: Vec<_> = product.released_by(month).filter(|h| h.order > g.order && !h.support(month).is_ended()).collect();
+            if let Some(target) = newer.last() {
+                let gen_id = if newer.len() >= 2 && rng.random_bool(p.one_behind) { newer[newer.len() - 2].id.clone() } else { target.id.clone() };
+                return Some((month, Some((a.product.clone(), Some(gen_id)))));
+            }
+        }
+        // Switch away from a poorly rated product.
+        if is_poor_rating(reliab_sum / f64::from(reliab_n), reliab_n) && rng.random_bool(p.switch_rate) {
+            let others: Vec<&Product> = state.map(|s| s.products.iter().copied().filter(|q| q.id != a.product).collect()).unwrap_or_default();
+            if !others.is_empty() {
+                let q = others[rng.random_range(0..others.len())];
+                if let Some(g) = pick_generation(q, month, rng, p.one_behind) {
+                    return Some((month, Some((q.id.clone(), g))));
+                }
+            }
+        }
+    }
+}
+
+/// The diffusion of every category (the `site-web` hazard calibrated first, see
+/// [`calibrate_website`]): the adoptions in creation order (ids 0), each category's final
+/// state, and the calibrated `site-web` (hazard, share at the end of 2013).
+fn diffuse_all<'a>(w: &World<'a>, catalog: &'a Catalog, p: &SimParams) -> (Vec<Adoption>, Vec<Diffusion<'a>>, (f64, f64)) {
+    let mut adoptions: Vec<Adoption> = Vec::new();
+    let mut website = (0.0, 0.0);
+    let mut states = Vec::new();
+    for cat in &catalog.categories {
+        let products: Vec<&Product> = catalog.products_in(&cat.slug).filter(|p| !p.component).collect();
+        let hazard = if cat.slug.as_str() == "site-web" {
+            website = calibrate_website(w, &cat.slug, &cat.kind, &products);
+            website.0
+        } else {
+            p.base_hazard
+        };
+        states.push(diffuse(w, &cat.slug, &cat.kind, products, hazard, p.end, &mut adoptions));
+    }
+    (adoptions, states, website)
+}
+
 /// Runs the whole simulation. Deterministic: the same territory, catalogue and parameters give
 /// the same history.
 pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory {
@@ -298,27 +420,14 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
         epci_members: (0..n as CommuneIdx).map(|i| t.commune(i).epci.map(|s| t.members(&s)).unwrap_or(&[])).collect(),
         size: t.communes().iter().map(|c| size_factor(c.size_class())).collect(),
     };
-    let mut adoptions: Vec<Adoption> = Vec::new();
-    let mut website = (0.0, 0.0);
-    let mut states = Vec::new();
-    for cat in &catalog.categories {
-        let products: Vec<&Product> = catalog.products_in(&cat.slug).filter(|p| !p.component).collect();
-        let hazard = if cat.slug.as_str() == "site-web" {
-            website = calibrate_website(&w, &cat.slug, &cat.kind, &products);
-            website.0
-        } else {
-            p.base_hazard
-        };
-        states.push(diffuse(&w, &cat.slug, &cat.kind, products, hazard, p.end, &mut adoptions));
-    }
+    let (mut adoptions, states, website) = diffuse_all(&w, catalog, p);
     // Upgrades and switches, then feedback, on a separate random stream.
-    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0x5eed_0f_11fe);
+    let mut out = Followup { rng: ChaCha8Rng::seed_from_u64(p.seed ^ 0x5eed_0f_11fe), feedback: Vec::new() };
     let mut first_use: HashMap<Slug, NaiveDate> = HashMap::new();
     for a in &adoptions {
         let e = first_use.entry(a.product.clone()).or_insert(a.since);
         *e = (*e).min(a.since);
     }
-    let mut feedback: Vec<Feedback> = Vec::new();
     let mut k = 0;
     while k < adoptions.len() {
         let a = adoptions[k].clone();
@@ -327,79 +436,9 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
             continue;
         };
         let state = states.iter().find(|s| s.slug == &a.category);
-        let mut month = a.since.with_day(1).unwrap_or(a.since);
-        let mut reliab_sum = 0.0;
-        let mut reliab_n = 0.0;
-        let mut next_feedback = a.since.checked_add_months(Months::new(6));
-        let mut count = 0;
-        let age = match a.generation.as_ref().and_then(|g| product.generation(g)) {
-            Some(g) => g.age_months(a.since).unwrap_or(24),
-            None => first_use.get(&a.product).map_or(24, |f| months_between(*f, a.since)),
-        }
-        .max(0) as f64;
-        let mut ended = None;
-        loop {
-            month = match month.checked_add_months(Months::new(1)) {
-                Some(m) => m,
-                None => break,
-            };
-            if month > p.end {
-                break;
-            }
-            // Feedback.
-            if let Some(fd) = next_feedback.filter(|fd| *fd <= month && count < 6) {
-                let first_year = count == 0;
-                let lambda = p.incident_base * if first_year { 1.0 + p.teething * (-age / 9.0).exp() } else { 1.0 };
-                let incidents = Poisson::new(lambda).map(|d| d.sample(&mut rng) as u32).unwrap_or(0);
-                let noise = Normal::new(0.0f64, 0.5).map(|d| d.sample(&mut rng)).unwrap_or(0.0);
-                let reliability = (4.6 - 0.45 * f64::from(incidents) + noise).round().clamp(1.0, 5.0) as u8;
-                let support = Normal::new(3.8f64, 0.8).map(|d| d.sample(&mut rng)).unwrap_or(3.8).round().clamp(1.0, 5.0) as u8;
-                let exp = Exp::new(1.0 / 3.0).ok();
-                let downtime: f64 = (0..incidents).map(|_| exp.map_or(3.0, |e| e.sample(&mut rng))).sum::<f64>() + 0.0; // an empty f64 sum is -0.0
-                reliab_sum += f64::from(reliability);
-                reliab_n += 1.0;
-                count += 1;
-                // Ids are given below: adoption k - 1 gets id k.
-                feedback.push(Feedback {
-                    id: 0,
-                    adoption_id: k as u64,
-                    date: fd,
-                    reliability,
-                    incidents,
-                    downtime_hours: (downtime * 10.0).round() / 10.0,
-                    support,
-                    comment: None,
-                    simulated: true,
-                });
-                next_feedback = fd.checked_add_months(Months::new(12));
-            }
-            // Upgrade when support nears its end.
-            let g = a.generation.as_ref().and_then(|g| product.generation(g));
-            if let Some(g) = g
-                && let Some(eos) = g.end_of_support
-                && eos.checked_sub_months(Months::new(p.upgrade_lead_months)).is_some_and(|s| month >= s)
-                && rng.random_bool(p.upgrade_rate)
-            {
-                let newer: Vec<_> = product.released_by(month).filter(|h| h.order > g.order && !h.support(month).is_ended()).collect();
-                if let Some(target) = newer.last() {
-                    let gen_id = if newer.len() >= 2 && rng.random_bool(p.one_behind) { newer[newer.len() - 2].id.clone() } else { target.id.clone() };
-                    ended = Some((month, Some((a.product.clone(), Some(gen_id)))));
-                    break;
-                }
-            }
-            // Switch away from a poorly rated product.
-            if reliab_n >= 2.0 && reliab_sum / reliab_n < 2.5 && rng.random_bool(p.switch_rate) {
-                let others: Vec<&Product> = state.map(|s| s.products.iter().copied().filter(|q| q.id != a.product).collect()).unwrap_or_default();
-                if !others.is_empty() {
-                    let q = others[rng.random_range(0..others.len())];
-                    if let Some(g) = pick_generation(q, month, &mut rng, p.one_behind) {
-                        ended = Some((month, Some((q.id.clone(), g))));
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some((when, next)) = ended {
+        let age = generation_age(&a, product, &first_use);
+        // Ids are given below: adoption k - 1 gets id k.
+        if let Some((when, next)) = follow_adoption(&a, k as u64, product, state, age, p, &mut out) {
             adoptions[k - 1].until = Some(when);
             if let Some((product, generation)) = next {
                 adoptions.push(Adoption {
@@ -418,6 +457,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
         }
     }
     // Ids: adoptions in creation order from 1; feedback sorted by (adoption, date) from 1.
+    let mut feedback = out.feedback;
     for (i, a) in adoptions.iter_mut().enumerate() {
         a.id = i as u64 + 1;
     }
