@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use criterion::{Criterion, criterion_group, criterion_main};
 use voisinage::core::domain::{InseeCode, Siren, Slug};
-use voisinage::core::history::History;
+use voisinage::core::history::AdoptionIndex;
 use voisinage::core::pooling::pooled_purchases;
 use voisinage::core::recommend::{Ctx, Params, recommend};
 use voisinage::core::simulate::{SimParams, simulate};
@@ -45,7 +45,7 @@ fn benches(c: &mut Criterion) {
     let (territory, catalog) = (seeds::territory().unwrap(), seeds::catalog().unwrap());
     let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
     let demo = simulate(&territory, &catalog, &SimParams::new(2026, today));
-    let mut history = History::default();
+    let mut history = AdoptionIndex::default();
     demo.adoptions.into_iter().for_each(|a| history.add_adoption(a));
     demo.feedback.into_iter().for_each(|f| {
         history.add_feedback(f);
@@ -77,7 +77,7 @@ type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>
 struct Data<'a> {
     territory: &'a voisinage::core::territory::Territory,
     catalog: &'a voisinage::core::catalog::Catalog,
-    history: &'a History,
+    history: &'a AdoptionIndex,
     today: NaiveDate,
 }
 
@@ -139,7 +139,7 @@ fn national(c: &mut Criterion) {
     };
     let territory = seeds::territory_from_dir(std::path::Path::new(&seeds_dir)).unwrap();
     let catalog = seeds::catalog().unwrap();
-    let history = voisinage::store::Store::open(std::path::Path::new(&store_dir)).unwrap().load_history().unwrap();
+    let history = voisinage::store::Store::open(std::path::Path::new(&store_dir)).unwrap().load_index().unwrap();
     println!("national: {} communes, {} adoptions, {} feedback records", territory.communes().len(), history.adoptions().len(), history.feedback_count());
     let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
     let mut g = c.benchmark_group("national");

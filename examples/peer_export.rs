@@ -25,7 +25,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use clap::Parser;
 use voisinage::core::domain::{InseeCode, SizeClass};
-use voisinage::core::history::History;
+use voisinage::core::history::AdoptionIndex;
 use voisinage::core::recommend::{Ctx, Params, Step, recommend};
 use voisinage::core::simulate::{SimParams, simulate};
 use voisinage::seeds;
@@ -73,10 +73,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let catalog = seeds::catalog()?;
     let history = match &args.data_dir {
-        Some(d) => Store::open(d)?.load_history()?,
+        Some(d) => Store::open(d)?.load_index()?,
         None => {
             let demo = simulate(&territory, &catalog, &SimParams::new(2026, args.today));
-            let mut h = History::default();
+            let mut h = AdoptionIndex::default();
             demo.adoptions.into_iter().for_each(|a| h.add_adoption(a));
             demo.feedback.into_iter().for_each(|f| {
                 h.add_feedback(f);

@@ -320,11 +320,11 @@ fn shared_boundary_km(shapes: &[MultiPolygon], tolerance_m: f64, progress: &mut 
     let eps = tolerance_m / 1000.0;
     let near = |c: Coord| -> BTreeSet<u32> { tree.locate_within_distance(geo::Point::from(proj(c)), eps * eps).map(|g| g.data).collect() };
     let mut shared: BTreeMap<(u32, u32), f64> = BTreeMap::new();
-    for i in 0..n {
+    for (i, segments) in own.iter().enumerate().take(n) {
         if i % 64 == 0 {
             progress("frontières", i as u64, n as u64);
         }
-        for &(p, q) in &own[i] {
+        for &(p, q) in segments {
             let mid = Coord { x: (p.x + q.x) / 2.0, y: (p.y + q.y) / 2.0 };
             let np = near(p);
             if np.len() < 2 {

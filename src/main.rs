@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use voisinage::core::eval::{backtest, table};
-use voisinage::core::history::History;
+use voisinage::core::history::AdoptionIndex;
 use voisinage::core::recommend::Params;
 use voisinage::core::auth::{Principal, TokenScope};
 use voisinage::core::simulate::{SimParams, simulate};
@@ -203,7 +203,7 @@ fn run_eval(seed: u64, until: NaiveDate, cuts: &[NaiveDate], horizon_months: u32
     }
     let (territory, catalog) = (seeds::territory()?, seeds::catalog()?);
     let demo = simulate(&territory, &catalog, &SimParams::new(seed, until));
-    let mut history = History::default();
+    let mut history = AdoptionIndex::default();
     demo.adoptions.into_iter().for_each(|a| history.add_adoption(a));
     demo.feedback.into_iter().for_each(|f| {
         history.add_feedback(f);

@@ -2,7 +2,7 @@
 //! the CLI, the tests).
 //!
 //! [`Service`] owns the territory, the catalogue, the commune shapes, the durable store, the
-//! in-memory index of the store ([`History`]), the write lock and the answer cache. It is built
+//! in-memory index of the store ([`AdoptionIndex`]), the write lock and the answer cache. It is built
 //! by one function, [`Service::open`], from a [`Config`]. Its methods are the use cases; each
 //! write use case takes the caller's [`Principal`] and, where a retry must not write twice, an
 //! optional [`Idempotency`] key, checks the caller's rights, and writes its audit line.
@@ -21,7 +21,7 @@ use chrono::NaiveDate;
 use crate::core::auth::{Principal, Token, TokenHash, TokenScope};
 use crate::core::catalog::Catalog;
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
-use crate::core::history::{Adoption, Feedback, History, NewAdoption, NewFeedback, Ratings};
+use crate::core::history::{Adoption, Feedback, AdoptionIndex, NewAdoption, NewFeedback, Ratings};
 use crate::core::map::Shapes;
 use crate::core::pooling::{PooledPurchases, pooled_purchases};
 use crate::core::recommend::{Ctx, Params, recommend};
@@ -177,7 +177,7 @@ pub struct Stats {
 
 /// A serialised recommendation answer and what it was computed from.
 struct CachedAnswer {
-    /// [`History::version`] at the time.
+    /// [`AdoptionIndex::version`] at the time.
     version: u64,
     /// Reference date at the time.
     today: NaiveDate,
@@ -192,7 +192,7 @@ pub struct Service {
     shapes: Shapes,
     store: Store,
     /// In-memory index of the store, changed only after a durable write.
-    index: RwLock<History>,
+    index: RwLock<AdoptionIndex>,
     /// Serialises writes: the duplicate check and the write happen as one step.
     write_lock: Mutex<()>,
     /// Recommendation answers by commune, category and parameters; each is served while the
@@ -220,7 +220,7 @@ impl Service {
         if let Some(demo) = config.demo {
             load_demo(&data, &store, demo)?;
         }
-        let index = store.load_history()?;
+        let index = store.load_index()?;
         Ok(Service {
             territory: data.territory,
             catalog: data.catalog,
@@ -254,7 +254,7 @@ impl Service {
     }
 
     /// The index, read-locked (readers share it; a write waits for them).
-    pub fn index(&self) -> RwLockReadGuard<'_, History> {
+    pub fn index(&self) -> RwLockReadGuard<'_, AdoptionIndex> {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -503,13 +503,13 @@ fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<(
 }
 
 /// Adoption `id` if it is commune `code`'s. Errors: `NotFound`.
-fn own_adoption<'h>(h: &'h History, code: &InseeCode, id: u64) -> Result<&'h Adoption> {
+fn own_adoption<'h>(h: &'h AdoptionIndex, code: &InseeCode, id: u64) -> Result<&'h Adoption> {
     h.adoption(id).filter(|a| a.commune == *code).ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))
 }
 
 /// An adoption with its state, ratings and feedback on `today`, for a reader who may see the
 /// comments or not (`visible`).
-fn view(h: &History, a: &Adoption, today: NaiveDate, visible: bool) -> AdoptionView {
+fn view(h: &AdoptionIndex, a: &Adoption, today: NaiveDate, visible: bool) -> AdoptionView {
     AdoptionView { adoption: a.clone(), active: a.active_on(today), ratings: h.ratings(a.id, today), feedback: h.feedback(a.id).to_vec(), comments_visible: visible }
 }
 

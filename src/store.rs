@@ -28,7 +28,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::core::auth::{Token, TokenHash, TokenScope};
-use crate::core::history::{Adoption, Feedback, History, NewAdoption, NewFeedback};
+use crate::core::history::{Adoption, Feedback, AdoptionIndex, NewAdoption, NewFeedback};
 use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
 
@@ -152,7 +152,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
         // No periodic background flush: every write flushes and syncs itself (group commit).
-        // The read path is served from memory (`History`), so sled's page cache only serves
+        // The read path is served from memory (`AdoptionIndex`), so sled's page cache only serves
         // writes, tokens and idempotency keys: 64 MiB instead of sled's default 1 GiB.
         let db = sled::Config::new()
             .path(dir.join("store"))
@@ -247,8 +247,8 @@ impl Store {
     /// Builds the in-memory index from every adoption and feedback record, decoding one record
     /// at a time (no intermediate copy of the whole store). Errors: `Storage` on an unreadable
     /// record.
-    pub fn load_history(&self) -> Result<History> {
-        let mut h = History::default();
+    pub fn load_index(&self) -> Result<AdoptionIndex> {
+        let mut h = AdoptionIndex::default();
         for v in self.adoptions.iter().values() {
             h.add_adoption(serde_json::from_slice(&v.map_err(st)?).map_err(st)?);
         }

@@ -109,7 +109,7 @@ async fn sigkill_loses_no_acknowledged_write() {
                     i += 1;
                     tried += 1;
                     let (code, id) = targets[((w + i) % targets.len() as u64) as usize];
-                    let adoption = w == 0 && i % 5 == 0;
+                    let adoption = w == 0 && i.is_multiple_of(5);
                     let req = if adoption {
                         // Short, dated adoptions long ago (a repeat of the same one is a 409).
                         let year = 1990 + (cycle as u64 * 7 + i) % 30;

@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use voisinage::core::eval::{Method, backtest};
-use voisinage::core::history::History;
+use voisinage::core::history::AdoptionIndex;
 use voisinage::core::recommend::Params;
 use voisinage::core::simulate::{SimParams, simulate};
 use voisinage::seeds;
@@ -15,7 +15,7 @@ fn recommender_beats_popularity_on_a_held_out_seed() {
     let (t, c) = (seeds::territory().unwrap(), seeds::catalog().unwrap());
     let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     let demo = simulate(&t, &c, &SimParams::new(7, d("2026-11-29")));
-    let mut h = History::default();
+    let mut h = AdoptionIndex::default();
     demo.adoptions.into_iter().for_each(|a| h.add_adoption(a));
     demo.feedback.into_iter().for_each(|f| {
         h.add_feedback(f);

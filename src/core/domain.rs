@@ -80,7 +80,7 @@ impl Siren {
 
 /// A slug: 1 to 64 characters among `a-z`, `0-9` and `-`, used for category and product ids
 /// (`etat-civil`, `libreoffice`). Shared text (`Arc<str>`, 16 bytes): clones are cheap and the
-/// in-memory history keeps one copy of each distinct slug (see `History`).
+/// in-memory history keeps one copy of each distinct slug (see `AdoptionIndex`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Slug(Arc<str>);
 

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::core::catalog::Catalog;
 use crate::core::domain::{GenerationId, InseeCode, Slug};
-use crate::core::history::History;
+use crate::core::history::AdoptionIndex;
 use crate::core::recommend::{Ctx, Params, recommend};
 use crate::core::territory::{CommuneIdx, Territory};
 
@@ -168,7 +168,7 @@ struct CutData {
 
 impl CutData {
     /// Reads `h` and `catalog` for the cut `cut` and the horizon end `end`.
-    fn new(catalog: &Catalog, h: &History, cut: NaiveDate, end: NaiveDate) -> Self {
+    fn new(catalog: &Catalog, h: &AdoptionIndex, cut: NaiveDate, end: NaiveDate) -> Self {
         // Cases: adoptions started in [cut, end).
         let mut cases: BTreeMap<(InseeCode, Slug), HashSet<Key>> = BTreeMap::new();
         for a in h.adoptions().iter().filter(|a| a.since >= cut && a.since < end) {
@@ -209,7 +209,7 @@ impl CutData {
 /// Feedback dated in `[cut, end)`: per (category, key) and per category, (sum of reliability
 /// 1-5, number of records), summed in adoption order then feedback order.
 #[allow(clippy::type_complexity)]
-fn later_feedback(h: &History, cut: NaiveDate, end: NaiveDate) -> (HashMap<(Slug, Key), (f64, usize)>, HashMap<Slug, (f64, usize)>) {
+fn later_feedback(h: &AdoptionIndex, cut: NaiveDate, end: NaiveDate) -> (HashMap<(Slug, Key), (f64, usize)>, HashMap<Slug, (f64, usize)>) {
     let mut later: HashMap<(Slug, Key), (f64, usize)> = HashMap::new();
     let mut later_cat: HashMap<Slug, (f64, usize)> = HashMap::new();
     for a in h.adoptions() {
@@ -293,7 +293,7 @@ fn method_list(method: Method, ctx: &Ctx, data: &CutData, code: &InseeCode, idx:
 }
 
 /// Runs the backtest. Returns one row per (cut, method), then one total row per method.
-pub fn backtest(t: &Territory, catalog: &Catalog, h: &History, cuts: &[NaiveDate], horizon_months: u32, params: &Params) -> Vec<Metrics> {
+pub fn backtest(t: &Territory, catalog: &Catalog, h: &AdoptionIndex, cuts: &[NaiveDate], horizon_months: u32, params: &Params) -> Vec<Metrics> {
     let mut rows = Vec::new();
     let mut totals: BTreeMap<Method, Acc> = BTreeMap::new();
     for &cut in cuts {

@@ -32,7 +32,7 @@ mod tests {
         assert_eq!(int(999), "999");
         assert_eq!(int(1000), "1\u{202f}000");
         assert_eq!(int(1_234_567), "1\u{202f}234\u{202f}567");
-        assert_eq!(decimal(3.14159, 1), "3,1");
+        assert_eq!(decimal(3.16, 1), "3,2");
         assert_eq!(decimal(12.0, 0), "12");
         assert_eq!(decimal(1234.5, 1), "1234,5");
         assert_eq!(decimal(2.25, 2), "2,25");

@@ -158,12 +158,12 @@ impl NewAdoption {
 
     /// Refuses a second adoption of the same product generation for the same category that
     /// would be in service at the same time as one already recorded. Errors: `Conflict`.
-    pub fn check_duplicate(&self, history: &History) -> Result<()> {
+    pub fn check_duplicate(&self, history: &AdoptionIndex) -> Result<()> {
         self.check_duplicate_except(history, None)
     }
 
     /// [`NewAdoption::check_duplicate`], ignoring adoption `except` (the one being changed).
-    pub fn check_duplicate_except(&self, history: &History, except: Option<u64>) -> Result<()> {
+    pub fn check_duplicate_except(&self, history: &AdoptionIndex, except: Option<u64>) -> Result<()> {
         let overlap =
             |a: &Adoption| a.since.max(self.since) < a.until.unwrap_or(NaiveDate::MAX).min(self.until.unwrap_or(NaiveDate::MAX)) || a.since == self.since;
         if let Some(a) = history
@@ -368,7 +368,8 @@ struct PriorSums {
     n: u64,
 }
 
-/// All adoptions and feedback, indexed for the recommender.
+/// The in-memory index of every adoption and feedback record (rebuilt from the store at start,
+/// updated after each durable write), as the recommender, pooling and pages read them.
 ///
 /// Layout (measured in `BENCHMARKS.md`): adoptions in one `Vec` in insertion order, each with its
 /// category, product and generation as shared text interned here (one copy of each distinct
@@ -376,7 +377,7 @@ struct PriorSums {
 /// ended) hold `u32` positions into that `Vec`, not copies; feedback sits in a `Vec` per adoption at the same
 /// position.
 #[derive(Debug, Default)]
-pub struct History {
+pub struct AdoptionIndex {
     adoptions: Vec<Adoption>,
     by_id: HashMap<u64, u32>,
     by_commune: HashMap<InseeCode, Vec<u32>>,
@@ -394,7 +395,7 @@ pub struct History {
     n_feedback: usize,
     version: u64,
     /// Category priors already computed, kept up to date as feedback arrives (see
-    /// [`History::category_prior`]).
+    /// [`AdoptionIndex::category_prior`]).
     priors: std::sync::Mutex<HashMap<PriorKey, PriorSums>>,
 }
 
@@ -407,7 +408,7 @@ fn intern<T: Clone + Eq + std::hash::Hash>(set: &mut HashSet<T>, v: &mut T) {
     }
 }
 
-impl History {
+impl AdoptionIndex {
     /// Adds (or replaces, same id) an adoption.
     pub fn add_adoption(&mut self, mut a: Adoption) {
         self.version += 1;
@@ -502,7 +503,7 @@ impl History {
 
     /// Category prior: the mean quality ([`quality_of`]) of every feedback record of the
     /// category dated on or before `today`, 3.0 when there is none. Computed once per
-    /// (category, penalties, date) and then kept up to date by [`History::add_feedback`], so
+    /// (category, penalties, date) and then kept up to date by [`AdoptionIndex::add_feedback`], so
     /// that a recommendation does not walk the whole category each time. At most 256 variants
     /// are kept (parameters come from requests): past that the cache starts again.
     pub fn category_prior(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate) -> f64 {
@@ -645,7 +646,7 @@ mod tests {
 
     #[test]
     fn slugs_are_stored_once() {
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         h.add_adoption(adoption(1, "29019", "copieur-a"));
         h.add_adoption(adoption(2, "29232", "copieur-a"));
         let (a, b) = (h.adoption(1).unwrap(), h.adoption(2).unwrap());
@@ -660,12 +661,12 @@ mod tests {
     fn in_service_by_category_follows_ends_and_replacements() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let cat = Slug::parse("copieur").unwrap();
-        let ids = |h: &History, date: &str| {
+        let ids = |h: &AdoptionIndex, date: &str| {
             let mut v: Vec<u64> = h.in_service_in_category(&cat, d(date)).map(|a| a.id).collect();
             v.sort();
             v
         };
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         h.add_adoption(adoption(1, "29019", "copieur-a")); // since 2020-01-01, no end
         let mut ended = adoption(2, "29232", "copieur-b");
         ended.until = Some(d("2022-06-01"));
@@ -702,7 +703,7 @@ mod tests {
 
     #[test]
     fn feedback_follows_its_adoption_and_replacement_keeps_it() {
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         h.add_adoption(adoption(1, "29019", "copieur-a"));
         h.add_adoption(adoption(2, "29232", "copieur-b"));
         assert!(h.add_feedback(feedback(10, 2, 5)));

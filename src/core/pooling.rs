@@ -211,7 +211,7 @@ fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
 
 /// Whether and why a member needs something in a category within `horizon_months`.
 pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32) -> Option<Need> {
-    let active: Vec<_> = ctx.history.active(code, category, ctx.today).collect();
+    let active: Vec<_> = ctx.index.active(code, category, ctx.today).collect();
     if active.is_empty() {
         return Some(Need::NoProduct);
     }
@@ -238,7 +238,7 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
         if let Some(d) = a.contract_end.filter(|d| *d <= horizon) {
             return Some(Need::ContractEnds { product, generation, date: d });
         }
-        let r = ctx.history.ratings(a.id, ctx.today);
+        let r = ctx.index.ratings(a.id, ctx.today);
         if r.is_poor() {
             return Some(Need::PoorRating { product, generation, mean_reliability: (r.mean_reliability * 100.0).round() / 100.0, n: r.n });
         }
@@ -297,7 +297,7 @@ fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], category: &Slug, horizon
         .iter()
         .filter_map(|&m| {
             let code = ctx.territory.commune(m).code;
-            let workstations = ctx.history.active(&code, category, ctx.today).filter_map(|a| a.workstations).max();
+            let workstations = ctx.index.active(&code, category, ctx.today).filter_map(|a| a.workstations).max();
             need_of(ctx, &code, category, horizon_months).map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need, workstations })
         })
         .collect();
@@ -367,7 +367,7 @@ fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], c
                 .iter()
                 .copied()
                 .filter(|&m| {
-                    ctx.history.active(&ctx.territory.commune(m).code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
+                    ctx.index.active(&ctx.territory.commune(m).code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
                 })
                 .map(|m| member(ctx, m))
                 .collect()
@@ -437,7 +437,7 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result
 mod tests {
     use super::*;
     use crate::core::catalog::tests::small as small_catalog;
-    use crate::core::history::{Adoption, Feedback, History};
+    use crate::core::history::{Adoption, Feedback, AdoptionIndex};
     use crate::core::territory::tests::small as small_territory;
 
     fn d(s: &str) -> NaiveDate {
@@ -447,7 +447,7 @@ mod tests {
     #[test]
     fn needs_option_order_and_timetable() {
         let (t, c) = (small_territory(), small_catalog());
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         let mk = |id: u64, code: &str, g: &str, contract_end: Option<NaiveDate>| Adoption {
             id,
             commune: InseeCode::parse(code).unwrap(),

@@ -38,7 +38,7 @@ use serde::Serialize;
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
-use crate::core::history::{Adoption, Feedback, History};
+use crate::core::history::{Adoption, Feedback, AdoptionIndex};
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
 
@@ -457,19 +457,19 @@ pub struct Ctx<'a> {
     /// Catalogue.
     pub catalog: &'a Catalog,
     /// Adoptions and feedback.
-    pub history: &'a History,
+    pub index: &'a AdoptionIndex,
     /// Reference date: nothing dated after it is read.
     pub today: NaiveDate,
 }
 
 impl<'a> Ctx<'a> {
     /// A context at `today`.
-    pub fn new(territory: &'a Territory, catalog: &'a Catalog, history: &'a History, today: NaiveDate) -> Self {
-        Ctx { territory, catalog, history, today }
+    pub fn new(territory: &'a Territory, catalog: &'a Catalog, index: &'a AdoptionIndex, today: NaiveDate) -> Self {
+        Ctx { territory, catalog, index, today }
     }
 
     fn prior(&self, category: &Slug, p: &Params) -> Prior {
-        Prior { mean: self.history.category_prior(category, p.incident_penalty, p.downtime_penalty, self.today) }
+        Prior { mean: self.index.category_prior(category, p.incident_penalty, p.downtime_penalty, self.today) }
     }
 }
 
@@ -583,8 +583,8 @@ enum ReachAdoptions {
 impl ReachAdoptions {
     fn new(ctx: &Ctx, reach: &[Reach], category: &Slug) -> Self {
         // Adoptions read: reach x (all adoptions / communes) one way, the category's the other.
-        let by_commune = reach.len() as f64 * ctx.history.adoptions().len() as f64 / ctx.territory.communes().len().max(1) as f64;
-        if by_commune <= ctx.history.category_len(category) as f64 {
+        let by_commune = reach.len() as f64 * ctx.index.adoptions().len() as f64 / ctx.territory.communes().len().max(1) as f64;
+        if by_commune <= ctx.index.category_len(category) as f64 {
             return ReachAdoptions::ByCommune;
         }
         let mut pos = vec![u32::MAX; ctx.territory.communes().len()];
@@ -610,12 +610,12 @@ impl ReachAdoptions {
         match self {
             ReachAdoptions::ByCommune => Box::new(reach.iter().flat_map(move |r| {
                 let wanted = wanted.clone();
-                ctx.history.of_commune(&ctx.territory.commune(r.idx).code).filter(move |a| &a.category == category && wanted(a)).map(move |a| (r, a))
+                ctx.index.of_commune(&ctx.territory.commune(r.idx).code).filter(move |a| &a.category == category && wanted(a)).map(move |a| (r, a))
             })),
             ReachAdoptions::ByCategory(pos) => {
                 let adoptions: Box<dyn Iterator<Item = &'a Adoption> + 'a> = match in_service {
-                    InService::Yes => Box::new(ctx.history.in_service_in_category(category, today)),
-                    InService::No => Box::new(ctx.history.ended_in_category(category)),
+                    InService::Yes => Box::new(ctx.index.in_service_in_category(category, today)),
+                    InService::No => Box::new(ctx.index.ended_in_category(category)),
                 };
                 Box::new(adoptions.filter(move |a| wanted(a)).filter_map(move |a| {
                     let i = ctx.territory.idx_of(&a.commune)?;
@@ -669,7 +669,7 @@ fn drop_unproposable<V>(
 
 /// Ended adoptions of the reach, only of the candidate generations (`candidates`, the keys of
 /// the groups left): key → (ended adoptions, of which abandoned: the commune later left the
-/// product, see `History::abandoned_by`).
+/// product, see `AdoptionIndex::abandoned_by`).
 fn ended_counts<V>(ctx: &Ctx, in_reach: &ReachAdoptions, reach: &[Reach], category: &Slug, candidates: &BTreeMap<Key, V>) -> HashMap<Key, (usize, usize)> {
     let mut ended: HashMap<Key, (usize, usize)> = HashMap::new();
     if !candidates.is_empty() {
@@ -682,7 +682,7 @@ fn ended_counts<V>(ctx: &Ctx, in_reach: &ReachAdoptions, reach: &[Reach], catego
             {
                 let e = ended.entry(key).or_default();
                 e.0 += 1;
-                if ctx.history.abandoned_by(a, ctx.today) {
+                if ctx.index.abandoned_by(a, ctx.today) {
                     e.1 += 1;
                 }
             }
@@ -726,7 +726,7 @@ fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Para
         }
         starts.push(a.since);
         let (mut n, mut sum) = (0u32, 0.0);
-        for f in ctx.history.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
+        for f in ctx.index.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
             let age = months_between(f.date, ctx.today).max(0) as f64;
             let w = r.weight * 0.5f64.powf(age / params.half_life_months);
             sw += w;
@@ -1061,7 +1061,7 @@ fn size_label(s: SizeClass) -> &'static str {
 fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items: &[Recommendation], params: &Params) -> UpgradePath {
     let product = ctx.catalog.product(&a.product).ok();
     let generation = product.and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
-    let r = ctx.history.ratings(a.id, ctx.today);
+    let r = ctx.index.ratings(a.id, ctx.today);
     let own_rating = (r.n > 0).then(|| (round(r.mean_reliability, 2), r.n));
     let mut problem = generation.and_then(|g| exclusion(ctx, category, g, Some(population), params));
     if problem.is_none() && r.is_poor() {
@@ -1120,7 +1120,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     let idx = ctx.territory.find(commune)?;
     ctx.catalog.category(category)?;
     let c = ctx.territory.commune(idx);
-    let running: Vec<&Adoption> = ctx.history.active(commune, category, ctx.today).collect();
+    let running: Vec<&Adoption> = ctx.index.active(commune, category, ctx.today).collect();
     let skip: HashSet<Key> = running.iter().map(|a| (a.product.clone(), a.generation.clone())).collect();
     let isolated = !ctx.territory.has_border_neighbour(idx);
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
@@ -1174,7 +1174,7 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
-    fn adopt(h: &mut History, id: u64, code: &str, product: &str, generation: Option<&str>, since: &str, ratings: &[u8]) {
+    fn adopt(h: &mut AdoptionIndex, id: u64, code: &str, product: &str, generation: Option<&str>, since: &str, ratings: &[u8]) {
         h.add_adoption(Adoption {
             id,
             commune: InseeCode::parse(code).unwrap(),
@@ -1204,7 +1204,7 @@ mod tests {
 
     #[test]
     fn cached_prior_follows_new_feedback() {
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         adopt(&mut h, 1, "35238", "spip", None, "2020-01-01", &[5, 3]);
         let (web, today) = (Slug::parse("site-web").unwrap(), d("2026-11-29"));
         assert_eq!(h.category_prior(&web, 0.0, 0.0, today), 4.0);
@@ -1215,7 +1215,7 @@ mod tests {
         adopt(&mut h, 3, "35051", "wordpress", None, "2020-01-15", &[1]); // dated 2020-02-14
         assert_eq!(h.category_prior(&web, 0.0, 0.0, d("2020-02-15")), 3.0);
         // The same as a history built from scratch.
-        let mut fresh = History::default();
+        let mut fresh = AdoptionIndex::default();
         adopt(&mut fresh, 1, "35238", "spip", None, "2020-01-01", &[5, 3]);
         adopt(&mut fresh, 2, "35051", "spip", None, "2021-01-01", &[2]);
         adopt(&mut fresh, 3, "35051", "wordpress", None, "2020-01-15", &[1]);
@@ -1228,7 +1228,7 @@ mod tests {
     #[test]
     fn both_ways_of_reading_a_reach_give_the_same_adoptions() {
         let (t, c) = (small_territory(), small_catalog());
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         adopt(&mut h, 1, "35002", "cms", Some("2"), "2019-01-01", &[4]);
         adopt(&mut h, 2, "35003", "cms", Some("3"), "2025-07-01", &[5]);
         adopt(&mut h, 3, "35004", "spip", None, "2015-01-01", &[3]);
@@ -1262,7 +1262,7 @@ mod tests {
     #[test]
     fn one_generation_behind_and_end_of_support() {
         let (t, c) = (small_territory(), small_catalog());
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         // B (1 hop from A) and C (2 hops) run cms 2 since 2019; C also runs the young cms 3
         // since 2025-07; D runs cms 1, past end of support.
         adopt(&mut h, 1, "35002", "cms", Some("2"), "2019-01-01", &[4, 4, 4]);
@@ -1287,7 +1287,7 @@ mod tests {
     #[test]
     fn reliability_is_the_shrunk_lower_bound() {
         let (t, c) = (small_territory(), small_catalog());
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         adopt(&mut h, 1, "35002", "cms", Some("2"), "2025-10-01", &[4, 4]);
         let ctx = Ctx::new(&t, &c, &h, d("2025-12-01"));
         let p = Params::default();
@@ -1309,7 +1309,7 @@ mod tests {
     #[test]
     fn many_good_ratings_beat_two_glowing_ones() {
         let (t, c) = (small_territory(), small_catalog());
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         adopt(&mut h, 1, "35002", "spip", None, "2018-01-01", &[5, 5]);
         let many: Vec<u8> = vec![4; 40];
         adopt(&mut h, 2, "35002", "cms", Some("2"), "2018-01-01", &many);
@@ -1324,11 +1324,11 @@ mod tests {
     #[test]
     fn incidents_lower_reliability() {
         let (t, c) = (small_territory(), small_catalog());
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         adopt(&mut h, 1, "35002", "cms", Some("2"), "2018-01-01", &[4, 4]);
         let ctx = Ctx::new(&t, &c, &h, d("2022-01-01"));
         let before = recommend(&ctx, &code("35001"), &web(), &Params::default()).unwrap().items[0].reliability.mean;
-        let mut h2 = History::default();
+        let mut h2 = AdoptionIndex::default();
         adopt(&mut h2, 1, "35002", "cms", Some("2"), "2018-01-01", &[]);
         for k in 0..2 {
             h2.add_feedback(Feedback {
@@ -1353,7 +1353,7 @@ mod tests {
     #[test]
     fn island_widens_and_upgrade_path() {
         let (t, c) = (small_territory(), small_catalog());
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         adopt(&mut h, 1, "35001", "cms", Some("2"), "2019-01-01", &[4]);
         adopt(&mut h, 2, "35002", "cms", Some("2"), "2019-01-01", &[4]);
         adopt(&mut h, 3, "35005", "cms", Some("1"), "2012-01-01", &[4]);
@@ -1379,7 +1379,7 @@ mod tests {
     #[test]
     fn regulation_excludes_generations_unsupported_before_its_date() {
         let (t, c) = (small_territory(), small_catalog());
-        let mut h = History::default();
+        let mut h = AdoptionIndex::default();
         // The test catalogue's rule "big" (site-web, from 2022-01-01, communes over 3,500).
         // cms 1 ended 2018-01-01: for C (4,000 inhabitants) it fails the rule; the support end
         // is reported first anyway. Use a generation with no end date: cms 3 passes.
@@ -1420,15 +1420,13 @@ mod tests {
         let (t, c) = (small_territory(), small_catalog());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         for case in 0..200 {
-            let mut h = History::default();
+            let mut h = AdoptionIndex::default();
             let n = rng.random_range(0..6usize);
             let ratings: Vec<u8> = (0..n).map(|_| rng.random_range(1..=5u8)).collect();
             adopt(&mut h, 1, "35002", "cms", Some("2"), "2018-01-01", &ratings);
             let other: Vec<u8> = (0..rng.random_range(0..5usize)).map(|_| rng.random_range(1..=5u8)).collect();
             adopt(&mut h, 2, "35003", "spip", None, "2018-01-01", &other);
-            let mut p = Params::default();
-            p.prior_weight = rng.random_range(0.0..10.0);
-            p.z = rng.random_range(0.0..3.0);
+            let p = Params { prior_weight: rng.random_range(0.0..10.0), z: rng.random_range(0.0..3.0), ..Params::default() };
             let today = d("2024-01-01");
             let before = recommend(&Ctx::new(&t, &c, &h, today), &code("35001"), &web(), &p).unwrap();
             h.add_feedback(Feedback {

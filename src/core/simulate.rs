@@ -422,7 +422,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
     };
     let (mut adoptions, states, website) = diffuse_all(&w, catalog, p);
     // Upgrades and switches, then feedback, on a separate random stream.
-    let mut out = Followup { rng: ChaCha8Rng::seed_from_u64(p.seed ^ 0x5eed_0f_11fe), feedback: Vec::new() };
+    let mut out = Followup { rng: ChaCha8Rng::seed_from_u64(p.seed ^ 0x005e_ed0f_11fe), feedback: Vec::new() };
     let mut first_use: HashMap<Slug, NaiveDate> = HashMap::new();
     for a in &adoptions {
         let e = first_use.entry(a.product.clone()).or_insert(a.since);

@@ -151,7 +151,7 @@ pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Q
             props.insert("name".into(), cm.name.clone().into());
             props.insert("population".into(), cm.population.into());
             for cat in &ctx.catalog.categories {
-                let a = ctx.history.active(&cm.code, &cat.slug, ctx.today).next();
+                let a = ctx.index.active(&cm.code, &cat.slug, ctx.today).next();
                 let status = MapStatus::of(need_of(ctx, &cm.code, &cat.slug, horizon).as_ref());
                 props.insert(format!("{}_product", cat.slug), a.map(|a| serde_json::Value::from(a.product.to_string())).unwrap_or(serde_json::Value::Null));
                 props.insert(

@@ -8,8 +8,8 @@ use actix_web::web;
 use serde::Deserialize;
 
 use super::{PageError, PageResult, html, page};
-use crate::core::catalog::Catalog;
-use crate::core::domain::{GenerationId, Siren, Slug};
+use crate::core::domain::{Siren, Slug};
+use crate::core::fr;
 use crate::core::map::{MapItem, MapStatus, escape, svg};
 use crate::core::pooling::{Groupement, PooledPurchases, need_of};
 use crate::core::recommend::Ctx;
@@ -65,7 +65,7 @@ fn header(ctx: &Ctx, epci: &Epci, pp: &PooledPurchases, horizon: u32) -> String 
         escape(&epci.name),
         escape(&epci.kind),
         epci.siren,
-        fr_int(u64::from(epci.population)),
+        fr::int(u64::from(epci.population)),
         epci.members.len(),
         ctx.territory.members(&epci.siren).len(),
         pp.as_of,
@@ -84,7 +84,7 @@ fn map_section(ctx: &Ctx, s: &Service, epci: &Epci, category: &Slug, horizon: u3
         .map(|&m| {
             let cm = ctx.territory.commune(m);
             let need = need_of(ctx, &cm.code, category, horizon);
-            let running: Vec<String> = ctx.history.active(&cm.code, category, ctx.today).map(|a| product_label(ctx.catalog, &a.product, a.generation.as_ref())).collect();
+            let running: Vec<String> = ctx.index.active(&cm.code, category, ctx.today).map(|a| ctx.catalog.label(&a.product, a.generation.as_ref())).collect();
             let detail = if running.is_empty() { "aucun produit".to_string() } else { running.join(", ") };
             MapItem { code: cm.code, name: &cm.name, status: MapStatus::of(need.as_ref()), detail }
         })
@@ -131,7 +131,7 @@ fn groupement(g: &Groupement) -> String {
         let _ = write!(c, " <strong>Première échéance :</strong> {d} ({} commune(s) à échéance dans les 6 mois suivants).", g.due_together.len());
     }
     c.push_str("</p>");
-    let _ = write!(c, "<p><strong>Volume :</strong> {} communes, {} habitants", g.volume.communes, fr_int(g.volume.population));
+    let _ = write!(c, "<p><strong>Volume :</strong> {} communes, {} habitants", g.volume.communes, fr::int(g.volume.population));
     if let Some(w) = g.volume.workstations {
         let _ = write!(c, ", {w} postes déclarés");
     }
@@ -154,7 +154,7 @@ fn groupement(g: &Groupement) -> String {
             "<tr><th scope=\"row\">{} ({})</th><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&m.member.name),
             m.member.code,
-            fr_int(u64::from(m.member.population)),
+            fr::int(u64::from(m.member.population)),
             escape(&m.reason),
             m.need.deadline().map(|d| d.to_string()).unwrap_or_else(|| "—".into())
         );
@@ -174,7 +174,7 @@ fn members_section(epci: &Epci, horizon: u32) -> String {
         "<h2>Communes membres</h2><table><caption>Membres de l'EPCI</caption><thead><tr><th scope=\"col\">Commune</th><th scope=\"col\">Code INSEE</th><th scope=\"col\">Population</th></tr></thead><tbody>",
     );
     for m in &epci.members {
-        let _ = write!(c, "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td></tr>", escape(&m.name), m.code, fr_int(u64::from(m.population)));
+        let _ = write!(c, "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td></tr>", escape(&m.name), m.code, fr::int(u64::from(m.population)));
     }
     let _ = write!(
         c,
@@ -182,28 +182,4 @@ fn members_section(epci: &Epci, horizon: u32) -> String {
         epci.siren, horizon
     );
     c
-}
-
-fn fr_int(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push('\u{202f}');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-fn product_label(catalog: &Catalog, product: &Slug, generation: Option<&GenerationId>) -> String {
-    let p = catalog.product(product).ok();
-    let name = p.map_or_else(|| product.to_string(), |p| p.name.clone());
-    match generation {
-        Some(g) => {
-            let label = p.and_then(|p| p.generations.iter().find(|x| &x.id == g)).map_or_else(|| g.to_string(), |x| x.label.clone());
-            format!("{name} {label}")
-        }
-        None => name,
-    }
 }
