@@ -245,9 +245,15 @@ async fn adoption_feedback_and_recommendation() {
 
     let (s, rec) = get(&app, "/api/v1/communes/35238/recommendations?category=poste-de-travail").await;
     assert_eq!(s, 200, "{rec}");
-    assert_eq!(rec["scope"]["step"], "neighbours");
+    // Nothing is proven anywhere (one adopter, 8 months): the search widens to the whole
+    // territory, and says so.
+    assert_eq!(rec["scope"]["step"], "territory");
+    assert_eq!(rec["scope"]["note"], "Aucune option éprouvée, même sur tout le territoire : les options listées ne sont pas encore éprouvées.");
     let item = &rec["items"][0];
-    assert_eq!((item["product"].as_str(), item["generation"].as_str()), (Some("windows"), Some("11-26h1-w")));
+    // The generation is Windows 11 (what a commune migrates to); the release advised within it
+    // is the newest out of its 3-month teething period and supported beyond 12 months.
+    assert_eq!((item["product"].as_str(), item["generation"].as_str()), (Some("windows"), Some("11")));
+    assert_eq!((item["release"].as_str(), item["release_label"].as_str()), (Some("11-26h1-w"), Some("11 26H1 (W)")));
     assert_eq!(item["evidence"][0]["code"], "35051");
     assert_eq!(item["evidence"][0]["hops"], 1);
     assert_eq!(item["evidence"][0]["n_ratings"], 3);
@@ -259,11 +265,14 @@ async fn adoption_feedback_and_recommendation() {
     assert!((item["reliability"]["mean"].as_f64().unwrap() - q).abs() < 1e-3, "{}", item["reliability"]);
     assert!(item["reliability"]["lower_bound"].as_f64().unwrap() < q);
     assert_eq!(item["status"], "newest_not_yet_proven", "one adopter, 8 months");
-    assert!(item["reason"].as_str().unwrap().contains("1 commune"));
+    let reason = item["reason"].as_str().unwrap();
+    assert!(reason.starts_with("Microsoft Windows 11 : en service dans 1 commune à 6 km au plus depuis 8 mois en moyenne ;"), "{reason}");
+    assert!(reason.contains("pas encore éprouvée à proximité") && !reason.contains("saut"), "{reason}");
     // Cesson itself is not recommended what it already runs.
     let (_, own) = get(&app, "/api/v1/communes/35051/recommendations?category=poste-de-travail&hops=1").await;
-    assert!(own["items"].as_array().unwrap().iter().all(|i| i["generation"] != "11-26h1-w"));
+    assert!(own["items"].as_array().unwrap().iter().all(|i| i["generation"] != "11"));
     assert_eq!(own["current"][0]["adoption_id"].as_u64(), Some(id));
+    assert_eq!((own["current"][0]["generation"].as_str(), own["current"][0]["release"].as_str()), (Some("11"), Some("11-26h1-w")));
     assert_eq!(own["current"][0]["advice"], "stay");
     // Parameters can be overridden within bounds; out of bounds is 422, unknown is 400.
     let (s, tuned) = get(&app, "/api/v1/communes/35238/recommendations?category=poste-de-travail&hop_decay=0.9&z=0").await;
@@ -319,7 +328,11 @@ async fn epci_and_catalog() {
     let ids: Vec<&str> = web["products"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"wordpress") && ids.contains(&"spip"), "{ids:?}");
     let lo = all["products"].as_array().unwrap().iter().find(|p| p["id"] == "libreoffice").unwrap();
-    let g248 = lo["generations"].as_array().unwrap().iter().find(|g| g["id"] == "24.8").unwrap();
+    // LibreOffice is one generation (the line, updated in place); its branches are releases.
+    let gens = lo["generations"].as_array().unwrap();
+    assert_eq!((gens.len(), gens[0]["id"].as_str(), gens[0]["releases"].as_array().unwrap().len()), (1, Some("all"), 9));
+    assert_eq!(lo["generation_rule"], "line");
+    let g248 = lo["releases"].as_array().unwrap().iter().find(|g| g["id"] == "24.8").unwrap();
     assert_eq!(g248["released"], "2024-07-09", "imported from endoflife.date");
     assert_eq!(g248["end_of_support"], "2025-06-12");
     assert!(g248["source"].as_str().unwrap().contains("endoflife.date"));

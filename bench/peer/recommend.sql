@@ -103,13 +103,13 @@ fb AS (
 -- Ended adoptions of the reach, for the share of communes that left the generation.
 ended AS (
     SELECT a.product, a.generation, count(*) AS n_ended,
-        count(*) FILTER (WHERE nxt.product IS NULL OR nxt.product <> a.product) AS n_abandoned
+        -- Left the product: no other adoption of the same product, started since, still in
+        -- service after this one's end (an overlapping upgrade continues the product).
+        count(*) FILTER (WHERE NOT EXISTS (
+            SELECT 1 FROM adoptions b
+            WHERE b.commune = a.commune AND b.category = a.category AND b.id <> a.id AND b.product = a.product
+              AND b.since >= a.since AND b.since <= today AND (b.until IS NULL OR b.until > a.until))) AS n_abandoned
     FROM reach r JOIN adoptions a ON a.commune = r.code
-    LEFT JOIN LATERAL (
-        SELECT b.product FROM adoptions b
-        WHERE b.commune = a.commune AND b.category = a.category AND b.id <> a.id AND b.since >= a.until AND b.since <= today
-        ORDER BY b.since, b.id LIMIT 1
-    ) nxt ON true
     WHERE a.category = cat AND a.since <= today AND a.until <= today
     GROUP BY a.product, a.generation
 ),
@@ -143,16 +143,12 @@ scored AS (
 ranked AS (
     SELECT product, generation, n AS adopters, proven, (NOT proven AND coalesce(newest, false)) AS newest_not_proven,
         round(((base + 0.2 * same_product::int) / 1.2)::numeric, 4) AS score,
-        row_number() OVER (ORDER BY round(((base + 0.2 * same_product::int) / 1.2)::numeric, 4) DESC, n DESC,
+        -- Proven generations first, whatever the product; then by score.
+        row_number() OVER (ORDER BY proven DESC, round(((base + 0.2 * same_product::int) / 1.2)::numeric, 4) DESC, n DESC,
                            product COLLATE "C", generation COLLATE "C" NULLS FIRST) AS pos
     FROM scored
 )
--- One generation behind: a newest generation not yet proven goes right after the best proven
--- generation of the same product ranked below it.
-SELECT coalesce(CASE WHEN r.newest_not_proven THEN
-                    (SELECT min(p.pos) FROM ranked p WHERE p.product = r.product AND p.proven AND p.pos > r.pos) + 0.5 END,
-                r.pos)::float8 AS pos,
-       r.product, r.generation, r.score, r.adopters
+SELECT r.pos::float8 AS pos, r.product, r.generation, r.score, r.adopters
 FROM ranked r
 ORDER BY 1
 $$;

@@ -25,10 +25,36 @@ pub struct Category {
     pub kind: String,
 }
 
-/// One generation (major version, release cycle or technology) of a product.
+/// How a product's releases group into generations: the unit a commune migrates to or buys
+/// (Windows 10 / Windows 11; Office 2019 / 2021 / 2024; Drupal 10 / 11), as opposed to a
+/// release (a feature update, a minor version, a patch branch), which is updated in place with
+/// no purchase and no data migration. Catalogue data: `generation_rule` in `products.toml`,
+/// with its source in `generation_rule_source`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GenerationRule {
+    /// Each release cycle is a generation (Office 2019 / 2021 / 2024, Debian 12 / 13, hand-typed
+    /// generations). The default.
+    #[default]
+    Cycle,
+    /// The cycle's text before its first `.` (Drupal `10.4` → `10`, VMware ESXi `8.0` → `8`).
+    Major,
+    /// The cycle's text before its first `-` (Windows `11-24h2-w` → `11`).
+    BeforeDash,
+    /// The whole product line is one generation, updated in place (Chrome, Firefox,
+    /// LibreOffice, WordPress, firewall firmware); its id is [`WHOLE_LINE`].
+    Line,
+}
+
+/// Id of the one generation of a product whose rule is [`GenerationRule::Line`].
+pub const WHOLE_LINE: &str = "all";
+
+/// One generation (major version, release cycle or technology) of a product, or one release of
+/// a generation (the same shape: [`Product::releases`] and [`Product::generations`]).
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Generation {
-    /// Identifier within the product (`24.8`, `11-24h2-w`, `ftth`).
+    /// Identifier within the product (`24.8`, `11-24h2-w`, `ftth`; a generation built by a
+    /// rule: `11`, `10`, `all`).
     pub id: GenerationId,
     /// Display label.
     pub label: String,
@@ -59,6 +85,13 @@ pub struct Generation {
     /// Free note.
     #[serde(default)]
     pub note: Option<String>,
+    /// For a generation: the ids of its releases, oldest first (empty for a release).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<GenerationId>,
+    /// For a generation: it is the whole product line ([`GenerationRule::Line`]); its label is
+    /// then not shown after the product's name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_line: bool,
 }
 
 /// A product: software, firmware or a connectivity technology.
@@ -93,12 +126,23 @@ pub struct Product {
     /// Indicative price per workstation (seat), € HT over a contract, where a source gives one.
     #[serde(default)]
     pub indicative_price_eur_ht_per_seat: Option<u64>,
-    /// Name of the endoflife.date file its generations were imported from.
+    /// Name of the endoflife.date file its releases were imported from.
     #[serde(default)]
     pub lifecycle: Option<String>,
-    /// Known generations, sorted by `order`. Empty when the sources give none: adoptions may
-    /// then name any generation (or none).
+    /// How its releases group into generations.
+    #[serde(default)]
+    pub generation_rule: GenerationRule,
+    /// Why this rule (the source that says what is bought or migrated, and what is updated in
+    /// place).
+    #[serde(default)]
+    pub generation_rule_source: Option<String>,
+    /// Known releases (endoflife.date cycles, or hand-typed generations), sorted by `order`.
     #[serde(default, rename(deserialize = "generation"))]
+    pub releases: Vec<Generation>,
+    /// Generations built from the releases by `generation_rule`, sorted by `order` (1 =
+    /// oldest). Empty when the sources give no release: adoptions may then name any generation
+    /// (or none).
+    #[serde(default, skip_deserializing)]
     pub generations: Vec<Generation>,
 }
 
@@ -258,19 +302,20 @@ impl Catalog {
         }
         for g in imported {
             let i = *product_idx.get(&g.product).ok_or_else(|| Error::Data(format!("generations.toml: unknown product {}", g.product)))?;
-            products[i].generations.push(g.generation);
+            products[i].releases.push(g.generation);
         }
         let known = |s: &Slug| categories.iter().any(|c| &c.slug == s);
         for p in &mut products {
-            p.generations.sort_by_key(|g| g.order);
+            p.releases.sort_by_key(|g| g.order);
             if p.categories.is_empty() || !p.categories.iter().all(known) {
                 return Err(Error::Data(format!("catalog: product {} has no or unknown categories", p.id)));
             }
-            for (k, g) in p.generations.iter().enumerate() {
-                if p.generations[..k].iter().any(|h| h.id == g.id) {
+            for (k, g) in p.releases.iter().enumerate() {
+                if p.releases[..k].iter().any(|h| h.id == g.id) {
                     return Err(Error::Data(format!("catalog: generation {} of {} listed twice", g.id, p.id)));
                 }
             }
+            p.generations = group_releases(&p.releases, p.generation_rule)?;
         }
         if let Some(r) = regulations.iter().find(|r| !r.categories.iter().all(known)) {
             return Err(Error::Data(format!("regulations.toml: {} names an unknown category", r.id)));
@@ -298,17 +343,33 @@ impl Catalog {
         self.products.iter().filter(move |p| p.categories.contains(category))
     }
 
-    /// Display string of a product generation: `"{product name} {generation label}"`
-    /// (`"LibreOffice 24.8"`), the product name alone when `generation` is `None`. An unknown
-    /// product shows its slug instead of its name, an unknown generation its id instead of its
-    /// label (`"cms 7"`); never fails.
+    /// Display string of a product generation or release: `"{product name} {label}"`
+    /// (`"Microsoft Windows 11"`, `"Microsoft Windows 11 24H2 (W)"` for a release), the product
+    /// name alone when `generation` is `None` or the whole product line (`"Google Chrome"`). An
+    /// unknown product shows its slug instead of its name, an unknown generation its id instead
+    /// of its label (`"cms 7"`); never fails.
     pub fn label(&self, product: &Slug, generation: Option<&GenerationId>) -> String {
         let p = self.product(product).ok();
         let name = p.map_or_else(|| product.to_string(), |p| p.name.clone());
-        match generation {
-            Some(g) => format!("{name} {}", p.and_then(|p| p.generation(g)).map_or_else(|| g.to_string(), |x| x.label.clone())),
-            None => name,
+        let Some(g) = generation else { return name };
+        match p.and_then(|p| p.generations.iter().find(|x| &x.id == g).or_else(|| p.release(g))) {
+            Some(x) if x.whole_line => name,
+            Some(x) => format!("{name} {}", x.label),
+            None => format!("{name} {g}"),
         }
+    }
+
+    /// The generation an adoption's generation id stands for: the generation itself, the
+    /// generation of a release (`11-24h2-w` → `11`), or the id as given for a product whose
+    /// generations the catalogue does not list. `None` when `id` is `None` or the product is
+    /// unknown.
+    pub fn generation_key(&self, product: &Slug, id: Option<&GenerationId>) -> Option<GenerationId> {
+        let id = id?;
+        let p = self.product(product).ok()?;
+        if p.generations.is_empty() {
+            return Some(id.clone());
+        }
+        Some(p.generation(id).map_or_else(|| id.clone(), |g| g.id.clone()))
     }
 
     /// Regulations that apply to a category and a commune of this population.
@@ -320,9 +381,42 @@ impl Catalog {
 }
 
 impl Product {
-    /// A known generation by id.
+    /// A known generation by its id, or the generation of a known release.
     pub fn generation(&self, id: &GenerationId) -> Option<&Generation> {
-        self.generations.iter().find(|g| &g.id == id)
+        self.generations.iter().find(|g| &g.id == id).or_else(|| self.generations.iter().find(|g| g.releases.contains(id)))
+    }
+
+    /// A known release by id.
+    pub fn release(&self, id: &GenerationId) -> Option<&Generation> {
+        self.releases.iter().find(|g| &g.id == id)
+    }
+
+    /// The releases of a generation, oldest first.
+    pub fn releases_of<'a>(&'a self, g: &'a Generation) -> impl Iterator<Item = &'a Generation> + 'a {
+        self.releases.iter().filter(move |r| g.releases.contains(&r.id))
+    }
+
+    /// The release of generation `g` to run at `today`: the newest release already out of its
+    /// teething period (released at least `teething_months` before `today`) and still supported
+    /// beyond `margin_months`; else the newest supported beyond the margin; else the newest
+    /// released. For LibreOffice's fresh and still branches, the mature ("still") branch while
+    /// the fresh one is in its teething period. `None` when the generation has no release
+    /// released by `today`.
+    pub fn advised_release<'a>(&'a self, g: &'a Generation, today: NaiveDate, teething_months: u32, margin_months: u32) -> Option<&'a Generation> {
+        let released: Vec<&Generation> = self.releases_of(g).filter(|r| r.released.is_none_or(|d| d <= today)).collect();
+        let margin = today.checked_add_months(Months::new(margin_months)).unwrap_or(today);
+        let lasting = |r: &&&Generation| match r.support(today) {
+            Support::Ended(_) | Support::EndedUndated(()) => false,
+            _ => r.end_of_support.is_none_or(|e| e > margin),
+        };
+        let settled = |r: &&&Generation| r.released.is_none_or(|d| d.checked_add_months(Months::new(teething_months)).is_some_and(|s| s <= today));
+        released
+            .iter()
+            .rev()
+            .find(|r| lasting(r) && settled(r))
+            .or_else(|| released.iter().rev().find(|r| lasting(r)))
+            .or_else(|| released.last())
+            .copied()
     }
 
     /// Generations released on or before `date` (or with no release date), oldest first.
@@ -358,6 +452,48 @@ impl Generation {
         let start = self.released.or_else(|| self.documented_since.as_deref().and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok()))?;
         Some(months_between(start, date))
     }
+}
+
+/// The generation key of a release id under a rule (`None`: the rule does not apply to this
+/// id, which is then a generation of its own).
+fn rule_key(rule: GenerationRule, id: &str) -> Option<&str> {
+    match rule {
+        GenerationRule::Cycle => None,
+        GenerationRule::Major => id.split_once('.').map(|(m, _)| m),
+        GenerationRule::BeforeDash => id.split_once('-').map(|(m, _)| m),
+        GenerationRule::Line => Some(WHOLE_LINE),
+    }
+}
+
+/// Groups releases (sorted by order) into generations by `rule`: a generation is released with
+/// its first release, supported while any of its releases is (its end of support is its last
+/// release's; no end known if one release has none), LTS if one is, phased out if all are;
+/// generations are ordered by their first release. Errors: `Data` for a key that is not a
+/// valid generation id.
+fn group_releases(releases: &[Generation], rule: GenerationRule) -> Result<Vec<Generation>> {
+    let mut out: Vec<Generation> = Vec::new();
+    for r in releases {
+        let key = rule_key(rule, r.id.as_str()).unwrap_or(r.id.as_str());
+        let id = GenerationId::parse(key).map_err(|e| Error::Data(format!("generation rule: {e}")))?;
+        match out.iter_mut().find(|g| g.id == id) {
+            Some(g) => g.releases.push(r.id.clone()),
+            None => {
+                let whole_line = rule == GenerationRule::Line;
+                let label = if r.id.as_str() == key { r.label.clone() } else if whole_line { String::new() } else { key.to_string() };
+                out.push(Generation { id, label, order: out.len() as u32 + 1, releases: vec![r.id.clone()], whole_line, note: None, ..r.clone() });
+            }
+        }
+    }
+    for g in &mut out {
+        let members: Vec<&Generation> = releases.iter().filter(|r| g.releases.contains(&r.id)).collect();
+        g.released = members.iter().filter_map(|r| r.released).min();
+        let open_ended = members.iter().any(|r| r.end_of_support.is_none() && !r.eol_undated);
+        g.end_of_support = if open_ended { None } else { members.iter().filter_map(|r| r.end_of_support).max() };
+        g.eol_undated = members.iter().all(|r| r.eol_undated && r.end_of_support.is_none());
+        g.lts = members.iter().any(|r| r.lts);
+        g.phase_out = if members.iter().all(|r| r.phase_out.is_some()) { members[0].phase_out.clone() } else { None };
+    }
+    Ok(out)
 }
 
 /// Whole calendar months from `a` to `b` (2025-06-15 to 2026-06-14 is 11); negative when `b`

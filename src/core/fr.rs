@@ -22,6 +22,24 @@ pub fn decimal(x: f64, digits: usize) -> String {
     format!("{x:.digits$}").replace('.', ",")
 }
 
+/// A duration in whole months as a mairie says it: under a year in months (`"8 mois"`), then
+/// in years and months (`"1 an"`, `"2 ans et 3 mois"`). Negative durations read as 0.
+pub fn months(m: i64) -> String {
+    let m = m.max(0);
+    let (y, r) = (m / 12, m % 12);
+    let years = if y == 1 { "1 an".to_string() } else { format!("{y} ans") };
+    match (y, r) {
+        (0, r) => format!("{r} mois"),
+        (_, 0) => years,
+        (_, r) => format!("{years} et {r} mois"),
+    }
+}
+
+/// A distance in whole km: `12.4` → `"12 km"`.
+pub fn km(x: f64) -> String {
+    format!("{} km", x.max(0.0).round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +54,7 @@ mod tests {
         assert_eq!(decimal(12.0, 0), "12");
         assert_eq!(decimal(1234.5, 1), "1234,5");
         assert_eq!(decimal(2.25, 2), "2,25");
+        assert_eq!((months(8), months(12), months(27), months(24), months(-3)), ("8 mois".into(), "1 an".into(), "2 ans et 3 mois".into(), "2 ans".into(), "0 mois".into()));
+        assert_eq!(km(12.4), "12 km");
     }
 }

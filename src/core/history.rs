@@ -109,7 +109,7 @@ fn check_date(what: &str, d: NaiveDate, today: NaiveDate, future_ok: bool) -> Re
 
 impl NewAdoption {
     /// Checks the request against the catalogue: the product serves the category; a product with
-    /// known generations needs one of them; dates within range and `until` not before `since`.
+    /// known generations needs one of them or one of their releases (`11` or `11-24h2-w`); dates within range and `until` not before `since`.
     /// Errors: `NotFound` for an unknown product, `Invalid` for the rest.
     pub fn validate(&self, catalog: &Catalog, today: NaiveDate) -> Result<()> {
         let p = catalog.product(&self.product)?;
@@ -120,14 +120,19 @@ impl NewAdoption {
         match &self.generation {
             Some(g) if !p.generations.is_empty() && p.generation(g).is_none() => {
                 let known: Vec<&str> = p.generations.iter().map(|g| g.id.as_str()).collect();
-                return Err(Error::Invalid(format!("product {} has no generation '{g}' (known: {})", p.id, known.join(", "))));
+                return Err(Error::Invalid(format!(
+                    "product {} has no generation or release '{g}' (generations: {}; or one of their releases)",
+                    p.id,
+                    known.join(", ")
+                )));
             }
             None if !p.generations.is_empty() => {
                 return Err(Error::Invalid(format!("product {} needs a generation", p.id)));
             }
             _ => {}
         }
-        if let Some(r) = self.generation.as_ref().and_then(|g| p.generation(g)).and_then(|g| g.released)
+        // A release's own date, else its generation's (the first release's).
+        if let Some(r) = self.generation.as_ref().and_then(|g| p.release(g).or_else(|| p.generation(g))).and_then(|g| g.released)
             && self.since < r
         {
             return Err(Error::Invalid(format!(
@@ -570,12 +575,18 @@ impl AdoptionIndex {
     }
 
     /// Whether an adoption ended on or before `date` by leaving the product: it has an `until`
-    /// and the commune's next adoption in the category (if any) is of another product. An
-    /// upgrade to another generation of the same product is not an abandonment.
+    /// and no other adoption of the same product in the category, started on or after it (by
+    /// `date`), is in service after that end. An upgrade to another generation or release of
+    /// the same product, overlapping or not, is not an abandonment.
     pub fn abandoned_by(&self, a: &Adoption, date: NaiveDate) -> bool {
         let Some(u) = a.until.filter(|u| *u <= date) else { return false };
-        let next = self.of_commune(&a.commune).filter(|b| b.id != a.id && b.category == a.category && b.since >= u && b.since <= date).min_by_key(|b| b.since);
-        next.is_none_or(|b| b.product != a.product)
+        // Continued: another adoption of the same product in the category, started since this
+        // one (by `date`) and still in service after this one's end. An upgrade that starts
+        // before the previous generation ends (2022 from 2024-01-15, 2016 until 2024-03-01)
+        // continues the product.
+        !self.of_commune(&a.commune).any(|b| {
+            b.id != a.id && b.category == a.category && b.product == a.product && b.since >= a.since && b.since <= date && b.until.is_none_or(|v| v > u)
+        })
     }
 
     /// A commune's adoptions in a category that are in service on `date`.

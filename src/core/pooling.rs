@@ -315,7 +315,7 @@ fn group_option(ctx: &Ctx, reach: &[Reach], category: &Slug, concerned: &[Concer
     let poor: HashSet<(Slug, Option<GenerationId>)> = concerned
         .iter()
         .filter_map(|c| match &c.need {
-            Need::PoorRating { product, generation, .. } => Some((product.clone(), generation.clone())),
+            Need::PoorRating { product, generation, .. } => Some((product.clone(), ctx.catalog.generation_key(product, generation.as_ref()))),
             _ => None,
         })
         .collect();
@@ -367,7 +367,9 @@ fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], c
                 .iter()
                 .copied()
                 .filter(|&m| {
-                    ctx.index.active(&ctx.territory.commune(m).code, &cat.slug, ctx.today).any(|a| a.product == o.product && a.generation == o.generation)
+                    ctx.index
+                        .active(&ctx.territory.commune(m).code, &cat.slug, ctx.today)
+                        .any(|a| a.product == o.product && ctx.catalog.generation_key(&a.product, a.generation.as_ref()) == o.generation)
                 })
                 .map(|m| member(ctx, m))
                 .collect()

@@ -94,6 +94,10 @@ pub struct Params {
     pub w_maturity: f64,
     /// Weight of proximity, 0-1. Default 0.25.
     pub w_proximity: f64,
+    /// Teething period of a release in months, 0-24. Default 3: within a generation, the
+    /// release advised is the newest one released at least this long ago (for LibreOffice, the
+    /// mature "still" branch while the "fresh" one is new).
+    pub teething_months: u32,
 }
 
 impl Default for Params {
@@ -118,6 +122,7 @@ impl Default for Params {
             w_reliability: 0.45,
             w_maturity: 0.30,
             w_proximity: 0.25,
+            teething_months: 3,
         }
     }
 }
@@ -143,10 +148,11 @@ pub const PARAM_BOUNDS: &[(&str, f64, f64)] = &[
     ("w_reliability", 0.0, 1.0),
     ("w_maturity", 0.0, 1.0),
     ("w_proximity", 0.0, 1.0),
+    ("teething_months", 0.0, 24.0),
 ];
 
 /// Parameters that take integers (the others take decimals).
-pub const INTEGER_PARAMS: &[&str] = &["hops", "limit", "proven_months", "proven_adopters", "support_margin_months"];
+pub const INTEGER_PARAMS: &[&str] = &["hops", "limit", "proven_months", "proven_adopters", "support_margin_months", "teething_months"];
 
 impl Params {
     /// Whether `name` is an overridable parameter.
@@ -190,7 +196,8 @@ impl Params {
             "continuity_bonus" => self.continuity_bonus = v,
             "w_reliability" => self.w_reliability = v,
             "w_maturity" => self.w_maturity = v,
-            _ => self.w_proximity = v,
+            "w_proximity" => self.w_proximity = v,
+            _ => self.teething_months = v as u32,
         }
         self.validate()
     }
@@ -213,9 +220,11 @@ impl Params {
             self.proven_months as f64,
             self.proven_adopters as f64,
             self.support_margin_months as f64,
+            self.continuity_bonus,
             self.w_reliability,
             self.w_maturity,
             self.w_proximity,
+            f64::from(self.teething_months),
         ];
         for ((name, lo, hi), v) in PARAM_BOUNDS.iter().zip(values) {
             if !(v.is_finite() && (*lo..=*hi).contains(&v)) {
@@ -353,6 +362,12 @@ pub struct Recommendation {
     pub generation: Option<GenerationId>,
     /// Generation label for display.
     pub generation_label: Option<String>,
+    /// The release of the generation to install ([`Product::advised_release`]): the newest
+    /// out of its teething period and supported beyond the margin (`None` for a product whose
+    /// releases the catalogue does not list).
+    pub release: Option<GenerationId>,
+    /// Release label for display (`11 25H2 (W)`, `25.8`).
+    pub release_label: Option<String>,
     /// Score in [0, 1].
     pub score: f64,
     /// Its parts.
@@ -390,6 +405,9 @@ pub struct Excluded {
 pub enum Advice {
     /// Keep it: supported, not failing any rule, not rated poorly.
     Stay,
+    /// Move to a newer release of the same generation: a free update in place, no purchase,
+    /// no data migration (Windows 11 24H2 → 25H2).
+    Update,
     /// Move to a newer proven generation of the same product.
     Upgrade,
     /// Move to another product.
@@ -405,8 +423,10 @@ pub struct UpgradePath {
     pub adoption_id: u64,
     /// Product id.
     pub product: Slug,
-    /// Generation.
+    /// Generation (of the release recorded, when the adoption names a release).
     pub generation: Option<GenerationId>,
+    /// The release recorded, when the adoption names a release rather than a generation.
+    pub release: Option<GenerationId>,
     /// In service since.
     pub since: NaiveDate,
     /// Support status of the generation, if known.
@@ -417,7 +437,8 @@ pub struct UpgradePath {
     pub problem: Option<String>,
     /// The advice.
     pub advice: Advice,
-    /// The product and generation to move to, for `upgrade` and `switch`.
+    /// The product and generation to move to, for `upgrade` and `switch`; the product and
+    /// release, for `update`.
     pub target: Option<(Slug, Option<GenerationId>)>,
     /// One-line French reason.
     pub reason: String,
@@ -495,7 +516,15 @@ pub struct Reach {
     pub distance_km: Option<f64>,
 }
 
+/// A candidate: a product and one of its generations (not a release: the releases of a
+/// generation count together).
 type Key = (Slug, Option<GenerationId>);
+
+/// The candidate an adoption counts for: its product and the generation of its generation or
+/// release id ([`Catalog::generation_key`]).
+fn key_of(catalog: &Catalog, a: &Adoption) -> Key {
+    (a.product.clone(), catalog.generation_key(&a.product, a.generation.as_ref()))
+}
 
 fn gen_of<'c>(catalog: &'c Catalog, key: &Key) -> Option<(&'c Product, Option<&'c Generation>)> {
     let p = catalog.product(&key.0).ok()?;
@@ -632,7 +661,7 @@ impl ReachAdoptions {
 fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug) -> BTreeMap<Key, Vec<(Reach, &'a Adoption)>> {
     let mut groups: BTreeMap<Key, Vec<(Reach, &Adoption)>> = BTreeMap::new();
     for (r, a) in in_reach.iter(ctx, reach, category, InService::Yes, |_| true) {
-        groups.entry((a.product.clone(), a.generation.clone())).or_default().push((*r, a));
+        groups.entry(key_of(ctx.catalog, a)).or_default().push((*r, a));
     }
     groups
 }
@@ -649,7 +678,13 @@ fn drop_unproposable<V>(
     population: Option<u32>,
     params: &Params,
 ) -> Vec<Excluded> {
-    let running_order: HashMap<&Slug, u32> = skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (&k.0, g.order))).collect();
+    // The no-downgrade floor per product: the newest generation it runs (the maximum, whatever
+    // the order the running generations are read in).
+    let mut running_order: HashMap<&Slug, u32> = HashMap::new();
+    for (k, g) in skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (k, g))) {
+        let o = running_order.entry(&k.0).or_insert(g.order);
+        *o = (*o).max(g.order);
+    }
     let mut excluded = Vec::new();
     groups.retain(|key, _| {
         let Some((_, generation)) = gen_of(ctx.catalog, key) else { return false };
@@ -676,9 +711,14 @@ fn ended_counts<V>(ctx: &Ctx, in_reach: &ReachAdoptions, reach: &[Reach], catego
         // Compared field by field (no key built) before anything else: most ended adoptions
         // are of generations that are not candidates.
         let candidates: Vec<&Key> = candidates.keys().collect();
-        let is_candidate = |a: &Adoption| candidates.iter().any(|k| k.0 == a.product && k.1 == a.generation);
+        let is_candidate = |a: &Adoption| {
+            candidates.iter().any(|k| k.0 == a.product) && {
+                let g = ctx.catalog.generation_key(&a.product, a.generation.as_ref());
+                candidates.iter().any(|k| k.0 == a.product && k.1 == g)
+            }
+        };
         for (_, a) in in_reach.iter(ctx, reach, category, InService::No, is_candidate) {
-            let key = (a.product.clone(), a.generation.clone());
+            let key = key_of(ctx.catalog, a);
             {
                 let e = ended.entry(key).or_default();
                 e.0 += 1;
@@ -809,30 +849,27 @@ fn with_continuity(base: f64, same_product: bool, params: &Params) -> f64 {
     (base + params.continuity_bonus * f64::from(u8::from(same_product))) / (1.0 + params.continuity_bonus)
 }
 
-/// French phrase saying where the `evidence` communes are (sorted, all adopters): among the
-/// members, within h hops, farther, or a mix.
+/// French phrase saying where the `evidence` communes are (all adopters): up to how many km
+/// (centroid distances), or "parmi les membres" for group queries (no distance). Graph hops
+/// are in the JSON only.
 fn where_phrase(evidence: &[EvidenceDraft]) -> String {
-    let n = evidence.len();
-    let near = evidence.iter().filter(|e| e.hops.is_some()).count();
-    let max_hops = evidence.iter().filter_map(|e| e.hops).max().unwrap_or(0);
-    match (near, max_hops) {
-        (k, 0) if k == n => "parmi les membres".to_string(),
-        (k, h) if k == n => format!("à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
-        (0, _) => "plus éloignée".to_string() + if n > 1 { "s" } else { "" },
-        (k, h) => format!("dont {k} à {h} saut{} au plus", if h > 1 { "s" } else { "" }),
+    match evidence.iter().filter_map(|e| e.distance_km).reduce(f64::max) {
+        Some(km) => format!("à {} au plus", fr::km(km)),
+        None => "parmi les membres".to_string(),
     }
 }
 
-/// The one-line French reason of a recommendation: `label`, adopters and where, mean months in
-/// service, mean and lower bound of reliability (1 decimal, decimal comma), then the `notes`
-/// (plus "données simulées" when every adopter is simulated), ending with a full stop.
+/// The one-line French reason of a recommendation: `label`, adopters and where (km), mean time
+/// in service (months, or years and months), mean and lower bound of reliability (1 decimal,
+/// decimal comma), then the `notes` (plus "données simulées" when every adopter is
+/// simulated), ending with a full stop.
 fn reason_text(label: &str, evidence: &[EvidenceDraft], mean_months: f64, rel: &Shrunk, mut notes: Vec<String>) -> String {
     let n = evidence.len();
     let where_ = where_phrase(evidence);
     let mut reason = format!(
-        "{label} : en service dans {n} commune{} {where_} depuis {} mois en moyenne ; fiabilité {}/5 (au moins {}/5)",
+        "{label} : en service dans {n} commune{} {where_} depuis {} en moyenne ; fiabilité {}/5 (au moins {}/5)",
         if n > 1 { "s" } else { "" },
-        fr::decimal(mean_months, 0),
+        fr::months(mean_months.round() as i64),
         fr::decimal(rel.mean, 1),
         fr::decimal(rel.lower, 1)
     );
@@ -885,12 +922,12 @@ impl Scoring<'_, '_> {
             (false, false) => Status::NotYetProven,
         };
         let mut notes = Vec::new();
+        let expected = expected_proven.map(|d| format!(" (attendu vers {})", d.format("%m/%Y"))).unwrap_or_default();
         if status == Status::NewestNotYetProven && older_supported {
             maturity *= 0.5;
-            notes.push(match expected_proven {
-                Some(d) => format!("génération la plus récente, pas encore éprouvée à proximité (attendu vers {})", d.format("%m/%Y")),
-                None => "génération la plus récente, pas encore éprouvée à proximité".to_string(),
-            });
+            notes.push(format!("génération la plus récente, pas encore éprouvée à proximité{expected}"));
+        } else if !proven {
+            notes.push(format!("pas encore éprouvée à proximité{expected}"));
         } else if proven
             && generation.is_some_and(|g| !newest && product.generations.iter().any(|h| h.order > g.order && h.released.is_none_or(|r| r <= ctx.today)))
         {
@@ -928,6 +965,10 @@ impl Scoring<'_, '_> {
         }
         evidence.sort_by(|a, b| a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)).then(b.weight.total_cmp(&a.weight)).then(a.code.cmp(&b.code)));
         let n = evidence.len();
+        let advised = generation.and_then(|g| product.advised_release(g, ctx.today, params.teething_months, params.support_margin_months));
+        if let Some(r) = advised.filter(|_| generation.is_some_and(|g| g.releases.len() > 1)) {
+            notes.push(format!("version conseillée : {}", ctx.catalog.label(&key.0, Some(&r.id))));
+        }
         let reason = reason_text(&ctx.catalog.label(&key.0, key.1.as_ref()), &evidence, mean_months, &rel, notes);
         evidence.truncate(20);
         let evidence = evidence.into_iter().map(|e| e.named(ctx.territory)).collect();
@@ -936,6 +977,8 @@ impl Scoring<'_, '_> {
             product_name: product.name.clone(),
             generation: key.1.clone(),
             generation_label: generation.map(|g| g.label.clone()).or_else(|| key.1.as_ref().map(|g| g.to_string())),
+            release: advised.map(|r| r.id.clone()),
+            release_label: advised.map(|r| r.label.clone()),
             score: round(score, 4),
             parts: ScoreParts { proximity: round(proximity, 4), reliability: round(reliability, 4), maturity: round(maturity, 4) },
             reliability: ReliabilityEstimate {
@@ -960,22 +1003,19 @@ impl Scoring<'_, '_> {
     }
 }
 
-/// Ranks `items` best first (score, then adopters, product, generation), then moves each
-/// newest generation not yet proven right after the best proven generation of the same product,
-/// whatever its score ("one generation behind").
-fn rank(items: &mut Vec<Recommendation>) {
-    items.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.adopters.cmp(&a.adopters)).then(a.product.cmp(&b.product)).then(a.generation.cmp(&b.generation)));
-    let mut i = 0;
-    while i < items.len() {
-        if items[i].status == Status::NewestNotYetProven
-            && let Some(j) = (i + 1..items.len()).find(|&j| items[j].product == items[i].product && items[j].status == Status::Proven)
-        {
-            let it = items.remove(i);
-            items.insert(j, it);
-            continue;
-        }
-        i += 1;
-    }
+/// Ranks `items` best first: proven generations before the others, whatever the product
+/// (a mairie wants what others already ran long enough), then by score, adopters, product and
+/// generation. A newest generation not yet proven thus comes after every proven one ("one
+/// generation behind").
+fn rank(items: &mut [Recommendation]) {
+    items.sort_by(|a, b| {
+        (a.status != Status::Proven)
+            .cmp(&(b.status != Status::Proven))
+            .then(b.score.total_cmp(&a.score))
+            .then(b.adopters.cmp(&a.adopters))
+            .then(a.product.cmp(&b.product))
+            .then(a.generation.cmp(&b.generation))
+    });
 }
 
 /// Scores every generation in service in `reach` for `category`, leaving out `skip` (what the
@@ -1058,51 +1098,117 @@ fn size_label(s: SizeClass) -> &'static str {
     }
 }
 
+/// What the commune runs (`a`), as the catalogue knows it: product, generation, the release
+/// recorded (if a release of a generation of several), the release advised in the generation.
+struct Running<'c> {
+    product: Option<&'c Product>,
+    generation: Option<&'c Generation>,
+    release: Option<&'c Generation>,
+    advised: Option<&'c Generation>,
+}
+
+impl<'c> Running<'c> {
+    fn of(ctx: &'c Ctx, a: &Adoption, params: &Params) -> Self {
+        let product = ctx.catalog.product(&a.product).ok();
+        let generation = product.and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
+        let release = product.and_then(|p| a.generation.as_ref().and_then(|g| p.release(g))).filter(|r| generation.is_some_and(|g| g.id != r.id));
+        let advised = match (product, generation) {
+            (Some(p), Some(g)) => p.advised_release(g, ctx.today, params.teething_months, params.support_margin_months),
+            _ => None,
+        };
+        Running { product, generation, release, advised }
+    }
+
+    /// The release to update to, in place, when the one recorded runs out (ended, or ends
+    /// within the support margin) and the advised one is newer.
+    fn update_to(&self, ctx: &Ctx, params: &Params) -> Option<(&'c Generation, String)> {
+        let (r, adv) = (self.release?, self.advised?);
+        if adv.order <= r.order {
+            return None;
+        }
+        let margin = ctx.today.checked_add_months(Months::new(params.support_margin_months)).unwrap_or(ctx.today);
+        let why = match r.support(ctx.today) {
+            Support::Ended(d) => format!("la version {} n'est plus supportée depuis le {d}", r.label),
+            Support::EndedUndated(()) => format!("la version {} n'est plus supportée", r.label),
+            _ => match r.end_of_support {
+                Some(d) if d <= margin => format!("la version {} arrive en fin de support le {d}", r.label),
+                _ => return None,
+            },
+        };
+        Some((adv, why))
+    }
+}
+
 fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items: &[Recommendation], params: &Params) -> UpgradePath {
-    let product = ctx.catalog.product(&a.product).ok();
-    let generation = product.and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
+    let run = Running::of(ctx, a, params);
+    let (product, generation) = (run.product, run.generation);
     let r = ctx.index.ratings(a.id, ctx.today);
     let own_rating = (r.n > 0).then(|| (round(r.mean_reliability, 2), r.n));
-    let mut problem = generation.and_then(|g| exclusion(ctx, category, g, Some(population), params));
+    let current = ctx.catalog.label(&a.product, generation.map(|g| &g.id).or(a.generation.as_ref()));
+    // Whose date it is: the generation in place, named.
+    let mut problem = generation.and_then(|g| exclusion(ctx, category, g, Some(population), params)).map(|p| format!("{current} : {p}"));
     if problem.is_none() && r.is_poor() {
-        problem = Some(format!("jugé peu fiable par la commune ({}/5 sur {} retours)", fr::decimal(r.mean_reliability, 1), r.n));
+        problem = Some(format!("{current} jugé peu fiable par la commune ({}/5 sur {} retours)", fr::decimal(r.mean_reliability, 1), r.n));
     }
-    let newer = items.iter().find(|i| {
-        i.product == a.product
-            && i.status == Status::Proven
-            && match (generation, product, &i.generation) {
-                (Some(g), Some(p), Some(ig)) => p.generation(ig).is_some_and(|h| h.order > g.order),
-                _ => false,
-            }
-    });
-    let other = items.iter().find(|i| i.product != a.product);
+    // The in-product path: the best-ranked newer generation of the same product.
+    let newer_generation = |i: &Recommendation| match (generation, product, &i.generation) {
+        (Some(g), Some(p), Some(ig)) => p.generation(ig).is_some_and(|h| h.order > g.order),
+        _ => false,
+    };
+    let path = items.iter().position(|i| i.product == a.product && newer_generation(i));
     let name = |i: &Recommendation| ctx.catalog.label(&i.product, i.generation.as_ref());
-    let (advice, target, reason) = match (&problem, newer, other) {
-        (None, Some(n), _) => {
-            (Advice::Stay, None, format!("Rester : la génération en place est supportée ; {} est éprouvée à proximité pour la suite.", name(n)))
-        }
-        (None, None, _) => (Advice::Stay, None, "Rester : la génération en place est supportée et ne pose pas de problème connu.".to_string()),
-        (Some(p), Some(n), _) => {
-            (Advice::Upgrade, Some((n.product.clone(), n.generation.clone())), format!("Passer à {} ({p}) : éprouvée à proximité.", name(n)))
-        }
-        (Some(p), None, Some(o)) => (
-            Advice::Switch,
-            Some((o.product.clone(), o.generation.clone())),
-            format!("Changer pour {} ({p}) : meilleure option éprouvée à proximité.", name(o)),
-        ),
-        (Some(p), None, None) => match items.iter().find(|i| i.product == a.product) {
-            Some(n) => (
-                Advice::Upgrade,
-                Some((n.product.clone(), n.generation.clone())),
-                format!("Passer à {} ({p}) : pas encore éprouvée à proximité, mais seule option en service.", name(n)),
-            ),
-            None => (Advice::NoProvenOption, None, format!("À remplacer ({p}), mais aucune option éprouvée n'est en service à proximité.")),
+    let (advice, target, reason) = match &problem {
+        None => match run.update_to(ctx, params) {
+            Some((adv, why)) => {
+                let to = ctx.catalog.label(&a.product, Some(&adv.id));
+                (Advice::Update, Some((a.product.clone(), Some(adv.id.clone()))), format!("Mettre à jour vers {to} ({why}) : mise à jour sur place, sans achat ni migration."))
+            }
+            None => match path.map(|k| &items[k]).filter(|n| n.status == Status::Proven) {
+                Some(n) => (Advice::Stay, None, format!("Rester sur {current} : génération supportée ; {} est éprouvée à proximité pour la suite.", name(n))),
+                None => (Advice::Stay, None, format!("Rester sur {current} : génération supportée, sans problème connu.")),
+            },
         },
+        Some(p) => {
+            // Change product only for a stated reason (no successor in reach, poor rating,
+            // regulation), and only for a proven option ranked above the in-product path.
+            let support_problem = generation.is_some_and(|g| {
+                g.support(ctx.today).is_ended()
+                    || g.phase_out.is_some()
+                    || g.end_of_support.is_some_and(|e| ctx.today.checked_add_months(Months::new(params.support_margin_months)).is_some_and(|m| e <= m))
+            });
+            let may_switch = path.is_none() || r.is_poor() || !support_problem;
+            let switch_to =
+                if may_switch { items[..path.unwrap_or(items.len())].iter().find(|i| i.product != a.product && i.status == Status::Proven) } else { None };
+            match (switch_to, path.map(|k| &items[k])) {
+                (Some(o), _) => (
+                    Advice::Switch,
+                    Some((o.product.clone(), o.generation.clone())),
+                    format!("Changer pour {} ({p}) : l'option éprouvée la mieux classée à proximité.", name(o)),
+                ),
+                (None, Some(n)) if n.status == Status::Proven => {
+                    (Advice::Upgrade, Some((n.product.clone(), n.generation.clone())), format!("Passer à {} ({p}) : éprouvée à proximité.", name(n)))
+                }
+                (None, Some(n)) => (
+                    Advice::Upgrade,
+                    Some((n.product.clone(), n.generation.clone())),
+                    format!("Passer à {} ({p}) : génération suivante du même produit, pas encore éprouvée à proximité.", name(n)),
+                ),
+                (None, None) => match items.iter().find(|i| i.product != a.product) {
+                    Some(o) => (
+                        Advice::NoProvenOption,
+                        None,
+                        format!("À remplacer ({p}) ; aucune option éprouvée à proximité : {} y est en service mais pas encore éprouvée.", name(o)),
+                    ),
+                    None => (Advice::NoProvenOption, None, format!("À remplacer ({p}), mais aucune option éprouvée n'est en service à proximité.")),
+                },
+            }
+        }
     };
     UpgradePath {
         adoption_id: a.id,
         product: a.product.clone(),
-        generation: a.generation.clone(),
+        generation: generation.map(|g| g.id.clone()).or_else(|| a.generation.clone()),
+        release: run.release.map(|r| r.id.clone()),
         since: a.since,
         support: generation.map(|g| g.support(ctx.today)),
         own_rating,
@@ -1121,14 +1227,16 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     ctx.catalog.category(category)?;
     let c = ctx.territory.commune(idx);
     let running: Vec<&Adoption> = ctx.index.active(commune, category, ctx.today).collect();
-    let skip: HashSet<Key> = running.iter().map(|a| (a.product.clone(), a.generation.clone())).collect();
+    let skip: HashSet<Key> = running.iter().map(|a| key_of(ctx.catalog, a)).collect();
     let isolated = !ctx.territory.has_border_neighbour(idx);
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
     for step in steps {
         let (reach, radius) = reach_at(ctx.territory, idx, step, params);
         let (mut items, excluded) = score_candidates(ctx, &reach, Some(c.population), category, &skip, params);
         let found = !items.is_empty();
-        if !found && step != Step::Territory {
+        // Widen until a proven option is found, or the territory is reached.
+        let proven = items.iter().any(|i| i.status == Status::Proven);
+        if !proven && step != Step::Territory {
             continue;
         }
         let current = running.iter().map(|a| upgrade_path(ctx, a, category, c.population, &items, params)).collect();
@@ -1138,10 +1246,13 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
             (Step::Neighbours, true) => {
                 Some("Commune sans voisine terrestre : les voisines retenues sont les communes les plus proches et celles de l'EPCI.".to_string())
             }
-            (Step::WiderNeighbours, _) => Some(format!("Rien d'utilisable à {} sauts : recherche élargie à {} sauts et à l'EPCI.", params.hops, radius)),
-            (Step::Department, _) => Some("Rien d'utilisable dans le voisinage : recherche élargie au département.".to_string()),
-            (Step::SizeClass, _) => Some(format!("Rien d'utilisable dans le département : recherche élargie aux communes de {}.", size_label(c.size_class()))),
-            (Step::Territory, _) if found => Some("Rien d'utilisable parmi les communes de même taille : recherche élargie à tout le territoire.".to_string()),
+            (Step::WiderNeighbours, _) => Some("Rien d'éprouvé parmi les voisines proches : recherche élargie aux voisines plus lointaines et à l'EPCI.".to_string()),
+            (Step::Department, _) => Some("Rien d'éprouvé dans le voisinage : recherche élargie au département.".to_string()),
+            (Step::SizeClass, _) => Some(format!("Rien d'éprouvé dans le département : recherche élargie aux communes de {}.", size_label(c.size_class()))),
+            (Step::Territory, _) if proven => Some("Rien d'éprouvé parmi les communes de même taille : recherche élargie à tout le territoire.".to_string()),
+            (Step::Territory, _) if found => {
+                Some("Aucune option éprouvée, même sur tout le territoire : les options listées ne sont pas encore éprouvées.".to_string())
+            }
             (Step::Territory, _) if !running.is_empty() => {
                 Some("Aucune autre option utilisable que celle en place n'est en service sur le territoire.".to_string())
             }
