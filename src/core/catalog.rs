@@ -42,7 +42,9 @@ pub enum GenerationRule {
     /// The cycle's text before its first `-` (Windows `11-24h2-w` → `11`).
     BeforeDash,
     /// The whole product line is one generation, updated in place (Chrome, Firefox,
-    /// LibreOffice, WordPress, firewall firmware); its id is [`WHOLE_LINE`].
+    /// LibreOffice, WordPress, firewall firmware); its id is [`WHOLE_LINE`]. Each release's
+    /// support ends when later ones come, so the line's own end is not known from release dates
+    /// (a snapshot of them always ends a few months ahead): no end known.
     Line,
 }
 
@@ -396,25 +398,21 @@ impl Product {
         self.releases.iter().filter(move |r| g.releases.contains(&r.id))
     }
 
-    /// The release of generation `g` to run at `today`: the newest release already out of its
-    /// teething period (released at least `teething_months` before `today`) and still supported
-    /// beyond `margin_months`; else the newest supported beyond the margin; else the newest
-    /// released. For LibreOffice's fresh and still branches, the mature ("still") branch while
-    /// the fresh one is in its teething period. `None` when the generation has no release
-    /// released by `today`.
-    pub fn advised_release<'a>(&'a self, g: &'a Generation, today: NaiveDate, teething_months: u32, margin_months: u32) -> Option<&'a Generation> {
+    /// The release of generation `g` to run at `today`: the newest release still supported and
+    /// out of its teething period (released at least `teething_months` before `today`); else
+    /// the newest still supported; else the newest released. For LibreOffice's fresh and still
+    /// branches: the mature ("still") branch while the fresh one is in its teething period. (The
+    /// support margin applies to generations, not to releases: a LibreOffice branch is never
+    /// supported for more than a year.) `None` when no release of `g` is released by `today`.
+    pub fn advised_release<'a>(&'a self, g: &'a Generation, today: NaiveDate, teething_months: u32) -> Option<&'a Generation> {
         let released: Vec<&Generation> = self.releases_of(g).filter(|r| r.released.is_none_or(|d| d <= today)).collect();
-        let margin = today.checked_add_months(Months::new(margin_months)).unwrap_or(today);
-        let lasting = |r: &&&Generation| match r.support(today) {
-            Support::Ended(_) | Support::EndedUndated(()) => false,
-            _ => r.end_of_support.is_none_or(|e| e > margin),
-        };
+        let supported = |r: &&&Generation| !r.support(today).is_ended();
         let settled = |r: &&&Generation| r.released.is_none_or(|d| d.checked_add_months(Months::new(teething_months)).is_some_and(|s| s <= today));
         released
             .iter()
             .rev()
-            .find(|r| lasting(r) && settled(r))
-            .or_else(|| released.iter().rev().find(|r| lasting(r)))
+            .find(|r| supported(r) && settled(r))
+            .or_else(|| released.iter().rev().find(|r| supported(r)))
             .or_else(|| released.last())
             .copied()
     }
@@ -467,7 +465,8 @@ fn rule_key(rule: GenerationRule, id: &str) -> Option<&str> {
 
 /// Groups releases (sorted by order) into generations by `rule`: a generation is released with
 /// its first release, supported while any of its releases is (its end of support is its last
-/// release's; no end known if one release has none), LTS if one is, phased out if all are;
+/// release's; no end known if one release has none, or for a whole line), LTS if one is,
+/// phased out if all are;
 /// generations are ordered by their first release. Errors: `Data` for a key that is not a
 /// valid generation id.
 fn group_releases(releases: &[Generation], rule: GenerationRule) -> Result<Vec<Generation>> {
@@ -487,9 +486,9 @@ fn group_releases(releases: &[Generation], rule: GenerationRule) -> Result<Vec<G
     for g in &mut out {
         let members: Vec<&Generation> = releases.iter().filter(|r| g.releases.contains(&r.id)).collect();
         g.released = members.iter().filter_map(|r| r.released).min();
-        let open_ended = members.iter().any(|r| r.end_of_support.is_none() && !r.eol_undated);
+        let open_ended = g.whole_line || members.iter().any(|r| r.end_of_support.is_none() && !r.eol_undated);
         g.end_of_support = if open_ended { None } else { members.iter().filter_map(|r| r.end_of_support).max() };
-        g.eol_undated = members.iter().all(|r| r.eol_undated && r.end_of_support.is_none());
+        g.eol_undated = !g.whole_line && members.iter().all(|r| r.eol_undated && r.end_of_support.is_none());
         g.lts = members.iter().any(|r| r.lts);
         g.phase_out = if members.iter().all(|r| r.phase_out.is_some()) { members[0].phase_out.clone() } else { None };
     }
@@ -544,6 +543,42 @@ pub(crate) mod tests {
         let web = Slug::parse("site-web").unwrap();
         assert_eq!(c.regulations_for(&web, 3500).count(), 0);
         assert_eq!(c.regulations_for(&web, 3501).count(), 1);
+    }
+
+    #[test]
+    fn releases_group_into_the_generations_a_commune_buys() {
+        let c = crate::seeds::catalog().unwrap();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let p = |x: &str| c.product(&Slug::parse(x).unwrap()).unwrap();
+        let g = |x: &str| GenerationId::parse(x).unwrap();
+        // Windows: feature updates are releases of Windows 10 and 11.
+        let w = p("windows");
+        let ids: Vec<&str> = w.generations.iter().map(|x| x.id.as_str()).collect();
+        assert!(ids.ends_with(&["10", "11"]), "{ids:?}");
+        let w11 = w.generation(&g("11-24h2-w")).unwrap();
+        assert_eq!((w11.id.as_str(), w11.end_of_support), ("11", Some(d("2028-03-14"))), "ends with its last release");
+        assert_eq!(w.generation(&g("10-22h2")).unwrap().support(d("2026-11-29")), Support::Ended(d("2025-10-14")));
+        assert_eq!(w.advised_release(w11, d("2026-11-29"), 3).unwrap().id.as_str(), "11-26h1-w");
+        assert_eq!(c.label(&w.id, Some(&g("11"))), "Microsoft Windows 11");
+        assert_eq!(c.label(&w.id, Some(&g("11-25h2-w"))), "Microsoft Windows 11 25H2 (W)");
+        assert_eq!(c.generation_key(&w.id, Some(&g("11-25h2-w"))), Some(g("11")));
+        // LibreOffice: one generation, the line; the still branch while the fresh one is new.
+        let lo = p("libreoffice");
+        assert_eq!((lo.generations.len(), lo.generations[0].id.as_str(), lo.generations[0].releases.len()), (1, WHOLE_LINE, 9));
+        assert_eq!(lo.generations[0].support(d("2026-11-29")), Support::NoEndKnown(()));
+        assert_eq!(lo.advised_release(&lo.generations[0], d("2026-03-01"), 3).unwrap().id.as_str(), "25.8", "26.2 is a month old");
+        assert_eq!(lo.advised_release(&lo.generations[0], d("2026-06-01"), 3).unwrap().id.as_str(), "26.2");
+        assert_eq!(c.label(&lo.id, Some(&g(WHOLE_LINE))), "LibreOffice");
+        // Drupal and Veeam by major version; Office by cycle.
+        let dr: Vec<&str> = p("drupal").generations.iter().map(|x| x.id.as_str()).collect();
+        assert!(dr.ends_with(&["9", "10", "11"]), "{dr:?}");
+        assert_eq!(p("drupal").generation(&g("10.4")).unwrap().id.as_str(), "10");
+        let veeam = p("veeam-backup-and-replication");
+        assert_eq!(veeam.generation(&g("9.5")).unwrap().id.as_str(), "9");
+        let office: Vec<&str> = p("office").generations.iter().map(|x| x.id.as_str()).collect();
+        assert!(office.ends_with(&["2019", "2021", "2024-ltsc", "2024"]), "{office:?}");
+        // Every lifecycle product states its rule and why.
+        assert!(c.products.iter().filter(|p| p.lifecycle.is_some()).all(|p| p.generation_rule_source.is_some()));
     }
 
     #[test]

@@ -363,8 +363,8 @@ pub struct Recommendation {
     /// Generation label for display.
     pub generation_label: Option<String>,
     /// The release of the generation to install ([`Product::advised_release`]): the newest
-    /// out of its teething period and supported beyond the margin (`None` for a product whose
-    /// releases the catalogue does not list).
+    /// still supported and out of its teething period (`None` for a product whose releases the
+    /// catalogue does not list).
     pub release: Option<GenerationId>,
     /// Release label for display (`11 25H2 (W)`, `25.8`).
     pub release_label: Option<String>,
@@ -965,7 +965,7 @@ impl Scoring<'_, '_> {
         }
         evidence.sort_by(|a, b| a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)).then(b.weight.total_cmp(&a.weight)).then(a.code.cmp(&b.code)));
         let n = evidence.len();
-        let advised = generation.and_then(|g| product.advised_release(g, ctx.today, params.teething_months, params.support_margin_months));
+        let advised = generation.and_then(|g| product.advised_release(g, ctx.today, params.teething_months));
         if let Some(r) = advised.filter(|_| generation.is_some_and(|g| g.releases.len() > 1)) {
             notes.push(format!("version conseillée : {}", ctx.catalog.label(&key.0, Some(&r.id))));
         }
@@ -1113,7 +1113,7 @@ impl<'c> Running<'c> {
         let generation = product.and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
         let release = product.and_then(|p| a.generation.as_ref().and_then(|g| p.release(g))).filter(|r| generation.is_some_and(|g| g.id != r.id));
         let advised = match (product, generation) {
-            (Some(p), Some(g)) => p.advised_release(g, ctx.today, params.teething_months, params.support_margin_months),
+            (Some(p), Some(g)) => p.advised_release(g, ctx.today, params.teething_months),
             _ => None,
         };
         Running { product, generation, release, advised }

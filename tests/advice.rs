@@ -1,0 +1,260 @@
+//! Advice a mairie can trust: generations as they buy them, advice that agrees with the
+//! ranking, the same answer to the same question. Each test builds the situation a user met
+//! (issue 12) on an empty store, through the service's use cases, and asserts the right answer.
+
+mod common;
+
+use chrono::NaiveDate;
+use serde_json::Value;
+use voisinage::core::auth::Principal;
+use voisinage::core::domain::{GenerationId, InseeCode, Slug};
+use voisinage::core::recommend::{Advice, Answer, Params, Status, recommend};
+use voisinage::service::{AdoptionDraft, FeedbackDraft, Service};
+
+fn code(s: &str) -> InseeCode {
+    InseeCode::parse(s).unwrap()
+}
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// Records that commune `c` runs `product` (generation or release `generation`) from `since`
+/// (until `until`), with one report per rating, dated a month apart from `since`.
+fn adopt(s: &Service, c: &str, product: &str, generation: Option<&str>, since: &str, until: Option<&str>, ratings: &[u8]) -> u64 {
+    let draft = AdoptionDraft {
+        product: Slug::parse(product).unwrap(),
+        generation: generation.map(|g| GenerationId::parse(g).unwrap()),
+        category: None,
+        since: d(since),
+        until: until.map(d),
+        contract_end: None,
+        workstations: None,
+    };
+    let a = s.record_adoption(&Principal::OPERATOR, &code(c), draft, None).unwrap().record;
+    for (k, r) in ratings.iter().enumerate() {
+        let date = d(since).checked_add_months(chrono::Months::new(k as u32 + 1)).unwrap().min(common::today());
+        let f = FeedbackDraft { date: Some(date), reliability: *r, incidents: 0, downtime_hours: 0.0, support: 4, comment: None };
+        s.record_feedback(&Principal::OPERATOR, &code(c), a.id, f, None).unwrap();
+    }
+    a.id
+}
+
+fn ask(s: &Service, c: &str, category: &str) -> Answer {
+    s.with_ctx(|ctx| recommend(ctx, &code(c), &Slug::parse(category).unwrap(), &Params::default())).unwrap()
+}
+
+/// The first `n` border neighbours of a commune, by code.
+fn neighbours(s: &Service, c: &str, n: usize) -> Vec<String> {
+    let t = s.territory();
+    let mut v: Vec<String> = t.neighbours(t.find(&code(c)).unwrap()).into_iter().map(|(j, _)| t.commune(j).code.to_string()).collect();
+    v.sort();
+    v.truncate(n);
+    v
+}
+
+#[test]
+fn a_windows_10_commune_is_told_to_move_to_windows_11_that_its_neighbours_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    adopt(&s, "35238", "windows", Some("10-22h2"), "2022-11-01", None, &[4]);
+    // Neighbours ran Windows 11 for years, on feature updates since replaced or not.
+    let n = neighbours(&s, "35238", 3);
+    adopt(&s, &n[0], "windows", Some("11-22h2-w"), "2022-11-01", None, &[4, 4]);
+    adopt(&s, &n[1], "windows", Some("11-24h2-w"), "2024-11-01", None, &[4]);
+    adopt(&s, &n[2], "windows", Some("11"), "2023-01-10", None, &[5]);
+    let a = ask(&s, "35238", "poste-de-travail");
+    assert_eq!(a.scope.step, voisinage::core::recommend::Step::Neighbours);
+    let top = &a.items[0];
+    assert_eq!((top.product.as_str(), top.generation.as_ref().map(|g| g.as_str())), ("windows", Some("11")));
+    assert_eq!((top.status, top.adopters), (Status::Proven, 3), "the releases of Windows 11 count together");
+    assert_eq!(top.release.as_ref().map(|g| g.as_str()), Some("11-26h1-w"));
+    let cur = &a.current[0];
+    assert_eq!((cur.advice, cur.generation.as_ref().map(|g| g.as_str()), cur.release.as_ref().map(|g| g.as_str())), (Advice::Upgrade, Some("10"), Some("10-22h2")));
+    assert_eq!(cur.reason, "Passer à Microsoft Windows 11 (Microsoft Windows 10 : fin de support le 2025-10-14) : éprouvée à proximité.");
+    // The neighbour still on 22H2 (ended 2024-10-08) is told to update in place, not to buy.
+    let b = ask(&s, &n[0], "poste-de-travail");
+    assert_eq!(b.current[0].advice, Advice::Update);
+    assert_eq!(b.current[0].target.as_ref().and_then(|t| t.1.as_ref()).map(|g| g.as_str()), Some("11-26h1-w"));
+    assert!(b.current[0].reason.contains("mise à jour sur place, sans achat ni migration"), "{}", b.current[0].reason);
+    // Pooled purchases of Rennes Métropole over 12 months (Windows 11's known support ends
+    // 2028-03-14, with its last known release): Windows 11 is the proven option for postes de
+    // travail, and the neighbours' release updates are not purchases.
+    let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("243500139").unwrap(), 12).unwrap();
+    let g = pp.groupements.iter().find(|g| g.category.as_str() == "poste-de-travail").unwrap();
+    let o = g.option.as_ref().expect("a proven option");
+    assert_eq!((o.product.as_str(), o.generation.as_ref().map(|g| g.as_str())), ("windows", Some("11")));
+    assert!(g.concerned.iter().all(|m| !n.contains(&m.member.code.to_string())), "updates are not purchases");
+}
+
+#[test]
+fn a_newer_release_of_the_same_generation_is_an_update_not_a_purchase() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    adopt(&s, "29266", "windows", Some("11-25h2-w"), "2026-09-01", None, &[4]);
+    for c in neighbours(&s, "29266", 2) {
+        adopt(&s, &c, "windows", Some("11-26h1-w"), "2026-03-01", None, &[3, 3]);
+    }
+    let a = ask(&s, "29266", "poste-de-travail");
+    // Windows 11 is what it runs: never proposed back, never a switch.
+    assert!(a.items.iter().all(|i| i.generation.as_ref().map(|g| g.as_str()) != Some("11")));
+    let cur = &a.current[0];
+    assert_eq!(cur.advice, Advice::Update, "{}", cur.reason);
+    assert_eq!(cur.reason, "Mettre à jour vers Microsoft Windows 11 26H1 (W) (la version 11 25H2 (W) arrive en fin de support le 2027-10-12) : mise à jour sur place, sans achat ni migration.");
+}
+
+#[test]
+fn libreoffice_is_recommendable_and_its_users_are_not_sent_to_office() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    adopt(&s, "22161", "libreoffice", Some("25.8"), "2025-09-01", None, &[4]);
+    let n = neighbours(&s, "22161", 3);
+    adopt(&s, &n[0], "libreoffice", Some("all"), "2022-01-15", None, &[4, 4]);
+    adopt(&s, &n[1], "libreoffice", Some("24.2"), "2024-02-01", None, &[4]);
+    adopt(&s, &n[2], "office", Some("2024-ltsc"), "2024-11-01", None, &[5, 5, 5]);
+    let a = ask(&s, "22161", "bureautique");
+    // Its neighbour asks: LibreOffice is proven (two communes, years), advised on 26.2.
+    let b = ask(&s, &n[2], "bureautique");
+    let lo = b.items.iter().find(|i| i.product.as_str() == "libreoffice").expect("LibreOffice is recommendable");
+    assert_eq!((lo.status, lo.generation.as_ref().map(|g| g.as_str()), lo.release.as_ref().map(|g| g.as_str())), (Status::Proven, Some("all"), Some("26.2")));
+    // The three communes on LibreOffice (22161 and two neighbours), on any of its releases.
+    assert!(lo.reason.starts_with("LibreOffice : en service dans 3 communes à 8 km au plus depuis 2 ans et 5 mois en moyenne"), "{}", lo.reason);
+    // 22161 runs 25.8, ended 2026-06-12: update in place to 26.2, not a switch to Office.
+    assert_eq!(a.current[0].advice, Advice::Update, "{}", a.current[0].reason);
+    assert_eq!(a.current[0].target.as_ref().map(|t| (t.0.as_str(), t.1.as_ref().map(|g| g.as_str()))), Some(("libreoffice", Some("26.2"))));
+}
+
+#[test]
+fn an_upgrade_path_within_the_product_comes_before_a_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    // Veeam 12 ends 2027-02-01, within the 12-month margin; Veeam 13 is proven nearby;
+    // Proxmox Backup Server 4 is rated higher by one commune.
+    adopt(&s, "22001", "veeam-backup-and-replication", Some("12"), "2023-03-01", None, &[4]);
+    let n = neighbours(&s, "22001", 3);
+    adopt(&s, &n[0], "veeam-backup-and-replication", Some("13"), "2025-09-15", None, &[4, 4]);
+    adopt(&s, &n[1], "veeam-backup-and-replication", Some("13"), "2025-10-01", None, &[4]);
+    adopt(&s, &n[2], "proxmox-backup-server", Some("4"), "2025-12-01", None, &[5, 5]);
+    let a = ask(&s, "22001", "sauvegarde");
+    assert_eq!(a.items[0].product.as_str(), "veeam-backup-and-replication");
+    let cur = &a.current[0];
+    assert_eq!(cur.advice, Advice::Upgrade);
+    assert_eq!(cur.target.as_ref().map(|t| (t.0.as_str(), t.1.as_ref().map(|g| g.as_str()))), Some(("veeam-backup-and-replication", Some("13"))));
+    assert!(cur.reason.starts_with("Passer à Veeam Backup & Replication 13 (Veeam Backup & Replication 12 : fin de support proche, le 2027-02-01)"), "{}", cur.reason);
+}
+
+#[test]
+fn without_a_successor_the_switch_goes_to_the_first_proven_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    // Exchange 2019 ended 2025-10-14 and no commune nearby runs its successor.
+    adopt(&s, "29195", "msexchange", Some("2019"), "2019-05-01", None, &[3]);
+    let n = neighbours(&s, "29195", 3);
+    adopt(&s, &n[0], "roundcube", Some("1.6"), "2022-09-01", None, &[4, 4]);
+    adopt(&s, &n[1], "roundcube", Some("1.6"), "2023-01-01", None, &[4]);
+    adopt(&s, &n[2], "mattermost", Some("all"), "2026-06-01", None, &[5, 5, 5, 5]);
+    let a = ask(&s, "29195", "messagerie");
+    assert_eq!((a.items[0].product.as_str(), a.items[0].status), ("roundcube", Status::Proven));
+    assert!(a.items.iter().skip_while(|i| i.status == Status::Proven).all(|i| i.status != Status::Proven), "proven first");
+    let mm = a.items.iter().find(|i| i.product.as_str() == "mattermost").unwrap();
+    assert!(mm.reason.contains("pas encore éprouvée"), "{}", mm.reason);
+    let cur = &a.current[0];
+    assert_eq!(cur.advice, Advice::Switch);
+    assert_eq!(cur.target.as_ref().map(|t| t.0.as_str()), Some("roundcube"));
+    assert_eq!(cur.reason, "Changer pour Roundcube Webmail (Microsoft Exchange 2019 CU15 SU5 : fin de support le 2025-10-14) : l'option éprouvée la mieux classée à proximité.");
+}
+
+#[test]
+fn the_search_widens_until_it_finds_a_proven_option_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    let t = s.territory();
+    let rennes = t.find(&code("35238")).unwrap();
+    let ring = |h: u32| -> Vec<String> { t.within_hops(rennes, 4).into_iter().filter(|n| n.hops == h).map(|n| t.commune(n.idx).code.to_string()).collect() };
+    // One neighbour runs Plone 6 for a few months; two communes three edges away ran SPIP for
+    // years.
+    adopt(&s, &ring(1)[0], "plone", Some("6.1"), "2026-05-01", None, &[5, 5]);
+    adopt(&s, &ring(3)[0], "spip", None, "2015-01-01", None, &[4]);
+    adopt(&s, &ring(3)[1], "spip", None, "2016-01-01", None, &[4]);
+    let a = ask(&s, "35238", "site-web");
+    assert_eq!(a.scope.step, voisinage::core::recommend::Step::WiderNeighbours);
+    assert_eq!(a.scope.note.as_deref(), Some("Rien d'éprouvé parmi les voisines proches : recherche élargie aux voisines plus lointaines et à l'EPCI."));
+    assert_eq!((a.items[0].product.as_str(), a.items[0].status), ("spip", Status::Proven));
+    assert_eq!(a.items[1].product.as_str(), "plone", "ranked after the proven option whatever its score");
+    // With hops=4 the first step already finds SPIP.
+    let wide = Params { hops: 4, ..Params::default() };
+    let b = s.with_ctx(|ctx| recommend(ctx, &code("35238"), &Slug::parse("site-web").unwrap(), &wide)).unwrap();
+    assert_eq!(b.scope.step, voisinage::core::recommend::Step::Neighbours);
+}
+
+#[test]
+fn the_same_question_on_the_same_data_gets_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    adopt(&s, "35238", "windows-server", Some("2016"), "2017-01-01", None, &[3]);
+    adopt(&s, "35238", "windows-server", Some("2019"), "2019-06-01", Some("2024-03-01"), &[3]);
+    adopt(&s, "35238", "windows-server", Some("2022"), "2024-01-15", None, &[4]);
+    for (k, c) in neighbours(&s, "35238", 4).iter().enumerate() {
+        adopt(&s, c, "windows-server", Some(["2019", "2022", "2025", "2019"][k]), "2025-01-15", None, &[4]);
+        adopt(&s, c, "debian", Some("12"), "2023-07-01", None, &[4]);
+    }
+    let first = serde_json::to_string(&ask(&s, "35238", "serveur")).unwrap();
+    for _ in 0..200 {
+        assert_eq!(serde_json::to_string(&ask(&s, "35238", "serveur")).unwrap(), first);
+    }
+    // No downgrade below the newest generation it runs (2022): 2019 is not proposed.
+    let a: Value = serde_json::from_str(&first).unwrap();
+    assert!(a["items"].as_array().unwrap().iter().all(|i| !(i["product"] == "windows-server" && i["generation"] == "2019")), "{}", a["items"]);
+    // The 2019 server that overlapped with 2022 was upgraded, not abandoned.
+    let h = s.index();
+    let ended = h.of_commune(&code("35238")).find(|a| a.until.is_some()).unwrap();
+    assert!(!h.abandoned_by(ended, common::today()));
+}
+
+/// Over every Breton commune and category of the demo history (simulated, seed 2026): proven
+/// options first; every unproven option says so; distances in km, never graph hops; advice that
+/// agrees with the ranking (an update or an upgrade stays in the product; a switch goes to a
+/// proven option of another product ranked above any newer generation of the product in
+/// place); the same answer to the same question.
+#[test]
+fn invariants_over_every_breton_commune_and_category() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), true);
+    let (mut answers, mut switches, mut updates) = (0, 0, 0);
+    let categories: Vec<Slug> = s.catalog().categories.iter().map(|c| c.slug.clone()).collect();
+    let codes: Vec<InseeCode> = s.territory().communes().iter().map(|c| c.code).collect();
+    for (k, c) in codes.iter().enumerate() {
+        for cat in &categories {
+            let a = s.with_ctx(|ctx| recommend(ctx, c, cat, &Params::default())).unwrap();
+            answers += 1;
+            let unproven_from = a.items.iter().position(|i| i.status != Status::Proven).unwrap_or(a.items.len());
+            assert!(a.items[unproven_from..].iter().all(|i| i.status != Status::Proven), "{c} {cat}: proven first");
+            for i in &a.items {
+                assert!(i.status == Status::Proven || i.reason.contains("pas encore éprouvée"), "{c} {cat}: {}", i.reason);
+                assert!(!i.reason.contains("saut"), "{c} {cat}: {}", i.reason);
+            }
+            for p in &a.current {
+                let target = p.target.as_ref();
+                match p.advice {
+                    Advice::Update | Advice::Upgrade => assert_eq!(target.map(|t| &t.0), Some(&p.product), "{c} {cat}: {}", p.reason),
+                    Advice::Stay | Advice::NoProvenOption => assert!(target.is_none(), "{c} {cat}"),
+                    Advice::Switch => {
+                        switches += 1;
+                        let (tp, tg) = target.unwrap();
+                        assert_ne!(tp, &p.product);
+                        let pos = a.items.iter().position(|i| &i.product == tp && &i.generation == tg).expect("the switch target is in the answer");
+                        assert_eq!(a.items[pos].status, Status::Proven, "{c} {cat}: {}", p.reason);
+                        assert!(a.items[..pos].iter().all(|i| i.product != p.product), "{c} {cat}: a path in the product ranks above the switch");
+                    }
+                }
+                updates += usize::from(p.advice == Advice::Update);
+            }
+            if k % 10 == 0 {
+                let again = s.with_ctx(|ctx| recommend(ctx, c, cat, &Params::default())).unwrap();
+                assert_eq!(serde_json::to_string(&again).unwrap(), serde_json::to_string(&a).unwrap(), "{c} {cat}");
+            }
+        }
+    }
+    assert_eq!(answers, 1202 * categories.len());
+    assert!(switches > 0 && updates == 0, "switches {switches}, updates {updates} (the demo records generations, not releases)");
+}
