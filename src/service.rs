@@ -264,6 +264,19 @@ impl Service {
         f(&Ctx::new(&self.territory, &self.catalog, &h, self.today()))
     }
 
+    /// The date a question is asked at: `as_of` (a past date: nothing recorded after it is
+    /// read), or the reference date. Errors: `Invalid` for a date after the reference date or
+    /// before 1980-01-01.
+    pub fn as_of(&self, as_of: Option<NaiveDate>) -> Result<NaiveDate> {
+        let today = self.today();
+        match as_of {
+            None => Ok(today),
+            Some(d) if d > today => Err(Error::Invalid(format!("as_of {d} is after the reference date {today}"))),
+            Some(d) if d < NaiveDate::from_ymd_opt(1980, 1, 1).unwrap_or(NaiveDate::MIN) => Err(Error::Invalid(format!("as_of {d} is before 1980-01-01"))),
+            Some(d) => Ok(d),
+        }
+    }
+
     /// The simulated history the store holds, if any (seed, end, counts). Errors: `Storage`.
     pub fn demo_info(&self) -> Result<Option<DemoInfo>> {
         self.store.demo_info()
@@ -414,13 +427,15 @@ impl Service {
         Ok(Written { record: f, replayed })
     }
 
-    /// The recommendation answer for a commune and category, as JSON bytes. Answers are cached
-    /// until the next write or the next day: reads far outnumber writes. Errors: `NotFound`
-    /// (commune, category), `Invalid` (parameters).
-    pub fn recommend_json(&self, code: &InseeCode, category: &Slug, params: &Params) -> Result<Arc<[u8]>> {
-        let key = format!("{code}\n{category}\n{}", serde_json::to_string(params).unwrap_or_default());
+    /// The recommendation answer for a commune and category, as JSON bytes, at the reference
+    /// date or at `as_of` ([`Service::as_of`]). Answers are cached until the next write or the
+    /// next day: reads far outnumber writes. Errors: `NotFound` (commune, category), `Invalid`
+    /// (parameters, `as_of`).
+    pub fn recommend_json(&self, code: &InseeCode, category: &Slug, params: &Params, as_of: Option<NaiveDate>) -> Result<Arc<[u8]>> {
+        let today = self.as_of(as_of)?;
+        let key = format!("{code}\n{category}\n{today}\n{}", serde_json::to_string(params).unwrap_or_default());
         let h = self.index();
-        let (version, today) = (h.version(), self.today());
+        let version = h.version();
         let mut cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.get(&key).filter(|c| c.version == version && c.today == today) {
             return Ok(c.body.clone());
@@ -436,10 +451,13 @@ impl Service {
         Ok(body)
     }
 
-    /// The groupements de commandes proposed to EPCI `siren` over `horizon_months`. Errors:
-    /// `NotFound` for an unknown EPCI.
-    pub fn pooled_purchases(&self, siren: &Siren, horizon_months: u32) -> Result<PooledPurchases> {
-        self.with_ctx(|ctx| pooled_purchases(ctx, siren, horizon_months))
+    /// The groupements de commandes proposed to EPCI `siren` over `horizon_months`, at the
+    /// reference date or at `as_of`. Errors: `NotFound` for an unknown EPCI, `Invalid` for
+    /// `as_of`.
+    pub fn pooled_purchases(&self, siren: &Siren, horizon_months: u32, as_of: Option<NaiveDate>) -> Result<PooledPurchases> {
+        let today = self.as_of(as_of)?;
+        let h = self.index();
+        pooled_purchases(&Ctx::new(&self.territory, &self.catalog, &h, today), siren, horizon_months)
     }
 
     /// Creates a token (admin only) and returns it with its secret, which is not stored.

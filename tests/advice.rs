@@ -80,7 +80,7 @@ fn a_windows_10_commune_is_told_to_move_to_windows_11_that_its_neighbours_run() 
     // Pooled purchases of Rennes Métropole over 12 months (Windows 11's known support ends
     // 2028-03-14, with its last known release): Windows 11 is the proven option for postes de
     // travail, and the neighbours' release updates are not purchases.
-    let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("243500139").unwrap(), 12).unwrap();
+    let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("243500139").unwrap(), 12, None).unwrap();
     let g = pp.groupements.iter().find(|g| g.category.as_str() == "poste-de-travail").unwrap();
     let o = g.option.as_ref().expect("a proven option");
     assert_eq!((o.product.as_str(), o.generation.as_ref().map(|g| g.as_str())), ("windows", Some("11")));
@@ -257,4 +257,37 @@ fn invariants_over_every_breton_commune_and_category() {
     }
     assert_eq!(answers, 1202 * categories.len());
     assert!(switches > 0 && updates == 0, "switches {switches}, updates {updates} (the demo records generations, not releases)");
+}
+
+#[test]
+fn obligations_ahead_are_flagged_to_check_and_asked_at_a_past_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    // Two neighbours of Brest ran a finance product for years; the catalogue does not say
+    // which finance products produce the compte financier unique (CFU, 2027-06-30).
+    let n = neighbours(&s, "29019", 2);
+    adopt(&s, &n[0], "horizon-villages-online", None, "2015-01-01", None, &[4]);
+    adopt(&s, &n[1], "horizon-villages-online", None, "2016-01-01", None, &[4]);
+    let a = ask(&s, "29019", "finances");
+    let item = &a.items[0];
+    assert_eq!(item.to_check.iter().map(|c| (c.id.as_str(), c.date.to_string())).collect::<Vec<_>>(), vec![("cfu", "2027-06-30".to_string())]);
+    assert!(item.reason.contains("conformité à vérifier : Compte financier unique (CFU)"), "{}", item.reason);
+    // The same question on 2023-03-01: the CFU is beyond the 12-month margin, M57 (2024-01-01)
+    // within it; on 2024-06-01 neither (M57 in force, CFU too far).
+    let at = |date: &str| -> Value {
+        let body = s.recommend_json(&code("29019"), &Slug::parse("finances").unwrap(), &Params::default(), Some(d(date))).unwrap();
+        serde_json::from_slice(&body).unwrap()
+    };
+    let before = at("2023-03-01");
+    assert_eq!(before["as_of"], "2023-03-01");
+    assert_eq!(before["items"][0]["to_check"][0]["id"], "m57");
+    assert!(at("2024-06-01")["items"][0].get("to_check").is_none());
+    assert!(matches!(s.recommend_json(&code("29019"), &Slug::parse("finances").unwrap(), &Params::default(), Some(d("2027-01-01"))), Err(voisinage::Error::Invalid(_))));
+    // Pooled purchases of Brest Métropole: the option for finances carries the check, over
+    // the groupement's horizon.
+    let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("242900314").unwrap(), 24, None).unwrap();
+    let g = pp.groupements.iter().find(|g| g.category.as_str() == "finances").unwrap();
+    let o = g.option.as_ref().unwrap();
+    assert_eq!(o.to_check[0].id, "cfu");
+    assert!(o.reason.ends_with("conformité à vérifier : Compte financier unique (CFU) obligatoire pour les comptes de l'exercice 2026, voté au plus tard le 30 juin 2027 (prérequis : M57 et documents budgétaires télétransmis) (2027-06-30)."), "{}", o.reason);
 }

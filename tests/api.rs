@@ -477,7 +477,7 @@ async fn openapi_document_covers_every_api_route() {
         (hops["schema"]["minimum"].as_f64(), hops["schema"]["maximum"].as_f64(), hops["schema"]["type"].as_str()),
         (Some(1.0), Some(6.0), Some("integer"))
     );
-    assert_eq!(params.len(), 2 + voisinage::core::recommend::PARAM_BOUNDS.len());
+    assert_eq!(params.len(), 3 + voisinage::core::recommend::PARAM_BOUNDS.len(), "code, category, as_of and the parameters");
     // Every documented operation is a route of the service (no "no route" 404).
     for op in &ops {
         let (method, path) = op.split_once(' ').unwrap();

@@ -87,6 +87,14 @@ pub struct Generation {
     /// Free note.
     #[serde(default)]
     pub note: Option<String>,
+    /// Regulations (ids of `regulations.toml`) that the sources say it meets. Empty when they
+    /// do not say: compliance is then "to check", never guessed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meets: Vec<String>,
+    /// Regulations that the sources say it does not meet (it is then left out before the
+    /// rule's date).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fails: Vec<String>,
     /// For a generation: the ids of its releases, oldest first (empty for a release).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub releases: Vec<GenerationId>,
@@ -374,6 +382,18 @@ impl Catalog {
         Some(p.generation(id).map_or_else(|| id.clone(), |g| g.id.clone()))
     }
 
+    /// Regulations of a category that apply to a commune of `population`; for `None` (a group
+    /// of communes), those without a population bound.
+    pub fn regulations_applying<'a>(&'a self, category: &'a Slug, population: Option<u32>) -> impl Iterator<Item = &'a Regulation> + 'a {
+        self.regulations.iter().filter(move |r| {
+            r.categories.contains(category)
+                && match population {
+                    Some(p) => r.min_population.is_none_or(|m| p >= m) && r.max_population.is_none_or(|m| p <= m),
+                    None => r.min_population.is_none() && r.max_population.is_none(),
+                }
+        })
+    }
+
     /// Regulations that apply to a category and a commune of this population.
     pub fn regulations_for<'a>(&'a self, category: &'a Slug, population: u32) -> impl Iterator<Item = &'a Regulation> + 'a {
         self.regulations.iter().filter(move |r| {
@@ -491,6 +511,9 @@ fn group_releases(releases: &[Generation], rule: GenerationRule) -> Result<Vec<G
         g.eol_undated = !g.whole_line && members.iter().all(|r| r.eol_undated && r.end_of_support.is_none());
         g.lts = members.iter().any(|r| r.lts);
         g.phase_out = if members.iter().all(|r| r.phase_out.is_some()) { members[0].phase_out.clone() } else { None };
+        // What every release of it meets or fails.
+        g.meets.retain(|id| members.iter().all(|r| r.meets.contains(id)));
+        g.fails.retain(|id| members.iter().all(|r| r.fails.contains(id)));
     }
     Ok(out)
 }

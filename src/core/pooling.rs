@@ -229,8 +229,12 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
             if let Some(d) = g.end_of_support.filter(|d| *d <= horizon) {
                 return Some(Need::EndsSoon { product, generation, date: d });
             }
-            if let Some(eos) = g.end_of_support
-                && let Some(r) = ctx.catalog.regulations_for(category, population).find(|r| eos < r.date && r.date <= horizon)
+            // An obligation in force or taking effect within the horizon that it is known not to
+            // meet: support ending before it, or stated as failed by the catalogue.
+            if let Some(r) = ctx
+                .catalog
+                .regulations_for(category, population)
+                .find(|r| r.date <= horizon && (g.fails.contains(&r.id) || g.end_of_support.is_some_and(|eos| eos < r.date)))
             {
                 return Some(Need::Regulation { product, generation, rule: r.title.clone(), date: r.date });
             }
@@ -327,7 +331,15 @@ fn group_option(ctx: &Ctx, reach: &[Reach], category: &Slug, concerned: &[Concer
         let g = ctx.catalog.product(&i.product).ok().and_then(|p| i.generation.as_ref().and_then(|g| p.generation(g)));
         g.and_then(|g| g.end_of_support).is_some_and(|eos| eos <= horizon_end)
     };
-    items.into_iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i))
+    let mut option = items.into_iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i))?;
+    // Obligations to check over the groupement's horizon (not the recommendations' margin).
+    let g = ctx.catalog.product(&option.product).ok().and_then(|p| option.generation.as_ref().and_then(|g| p.generation(g)));
+    option.to_check = crate::core::recommend::compliance_to_check(ctx, category, g, None, horizon_end);
+    let mut parts: Vec<String> =
+        option.reason.trim_end_matches('.').split(" ; ").filter(|p| !p.starts_with("conformité à vérifier")).map(str::to_string).collect();
+    parts.extend(crate::core::recommend::compliance_note(&option.to_check));
+    option.reason = parts.join(" ; ") + ".";
+    Some(option)
 }
 
 /// Estimated volume of a groupement: communes and population of the `concerned` members,

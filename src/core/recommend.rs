@@ -368,6 +368,10 @@ pub struct Recommendation {
     pub release: Option<GenerationId>,
     /// Release label for display (`11 25H2 (W)`, `25.8`).
     pub release_label: Option<String>,
+    /// Obligations taking effect within the support margin (or the pooled purchases'
+    /// horizon) whose compliance the catalogue does not state for it: to check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to_check: Vec<ComplianceCheck>,
     /// Score in [0, 1].
     pub score: f64,
     /// Its parts.
@@ -442,6 +446,10 @@ pub struct UpgradePath {
     pub target: Option<(Slug, Option<GenerationId>)>,
     /// One-line French reason.
     pub reason: String,
+    /// Obligations taking effect within the support margin whose compliance the catalogue
+    /// does not state for what it runs: to check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to_check: Vec<ComplianceCheck>,
 }
 
 /// The answer to a recommendation query.
@@ -536,8 +544,11 @@ fn round(x: f64, d: i32) -> f64 {
     (x * k).round() / k
 }
 
-/// Why a generation is left out for a commune of `population` (None = no population rule
-/// checked), or `None` when it is not.
+/// Why a generation is left out for a commune of `population` (`None`: a group of communes,
+/// only the rules without a population bound), or `None` when it is not: support ended, a
+/// phase-out, an obligation in force or taking effect within `support_margin_months` that it
+/// is known not to meet (its support ends before the obligation's date, or the catalogue says
+/// it fails it), or support ending within the margin.
 pub fn exclusion(ctx: &Ctx, category: &Slug, g: &Generation, population: Option<u32>, p: &Params) -> Option<String> {
     match g.support(ctx.today) {
         Support::Ended(d) => return Some(format!("fin de support le {d}")),
@@ -547,19 +558,48 @@ pub fn exclusion(ctx: &Ctx, category: &Slug, g: &Generation, population: Option<
     if let Some(p) = &g.phase_out {
         return Some(format!("en cours d'arrêt : {p}"));
     }
-    if let Some(eos) = g.end_of_support
-        && ctx.today.checked_add_months(Months::new(p.support_margin_months)).is_some_and(|m| eos <= m)
-    {
-        return Some(format!("fin de support proche, le {eos}"));
-    }
-    if let (Some(pop), Some(eos)) = (population, g.end_of_support) {
-        for r in ctx.catalog.regulations_for(category, pop) {
-            if r.date <= ctx.today && eos < r.date {
-                return Some(format!("support terminé le {eos}, avant l'obligation « {} » du {}", r.title, r.date));
-            }
+    let margin_end = ctx.today.checked_add_months(Months::new(p.support_margin_months)).unwrap_or(ctx.today);
+    for r in ctx.catalog.regulations_applying(category, population).filter(|r| r.date <= margin_end) {
+        if g.fails.contains(&r.id) {
+            return Some(format!("non conforme à l'obligation « {} » du {}", r.title, r.date));
+        }
+        if let Some(eos) = g.end_of_support.filter(|eos| *eos < r.date) {
+            return Some(format!("support terminé le {eos}, avant l'obligation « {} » du {}", r.title, r.date));
         }
     }
+    if let Some(eos) = g.end_of_support.filter(|eos| *eos <= margin_end) {
+        return Some(format!("fin de support proche, le {eos}"));
+    }
     None
+}
+
+/// An obligation taking effect soon whose compliance the catalogue does not state for a
+/// generation: "conformité à vérifier", never guessed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ComplianceCheck {
+    /// Regulation id (`regulations.toml`).
+    pub id: String,
+    /// French title.
+    pub title: String,
+    /// Date it takes effect.
+    pub date: NaiveDate,
+}
+
+/// The obligations of the category taking effect after `ctx.today` and by `until` that apply
+/// to `population` (`None`: a group) and whose compliance the catalogue does not state for `g`
+/// (neither met nor failed; `g` `None`: a product without catalogue generations).
+pub fn compliance_to_check(ctx: &Ctx, category: &Slug, g: Option<&Generation>, population: Option<u32>, until: NaiveDate) -> Vec<ComplianceCheck> {
+    ctx.catalog
+        .regulations_applying(category, population)
+        .filter(|r| ctx.today < r.date && r.date <= until)
+        .filter(|r| g.is_none_or(|g| !g.meets.contains(&r.id) && !g.fails.contains(&r.id)))
+        .map(|r| ComplianceCheck { id: r.id.clone(), title: r.title.clone(), date: r.date })
+        .collect()
+}
+
+/// The French note of compliance checks: `conformité à vérifier : {title} ({date})`.
+pub fn compliance_note(checks: &[ComplianceCheck]) -> Option<String> {
+    (!checks.is_empty()).then(|| format!("conformité à vérifier : {}", checks.iter().map(|c| format!("{} ({})", c.title, c.date)).collect::<Vec<_>>().join(" ; ")))
 }
 
 /// [`Evidence`] before the commune's name is looked up: only the 20 shown get one.
@@ -969,6 +1009,9 @@ impl Scoring<'_, '_> {
         if let Some(r) = advised.filter(|_| generation.is_some_and(|g| g.releases.len() > 1)) {
             notes.push(format!("version conseillée : {}", ctx.catalog.label(&key.0, Some(&r.id))));
         }
+        let margin_end = ctx.today.checked_add_months(Months::new(params.support_margin_months)).unwrap_or(ctx.today);
+        let to_check = compliance_to_check(ctx, self.category, generation, self.population, margin_end);
+        notes.extend(compliance_note(&to_check));
         let reason = reason_text(&ctx.catalog.label(&key.0, key.1.as_ref()), &evidence, mean_months, &rel, notes);
         evidence.truncate(20);
         let evidence = evidence.into_iter().map(|e| e.named(ctx.territory)).collect();
@@ -979,6 +1022,7 @@ impl Scoring<'_, '_> {
             generation_label: generation.map(|g| g.label.clone()).or_else(|| key.1.as_ref().map(|g| g.to_string())),
             release: advised.map(|r| r.id.clone()),
             release_label: advised.map(|r| r.label.clone()),
+            to_check,
             score: round(score, 4),
             parts: ScoreParts { proximity: round(proximity, 4), reliability: round(reliability, 4), maturity: round(maturity, 4) },
             reliability: ReliabilityEstimate {
@@ -1204,6 +1248,12 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
             }
         }
     };
+    let margin_end = ctx.today.checked_add_months(Months::new(params.support_margin_months)).unwrap_or(ctx.today);
+    let to_check = if problem.is_none() { compliance_to_check(ctx, category, generation, Some(population), margin_end) } else { Vec::new() };
+    let reason = match compliance_note(&to_check) {
+        Some(n) => format!("{} ; {n}.", reason.trim_end_matches('.')),
+        None => reason,
+    };
     UpgradePath {
         adoption_id: a.id,
         product: a.product.clone(),
@@ -1216,6 +1266,7 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
         advice,
         target,
         reason,
+        to_check,
     }
 }
 

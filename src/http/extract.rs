@@ -213,6 +213,9 @@ pub fn in_range(name: &str, v: i64, lo: i64, hi: i64) -> Result<i64, Error> {
 pub struct HorizonQuery {
     /// Months ahead; 400 when not an integer.
     pub horizon: Option<i64>,
+    /// Ask the question at this past date (`YYYY-MM-DD`); 400 when not a date, 422 after the
+    /// reference date.
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 impl HorizonQuery {

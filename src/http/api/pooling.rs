@@ -30,10 +30,11 @@ pub struct Doc;
 /// Proposed groupements de commandes for the EPCI's members over the horizon.
 #[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases", tag = "pooling",
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
-        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
     responses((status = 200, body = PooledPurchases), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn pooled(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
-    json(StatusCode::OK, &s.pooled_purchases(&siren, q.months()?)?)
+    json(StatusCode::OK, &s.pooled_purchases(&siren, q.months()?, q.as_of)?)
 }
 
 /// The `besoin` column of the CSV: the kind of need, in French snake case.
@@ -117,7 +118,7 @@ fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 13]> {
     responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement", body = String, content_type = "text/csv"),
         (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
-    let pp = s.pooled_purchases(&siren, q.months()?)?;
+    let pp = s.pooled_purchases(&siren, q.months()?, q.as_of)?;
     let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::from("\u{feff}".as_bytes()));
     let csv_err = |e: csv::Error| Error::internal("writing the CSV export", e);
     w.write_record(CSV_HEADER).map_err(csv_err)?;

@@ -32,6 +32,8 @@ pub struct Doc;
 pub struct RecommendationQuery {
     /// Catalogue category slug (required).
     category: Slug,
+    /// Ask the question at this past date (`YYYY-MM-DD`); default: the reference date.
+    as_of: Option<chrono::NaiveDate>,
     /// Recommender parameters, by name, as sent.
     #[serde(flatten)]
     overrides: BTreeMap<String, String>,
@@ -56,10 +58,11 @@ impl RecommendationQuery {
 /// parameter can be overridden as a query parameter within its bounds (listed below).
 #[utoipa::path(get, path = "/api/v1/communes/{code}/recommendations", tag = "recommendations",
     params(("code" = String, Path, description = "Code INSEE", example = "35238"),
-        ("category" = String, Query, description = "Catalogue category slug", example = "poste-de-travail")),
+        ("category" = String, Query, description = "Catalogue category slug", example = "poste-de-travail"),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD): nothing recorded after it is read; default: today", format = Date)),
     responses((status = 200, body = Answer), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn recommendations(s: web::Data<Service>, code: web::Path<InseeCode>, q: Query<RecommendationQuery>) -> Res {
     let params = q.params()?;
-    let body = s.recommend_json(&code, &q.category, &params)?;
+    let body = s.recommend_json(&code, &q.category, &params, q.as_of)?;
     Ok(HttpResponse::Ok().insert_header(ContentType::json()).body(web::Bytes::copy_from_slice(&body)))
 }

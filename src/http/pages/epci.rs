@@ -37,7 +37,7 @@ pub async fn epci_page(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Q
 
 /// The whole page. Errors: `Invalid` (horizon), `NotFound` (EPCI, category).
 fn render(s: &Service, siren: &Siren, q: &EpciPageQuery) -> Result<String, Error> {
-    let horizon = HorizonQuery { horizon: q.horizon }.months()?;
+    let horizon = HorizonQuery { horizon: q.horizon, as_of: None }.months()?;
     let content = s.with_ctx(|ctx| -> Result<String, Error> {
         let pp = crate::core::pooling::pooled_purchases(ctx, siren, horizon)?;
         let epci = ctx.territory.epci(siren)?;
