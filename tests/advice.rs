@@ -81,10 +81,14 @@ fn a_windows_10_commune_is_told_to_move_to_windows_11_that_its_neighbours_run() 
     // 2028-03-14, with its last known release): Windows 11 is the proven option for postes de
     // travail, and the neighbours' release updates are not purchases.
     let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("243500139").unwrap(), 12, None).unwrap();
+    // (The members that declared nothing there need a product too.)
     let g = pp.groupements.iter().find(|g| g.category.as_str() == "poste-de-travail").unwrap();
     let o = g.option.as_ref().expect("a proven option");
-    assert_eq!((o.product.as_str(), o.generation.as_ref().map(|g| g.as_str())), ("windows", Some("11")));
-    assert!(g.concerned.iter().all(|m| !n.contains(&m.member.code.to_string())), "updates are not purchases");
+    assert_eq!((o.product.as_str(), o.generation.as_ref().map(|g| g.as_str()), o.status), ("windows", Some("11"), Status::Proven));
+    let rennes = g.concerned.iter().find(|m| m.member.code.as_str() == "35238").unwrap();
+    assert!(matches!(rennes.need, voisinage::core::pooling::Need::EndOfSupport { .. }));
+    let on: Vec<String> = g.already_on.iter().map(|m| m.code.to_string()).collect();
+    assert!(n.iter().all(|c| on.contains(c) && g.concerned.iter().all(|m| &m.member.code.to_string() != c)), "updates are not purchases: {on:?}");
 }
 
 #[test]
@@ -256,6 +260,21 @@ fn invariants_over_every_breton_commune_and_category() {
         }
     }
     assert_eq!(answers, 1202 * categories.len());
+    // Pooled purchases of every EPCI: a groupement buys for at least two communes; its option
+    // is proven, or says it is not yet.
+    let mut groupements = 0;
+    for e in s.territory().epcis() {
+        let pp = s.pooled_purchases(&e.siren, 24, None).unwrap();
+        for g in &pp.groupements {
+            groupements += 1;
+            assert!(g.concerned.len() >= 2, "{} {}", e.siren, g.category);
+            if let Some(o) = &g.option {
+                assert!(o.status == Status::Proven || o.reason.contains("pas encore éprouvée"), "{}", o.reason);
+            }
+        }
+        assert!(pp.single_needs.iter().all(|g| g.concerned.len() == 1));
+    }
+    assert!(groupements > 0);
     assert!(switches > 0 && updates == 0, "switches {switches}, updates {updates} (the demo records generations, not releases)");
 }
 

@@ -200,8 +200,12 @@ pub struct PooledPurchases {
     pub horizon_months: u32,
     /// Members in the seeded territory.
     pub members_in_scope: usize,
-    /// Categories where at least one member needs something.
+    /// Categories where at least two members need a purchase within the horizon: a
+    /// groupement de commandes buys something for several communes.
     pub groupements: Vec<Groupement>,
+    /// Categories where one member alone needs a purchase: that commune's own need, not a
+    /// groupement (same shape, most valuable first).
+    pub single_needs: Vec<Groupement>,
 }
 
 fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
@@ -444,7 +448,10 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result
             .then(a.earliest_deadline.unwrap_or(NaiveDate::MAX).cmp(&b.earliest_deadline.unwrap_or(NaiveDate::MAX)))
             .then(pos(&a.category).cmp(&pos(&b.category)))
     });
-    Ok(PooledPurchases { epci: epci.siren, name: epci.name.clone(), as_of: ctx.today, horizon_months, members_in_scope: members.len(), groupements })
+    // A need met by a free update in place is no need here (needs are per generation); a need
+    // of one commune alone is its own purchase.
+    let (groupements, single_needs) = groupements.into_iter().partition(|g| g.concerned.len() >= 2);
+    Ok(PooledPurchases { epci: epci.siren, name: epci.name.clone(), as_of: ctx.today, horizon_months, members_in_scope: members.len(), groupements, single_needs })
 }
 
 #[cfg(test)]

@@ -113,6 +113,13 @@ fn groupements_section(pp: &PooledPurchases) -> String {
     for g in &pp.groupements {
         c.push_str(&groupement(g));
     }
+    if !pp.single_needs.is_empty() {
+        let _ = write!(c, "<h2>Besoins d'une seule commune ({})</h2>", pp.single_needs.len());
+        c.push_str("<p>Une seule commune membre a un achat à prévoir dans ces catégories : ce n'est pas un groupement de commandes, mais l'option éprouvée à proximité est indiquée.</p>");
+        for g in &pp.single_needs {
+            c.push_str(&groupement(g));
+        }
+    }
     c
 }
 
