@@ -77,10 +77,10 @@ fn a_windows_10_commune_is_told_to_move_to_windows_11_that_its_neighbours_run() 
     assert_eq!(b.current[0].advice, Advice::Update);
     assert_eq!(b.current[0].target.as_ref().and_then(|t| t.1.as_ref()).map(|g| g.as_str()), Some("11-26h1-w"));
     assert!(b.current[0].reason.contains("mise à jour sur place, sans achat ni migration"), "{}", b.current[0].reason);
-    // Pooled purchases of Rennes Métropole over 12 months (Windows 11's known support ends
-    // 2028-03-14, with its last known release): Windows 11 is the proven option for postes de
-    // travail, and the neighbours' release updates are not purchases.
-    let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("243500139").unwrap(), 12, None).unwrap();
+    // Pooled purchases of Rennes Métropole (24 months): Windows 11, still being released, is the
+    // proven option for postes de travail, and the neighbours' release updates are not
+    // purchases.
+    let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("243500139").unwrap(), 24, None).unwrap();
     // (The members that declared nothing there need a product too.)
     let g = pp.groupements.iter().find(|g| g.category.as_str() == "poste-de-travail").unwrap();
     let o = g.option.as_ref().expect("a proven option");

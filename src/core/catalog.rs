@@ -485,8 +485,9 @@ fn rule_key(rule: GenerationRule, id: &str) -> Option<&str> {
 
 /// Groups releases (sorted by order) into generations by `rule`: a generation is released with
 /// its first release, supported while any of its releases is (its end of support is its last
-/// release's; no end known if one release has none, or for a whole line), LTS if one is,
-/// phased out if all are;
+/// release's; no end known if one release has none, for a whole line, or for a generation of
+/// several releases that holds the product's newest one: it is still being released), LTS if
+/// one is, phased out if all are;
 /// generations are ordered by their first release. Errors: `Data` for a key that is not a
 /// valid generation id.
 fn group_releases(releases: &[Generation], rule: GenerationRule) -> Result<Vec<Generation>> {
@@ -506,7 +507,11 @@ fn group_releases(releases: &[Generation], rule: GenerationRule) -> Result<Vec<G
     for g in &mut out {
         let members: Vec<&Generation> = releases.iter().filter(|r| g.releases.contains(&r.id)).collect();
         g.released = members.iter().filter_map(|r| r.released).min();
-        let open_ended = g.whole_line || members.iter().any(|r| r.end_of_support.is_none() && !r.eol_undated);
+        // Still being released: a generation of several releases that holds the product's
+        // newest release gets more of them (Windows 11 after 26H1); the last known release's
+        // end is then only a lower bound, not its end.
+        let still_released = members.len() > 1 && releases.last().is_some_and(|last| g.releases.contains(&last.id));
+        let open_ended = g.whole_line || still_released || members.iter().any(|r| r.end_of_support.is_none() && !r.eol_undated);
         g.end_of_support = if open_ended { None } else { members.iter().filter_map(|r| r.end_of_support).max() };
         g.eol_undated = !g.whole_line && members.iter().all(|r| r.eol_undated && r.end_of_support.is_none());
         g.lts = members.iter().any(|r| r.lts);
@@ -579,7 +584,9 @@ pub(crate) mod tests {
         let ids: Vec<&str> = w.generations.iter().map(|x| x.id.as_str()).collect();
         assert!(ids.ends_with(&["10", "11"]), "{ids:?}");
         let w11 = w.generation(&g("11-24h2-w")).unwrap();
-        assert_eq!((w11.id.as_str(), w11.end_of_support), ("11", Some(d("2028-03-14"))), "ends with its last release");
+        // Windows 11 is still being released (its newest release is the product's): no end known
+        // yet; Windows 10 ended with its last release.
+        assert_eq!((w11.id.as_str(), w11.support(d("2026-11-29"))), ("11", Support::NoEndKnown(())));
         assert_eq!(w.generation(&g("10-22h2")).unwrap().support(d("2026-11-29")), Support::Ended(d("2025-10-14")));
         assert_eq!(w.advised_release(w11, d("2026-11-29"), 3).unwrap().id.as_str(), "11-26h1-w");
         assert_eq!(c.label(&w.id, Some(&g("11"))), "Microsoft Windows 11");
@@ -595,7 +602,8 @@ pub(crate) mod tests {
         // Drupal and Veeam by major version; Office by cycle.
         let dr: Vec<&str> = p("drupal").generations.iter().map(|x| x.id.as_str()).collect();
         assert!(dr.ends_with(&["9", "10", "11"]), "{dr:?}");
-        assert_eq!(p("drupal").generation(&g("10.4")).unwrap().id.as_str(), "10");
+        let d10 = p("drupal").generation(&g("10.4")).unwrap();
+        assert_eq!((d10.id.as_str(), d10.end_of_support.is_some()), ("10", true), "Drupal 10 ends with its last release");
         let veeam = p("veeam-backup-and-replication");
         assert_eq!(veeam.generation(&g("9.5")).unwrap().id.as_str(), "9");
         let office: Vec<&str> = p("office").generations.iter().map(|x| x.id.as_str()).collect();
