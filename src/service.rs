@@ -264,6 +264,14 @@ impl Service {
         f(&Ctx::new(&self.territory, &self.catalog, &h, self.today()))
     }
 
+    /// Runs `f` with a recommendation context at `as_of` ([`Service::as_of`]). Errors:
+    /// `Invalid` for `as_of`.
+    pub fn with_ctx_at<R>(&self, as_of: Option<NaiveDate>, f: impl FnOnce(&Ctx<'_>) -> R) -> Result<R> {
+        let today = self.as_of(as_of)?;
+        let h = self.index();
+        Ok(f(&Ctx::new(&self.territory, &self.catalog, &h, today)))
+    }
+
     /// The date a question is asked at: `as_of` (a past date: nothing recorded after it is
     /// read), or the reference date. Errors: `Invalid` for a date after the reference date or
     /// before 1980-01-01.
@@ -455,9 +463,7 @@ impl Service {
     /// reference date or at `as_of`. Errors: `NotFound` for an unknown EPCI, `Invalid` for
     /// `as_of`.
     pub fn pooled_purchases(&self, siren: &Siren, horizon_months: u32, as_of: Option<NaiveDate>) -> Result<PooledPurchases> {
-        let today = self.as_of(as_of)?;
-        let h = self.index();
-        pooled_purchases(&Ctx::new(&self.territory, &self.catalog, &h, today), siren, horizon_months)
+        self.with_ctx_at(as_of, |ctx| pooled_purchases(ctx, siren, horizon_months))?
     }
 
     /// Creates a token (admin only) and returns it with its secret, which is not stored.

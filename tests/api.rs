@@ -627,3 +627,29 @@ async fn the_problem_codes_documented_are_those_of_the_error_table() {
     assert_eq!(codes, table);
     assert!(codes.contains(&"internal") && codes.contains(&"malformed-input"));
 }
+
+#[tokio::test]
+async fn query_strings_are_strict_and_paths_say_what_they_expect() {
+    let app = spawn(true).await;
+    let c = &app.anon;
+    let v = problem(c.get(app.url("/api/v1/communes/35238/recommendations?category=finances&z=9&z=1")).send().await.unwrap(), 400, "malformed-input").await;
+    assert_eq!(v["detail"], "query parameter 'z' is given more than once");
+    let v = problem(c.get(app.url("/api/v1/catalog/products?categroy=finances")).send().await.unwrap(), 400, "malformed-input").await;
+    assert!(v["detail"].as_str().unwrap().contains("unknown field `categroy`"), "{v}");
+    problem(c.get(app.url("/api/v1/epcis/243500139/pooled-purchases?horizn=5")).send().await.unwrap(), 400, "malformed-input").await;
+    let v = problem(c.get(app.url("/api/v1/communes/35238/adoptions/abc")).send().await.unwrap(), 400, "malformed-input").await;
+    assert!(v["detail"].as_str().unwrap().contains("'abc' is not a record id (a whole number from 1)"), "{v}");
+    problem(c.get(app.url("/api/v1/communes/35238/adoptions/0")).send().await.unwrap(), 400, "malformed-input").await;
+    // Without a token, a write is 401 whatever its path holds.
+    problem(c.post(app.url("/api/v1/communes/3523/adoptions")).json(&json!({})).send().await.unwrap(), 401, "unauthorized").await;
+    // The GeoJSON export asks at as_of too: in 2000 nobody ran anything yet.
+    let map = |q: &str| {
+        let url = app.url(&format!("/api/v1/epcis/243500139/map.geojson{q}"));
+        async move { c.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let (now, then) = (map("").await, map("?as_of=2000-01-01").await);
+    let products = |m: &Value| m["features"].as_array().unwrap().iter().filter(|f| !f["properties"]["bureautique_product"].is_null()).count();
+    assert!(products(&now) > 0);
+    assert_eq!(products(&then), 0);
+    problem(c.get(app.url("/api/v1/epcis/243500139/map.geojson?as_of=2031-01-01")).send().await.unwrap(), 422, "invalid-value").await;
+}

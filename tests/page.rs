@@ -111,6 +111,15 @@ async fn pages_answer_head_405_and_french_errors_and_csv_cells_are_inert() {
     let r = app.anon.get(app.url("/epcis/243500139?horizon=999")).send().await.unwrap();
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("Demande incorrecte"));
+    // A bad parameter is named; a write on a page is a French 405.
+    let r = app.anon.get(app.url("/epcis/243500139?horizon=abc")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("at &#39;horizon&#39;"));
+    let r = app.anon.put(app.url("/recherche?q=ren")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "GET, HEAD"));
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("Action impossible"));
     // A generation that a spreadsheet would compute is quoted in the CSV.
     let r = app
         .client

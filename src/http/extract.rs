@@ -68,8 +68,9 @@ impl FromRequest for CommuneWriter {
 }
 
 fn commune_writer(req: &HttpRequest) -> Result<CommuneWriter, Error> {
-    let code = InseeCode::parse(req.match_info().get("code").unwrap_or_default())?;
+    // Who asks comes first: without a token, 401 whatever the path holds.
     let principal = required(req)?;
+    let code = InseeCode::parse(req.match_info().get("code").unwrap_or_default())?;
     service(req)?.authorize_commune(&principal, &code)?;
     Ok(CommuneWriter { principal, code })
 }
@@ -134,8 +135,38 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(req.query_string().as_bytes()));
-        ready(serde_path_to_error::deserialize(de).map(Query).map_err(|e| field_error("query string", &e).into()))
+        ready(Query::parse(req.query_string()).map_err(Into::into))
+    }
+}
+
+impl<T: DeserializeOwned> Query<T> {
+    /// Reads a query string. Errors: `Malformed` for a parameter given twice (`?z=1&z=2`: which
+    /// one would count?) or one that does not fit, naming it.
+    pub fn parse(query: &str) -> Result<Self, Error> {
+        let mut seen = std::collections::HashSet::new();
+        for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !seen.insert(name.clone()) {
+                return Err(Error::Malformed(format!("query parameter '{}' is given more than once", name.chars().take(40).collect::<String>())));
+            }
+        }
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| field_error("query string", &e))
+    }
+}
+
+/// A record id in a path (an adoption, a token): a whole number from 1. Errors: `Malformed`
+/// naming what it should be, rather than the Rust type.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordId(pub u64);
+
+impl<'de> Deserialize<'de> for RecordId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0 && s.bytes().all(|b| b.is_ascii_digit()))
+            .map(RecordId)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{}' is not a record id (a whole number from 1)", s.chars().take(20).collect::<String>())))
     }
 }
 
@@ -210,6 +241,7 @@ pub fn in_range(name: &str, v: i64, lo: i64, hi: i64) -> Result<i64, Error> {
 /// The `horizon` query parameter of the pooled purchases and their exports and pages: months
 /// ahead, 1 to 120, default [`crate::core::pooling::DEFAULT_HORIZON_MONTHS`] (24).
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct HorizonQuery {
     /// Months ahead; 400 when not an integer.
     pub horizon: Option<i64>,

@@ -14,7 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
 use crate::core::history::{Adoption, Feedback, Ratings};
 use crate::error::Error;
-use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, Viewer, in_range};
+use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, RecordId, Viewer, in_range};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, json, mark_replay, not_allowed, with_header};
 use crate::service::{AdoptionChanges, AdoptionDraft, AdoptionView, FeedbackDraft, Service};
@@ -124,8 +124,8 @@ pub async fn list_adoptions(viewer: Viewer, s: web::Data<Service>, code: web::Pa
 #[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions",
     params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id")),
     responses((status = 200, body = AdoptionOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
-pub async fn one_adoption(viewer: Viewer, s: web::Data<Service>, path: web::Path<(InseeCode, u64)>) -> Res {
-    let (code, id) = path.into_inner();
+pub async fn one_adoption(viewer: Viewer, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>) -> Res {
+    let (code, RecordId(id)) = path.into_inner();
     json(StatusCode::OK, &AdoptionOut::from(s.adoption(viewer.0.as_ref(), &code, id)?))
 }
 
@@ -262,10 +262,10 @@ impl TryFrom<AdoptionPatch> for AdoptionChanges {
     request_body = AdoptionPatch,
     responses((status = 200, body = AdoptionOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
-pub async fn update_adoption(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, u64)>, body: Body<AdoptionPatch>) -> Res {
+pub async fn update_adoption(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>, body: Body<AdoptionPatch>) -> Res {
     let changes = AdoptionChanges::try_from(body.value)?;
     let CommuneWriter { principal, code } = w;
-    let id = path.1;
+    let id = path.1.0;
     let st = s.clone();
     let view = blocking(move || st.amend_adoption(&principal, &code, id, changes)).await?;
     json(StatusCode::OK, &AdoptionOut::from(view))
@@ -319,11 +319,11 @@ impl TryFrom<FeedbackIn> for FeedbackDraft {
     request_body = FeedbackIn,
     responses((status = 201, body = FeedbackOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_feedback(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, u64)>, key: IdempotencyKey, body: Body<FeedbackIn>) -> Res {
+pub async fn create_feedback(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>, key: IdempotencyKey, body: Body<FeedbackIn>) -> Res {
     let idem = key.with_fingerprint(body.fingerprint);
     let draft = FeedbackDraft::try_from(body.value)?;
     let CommuneWriter { principal, code } = w;
-    let id = path.1;
+    let id = path.1.0;
     let written = blocking(move || s.record_feedback(&principal, &code, id, draft, idem.as_ref())).await?;
     let r = json(StatusCode::CREATED, &FeedbackOut::new(&written.record, true))?;
     let mut r = with_header(r, header::LOCATION, &format!("/api/v1/communes/{code}/adoptions/{id}"))?;

@@ -58,6 +58,7 @@ pub struct ProductsOut<'a> {
 
 /// Query of `GET /api/v1/catalog/products`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProductsQuery {
     /// Only the products of this category.
     category: Option<Slug>,

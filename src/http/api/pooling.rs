@@ -114,7 +114,8 @@ fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 13]> {
 /// per member per groupement (members concerned, then members already on the option).
 #[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.csv", tag = "pooling",
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
-        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
     responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement", body = String, content_type = "text/csv"),
         (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
@@ -136,13 +137,14 @@ pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query
 /// `{slug}_product`, `{slug}_generation` and `{slug}_status` properties (flat, for QGIS).
 #[utoipa::path(get, path = "/api/v1/epcis/{siren}/map.geojson", tag = "pooling",
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
-        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120)),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
     responses((status = 200, description = "GeoJSON FeatureCollection of the member communes (WGS84), flat properties per category", body = Object, content_type = "application/geo+json"),
         (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     let horizon = q.months()?;
     s.territory().epci(&siren)?;
-    let features = s.with_ctx(|ctx| {
+    let features = s.with_ctx_at(q.as_of, |ctx| {
         let mut features = Vec::new();
         for &m in ctx.territory.members(&siren) {
             let cm = ctx.territory.commune(m);
@@ -165,7 +167,7 @@ pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Q
             features.push(geojson::Feature { bbox: None, geometry: Some(geometry), id: None, properties: Some(props), foreign_members: None });
         }
         features
-    });
+    })?;
     let fc = geojson::FeatureCollection { bbox: None, features, foreign_members: None };
     Ok(HttpResponse::build(StatusCode::OK).content_type("application/geo+json").body(fc.to_string()))
 }

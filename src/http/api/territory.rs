@@ -135,6 +135,7 @@ pub struct NeighboursOut {
 
 /// Query of `GET /api/v1/communes/{code}/neighbours`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NeighboursQuery {
     /// Graph distance, 1 to 6 (422 outside), default 1; 400 when not an integer.
     hops: Option<i64>,
@@ -180,6 +181,7 @@ pub struct SearchOut {
 
 /// Query of `GET /api/v1/communes`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Name or code, 1 to 100 characters once trimmed.
     q: Option<String>,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::core::auth::{Token, TokenScope};
-use crate::http::extract::{AdminToken, Body};
+use crate::http::extract::{AdminToken, Body, RecordId};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, json, not_allowed};
 use crate::service::Service;
@@ -81,8 +81,8 @@ pub async fn list_tokens(admin: AdminToken, s: web::Data<Service>) -> Res {
     params(("id" = u64, Path, description = "Token id")),
     responses((status = 200, body = Token), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, description = "The token used is the one to revoke", body = Problem)))]
-pub async fn revoke_token(admin: AdminToken, s: web::Data<Service>, id: web::Path<u64>) -> Res {
-    let id = id.into_inner();
+pub async fn revoke_token(admin: AdminToken, s: web::Data<Service>, id: web::Path<RecordId>) -> Res {
+    let RecordId(id) = id.into_inner();
     let t = blocking(move || s.revoke_token(&admin.0, id)).await?;
     json(StatusCode::OK, &t)
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use actix_web::web;
 use serde::Deserialize;
 
-use super::{PageError, PageResult, html, page};
+use super::{PageError, PageResult, html, page, page_query};
 use crate::core::domain::{Siren, Slug};
 use crate::core::fr;
 use crate::core::map::{MapItem, MapStatus, escape, svg};
@@ -15,7 +15,7 @@ use crate::core::pooling::{Groupement, PooledPurchases, need_of};
 use crate::core::recommend::Ctx;
 use crate::core::territory::Epci;
 use crate::error::Error;
-use crate::http::extract::HorizonQuery;
+use crate::http::extract::{HorizonQuery, Query};
 use crate::service::Service;
 
 /// Query of the EPCI page.
@@ -28,7 +28,8 @@ pub struct EpciPageQuery {
 }
 
 /// `GET /epcis/{siren}`: the EPCI page.
-pub async fn epci_page(s: web::Data<Service>, siren: web::Path<Siren>, q: web::Query<EpciPageQuery>) -> PageResult {
+pub async fn epci_page(s: web::Data<Service>, siren: web::Path<Siren>, q: Result<Query<EpciPageQuery>, actix_web::Error>) -> PageResult {
+    let q = page_query(&s, q)?;
     match render(&s, &siren, &q) {
         Ok(content) => html(content),
         Err(e) => Err(PageError::new(&s, e)),

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use actix_web::web;
 use serde::Deserialize;
 
-use super::{PageError, PageResult, html, page, search_form};
+use super::{PageError, PageResult, html, page, page_query, search_form};
+use crate::http::extract::Query;
 use crate::core::map::escape;
 use crate::core::territory::fold;
 use crate::error::Error;
@@ -33,7 +34,8 @@ pub struct SearchQuery {
 
 /// `GET /recherche?q=`: EPCI whose name contains `q` (or whose SIREN is `q`) and communes
 /// found by [`crate::core::territory::Territory::search`], 20 of each at most.
-pub async fn search(s: web::Data<Service>, q: web::Query<SearchQuery>) -> PageResult {
+pub async fn search(s: web::Data<Service>, q: Result<Query<SearchQuery>, actix_web::Error>) -> PageResult {
+    let q = page_query(&s, q)?;
     let query = q.q.as_deref().unwrap_or_default().trim().to_string();
     if query.chars().count() > 100 {
         return Err(PageError::new(&s, Error::Invalid("q must be at most 100 characters".into())));

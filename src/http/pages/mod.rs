@@ -11,7 +11,6 @@ pub mod home;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
-use super::respond::not_allowed;
 use crate::core::map::escape;
 use crate::error::Error;
 use crate::service::Service;
@@ -30,7 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
             .route(web::get().to(handler.clone()))
             .route(web::head().to(handler))
-            .default_service(web::to(|| not_allowed("GET, HEAD")))
+            .default_service(web::to(|s: web::Data<Service>| async move { method_not_allowed(&s) }))
     }
     cfg.service(page_resource("/", home::index)).service(page_resource("/recherche", home::search)).service(page_resource("/epcis/{siren}", epci::epci_page));
 }
@@ -71,7 +70,8 @@ impl ResponseError for PageError {
         }
         let (title, explanation) = match e.status() {
             404 => ("Page introuvable", "La commune, l'EPCI ou la catégorie demandée n'existe pas."),
-            _ => ("Demande incorrecte", "Un paramètre de l'adresse n'est pas valide (code SIREN sur 9 chiffres, catégorie du catalogue, horizon de 1 à 120 mois)."),
+            405 => ("Action impossible", "Cette page se consulte seulement : elle n'accepte pas d'envoi."),
+            _ => ("Demande incorrecte", "Un paramètre de l'adresse n'est pas valide (le détail ci-dessous le nomme)."),
         };
         let c = format!(
             "<h1>{title}</h1><p>{explanation}</p><p>Détail : {}</p>{}<p><a href=\"/\">Retour à l'accueil</a></p>",
@@ -80,6 +80,19 @@ impl ResponseError for PageError {
         );
         HttpResponse::build(self.status_code()).content_type("text/html; charset=utf-8").body(page(title, self.simulated, &c))
     }
+}
+
+/// 405 on a page: a French page, with `Allow: GET, HEAD`.
+fn method_not_allowed(s: &Service) -> HttpResponse {
+    let mut r = PageError::new(s, Error::MethodNotAllowed("cette page ne se consulte qu'en lecture (GET, HEAD)".into())).error_response();
+    r.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static("GET, HEAD"));
+    r
+}
+
+/// A page's query string read into `T` ([`crate::http::extract::Query`], which names the
+/// parameter at fault), an error becoming a French page.
+pub fn page_query<T>(s: &Service, q: Result<crate::http::extract::Query<T>, actix_web::Error>) -> Result<T, PageError> {
+    q.map(|q| q.0).map_err(|e| PageError::new(s, Error::Malformed(e.to_string())))
 }
 
 /// The extractor error handler of the pages: the error as a French page.
