@@ -310,3 +310,27 @@ fn obligations_ahead_are_flagged_to_check_and_asked_at_a_past_date() {
     assert_eq!(o.to_check[0].id, "cfu");
     assert!(o.reason.ends_with("conformité à vérifier : Compte financier unique (CFU) obligatoire pour les comptes de l'exercice 2026, voté au plus tard le 30 juin 2027 (prérequis : M57 et documents budgétaires télétransmis) (2027-06-30)."), "{}", o.reason);
 }
+
+#[test]
+fn a_groupement_does_not_switch_a_member_whose_own_path_stays_in_its_product() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), false);
+    let siren = voisinage::core::domain::Siren::parse("242900314").unwrap();
+    let t = s.territory();
+    let m: Vec<String> = t.members(&siren).iter().map(|&i| t.commune(i).code.to_string()).collect();
+    // Debian 13 (support until 2028-08-09, within 24 months) on one member; two members on
+    // Windows Server 2012 (ended 2023-10-10); two others on 2022 for years.
+    adopt(&s, &m[0], "debian", Some("13"), "2025-09-01", None, &[4]);
+    adopt(&s, &m[1], "windows-server", Some("2012"), "2013-01-01", None, &[3]);
+    adopt(&s, &m[2], "windows-server", Some("2012"), "2014-01-01", None, &[3]);
+    adopt(&s, &m[3], "windows-server", Some("2022"), "2022-01-01", None, &[4]);
+    adopt(&s, &m[4], "windows-server", Some("2022"), "2022-06-01", None, &[4]);
+    let pp = s.pooled_purchases(&siren, 24, None).unwrap();
+    let g = pp.groupements.iter().chain(&pp.single_needs).find(|g| g.category.as_str() == "serveur").unwrap();
+    let o = g.option.as_ref().unwrap();
+    assert_eq!((o.product.as_str(), o.generation.as_ref().map(|g| g.as_str())), ("windows-server", Some("2022")));
+    let codes = |v: &[voisinage::core::pooling::Concerned]| v.iter().map(|c| c.member.code.to_string()).collect::<Vec<_>>();
+    assert!(codes(&g.concerned).contains(&m[1]) && codes(&g.concerned).contains(&m[2]));
+    assert_eq!(codes(&g.own_path), vec![m[0].clone()], "Debian 13 is not switched to Windows Server");
+    assert!(!codes(&g.concerned).contains(&m[0]));
+}

@@ -185,6 +185,10 @@ pub struct Groupement {
     pub value: f64,
     /// Why it stands where it does, in French.
     pub rank_reason: String,
+    /// Members with a need in the category whose own path stays in their product (a support
+    /// ending later, a contract to renew, on another product than the option's): listed, not
+    /// part of this purchase.
+    pub own_path: Vec<Concerned>,
 }
 
 /// All groupements for an EPCI, most valuable first.
@@ -376,6 +380,10 @@ fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], c
         return None;
     }
     let option = group_option(ctx, reach, &cat.slug, &concerned, horizon_months, params);
+    let (concerned, own_path) = split_by_path(concerned, option.as_ref());
+    if concerned.is_empty() {
+        return None;
+    }
     let already_on: Vec<Member> = option
         .as_ref()
         .map(|o| {
@@ -425,6 +433,31 @@ fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], c
         due_together,
         value: (value * 100.0).round() / 100.0,
         rank_reason,
+        own_path,
+    })
+}
+
+/// The product a need is about (`None`: the member runs nothing in the category).
+fn need_product(n: &Need) -> Option<&Slug> {
+    match n {
+        Need::NoProduct => None,
+        Need::EndOfSupport { product, .. }
+        | Need::EndsSoon { product, .. }
+        | Need::Regulation { product, .. }
+        | Need::ContractEnds { product, .. }
+        | Need::PoorRating { product, .. } => Some(product),
+    }
+}
+
+/// Splits the members concerned into those the option is a path for, and those whose own
+/// path stays in their product: a member changes product only for a stated reason (it runs
+/// nothing, its support ended, an obligation it fails, a poor rating); a support ending later
+/// or a contract to renew on another product than the option's is not a reason to switch.
+fn split_by_path(concerned: Vec<Concerned>, option: Option<&Recommendation>) -> (Vec<Concerned>, Vec<Concerned>) {
+    let Some(o) = option else { return (concerned, Vec::new()) };
+    concerned.into_iter().partition(|c| match (&c.need, need_product(&c.need)) {
+        (Need::NoProduct | Need::EndOfSupport { .. } | Need::Regulation { .. } | Need::PoorRating { .. }, _) => true,
+        (_, p) => p == Some(&o.product),
     })
 }
 

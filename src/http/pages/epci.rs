@@ -168,6 +168,10 @@ fn groupement(g: &Groupement) -> String {
         );
     }
     c.push_str("</tbody></table>");
+    if !g.own_path.is_empty() {
+        let names: Vec<String> = g.own_path.iter().map(|m| format!("{} ({})", escape(&m.member.name), escape(&m.reason))).collect();
+        let _ = write!(c, "<p><strong>Hors groupement (restent sur leur produit) :</strong> {}</p>", names.join(" ; "));
+    }
     if !g.already_on.is_empty() {
         let names: Vec<String> = g.already_on.iter().map(|m| escape(&m.name)).collect();
         let _ = write!(c, "<p><strong>Déjà sur l'option (contrat de maintenance commun possible) :</strong> {}.</p>", names.join(", "));
