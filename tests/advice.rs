@@ -77,6 +77,10 @@ fn a_windows_10_commune_is_told_to_move_to_windows_11_that_its_neighbours_run() 
     assert_eq!(b.current[0].advice, Advice::Update);
     assert_eq!(b.current[0].target.as_ref().and_then(|t| t.1.as_ref()).map(|g| g.as_str()), Some("11-26h1-w"));
     assert!(b.current[0].reason.contains("mise à jour sur place, sans achat ni migration"), "{}", b.current[0].reason);
+    // A commune on Windows 11 (no release recorded) is told which release to be on.
+    let c = ask(&s, &n[2], "poste-de-travail");
+    assert_eq!((c.current[0].advice, c.current[0].advised_release.as_ref().map(|g| g.as_str())), (Advice::Stay, Some("11-26h1-w")));
+    assert!(c.current[0].reason.ends_with("; version conseillée : Microsoft Windows 11 26H1 (W)."), "{}", c.current[0].reason);
     // Pooled purchases of Rennes Métropole (24 months): Windows 11, still being released, is the
     // proven option for postes de travail, and the neighbours' release updates are not
     // purchases.
@@ -85,6 +89,9 @@ fn a_windows_10_commune_is_told_to_move_to_windows_11_that_its_neighbours_run() 
     let g = pp.groupements.iter().find(|g| g.category.as_str() == "poste-de-travail").unwrap();
     let o = g.option.as_ref().expect("a proven option");
     assert_eq!((o.product.as_str(), o.generation.as_ref().map(|g| g.as_str()), o.status), ("windows", Some("11"), Status::Proven));
+    // Its adopters are counted as members and neighbours of members, never more members than
+    // the EPCI has.
+    assert!(o.reason.starts_with("Microsoft Windows 11 : en service dans 3 communes parmi les membres depuis"), "{}", o.reason);
     let rennes = g.concerned.iter().find(|m| m.member.code.as_str() == "35238").unwrap();
     assert!(matches!(rennes.need, voisinage::core::pooling::Need::EndOfSupport { .. }));
     let on: Vec<String> = g.already_on.iter().map(|m| m.code.to_string()).collect();
@@ -165,7 +172,10 @@ fn without_a_successor_the_switch_goes_to_the_first_proven_option() {
     let cur = &a.current[0];
     assert_eq!(cur.advice, Advice::Switch);
     assert_eq!(cur.target.as_ref().map(|t| t.0.as_str()), Some("roundcube"));
-    assert_eq!(cur.reason, "Changer pour Roundcube Webmail (Microsoft Exchange 2019 CU15 SU5 : fin de support le 2025-10-14) : l'option éprouvée la mieux classée à proximité.");
+    assert_eq!(
+        cur.reason,
+        "Changer pour Roundcube Webmail (Microsoft Exchange 2019 CU15 SU5 : fin de support le 2025-10-14 ; aucune génération suivante de Microsoft Exchange en service à proximité) : l'option éprouvée la mieux classée à proximité."
+    );
 }
 
 #[test]
@@ -268,6 +278,14 @@ fn invariants_over_every_breton_commune_and_category() {
             assert!(g.concerned.len() >= 2, "{} {}", e.siren, g.category);
             if let Some(o) = &g.option {
                 assert!(o.status == Status::Proven || o.reason.contains("pas encore éprouvée"), "{}", o.reason);
+                // Never more members named than the EPCI has in the territory.
+                let members = s.territory().members(&e.siren).len();
+                let count = |before: &str| -> Option<usize> {
+                    let i = o.reason.find(before)?;
+                    o.reason[..i].split_whitespace().last()?.parse().ok()
+                };
+                let named = count(" communes parmi les membres").or_else(|| count(" parmi les membres")).unwrap_or(0);
+                assert!(named <= members, "{}: {} ({members} members)", e.siren, o.reason);
             }
         }
         assert!(pp.single_needs.iter().all(|g| g.concerned.len() == 1));

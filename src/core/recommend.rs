@@ -431,6 +431,9 @@ pub struct UpgradePath {
     pub generation: Option<GenerationId>,
     /// The release recorded, when the adoption names a release rather than a generation.
     pub release: Option<GenerationId>,
+    /// The release of its generation to be on ([`Product::advised_release`]), when the
+    /// catalogue lists several.
+    pub advised_release: Option<GenerationId>,
     /// In service since.
     pub since: NaiveDate,
     /// Support status of the generation, if known.
@@ -890,12 +893,17 @@ fn with_continuity(base: f64, same_product: bool, params: &Params) -> f64 {
 }
 
 /// French phrase saying where the `evidence` communes are (all adopters): up to how many km
-/// (centroid distances), or "parmi les membres" for group queries (no distance). Graph hops
-/// are in the JSON only.
+/// (centroid distances); for group queries (no distance: members at hop 0, their neighbours
+/// at hop 1), how many are members. Graph hops are in the JSON only.
 fn where_phrase(evidence: &[EvidenceDraft]) -> String {
-    match evidence.iter().filter_map(|e| e.distance_km).reduce(f64::max) {
-        Some(km) => format!("à {} au plus", fr::km(km)),
-        None => "parmi les membres".to_string(),
+    if let Some(km) = evidence.iter().filter_map(|e| e.distance_km).reduce(f64::max) {
+        return format!("à {} au plus", fr::km(km));
+    }
+    let members = evidence.iter().filter(|e| e.hops == Some(0)).count();
+    match members {
+        m if m == evidence.len() => "parmi les membres".to_string(),
+        0 => "parmi les voisines des membres".to_string(),
+        m => format!("dont {m} parmi les membres"),
     }
 }
 
@@ -907,8 +915,9 @@ fn reason_text(label: &str, evidence: &[EvidenceDraft], mean_months: f64, rel: &
     let n = evidence.len();
     let where_ = where_phrase(evidence);
     let mut reason = format!(
-        "{label} : en service dans {n} commune{} {where_} depuis {} en moyenne ; fiabilité {}/5 (au moins {}/5)",
+        "{label} : en service dans {n} commune{}{} depuis {} en moyenne ; fiabilité {}/5 (au moins {}/5)",
         if n > 1 { "s" } else { "" },
+        if where_.starts_with("dont") { format!(", {where_},") } else { format!(" {where_}") },
         fr::months(mean_months.round() as i64),
         fr::decimal(rel.mean, 1),
         fr::decimal(rel.lower, 1)
@@ -969,7 +978,7 @@ impl Scoring<'_, '_> {
         } else if !proven {
             notes.push(format!("pas encore éprouvée à proximité{expected}"));
         } else if proven
-            && generation.is_some_and(|g| !newest && product.generations.iter().any(|h| h.order > g.order && h.released.is_none_or(|r| r <= ctx.today)))
+            && generation.is_some_and(|g| !newest && product.newest_by(ctx.today).and_then(|n| product.previous(n)).is_some_and(|p| p.id == g.id))
         {
             notes.push("une génération derrière la plus récente : éprouvée".to_string());
         } else if proven {
@@ -1209,7 +1218,8 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
             }
             None => match path.map(|k| &items[k]).filter(|n| n.status == Status::Proven) {
                 Some(n) => (Advice::Stay, None, format!("Rester sur {current} : génération supportée ; {} est éprouvée à proximité pour la suite.", name(n))),
-                None => (Advice::Stay, None, format!("Rester sur {current} : génération supportée, sans problème connu.")),
+                None if generation.is_some() => (Advice::Stay, None, format!("Rester sur {current} : génération supportée, sans problème connu.")),
+                None => (Advice::Stay, None, format!("Rester sur {current} : aucun problème connu (dates de support non publiées).")),
             },
         },
         Some(p) => {
@@ -1224,11 +1234,18 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
             let switch_to =
                 if may_switch { items[..path.unwrap_or(items.len())].iter().find(|i| i.product != a.product && i.status == Status::Proven) } else { None };
             match (switch_to, path.map(|k| &items[k])) {
-                (Some(o), _) => (
-                    Advice::Switch,
-                    Some((o.product.clone(), o.generation.clone())),
-                    format!("Changer pour {} ({p}) : l'option éprouvée la mieux classée à proximité.", name(o)),
-                ),
+                (Some(o), n) => {
+                    let why = if n.is_none() && support_problem && !r.is_poor() {
+                        format!(" ; aucune génération suivante de {} en service à proximité", product.map_or_else(|| a.product.to_string(), |p| p.name.clone()))
+                    } else {
+                        String::new()
+                    };
+                    (
+                        Advice::Switch,
+                        Some((o.product.clone(), o.generation.clone())),
+                        format!("Changer pour {} ({p}{why}) : l'option éprouvée la mieux classée à proximité.", name(o)),
+                    )
+                }
                 (None, Some(n)) if n.status == Status::Proven => {
                     (Advice::Upgrade, Some((n.product.clone(), n.generation.clone())), format!("Passer à {} ({p}) : éprouvée à proximité.", name(n)))
                 }
@@ -1248,6 +1265,11 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
             }
         }
     };
+    // Staying on a generation of several releases: which release to be on.
+    let reason = match run.advised.filter(|adv| advice == Advice::Stay && generation.is_some_and(|g| g.releases.len() > 1) && run.release.is_none_or(|r| r.id != adv.id)) {
+        Some(adv) => format!("{} ; version conseillée : {}.", reason.trim_end_matches('.'), ctx.catalog.label(&a.product, Some(&adv.id))),
+        None => reason,
+    };
     let margin_end = ctx.today.checked_add_months(Months::new(params.support_margin_months)).unwrap_or(ctx.today);
     let to_check = if problem.is_none() { compliance_to_check(ctx, category, generation, Some(population), margin_end) } else { Vec::new() };
     let reason = match compliance_note(&to_check) {
@@ -1259,6 +1281,7 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
         product: a.product.clone(),
         generation: generation.map(|g| g.id.clone()).or_else(|| a.generation.clone()),
         release: run.release.map(|r| r.id.clone()),
+        advised_release: run.advised.filter(|_| generation.is_some_and(|g| g.releases.len() > 1)).map(|r| r.id.clone()),
         since: a.since,
         support: generation.map(|g| g.support(ctx.today)),
         own_rating,
