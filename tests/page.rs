@@ -77,10 +77,13 @@ async fn exports_and_escaping() {
     let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
     assert!(!rows.is_empty());
     let json: serde_json::Value = app.client.get(app.url("/api/v1/epcis/243500139/pooled-purchases")).send().await.unwrap().json().await.unwrap();
-    let expected: usize =
-        json["groupements"].as_array().unwrap().iter().map(|g| g["concerned"].as_array().unwrap().len() + g["already_on"].as_array().unwrap().len()).sum();
-    assert_eq!(rows.len(), expected, "one row per member per groupement");
+    let n = |g: &serde_json::Value, k: &str| g[k].as_array().unwrap().len();
+    let expected: usize = json["groupements"].as_array().unwrap().iter().map(|g| n(g, "concerned") + n(g, "already_on") + n(g, "own_path")).sum::<usize>()
+        + json["single_needs"].as_array().unwrap().iter().map(|g| n(g, "concerned") + n(g, "already_on") + n(g, "own_path")).sum::<usize>();
+    assert_eq!(rows.len(), expected, "one row per member per groupement, single need and own path");
     assert!(rows.iter().all(|r| r[2].len() == 5 && &r[12] == "oui"));
+    assert!(rows.iter().all(|r| ["groupement", "besoin_seul", "hors_groupement"].contains(&&r[13])));
+    assert!(rows.iter().filter(|r| !r[8].is_empty()).all(|r| ["proven", "newest_not_yet_proven", "not_yet_proven"].contains(&&r[14])));
 
     let g: serde_json::Value = app.client.get(app.url("/api/v1/epcis/243500139/map.geojson")).send().await.unwrap().json().await.unwrap();
     let f = g["features"].as_array().unwrap();

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::core::domain::Siren;
 use crate::core::map::MapStatus;
-use crate::core::pooling::{Need, PooledPurchases, need_of};
+use crate::core::pooling::{Concerned, Member, Need, PooledPurchases, need_of};
 use crate::error::Error;
 use crate::http::extract::{HorizonQuery, Query};
 use crate::http::problem::Problem;
@@ -58,7 +58,7 @@ fn inert(cell: &str) -> String {
 }
 
 /// Header of the CSV export.
-const CSV_HEADER: [&str; 13] = [
+const CSV_HEADER: [&str; 15] = [
     "categorie",
     "libelle_categorie",
     "code_insee",
@@ -72,22 +72,35 @@ const CSV_HEADER: [&str; 13] = [
     "coordonnateur",
     "procedure",
     "simule",
+    "ligne",
+    "statut_option",
 ];
 
+/// The member, need kind, reason and deadline of a member with a need.
+fn need_row(m: &Concerned) -> (&Member, &'static str, String, String) {
+    (&m.member, need_kind(&m.need), m.reason.clone(), m.need.deadline().map(|d| d.to_string()).unwrap_or_default())
+}
+
 /// The CSV rows of the pooled purchases: one per member per groupement (members concerned,
-/// then members already on the option), cells made inert.
-fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 13]> {
+/// then members already on the option: `ligne` = `groupement`), then the needs of one commune
+/// alone (`besoin_seul`), then the members whose path stays in their product
+/// (`hors_groupement`); `statut_option` is the option's maturity (`proven`, ...). Cells made
+/// inert.
+fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 15]> {
     let sim = if simulated { "oui" } else { "non" };
     let mut out = Vec::new();
-    for g in &pp.groupements {
+    let lists = pp.groupements.iter().map(|g| ("groupement", g)).chain(pp.single_needs.iter().map(|g| ("besoin_seul", g)));
+    for (line, g) in lists {
         let (op, og) = g.option.as_ref().map_or((String::new(), String::new()), |o| (o.product_name.clone(), o.generation_label.clone().unwrap_or_default()));
+        let status = g.option.as_ref().map(|o| serde_json::to_value(o.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).unwrap_or_default();
         let procedure = g.volume.procedure.as_ref().map(|p| p.procedure.clone()).unwrap_or_default();
         let rows = g
             .concerned
             .iter()
-            .map(|m| (&m.member, need_kind(&m.need), m.reason.clone(), m.need.deadline().map(|d| d.to_string()).unwrap_or_default()))
-            .chain(g.already_on.iter().map(|m| (m, "deja_sur_option", "Déjà sur l'option proposée.".to_string(), String::new())));
-        for (m, kind, reason, deadline) in rows {
+            .map(|m| (line, need_row(m)))
+            .chain(g.already_on.iter().map(|m| (line, (m, "deja_sur_option", "Déjà sur l'option proposée.".to_string(), String::new()))))
+            .chain(g.own_path.iter().map(|m| ("hors_groupement", need_row(m))));
+        for (line, (m, kind, reason, deadline)) in rows {
             let population = m.population.to_string();
             let record = [
                 g.category.as_str(),
@@ -103,6 +116,8 @@ fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 13]> {
                 &g.coordinator,
                 &procedure,
                 sim,
+                line,
+                &status,
             ];
             out.push(record.map(inert));
         }
@@ -111,7 +126,8 @@ fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 13]> {
 }
 
 /// `GET /api/v1/epcis/{siren}/pooled-purchases.csv`: UTF-8 with BOM, `;` separator, one row
-/// per member per groupement (members concerned, then members already on the option).
+/// per member per groupement, per need of one commune and per member whose path stays in its
+/// product (column `ligne`).
 #[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.csv", tag = "pooling",
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
         ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
