@@ -341,12 +341,21 @@ fn a_groupement_does_not_switch_a_member_whose_own_path_stays_in_its_product() {
     adopt(&s, &m[2], "windows-server", Some("2012"), "2014-01-01", None, &[3]);
     adopt(&s, &m[3], "windows-server", Some("2022"), "2022-01-01", None, &[4]);
     adopt(&s, &m[4], "windows-server", Some("2022"), "2022-06-01", None, &[4]);
+    // Debian 12 ended (2026-07-11), and Debian 13 runs at m[0]: its path is Debian 13.
+    adopt(&s, &m[5], "debian", Some("12"), "2023-07-01", None, &[4]);
     let pp = s.pooled_purchases(&siren, 24, None).unwrap();
     let g = pp.groupements.iter().chain(&pp.single_needs).find(|g| g.category.as_str() == "serveur").unwrap();
     let o = g.option.as_ref().unwrap();
     assert_eq!((o.product.as_str(), o.generation.as_ref().map(|g| g.as_str())), ("windows-server", Some("2022")));
     let codes = |v: &[voisinage::core::pooling::Concerned]| v.iter().map(|c| c.member.code.to_string()).collect::<Vec<_>>();
     assert!(codes(&g.concerned).contains(&m[1]) && codes(&g.concerned).contains(&m[2]));
-    assert_eq!(codes(&g.own_path), vec![m[0].clone()], "Debian 13 is not switched to Windows Server");
+    let mut own = codes(&g.own_path);
+    own.sort();
+    let mut want = vec![m[0].clone(), m[5].clone()];
+    want.sort();
+    assert_eq!(own, want, "Debian is not switched to Windows Server");
+    // The commune's own answer agrees: Debian 12 moves to Debian 13.
+    let a = ask(&s, &m[5], "serveur");
+    assert_eq!((a.current[0].advice, a.current[0].target.as_ref().map(|t| t.0.as_str())), (Advice::Upgrade, Some("debian")));
     assert!(!codes(&g.concerned).contains(&m[0]));
 }

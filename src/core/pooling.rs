@@ -322,7 +322,7 @@ fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], category: &Slug, horizon
 /// `params`, nothing skipped) that no concerned member rates poorly and whose support does not
 /// end within `horizon_months` (its users would need the next purchase before this one is
 /// over); `None` when there is none.
-fn group_option(ctx: &Ctx, reach: &[Reach], category: &Slug, concerned: &[Concerned], horizon_months: u32, params: &Params) -> Option<Recommendation> {
+fn group_option(ctx: &Ctx, items: &[Recommendation], category: &Slug, concerned: &[Concerned], horizon_months: u32) -> Option<Recommendation> {
     // Never propose what a member reports as unreliable.
     let poor: HashSet<(Slug, Option<GenerationId>)> = concerned
         .iter()
@@ -331,7 +331,6 @@ fn group_option(ctx: &Ctx, reach: &[Reach], category: &Slug, concerned: &[Concer
             _ => None,
         })
         .collect();
-    let (items, _) = score_candidates(ctx, reach, None, category, &HashSet::new(), params);
     // Nor an option whose support ends within the horizon: its users would need the next
     // purchase before this one is over.
     let horizon_end = ctx.today.checked_add_months(chrono::Months::new(horizon_months)).unwrap_or(NaiveDate::MAX);
@@ -339,7 +338,7 @@ fn group_option(ctx: &Ctx, reach: &[Reach], category: &Slug, concerned: &[Concer
         let g = ctx.catalog.product(&i.product).ok().and_then(|p| i.generation.as_ref().and_then(|g| p.generation(g)));
         g.and_then(|g| g.end_of_support).is_some_and(|eos| eos <= horizon_end)
     };
-    let mut option = items.into_iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i))?;
+    let mut option = items.iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i))?.clone();
     // Obligations to check over the groupement's horizon (not the recommendations' margin).
     let g = ctx.catalog.product(&option.product).ok().and_then(|p| option.generation.as_ref().and_then(|g| p.generation(g)));
     option.to_check = crate::core::recommend::compliance_to_check(ctx, category, g, None, horizon_end);
@@ -379,8 +378,9 @@ fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], c
     if concerned.is_empty() {
         return None;
     }
-    let option = group_option(ctx, reach, &cat.slug, &concerned, horizon_months, params);
-    let (concerned, own_path) = split_by_path(concerned, option.as_ref());
+    let (items, _) = score_candidates(ctx, reach, None, &cat.slug, &HashSet::new(), params);
+    let option = group_option(ctx, &items, &cat.slug, &concerned, horizon_months);
+    let (concerned, own_path) = split_by_path(ctx, concerned, option.as_ref(), &items);
     if concerned.is_empty() {
         return None;
     }
@@ -437,27 +437,25 @@ fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], c
     })
 }
 
-/// The product a need is about (`None`: the member runs nothing in the category).
-fn need_product(n: &Need) -> Option<&Slug> {
-    match n {
-        Need::NoProduct => None,
-        Need::EndOfSupport { product, .. }
-        | Need::EndsSoon { product, .. }
-        | Need::Regulation { product, .. }
-        | Need::ContractEnds { product, .. }
-        | Need::PoorRating { product, .. } => Some(product),
-    }
-}
-
 /// Splits the members concerned into those the option is a path for, and those whose own
-/// path stays in their product: a member changes product only for a stated reason (it runs
-/// nothing, its support ended, an obligation it fails, a poor rating); a support ending later
-/// or a contract to renew on another product than the option's is not a reason to switch.
-fn split_by_path(concerned: Vec<Concerned>, option: Option<&Recommendation>) -> (Vec<Concerned>, Vec<Concerned>) {
+/// path stays in their product. A member changes product only for a stated reason: it runs
+/// nothing, a poor rating, or its generation must go (support ended, an obligation it fails)
+/// with no newer generation of its product in service among the members and their neighbours
+/// (`items`). A support ending later or a contract to renew, on another product than the
+/// option's, is not a reason to switch either.
+fn split_by_path(ctx: &Ctx, concerned: Vec<Concerned>, option: Option<&Recommendation>, items: &[Recommendation]) -> (Vec<Concerned>, Vec<Concerned>) {
     let Some(o) = option else { return (concerned, Vec::new()) };
-    concerned.into_iter().partition(|c| match (&c.need, need_product(&c.need)) {
-        (Need::NoProduct | Need::EndOfSupport { .. } | Need::Regulation { .. } | Need::PoorRating { .. }, _) => true,
-        (_, p) => p == Some(&o.product),
+    let successor_in_reach = |product: &Slug, generation: &Option<GenerationId>| {
+        let Ok(p) = ctx.catalog.product(product) else { return false };
+        let Some(g) = generation.as_ref().and_then(|g| p.generation(g)) else { return false };
+        items.iter().any(|i| &i.product == product && i.generation.as_ref().and_then(|x| p.generation(x)).is_some_and(|h| h.order > g.order))
+    };
+    concerned.into_iter().partition(|c| match &c.need {
+        Need::NoProduct | Need::PoorRating { .. } => true,
+        Need::EndOfSupport { product, generation, .. } | Need::Regulation { product, generation, .. } => {
+            product == &o.product || !successor_in_reach(product, generation)
+        }
+        Need::EndsSoon { product, .. } | Need::ContractEnds { product, .. } => product == &o.product,
     })
 }
 
