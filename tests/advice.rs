@@ -325,6 +325,14 @@ fn obligations_ahead_are_flagged_to_check_and_asked_at_a_past_date() {
     let o = g.option.as_ref().unwrap();
     assert_eq!(o.to_check[0].id, "cfu");
     assert!(o.reason.ends_with("conformité à vérifier : Compte financier unique (CFU) obligatoire pour les comptes de l'exercice 2026, voté au plus tard le 30 juin 2027 (prérequis : M57 et documents budgétaires télétransmis) (2027-06-30)."), "{}", o.reason);
+    // The EPCI sees which members run finance products to check, even without a groupement.
+    adopt(&s, "29019", "horizon-villages-online", None, "2017-01-01", None, &[4]);
+    let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("242900314").unwrap(), 24, None).unwrap();
+    let t = pp.to_check.iter().find(|t| t.category.as_str() == "finances" && t.check.id == "cfu").unwrap();
+    assert!(t.members.iter().any(|m| m.code.as_str() == "29019"));
+    // Not before the obligation is within the horizon.
+    let early = s.pooled_purchases(&voisinage::core::domain::Siren::parse("242900314").unwrap(), 12, Some(d("2024-06-01"))).unwrap();
+    assert!(early.to_check.iter().all(|t| t.check.id != "cfu"));
 }
 
 #[test]

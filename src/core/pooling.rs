@@ -210,6 +210,51 @@ pub struct PooledPurchases {
     /// Categories where one member alone needs a purchase: that commune's own need, not a
     /// groupement (same shape, most valuable first).
     pub single_needs: Vec<Groupement>,
+    /// Obligations taking effect within the horizon whose compliance the catalogue does not
+    /// state for what members run ("conformité à vérifier"), by category, with the members
+    /// concerned.
+    pub to_check: Vec<MembersToCheck>,
+}
+
+/// Members running, in one category, generations whose compliance with an obligation taking
+/// effect within the horizon the catalogue does not state.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct MembersToCheck {
+    /// Category slug.
+    pub category: Slug,
+    /// Category label (French).
+    pub category_label: String,
+    /// The obligation.
+    pub check: crate::core::recommend::ComplianceCheck,
+    /// The members to check, by code.
+    pub members: Vec<Member>,
+}
+
+/// The compliance checks of the members over the horizon, per category and obligation.
+fn members_to_check(ctx: &Ctx, members: &[CommuneIdx], horizon_months: u32) -> Vec<MembersToCheck> {
+    let until = ctx.today.checked_add_months(Months::new(horizon_months)).unwrap_or(ctx.today);
+    let mut out: Vec<MembersToCheck> = Vec::new();
+    for cat in &ctx.catalog.categories {
+        for &m in members {
+            let c = ctx.territory.commune(m);
+            for a in ctx.index.active(&c.code, &cat.slug, ctx.today) {
+                let g = ctx.catalog.product(&a.product).ok().and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
+                for check in crate::core::recommend::compliance_to_check(ctx, &cat.slug, g, Some(c.population), until) {
+                    let entry = match out.iter_mut().position(|x| x.category == cat.slug && x.check == check) {
+                        Some(i) => &mut out[i],
+                        None => {
+                            out.push(MembersToCheck { category: cat.slug.clone(), category_label: cat.label.clone(), check, members: Vec::new() });
+                            out.last_mut().expect("just pushed")
+                        }
+                    };
+                    if !entry.members.iter().any(|x| x.code == c.code) {
+                        entry.members.push(member(ctx, m));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
@@ -482,7 +527,8 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result
     // A need met by a free update in place is no need here (needs are per generation); a need
     // of one commune alone is its own purchase.
     let (groupements, single_needs) = groupements.into_iter().partition(|g| g.concerned.len() >= 2);
-    Ok(PooledPurchases { epci: epci.siren, name: epci.name.clone(), as_of: ctx.today, horizon_months, members_in_scope: members.len(), groupements, single_needs })
+    let to_check = members_to_check(ctx, members, horizon_months);
+    Ok(PooledPurchases { epci: epci.siren, name: epci.name.clone(), as_of: ctx.today, horizon_months, members_in_scope: members.len(), groupements, single_needs, to_check })
 }
 
 #[cfg(test)]

@@ -114,6 +114,18 @@ fn groupements_section(pp: &PooledPurchases) -> String {
     for g in &pp.groupements {
         c.push_str(&groupement(g));
     }
+    for t in &pp.to_check {
+        let names: Vec<String> = t.members.iter().map(|m| escape(&m.name)).collect();
+        let _ = write!(
+            c,
+            "<p class=\"verifier\"><strong>Conformité à vérifier ({}) :</strong> {} ({}) — {} commune(s) : {}. Les sources ne disent pas si les produits en place y répondent.</p>",
+            escape(&t.category_label),
+            escape(&t.check.title),
+            t.check.date,
+            t.members.len(),
+            names.join(", ")
+        );
+    }
     if !pp.single_needs.is_empty() {
         let _ = write!(c, "<h2>Besoins d'une seule commune ({})</h2>", pp.single_needs.len());
         c.push_str("<p>Une seule commune membre a un achat à prévoir dans ces catégories : ce n'est pas un groupement de commandes, mais l'option éprouvée à proximité est indiquée.</p>");
