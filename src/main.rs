@@ -11,10 +11,10 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use voisinage::core::auth::{Principal, TokenScope};
 use voisinage::core::eval::{backtest, table};
 use voisinage::core::history::AdoptionIndex;
 use voisinage::core::recommend::Params;
-use voisinage::core::auth::{Principal, TokenScope};
 use voisinage::core::simulate::{SimParams, simulate};
 use voisinage::http::serve;
 use voisinage::import::{self, ImportArea, ImportOptions};

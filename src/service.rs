@@ -21,7 +21,7 @@ use chrono::NaiveDate;
 use crate::core::auth::{Principal, Token, TokenHash, TokenScope};
 use crate::core::catalog::Catalog;
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
-use crate::core::history::{Adoption, Feedback, AdoptionIndex, NewAdoption, NewFeedback, Ratings};
+use crate::core::history::{Adoption, AdoptionIndex, Feedback, NewAdoption, NewFeedback, Ratings};
 use crate::core::map::Shapes;
 use crate::core::pooling::{PooledPurchases, pooled_purchases};
 use crate::core::recommend::{Ctx, Params, recommend};
@@ -534,7 +534,13 @@ fn own_adoption<'h>(h: &'h AdoptionIndex, code: &InseeCode, id: u64) -> Result<&
 /// An adoption with its state, ratings and feedback on `today`, for a reader who may see the
 /// comments or not (`visible`).
 fn view(h: &AdoptionIndex, a: &Adoption, today: NaiveDate, visible: bool) -> AdoptionView {
-    AdoptionView { adoption: a.clone(), active: a.active_on(today), ratings: h.ratings(a.id, today), feedback: h.feedback(a.id).to_vec(), comments_visible: visible }
+    AdoptionView {
+        adoption: a.clone(),
+        active: a.active_on(today),
+        ratings: h.ratings(a.id, today),
+        feedback: h.feedback(a.id).to_vec(),
+        comments_visible: visible,
+    }
 }
 
 /// Logs a write for the audit trail (tracing target `voisinage::audit`): who (token id and

@@ -28,7 +28,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::core::auth::{Token, TokenHash, TokenScope};
-use crate::core::history::{Adoption, Feedback, AdoptionIndex, NewAdoption, NewFeedback};
+use crate::core::history::{Adoption, AdoptionIndex, Feedback, NewAdoption, NewFeedback};
 use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
 

@@ -70,7 +70,10 @@ fn a_windows_10_commune_is_told_to_move_to_windows_11_that_its_neighbours_run() 
     assert_eq!((top.status, top.adopters), (Status::Proven, 3), "the releases of Windows 11 count together");
     assert_eq!(top.release.as_ref().map(|g| g.as_str()), Some("11-26h1-w"));
     let cur = &a.current[0];
-    assert_eq!((cur.advice, cur.generation.as_ref().map(|g| g.as_str()), cur.release.as_ref().map(|g| g.as_str())), (Advice::Upgrade, Some("10"), Some("10-22h2")));
+    assert_eq!(
+        (cur.advice, cur.generation.as_ref().map(|g| g.as_str()), cur.release.as_ref().map(|g| g.as_str())),
+        (Advice::Upgrade, Some("10"), Some("10-22h2"))
+    );
     assert_eq!(cur.reason, "Passer à Microsoft Windows 11 (Microsoft Windows 10 : fin de support le 2025-10-14) : éprouvée à proximité.");
     // The neighbour still on 22H2 (ended 2024-10-08) is told to update in place, not to buy.
     let b = ask(&s, &n[0], "poste-de-travail");
@@ -111,7 +114,10 @@ fn a_newer_release_of_the_same_generation_is_an_update_not_a_purchase() {
     assert!(a.items.iter().all(|i| i.generation.as_ref().map(|g| g.as_str()) != Some("11")));
     let cur = &a.current[0];
     assert_eq!(cur.advice, Advice::Update, "{}", cur.reason);
-    assert_eq!(cur.reason, "Mettre à jour vers Microsoft Windows 11 26H1 (W) (la version 11 25H2 (W) arrive en fin de support le 2027-10-12) : mise à jour sur place, sans achat ni migration.");
+    assert_eq!(
+        cur.reason,
+        "Mettre à jour vers Microsoft Windows 11 26H1 (W) (la version 11 25H2 (W) arrive en fin de support le 2027-10-12) : mise à jour sur place, sans achat ni migration."
+    );
 }
 
 #[test]
@@ -151,7 +157,11 @@ fn an_upgrade_path_within_the_product_comes_before_a_switch() {
     let cur = &a.current[0];
     assert_eq!(cur.advice, Advice::Upgrade);
     assert_eq!(cur.target.as_ref().map(|t| (t.0.as_str(), t.1.as_ref().map(|g| g.as_str()))), Some(("veeam-backup-and-replication", Some("13"))));
-    assert!(cur.reason.starts_with("Passer à Veeam Backup & Replication 13 (Veeam Backup & Replication 12 : fin de support proche, le 2027-02-01)"), "{}", cur.reason);
+    assert!(
+        cur.reason.starts_with("Passer à Veeam Backup & Replication 13 (Veeam Backup & Replication 12 : fin de support proche, le 2027-02-01)"),
+        "{}",
+        cur.reason
+    );
 }
 
 #[test]
@@ -317,7 +327,10 @@ fn obligations_ahead_are_flagged_to_check_and_asked_at_a_past_date() {
     assert_eq!(before["as_of"], "2023-03-01");
     assert_eq!(before["items"][0]["to_check"][0]["id"], "m57");
     assert!(at("2024-06-01")["items"][0].get("to_check").is_none());
-    assert!(matches!(s.recommend_json(&code("29019"), &Slug::parse("finances").unwrap(), &Params::default(), Some(d("2027-01-01"))), Err(voisinage::Error::Invalid(_))));
+    assert!(matches!(
+        s.recommend_json(&code("29019"), &Slug::parse("finances").unwrap(), &Params::default(), Some(d("2027-01-01"))),
+        Err(voisinage::Error::Invalid(_))
+    ));
     // Pooled purchases of Brest Métropole: the option for finances carries the check, over
     // the groupement's horizon.
     let pp = s.pooled_purchases(&voisinage::core::domain::Siren::parse("242900314").unwrap(), 24, None).unwrap();

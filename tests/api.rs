@@ -602,9 +602,19 @@ async fn a_field_that_does_not_fit_is_named_in_the_problem() {
     let (s, a) = post(&app, "/api/v1/communes/29019/adoptions", &json!({"product": "openelec", "since": "2019-03-01"})).await;
     assert_eq!(s, 201);
     let feedback = app.url(&format!("/api/v1/communes/29019/adoptions/{}/feedback", a["id"]));
-    let v = problem(c.post(&feedback).json(&json!({"reliability": 3.5, "incidents": 0, "downtime_hours": 0, "support": 4})).send().await.unwrap(), 400, "malformed-input").await;
+    let v = problem(
+        c.post(&feedback).json(&json!({"reliability": 3.5, "incidents": 0, "downtime_hours": 0, "support": 4})).send().await.unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
     assert_eq!(v["detail"], "invalid JSON body at 'reliability': invalid type: floating point `3.5`, expected i64");
-    let v = problem(c.post(app.url("/api/v1/communes/29019/adoptions")).json(&json!({"product": "Open Elec", "since": "2019-03-01"})).send().await.unwrap(), 400, "malformed-input").await;
+    let v = problem(
+        c.post(app.url("/api/v1/communes/29019/adoptions")).json(&json!({"product": "Open Elec", "since": "2019-03-01"})).send().await.unwrap(),
+        400,
+        "malformed-input",
+    )
+    .await;
     assert!(v["detail"].as_str().unwrap().starts_with("invalid JSON body at 'product': "), "{v}");
     let url = app.url(&format!("/api/v1/communes/29019/adoptions/{}", a["id"]));
     let v = problem(c.patch(&url).json(&json!({"since": null})).send().await.unwrap(), 400, "malformed-input").await;
@@ -622,7 +632,8 @@ async fn a_field_that_does_not_fit_is_named_in_the_problem() {
 async fn the_problem_codes_documented_are_those_of_the_error_table() {
     let app = spawn(false).await;
     let (_, doc) = get(&app, "/api/v1/openapi.json").await;
-    let codes: Vec<&str> = doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let codes: Vec<&str> =
+        doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     let table: Vec<&str> = voisinage::error::PROBLEM_TYPES.iter().map(|t| t.code).collect();
     assert_eq!(codes, table);
     assert!(codes.contains(&"internal") && codes.contains(&"malformed-input"));

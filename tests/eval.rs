@@ -30,7 +30,10 @@ fn recommender_stays_level_with_the_baselines_on_a_held_out_seed() {
     let (rec, pop) = (total(Method::Recommender), total(Method::GlobalPopularity));
     assert!(rec.cases > 1000, "{}", rec.cases);
     assert_eq!(rec.cases, pop.cases);
-    let best = [Method::GlobalPopularity, Method::EpciPopularity, Method::Newest, Method::NeighbourMajority].map(|m| total(m).ndcg_at_3).into_iter().fold(0.0, f64::max);
+    let best = [Method::GlobalPopularity, Method::EpciPopularity, Method::Newest, Method::NeighbourMajority]
+        .map(|m| total(m).ndcg_at_3)
+        .into_iter()
+        .fold(0.0, f64::max);
     assert!(rec.ndcg_at_3 >= 0.9 * best, "NDCG@3 {} vs best baseline {best}", rec.ndcg_at_3);
     assert!(rec.coverage > pop.coverage + 0.1, "coverage {} vs {}", rec.coverage, pop.coverage);
     assert!(rec.poor_share < 0.01, "poor top-1 {}", rec.poor_share);

@@ -145,7 +145,11 @@ fn the_cli_audits_the_tokens_it_creates_and_revokes() {
     let audit: Vec<&str> = log.lines().filter(|l| l.contains("voisinage::audit")).collect();
     assert_eq!(audit.len(), 1, "{log}");
     // The operator at the command line is token 0 with every right; the new token is record 1.
-    assert!(audit[0].contains("token=0") && audit[0].contains("scope=admin") && audit[0].contains("action=\"token.create\"") && audit[0].contains("record=1"), "{}", audit[0]);
+    assert!(
+        audit[0].contains("token=0") && audit[0].contains("scope=admin") && audit[0].contains("action=\"token.create\"") && audit[0].contains("record=1"),
+        "{}",
+        audit[0]
+    );
     assert!(!log.contains(secret.trim()));
     let (_, log) = run(&["token", "revoke", "1"]);
     assert!(log.lines().any(|l| l.contains("voisinage::audit") && l.contains("action=\"token.revoke\"") && l.contains("record=1")), "{log}");

@@ -428,13 +428,7 @@ impl Product {
         let released: Vec<&Generation> = self.releases_of(g).filter(|r| r.released.is_none_or(|d| d <= today)).collect();
         let supported = |r: &&&Generation| !r.support(today).is_ended();
         let settled = |r: &&&Generation| r.released.is_none_or(|d| d.checked_add_months(Months::new(teething_months)).is_some_and(|s| s <= today));
-        released
-            .iter()
-            .rev()
-            .find(|r| supported(r) && settled(r))
-            .or_else(|| released.iter().rev().find(|r| supported(r)))
-            .or_else(|| released.last())
-            .copied()
+        released.iter().rev().find(|r| supported(r) && settled(r)).or_else(|| released.iter().rev().find(|r| supported(r))).or_else(|| released.last()).copied()
     }
 
     /// Generations released on or before `date` (or with no release date), oldest first.
@@ -499,7 +493,13 @@ fn group_releases(releases: &[Generation], rule: GenerationRule) -> Result<Vec<G
             Some(g) => g.releases.push(r.id.clone()),
             None => {
                 let whole_line = rule == GenerationRule::Line;
-                let label = if r.id.as_str() == key { r.label.clone() } else if whole_line { String::new() } else { key.to_string() };
+                let label = if r.id.as_str() == key {
+                    r.label.clone()
+                } else if whole_line {
+                    String::new()
+                } else {
+                    key.to_string()
+                };
                 out.push(Generation { id, label, order: out.len() as u32 + 1, releases: vec![r.id.clone()], whole_line, note: None, ..r.clone() });
             }
         }

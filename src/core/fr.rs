@@ -54,7 +54,10 @@ mod tests {
         assert_eq!(decimal(12.0, 0), "12");
         assert_eq!(decimal(1234.5, 1), "1234,5");
         assert_eq!(decimal(2.25, 2), "2,25");
-        assert_eq!((months(8), months(12), months(27), months(24), months(-3)), ("8 mois".into(), "1 an".into(), "2 ans et 3 mois".into(), "2 ans".into(), "0 mois".into()));
+        assert_eq!(
+            (months(8), months(12), months(27), months(24), months(-3)),
+            ("8 mois".into(), "1 an".into(), "2 ans et 3 mois".into(), "2 ans".into(), "0 mois".into())
+        );
         assert_eq!(km(12.4), "12 km");
     }
 }

@@ -528,14 +528,23 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result
     // of one commune alone is its own purchase.
     let (groupements, single_needs) = groupements.into_iter().partition(|g| g.concerned.len() >= 2);
     let to_check = members_to_check(ctx, members, horizon_months);
-    Ok(PooledPurchases { epci: epci.siren, name: epci.name.clone(), as_of: ctx.today, horizon_months, members_in_scope: members.len(), groupements, single_needs, to_check })
+    Ok(PooledPurchases {
+        epci: epci.siren,
+        name: epci.name.clone(),
+        as_of: ctx.today,
+        horizon_months,
+        members_in_scope: members.len(),
+        groupements,
+        single_needs,
+        to_check,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::catalog::tests::small as small_catalog;
-    use crate::core::history::{Adoption, Feedback, AdoptionIndex};
+    use crate::core::history::{Adoption, AdoptionIndex, Feedback};
     use crate::core::territory::tests::small as small_territory;
 
     fn d(s: &str) -> NaiveDate {

@@ -38,7 +38,7 @@ use serde::Serialize;
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
-use crate::core::history::{Adoption, Feedback, AdoptionIndex};
+use crate::core::history::{Adoption, AdoptionIndex, Feedback};
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
 
@@ -602,7 +602,8 @@ pub fn compliance_to_check(ctx: &Ctx, category: &Slug, g: Option<&Generation>, p
 
 /// The French note of compliance checks: `conformité à vérifier : {title} ({date})`.
 pub fn compliance_note(checks: &[ComplianceCheck]) -> Option<String> {
-    (!checks.is_empty()).then(|| format!("conformité à vérifier : {}", checks.iter().map(|c| format!("{} ({})", c.title, c.date)).collect::<Vec<_>>().join(" ; ")))
+    (!checks.is_empty())
+        .then(|| format!("conformité à vérifier : {}", checks.iter().map(|c| format!("{} ({})", c.title, c.date)).collect::<Vec<_>>().join(" ; ")))
 }
 
 /// [`Evidence`] before the commune's name is looked up: only the 20 shown get one.
@@ -977,8 +978,7 @@ impl Scoring<'_, '_> {
             notes.push(format!("génération la plus récente, pas encore éprouvée à proximité{expected}"));
         } else if !proven {
             notes.push(format!("pas encore éprouvée à proximité{expected}"));
-        } else if proven
-            && generation.is_some_and(|g| !newest && product.newest_by(ctx.today).and_then(|n| product.previous(n)).is_some_and(|p| p.id == g.id))
+        } else if proven && generation.is_some_and(|g| !newest && product.newest_by(ctx.today).and_then(|n| product.previous(n)).is_some_and(|p| p.id == g.id))
         {
             notes.push("une génération derrière la plus récente : éprouvée".to_string());
         } else if proven {
@@ -1214,7 +1214,11 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
         None => match run.update_to(ctx, params) {
             Some((adv, why)) => {
                 let to = ctx.catalog.label(&a.product, Some(&adv.id));
-                (Advice::Update, Some((a.product.clone(), Some(adv.id.clone()))), format!("Mettre à jour vers {to} ({why}) : mise à jour sur place, sans achat ni migration."))
+                (
+                    Advice::Update,
+                    Some((a.product.clone(), Some(adv.id.clone()))),
+                    format!("Mettre à jour vers {to} ({why}) : mise à jour sur place, sans achat ni migration."),
+                )
             }
             None => match path.map(|k| &items[k]).filter(|n| n.status == Status::Proven) {
                 Some(n) => (Advice::Stay, None, format!("Rester sur {current} : génération supportée ; {} est éprouvée à proximité pour la suite.", name(n))),
@@ -1266,7 +1270,10 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
         }
     };
     // Staying on a generation of several releases: which release to be on.
-    let reason = match run.advised.filter(|adv| advice == Advice::Stay && generation.is_some_and(|g| g.releases.len() > 1) && run.release.is_none_or(|r| r.id != adv.id)) {
+    let reason = match run
+        .advised
+        .filter(|adv| advice == Advice::Stay && generation.is_some_and(|g| g.releases.len() > 1) && run.release.is_none_or(|r| r.id != adv.id))
+    {
         Some(adv) => format!("{} ; version conseillée : {}.", reason.trim_end_matches('.'), ctx.catalog.label(&a.product, Some(&adv.id))),
         None => reason,
     };
@@ -1320,7 +1327,9 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
             (Step::Neighbours, true) => {
                 Some("Commune sans voisine terrestre : les voisines retenues sont les communes les plus proches et celles de l'EPCI.".to_string())
             }
-            (Step::WiderNeighbours, _) => Some("Rien d'éprouvé parmi les voisines proches : recherche élargie aux voisines plus lointaines et à l'EPCI.".to_string()),
+            (Step::WiderNeighbours, _) => {
+                Some("Rien d'éprouvé parmi les voisines proches : recherche élargie aux voisines plus lointaines et à l'EPCI.".to_string())
+            }
             (Step::Department, _) => Some("Rien d'éprouvé dans le voisinage : recherche élargie au département.".to_string()),
             (Step::SizeClass, _) => Some(format!("Rien d'éprouvé dans le département : recherche élargie aux communes de {}.", size_label(c.size_class()))),
             (Step::Territory, _) if proven => Some("Rien d'éprouvé parmi les communes de même taille : recherche élargie à tout le territoire.".to_string()),

@@ -38,9 +38,7 @@ impl Problem {
     /// The answer: this body as `application/problem+json` with its status.
     pub fn response(&self) -> HttpResponse {
         let body = serde_json::to_string(self).unwrap_or_default();
-        HttpResponse::build(StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-            .content_type("application/problem+json")
-            .body(body)
+        HttpResponse::build(StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)).content_type("application/problem+json").body(body)
     }
 }
 

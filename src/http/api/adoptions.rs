@@ -319,7 +319,13 @@ impl TryFrom<FeedbackIn> for FeedbackDraft {
     request_body = FeedbackIn,
     responses((status = 201, body = FeedbackOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_feedback(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>, key: IdempotencyKey, body: Body<FeedbackIn>) -> Res {
+pub async fn create_feedback(
+    w: CommuneWriter,
+    s: web::Data<Service>,
+    path: web::Path<(InseeCode, RecordId)>,
+    key: IdempotencyKey,
+    body: Body<FeedbackIn>,
+) -> Res {
     let idem = key.with_fingerprint(body.fingerprint);
     let draft = FeedbackDraft::try_from(body.value)?;
     let CommuneWriter { principal, code } = w;

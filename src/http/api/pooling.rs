@@ -92,7 +92,8 @@ fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 15]> {
     let lists = pp.groupements.iter().map(|g| ("groupement", g)).chain(pp.single_needs.iter().map(|g| ("besoin_seul", g)));
     for (line, g) in lists {
         let (op, og) = g.option.as_ref().map_or((String::new(), String::new()), |o| (o.product_name.clone(), o.generation_label.clone().unwrap_or_default()));
-        let status = g.option.as_ref().map(|o| serde_json::to_value(o.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).unwrap_or_default();
+        let status =
+            g.option.as_ref().map(|o| serde_json::to_value(o.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).unwrap_or_default();
         let procedure = g.volume.procedure.as_ref().map(|p| p.procedure.clone()).unwrap_or_default();
         let rows = g
             .concerned

@@ -238,7 +238,13 @@ pub async fn list_epcis(s: web::Data<Service>) -> Res {
     let list: Vec<_> = t
         .epcis()
         .iter()
-        .map(|e| EpciSummary { siren: e.siren, name: e.name.clone(), kind: e.kind.clone(), population: e.population, members_in_scope: t.members(&e.siren).len() })
+        .map(|e| EpciSummary {
+            siren: e.siren,
+            name: e.name.clone(),
+            kind: e.kind.clone(),
+            population: e.population,
+            members_in_scope: t.members(&e.siren).len(),
+        })
         .collect();
     json(StatusCode::OK, &EpciList { count: list.len(), epcis: list })
 }

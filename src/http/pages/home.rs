@@ -7,10 +7,10 @@ use actix_web::web;
 use serde::Deserialize;
 
 use super::{PageError, PageResult, html, page, page_query, search_form};
-use crate::http::extract::Query;
 use crate::core::map::escape;
 use crate::core::territory::fold;
 use crate::error::Error;
+use crate::http::extract::Query;
 use crate::service::Service;
 
 /// `GET /`: the search form and every EPCI of the territory.
