@@ -21,7 +21,7 @@ use chrono::NaiveDate;
 use crate::core::auth::{Principal, Token, TokenHash, TokenScope};
 use crate::core::catalog::Catalog;
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
-use crate::core::history::{Adoption, AdoptionIndex, Feedback, NewAdoption, NewFeedback, Ratings};
+use crate::core::history::{Adoption, AdoptionIndex, Feedback, MIN_DATE, NewAdoption, NewFeedback, Ratings};
 use crate::core::map::Shapes;
 use crate::core::pooling::{PooledPurchases, pooled_purchases};
 use crate::core::recommend::{Ctx, Params, recommend};
@@ -199,6 +199,9 @@ pub struct Service {
     /// index version and the date are those it was computed at.
     answers: Mutex<HashMap<String, CachedAnswer>>,
     today: Option<NaiveDate>,
+    /// The simulated history the store holds, read once at open (a demo is only ever loaded
+    /// then).
+    demo: Option<DemoInfo>,
 }
 
 impl Service {
@@ -221,6 +224,7 @@ impl Service {
             load_demo(&data, &store, demo)?;
         }
         let index = store.load_index()?;
+        let demo = store.demo_info()?;
         Ok(Service {
             territory: data.territory,
             catalog: data.catalog,
@@ -230,6 +234,7 @@ impl Service {
             write_lock: Mutex::new(()),
             answers: Mutex::default(),
             today: config.today,
+            demo,
         })
     }
 
@@ -280,19 +285,21 @@ impl Service {
         match as_of {
             None => Ok(today),
             Some(d) if d > today => Err(Error::Invalid(format!("as_of {d} is after the reference date {today}"))),
-            Some(d) if d < NaiveDate::from_ymd_opt(1980, 1, 1).unwrap_or(NaiveDate::MIN) => Err(Error::Invalid(format!("as_of {d} is before 1980-01-01"))),
+            Some(d) if d < NaiveDate::from_ymd_opt(MIN_DATE.0, MIN_DATE.1, MIN_DATE.2).unwrap_or(NaiveDate::MIN) => {
+                Err(Error::Invalid(format!("as_of {d} is before {}-{:02}-{:02}", MIN_DATE.0, MIN_DATE.1, MIN_DATE.2)))
+            }
             Some(d) => Ok(d),
         }
     }
 
-    /// The simulated history the store holds, if any (seed, end, counts). Errors: `Storage`.
-    pub fn demo_info(&self) -> Result<Option<DemoInfo>> {
-        self.store.demo_info()
+    /// The simulated history the store holds, if any (seed, end, counts).
+    pub fn demo_info(&self) -> Option<&DemoInfo> {
+        self.demo.as_ref()
     }
 
     /// Whether the store holds a simulated history (pages then show the "simulated" banner).
     pub fn is_simulated(&self) -> bool {
-        self.store.demo_info().ok().flatten().is_some()
+        self.demo.is_some()
     }
 
     /// Record counts and the store's size.

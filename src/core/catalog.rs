@@ -393,13 +393,6 @@ impl Catalog {
                 }
         })
     }
-
-    /// Regulations that apply to a category and a commune of this population.
-    pub fn regulations_for<'a>(&'a self, category: &'a Slug, population: u32) -> impl Iterator<Item = &'a Regulation> + 'a {
-        self.regulations.iter().filter(move |r| {
-            r.categories.contains(category) && r.min_population.is_none_or(|m| population >= m) && r.max_population.is_none_or(|m| population <= m)
-        })
-    }
 }
 
 impl Product {
@@ -569,8 +562,9 @@ pub(crate) mod tests {
         assert_eq!(cms.previous(&cms.generations[2]).unwrap().id.as_str(), "2");
         assert_eq!(cms.generations[2].age_months(d("2026-06-01")), Some(12));
         let web = Slug::parse("site-web").unwrap();
-        assert_eq!(c.regulations_for(&web, 3500).count(), 0);
-        assert_eq!(c.regulations_for(&web, 3501).count(), 1);
+        assert_eq!(c.regulations_applying(&web, Some(3500)).count(), 0);
+        assert_eq!(c.regulations_applying(&web, Some(3501)).count(), 1);
+        assert_eq!(c.regulations_applying(&web, None).count(), 0, "a group: only the rules without a population bound");
     }
 
     #[test]

@@ -2,11 +2,16 @@
 //!
 //! Per category, over a horizon (default 24 months):
 //! - the members that **need** something, each with its reason: nothing in service; end of
-//!   support already past or within the horizon (with the date); a regulatory date of
-//!   `catalog/regulations.toml` that their generation fails; poor reliability (mean under
-//!   [`POOR_RATING`] over at least 2 reports); a registered contract end within the horizon;
+//!   support of their generation already past or within the horizon (with the date; a newer
+//!   release of the same generation is a free update, not a need); an obligation of
+//!   `catalog/regulations.toml` in force or taking effect within the horizon that their
+//!   generation is known not to meet; poor reliability (mean under [`POOR_RATING`] over at
+//!   least 2 reports); a registered contract end within the horizon;
 //! - the **option** most proven among the members and their direct neighbours (the
-//!   recommendation engine run for the group; never a generation a member rates poorly);
+//!   recommendation engine run for the group; never a generation a member rates poorly, nor one
+//!   whose support ends within the horizon); members whose own path stays in their product are
+//!   listed apart (`own_path`), and a category where one member alone needs a purchase is a
+//!   single need, not a groupement;
 //! - the members already on it (who could join a shared maintenance contract);
 //! - the estimated **volume** (communes, population, workstations where known) and, where the
 //!   catalogue gives an indicative price, the pooled estimate and the procurement procedure the
@@ -286,7 +291,7 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
             // meet: support ending before it, or stated as failed by the catalogue.
             if let Some(r) = ctx
                 .catalog
-                .regulations_for(category, population)
+                .regulations_applying(category, Some(population))
                 .find(|r| r.date <= horizon && (g.fails.contains(&r.id) || g.end_of_support.is_some_and(|eos| eos < r.date)))
             {
                 return Some(Need::Regulation { product, generation, rule: r.title.clone(), date: r.date });

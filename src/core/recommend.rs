@@ -20,15 +20,22 @@
 //!   left the product (abandonment):
 //!   `(0.5·m/(m+24) + 0.5·(1 - exp(-long / proven_adopters))) · (1 - abandoned share)`.
 //!   A generation is **proven** when at least `proven_adopters` communes nearby ran it at least
-//!   `proven_months`. When the newest generation of a product is not yet proven while an older
-//!   one is still supported, its maturity is halved ("one generation behind"), and the answer
-//!   says when it is expected to be proven.
+//!   `proven_months` (on any of its releases). When the newest generation of a product is not
+//!   yet proven while an older one is still supported, its maturity is halved ("one generation
+//!   behind"), and the answer says when it is expected to be proven.
+//!
+//! Candidates are generations (what a commune buys: [`crate::core::catalog::GenerationRule`]),
+//! each with the release to install. Proven generations rank before the others, whatever the
+//! product; the search widens step by step until a proven one is found or the territory is
+//! reached.
 //!
 //! Left out, with the reason: generations past end of support or within
-//! `support_margin_months` of it, and generations that stopped being supported before a
-//! regulatory date that applies to the commune's category and size (they could not receive the
-//! update the rule required). What the commune already runs is not recommended back; instead
-//! an [`UpgradePath`] says whether to stay, move to a newer generation or switch product.
+//! `support_margin_months` of it, and generations known not to meet an obligation that applies
+//! to the commune's category and size, in force or taking effect within the margin (support
+//! ending before its date, or failed by the catalogue); obligations whose compliance the
+//! catalogue does not state are listed as [`ComplianceCheck`]s. What the commune already runs
+//! is not recommended back; instead an [`UpgradePath`] says whether to stay, update in place,
+//! move to a newer generation or switch product.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -38,7 +38,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// `web::Data<metrics::Metrics>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(problem::json_error))
-        .app_data(web::QueryConfig::default().error_handler(problem::query_error))
         .app_data(web::PathConfig::default().error_handler(problem::path_error))
         .configure(api::configure)
         .configure(openapi::configure)

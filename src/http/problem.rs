@@ -2,7 +2,7 @@
 //! `ResponseError` of [`Error`], and the error handlers of actix-web's extractors.
 
 use actix_web::body::BoxBody;
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
@@ -86,11 +86,6 @@ pub fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
         other => Error::Malformed(format!("invalid JSON body: {other}")),
     };
     e.into()
-}
-
-/// Error handler of `web::Query`: 400 naming the parameter.
-pub fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    Error::Malformed(format!("invalid query string: {err}")).into()
 }
 
 /// Error handler of `web::Path`: 400 (a malformed code INSEE, SIREN or id).

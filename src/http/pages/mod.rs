@@ -25,7 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         F::Output: actix_web::Responder + 'static,
     {
         web::resource(path)
-            .app_data(web::QueryConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid query string: {e}")))))
             .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
             .route(web::get().to(handler.clone()))
             .route(web::head().to(handler))
