@@ -144,6 +144,11 @@ pub struct DemoInfo {
     pub adoptions: usize,
     /// Feedback records written.
     pub feedback: usize,
+    /// Dates the simulation made up where the sources give none: when each product (and each
+    /// undated generation) can first be adopted in the demo history. Empty for a store
+    /// loaded before they were recorded.
+    #[serde(default)]
+    pub simulated_dates: Vec<crate::core::simulate::SimulatedDate>,
 }
 
 impl Store {
@@ -477,7 +482,7 @@ impl Store {
             self.feedback.insert(key, json(f)?).map_err(st)?;
             max_id = max_id.max(f.id);
         }
-        let info = DemoInfo { seed, end, adoptions: h.adoptions.len(), feedback: h.feedback.len() };
+        let info = DemoInfo { seed, end, adoptions: h.adoptions.len(), feedback: h.feedback.len(), simulated_dates: h.simulated_dates.clone() };
         self.meta.insert(b"next_id", &(max_id + 1).to_be_bytes()).map_err(st)?;
         self.meta.insert(b"demo", json(&info)?).map_err(st)?;
         self.flush()?;
@@ -618,7 +623,9 @@ mod tests {
             // What a crash mid-load leaves: the marker, some records, no next_id, perhaps the
             // description written just before the marker would have been removed.
             s.meta.insert(DEMO_LOADING, &[1]).unwrap();
-            s.meta.insert(b"demo", json(&DemoInfo { seed: 1, end: chrono::NaiveDate::MIN, adoptions: 1, feedback: 0 }).unwrap()).unwrap();
+            s.meta
+                .insert(b"demo", json(&DemoInfo { seed: 1, end: chrono::NaiveDate::MIN, adoptions: 1, feedback: 0, simulated_dates: Vec::new() }).unwrap())
+                .unwrap();
             let a = new_adoption().with_id(7, true);
             s.adoptions.insert(7u64.to_be_bytes(), json(&a).unwrap()).unwrap();
             s.flush().unwrap();

@@ -345,6 +345,11 @@ async fn demo_history_is_labelled_and_recommendations_have_evidence() {
     let (_, h) = get(&app, "/health").await;
     assert!(h["adoptions"].as_u64().unwrap() > 20_000);
     assert_eq!(h["demo"]["seed"], 2026);
+    // The availability dates the simulation made up are listed: one per non-component product
+    // (the sources never give one), and the wired access technologies, which have no dates.
+    let made_up = h["demo"]["simulated_dates"].as_array().unwrap();
+    assert!(made_up.iter().any(|d| d["product"] == "acces-internet-filaire" && d["generation"] == "ftth"));
+    assert!(made_up.iter().any(|d| d["product"] == "office" && d["generation"].is_null()));
     let (_, list) = get(&app, "/api/v1/communes/29019/adoptions").await;
     let ads = list["adoptions"].as_array().unwrap();
     assert!(!ads.is_empty());

@@ -58,6 +58,14 @@ prior AS MATERIALIZED (
     FROM feedback f JOIN adoptions a ON a.id = f.adoption_id
     WHERE a.category = cat AND f.date <= today
 ),
+-- Every report of each generation in the territory: its prior mean (less the nearby reports,
+-- which the local estimate counts), shrunk toward the category's by 3 records.
+gprior AS MATERIALIZED (
+    SELECT a.product, a.generation, sum(quality(f.reliability, f.incidents, f.downtime_hours)) AS gs, count(*) AS gn
+    FROM feedback f JOIN adoptions a ON a.id = f.adoption_id
+    WHERE a.category = cat AND f.date <= today
+    GROUP BY a.product, a.generation
+),
 -- Generations that cannot be proposed to this commune: support ended or ending within 12
 -- months, end undated, phase-out, or support ended before an obligation in force that applies
 -- to it (as the engine: that last rule only restates the first).
@@ -95,7 +103,8 @@ agg AS (
 fb AS (
     SELECT c.product, c.generation,
         sum(c.weight * power(0.5, greatest(months_between(f.date, today), 0) / 36.0)) AS sw,
-        sum(c.weight * power(0.5, greatest(months_between(f.date, today), 0) / 36.0) * quality(f.reliability, f.incidents, f.downtime_hours)) AS swq
+        sum(c.weight * power(0.5, greatest(months_between(f.date, today), 0) / 36.0) * quality(f.reliability, f.incidents, f.downtime_hours)) AS swq,
+        sum(quality(f.reliability, f.incidents, f.downtime_hours)) AS lq, count(*) AS ln
     FROM cand c JOIN feedback f ON f.adoption_id = c.id
     WHERE f.date <= today
     GROUP BY c.product, c.generation
@@ -126,7 +135,9 @@ scored AS (
         FROM (
             SELECT a.product, a.generation, a.n, a.sk, a.long, a.long >= 2 AS proven,
                 3 + coalesce(fb.sw, 0) AS n_eff,
-                (3 * prior.mean + coalesce(fb.swq, 0)) / (3 + coalesce(fb.sw, 0)) AS mean,
+                (3 * ((3 * prior.mean + greatest(coalesce(gp.gs, 0) - coalesce(fb.lq, 0), 0))
+                      / (3 + greatest(coalesce(gp.gn, 0) - coalesce(fb.ln, 0), 0)))
+                 + coalesce(fb.swq, 0)) / (3 + coalesce(fb.sw, 0)) AS mean,
                 a.skm / greatest(a.sk, 1e-12) AS mean_months,
                 coalesce(e.n_abandoned, 0)::float8 / (a.n + coalesce(e.n_ended, 0)) AS abandoned_share,
                 a.known AND a.generation = (SELECT g.generation FROM generations g WHERE g.product = a.product
@@ -135,6 +146,7 @@ scored AS (
                                     AND NOT EXISTS (SELECT 1 FROM excluded x WHERE x.product = h.product AND x.generation = h.generation)) AS older_supported,
                 EXISTS (SELECT 1 FROM running s WHERE s.product = a.product) AS same_product
             FROM agg a CROSS JOIN prior
+            LEFT JOIN gprior gp ON gp.product = a.product AND gp.generation IS NOT DISTINCT FROM a.generation
             LEFT JOIN fb ON fb.product = a.product AND fb.generation IS NOT DISTINCT FROM a.generation
             LEFT JOIN ended e ON e.product = a.product AND e.generation IS NOT DISTINCT FROM a.generation
         ) t

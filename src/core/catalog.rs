@@ -44,7 +44,9 @@ pub enum GenerationRule {
     /// The whole product line is one generation, updated in place (Chrome, Firefox,
     /// LibreOffice, WordPress, firewall firmware); its id is [`WHOLE_LINE`]. Each release's
     /// support ends when later ones come, so the line's own end is not known from release dates
-    /// (a snapshot of them always ends a few months ahead): no end known.
+    /// (a snapshot of them always ends a few months ahead): no end known. Nor is its start: the
+    /// sources list a recent window of releases, not the line's first, so the line has no
+    /// release date (its releases keep theirs).
     Line,
 }
 
@@ -499,7 +501,9 @@ fn group_releases(releases: &[Generation], rule: GenerationRule) -> Result<Vec<G
     }
     for g in &mut out {
         let members: Vec<&Generation> = releases.iter().filter(|r| g.releases.contains(&r.id)).collect();
-        g.released = members.iter().filter_map(|r| r.released).min();
+        // A whole line's start is not in the sources: they list the releases of a recent
+        // window (endoflife.date keeps the maintained and recent ones), not the line's first.
+        g.released = if g.whole_line { None } else { members.iter().filter_map(|r| r.released).min() };
         // Still being released: a generation of several releases that holds the product's
         // newest release gets more of them (Windows 11 after 26H1); the last known release's
         // end is then only a lower bound, not its end.

@@ -367,11 +367,27 @@ struct PriorKey {
     today: NaiveDate,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct PriorSums {
     sum: f64,
     n: u64,
+    /// The same per (product, generation or release as recorded).
+    by_key: HashMap<(Slug, Option<GenerationId>), (f64, u64)>,
 }
+
+impl PriorSums {
+    fn add(&mut self, a: &Adoption, q: f64) {
+        self.sum += q;
+        self.n += 1;
+        let e = self.by_key.entry((a.product.clone(), a.generation.clone())).or_default();
+        e.0 += q;
+        e.1 += 1;
+    }
+}
+
+/// Quality sums of the reports of a category: per (product, generation or release as
+/// recorded), `(Σ q, n)`.
+pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 
 /// The in-memory index of every adoption and feedback record (rebuilt from the store at start,
 /// updated after each durable write), as the recommender, pooling and pages read them.
@@ -476,12 +492,11 @@ impl AdoptionIndex {
         // Kept in id order (the order of recording): a new record goes last, found in O(log n).
         let v = &mut self.feedback[i as usize];
         let Err(at) = v.binary_search_by_key(&f.id, |g| g.id) else { return false };
-        let category = &self.adoptions[i as usize].category;
+        let a = &self.adoptions[i as usize];
         {
             let mut priors = self.priors.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, p) in priors.iter_mut().filter(|(k, _)| &k.category == category && f.date <= k.today) {
-                p.sum += quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty));
-                p.n += 1;
+            for (k, p) in priors.iter_mut().filter(|(k, _)| k.category == a.category && f.date <= k.today) {
+                p.add(a, quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty)));
             }
         }
         v.insert(at, f);
@@ -512,25 +527,33 @@ impl AdoptionIndex {
     /// that a recommendation does not walk the whole category each time. At most 256 variants
     /// are kept (parameters come from requests): past that the cache starts again.
     pub fn category_prior(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate) -> f64 {
+        self.with_prior_sums(category, incident_penalty, downtime_penalty, today, |p| if p.n == 0 { 3.0 } else { p.sum / p.n as f64 })
+    }
+
+    /// The quality sums behind [`AdoptionIndex::category_prior`], per (product, generation or
+    /// release as recorded): every report of the category dated up to `today`, anywhere.
+    pub fn quality_sums(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate) -> QualitySums {
+        self.with_prior_sums(category, incident_penalty, downtime_penalty, today, |p| p.by_key.clone())
+    }
+
+    fn with_prior_sums<T>(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate, read: impl Fn(&PriorSums) -> T) -> T {
         let key = PriorKey { category: category.clone(), incident_penalty: incident_penalty.to_bits(), downtime_penalty: downtime_penalty.to_bits(), today };
-        let mean = |p: &PriorSums| if p.n == 0 { 3.0 } else { p.sum / p.n as f64 };
         if let Some(p) = self.priors.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return mean(p);
+            return read(p);
         }
         let mut sums = PriorSums::default();
         for a in self.in_category(category) {
             for f in self.feedback(a.id).iter().filter(|f| f.date <= today) {
-                sums.sum += quality_of(f, incident_penalty, downtime_penalty);
-                sums.n += 1;
+                sums.add(a, quality_of(f, incident_penalty, downtime_penalty));
             }
         }
-        let m = mean(&sums);
+        let out = read(&sums);
         let mut priors = self.priors.lock().unwrap_or_else(|e| e.into_inner());
         if priors.len() >= 256 {
             priors.clear();
         }
         priors.insert(key, sums);
-        m
+        out
     }
 
     /// An adoption by id.

@@ -10,9 +10,12 @@
 //! - **Reliability.** Each feedback record becomes a quality score on the 1-5 scale,
 //!   `q = reliability - incident_penalty·ln(1 + incidents) - downtime_penalty·ln(1 + hours)`,
 //!   clamped to [1, 5], weighted by its adopter's kernel and by recency
-//!   (`0.5^(age / half_life_months)`). Normal-normal shrinkage toward the category prior
-//!   (mean quality of every record of the category, worth `prior_weight` records) gives a
-//!   posterior mean `μ = (κ·μ0 + Σ w q) / (κ + Σ w)` with standard deviation
+//!   (`0.5^(age / half_life_months)`). Two-level normal-normal shrinkage: the generation's
+//!   mean over the rest of the territory `μ0 = (κ·μc + Σ q) / (κ + n)` (every report of it
+//!   but the nearby ones), shrunk toward the category mean `μc`; then the nearby reports,
+//!   shrunk toward `μ0` (worth
+//!   `κ = prior_weight` records), give a posterior mean
+//!   `μ = (κ·μ0 + Σ w q) / (κ + Σ w)` with standard deviation
 //!   `rating_sd / sqrt(κ + Σ w)`; the part ranks on the lower credible bound `μ - z·sd`, mapped
 //!   from [1, 5] to [0, 1], so that two glowing ratings do not beat forty good ones.
 //! - **Maturity.** From service nearby: weighted mean months in service `m`, the number of
@@ -338,7 +341,8 @@ pub struct ReliabilityEstimate {
     pub lower_bound: f64,
     /// Effective number of records (weighted, prior included).
     pub effective_n: f64,
-    /// Category prior mean quality, 1-5.
+    /// Prior mean quality, 1-5: the generation's mean over every report of it in the territory,
+    /// shrunk toward the category mean by `prior_weight` records.
     pub prior: f64,
 }
 
@@ -483,10 +487,27 @@ pub struct Answer {
     pub excluded: Vec<Excluded>,
 }
 
-/// Category prior: mean quality of all records of the category up to the reference date.
-#[derive(Clone, Copy, Debug)]
+/// The priors of a category's reliability estimates, from every record up to the reference
+/// date.
+#[derive(Clone, Debug)]
 struct Prior {
+    /// Mean quality of every report of the category, 1-5.
     mean: f64,
+    /// Per generation, `(Σ q, n)` over every report of it in the territory.
+    generation: HashMap<Key, (f64, u64)>,
+}
+
+impl Prior {
+    /// The prior mean of a generation's local estimate: its mean over the reports of the rest
+    /// of the territory (every report of it but the `local` (Σ q, n) ones, which the local
+    /// estimate counts), shrunk toward the category's: `(κ·μc + Σq) / (κ + n)` with
+    /// `κ = prior_weight` (the category mean when no other report is left).
+    fn of(&self, key: &Key, local: (f64, u64), params: &Params) -> f64 {
+        let (s, n) = self.generation.get(key).copied().unwrap_or((0.0, 0));
+        let (s, n) = ((s - local.0).max(0.0), n.saturating_sub(local.1));
+        let k = params.prior_weight + n as f64;
+        if k > 0.0 { (params.prior_weight * self.mean + s) / k } else { self.mean }
+    }
 }
 
 /// Read-only context for scoring (category priors are cached by the history itself).
@@ -508,7 +529,13 @@ impl<'a> Ctx<'a> {
     }
 
     fn prior(&self, category: &Slug, p: &Params) -> Prior {
-        Prior { mean: self.index.category_prior(category, p.incident_penalty, p.downtime_penalty, self.today) }
+        let mut generation: HashMap<Key, (f64, u64)> = HashMap::new();
+        for ((product, g), (s, n)) in self.index.quality_sums(category, p.incident_penalty, p.downtime_penalty, self.today) {
+            let e = generation.entry((product.clone(), self.catalog.generation_key(&product, g.as_ref()))).or_default();
+            e.0 += s;
+            e.1 += n;
+        }
+        Prior { mean: self.index.category_prior(category, p.incident_penalty, p.downtime_penalty, self.today), generation }
     }
 }
 
@@ -792,6 +819,8 @@ struct GenerationEvidence {
     sum_w: f64,
     /// Σ w·q, `q` the record's quality on the 1-5 scale ([`quality`]).
     sum_wq: f64,
+    /// Unweighted (Σ q, number of records): what the territory prior must leave out.
+    local_q: (f64, u64),
     /// Adopters in service at least `proven_months`.
     long: usize,
     /// Start dates of the adoptions, in adopter order.
@@ -805,6 +834,7 @@ struct GenerationEvidence {
 /// adopter (distance rounded to 0.1 km, weight to 3 decimals, mean rating to 2).
 fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> GenerationEvidence {
     let (mut sk, mut skm, mut sw, mut swq) = (0.0, 0.0, 0.0, 0.0);
+    let mut local_q = (0.0, 0u64);
     let mut long = 0usize;
     let mut starts = Vec::new();
     let mut evidence = Vec::new();
@@ -820,8 +850,11 @@ fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Para
         for f in ctx.index.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
             let age = months_between(f.date, ctx.today).max(0) as f64;
             let w = r.weight * 0.5f64.powf(age / params.half_life_months);
+            let q = quality(f, params);
             sw += w;
-            swq += w * quality(f, params);
+            swq += w * q;
+            local_q.0 += q;
+            local_q.1 += 1;
             n += 1;
             sum += f64::from(f.reliability);
         }
@@ -838,7 +871,7 @@ fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Para
             simulated: a.simulated,
         });
     }
-    GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, long, starts, evidence }
+    GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, local_q, long, starts, evidence }
 }
 
 /// Normal-normal shrinkage of the weighted quality toward the category prior.
@@ -1002,9 +1035,10 @@ impl Scoring<'_, '_> {
     fn score(&self, key: Key, adopters: &[(Reach, &Adoption)]) -> Option<Recommendation> {
         let (ctx, params) = (self.ctx, self.params);
         let (product, generation) = gen_of(ctx.catalog, &key)?;
-        let GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, long, mut starts, mut evidence } =
+        let GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, local_q, long, mut starts, mut evidence } =
             accumulate_evidence(ctx, adopters, params);
-        let rel = Shrunk::new(self.prior.mean, sw, swq, params);
+        let prior = self.prior.of(&key, local_q, params);
+        let rel = Shrunk::new(prior, sw, swq, params);
         let reliability = rel.part();
         let mean_months = skm / sk.max(1e-12);
         let (n_ended, n_abandoned) = self.ended.get(&key).copied().unwrap_or((0, 0));
@@ -1045,7 +1079,7 @@ impl Scoring<'_, '_> {
                 mean: round(rel.mean, 3),
                 lower_bound: round(rel.lower, 3),
                 effective_n: round(rel.n_eff, 2),
-                prior: round(self.prior.mean, 3),
+                prior: round(prior, 3),
             },
             maturity: MaturityFacts {
                 mean_months_in_service: round(mean_months, 1),
