@@ -124,7 +124,7 @@ ended AS (
 ),
 scored AS (
     SELECT s.*,
-        (0.45 * reliability + 0.30 * maturity + 0.25 * proximity) / (0.45 + 0.30 + 0.25) AS base
+        (1.0 * reliability + 0.15 * maturity + 0.10 * proximity) / (1.0 + 0.15 + 0.10) AS base
     FROM (
         SELECT t.*,
             (greatest(1.0, least(5.0, mean - 1.28 * 0.8 / sqrt(n_eff))) - 1) / 4 AS reliability,

@@ -98,11 +98,13 @@ pub struct Params {
     /// Default 0.2: changing product means migrating data and retraining staff, so at equal
     /// merit a mairie upgrades within its product.
     pub continuity_bonus: f64,
-    /// Weight of reliability in the score, 0-1. Default 0.45.
+    /// Weight of reliability in the score, 0-1. Default 1 (chosen on simulated seeds 1 to 5,
+    /// README "Measured quality": how well a generation serves matters most; maturity and
+    /// proximity break ties and proven generations rank first anyway).
     pub w_reliability: f64,
-    /// Weight of maturity, 0-1. Default 0.30.
+    /// Weight of maturity, 0-1. Default 0.15.
     pub w_maturity: f64,
-    /// Weight of proximity, 0-1. Default 0.25.
+    /// Weight of proximity, 0-1. Default 0.10.
     pub w_proximity: f64,
     /// Teething period of a release in months, 0-24. Default 3: within a generation, the
     /// release advised is the newest one released at least this long ago (for LibreOffice, the
@@ -129,9 +131,9 @@ impl Default for Params {
             proven_adopters: 2,
             support_margin_months: 12,
             continuity_bonus: 0.2,
-            w_reliability: 0.45,
-            w_maturity: 0.30,
-            w_proximity: 0.25,
+            w_reliability: 1.0,
+            w_maturity: 0.15,
+            w_proximity: 0.10,
             teething_months: 3,
         }
     }
