@@ -200,7 +200,9 @@ fn the_search_widens_until_it_finds_a_proven_option_and_says_so() {
     adopt(&s, &ring(1)[0], "plone", Some("6.1"), "2026-05-01", None, &[5, 5]);
     adopt(&s, &ring(3)[0], "spip", None, "2015-01-01", None, &[4]);
     adopt(&s, &ring(3)[1], "spip", None, "2016-01-01", None, &[4]);
-    let a = ask(&s, "35238", "site-web");
+    // A radius of 2 edges (the default, 6, would already reach them).
+    let narrow = Params { hops: 2, ..Params::default() };
+    let a = s.with_ctx(|ctx| recommend(ctx, &code("35238"), &Slug::parse("site-web").unwrap(), &narrow)).unwrap();
     assert_eq!(a.scope.step, voisinage::core::recommend::Step::WiderNeighbours);
     assert_eq!(a.scope.note.as_deref(), Some("Rien d'éprouvé parmi les voisines proches : recherche élargie aux voisines plus lointaines et à l'EPCI."));
     assert_eq!((a.items[0].product.as_str(), a.items[0].status), ("spip", Status::Proven));

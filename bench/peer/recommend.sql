@@ -1,4 +1,4 @@
--- voisinage's recommendation at its first widening step (neighbours within 2 hops plus the
+-- voisinage's recommendation at its first widening step (neighbours within 6 hops plus the
 -- EPCI), written in SQL as a user of PostgreSQL would: a recursive CTE for the hops and the
 -- same scoring (src/core/recommend.rs, default parameters). bench/peer.sh checks that it gives
 -- the engine's top 3 on a sample of communes, then times both.
@@ -33,14 +33,14 @@ o AS (SELECT * FROM communes WHERE code = origin),
 walk (code, hops) AS (
     SELECT origin, 0
     UNION
-    SELECT e.b, w.hops + 1 FROM walk w JOIN edges e ON e.a = w.code WHERE w.hops < 2
+    SELECT e.b, w.hops + 1 FROM walk w JOIN edges e ON e.a = w.code WHERE w.hops < 6
 ),
 near AS (SELECT code, min(hops) AS hops FROM walk GROUP BY code),
 reach0 AS (
     SELECT code, hops FROM near WHERE hops > 0
     UNION ALL
     -- EPCI members beyond the radius count as one hop further.
-    SELECT c.code, 3 FROM communes c JOIN o ON c.epci = o.epci WHERE c.code NOT IN (SELECT code FROM near)
+    SELECT c.code, 7 FROM communes c JOIN o ON c.epci = o.epci WHERE c.code NOT IN (SELECT code FROM near)
 ),
 reach AS MATERIALIZED (
     SELECT r.code, r.hops,
@@ -59,7 +59,7 @@ prior AS MATERIALIZED (
     WHERE a.category = cat AND f.date <= today
 ),
 -- Every report of each generation in the territory: its prior mean (less the nearby reports,
--- which the local estimate counts), shrunk toward the category's by 3 records.
+-- which the local estimate counts), shrunk toward the category's by 6 records (prior_weight).
 gprior AS MATERIALIZED (
     SELECT a.product, a.generation, sum(quality(f.reliability, f.incidents, f.downtime_hours)) AS gs, count(*) AS gn
     FROM feedback f JOIN adoptions a ON a.id = f.adoption_id
@@ -124,7 +124,7 @@ ended AS (
 ),
 scored AS (
     SELECT s.*,
-        (1.0 * reliability + 0.15 * maturity + 0.10 * proximity) / (1.0 + 0.15 + 0.10) AS base
+        (1.0 * reliability + 0.0 * maturity + 0.0 * proximity) / (1.0 + 0.0 + 0.0) AS base
     FROM (
         SELECT t.*,
             (greatest(1.0, least(5.0, mean - 1.28 * 0.8 / sqrt(n_eff))) - 1) / 4 AS reliability,
@@ -134,10 +134,10 @@ scored AS (
             1 - exp(-sk) AS proximity
         FROM (
             SELECT a.product, a.generation, a.n, a.sk, a.long, a.long >= 2 AS proven,
-                3 + coalesce(fb.sw, 0) AS n_eff,
-                (3 * ((3 * prior.mean + greatest(coalesce(gp.gs, 0) - coalesce(fb.lq, 0), 0))
-                      / (3 + greatest(coalesce(gp.gn, 0) - coalesce(fb.ln, 0), 0)))
-                 + coalesce(fb.swq, 0)) / (3 + coalesce(fb.sw, 0)) AS mean,
+                6 + coalesce(fb.sw, 0) AS n_eff,
+                (6 * ((6 * prior.mean + greatest(coalesce(gp.gs, 0) - coalesce(fb.lq, 0), 0))
+                      / (6 + greatest(coalesce(gp.gn, 0) - coalesce(fb.ln, 0), 0)))
+                 + coalesce(fb.swq, 0)) / (6 + coalesce(fb.sw, 0)) AS mean,
                 a.skm / greatest(a.sk, 1e-12) AS mean_months,
                 coalesce(e.n_abandoned, 0)::float8 / (a.n + coalesce(e.n_ended, 0)) AS abandoned_share,
                 a.known AND a.generation = (SELECT g.generation FROM generations g WHERE g.product = a.product
