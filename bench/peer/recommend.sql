@@ -127,7 +127,8 @@ scored AS (
         (1.0 * reliability + 0.0 * maturity + 0.0 * proximity) / (1.0 + 0.0 + 0.0) AS base
     FROM (
         SELECT t.*,
-            (greatest(1.0, least(5.0, mean - 1.28 * 0.8 / sqrt(n_eff))) - 1) / 4 AS reliability,
+            -- Less 0.5 (migration_cost) when support ends within the 60-month service life.
+            (greatest(1.0, least(5.0, mean - 1.28 * 0.8 / sqrt(n_eff) - CASE WHEN migrates THEN 0.5 ELSE 0 END)) - 1) / 4 AS reliability,
             (0.5 * mean_months / (mean_months + 24) + 0.5 * (1 - exp(-long::float8 / 2)))
                 * (1 - abandoned_share)
                 * CASE WHEN NOT proven AND newest AND older_supported THEN 0.5 ELSE 1 END AS maturity,
@@ -135,6 +136,8 @@ scored AS (
         FROM (
             SELECT a.product, a.generation, a.n, a.sk, a.long, a.long >= 2 AS proven,
                 6 + coalesce(fb.sw, 0) AS n_eff,
+                coalesce((SELECT g.end_of_support < (today + interval '60 months')::date FROM generations g
+                          WHERE g.product = a.product AND g.generation = a.generation), false) AS migrates,
                 (6 * ((6 * prior.mean + greatest(coalesce(gp.gs, 0) - coalesce(fb.lq, 0), 0))
                       / (6 + greatest(coalesce(gp.gn, 0) - coalesce(fb.ln, 0), 0)))
                  + coalesce(fb.swq, 0)) / (6 + coalesce(fb.sw, 0)) AS mean,

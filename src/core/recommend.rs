@@ -17,7 +17,10 @@
 //!   `κ = prior_weight` records), give a posterior mean
 //!   `μ = (κ·μ0 + Σ w q) / (κ + Σ w)` with standard deviation
 //!   `rating_sd / sqrt(κ + Σ w)`; the part ranks on the lower credible bound `μ - z·sd`, mapped
-//!   from [1, 5] to [0, 1], so that two glowing ratings do not beat forty good ones.
+//!   from [1, 5] to [0, 1], so that two glowing ratings do not beat forty good ones. A
+//!   generation whose known end of support falls within `service_life_months` loses
+//!   `migration_cost` points first (a migration to plan: the field study's first want is
+//!   long-term reliability).
 //! - **Maturity.** From service nearby: weighted mean months in service `m`, the number of
 //!   adopters who ran it at least `proven_months`, and the share of adopters nearby who later
 //!   left the product (abandonment):
@@ -113,6 +116,12 @@ pub struct Params {
     /// release advised is the newest one released at least this long ago (for LibreOffice, the
     /// mature "still" branch while the "fresh" one is new).
     pub teething_months: u32,
+    /// Service life a mairie expects of what it buys, months, 0-240. Default 60 (five years: a
+    /// mandate's purchase cycle).
+    pub service_life_months: u32,
+    /// Reliability points taken off a generation whose known end of support falls within the
+    /// service life (a migration to plan, data to move, staff to retrain), 0-4. Default 0.5.
+    pub migration_cost: f64,
 }
 
 impl Default for Params {
@@ -138,6 +147,8 @@ impl Default for Params {
             w_maturity: 0.0,
             w_proximity: 0.0,
             teething_months: 3,
+            service_life_months: 60,
+            migration_cost: 0.5,
         }
     }
 }
@@ -164,10 +175,12 @@ pub const PARAM_BOUNDS: &[(&str, f64, f64)] = &[
     ("w_maturity", 0.0, 1.0),
     ("w_proximity", 0.0, 1.0),
     ("teething_months", 0.0, 24.0),
+    ("service_life_months", 0.0, 240.0),
+    ("migration_cost", 0.0, 4.0),
 ];
 
 /// Parameters that take integers (the others take decimals).
-pub const INTEGER_PARAMS: &[&str] = &["hops", "limit", "proven_months", "proven_adopters", "support_margin_months", "teething_months"];
+pub const INTEGER_PARAMS: &[&str] = &["hops", "limit", "proven_months", "proven_adopters", "support_margin_months", "teething_months", "service_life_months"];
 
 impl Params {
     /// Whether `name` is an overridable parameter.
@@ -212,7 +225,9 @@ impl Params {
             "w_reliability" => self.w_reliability = v,
             "w_maturity" => self.w_maturity = v,
             "w_proximity" => self.w_proximity = v,
-            _ => self.teething_months = v as u32,
+            "teething_months" => self.teething_months = v as u32,
+            "service_life_months" => self.service_life_months = v as u32,
+            _ => self.migration_cost = v,
         }
         self.validate()
     }
@@ -240,6 +255,8 @@ impl Params {
             self.w_maturity,
             self.w_proximity,
             f64::from(self.teething_months),
+            f64::from(self.service_life_months),
+            self.migration_cost,
         ];
         for ((name, lo, hi), v) in PARAM_BOUNDS.iter().zip(values) {
             if !(v.is_finite() && (*lo..=*hi).contains(&v)) {
@@ -349,6 +366,9 @@ pub struct ReliabilityEstimate {
     /// Prior mean quality, 1-5: the generation's mean over every report of it in the territory,
     /// shrunk toward the category mean by `prior_weight` records.
     pub prior: f64,
+    /// Reliability points taken off before ranking: `migration_cost` when the generation's
+    /// known end of support falls within `service_life_months`, else 0.
+    pub migration_cost: f64,
 }
 
 /// Maturity facts of a generation nearby.
@@ -900,9 +920,9 @@ impl Shrunk {
         Shrunk { n_eff, mean, lower }
     }
 
-    /// The reliability part: the lower bound mapped from [1, 5] to [0, 1].
-    fn part(&self) -> f64 {
-        (self.lower - 1.0) / 4.0
+    /// The reliability part: the lower bound less `cost`, clamped to [1, 5], mapped to [0, 1].
+    fn part(&self, cost: f64) -> f64 {
+        ((self.lower - cost).clamp(1.0, 5.0) - 1.0) / 4.0
     }
 }
 
@@ -1044,7 +1064,10 @@ impl Scoring<'_, '_> {
             accumulate_evidence(ctx, adopters, params);
         let prior = self.prior.of(&key, local_q, params);
         let rel = Shrunk::new(prior, sw, swq, params);
-        let reliability = rel.part();
+        let life_end = ctx.today.checked_add_months(Months::new(params.service_life_months)).unwrap_or(ctx.today);
+        let eos = generation.and_then(|g| g.end_of_support).filter(|d| *d < life_end);
+        let migration_cost = if eos.is_some() { params.migration_cost } else { 0.0 };
+        let reliability = rel.part(migration_cost);
         let mean_months = skm / sk.max(1e-12);
         let (n_ended, n_abandoned) = self.ended.get(&key).copied().unwrap_or((0, 0));
         let abandoned_share = abandoned_share(adopters.len(), n_ended, n_abandoned);
@@ -1067,6 +1090,9 @@ impl Scoring<'_, '_> {
         let margin_end = ctx.today.checked_add_months(Months::new(params.support_margin_months)).unwrap_or(ctx.today);
         let to_check = compliance_to_check(ctx, self.category, generation, self.population, margin_end);
         notes.extend(compliance_note(&to_check));
+        if let Some(d) = eos.filter(|_| migration_cost > 0.0) {
+            notes.push(format!("fin de support le {d}, avant {} de service : migration à prévoir", fr::months(i64::from(params.service_life_months))));
+        }
         let reason = reason_text(&ctx.catalog.label(&key.0, key.1.as_ref()), &evidence, mean_months, &rel, notes);
         evidence.truncate(20);
         let evidence = evidence.into_iter().map(|e| e.named(ctx.territory)).collect();
@@ -1085,6 +1111,7 @@ impl Scoring<'_, '_> {
                 lower_bound: round(rel.lower, 3),
                 effective_n: round(rel.n_eff, 2),
                 prior: round(prior, 3),
+                migration_cost,
             },
             maturity: MaturityFacts {
                 mean_months_in_service: round(mean_months, 1),
@@ -1549,8 +1576,36 @@ mod tests {
         let mean = (3.0 * prior + w * 4.0) / (3.0 + w);
         let lower = mean - 1.28 * 0.8 / (3.0 + w).sqrt();
         assert!((it.reliability.lower_bound - round(lower, 3)).abs() < 1e-9, "{:?} vs {lower}", it.reliability);
-        assert!((it.parts.reliability - round((lower - 1.0) / 4.0, 4)).abs() < 1e-9);
+        // cms 2's support ends on 2030-01-01, within the 60-month service life: 0.5 points off.
+        assert_eq!(it.reliability.migration_cost, 0.5);
+        assert!((it.parts.reliability - round((lower - 0.5 - 1.0) / 4.0, 4)).abs() < 1e-9);
         assert!((it.parts.proximity - round(1.0 - (-k).exp(), 4)).abs() < 1e-9);
+    }
+
+    /// Two generations as good as each other nearby: the one whose support ends within the
+    /// five-year service life loses `migration_cost` (0.5) reliability points, and says why.
+    #[test]
+    fn a_generation_ending_within_the_service_life_costs_a_migration() {
+        let (t, c) = (small_territory(), small_catalog());
+        let mut h = AdoptionIndex::default();
+        adopt(&mut h, 1, "35002", "cms", Some("2"), "2020-01-01", &[4, 4, 4]);
+        adopt(&mut h, 2, "35003", "cms", Some("2"), "2020-01-01", &[4, 4, 4]);
+        adopt(&mut h, 3, "35002", "spip", None, "2020-01-01", &[4, 4, 4]);
+        adopt(&mut h, 4, "35003", "spip", None, "2020-01-01", &[4, 4, 4]);
+        let ctx = Ctx::new(&t, &c, &h, d("2026-01-01"));
+        let p = classic();
+        let a = recommend(&ctx, &code("35001"), &web(), &p).unwrap();
+        let get = |p: &str| a.items.iter().find(|i| i.product.as_str() == p).unwrap();
+        let (cms, spip) = (get("cms"), get("spip"));
+        // cms 2's support ends on 2030-01-01 (the test catalogue), before 2031-01-01; SPIP has
+        // no end known.
+        assert_eq!((cms.reliability.migration_cost, spip.reliability.migration_cost), (0.5, 0.0));
+        assert!((cms.reliability.lower_bound - spip.reliability.lower_bound).abs() < 1e-9, "same evidence");
+        assert!((spip.parts.reliability - cms.parts.reliability - 0.5 / 4.0).abs() < 1e-3, "{} {}", spip.parts.reliability, cms.parts.reliability);
+        assert!(cms.reason.contains("migration à prévoir"), "{}", cms.reason);
+        let off = Params { migration_cost: 0.0, ..classic() };
+        let b = recommend(&ctx, &code("35001"), &web(), &off).unwrap();
+        assert!(b.items.iter().all(|i| i.reliability.migration_cost == 0.0));
     }
 
     #[test]
