@@ -256,7 +256,13 @@ fn invariants_over_every_breton_commune_and_category() {
             let unproven_from = a.items.iter().position(|i| i.status != Status::Proven).unwrap_or(a.items.len());
             assert!(a.items[unproven_from..].iter().all(|i| i.status != Status::Proven), "{c} {cat}: proven first");
             for i in &a.items {
-                assert!(i.status == Status::Proven || i.reason.contains("pas encore éprouvée"), "{c} {cat}: {}", i.reason);
+                assert!(
+                    i.status == Status::Proven
+                        || i.reason.contains("pas encore éprouvée")
+                        || (i.status == Status::RatedPoorly && i.reason.contains("mal notée : pas retenue comme éprouvée")),
+                    "{c} {cat}: {}",
+                    i.reason
+                );
                 assert!(!i.reason.contains("saut"), "{c} {cat}: {}", i.reason);
             }
             for p in &a.current {
@@ -281,7 +287,7 @@ fn invariants_over_every_breton_commune_and_category() {
     }
     assert_eq!(answers, 1202 * categories.len());
     // Pooled purchases of every EPCI: a groupement buys for at least two communes; its option
-    // is proven, or says it is not yet.
+    // is proven, or says it is not yet, or that it is rated poorly.
     let mut groupements = 0;
     for e in s.territory().epcis() {
         let pp = s.pooled_purchases(&e.siren, 24, None).unwrap();
@@ -289,7 +295,13 @@ fn invariants_over_every_breton_commune_and_category() {
             groupements += 1;
             assert!(g.concerned.len() >= 2, "{} {}", e.siren, g.category);
             if let Some(o) = &g.option {
-                assert!(o.status == Status::Proven || o.reason.contains("pas encore éprouvée"), "{}", o.reason);
+                assert!(
+                    o.status == Status::Proven
+                        || o.reason.contains("pas encore éprouvée")
+                        || (o.status == Status::RatedPoorly && o.reason.contains("mal notée : pas retenue comme éprouvée")),
+                    "{}",
+                    o.reason
+                );
                 // Never more members named than the EPCI has in the territory.
                 let members = s.territory().members(&e.siren).len();
                 let count = |before: &str| -> Option<usize> {

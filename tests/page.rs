@@ -83,7 +83,7 @@ async fn exports_and_escaping() {
     assert_eq!(rows.len(), expected, "one row per member per groupement, single need and own path");
     assert!(rows.iter().all(|r| r[2].len() == 5 && &r[12] == "oui"));
     assert!(rows.iter().all(|r| ["groupement", "besoin_seul", "hors_groupement"].contains(&&r[13])));
-    assert!(rows.iter().filter(|r| !r[8].is_empty()).all(|r| ["proven", "newest_not_yet_proven", "not_yet_proven"].contains(&&r[14])));
+    assert!(rows.iter().filter(|r| !r[8].is_empty()).all(|r| ["proven", "newest_not_yet_proven", "not_yet_proven", "rated_poorly"].contains(&&r[14])));
 
     let g: serde_json::Value = app.client.get(app.url("/api/v1/epcis/243500139/map.geojson")).send().await.unwrap().json().await.unwrap();
     let f = g["features"].as_array().unwrap();

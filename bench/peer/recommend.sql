@@ -79,6 +79,15 @@ excluded AS MATERIALIZED (
                     AND (r.max_population IS NULL OR o.population <= r.max_population)
                     AND r.date <= today AND g.end_of_support < r.date)
 ),
+-- The best territory mean among the generations that could be proposed (not run by the commune,
+-- not excluded), at least the category's: a proven generation rated more than 0.8 (rating_sd)
+-- below it does not count as proven.
+best AS MATERIALIZED (
+    SELECT greatest(max(prior.mean), coalesce(max((6 * prior.mean + gp.gs) / (6 + gp.gn)), 0)) AS best_mean
+    FROM prior LEFT JOIN gprior gp ON EXISTS (SELECT 1 FROM products p WHERE p.product = gp.product)
+        AND NOT EXISTS (SELECT 1 FROM running s WHERE s.product = gp.product AND s.generation IS NOT DISTINCT FROM gp.generation)
+        AND NOT EXISTS (SELECT 1 FROM excluded x WHERE x.product = gp.product AND x.generation = gp.generation)
+),
 cand AS (
     SELECT r.code, r.weight, a.id, a.product, a.generation, greatest(months_between(a.since, today), 0) AS months
     FROM reach r JOIN adoptions a ON a.commune = r.code
@@ -158,10 +167,11 @@ scored AS (
 ranked AS (
     SELECT product, generation, n AS adopters, proven, (NOT proven AND coalesce(newest, false)) AS newest_not_proven,
         round(((base + 0.2 * same_product::int) / 1.2)::numeric, 4) AS score,
-        -- Proven generations first, whatever the product; then by score.
-        row_number() OVER (ORDER BY proven DESC, round(((base + 0.2 * same_product::int) / 1.2)::numeric, 4) DESC, n DESC,
+        -- Proven generations first (unless rated more than rating_sd 0.8 under the best known),
+        -- whatever the product; then by score.
+        row_number() OVER (ORDER BY (proven AND mean >= best_mean - 0.8) DESC, round(((base + 0.2 * same_product::int) / 1.2)::numeric, 4) DESC, n DESC,
                            product COLLATE "C", generation COLLATE "C" NULLS FIRST) AS pos
-    FROM scored
+    FROM scored CROSS JOIN best
 )
 SELECT r.pos::float8 AS pos, r.product, r.generation, r.score, r.adopters
 FROM ranked r

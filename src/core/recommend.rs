@@ -352,6 +352,11 @@ pub enum Status {
     NewestNotYetProven,
     /// Not the newest, and not (yet) proven nearby.
     NotYetProven,
+    /// Enough communes nearby ran it long enough, but it is rated poorly: its posterior mean
+    /// quality is more than `rating_sd` below the best territory mean among the generations
+    /// that could be proposed. Not counted as proven (it does not stop the search from
+    /// widening, nor rank first).
+    RatedPoorly,
 }
 
 /// Reliability estimate of a generation.
@@ -899,6 +904,24 @@ fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Para
     GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, local_q, long, starts, evidence }
 }
 
+/// The best territory-wide mean quality ([`Prior::of`]) among the generations of the category
+/// with reports that could be proposed to the commune (not what it runs, not left out by
+/// [`exclusion`]); the category mean when there is none. A nearby generation rated more than
+/// `rating_sd` below it is [`Status::RatedPoorly`], not proven.
+fn best_known(ctx: &Ctx, prior: &Prior, category: &Slug, population: Option<u32>, skip: &HashSet<Key>, params: &Params) -> f64 {
+    prior
+        .generation
+        .keys()
+        .filter(|k| !skip.contains(*k))
+        .filter(|k| match gen_of(ctx.catalog, k) {
+            Some((_, Some(g))) => exclusion(ctx, category, g, population, params).is_none(),
+            Some((_, None)) => true,
+            None => false,
+        })
+        .map(|k| prior.of(k, (0.0, 0), params))
+        .fold(prior.mean, f64::max)
+}
+
 /// Normal-normal shrinkage of the weighted quality toward the category prior.
 struct Shrunk {
     /// Effective number of records `κ + Σ w` (prior included).
@@ -1007,6 +1030,8 @@ struct Scoring<'c, 'a> {
     skip: &'c HashSet<Key>,
     params: &'c Params,
     prior: Prior,
+    /// The best territory mean among the generations that could be proposed ([`best_known`]).
+    best_known: f64,
     /// Ended adoptions per candidate: (ended, abandoned).
     ended: HashMap<Key, (usize, usize)>,
     /// Sum of the three weights (at least the smallest positive f64).
@@ -1024,6 +1049,7 @@ impl Scoring<'_, '_> {
         mean_months: f64,
         abandoned_share: f64,
         expected_proven: Option<NaiveDate>,
+        rated_poorly: bool,
     ) -> (Status, f64, Vec<String>) {
         let (ctx, params) = (self.ctx, self.params);
         let mut maturity = maturity_part(mean_months, long, abandoned_share, params);
@@ -1032,13 +1058,16 @@ impl Scoring<'_, '_> {
         let older_supported = generation
             .is_some_and(|g| product.generations.iter().any(|h| h.order < g.order && exclusion(ctx, self.category, h, self.population, params).is_none()));
         let status = match (proven, newest) {
+            (true, _) if rated_poorly => Status::RatedPoorly,
             (true, _) => Status::Proven,
             (false, true) => Status::NewestNotYetProven,
             (false, false) => Status::NotYetProven,
         };
         let mut notes = Vec::new();
         let expected = expected_proven.map(|d| format!(" (attendu vers {})", d.format("%m/%Y"))).unwrap_or_default();
-        if status == Status::NewestNotYetProven && older_supported {
+        if status == Status::RatedPoorly {
+            notes.push("en service assez longtemps à proximité, mais mal notée : pas retenue comme éprouvée".to_string());
+        } else if status == Status::NewestNotYetProven && older_supported {
             maturity *= 0.5;
             notes.push(format!("génération la plus récente, pas encore éprouvée à proximité{expected}"));
         } else if !proven {
@@ -1073,7 +1102,8 @@ impl Scoring<'_, '_> {
         let abandoned_share = abandoned_share(adopters.len(), n_ended, n_abandoned);
         starts.sort();
         let expected_proven = expected_proven(is_proven(long, params), &starts, params);
-        let (status, maturity, mut notes) = self.maturity(product, generation, long, mean_months, abandoned_share, expected_proven);
+        let rated_poorly = rel.mean < self.best_known - params.rating_sd;
+        let (status, maturity, mut notes) = self.maturity(product, generation, long, mean_months, abandoned_share, expected_proven, rated_poorly);
         let proximity = 1.0 - (-sk).exp();
         let base = (params.w_reliability * reliability + params.w_maturity * maturity + params.w_proximity * proximity) / self.wsum;
         let same_product = self.skip.iter().any(|(p, _)| p == &key.0);
@@ -1164,7 +1194,8 @@ pub fn score_candidates(
     let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
     let ended = ended_counts(ctx, &in_reach, reach, category, &groups);
     let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
-    let scoring = Scoring { ctx, category, population, skip, params, prior, ended, wsum };
+    let best_known = best_known(ctx, &prior, category, population, skip, params);
+    let scoring = Scoring { ctx, category, population, skip, params, prior, best_known, ended, wsum };
     let mut items: Vec<Recommendation> = groups.into_iter().filter_map(|(key, adopters)| scoring.score(key, &adopters)).collect();
     rank(&mut items);
     (items, excluded)
