@@ -1038,19 +1038,26 @@ struct Scoring<'c, 'a> {
     wsum: f64,
 }
 
+/// What the maturity of one generation is judged on (see [`Scoring::maturity`]).
+#[derive(Clone, Copy)]
+struct MaturityInput {
+    /// Adopters nearby in service at least `proven_months`.
+    long: usize,
+    /// Kernel-weighted mean months in service.
+    mean_months: f64,
+    /// Share of adopters nearby who left the product.
+    abandoned_share: f64,
+    /// When it should be proven, if not yet.
+    expected_proven: Option<NaiveDate>,
+    /// Rated more than `rating_sd` below the best known option.
+    rated_poorly: bool,
+}
+
 impl Scoring<'_, '_> {
     /// Maturity status, maturity part (halved for a newest generation not yet proven while an
     /// older one is still supported) and the notes on maturity, for one generation.
-    fn maturity(
-        &self,
-        product: &Product,
-        generation: Option<&Generation>,
-        long: usize,
-        mean_months: f64,
-        abandoned_share: f64,
-        expected_proven: Option<NaiveDate>,
-        rated_poorly: bool,
-    ) -> (Status, f64, Vec<String>) {
+    fn maturity(&self, product: &Product, generation: Option<&Generation>, input: &MaturityInput) -> (Status, f64, Vec<String>) {
+        let MaturityInput { long, mean_months, abandoned_share, expected_proven, rated_poorly } = *input;
         let (ctx, params) = (self.ctx, self.params);
         let mut maturity = maturity_part(mean_months, long, abandoned_share, params);
         let proven = is_proven(long, params);
@@ -1103,7 +1110,8 @@ impl Scoring<'_, '_> {
         starts.sort();
         let expected_proven = expected_proven(is_proven(long, params), &starts, params);
         let rated_poorly = rel.mean < self.best_known - params.rating_sd;
-        let (status, maturity, mut notes) = self.maturity(product, generation, long, mean_months, abandoned_share, expected_proven, rated_poorly);
+        let input = MaturityInput { long, mean_months, abandoned_share, expected_proven, rated_poorly };
+        let (status, maturity, mut notes) = self.maturity(product, generation, &input);
         let proximity = 1.0 - (-sk).exp();
         let base = (params.w_reliability * reliability + params.w_maturity * maturity + params.w_proximity * proximity) / self.wsum;
         let same_product = self.skip.iter().any(|(p, _)| p == &key.0);
