@@ -255,12 +255,14 @@ fn run_eval(args: &EvalArgs) -> Result<(), Error> {
     let settings = EvalSettings { cuts: args.cuts.clone(), ..EvalSettings::default() };
     let (territory, catalog) = (seeds::territory()?, seeds::catalog()?);
     let sim = move |seed: u64| SimParams { seed, ..base.clone() };
-    let doc = eval::run(&territory, &catalog, &seeds, &sim, &settings, &params, args.ablation);
+    let simulation = eval::Simulation { params_of: &sim, overrides: &args.sim, ablation: args.ablation };
+    let doc = eval::run(&territory, &catalog, &seeds, &simulation, &settings, &params);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Error::internal("eval document", e))?);
         return Ok(());
     }
     let set = if args.overrides.is_empty() { "default parameters".to_string() } else { format!("parameters: defaults with {}", args.overrides.join(", ")) };
+    let set = if args.sim.is_empty() { set } else { format!("{set}; simulation: defaults with {}", args.sim.join(", ")) };
     println!("Decision quality on simulated histories (seeds {}, until {}), {set}.\n", args.seeds, args.until);
     for v in std::iter::once(&doc.results).chain(doc.ablation.as_ref()) {
         println!("Simulation: {}, all cuts and seeds\n", v.simulation);

@@ -107,7 +107,9 @@ pub struct EvalSettings {
     pub report_window_months: u32,
     /// Service life over which an end of support costs a migration, months. Default 60.
     pub service_life_months: u32,
-    /// Migration cost, quality points on the 1-5 scale. Default 0.5.
+    /// Migration cost, quality points on the 1-5 scale, taken off a generation's realised
+    /// utility (the measure; the recommender's own `migration_cost` parameter is separate).
+    /// Default 0.5.
     pub migration_cost: f64,
     /// Fewest reports for a realised utility. Default 3.
     pub min_reports: usize,
@@ -672,6 +674,9 @@ pub struct EvalDocument {
     pub settings: EvalSettings,
     /// The recommender's parameters.
     pub params: Params,
+    /// Simulation parameters overridden (`name=value`, as given to `--sim`); empty for the
+    /// defaults of [`crate::core::simulate::SimParams`].
+    pub simulation_overrides: Vec<String>,
     /// With every simulated mechanism.
     pub results: Variant,
     /// With neighbours' help and local support switched off (the graph has nothing to find).
@@ -710,27 +715,38 @@ fn cases_of(
     out.into_iter().flat_map(|(_, c)| c).collect()
 }
 
-/// Runs the evaluation on the simulated histories of `seeds` ending on `until`, simulated with
-/// `sim` (a seed's parameters), and, when `ablation`, again with the place mechanisms off
-/// ([`crate::core::simulate::SimParams::without_place`]).
-pub fn run(
-    t: &Territory,
-    catalog: &Catalog,
-    seeds: &[u64],
-    sim: &(dyn Fn(u64) -> crate::core::simulate::SimParams + Sync),
-    settings: &EvalSettings,
-    params: &Params,
-    ablation: bool,
-) -> EvalDocument {
+/// How the histories of an evaluation are simulated.
+pub struct Simulation<'a> {
+    /// A seed's simulation parameters.
+    pub params_of: &'a (dyn Fn(u64) -> crate::core::simulate::SimParams + Sync),
+    /// The overrides those parameters carry (`name=value`), reported in the document.
+    pub overrides: &'a [String],
+    /// Also run with the place mechanisms off ([`crate::core::simulate::SimParams::without_place`]).
+    pub ablation: bool,
+}
+
+/// Runs the evaluation on the simulated histories of `seeds` (see [`Simulation`]).
+pub fn run(t: &Territory, catalog: &Catalog, seeds: &[u64], simulation: &Simulation, settings: &EvalSettings, params: &Params) -> EvalDocument {
+    let Simulation { params_of: sim, overrides: simulation_overrides, ablation } = *simulation;
     let variant = |name: &str, cases: Vec<Case>| {
         let (by_seed, by_cut, pooled) = report(&cases, settings.resamples);
         Variant { simulation: name.to_string(), by_seed, by_cut, pooled }
     };
-    let results = variant("every mechanism", cases_of(t, catalog, seeds, sim, settings, params));
+    let with = if simulation_overrides.is_empty() { String::new() } else { format!(", with {}", simulation_overrides.join(", ")) };
+    let results = variant(&format!("every mechanism{with}"), cases_of(t, catalog, seeds, sim, settings, params));
     let ablation = ablation.then(|| {
         let off = |seed: u64| sim(seed).without_place();
-        variant("neighbour help and local support off", cases_of(t, catalog, seeds, &off, settings, params))
+        variant(&format!("neighbour help and local support off{with}"), cases_of(t, catalog, seeds, &off, settings, params))
     });
     let until = seeds.first().map_or(NaiveDate::MIN, |&s| sim(s).end);
-    EvalDocument { simulated: true, seeds: seeds.to_vec(), until, settings: settings.clone(), params: *params, results, ablation }
+    EvalDocument {
+        simulated: true,
+        seeds: seeds.to_vec(),
+        until,
+        settings: settings.clone(),
+        params: *params,
+        simulation_overrides: simulation_overrides.to_vec(),
+        results,
+        ablation,
+    }
 }

@@ -165,10 +165,10 @@ impl SimParams {
     /// Overrides one parameter of [`SIM_PARAM_BOUNDS`] from its text. Errors: `Malformed` for
     /// an unknown name or a value that is not a number, `Invalid` out of bounds.
     pub fn set(&mut self, name: &str, raw: &str) -> Result<()> {
-        let &(_, lo, hi) = SIM_PARAM_BOUNDS
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .ok_or_else(|| Error::Malformed(format!("unknown simulation parameter '{}'", name.chars().take(40).collect::<String>())))?;
+        let &(_, lo, hi) = SIM_PARAM_BOUNDS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
+            let names: Vec<&str> = SIM_PARAM_BOUNDS.iter().map(|(n, _, _)| *n).collect();
+            Error::Malformed(format!("unknown simulation parameter '{}' (known: {})", name.chars().take(40).collect::<String>(), names.join(", ")))
+        })?;
         let v: f64 = raw.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| Error::Malformed(format!("{name} must be a number")))?;
         if !(lo..=hi).contains(&v) {
             return Err(Error::Invalid(format!("{name} must be {lo} to {hi}, got {v}")));
