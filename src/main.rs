@@ -225,8 +225,8 @@ fn parse_seeds(text: &str) -> Result<Vec<u64>, Error> {
         match part.trim().split_once('-') {
             Some((a, b)) => {
                 let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-                if b < a || b - a > 1000 {
-                    return Err(bad());
+                if b < a || b - a >= 1000 {
+                    return Err(Error::Malformed(format!("--seeds: a range goes up and spans at most 1000 seeds, got {a}-{b}")));
                 }
                 out.extend(a..=b);
             }
@@ -253,6 +253,7 @@ fn run_eval(args: &EvalArgs) -> Result<(), Error> {
         base.set(name, value)?;
     }
     let settings = EvalSettings { cuts: args.cuts.clone(), ..EvalSettings::default() };
+    settings.validate(base.start, args.until)?;
     let (territory, catalog) = (seeds::territory()?, seeds::catalog()?);
     let sim = move |seed: u64| SimParams { seed, ..base.clone() };
     let simulation = eval::Simulation { params_of: &sim, overrides: &args.sim, ablation: args.ablation };

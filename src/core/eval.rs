@@ -119,6 +119,28 @@ pub struct EvalSettings {
     pub resamples: usize,
 }
 
+impl EvalSettings {
+    /// Checks the cuts against a history simulated from `start` to `until`: each cut must come
+    /// after `start` and leave `report_window_months` of reports before `until`, and there must
+    /// be at least one. Errors: `Invalid`, naming the first bad cut.
+    pub fn validate(&self, start: NaiveDate, until: NaiveDate) -> crate::error::Result<()> {
+        if self.cuts.is_empty() {
+            return Err(crate::error::Error::Invalid("at least one cut date is needed".into()));
+        }
+        for &cut in &self.cuts {
+            let reports_end = add_months(cut, self.report_window_months);
+            if cut <= start || reports_end > until {
+                return Err(crate::error::Error::Invalid(format!(
+                    "cut {cut} must be after the simulation's start ({start}) and leave {} months of reports before {until} (the last cut possible is {})",
+                    self.report_window_months,
+                    until.checked_sub_months(Months::new(self.report_window_months)).unwrap_or(until)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for EvalSettings {
     fn default() -> Self {
         let d = |y, m| NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(NaiveDate::MIN);
@@ -748,5 +770,24 @@ pub fn run(t: &Territory, catalog: &Catalog, seeds: &[u64], simulation: &Simulat
         simulation_overrides: simulation_overrides.to_vec(),
         results,
         ablation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_need_a_simulated_past_and_36_months_of_reports() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let (start, until) = (d("2005-01-01"), d("2026-11-29"));
+        assert!(EvalSettings::default().validate(start, until).is_ok());
+        let with = |cut: &str| EvalSettings { cuts: vec![d(cut)], ..EvalSettings::default() }.validate(start, until);
+        assert!(with("2023-11-29").is_ok(), "36 months of reports exactly");
+        for bad in ["2023-11-30", "2030-01-01", "2005-01-01", "1990-01-01"] {
+            let e = with(bad).unwrap_err();
+            assert!(matches!(e, crate::error::Error::Invalid(_)) && e.to_string().contains(bad), "{bad}: {e}");
+        }
+        assert!(EvalSettings { cuts: vec![], ..EvalSettings::default() }.validate(start, until).is_err());
     }
 }
