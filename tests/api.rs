@@ -667,3 +667,32 @@ async fn query_strings_are_strict_and_paths_say_what_they_expect() {
     assert_eq!(products(&then), 0);
     problem(c.get(app.url("/api/v1/epcis/243500139/map.geojson?as_of=2031-01-01")).send().await.unwrap(), 422, "invalid-value").await;
 }
+
+/// The commune page: Plouguerneau (29195) with its EPCI, its border neighbours linked (Lannilis
+/// 29117 among them), one section per category with what it runs and "ce que vos voisines
+/// utilisent", the simulated banner; linked from the search; French error pages.
+#[actix_web::test]
+async fn the_commune_page_shows_what_runs_the_advice_and_the_neighbours() {
+    let app = spawn(true).await;
+    let r = app.client.get(app.url("/communes/29195")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<h1>Plouguerneau <small>(29195)</small></h1>"));
+    assert!(body.contains("href=\"/epcis/242900553\""), "its EPCI, the CC du Pays des Abers");
+    assert!(body.contains("<a href=\"/communes/29117\">Lannilis</a>"), "a border neighbour, linked");
+    assert!(body.contains("Données simulées"));
+    let categories = voisinage::seeds::catalog().unwrap().categories.len();
+    assert_eq!(body.matches("<section>").count(), categories);
+    assert_eq!(body.matches("<caption>Ce que vos voisines utilisent</caption>").count(), categories);
+    assert!(body.contains("<h3>État civil</h3>") && body.contains("Conseil : "));
+    // Linked from the search results.
+    let r = app.client.get(app.url("/recherche?q=plouguerneau")).send().await.unwrap();
+    assert!(r.text().await.unwrap().contains("<a href=\"/communes/29195\">Plouguerneau</a>"));
+    // French error pages: unknown commune, malformed code.
+    for (path, status) in [("/communes/99999", StatusCode::NOT_FOUND), ("/communes/abc", StatusCode::BAD_REQUEST)] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+    }
+}

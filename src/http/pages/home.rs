@@ -59,10 +59,18 @@ pub async fn search(s: web::Data<Service>, q: Result<Query<SearchQuery>, actix_w
         let cm = t.commune(i);
         match cm.epci.and_then(|e| t.epci(&e).ok()) {
             Some(e) => {
-                let _ = write!(c, "<li>{} ({}) — <a href=\"/epcis/{}\">{}</a></li>", escape(&cm.name), cm.code, e.siren, escape(&e.name));
+                let _ = write!(
+                    c,
+                    "<li><a href=\"/communes/{}\">{}</a> ({}) — <a href=\"/epcis/{}\">{}</a></li>",
+                    cm.code,
+                    escape(&cm.name),
+                    cm.code,
+                    e.siren,
+                    escape(&e.name)
+                );
             }
             None => {
-                let _ = write!(c, "<li>{} ({}) — hors EPCI</li>", escape(&cm.name), cm.code);
+                let _ = write!(c, "<li><a href=\"/communes/{}\">{}</a> ({}) — hors EPCI</li>", cm.code, escape(&cm.name), cm.code);
             }
         }
     }

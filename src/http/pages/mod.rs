@@ -3,8 +3,11 @@
 //! where the API answers problem+json.
 //!
 //! - `/` and `/recherche`: [`home`];
-//! - `/epcis/{siren}`: [`epci`] (map, groupements de commandes, members, export links).
+//! - `/epcis/{siren}`: [`epci`] (map, groupements de commandes, members, export links);
+//! - `/communes/{code}`: [`commune`] (neighbours, and per category what runs, the advice, the
+//!   first recommendation with its evidence, what the neighbours run).
 
+pub mod commune;
 pub mod epci;
 pub mod home;
 
@@ -30,7 +33,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(handler))
             .default_service(web::to(|s: web::Data<Service>| async move { method_not_allowed(&s) }))
     }
-    cfg.service(page_resource("/", home::index)).service(page_resource("/recherche", home::search)).service(page_resource("/epcis/{siren}", epci::epci_page));
+    cfg.service(page_resource("/", home::index))
+        .service(page_resource("/recherche", home::search))
+        .service(page_resource("/epcis/{siren}", epci::epci_page))
+        .service(page_resource("/communes/{code}", commune::commune_page));
 }
 
 /// What a page handler returns: the page, or an error shown as a French page.
