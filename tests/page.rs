@@ -47,6 +47,13 @@ async fn epci_page_in_headless_chromium() {
     assert!(dom.contains("<html lang=\"fr\">"), "{}", &dom[..dom.len().min(500)]);
     assert!(dom.contains("<h1>Rennes Métropole</h1>"));
     assert_eq!(dom.matches("<path class=\"commune").count(), 43, "one shape per member");
+    // Each shape is a link to the commune's page (Rennes, 35238, among them), the map scales to
+    // the screen, and the members' table links each commune too.
+    let map = &dom[dom.find("<svg").unwrap()..dom.find("</svg>").unwrap()];
+    assert_eq!(map.matches("<a href=\"/communes/").count(), 43);
+    assert!(map.contains("<a href=\"/communes/35238\"><path class=\"commune"));
+    assert!(map.contains("width=\"100%\""));
+    assert!(dom.contains("<th scope=\"row\"><a href=\"/communes/35238\">Rennes</a></th>"));
     assert!(dom.contains("Groupements de commandes proposés"));
     assert!(dom.contains("Données simulées"));
     // Under the cargo target folder (CI points CARGO_TARGET_DIR outside the clone).
@@ -94,7 +101,7 @@ async fn exports_and_escaping() {
     let html = app.client.get(app.url("/recherche?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("&lt;script&gt;") && !html.contains("<script>alert"));
     let html = app.client.get(app.url("/recherche?q=hoedic")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Hœdic (56085)"));
+    assert!(html.contains("<a href=\"/communes/56085\">Hœdic</a> (56085)"));
     let r = app.client.get(app.url("/epcis/243500139?categorie=nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }

@@ -149,8 +149,9 @@ pub struct MapItem<'a> {
 }
 
 /// An inline SVG map of the items, `width` pixels wide, equirectangular projection around
-/// the items' mean latitude; one `<path class="commune">` per item that has a shape, with a
-/// `<title>` tooltip. `title` labels the image for screen readers.
+/// the items' mean latitude, scaled down to the width of the screen; one `<path
+/// class="commune">` per item that has a shape, with a `<title>` tooltip, inside a link to the
+/// commune's page (`/communes/{code}`). `title` labels the image for screen readers.
 pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> String {
     let drawn: Vec<(&MapItem, &MultiPolygon<f64>)> = items.iter().filter_map(|i| shapes.get(&i.code).map(|s| (i, s))).collect();
     let rects: Vec<_> = drawn.iter().filter_map(|(_, s)| s.bounding_rect()).collect();
@@ -172,7 +173,7 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="carte" role="img" aria-labelledby="carte-titre" viewBox="0 0 {width:.0} {height:.0}" width="{width:.0}" height="{height:.0}"><title id="carte-titre">{}</title>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="carte" role="img" aria-labelledby="carte-titre" viewBox="0 0 {width:.0} {height:.0}" width="100%" style="max-width:{width:.0}px;height:auto"><title id="carte-titre">{}</title>"#,
         escape(title)
     );
     for (item, shape) in drawn {
@@ -187,7 +188,8 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
         }
         let _ = write!(
             out,
-            r##"<path class="commune {}" data-code="{}" fill="{}" stroke="#ffffff" stroke-width="0.8" fill-rule="evenodd" d="{d}"><title>{} : {} — {}</title></path>"##,
+            r##"<a href="/communes/{}"><path class="commune {}" data-code="{}" fill="{}" stroke="#ffffff" stroke-width="0.8" fill-rule="evenodd" d="{d}"><title>{} : {} — {}</title></path></a>"##,
+            item.code,
             item.status.id(),
             item.code,
             item.status.colour(),

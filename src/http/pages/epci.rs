@@ -171,7 +171,8 @@ fn groupement(g: &Groupement) -> String {
     for m in &g.concerned {
         let _ = write!(
             c,
-            "<tr><th scope=\"row\">{} ({})</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><th scope=\"row\"><a href=\"/communes/{}\">{}</a> ({})</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            m.member.code,
             escape(&m.member.name),
             m.member.code,
             fr::int(u64::from(m.member.population)),
@@ -181,7 +182,8 @@ fn groupement(g: &Groupement) -> String {
     }
     c.push_str("</tbody></table>");
     if !g.own_path.is_empty() {
-        let names: Vec<String> = g.own_path.iter().map(|m| format!("{} ({})", escape(&m.member.name), escape(&m.reason))).collect();
+        let names: Vec<String> =
+            g.own_path.iter().map(|m| format!("<a href=\"/communes/{}\">{}</a> ({})", m.member.code, escape(&m.member.name), escape(&m.reason))).collect();
         let _ = write!(c, "<p><strong>Hors groupement (restent sur leur produit) :</strong> {}</p>", names.join(" ; "));
     }
     if !g.already_on.is_empty() {
@@ -198,7 +200,14 @@ fn members_section(epci: &Epci, horizon: u32) -> String {
         "<h2>Communes membres</h2><table><caption>Membres de l'EPCI</caption><thead><tr><th scope=\"col\">Commune</th><th scope=\"col\">Code INSEE</th><th scope=\"col\">Population</th></tr></thead><tbody>",
     );
     for m in &epci.members {
-        let _ = write!(c, "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td></tr>", escape(&m.name), m.code, fr::int(u64::from(m.population)));
+        let _ = write!(
+            c,
+            "<tr><th scope=\"row\"><a href=\"/communes/{}\">{}</a></th><td>{}</td><td>{}</td></tr>",
+            m.code,
+            escape(&m.name),
+            m.code,
+            fr::int(u64::from(m.population))
+        );
     }
     let _ = write!(
         c,

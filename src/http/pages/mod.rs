@@ -115,7 +115,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margi
 a{color:#0b4f9c}table{border-collapse:collapse;margin:.5rem 0 1rem;width:100%}th,td{border:1px solid #999;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 th{background:#eef2f7}caption{text-align:left;font-weight:600;padding:.3rem 0}.simule{background:#fff3cd;border:1px solid #8a6d00;padding:.5rem}\
 .legende{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}.pastille{display:inline-block;width:1rem;height:1rem;border:1px solid #333;vertical-align:middle;margin-right:.3rem}\
-section.groupement{border-top:2px solid #0b4f9c;margin-top:1.5rem}.verifier{background:#eef2f7;border:1px solid #0b4f9c;padding:.5rem}label{font-weight:600}input,select,button{font-size:1rem;padding:.3rem}";
+section.groupement{border-top:2px solid #0b4f9c;margin-top:1.5rem}.verifier{background:#eef2f7;border:1px solid #0b4f9c;padding:.5rem}label{font-weight:600}input,select,button{font-size:1rem;padding:.3rem}svg.carte{display:block;width:100%;height:auto}\
+@media (max-width:40rem){body{padding:.5rem}table{display:block;overflow-x:auto}th,td{padding:.25rem .35rem}h1{font-size:1.4rem}}";
 
 /// A whole page: head, header, the "simulated data" banner when `simulated`, the content
 /// (already escaped HTML), the footer with the sources.
