@@ -53,6 +53,8 @@ async fn epci_page_in_headless_chromium() {
     assert_eq!(map.matches("<a href=\"/communes/").count(), 43);
     assert!(map.contains("<a href=\"/communes/35238\"><path class=\"commune"));
     assert!(map.contains("width=\"100%\""));
+    assert_eq!(map.matches("<text class=\"nom\"").count(), 43, "every member named on the map");
+    assert!(map.contains(">Cesson-Sévigné</text>"));
     assert!(dom.contains("<th scope=\"row\"><a href=\"/communes/35238\">Rennes</a></th>"));
     assert!(dom.contains("Groupements de commandes proposés"));
     assert!(dom.contains("Données simulées"));

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use geo::{BoundingRect, MultiPolygon};
+use geo::{BoundingRect, InteriorPoint, MultiPolygon};
 
 use crate::core::domain::InseeCode;
 use crate::core::pooling::Need;
@@ -151,7 +151,8 @@ pub struct MapItem<'a> {
 /// An inline SVG map of the items, `width` pixels wide, equirectangular projection around
 /// the items' mean latitude, scaled down to the width of the screen; one `<path
 /// class="commune">` per item that has a shape, with a `<title>` tooltip, inside a link to the
-/// commune's page (`/communes/{code}`). `title` labels the image for screen readers.
+/// commune's page (`/communes/{code}`), and its name written on it (`<text class="nom">`).
+/// `title` labels the image for screen readers.
 pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> String {
     let drawn: Vec<(&MapItem, &MultiPolygon<f64>)> = items.iter().filter_map(|i| shapes.get(&i.code).map(|s| (i, s))).collect();
     let rects: Vec<_> = drawn.iter().filter_map(|(_, s)| s.bounding_rect()).collect();
@@ -176,7 +177,7 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="carte" role="img" aria-labelledby="carte-titre" viewBox="0 0 {width:.0} {height:.0}" width="100%" style="max-width:{width:.0}px;height:auto"><title id="carte-titre">{}</title>"#,
         escape(title)
     );
-    for (item, shape) in drawn {
+    for (item, shape) in &drawn {
         let mut d = String::new();
         for poly in &shape.0 {
             for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
@@ -197,6 +198,19 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
             escape(item.status.label()),
             escape(&item.detail)
         );
+    }
+    // Names on top of every shape, at a point inside it (geo's interior point), so that the
+    // map reads without hovering.
+    for (item, shape) in &drawn {
+        if let Some(p) = shape.interior_point() {
+            let _ = write!(
+                out,
+                r##"<text class="nom" x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9" fill="#1a1a1a" stroke="#ffffff" stroke-width="2" paint-order="stroke" pointer-events="none">{}</text>"##,
+                (p.x() - x0) * k * scale,
+                (y1 - p.y()) * scale,
+                escape(item.name)
+            );
+        }
     }
     out.push_str("</svg>");
     out
@@ -222,6 +236,7 @@ mod tests {
         ];
         let s = svg(&shapes, &items, "Carte", 400.0);
         assert_eq!(s.matches("<path class=\"commune").count(), 2);
+        assert_eq!(s.matches("<text class=\"nom\"").count(), 2, "each shape named");
         assert!(s.contains("A&lt;script&gt;") && !s.contains("<script>"));
         assert!(s.contains("#1b7837") && s.contains("#bdbdbd"));
     }
