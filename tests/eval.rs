@@ -8,7 +8,7 @@
 //! the last report date).
 
 use chrono::NaiveDate;
-use voisinage::core::eval::{Case, EvalSettings, Method, evaluate, figures};
+use voisinage::core::eval::{Case, EvalSettings, Method, evaluate, figures, regret_difference};
 use voisinage::core::history::AdoptionIndex;
 use voisinage::core::recommend::Params;
 use voisinage::core::simulate::{SimParams, simulate};
@@ -23,31 +23,6 @@ fn cases(seed: u64) -> Vec<Case> {
         h.add_feedback(f);
     });
     evaluate(&t, &c, &h, seed, &EvalSettings::default(), &Params::default())
-}
-
-/// Paired regret difference (recommender minus `other`) over the cases both score, with a
-/// cluster bootstrap interval from [`figures`] restricted to the two methods.
-fn paired(cases: &[Case], other: Method) -> (f64, f64, f64) {
-    let k = Method::ALL.iter().position(|m| *m == other).unwrap();
-    let two: Vec<Case> = cases
-        .iter()
-        .filter(|c| c.best.is_some() && c.picks[0].utility.is_some() && c.picks[k].utility.is_some())
-        .map(|c| {
-            // Every other method scored like the compared one, so that `figures` keeps these
-            // cases as common and its best baseline is `other`.
-            let mut c = c.clone();
-            let pick = c.picks[k].clone();
-            for (i, p) in c.picks.iter_mut().enumerate().skip(1) {
-                if i != k {
-                    *p = voisinage::core::eval::Pick { utility: pick.utility.map(|u| u - 10.0), hits: None };
-                }
-            }
-            c
-        })
-        .collect();
-    let f = figures(&two, 400);
-    assert_eq!(f.best_baseline, other);
-    (f.regret_difference.mean, f.regret_difference.low, f.regret_difference.high)
 }
 
 #[test]
@@ -68,7 +43,7 @@ fn recommender_regret_is_below_popularity_and_newest_on_held_out_seeds() {
         }
     }
     for other in [Method::GlobalPopularity, Method::Newest] {
-        let (mean, low, high) = paired(&all, other);
-        assert!(high < 0.0, "recommender minus {other:?} regret: {mean:.3} ({low:.3} to {high:.3})");
+        let d = regret_difference(&all, other, 400);
+        assert!(d.high < 0.0, "recommender minus {other:?} regret: {:.3} ({:.3} to {:.3})", d.mean, d.low, d.high);
     }
 }

@@ -27,19 +27,17 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{Months, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::core::catalog::Catalog;
-use crate::core::domain::{GenerationId, InseeCode, Slug};
-use crate::core::history::{Adoption, AdoptionIndex, quality_of};
+use crate::core::domain::{InseeCode, Slug};
+use crate::core::history::{AdoptionIndex, quality_of};
 use crate::core::pooling::need_of;
-use crate::core::recommend::{Ctx, Params, exclusion, recommend};
+use crate::core::recommend::{Ctx, Key, Params, exclusion, key_of, recommend};
 use crate::core::territory::{CommuneIdx, Territory};
-
-type Key = (Slug, Option<GenerationId>);
 
 /// The methods compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
@@ -241,10 +239,6 @@ struct Running {
     users: HashMap<(Slug, Key), Vec<u64>>,
 }
 
-fn key_of(catalog: &Catalog, a: &Adoption) -> Key {
-    (a.product.clone(), catalog.generation_key(&a.product, a.generation.as_ref()))
-}
-
 impl Running {
     fn new(t: &Territory, catalog: &Catalog, h: &AdoptionIndex, cut: NaiveDate) -> Self {
         let n = t.communes().len();
@@ -272,10 +266,10 @@ impl Running {
     }
 }
 
-/// Sorts `keys` by `score` descending, ties by key.
-fn by_score(keys: &[Key], score: impl Fn(&Key) -> f64) -> Vec<Key> {
-    let mut v: Vec<(f64, &Key)> = keys.iter().map(|k| (score(k), k)).collect();
-    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+/// Sorts `keys` by `score` (primary, then secondary) descending, ties by key.
+fn by_score(keys: &[Key], score: impl Fn(&Key) -> (f64, f64)) -> Vec<Key> {
+    let mut v: Vec<((f64, f64), &Key)> = keys.iter().map(|k| (score(k), k)).collect();
+    v.sort_by(|a, b| b.0.0.total_cmp(&a.0.0).then(b.0.1.total_cmp(&a.0.1)).then(a.1.cmp(b.1)));
     v.into_iter().map(|(_, k)| k.clone()).collect()
 }
 
@@ -417,7 +411,7 @@ fn ranked(method: Method, data: &CutData, idx: CommuneIdx, cat: &Slug, candidate
     let t = data.ctx.territory;
     let global = data.running.global.get(cat);
     let popularity = |k: &Key| global.and_then(|m| m.get(k)).copied().unwrap_or(0) as f64;
-    let among = |m: HashMap<Key, usize>| by_score(candidates, |k| m.get(k).copied().unwrap_or(0) as f64 * 1e6 + popularity(k));
+    let among = |m: HashMap<Key, usize>| by_score(candidates, |k| (m.get(k).copied().unwrap_or(0) as f64, popularity(k)));
     match method {
         Method::Recommender => {
             let mut p = *params;
@@ -426,32 +420,33 @@ fn ranked(method: Method, data: &CutData, idx: CommuneIdx, cat: &Slug, candidate
             let items = recommend(&data.ctx, &code, cat, &p).map(|a| a.items).unwrap_or_default();
             items.into_iter().map(|i| (i.product, i.generation)).filter(|k| candidates.contains(k)).collect()
         }
-        Method::GlobalPopularity => by_score(candidates, popularity),
+        Method::GlobalPopularity => by_score(candidates, |k| (popularity(k), 0.0)),
         Method::EpciPopularity => {
             let members = t.commune(idx).epci.map(|s| t.members(&s).to_vec()).unwrap_or_default();
             among(data.running.count_among(cat, members.into_iter().filter(|&j| j != idx)))
         }
         Method::NeighbourMajority => among(data.running.count_among(cat, t.neighbours(idx).into_iter().map(|(j, _)| j))),
-        Method::Newest => by_score(candidates, |k| data.released.get(k).map_or(-1e9, |d| d.num_days_from_ce_f64())),
+        Method::Newest => by_score(candidates, |k| (data.released.get(k).map_or(f64::NEG_INFINITY, |d| f64::from(d.num_days_from_ce())), 0.0)),
         Method::SameProductNext => {
             let runs: Vec<&Key> = data.running.by_commune[idx as usize].get(cat).into_iter().flatten().collect();
             let order = |k: &Key| {
                 let p = data.ctx.catalog.product(&k.0).ok()?;
                 k.1.as_ref().and_then(|g| p.generation(g)).map(|g| g.order)
             };
+            // A newer generation of a product it runs, the nearest first (minus its order).
             let next = |k: &Key| {
                 runs.iter()
                     .filter(|r| r.0 == k.0)
                     .filter_map(|r| Some((order(r)?, order(k)?)))
                     .filter(|(o, ko)| ko > o)
-                    .map(|(_, ko)| 1e6 - f64::from(ko))
-                    .fold(0.0, f64::max)
+                    .map(|(_, ko)| -f64::from(ko))
+                    .fold(f64::NEG_INFINITY, f64::max)
             };
-            by_score(candidates, |k| next(k) * 1e6 + popularity(k))
+            by_score(candidates, |k| (next(k), popularity(k)))
         }
         Method::BayesianAverage => {
             let prior = data.bayes.iter().filter(|((c, _), _)| c == cat).map(|(_, v)| *v).fold(f64::NEG_INFINITY, f64::min);
-            by_score(candidates, |k| data.bayes.get(&(cat.clone(), k.clone())).copied().unwrap_or(if prior.is_finite() { prior - 1.0 } else { 0.0 }))
+            by_score(candidates, |k| (data.bayes.get(&(cat.clone(), k.clone())).copied().unwrap_or(if prior.is_finite() { prior - 1.0 } else { 0.0 }), 0.0))
         }
         Method::ItemKnn => {
             let mine: Vec<&Vec<u64>> = data.running.by_commune[idx as usize]
@@ -460,19 +455,9 @@ fn ranked(method: Method, data: &CutData, idx: CommuneIdx, cat: &Slug, candidate
                 .flat_map(|(c, keys)| keys.iter().filter_map(|k| data.running.users.get(&(c.clone(), k.clone()))))
                 .collect();
             by_score(candidates, |k| {
-                data.running.users.get(&(cat.clone(), k.clone())).map_or(0.0, |u| mine.iter().map(|m| cosine(u, m)).sum::<f64>()) * 1e6 + popularity(k)
+                (data.running.users.get(&(cat.clone(), k.clone())).map_or(0.0, |u| mine.iter().map(|m| cosine(u, m)).sum::<f64>()), popularity(k))
             })
         }
-    }
-}
-
-trait DaysF64 {
-    fn num_days_from_ce_f64(&self) -> f64;
-}
-
-impl DaysF64 for NaiveDate {
-    fn num_days_from_ce_f64(&self) -> f64 {
-        f64::from(chrono::Datelike::num_days_from_ce(self))
     }
 }
 
@@ -554,19 +539,35 @@ fn estimate(values: &[f64], clusters: &[usize], n_clusters: usize, resamples: us
     Estimate { mean, low: percentile(&means, 0.025), high: percentile(&means, 0.975) }
 }
 
+/// The bootstrap cluster of each case (numbered from 0 in order of appearance) and the number
+/// of clusters (at least 1).
+fn cluster_indexes(cases: &[&Case]) -> (Vec<usize>, usize) {
+    let mut ids: HashMap<&(u64, NaiveDate, String, Slug), usize> = HashMap::new();
+    let clusters = cases
+        .iter()
+        .map(|c| {
+            let n = ids.len();
+            *ids.entry(&c.cluster).or_insert(n)
+        })
+        .collect();
+    (clusters, ids.len().max(1))
+}
+
+/// The recommender's regret minus `other`'s, paired on the cases where both are scored, with
+/// its clustered bootstrap interval (seeded).
+pub fn regret_difference(cases: &[Case], other: Method, resamples: usize) -> Estimate {
+    let k = Method::ALL.iter().position(|m| *m == other).unwrap_or(0);
+    let both: Vec<&Case> = cases.iter().filter(|c| c.best.is_some() && c.picks[0].utility.is_some() && c.picks[k].utility.is_some()).collect();
+    let (clusters, n_clusters) = cluster_indexes(&both);
+    let diff: Vec<f64> = both.iter().map(|c| c.picks[k].utility.unwrap_or(0.0) - c.picks[0].utility.unwrap_or(0.0)).collect();
+    estimate(&diff, &clusters, n_clusters, resamples, &mut ChaCha8Rng::seed_from_u64(0x0b00_7577))
+}
+
 /// The figures of a group of cases. Deterministic: the bootstrap is seeded.
 pub fn figures(cases: &[Case], resamples: usize) -> Figures {
     let m = Method::ALL.len();
     let common: Vec<&Case> = cases.iter().filter(|c| c.best.is_some() && c.picks.iter().all(|p| p.utility.is_some())).collect();
-    let mut cluster_ids: HashMap<&(u64, NaiveDate, String, Slug), usize> = HashMap::new();
-    let clusters: Vec<usize> = common
-        .iter()
-        .map(|c| {
-            let n = cluster_ids.len();
-            *cluster_ids.entry(&c.cluster).or_insert(n)
-        })
-        .collect();
-    let n_clusters = cluster_ids.len().max(1);
+    let (clusters, n_clusters) = cluster_indexes(&common);
     let utility = |c: &Case, k: usize| c.picks[k].utility.unwrap_or(0.0);
     let regret = |c: &Case, k: usize| c.best.unwrap_or(0.0) - utility(c, k);
     let mut rng = ChaCha8Rng::seed_from_u64(0x0b00_7577);

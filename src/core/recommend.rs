@@ -593,11 +593,11 @@ pub struct Reach {
 
 /// A candidate: a product and one of its generations (not a release: the releases of a
 /// generation count together).
-type Key = (Slug, Option<GenerationId>);
+pub(crate) type Key = (Slug, Option<GenerationId>);
 
 /// The candidate an adoption counts for: its product and the generation of its generation or
 /// release id ([`Catalog::generation_key`]).
-fn key_of(catalog: &Catalog, a: &Adoption) -> Key {
+pub(crate) fn key_of(catalog: &Catalog, a: &Adoption) -> Key {
     (a.product.clone(), catalog.generation_key(&a.product, a.generation.as_ref()))
 }
 
