@@ -25,6 +25,7 @@ use crate::core::history::{Adoption, AdoptionIndex, Feedback, MIN_DATE, NewAdopt
 use crate::core::map::Shapes;
 use crate::core::pooling::{PooledPurchases, pooled_purchases};
 use crate::core::recommend::{Ctx, Params, recommend};
+use crate::core::session::{Session, Sessions};
 use crate::core::simulate::{SimParams, simulate};
 use crate::core::territory::Territory;
 use crate::error::{Error, Result};
@@ -202,6 +203,8 @@ pub struct Service {
     /// The simulated history the store holds, read once at open (a demo is only ever loaded
     /// then).
     demo: Option<DemoInfo>,
+    /// Sign-in sessions of the pages (in memory: a restart signs everyone out).
+    sessions: Mutex<Sessions>,
 }
 
 impl Service {
@@ -235,6 +238,7 @@ impl Service {
             answers: Mutex::default(),
             today: config.today,
             demo,
+            sessions: Mutex::default(),
         })
     }
 
@@ -498,8 +502,66 @@ impl Service {
             return Err(Error::Conflict("a token cannot revoke itself: use another admin token, or `voisinage token revoke` with the service stopped".into()));
         }
         let t = self.store.revoke_token(id, chrono::Utc::now())?;
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).close_token(t.id);
         audit(who, "token.revoke", None, t.id);
         Ok(t)
+    }
+
+    /// Signs in with an access code (a token secret) and opens a page session. Returns the
+    /// session id for the cookie and the session. Errors: `Unauthorized` for a code that is not
+    /// a token's shape, unknown or revoked (the caller answers every one the same way);
+    /// `Internal` when the random source fails.
+    pub fn sign_in(&self, secret: &str) -> Result<(String, Session)> {
+        let principal = self.authenticate(secret)?;
+        let (mut id, mut csrf) = ([0u8; 32], [0u8; 32]);
+        for b in [&mut id, &mut csrf] {
+            getrandom::fill(b).map_err(|e| Error::Internal { context: format!("random source: {e}"), source: None })?;
+        }
+        let opened = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).open(principal, &id, &csrf, chrono::Utc::now());
+        tracing::info!(target: "voisinage::audit", token = principal.token_id, scope = %principal.scope, action = "session.open", "sign-in");
+        Ok(opened)
+    }
+
+    /// The live session of a cookie's session id, its idle timer restarted; `None` for an
+    /// unknown, expired or malformed id, or one whose token has since been revoked.
+    pub fn session(&self, id: &str) -> Option<Session> {
+        let s = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).touch(id, chrono::Utc::now())?;
+        // A token revoked from the command line (another process) is seen here.
+        match self.store.token(s.principal.token_id) {
+            Ok(Some(t)) if t.revoked.is_none() => Some(s),
+            _ => {
+                self.sign_out(id);
+                None
+            }
+        }
+    }
+
+    /// Ends a session (sign-out); nothing happens for an unknown id.
+    pub fn sign_out(&self, id: &str) {
+        if self.sessions.lock().unwrap_or_else(|p| p.into_inner()).close(id) {
+            tracing::info!(target: "voisinage::audit", action = "session.close", "sign-out");
+        }
+    }
+
+    /// Issues a new access code for commune `code` (a `commune:{code}` token labelled
+    /// `label`), for the letter an EPCI or the administrator posts to the mairie. Allowed to an
+    /// admin token and to the token of the commune's EPCI. Returns the token and its secret
+    /// (shown once, never stored). Errors: `NotFound` (commune), `Forbidden` (another scope),
+    /// `Invalid` (label over 200 characters), `Storage`.
+    pub fn issue_access_code(&self, who: &Principal, code: &InseeCode, label: &str) -> Result<(Token, String)> {
+        let idx = self.territory.find(code)?;
+        let epci = self.territory.commune(idx).epci;
+        let allowed = match who.scope {
+            TokenScope::Admin => true,
+            TokenScope::Epci(s) => epci == Some(s),
+            TokenScope::Commune(_) => false,
+        };
+        if !allowed {
+            return Err(Error::Forbidden(format!("a token of scope {} may not issue an access code for commune {code}", who.scope)));
+        }
+        let (t, secret) = self.store.create_token(TokenScope::Commune(*code), label, chrono::Utc::now())?;
+        audit(who, "token.create", Some(code), t.id);
+        Ok((t, secret))
     }
 
     /// Count of store syncs since opening (group commit: concurrent writes share one).

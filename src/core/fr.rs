@@ -40,6 +40,27 @@ pub fn km(x: f64) -> String {
     format!("{} km", x.max(0.0).round() as u64)
 }
 
+/// A date as written in French: `8 octobre 2024`, `1er janvier 2026` (the first of a month
+/// is "1er").
+pub fn date(d: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    const MONTHS: [&str; 12] = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"];
+    let day = if d.day() == 1 { "1er".to_string() } else { d.day().to_string() };
+    format!("{day} {} {}", MONTHS[d.month0() as usize], d.year())
+}
+
+/// A month as written in French: `octobre 2024`.
+pub fn month(d: chrono::NaiveDate) -> String {
+    date(d).split_once(' ').map(|(_, m)| m.to_string()).unwrap_or_default()
+}
+
+/// A count with its noun, singular for 0 and 1 as French does: `count(1, "commune",
+/// "communes")` → `"1 commune"`, `count(0, ..)` → `"0 commune"`, `count(1234, ..)` →
+/// `"1 234 communes"` (narrow no-break space).
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", int(n), if n <= 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +80,13 @@ mod tests {
             ("8 mois".into(), "1 an".into(), "2 ans et 3 mois".into(), "2 ans".into(), "0 mois".into())
         );
         assert_eq!(km(12.4), "12 km");
+        let d = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(date(d(2024, 10, 8)), "8 octobre 2024");
+        assert_eq!(date(d(2026, 1, 1)), "1er janvier 2026");
+        assert_eq!(date(d(2026, 8, 31)), "31 août 2026");
+        assert_eq!(month(d(2024, 2, 9)), "février 2024");
+        assert_eq!((count(0, "commune", "communes"), count(1, "commune", "communes")), ("0 commune".into(), "1 commune".into()));
+        assert_eq!(count(2, "commune", "communes"), "2 communes");
+        assert_eq!(count(1234, "retour", "retours"), "1\u{202f}234 retours");
     }
 }

@@ -9,5 +9,6 @@ pub mod history;
 pub mod map;
 pub mod pooling;
 pub mod recommend;
+pub mod session;
 pub mod simulate;
 pub mod territory;

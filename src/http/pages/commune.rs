@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use actix_web::web;
 
-use super::{PageError, PageResult, html, page};
+use super::forms::{Writer, adoption_forms, declare_form};
+use super::session::SignedIn;
+use super::{Nav, PageError, PageResult, page_query, page_with};
 use crate::core::catalog::Category;
 use crate::core::domain::InseeCode;
 use crate::core::fr;
@@ -17,28 +19,86 @@ use crate::core::territory::CommuneIdx;
 use crate::error::Error;
 use crate::service::Service;
 
-/// `GET /communes/{code}`: the commune page. Errors (French pages): 400 for a malformed code
-/// INSEE, 404 for a commune not in the territory.
-pub async fn commune_page(s: web::Data<Service>, code: web::Path<InseeCode>) -> PageResult {
-    match render(&s, &code) {
-        Ok(content) => html(content),
+/// Query of the commune page.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunePageQuery {
+    /// The notice after a form was saved: `declaration`, `fin`, `correction` or `avis`.
+    enregistre: Option<String>,
+}
+
+/// `GET /communes/{code}`: the commune page, with the forms for a signed-in commune, its EPCI
+/// or the administrator. Errors (French pages): 400 for a malformed code INSEE, 404 for a
+/// commune not in the territory.
+pub async fn commune_page(
+    s: web::Data<Service>,
+    signed: SignedIn,
+    code: web::Path<InseeCode>,
+    q: Result<crate::http::extract::Query<CommunePageQuery>, actix_web::Error>,
+) -> PageResult {
+    let q = page_query(&s, q)?;
+    let notice = match q.enregistre.as_deref() {
+        Some("declaration") => Some("Déclaration enregistrée."),
+        Some("fin") => Some("Fin d'utilisation enregistrée."),
+        Some("correction") => Some("Correction enregistrée."),
+        Some("avis") => Some("Avis enregistré. Merci : il aide les communes voisines."),
+        _ => None,
+    };
+    let writer = signed.session().filter(|x| s.authorize_commune(&x.principal, &code).is_ok()).map(|session| Writer { session, state: None });
+    match render(&s, &code, writer.as_ref(), notice) {
+        Ok(body) => {
+            let mut r = actix_web::HttpResponse::Ok();
+            r.content_type("text/html; charset=utf-8");
+            if signed.session().is_some() {
+                r.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+            }
+            Ok(r.body(body))
+        }
         Err(e) => Err(PageError::new(&s, e)),
     }
 }
 
-/// The whole page. Errors: `NotFound` for an unknown commune.
-fn render(s: &Service, code: &InseeCode) -> Result<String, Error> {
+/// The whole page; with a `writer` (signed in, covering the commune), the forms. Errors:
+/// `NotFound` for an unknown commune.
+pub fn render(s: &Service, code: &InseeCode, writer: Option<&Writer>, notice: Option<&str>) -> Result<String, Error> {
     let content = s.with_ctx(|ctx| -> Result<String, Error> {
         let idx = ctx.territory.find(code)?;
-        let mut c = header(ctx, idx);
+        let mut c = String::new();
+        if let Some(n) = notice {
+            let _ = write!(c, "<p class=\"ok\" role=\"status\">{}</p>", escape(n));
+        }
+        c.push_str(&header(ctx, idx));
+        c.push_str(&writer_intro(ctx, code, writer));
         for cat in &ctx.catalog.categories {
             let answer = recommend(ctx, code, &cat.slug, &Params::default())?;
-            c.push_str(&category_section(ctx, idx, cat, &answer));
+            c.push_str(&category_section(ctx, idx, cat, &answer, writer));
         }
         Ok(c)
     })?;
     let name = &s.territory().commune(s.territory().find(code)?).name;
-    Ok(page(name, s.is_simulated(), &content))
+    Ok(page_with(name, &Nav::of(s, writer.map(|w| w.session)), &content))
+}
+
+/// What a signed-in writer is told (and, for an EPCI or the administrator, the form printing
+/// the commune's access code); the sign-in link otherwise.
+fn writer_intro(ctx: &Ctx, code: &InseeCode, writer: Option<&Writer>) -> String {
+    let Some(w) = writer else {
+        return format!(
+            "<p class=\"non-imprime\">Vous êtes la mairie ? <a href=\"/connexion?suite=/communes/{code}\">Connectez-vous</a> avec votre code d'accès pour déclarer vos logiciels et donner votre avis.</p>"
+        );
+    };
+    let _ = ctx;
+    let mut c = String::from(
+        "<p>Vous pouvez déclarer ce que la commune utilise et donner votre avis : chaque catégorie ci-dessous a ses formulaires (« Déclarer un produit en service », « Donner un avis »…).</p>",
+    );
+    if !matches!(w.session.principal.scope, crate::core::auth::TokenScope::Commune(_)) {
+        let _ = write!(
+            c,
+            "<form method=\"post\" action=\"/communes/{code}/lettre\" class=\"non-imprime\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Imprimer un courrier avec un nouveau code d'accès pour la mairie</button></form>",
+            w.session.csrf
+        );
+    }
+    c
 }
 
 /// A link to a commune's page.
@@ -62,13 +122,13 @@ fn header(ctx: &Ctx, idx: CommuneIdx) -> String {
         fr::int(u64::from(c.population)),
         escape(&c.department),
         epci,
-        ctx.today.format("%d/%m/%Y")
+        fr::date(ctx.today)
     );
     let neighbours = t.neighbours(idx);
     if neighbours.is_empty() {
         h.push_str("<p>Aucune commune limitrophe (île).</p>");
     } else {
-        let _ = write!(h, "<h2>Communes voisines ({})</h2><ul>", neighbours.len());
+        let _ = write!(h, "<h2>Communes voisines ({})</h2><ul>", fr::count(neighbours.len() as u64, "commune limitrophe", "communes limitrophes"));
         for (j, _) in &neighbours {
             let _ = write!(h, "<li>{} — {}</li>", commune_link(ctx, *j), fr::km(t.distance_km(idx, *j)));
         }
@@ -89,19 +149,22 @@ fn status_label(s: Status) -> &'static str {
 }
 
 /// One category: what runs, the advice, the first recommendation, the neighbours' table.
-fn category_section(ctx: &Ctx, idx: CommuneIdx, cat: &Category, a: &Answer) -> String {
-    let mut c = format!("<section><h3>{}</h3>", escape(&cat.label));
+fn category_section(ctx: &Ctx, idx: CommuneIdx, cat: &Category, a: &Answer, writer: Option<&Writer>) -> String {
+    let mut c = format!("<section id=\"categorie-{}\"><h3>{}</h3>", cat.slug, escape(&cat.label));
     if a.current.is_empty() {
         c.push_str("<p>En service : rien de déclaré.</p>");
     }
     for p in &a.current {
-        let rating = p.own_rating.map_or_else(|| "pas encore de retour".to_string(), |(m, n)| format!("note {}/5 sur {n} retour(s)", fr::decimal(m, 1)));
+        let rating = p.own_rating.map_or_else(
+            || "pas encore de retour".to_string(),
+            |(m, n)| format!("note {}/5 sur {}", fr::decimal(m, 1), fr::count(u64::from(n), "retour", "retours")),
+        );
         let release = p.release.as_ref().filter(|r| Some(*r) != p.generation.as_ref()).map(|r| format!(", version {}", escape(r.as_str()))).unwrap_or_default();
         let _ = write!(
             c,
             "<p>En service : <strong>{}</strong>{release}, depuis le {} ({rating}).</p><p>Conseil : {}</p>",
             escape(&ctx.catalog.label(&p.product, p.generation.as_ref())),
-            p.since.format("%d/%m/%Y"),
+            fr::date(p.since),
             escape(&p.reason)
         );
     }
@@ -111,6 +174,13 @@ fn category_section(ctx: &Ctx, idx: CommuneIdx, cat: &Category, a: &Answer) -> S
             let note = a.scope.note.as_deref().unwrap_or("Aucune autre option en service à proximité.");
             let _ = write!(c, "<p>Option à proximité : aucune. {}</p>", escape(note));
         }
+    }
+    if let Some(w) = writer {
+        let code = ctx.territory.commune(idx).code;
+        for adoption in ctx.index.active(&code, &cat.slug, ctx.today) {
+            c.push_str(&adoption_forms(ctx, &code, adoption, w));
+        }
+        c.push_str(&declare_form(ctx, &code, cat, w));
     }
     c.push_str(&neighbours_table(ctx, idx, cat));
     c.push_str("</section>");
@@ -162,7 +232,7 @@ fn neighbours_table(ctx: &Ctx, idx: CommuneIdx, cat: &Category) -> String {
         let running: Vec<String> = ctx
             .index
             .active(&code, &cat.slug, ctx.today)
-            .map(|a| format!("{}|{}", escape(&ctx.catalog.label(&a.product, a.generation.as_ref())), a.since.format("%m/%Y")))
+            .map(|a| format!("{}|{}", escape(&ctx.catalog.label(&a.product, a.generation.as_ref())), fr::month(a.since)))
             .collect();
         let (product, since) = if running.is_empty() {
             ("rien de déclaré".to_string(), "—".to_string())

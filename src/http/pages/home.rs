@@ -6,23 +6,53 @@ use std::fmt::Write as _;
 use actix_web::web;
 use serde::Deserialize;
 
-use super::{PageError, PageResult, html, page, page_query, search_form};
+use super::session::SignedIn;
+use super::{Nav, PageError, PageResult, html, page, page_query, page_with, search_form};
 use crate::core::map::escape;
 use crate::core::territory::fold;
 use crate::error::Error;
 use crate::http::extract::Query;
 use crate::service::Service;
 
-/// `GET /`: the search form and every EPCI of the territory.
-pub async fn index(s: web::Data<Service>) -> PageResult {
-    let mut c = String::from("<h1>Trouver une commune ou un EPCI</h1>");
-    c.push_str(&search_form(""));
-    c.push_str("<h2>EPCI</h2><ul>");
-    for e in s.territory().epcis() {
-        let _ = write!(c, "<li><a href=\"/epcis/{}\">{}</a> ({})</li>", e.siren, escape(&e.name), escape(&e.kind));
+/// Query of `/`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexQuery {
+    /// Set after a sign-out: the page says so.
+    deconnecte: Option<String>,
+}
+
+/// `GET /`: the search form and every EPCI of the territory, grouped by département (the
+/// département of most of its members here) and sorted by name (French collation: accents and
+/// case folded).
+pub async fn index(s: web::Data<Service>, signed: SignedIn, q: Result<Query<IndexQuery>, actix_web::Error>) -> PageResult {
+    let q = page_query(&s, q)?;
+    let mut c = String::new();
+    if q.deconnecte.is_some() && signed.session().is_none() {
+        c.push_str("<p class=\"ok\" role=\"status\">Vous êtes déconnecté.</p>");
     }
-    c.push_str("</ul>");
-    html(page("Accueil", s.is_simulated(), &c))
+    c.push_str("<h1>Trouver une commune ou un EPCI</h1>");
+    c.push_str(&search_form(""));
+    let t = s.territory();
+    let mut by_dept: std::collections::BTreeMap<String, Vec<&crate::core::territory::Epci>> = std::collections::BTreeMap::new();
+    for e in t.epcis() {
+        let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for &m in t.members(&e.siren) {
+            *counts.entry(t.commune(m).department.as_str()).or_default() += 1;
+        }
+        let dept = counts.iter().max_by_key(|(d, n)| (**n, std::cmp::Reverse(**d))).map_or("—", |(d, _)| d);
+        by_dept.entry(dept.to_string()).or_default().push(e);
+    }
+    let _ = write!(c, "<h2>Les {} EPCI, par département</h2>", t.epcis().len());
+    for (dept, mut list) in by_dept {
+        list.sort_by_cached_key(|e| (fold(&e.name), e.siren));
+        let _ = write!(c, "<h3>{} ({})</h3><ul>", escape(&format!("Département {dept}")), list.len());
+        for e in list {
+            let _ = write!(c, "<li><a href=\"/epcis/{}\">{}</a> ({})</li>", e.siren, escape(&e.name), escape(&e.kind));
+        }
+        c.push_str("</ul>");
+    }
+    html(page_with("Accueil", &Nav::of(&s, signed.session()), &c))
 }
 
 /// Query of `/recherche`.

@@ -5,11 +5,18 @@
 //! - `/` and `/recherche`: [`home`];
 //! - `/epcis/{siren}`: [`epci`] (map, groupements de commandes, members, export links);
 //! - `/communes/{code}`: [`commune`] (neighbours, and per category what runs, the advice, the
-//!   first recommendation with its evidence, what the neighbours run).
+//!   first recommendation with its evidence, what the neighbours run), with the forms of
+//!   [`forms`] for a signed-in commune or its EPCI;
+//! - `/connexion`, `/deconnexion`, `/communes/{code}/lettre`: [`session`].
+//!
+//! Every page is readable at 390 px wide (tables wrap, the map scales with its `viewBox`) and
+//! prints on A4 without the navigation and the forms.
 
 pub mod commune;
 pub mod epci;
+pub mod forms;
 pub mod home;
+pub mod session;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -33,10 +40,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(handler))
             .default_service(web::to(|s: web::Data<Service>| async move { method_not_allowed(&s) }))
     }
+    /// A resource taking a form post only (405 with `Allow: POST` otherwise).
+    fn post_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+    where
+        F: actix_web::Handler<Args> + Clone,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        web::resource(path)
+            .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
+            .app_data(web::PayloadConfig::new(session::MAX_FORM_BYTES))
+            .route(web::post().to(handler))
+            .default_service(web::to(|s: web::Data<Service>| async move {
+                let mut r = PageError::new(&s, Error::MethodNotAllowed("ce formulaire s'envoie (POST)".into())).error_response();
+                r.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static("POST"));
+                r
+            }))
+    }
+    let sign_in = web::resource("/connexion")
+        .app_data(web::PayloadConfig::new(session::MAX_FORM_BYTES))
+        .route(web::get().to(session::sign_in_form))
+        .route(web::head().to(session::sign_in_form))
+        .route(web::post().to(session::sign_in));
+    let sign_out = web::resource("/deconnexion")
+        .app_data(web::PayloadConfig::new(session::MAX_FORM_BYTES))
+        .route(web::get().to(session::sign_out_form))
+        .route(web::head().to(session::sign_out_form))
+        .route(web::post().to(session::sign_out));
     cfg.service(page_resource("/", home::index))
         .service(page_resource("/recherche", home::search))
         .service(page_resource("/epcis/{siren}", epci::epci_page))
-        .service(page_resource("/communes/{code}", commune::commune_page));
+        .service(page_resource("/communes/{code}", commune::commune_page))
+        .service(sign_in)
+        .service(sign_out)
+        .service(post_resource("/communes/{code}/lettre", session::access_letter))
+        .service(post_resource("/communes/{code}/adoptions", forms::declare))
+        .service(post_resource("/communes/{code}/adoptions/{id}/fin", forms::end))
+        .service(post_resource("/communes/{code}/adoptions/{id}/correction", forms::correct))
+        .service(post_resource("/communes/{code}/adoptions/{id}/avis", forms::feedback));
 }
 
 /// What a page handler returns: the page, or an error shown as a French page.
@@ -75,6 +116,13 @@ impl ResponseError for PageError {
         }
         let (title, explanation) = match e.status() {
             404 => ("Page introuvable", "La commune, l'EPCI ou la catégorie demandée n'existe pas."),
+            401 => (
+                "Connexion nécessaire",
+                "Cette action demande d'être connecté avec le code d'accès de la commune ou de son EPCI. La session a peut-être expiré : connectez-vous à nouveau.",
+            ),
+            403 => ("Action refusée", "Votre code d'accès ne permet pas cette action, ou le formulaire a expiré : rechargez la page et recommencez."),
+            413 => ("Envoi trop volumineux", "Le formulaire ou le fichier envoyé dépasse la taille acceptée."),
+            415 => ("Format non accepté", "Le contenu envoyé n'est pas dans un format accepté."),
             405 => ("Action impossible", "Cette page se consulte seulement : elle n'accepte pas d'envoi."),
             _ => ("Demande incorrecte", "Un paramètre de l'adresse n'est pas valide (le détail ci-dessous le nomme)."),
         };
@@ -111,16 +159,56 @@ fn html(body: String) -> PageResult {
     Ok(HttpResponse::build(StatusCode::OK).content_type("text/html; charset=utf-8").body(body))
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.45}\
+const STYLE: &str = "*,*::before,*::after{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:72rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.45}\
 a{color:#0b4f9c}table{border-collapse:collapse;margin:.5rem 0 1rem;width:100%}th,td{border:1px solid #999;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 th{background:#eef2f7}caption{text-align:left;font-weight:600;padding:.3rem 0}.simule{background:#fff3cd;border:1px solid #8a6d00;padding:.5rem}\
 .legende{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}.pastille{display:inline-block;width:1rem;height:1rem;border:1px solid #333;vertical-align:middle;margin-right:.3rem}\
 section.groupement{border-top:2px solid #0b4f9c;margin-top:1.5rem}.verifier{background:#eef2f7;border:1px solid #0b4f9c;padding:.5rem}label{font-weight:600}input,select,button{font-size:1rem;padding:.3rem}svg.carte{display:block;width:100%;height:auto}\
-@media (max-width:40rem){body{padding:.5rem}table{display:block;overflow-x:auto}th,td{padding:.25rem .35rem}h1{font-size:1.4rem}}";
+header{display:flex;flex-wrap:wrap;justify-content:space-between;gap:.5rem;border-bottom:1px solid #999}header form{display:inline}.compte{margin:.5rem 0}\
+.erreur{color:#8b0000;font-weight:600;margin:.2rem 0}.ok{background:#e6f4ea;border:1px solid #1e6b34;padding:.5rem}[aria-invalid=true]{border:2px solid #8b0000}\
+details{margin:.4rem 0;border:1px solid #bbb;padding:.3rem .5rem}summary{cursor:pointer;font-weight:600;color:#0b4f9c}.formulaire p{margin:.4rem 0}input,select,textarea{max-width:100%}textarea{width:100%}\
+.lettre .code code{font-size:1.3rem;letter-spacing:.05em;word-break:break-all}img,svg{max-width:100%}\
+@media (max-width:40rem){body{padding:.5rem}table{table-layout:fixed}th,td{padding:.25rem .3rem;overflow-wrap:anywhere;hyphens:auto;font-size:.9rem}h1{font-size:1.4rem}}\
+@media print{@page{size:A4;margin:15mm}header,footer,form,details,.non-imprime,.recherche{display:none!important}body{max-width:none;padding:0;font-size:10.5pt;color:#000}\
+a{color:#000;text-decoration:none}table{page-break-inside:auto}tr,svg.carte{page-break-inside:avoid}section{page-break-inside:auto}.simule{border:1px solid #000}}";
+
+/// What the frame of a page shows besides its content: the "simulated data" banner, and who is
+/// signed in (with the sign-out form) or the sign-in link.
+pub struct Nav {
+    simulated: bool,
+    /// Who is signed in (in French) and the session's CSRF token.
+    user: Option<(String, String)>,
+}
+
+impl Nav {
+    /// The frame for a page of this service seen by `session`.
+    pub fn of(s: &Service, session: Option<&crate::core::session::Session>) -> Nav {
+        Nav { simulated: s.is_simulated(), user: session.map(|x| (session::scope_label(s, &x.principal.scope), x.csrf.clone())) }
+    }
+}
+
+/// A date in French: `8 octobre 2024`, `1er janvier 2026`.
+pub fn date_fr(d: chrono::NaiveDate) -> String {
+    crate::core::fr::date(d)
+}
 
 /// A whole page: head, header, the "simulated data" banner when `simulated`, the content
-/// (already escaped HTML), the footer with the sources.
+/// (already escaped HTML), the footer with the sources. Nobody is shown signed in.
 fn page(title: &str, simulated: bool, content: &str) -> String {
+    page_with(title, &Nav { simulated, user: None }, content)
+}
+
+/// A whole page with its frame ([`Nav`]): head, header (with who is signed in), banner,
+/// content (already escaped HTML), footer.
+pub fn page_with(title: &str, nav: &Nav, content: &str) -> String {
+    let account = match &nav.user {
+        Some((who, csrf)) => format!(
+            "<p class=\"compte\">Connecté : {} · <form method=\"post\" action=\"/deconnexion\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Se déconnecter</button></form></p>",
+            escape(who)
+        ),
+        None => "<p class=\"compte\"><a href=\"/connexion\">Se connecter</a></p>".to_string(),
+    };
+    let simulated = nav.simulated;
     let banner = if simulated {
         "<p class=\"simule\" role=\"note\"><strong>Données simulées.</strong> Les adoptions et retours affichés proviennent d'un historique simulé pour la démonstration : ce ne sont pas des avis réels sur les produits.</p>"
     } else {
@@ -128,7 +216,7 @@ fn page(title: &str, simulated: bool, content: &str) -> String {
     };
     format!(
         "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} — voisinage</title><style>{STYLE}</style></head>\
-<body><header><p><a href=\"/\">voisinage</a> : ce que les communes voisines utilisent déjà</p></header><main>{banner}{content}</main>\
+<body><header><p><a href=\"/\">voisinage</a> : ce que les communes voisines utilisent déjà</p>{account}</header><main>{banner}{content}</main>\
 <footer><p>Sources : INSEE COG 2026, IGN Admin Express 2018 (Licence Ouverte), endoflife.date (MIT). Communes et EPCI de Bretagne.</p></footer></body></html>",
         escape(title)
     )

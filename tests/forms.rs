@@ -1,0 +1,292 @@
+//! Signing in and writing through the French forms, as a browser would (cookies handled by
+//! hand: the session cookie is `Secure`, which a cookie jar would keep off plain-HTTP test
+//! servers).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+
+/// A client that does not follow redirects (to read `Location` and `Set-Cookie`).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+/// The value of `name="{field}" value="..."` in a page (the first such input).
+fn input_value(html: &str, field: &str) -> String {
+    let at = html.find(&format!("name=\"{field}\" value=\"")).unwrap_or_else(|| panic!("no field {field}"));
+    let rest = &html[at + field.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// The `Set-Cookie` header of `name`, whole.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).find(|c| c.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string()
+}
+
+/// Opens the sign-in form and posts `code`; returns the answer.
+async fn post_code(app: &common::TestApp, b: &reqwest::Client, code: &str, suite: &str) -> reqwest::Response {
+    let form = b.get(app.url("/connexion")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let login = set_cookie(&form, "vsn_connexion").expect("sign-in form cookie");
+    assert!(login.contains("HttpOnly") && login.contains("Secure") && login.contains("SameSite=Strict"), "{login}");
+    let html = form.text().await.unwrap();
+    let csrf = input_value(&html, "csrf");
+    assert_eq!(cookie_value(&login), csrf, "double-submit value");
+    b.post(app.url("/connexion"))
+        .header(COOKIE, format!("vsn_connexion={csrf}"))
+        .form(&[("csrf", csrf.as_str()), ("code", code), ("suite", suite)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in with `code`; returns the session cookie's value.
+async fn sign_in(app: &common::TestApp, b: &reqwest::Client, code: &str) -> String {
+    let r = post_code(app, b, code, "").await;
+    assert_eq!(r.status(), 303);
+    let c = set_cookie(&r, "vsn_session").expect("session cookie");
+    cookie_value(&c)
+}
+
+#[tokio::test]
+async fn wrong_codes_are_answered_slowly_and_alike() {
+    let app = common::spawn(false).await;
+    let b = browser();
+    let revoked = app.token("commune:29195");
+    let id = app.service.authenticate(&revoked).unwrap().token_id;
+    app.service.revoke_token(&voisinage::core::auth::Principal::OPERATOR, id).unwrap();
+    let unknown = format!("vsn_{}", "ab".repeat(32));
+    let mut bodies = vec![];
+    for code in ["", "hello", unknown.as_str(), revoked.as_str()] {
+        let start = Instant::now();
+        let r = post_code(&app, &b, code, "").await;
+        let took = start.elapsed();
+        assert_eq!(r.status(), 401, "{code}");
+        assert!(took >= Duration::from_millis(990), "{code}: answered in {took:?}");
+        assert!(set_cookie(&r, "vsn_session").is_none());
+        let html = r.text().await.unwrap();
+        assert!(html.contains("Code d&#39;accès non reconnu"));
+        assert!(!html.contains(&revoked) && !html.contains(&unknown), "the code typed is never echoed");
+        // The same page whatever was wrong, but for the fresh CSRF value.
+        bodies.push(html.replace(&input_value(&html, "csrf"), "CSRF"));
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    // A post whose CSRF value does not match the form's cookie: 403, no session.
+    let r = b.post(app.url("/connexion")).header(COOKIE, "vsn_connexion=aaaa").form(&[("csrf", "bbbb"), ("code", &unknown)]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(set_cookie(&r, "vsn_session").is_none());
+}
+
+#[tokio::test]
+async fn sign_in_declare_feedback_correct_end_sign_out() {
+    let app = common::spawn(false).await;
+    let b = browser();
+    let code = app.token("commune:29195");
+    // Typed as printed on the letter: groups of four, upper case.
+    let typed: Vec<String> = code.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect();
+    let r = post_code(&app, &b, &typed.join(" "), "").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/communes/29195");
+    let sc = set_cookie(&r, "vsn_session").unwrap();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(sc.contains(attr), "{sc} lacks {attr}");
+    }
+    let session = cookie_value(&sc);
+    assert!(session.starts_with("s_") && session.len() == 66 && !sc.contains(&code[4..]), "a session id, never the token");
+    let cookie = format!("vsn_session={session}");
+
+    // The page shows the forms to the commune signed in, not to the public.
+    let public = app.anon.get(app.url("/communes/29195")).send().await.unwrap().text().await.unwrap();
+    assert!(!public.contains("Déclarer un produit") && public.contains("/connexion?suite=/communes/29195"));
+    let html = b.get(app.url("/communes/29195")).header(COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Connecté : commune de Plouguerneau"));
+    assert!(html.contains("Déclarer un produit en service (Élections et listes électorales)"));
+    let csrf = input_value(&html, "csrf");
+    assert_eq!(csrf.len(), 64);
+
+    // Bad input: French messages next to the fields, the input kept, nothing written.
+    let r = b
+        .post(app.url("/communes/29195/adoptions"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("idem", "k1"), ("categorie", "elections"), ("option", "nope/"), ("depuis", "31/12/2031"), ("postes", "12a")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Choisissez un produit de la liste."));
+    assert!(
+        page.contains("La date ne peut pas être postérieure à aujourd&#39;hui (29 novembre 2026)."),
+        "{}",
+        &page[page.find("erreur").unwrap_or(0)..][..400]
+    );
+    assert!(page.contains("Indiquez un nombre entier de 0 à 100\u{202f}000."));
+    assert!(page.contains("value=\"31/12/2031\"") && page.contains("value=\"12a\""), "input kept");
+    assert!(page.contains("<details open><summary>Déclarer un produit en service (Élections et listes électorales)"));
+    assert_eq!(app.service.adoptions_of(None, &voisinage::core::domain::InseeCode::parse("29195").unwrap()).unwrap().len(), 0);
+
+    // A valid declaration, sent twice (double click): one adoption.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("idem", "k2"),
+        ("categorie", "elections"),
+        ("option", "openelec/"),
+        ("depuis", "2019-03-01"),
+        ("fin_contrat", "2027-06-30"),
+        ("postes", "3"),
+    ];
+    for _ in 0..2 {
+        let r = b.post(app.url("/communes/29195/adoptions")).header(COOKIE, &cookie).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()[LOCATION], "/communes/29195?enregistre=declaration#categorie-elections");
+    }
+    let list: serde_json::Value = app.anon.get(app.url("/api/v1/communes/29195/adoptions")).send().await.unwrap().json().await.unwrap();
+    let items = list["adoptions"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let a = &items[0];
+    assert_eq!(
+        (a["product"].as_str(), a["since"].as_str(), a["contract_end"].as_str(), a["workstations"].as_u64()),
+        (Some("openelec"), Some("2019-03-01"), Some("2027-06-30"), Some(3))
+    );
+    let id = a["id"].as_u64().unwrap();
+    let html = b.get(app.url("/communes/29195?enregistre=declaration")).header(COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Déclaration enregistrée.") && html.contains("depuis le 1er mars 2019"));
+
+    // Feedback: a bad rating is refused in French; a good one is stored once.
+    let r = b
+        .post(app.url(&format!("/communes/29195/adoptions/{id}/avis")))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("idem", "f1"), ("fiabilite", "9"), ("incidents", "1"), ("indisponibilite", "2,5"), ("support", "4")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("Choisissez une note de 1 à 5."));
+    let fb = [
+        ("csrf", csrf.as_str()),
+        ("idem", "f2"),
+        ("fiabilite", "4"),
+        ("incidents", "1"),
+        ("indisponibilite", "2,5"),
+        ("support", "5"),
+        ("commentaire", "Mise à jour sans souci."),
+    ];
+    for _ in 0..2 {
+        let r = b.post(app.url(&format!("/communes/29195/adoptions/{id}/avis"))).header(COOKIE, &cookie).form(&fb).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+    }
+    let one: serde_json::Value = app.client.get(app.url(&format!("/api/v1/communes/29195/adoptions/{id}"))).send().await.unwrap().json().await.unwrap();
+    let f = one["feedback"].as_array().unwrap();
+    assert_eq!(f.len(), 1, "{one}");
+    assert_eq!(
+        (f[0]["reliability"].as_u64(), f[0]["downtime_hours"].as_f64(), f[0]["support"].as_u64(), f[0]["date"].as_str()),
+        (Some(4), Some(2.5), Some(5), Some("2026-11-29"))
+    );
+    assert_eq!(f[0]["comment"], "Mise à jour sans souci.");
+
+    // Correct (clear the contract end, 4 workstations), then end it.
+    let r = b
+        .post(app.url(&format!("/communes/29195/adoptions/{id}/correction")))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("idem", "c1"), ("fin_contrat", ""), ("postes", "4")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = b
+        .post(app.url(&format!("/communes/29195/adoptions/{id}/fin")))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("idem", "e1"), ("jusqu_au", "2019-01-01")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422, "an end before the start is refused");
+    let r = b
+        .post(app.url(&format!("/communes/29195/adoptions/{id}/fin")))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("idem", "e2"), ("jusqu_au", "2026-10-31")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let one: serde_json::Value = app.anon.get(app.url(&format!("/api/v1/communes/29195/adoptions/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (one["until"].as_str(), one["contract_end"].as_str(), one["workstations"].as_u64(), one["active"].as_bool()),
+        (Some("2026-10-31"), None, Some(4), Some(false))
+    );
+    // What the forms wrote is on disk, as the API's writes are.
+    let (stored, feedback) = app.service.stored_records().unwrap();
+    assert_eq!((stored.len(), feedback.len()), (1, 1));
+    assert_eq!(stored[0].until.map(|d| d.to_string()).as_deref(), Some("2026-10-31"));
+
+    // Without the CSRF token, or for another commune: refused, nothing written.
+    let r = b
+        .post(app.url("/communes/29195/adoptions"))
+        .header(COOKIE, &cookie)
+        .form(&[("categorie", "elections"), ("option", "openelec/"), ("depuis", "2020-01-01")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = b
+        .post(app.url("/communes/29019/adoptions"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("categorie", "elections"), ("option", "openelec/"), ("depuis", "2020-01-01")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("Action refusée"));
+    assert_eq!(app.service.stored_records().unwrap().0.len(), 1);
+
+    // Sign out: the cookie is cleared and the old session id no longer writes.
+    let r = b.post(app.url("/deconnexion")).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(set_cookie(&r, "vsn_session").unwrap().contains("Max-Age=0"));
+    let r = b.post(app.url("/communes/29195/adoptions")).header(COOKIE, &cookie).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("Connexion nécessaire"));
+}
+
+#[tokio::test]
+async fn an_epci_prints_an_access_code_letter_that_signs_the_commune_in() {
+    let app = common::spawn(false).await;
+    let b = browser();
+    // Plouguerneau is in the Pays des Abers (SIREN 242900553).
+    let epci = app.token("epci:242900553");
+    let session = sign_in(&app, &b, &epci).await;
+    let cookie = format!("vsn_session={session}");
+    let html = b.get(app.url("/communes/29195")).header(COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Imprimer un courrier avec un nouveau code d&#39;accès") || html.contains("Imprimer un courrier avec un nouveau code d'accès"));
+    let csrf = input_value(&html, "csrf");
+    let r = b.post(app.url("/communes/29195/lettre")).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let letter = r.text().await.unwrap();
+    assert!(letter.contains("<strong>Mairie de Plouguerneau</strong> (code INSEE 29195)"));
+    assert!(letter.contains("le 29 novembre 2026"));
+    let printed = &letter[letter.find("<p class=\"code\"><code>").unwrap() + 22..];
+    let printed = &printed[..printed.find("</code>").unwrap()];
+    assert_eq!(printed.len(), 68 + 16, "17 groups of four");
+    // The printed code signs the mairie in, as the commune.
+    let b2 = browser();
+    let r = post_code(&app, &b2, printed, "").await;
+    assert_eq!(r.headers()[LOCATION], "/communes/29195");
+    // A commune's session cannot print letters, nor can the EPCI for a commune outside it.
+    let r = b.post(app.url("/communes/29019/lettre")).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let commune_session = sign_in(&app, &b2, printed).await;
+    let c2 = format!("vsn_session={commune_session}");
+    let html = b2.get(app.url("/communes/29195")).header(COOKIE, &c2).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains("Imprimer un courrier"));
+    let csrf2 = input_value(&html, "csrf");
+    let r = b2.post(app.url("/communes/29195/lettre")).header(COOKIE, &c2).form(&[("csrf", csrf2.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
