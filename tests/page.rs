@@ -51,10 +51,21 @@ async fn epci_page_in_headless_chromium() {
     // the screen, and the members' table links each commune too.
     let map = &dom[dom.find("<svg").unwrap()..dom.find("</svg>").unwrap()];
     assert_eq!(map.matches("<a href=\"/communes/").count(), 43);
-    assert!(map.contains("<a href=\"/communes/35238\"><path class=\"commune"));
+    assert!(map.contains("<a href=\"/communes/35238\" aria-label=\"Rennes : "));
     assert!(map.contains("width=\"100%\""));
-    assert_eq!(map.matches("<text class=\"nom\"").count(), 43, "every member named on the map");
-    assert!(map.contains(">Cesson-Sévigné</text>"));
+    // The 12 most populous members are named on the map (Rennes, Cesson-Sévigné, Bruz...), a
+    // small one is not; all 43 are listed under it by situation.
+    assert_eq!(map.matches("<text class=\"nom\"").count(), 12, "the larger members named on the map");
+    assert!(map.contains(">Cesson-Sévigné</text>") && map.contains(">Rennes</text>") && !map.contains(">Bécherel</text>"));
+    let list = &dom[dom.find("<ul class=\"par-situation\">").unwrap()..];
+    let list = &list[..list.find("</ul>").unwrap()];
+    assert_eq!(list.matches("<a href=\"/communes/").count(), 43);
+    // Each status has its own pattern as well as its colour (greyscale printing).
+    assert_eq!(map.matches("<pattern id=\"motif-").count(), 5);
+    // The category chosen filters the groupements: none of another category is shown.
+    let shown: Vec<&str> = dom.split("<section class=\"groupement\" id=\"g-").skip(1).map(|rest| &rest[..rest.find('"').unwrap()]).collect();
+    assert!(shown.iter().all(|c| *c == "poste-de-travail"), "{shown:?}");
+    assert!(dom.contains("Voir les groupements de toutes les catégories"));
     assert!(dom.contains("<th scope=\"row\"><a href=\"/communes/35238\">Rennes</a></th>"));
     assert!(dom.contains("Groupements de commandes proposés"));
     assert!(dom.contains("Données simulées"));
@@ -93,6 +104,19 @@ async fn exports_and_escaping() {
     assert!(rows.iter().all(|r| r[2].len() == 5 && &r[12] == "oui"));
     assert!(rows.iter().all(|r| ["groupement", "besoin_seul", "hors_groupement"].contains(&&r[13])));
     assert!(rows.iter().filter(|r| !r[8].is_empty()).all(|r| ["proven", "newest_not_yet_proven", "not_yet_proven", "rated_poorly"].contains(&&r[14])));
+
+    // The category selector filters the groupements: exactly the JSON's groupements of the
+    // first groupement's category, none of another; without a category, all of them.
+    let all = json["groupements"].as_array().unwrap();
+    let first = all[0]["category"].as_str().unwrap();
+    let of_first = all.iter().filter(|g| g["category"] == first).count();
+    let page = app.anon.get(app.url(&format!("/epcis/243500139?categorie={first}"))).send().await.unwrap().text().await.unwrap();
+    let shown: Vec<&str> = page.split("<section class=\"groupement\" id=\"g-").skip(1).map(|rest| &rest[..rest.find('"').unwrap()]).collect();
+    let singles = json["single_needs"].as_array().unwrap().iter().filter(|g| g["category"] == first).count();
+    assert_eq!(shown.len(), of_first + singles, "{shown:?}");
+    assert!(shown.iter().all(|c| *c == first));
+    let page = app.anon.get(app.url("/epcis/243500139")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(page.matches("<section class=\"groupement\"").count(), all.len() + json["single_needs"].as_array().unwrap().len());
 
     let g: serde_json::Value = app.client.get(app.url("/api/v1/epcis/243500139/map.geojson")).send().await.unwrap().json().await.unwrap();
     let f = g["features"].as_array().unwrap();

@@ -108,6 +108,27 @@ impl MapStatus {
         }
     }
 
+    /// The SVG pattern drawn over the colour, so that the statuses stay apart in greyscale and
+    /// for colour-blind readers: plain, hatched, crossed, dotted, plain light grey.
+    fn motif(self) -> &'static str {
+        match self {
+            MapStatus::UpToDate => "",
+            MapStatus::ToRenew => r##"<path d="M0 6L6 0M-1 1L1 -1M5 7L7 5" stroke="#ffffff" stroke-width="1.4"/>"##,
+            MapStatus::Unsupported => r##"<path d="M0 0L6 6M6 0L0 6" stroke="#ffffff" stroke-width="1.2"/>"##,
+            MapStatus::Unreliable => r##"<circle cx="3" cy="3" r="1.4" fill="#ffffff"/>"##,
+            MapStatus::Nothing => "",
+        }
+    }
+
+    /// A legend swatch: a 16-px inline SVG filled with the status's pattern (decorative: the
+    /// legend's text names the status).
+    pub fn swatch(self) -> String {
+        format!(
+            r##"<svg class="pastille" width="16" height="16" viewBox="0 0 16 16" aria-hidden="true" focusable="false"><rect width="16" height="16" fill="url(#motif-{})" stroke="#333333"/></svg>"##,
+            self.id()
+        )
+    }
+
     /// Identifier used in CSS classes and exports.
     pub fn id(self) -> &'static str {
         match self {
@@ -146,13 +167,18 @@ pub struct MapItem<'a> {
     pub status: MapStatus,
     /// Short French detail for the tooltip (escaped when drawn).
     pub detail: String,
+    /// Whether its name is written on the map (the caller picks the larger members, so that
+    /// names do not overlap; every name stays in the link's label and tooltip).
+    pub labelled: bool,
 }
 
 /// An inline SVG map of the items, `width` pixels wide, equirectangular projection around
 /// the items' mean latitude, scaled down to the width of the screen; one `<path
 /// class="commune">` per item that has a shape, with a `<title>` tooltip, inside a link to the
-/// commune's page (`/communes/{code}`), and its name written on it (`<text class="nom">`).
-/// `title` labels the image for screen readers.
+/// commune's page (`/communes/{code}`, labelled with the name and the status), filled with the
+/// status's colour and pattern (`<pattern id="motif-{status}">`, see [`MapStatus::swatch`]),
+/// and the names of the items marked `labelled` written on it (`<text class="nom">`). `title`
+/// labels the map (an SVG group of links) for screen readers.
 pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> String {
     let drawn: Vec<(&MapItem, &MultiPolygon<f64>)> = items.iter().filter_map(|i| shapes.get(&i.code).map(|s| (i, s))).collect();
     let rects: Vec<_> = drawn.iter().filter_map(|(_, s)| s.bounding_rect()).collect();
@@ -174,9 +200,19 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="carte" role="img" aria-labelledby="carte-titre" viewBox="0 0 {width:.0} {height:.0}" width="100%" style="max-width:{width:.0}px;height:auto"><title id="carte-titre">{}</title>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="carte" role="group" aria-labelledby="carte-titre" viewBox="0 0 {width:.0} {height:.0}" width="100%" style="max-width:{width:.0}px;height:auto"><title id="carte-titre">{}</title><defs>"#,
         escape(title)
     );
+    for st in MapStatus::ALL {
+        let _ = write!(
+            out,
+            r#"<pattern id="motif-{}" width="6" height="6" patternUnits="userSpaceOnUse"><rect width="6" height="6" fill="{}"/>{}</pattern>"#,
+            st.id(),
+            st.colour(),
+            st.motif()
+        );
+    }
+    out.push_str("</defs>");
     for (item, shape) in &drawn {
         let mut d = String::new();
         for poly in &shape.0 {
@@ -189,23 +225,25 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
         }
         let _ = write!(
             out,
-            r##"<a href="/communes/{}"><path class="commune {}" data-code="{}" fill="{}" stroke="#ffffff" stroke-width="0.8" fill-rule="evenodd" d="{d}"><title>{} : {} — {}</title></path></a>"##,
+            r##"<a href="/communes/{}" aria-label="{} : {}"><path class="commune {}" data-code="{}" fill="url(#motif-{})" stroke="#ffffff" stroke-width="0.8" fill-rule="evenodd" d="{d}"><title>{} : {} — {}</title></path></a>"##,
             item.code,
+            escape(item.name),
+            escape(item.status.label()),
             item.status.id(),
             item.code,
-            item.status.colour(),
+            item.status.id(),
             escape(item.name),
             escape(item.status.label()),
             escape(&item.detail)
         );
     }
-    // Names on top of every shape, at a point inside it (geo's interior point), so that the
-    // map reads without hovering.
-    for (item, shape) in &drawn {
+    // Names on top of the labelled shapes, at a point inside each (geo's interior point), so
+    // that the map reads without hovering.
+    for (item, shape) in drawn.iter().filter(|(i, _)| i.labelled) {
         if let Some(p) = shape.interior_point() {
             let _ = write!(
                 out,
-                r##"<text class="nom" x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9" fill="#1a1a1a" stroke="#ffffff" stroke-width="2" paint-order="stroke" pointer-events="none">{}</text>"##,
+                r##"<text class="nom" x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9" fill="#1a1a1a" stroke="#ffffff" stroke-width="2" paint-order="stroke" pointer-events="none" aria-hidden="true">{}</text>"##,
                 (p.x() - x0) * k * scale,
                 (y1 - p.y()) * scale,
                 escape(item.name)
@@ -230,14 +268,16 @@ mod tests {
         )
         .unwrap();
         let items = [
-            MapItem { code: InseeCode::parse("35001").unwrap(), name: "A<script>", status: MapStatus::UpToDate, detail: "x".into() },
-            MapItem { code: InseeCode::parse("35002").unwrap(), name: "B", status: MapStatus::Nothing, detail: "y".into() },
-            MapItem { code: InseeCode::parse("35003").unwrap(), name: "C (no shape)", status: MapStatus::Nothing, detail: "z".into() },
+            MapItem { code: InseeCode::parse("35001").unwrap(), name: "A<script>", status: MapStatus::UpToDate, detail: "x".into(), labelled: true },
+            MapItem { code: InseeCode::parse("35002").unwrap(), name: "B", status: MapStatus::Nothing, detail: "y".into(), labelled: false },
+            MapItem { code: InseeCode::parse("35003").unwrap(), name: "C (no shape)", status: MapStatus::Nothing, detail: "z".into(), labelled: true },
         ];
         let s = svg(&shapes, &items, "Carte", 400.0);
         assert_eq!(s.matches("<path class=\"commune").count(), 2);
-        assert_eq!(s.matches("<text class=\"nom\"").count(), 2, "each shape named");
-        assert!(s.contains("A&lt;script&gt;") && !s.contains("<script>"));
+        assert_eq!(s.matches("<text class=\"nom\"").count(), 1, "the labelled shape named");
+        assert!(s.contains(">A&lt;script&gt;</text>") && !s.contains("<script>") && !s.contains(">B</text>"));
+        assert!(s.contains("<a href=\"/communes/35002\" aria-label=\"B : Aucun produit déclaré\">"));
         assert!(s.contains("#1b7837") && s.contains("#bdbdbd"));
+        assert!(s.contains("fill=\"url(#motif-up_to_date)\"") && s.contains("<pattern id=\"motif-unsupported\""));
     }
 }

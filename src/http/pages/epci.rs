@@ -51,7 +51,8 @@ fn render(s: &Service, siren: &Siren, q: &EpciPageQuery) -> Result<String, Error
         };
         let mut c = header(ctx, epci, &pp, horizon);
         c.push_str(&map_section(ctx, s, epci, &category, horizon));
-        c.push_str(&groupements_section(&pp));
+        // A category chosen in the selector filters the groupements too.
+        c.push_str(&groupements_section(&pp, q.categorie.as_ref(), &ctx.catalog.category(&category)?.label, epci, horizon));
         c.push_str(&members_section(epci, horizon));
         Ok(c)
     })?;
@@ -64,14 +65,27 @@ fn header(ctx: &Ctx, epci: &Epci, pp: &PooledPurchases, horizon: u32) -> String 
     format!(
         "<h1>{}</h1><p>{} — SIREN {} — {} habitants — {} communes membres (dont {} en Bretagne). Situation au {}, horizon de {} mois.</p>",
         escape(&epci.name),
-        escape(&epci.kind),
+        escape(kind_fr(&epci.kind)),
         epci.siren,
         fr::int(u64::from(epci.population)),
         epci.members.len(),
         ctx.territory.members(&epci.siren).len(),
-        pp.as_of,
+        fr::date(pp.as_of),
         horizon
     )
+}
+
+/// The legal form of an EPCI in words (INSEE's codes `CC`, `CA`, `CU`, `METRO`, `MET69`); an
+/// unknown code as given.
+pub fn kind_fr(kind: &str) -> &str {
+    match kind {
+        "CC" => "Communauté de communes",
+        "CA" => "Communauté d'agglomération",
+        "CU" => "Communauté urbaine",
+        "METRO" => "Métropole",
+        "MET69" => "Métropole de Lyon",
+        other => other,
+    }
 }
 
 /// The map of the members for one category (SVG, each commune coloured by its situation), its
@@ -87,9 +101,18 @@ fn map_section(ctx: &Ctx, s: &Service, epci: &Epci, category: &Slug, horizon: u3
             let need = need_of(ctx, &cm.code, category, horizon);
             let running: Vec<String> = ctx.index.active(&cm.code, category, ctx.today).map(|a| ctx.catalog.label(&a.product, a.generation.as_ref())).collect();
             let detail = if running.is_empty() { "aucun produit".to_string() } else { running.join(", ") };
-            MapItem { code: cm.code, name: &cm.name, status: MapStatus::of(need.as_ref()), detail }
+            MapItem { code: cm.code, name: &cm.name, status: MapStatus::of(need.as_ref()), detail, labelled: false }
         })
         .collect();
+    // Names on the map for the larger members only (all of them up to 15), so they stay legible;
+    // every member is listed under the map by situation.
+    let mut items = items;
+    let mut by_size: Vec<usize> = (0..items.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(ctx.territory.find(&items[i].code).map_or(0, |j| ctx.territory.commune(j).population)));
+    let named = if items.len() <= 15 { items.len() } else { 12 };
+    for &i in by_size.iter().take(named) {
+        items[i].labelled = true;
+    }
     let mut c = format!("<h2>Carte : {}</h2>", escape(&cat_label));
     c.push_str("<form method=\"get\"><label for=\"categorie\">Catégorie</label> <select id=\"categorie\" name=\"categorie\">");
     for cat in &ctx.catalog.categories {
@@ -101,35 +124,65 @@ fn map_section(ctx: &Ctx, s: &Service, epci: &Epci, category: &Slug, horizon: u3
     c.push_str("<ul class=\"legende\" aria-label=\"Légende\">");
     for st in MapStatus::ALL {
         let n = items.iter().filter(|i| i.status == st).count();
-        let _ = write!(c, "<li><span class=\"pastille\" style=\"background:{}\"></span>{} ({n})</li>", st.colour(), escape(st.label()));
+        let _ = write!(c, "<li>{}{} ({})</li>", st.swatch(), escape(st.label()), fr::count(n as u64, "commune", "communes"));
+    }
+    c.push_str("</ul>");
+    let _ = write!(
+        c,
+        "<p>Noms écrits sur la carte : les {} communes les plus peuplées. Toutes les communes, par situation :</p><ul class=\"par-situation\">",
+        named.min(items.len())
+    );
+    for st in MapStatus::ALL {
+        let mut names: Vec<&MapItem> = items.iter().filter(|i| i.status == st).collect();
+        if names.is_empty() {
+            continue;
+        }
+        names.sort_by_cached_key(|i| crate::core::territory::fold(i.name));
+        let links: Vec<String> = names.iter().map(|i| format!("<a href=\"/communes/{}\">{}</a>", i.code, escape(i.name))).collect();
+        let _ = write!(c, "<li><strong>{}</strong> : {}</li>", escape(st.label()), links.join(", "));
     }
     c.push_str("</ul>");
     c
 }
 
-/// The groupements de commandes proposed, most valuable first.
-fn groupements_section(pp: &PooledPurchases) -> String {
-    let mut c = format!("<h2>Groupements de commandes proposés ({})</h2>", pp.groupements.len());
+/// The groupements de commandes proposed, most valuable first; only those of `only` when a
+/// category was chosen in the selector (`label` is its name), with a link to all of them.
+fn groupements_section(pp: &PooledPurchases, only: Option<&Slug>, label: &str, epci: &Epci, horizon: u32) -> String {
+    let keep = |cat: &Slug| only.is_none_or(|o| o == cat);
+    let groupements: Vec<&Groupement> = pp.groupements.iter().filter(|g| keep(&g.category)).collect();
+    let mut c = match only {
+        Some(_) => format!(
+            "<h2>Groupements de commandes proposés : {} ({})</h2><p>Seule la catégorie choisie est montrée. <a href=\"/epcis/{}?horizon={horizon}\">Voir les groupements de toutes les catégories</a>.</p>",
+            escape(label),
+            groupements.len(),
+            epci.siren
+        ),
+        None => format!("<h2>Groupements de commandes proposés ({})</h2>", groupements.len()),
+    };
     c.push_str("<p>Classés par intérêt pour les membres : nombre de communes concernées, pondéré par l'urgence de leur échéance.</p>");
-    for g in &pp.groupements {
+    if groupements.is_empty() {
+        c.push_str("<p>Aucun groupement de commandes à proposer.</p>");
+    }
+    for g in groupements {
         c.push_str(&groupement(g));
     }
-    for t in &pp.to_check {
+    for t in pp.to_check.iter().filter(|t| keep(&t.category)) {
         let names: Vec<String> = t.members.iter().map(|m| escape(&m.name)).collect();
         let _ = write!(
             c,
-            "<p class=\"verifier\"><strong>Conformité à vérifier ({}) :</strong> {} ({}) — {} commune(s) : {}. Les sources ne disent pas si les produits en place y répondent.</p>",
+            "<p class=\"verifier\"><strong>Conformité à vérifier ({}) :</strong> {} ({}) — {} : {}. Les sources ne disent pas si les produits en place y répondent.</p>",
             escape(&t.category_label),
             escape(&t.check.title),
-            t.check.date,
-            t.members.len(),
+            fr::date(t.check.date),
+            fr::count(t.members.len() as u64, "commune", "communes"),
             names.join(", ")
         );
     }
-    if !pp.single_needs.is_empty() {
-        let _ = write!(c, "<h2>Besoins d'une seule commune ({})</h2>", pp.single_needs.len());
+    let singles: Vec<&Groupement> = pp.single_needs.iter().filter(|g| keep(&g.category)).collect();
+    if !singles.is_empty() {
+        let _ = write!(c, "<h2>Besoins d'une seule commune ({})</h2>", singles.len());
         c.push_str("<p>Une seule commune membre a un achat à prévoir dans ces catégories : ce n'est pas un groupement de commandes, mais l'option éprouvée à proximité est indiquée.</p>");
-        for g in &pp.single_needs {
+        for g in singles {
             c.push_str(&groupement(g));
         }
     }
@@ -148,10 +201,16 @@ fn groupement(g: &Groupement) -> String {
     }
     let _ = write!(c, "<p><strong>Coordonnateur suggéré :</strong> {}.", escape(&g.coordinator));
     if let Some(d) = g.earliest_deadline {
-        let _ = write!(c, " <strong>Première échéance :</strong> {d} ({} commune(s) à échéance dans les 6 mois suivants).", g.due_together.len());
+        let _ = write!(
+            c,
+            " <strong>Première échéance :</strong> {} ({} à échéance dans les 6 mois suivants).",
+            fr::date(d),
+            fr::count(g.due_together.len() as u64, "commune", "communes")
+        );
     }
     c.push_str("</p>");
-    let _ = write!(c, "<p><strong>Volume :</strong> {} communes, {} habitants", g.volume.communes, fr::int(g.volume.population));
+    let _ =
+        write!(c, "<p><strong>Volume :</strong> {}, {} habitants", fr::count(g.volume.communes as u64, "commune", "communes"), fr::int(g.volume.population));
     if let Some(w) = g.volume.workstations {
         let _ = write!(c, ", {w} postes déclarés");
     }
@@ -177,7 +236,7 @@ fn groupement(g: &Groupement) -> String {
             m.member.code,
             fr::int(u64::from(m.member.population)),
             escape(&m.reason),
-            m.need.deadline().map(|d| d.to_string()).unwrap_or_else(|| "—".into())
+            m.need.deadline().map(fr::date).unwrap_or_else(|| "—".into())
         );
     }
     c.push_str("</tbody></table>");

@@ -48,7 +48,7 @@ pub async fn index(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Inde
         list.sort_by_cached_key(|e| (fold(&e.name), e.siren));
         let _ = write!(c, "<h3>{} ({})</h3><ul>", escape(&format!("Département {dept}")), list.len());
         for e in list {
-            let _ = write!(c, "<li><a href=\"/epcis/{}\">{}</a> ({})</li>", e.siren, escape(&e.name), escape(&e.kind));
+            let _ = write!(c, "<li><a href=\"/epcis/{}\">{}</a> ({})</li>", e.siren, escape(&e.name), escape(super::epci::kind_fr(&e.kind)));
         }
         c.push_str("</ul>");
     }
