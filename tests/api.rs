@@ -683,7 +683,8 @@ async fn the_commune_page_shows_what_runs_the_advice_and_the_neighbours() {
     assert!(body.contains("<a href=\"/communes/29117\">Lannilis</a>"), "a border neighbour, linked");
     assert!(body.contains("Données simulées"));
     let categories = voisinage::seeds::catalog().unwrap().categories.len();
-    assert_eq!(body.matches("<section>").count(), categories);
+    assert_eq!(body.matches("<section id=\"categorie-").count(), categories);
+    assert!(body.contains("<section id=\"categorie-etat-civil\"><h3>État civil</h3>"));
     assert_eq!(body.matches("<caption>Ce que vos voisines utilisent</caption>").count(), categories);
     assert!(body.contains("<h3>État civil</h3>") && body.contains("Conseil : "));
     // Linked from the search results.
