@@ -616,11 +616,54 @@ mod tests {
     fn procedure_from_dated_thresholds() {
         let cat = crate::seeds::catalog().unwrap();
         let on = d("2026-06-01");
-        assert_eq!(procedure_for(&cat, 30_000, on).unwrap().reference, "R2122-8");
+        assert_eq!(procedure_for(&cat, 30_000, on).unwrap().reference, "R2122-8; décret 2025-1386");
         assert!(procedure_for(&cat, 60_000, on).unwrap().procedure.contains("MAPA"));
         assert!(procedure_for(&cat, 100_000, on).unwrap().procedure.contains("BOAMP"));
         assert!(procedure_for(&cat, 216_000, on).unwrap().procedure.contains("formalisée"));
         // In 2025 the formal threshold was 221,000 € HT.
         assert!(procedure_for(&cat, 218_000, d("2025-06-01")).unwrap().procedure.contains("MAPA"));
+    }
+
+    /// The threshold below which no publicity is required rose from 40,000 to 60,000 € HT on
+    /// 2026-04-01 (R2122-8, décret 2025-1386; `catalog-facts.md`): a 50,000 € HT need is a MAPA
+    /// the day before and needs no publicity from that day.
+    #[test]
+    fn no_publicity_threshold_rises_on_1_april_2026() {
+        let cat = crate::seeds::catalog().unwrap();
+        let mapa = "Procédure adaptée (MAPA), sans publication obligatoire au BOAMP ou dans un JAL";
+        let none = "Marché sans publicité ni mise en concurrence préalables";
+        for (date, amount, procedure, id) in [
+            ("2026-03-15", 50_000, mapa, "mapa-fournitures-services"),
+            ("2026-03-31", 50_000, mapa, "mapa-fournitures-services"),
+            ("2026-04-01", 50_000, none, "dispense-fournitures-services-2026"),
+            ("2026-04-15", 50_000, none, "dispense-fournitures-services-2026"),
+            ("2026-03-15", 39_999, none, "dispense-fournitures-services"),
+            ("2026-04-15", 59_999, none, "dispense-fournitures-services-2026"),
+            ("2026-04-15", 60_000, mapa, "mapa-fournitures-services-2026"),
+            ("2026-04-15", 90_000, "Procédure adaptée (MAPA) avec publication au BOAMP ou dans un JAL", "mapa-publicite-fournitures-services-2026"),
+        ] {
+            let t = procedure_for(&cat, amount, d(date)).unwrap();
+            assert_eq!((t.procedure.as_str(), t.id.as_str()), (procedure, id), "{amount} € HT on {date}");
+        }
+        // Rows never overlap: on each day, an amount falls in at most one row.
+        for date in ["2020-01-01", "2024-01-01", "2025-12-31", "2026-01-01", "2026-03-31", "2026-04-01", "2027-12-31"] {
+            for amount in [0, 39_999, 40_000, 59_999, 60_000, 89_999, 90_000, 215_999, 216_000, 220_999, 221_000, 10_000_000] {
+                let rows = cat
+                    .thresholds
+                    .iter()
+                    .filter(|t| {
+                        t.applies_to == "supplies_services"
+                            && t.valid_from <= d(date)
+                            && t.valid_until.is_none_or(|u| d(date) <= u)
+                            && t.from_eur_ht <= amount
+                            && t.below_eur_ht.is_none_or(|b| amount < b)
+                    })
+                    .count();
+                assert!(rows <= 1, "{amount} € HT on {date}: {rows} rows");
+                if date >= "2024-01-01" {
+                    assert_eq!(rows, 1, "{amount} € HT on {date}: no row");
+                }
+            }
+        }
     }
 }
