@@ -35,6 +35,14 @@ pub fn months(m: i64) -> String {
     }
 }
 
+/// A date as French prose: `8 octobre 2026`, `1er avril 2026`.
+pub fn date(d: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    const MONTHS: [&str; 12] = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"];
+    let day = if d.day() == 1 { "1er".to_string() } else { d.day().to_string() };
+    format!("{day} {} {}", MONTHS[d.month0() as usize], d.year())
+}
+
 /// A distance in whole km: `12.4` → `"12 km"`.
 pub fn km(x: f64) -> String {
     format!("{} km", x.max(0.0).round() as u64)
@@ -59,5 +67,10 @@ mod tests {
             ("8 mois".into(), "1 an".into(), "2 ans et 3 mois".into(), "2 ans".into(), "0 mois".into())
         );
         assert_eq!(km(12.4), "12 km");
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            (date(d("2026-10-08")), date(d("2026-04-01")), date(d("2025-02-28"))),
+            ("8 octobre 2026".into(), "1er avril 2026".into(), "28 février 2025".into())
+        );
     }
 }
