@@ -161,7 +161,7 @@ impl PriceBasis {
 }
 
 /// Who made an estimate, as the audit trail names it: the token's id and scope, and a public
-/// name derived from the scope (the EPCI's name; `administrateur` for an admin token). The
+/// name derived from the scope (the EPCI's name; `administrateur de voisinage` for an admin token). The
 /// token's own label is not copied: it is shown to admins only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EstimateAuthor {
