@@ -9,6 +9,9 @@
 //! | `epci:{siren}` | the EPCI's member communes | the EPCI's members | no |
 //! | `admin` | every commune | every commune | yes |
 //!
+//! An EPCI's own data (its price estimates for the groupements de commandes) is written by its
+//! `epci:{siren}` token or `admin` ([`Principal::may_write_epci`]).
+//!
 //! Tokens are 256-bit random secrets shown once; only their SHA-256 digest is stored
 //! ([`TokenHash`]). A secret's entropy makes a slow password hash unnecessary: the digest
 //! cannot be reversed, and the lookup is by digest, so no secret is ever compared byte by byte.
