@@ -113,7 +113,7 @@ impl FromStr for EurHt {
 
 impl Serialize for EurHt {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        if self.0 % 100 == 0 { s.serialize_u64(self.0 / 100) } else { s.serialize_f64(self.euros()) }
+        if self.0.is_multiple_of(100) { s.serialize_u64(self.0 / 100) } else { s.serialize_f64(self.euros()) }
     }
 }
 
