@@ -23,7 +23,8 @@ use crate::core::catalog::Catalog;
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::history::{Adoption, AdoptionIndex, Feedback, MIN_DATE, NewAdoption, NewFeedback, Ratings};
 use crate::core::map::Shapes;
-use crate::core::pooling::{PooledPurchases, pooled_purchases};
+use crate::core::pooling::{PooledPurchases, pooled_purchases_with};
+use crate::core::prices::{EstimateAuthor, EurHt, NewPriceEstimate, PriceBasis, PriceEstimate};
 use crate::core::recommend::{Ctx, Params, recommend};
 use crate::core::session::{Session, Sessions};
 use crate::core::simulate::{SimParams, simulate};
@@ -148,6 +149,28 @@ pub struct FeedbackDraft {
     pub support: u8,
     /// Free text (may hold personal data: shown only to tokens covering the commune).
     pub comment: Option<String>,
+}
+
+/// What a caller gives to record an EPCI's estimated price for an option (the EPCI comes from
+/// the request's target), already parsed: an amount from a form parses with
+/// `"52 000,50".parse::<EurHt>()`, a basis is [`PriceBasis::PerCommune`] or
+/// [`PriceBasis::PerSeat`].
+#[derive(Clone, Debug)]
+pub struct PriceEstimateDraft {
+    /// Catalogue product.
+    pub product: Slug,
+    /// Generation (or release) of the product, as a groupement names its option; `None`: every
+    /// generation of the product.
+    pub generation: Option<GenerationId>,
+    /// Per commune or per seat (workstation).
+    pub basis: PriceBasis,
+    /// Price for one commune or one seat, € HT over the contract, above 0 and at most
+    /// 10,000,000.
+    pub amount_eur_ht: EurHt,
+    /// Day the estimate was made; `None`: the reference date.
+    pub made_on: Option<NaiveDate>,
+    /// Free note, at most 500 characters (shown only to tokens covering the EPCI).
+    pub note: Option<String>,
 }
 
 /// An adoption as a reader sees it on the reference date.
@@ -330,6 +353,14 @@ impl Service {
         who.may_write(code, self.territory.commune(idx).epci.as_ref())
     }
 
+    /// `Ok` when `who` may write the data of EPCI `siren` itself (its price estimates): its own
+    /// EPCI token or admin. Errors: `NotFound` for an EPCI not in the territory, `Forbidden`
+    /// for another scope (a commune's token, another EPCI's).
+    pub fn authorize_epci(&self, who: &Principal, siren: &Siren) -> Result<()> {
+        self.territory.epci(siren)?;
+        who.may_write_epci(siren)
+    }
+
     /// Whether `viewer` may read commune `code`'s free-text comments (its own token, its EPCI's
     /// token, or admin). Errors: `NotFound` for an unknown commune.
     pub fn sees_comments(&self, viewer: Option<&Principal>, code: &InseeCode) -> Result<bool> {
@@ -471,10 +502,56 @@ impl Service {
     }
 
     /// The groupements de commandes proposed to EPCI `siren` over `horizon_months`, at the
-    /// reference date or at `as_of`. Errors: `NotFound` for an unknown EPCI, `Invalid` for
-    /// `as_of`.
+    /// reference date or at `as_of`, each priced with the EPCI's estimate in force on that date
+    /// (amount, procedure, whose estimate: see [`crate::core::pooling::Volume`]). Errors:
+    /// `NotFound` for an unknown EPCI, `Invalid` for `as_of` or the horizon, `Storage`.
     pub fn pooled_purchases(&self, siren: &Siren, horizon_months: u32, as_of: Option<NaiveDate>) -> Result<PooledPurchases> {
-        self.with_ctx_at(as_of, |ctx| pooled_purchases(ctx, siren, horizon_months))?
+        let estimates = self.price_estimates(siren)?;
+        self.with_ctx_at(as_of, |ctx| pooled_purchases_with(ctx, siren, horizon_months, &estimates))?
+    }
+
+    /// Records an estimated price of EPCI `siren` for an option, durably, and audits it
+    /// (`price_estimate.create`). The latest estimate in force for an option wins; earlier ones
+    /// are kept as history. `who` must hold the EPCI's token or an admin token. Errors:
+    /// `NotFound` (EPCI, product), `Forbidden` (a commune's token, another EPCI's), `Invalid` (a
+    /// generation the catalogue does not list for the product, an amount out of 0 to
+    /// 10,000,000 € HT, `made_on` after the reference date, a note over 500 characters),
+    /// `Storage`.
+    pub fn record_price_estimate(&self, who: &Principal, siren: &Siren, draft: PriceEstimateDraft) -> Result<PriceEstimate> {
+        self.authorize_epci(who, siren)?;
+        let new = NewPriceEstimate {
+            epci: *siren,
+            product: draft.product,
+            generation: draft.generation,
+            basis: draft.basis,
+            amount_eur_ht: draft.amount_eur_ht,
+            made_on: draft.made_on.unwrap_or_else(|| self.today()),
+            note: draft.note,
+        }
+        .validate(&self.catalog, self.today())?;
+        let name = match who.scope {
+            TokenScope::Epci(s) => self.territory.epci(&s)?.name.clone(),
+            TokenScope::Admin if *who == Principal::OPERATOR => "opérateur de voisinage".to_string(),
+            TokenScope::Admin => "administrateur de voisinage".to_string(),
+            TokenScope::Commune(c) => c.to_string(),
+        };
+        let by = EstimateAuthor { token_id: who.token_id, scope: who.scope, name };
+        let e = self.store.insert_price_estimate(new, by, chrono::Utc::now())?;
+        audit_epci(who, "price_estimate.create", siren, e.id);
+        Ok(e)
+    }
+
+    /// Every price estimate of EPCI `siren`, in recording order (the history included; see
+    /// [`crate::core::prices::in_force`]). Errors: `NotFound` for an unknown EPCI, `Storage`.
+    pub fn price_estimates(&self, siren: &Siren) -> Result<Vec<PriceEstimate>> {
+        self.territory.epci(siren)?;
+        self.store.price_estimates(siren)
+    }
+
+    /// Whether `viewer` may read the notes of EPCI `siren`'s price estimates (its token or
+    /// admin).
+    pub fn sees_epci_notes(&self, viewer: Option<&Principal>, siren: &Siren) -> bool {
+        viewer.is_some_and(|p| p.may_write_epci(siren).is_ok())
     }
 
     /// Creates a token (admin only) and returns it with its secret, which is not stored.
@@ -610,6 +687,20 @@ fn view(h: &AdoptionIndex, a: &Adoption, today: NaiveDate, visible: bool) -> Ado
         feedback: h.feedback(a.id).to_vec(),
         comments_visible: visible,
     }
+}
+
+/// Logs a write on an EPCI's own data for the audit trail, like [`audit`], naming the EPCI.
+fn audit_epci(p: &Principal, action: &'static str, epci: &Siren, record: u64) {
+    tracing::info!(
+        target: "voisinage::audit",
+        token = p.token_id,
+        scope = %p.scope,
+        action,
+        epci = %epci,
+        record,
+        at = %chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "write"
+    );
 }
 
 /// Logs a write for the audit trail (tracing target `voisinage::audit`): who (token id and

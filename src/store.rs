@@ -10,7 +10,10 @@
 //! - `feedback`: adoption `id` ++ feedback `id` → JSON [`Feedback`];
 //! - `tokens`: token `id` → JSON [`Token`] (scope, label, creation and revocation times);
 //! - `token_hashes`: SHA-256 of the secret (32 bytes) → token `id`. Secrets are never stored.
-//!   Token ids come from `meta` `next_token_id`.
+//!   Token ids come from `meta` `next_token_id`;
+//! - `price_estimates`: EPCI SIREN (9 bytes) ++ estimate `id` → JSON [`PriceEstimate`]; every
+//!   estimate is kept (the latest in force wins when read, see [`crate::core::prices`]). Ids
+//!   come from `meta` `next_price_estimate_id`.
 //!
 //! Every write is one sled transaction over the trees it touches, followed by a **group
 //! commit**: sled's flush, then `fdatasync` of every file of the store and `fsync` of its
@@ -28,7 +31,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::core::auth::{Token, TokenHash, TokenScope};
+use crate::core::domain::Siren;
 use crate::core::history::{Adoption, AdoptionIndex, Feedback, NewAdoption, NewFeedback};
+use crate::core::prices::{EstimateAuthor, NewPriceEstimate, PriceEstimate};
 use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
 
@@ -60,6 +65,7 @@ pub struct Store {
     feedback: sled::Tree,
     tokens: sled::Tree,
     token_hashes: sled::Tree,
+    price_estimates: sled::Tree,
 }
 
 /// `fdatasync` every file under `dir` (recursively) and `fsync` the folders themselves.
@@ -174,6 +180,7 @@ impl Store {
             feedback: db.open_tree("feedback").map_err(st)?,
             tokens: db.open_tree("tokens").map_err(st)?,
             token_hashes: db.open_tree("token_hashes").map_err(st)?,
+            price_estimates: db.open_tree("price_estimates").map_err(st)?,
             db,
         };
         store.recover()?;
@@ -454,6 +461,33 @@ impl Store {
         Ok(t)
     }
 
+    /// Records an EPCI's price estimate under a fresh id, durably (flushed and synced before it
+    /// returns). The caller has validated it.
+    pub fn insert_price_estimate(&self, new: NewPriceEstimate, by: EstimateAuthor, now: chrono::DateTime<chrono::Utc>) -> Result<PriceEstimate> {
+        let e = (&self.meta, &self.price_estimates)
+            .transaction(|(meta, estimates)| {
+                let id = meta.get(b"next_price_estimate_id")?.map_or(1, |v| be(&v));
+                meta.insert(b"next_price_estimate_id", &(id + 1).to_be_bytes())?;
+                let e = new.clone().with_id(id, by.clone(), now);
+                let mut key = e.epci.as_str().as_bytes().to_vec();
+                key.extend_from_slice(&id.to_be_bytes());
+                estimates.insert(key, json(&e).map_err(abort)?)?;
+                Ok(e)
+            })
+            .map_err(tx_err)?;
+        self.durable()?;
+        Ok(e)
+    }
+
+    /// Every price estimate of an EPCI, in recording order (history included).
+    pub fn price_estimates(&self, epci: &Siren) -> Result<Vec<PriceEstimate>> {
+        self.price_estimates
+            .scan_prefix(epci.as_str().as_bytes())
+            .values()
+            .map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st)))
+            .collect()
+    }
+
     /// Writes a simulated history into an empty store, record by record, then flushes. Ids of the
     /// history are kept; `next_id` is set past them. Errors: `Invalid` if the store is not
     /// empty.
@@ -584,6 +618,38 @@ mod tests {
             if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
         }
         out
+    }
+
+    #[test]
+    fn price_estimates_are_kept_per_epci_across_a_reopen() {
+        use crate::core::auth::TokenScope;
+        use crate::core::domain::Siren;
+        use crate::core::prices::{EurHt, PriceBasis};
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-10-08T09:00:00Z").unwrap().to_utc();
+        let (rm, bm) = (Siren::parse("243500139").unwrap(), Siren::parse("242900314").unwrap());
+        let new = |epci: Siren, eur: u64| NewPriceEstimate {
+            epci,
+            product: Slug::parse("openelec").unwrap(),
+            generation: None,
+            basis: PriceBasis::PerCommune,
+            amount_eur_ht: EurHt::from_whole_euros(eur),
+            made_on: NaiveDate::from_ymd_opt(2026, 10, 8).unwrap(),
+            note: Some("devis".into()),
+        };
+        let by = EstimateAuthor { token_id: 2, scope: TokenScope::Epci(rm), name: "Rennes Métropole".into() };
+        let first = {
+            let s = Store::open(dir.path()).unwrap();
+            let first = s.insert_price_estimate(new(rm, 1_000), by.clone(), now).unwrap();
+            s.insert_price_estimate(new(bm, 2_000), by.clone(), now).unwrap();
+            first
+        };
+        let s = reopen(dir.path());
+        let list = s.price_estimates(&rm).unwrap();
+        assert_eq!(list, vec![first]);
+        let third = s.insert_price_estimate(new(rm, 1_500), by, now).unwrap();
+        assert_eq!(third.id, 3, "ids move on after a reopen");
+        assert_eq!(s.price_estimates(&rm).unwrap().iter().map(|e| e.amount_eur_ht.whole_euros()).collect::<Vec<_>>(), vec![1_000, 1_500]);
     }
 
     #[test]

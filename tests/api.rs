@@ -460,6 +460,7 @@ async fn openapi_document_covers_every_api_route() {
             "GET /api/v1/epcis/{siren}/map.geojson",
             "GET /api/v1/epcis/{siren}/pooled-purchases",
             "GET /api/v1/epcis/{siren}/pooled-purchases.csv",
+            "GET /api/v1/epcis/{siren}/price-estimates",
             "GET /api/v1/openapi.json",
             "GET /api/v1/tokens",
             "GET /health",
@@ -467,6 +468,7 @@ async fn openapi_document_covers_every_api_route() {
             "PATCH /api/v1/communes/{code}/adoptions/{id}",
             "POST /api/v1/communes/{code}/adoptions",
             "POST /api/v1/communes/{code}/adoptions/{id}/feedback",
+            "POST /api/v1/epcis/{siren}/price-estimates",
             "POST /api/v1/tokens",
         ]
     );

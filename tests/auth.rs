@@ -57,6 +57,8 @@ async fn every_write_route_refuses_missing_bad_and_foreign_tokens() {
         ("PATCH", app.url(&format!("/api/v1/communes/35051/adoptions/{cesson_adoption}")), Some(r#"{"until": "2024-06-30"}"#)),
         ("POST", app.url("/api/v1/tokens"), Some(r#"{"scope": "admin"}"#)),
         ("DELETE", app.url("/api/v1/tokens/1"), None),
+        // Rennes Métropole's (Cesson's EPCI) own data: its price estimates.
+        ("POST", app.url("/api/v1/epcis/243500139/price-estimates"), Some(r#"{"product": "openelec", "basis": "per_commune", "amount_eur_ht": 1000}"#)),
     ];
     let before = counts(&app).await;
     for (method, url, body) in &routes {
@@ -72,6 +74,7 @@ async fn every_write_route_refuses_missing_bad_and_foreign_tokens() {
         }
     }
     assert_eq!(counts(&app).await, before, "refused writes store nothing");
+    assert!(app.service.price_estimates(&voisinage::core::domain::Siren::parse("243500139").unwrap()).unwrap().is_empty());
     let a: Value = app.anon.get(app.url(&format!("/api/v1/communes/35051/adoptions/{cesson_adoption}"))).send().await.unwrap().json().await.unwrap();
     assert!(a["until"].is_null(), "the refused PATCH changed nothing");
     // The admin token (1) was not revoked by the refused DELETE.

@@ -9,6 +9,9 @@
 //! | `epci:{siren}` | the EPCI's member communes | the EPCI's members | no |
 //! | `admin` | every commune | every commune | yes |
 //!
+//! An EPCI's own data (its price estimates for the groupements de commandes) is written by its
+//! `epci:{siren}` token or `admin` ([`Principal::may_write_epci`]).
+//!
 //! Tokens are 256-bit random secrets shown once; only their SHA-256 digest is stored
 //! ([`TokenHash`]). A secret's entropy makes a slow password hash unnecessary: the digest
 //! cannot be reversed, and the lookup is by digest, so no secret is ever compared byte by byte.
@@ -170,6 +173,17 @@ impl Principal {
         }
     }
 
+    /// `Ok` when the principal may write the data of EPCI `siren` itself (its price
+    /// estimates): its own EPCI token or admin; `Forbidden` otherwise (a commune token, another
+    /// EPCI's token).
+    pub fn may_write_epci(&self, siren: &Siren) -> Result<(), Error> {
+        match self.scope {
+            TokenScope::Admin => Ok(()),
+            TokenScope::Epci(s) if s == *siren => Ok(()),
+            _ => Err(Error::Forbidden(format!("a token of scope {} may not write the data of EPCI {siren}", self.scope))),
+        }
+    }
+
     /// `Ok` for an admin token, `Forbidden` otherwise.
     pub fn must_be_admin(&self) -> Result<(), Error> {
         if self.scope.is_admin() { Ok(()) } else { Err(Error::Forbidden(format!("managing tokens needs an admin token, not {}", self.scope))) }
@@ -207,6 +221,10 @@ mod tests {
         // A commune in no EPCI (Ouessant) is covered by no EPCI token.
         assert!(p(TokenScope::Epci(bm)).may_write(&code("29155"), None).is_err());
         assert!(p(TokenScope::Admin).may_write(&code("29155"), None).is_ok());
+        assert!(p(TokenScope::Epci(bm)).may_write_epci(&bm).is_ok());
+        assert!(p(TokenScope::Admin).may_write_epci(&bm).is_ok());
+        assert_eq!(p(TokenScope::Epci(other)).may_write_epci(&bm).unwrap_err().status(), 403);
+        assert_eq!(p(TokenScope::Commune(brest)).may_write_epci(&bm).unwrap_err().status(), 403);
         assert!(p(TokenScope::Commune(brest)).must_be_admin().is_err());
         assert!(p(TokenScope::Admin).must_be_admin().is_ok());
     }

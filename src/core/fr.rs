@@ -88,5 +88,10 @@ mod tests {
         assert_eq!((count(0, "commune", "communes"), count(1, "commune", "communes")), ("0 commune".into(), "1 commune".into()));
         assert_eq!(count(2, "commune", "communes"), "2 communes");
         assert_eq!(count(1234, "retour", "retours"), "1\u{202f}234 retours");
+        let ds = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            (date(ds("2026-10-08")), date(ds("2026-04-01")), date(ds("2025-02-28"))),
+            ("8 octobre 2026".into(), "1er avril 2026".into(), "28 février 2025".into())
+        );
     }
 }

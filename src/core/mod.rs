@@ -8,6 +8,7 @@ pub mod fr;
 pub mod history;
 pub mod map;
 pub mod pooling;
+pub mod prices;
 pub mod recommend;
 pub mod session;
 pub mod simulate;

@@ -14,8 +14,10 @@
 //!   single need, not a groupement;
 //! - the members already on it (who could join a shared maintenance contract);
 //! - the estimated **volume** (communes, population, workstations where known) and, where the
-//!   catalogue gives an indicative price, the pooled estimate and the procurement procedure the
-//!   total requires (thresholds of `catalog/procurement.toml`, dated data);
+//!   EPCI recorded an estimated price for the option ([`crate::core::prices`]; the catalogue
+//!   gives none), the pooled amount and the procurement procedure that total requires on the
+//!   question's date (dated thresholds of `catalog/procurement.toml`), with whose estimate it is
+//!   and when it was made;
 //! - the earliest **deadline**, a suggested **coordinator**, and the members whose deadlines
 //!   fall within 6 months of each other (who can buy together).
 //!
@@ -31,6 +33,7 @@ use serde::Serialize;
 use crate::core::catalog::{Catalog, Category, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
+use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, estimate_for};
 use crate::core::recommend::{Ctx, Params, Reach, Recommendation, score_candidates};
 use crate::core::territory::{CommuneIdx, Epci};
 use crate::error::{Error, Result};
@@ -146,7 +149,7 @@ pub struct Concerned {
     pub workstations: Option<u32>,
 }
 
-/// Estimated size of the pooled need.
+/// Estimated size of the pooled need, its amount and the procedure it requires.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Volume {
     /// Communes concerned.
@@ -155,12 +158,42 @@ pub struct Volume {
     pub population: u64,
     /// Workstations registered with their adoptions (sum of the known ones).
     pub workstations: Option<u64>,
-    /// Pooled estimate, € HT, where the catalogue gives an indicative price for the option.
-    pub estimate_eur_ht: Option<u64>,
-    /// The procurement procedure the estimate requires at today's thresholds.
+    /// Pooled amount, € HT over the contract: the EPCI's estimate per commune × the communes
+    /// concerned, or per seat × their declared workstations (or the catalogue's indicative
+    /// price, where it gives one: it gives none yet). `None` without an estimate, or per seat
+    /// when a commune concerned declared no workstations (see `partial_amount_eur_ht`).
+    pub estimated_amount_eur_ht: Option<EurHt>,
+    /// Per seat, when some communes concerned declared no workstations: the amount over those
+    /// that did (a lower bound, not used to choose a procedure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_amount_eur_ht: Option<EurHt>,
+    /// Per seat: the communes concerned that declared no workstations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_workstations: Vec<InseeCode>,
+    /// The procurement procedure the pooled amount requires on the question's date (`as_of` or
+    /// today), from the dated thresholds of `catalog/procurement.toml` (supplies and services).
     pub procedure: Option<Threshold>,
-    /// Why there is no estimate or procedure, in French, when there is none.
+    /// The EPCI's estimate the amount comes from: amount per commune or seat, basis, when and
+    /// by whom it was made.
+    pub estimate: Option<EstimateUsed>,
+    /// Why there is no amount or procedure, in French, when there is none.
     pub note: Option<String>,
+}
+
+/// The estimate a groupement's amount comes from (its note is not repeated here: it may hold
+/// personal data).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct EstimateUsed {
+    /// Id of the estimate (`GET /api/v1/epcis/{siren}/price-estimates`).
+    pub id: u64,
+    /// Price for one commune or one seat, € HT.
+    pub amount_eur_ht: EurHt,
+    /// Per commune or per seat.
+    pub basis: PriceBasis,
+    /// The day it was made.
+    pub made_on: NaiveDate,
+    /// Who made it.
+    pub by: EstimateAuthor,
 }
 
 /// A suggested groupement de commandes for one category.
@@ -400,30 +433,73 @@ fn group_option(ctx: &Ctx, items: &[Recommendation], category: &Slug, concerned:
 }
 
 /// Estimated volume of a groupement: communes and population of the `concerned` members,
-/// their registered workstations (sum of the known ones), the pooled estimate in € HT (price
-/// per commune × communes, else price per seat × workstations) and the procedure it requires
-/// today ([`procedure_for`]), with a French note when either is missing.
-fn group_volume(ctx: &Ctx, option: Option<&Recommendation>, concerned: &[Concerned]) -> Volume {
+/// their registered workstations (sum of the known ones), the pooled amount in € HT and the
+/// procedure it requires on the question's date ([`procedure_for`]), with a French note when
+/// either is missing.
+///
+/// The amount comes from the EPCI's estimate in force for the option ([`estimate_for`] among
+/// `estimates`): per commune × the communes concerned, or per seat × their declared
+/// workstations, where every commune concerned declared some (otherwise the amount over those
+/// that did is given as partial, and neither amount nor procedure is guessed). Without an
+/// estimate, the catalogue's indicative price where it gives one (none does yet).
+fn group_volume(ctx: &Ctx, option: Option<&Recommendation>, concerned: &[Concerned], estimates: &[PriceEstimate]) -> Volume {
     let population: u64 = concerned.iter().map(|c| u64::from(c.member.population)).sum();
     let known: Vec<u32> = concerned.iter().filter_map(|c| c.workstations).collect();
     let workstations = (!known.is_empty()).then(|| known.iter().map(|&w| u64::from(w)).sum());
-    let price = option.and_then(|o| ctx.catalog.product(&o.product).ok()).and_then(|p| {
-        p.indicative_price_eur_ht_per_commune
-            .map(|x| x * concerned.len() as u64)
-            .or_else(|| p.indicative_price_eur_ht_per_seat.zip(workstations).map(|(x, w)| x * w))
-    });
-    let procedure = price.and_then(|t| procedure_for(ctx.catalog, t, ctx.today).cloned());
-    let note = match (option, price) {
+    let estimate = option.and_then(|o| estimate_for(estimates, &o.product, o.generation.as_ref(), ctx.today));
+    let missing: Vec<&Concerned> = concerned.iter().filter(|c| c.workstations.is_none()).collect();
+    let per_seat_partial = estimate.is_some_and(|e| e.basis == PriceBasis::PerSeat) && !missing.is_empty();
+    let amount = match estimate {
+        Some(e) if e.basis == PriceBasis::PerCommune => Some(e.amount_eur_ht.times(concerned.len() as u64)),
+        Some(e) => (!per_seat_partial).then(|| e.amount_eur_ht.times(workstations.unwrap_or(0))),
+        None => option.and_then(|o| ctx.catalog.product(&o.product).ok()).and_then(|p| {
+            p.indicative_price_eur_ht_per_commune
+                .map(|x| EurHt::from_whole_euros(x).times(concerned.len() as u64))
+                .or_else(|| p.indicative_price_eur_ht_per_seat.zip(workstations).map(|(x, w)| EurHt::from_whole_euros(x).times(w)))
+        }),
+    };
+    let partial = estimate.filter(|_| per_seat_partial).map(|e| e.amount_eur_ht.times(workstations.unwrap_or(0)));
+    let procedure = amount.and_then(|t| procedure_for(ctx.catalog, t.whole_euros(), ctx.today).cloned());
+    let note = match (option, amount) {
         (None, _) => Some("Aucune option éprouvée à proximité : pas d'estimation.".to_string()),
+        (Some(_), None) if per_seat_partial => {
+            let names: Vec<&str> = missing.iter().map(|c| c.member.name.as_str()).collect();
+            Some(format!(
+                "Montant partiel : {} pour les communes qui ont déclaré leurs postes ; {} n'{} pas déclaré de postes : montant total et procédure à établir.",
+                partial.unwrap_or_default().fr(),
+                names.join(", "),
+                if names.len() > 1 { "ont" } else { "a" }
+            ))
+        }
         (Some(_), None) => Some("Le catalogue ne donne pas de prix indicatif pour cette option : montant et procédure à établir.".to_string()),
         (Some(_), Some(_)) if procedure.is_none() => Some("Aucun seuil du catalogue ne couvre ce montant à cette date.".to_string()),
         _ => None,
     };
-    Volume { communes: concerned.len(), population, workstations, estimate_eur_ht: price, procedure, note }
+    Volume {
+        communes: concerned.len(),
+        population,
+        workstations,
+        estimated_amount_eur_ht: amount,
+        partial_amount_eur_ht: partial,
+        missing_workstations: if per_seat_partial { missing.iter().map(|c| c.member.code).collect() } else { Vec::new() },
+        procedure,
+        estimate: estimate.map(|e| EstimateUsed { id: e.id, amount_eur_ht: e.amount_eur_ht, basis: e.basis, made_on: e.made_on, by: e.by.clone() }),
+        note,
+    }
 }
 
 /// The groupement of one category for an EPCI, or `None` when no member needs anything there.
-fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], cat: &Category, horizon_months: u32, params: &Params) -> Option<Groupement> {
+#[allow(clippy::too_many_arguments)]
+fn groupement(
+    ctx: &Ctx,
+    epci: &Epci,
+    members: &[CommuneIdx],
+    reach: &[Reach],
+    cat: &Category,
+    horizon_months: u32,
+    params: &Params,
+    estimates: &[PriceEstimate],
+) -> Option<Groupement> {
     let concerned = concerned_members(ctx, members, &cat.slug, horizon_months);
     if concerned.is_empty() {
         return None;
@@ -449,7 +525,7 @@ fn groupement(ctx: &Ctx, epci: &Epci, members: &[CommuneIdx], reach: &[Reach], c
                 .collect()
         })
         .unwrap_or_default();
-    let volume = group_volume(ctx, option.as_ref(), &concerned);
+    let volume = group_volume(ctx, option.as_ref(), &concerned, estimates);
     let earliest_deadline = concerned.iter().filter_map(|c| c.need.deadline()).min();
     let due_together = earliest_deadline
         .map(|d0| {
@@ -509,9 +585,18 @@ fn split_by_path(ctx: &Ctx, concerned: Vec<Concerned>, option: Option<&Recommend
     })
 }
 
-/// Suggests groupements for an EPCI. Errors: `NotFound` for an unknown SIREN, `Invalid` for a
-/// horizon outside 1-120 months.
+/// Suggests groupements for an EPCI, without price estimates (no amount, no procedure).
+/// Errors: `NotFound` for an unknown SIREN, `Invalid` for a horizon outside 1-120 months.
 pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result<PooledPurchases> {
+    pooled_purchases_with(ctx, siren, horizon_months, &[])
+}
+
+/// Suggests groupements for an EPCI, each groupement (and need of one commune) priced with the
+/// EPCI's estimate in force for its option on `ctx.today` (`estimates`: the EPCI's; others'
+/// are ignored), see [`Volume`]. Errors: `NotFound` for an unknown SIREN, `Invalid` for a
+/// horizon outside 1-120 months.
+pub fn pooled_purchases_with(ctx: &Ctx, siren: &Siren, horizon_months: u32, estimates: &[PriceEstimate]) -> Result<PooledPurchases> {
+    let own: Vec<PriceEstimate> = estimates.iter().filter(|e| &e.epci == siren).cloned().collect();
     if !(1..=120).contains(&horizon_months) {
         return Err(Error::Invalid(format!("horizon must be 1 to 120 months, got {horizon_months}")));
     }
@@ -520,7 +605,7 @@ pub fn pooled_purchases(ctx: &Ctx, siren: &Siren, horizon_months: u32) -> Result
     let reach = group_reach(ctx, members);
     let params = Params::default();
     let mut groupements: Vec<Groupement> =
-        ctx.catalog.categories.iter().filter_map(|cat| groupement(ctx, epci, members, &reach, cat, horizon_months, &params)).collect();
+        ctx.catalog.categories.iter().filter_map(|cat| groupement(ctx, epci, members, &reach, cat, horizon_months, &params, &own)).collect();
     let order: Vec<&Slug> = ctx.catalog.categories.iter().map(|c| &c.slug).collect();
     let pos = |s: &Slug| order.iter().position(|x| *x == s).unwrap_or(usize::MAX);
     groupements.sort_by(|a, b| {
@@ -612,15 +697,139 @@ mod tests {
         assert!(pooled_purchases(&ctx, &Siren::parse("200000009").unwrap(), 24).is_err());
     }
 
+    /// The EPCI's estimate prices the groupement: per commune × communes concerned, per seat ×
+    /// declared workstations (partial, with no procedure, when a commune declared none), the
+    /// procedure from the thresholds; another EPCI's estimate, or one made after the date, is
+    /// not used.
+    #[test]
+    fn estimates_price_the_groupement() {
+        use crate::core::prices::tests::estimate;
+        let (t, c) = (small_territory(), small_catalog());
+        let index = |c_workstations: Option<u32>| {
+            let mut h = AdoptionIndex::default();
+            let mk = |id: u64, code: &str, g: &str, workstations: Option<u32>| Adoption {
+                id,
+                commune: InseeCode::parse(code).unwrap(),
+                category: Slug::parse("site-web").unwrap(),
+                product: Slug::parse("cms").unwrap(),
+                generation: Some(GenerationId::parse(g).unwrap()),
+                since: d("2017-01-01"),
+                until: None,
+                contract_end: None,
+                workstations,
+                simulated: false,
+            };
+            // A, B and C run cms 1 (support ended 2018-01-01); D, their neighbour in another EPCI, cms 2.
+            h.add_adoption(mk(1, "35001", "1", Some(3)));
+            h.add_adoption(mk(2, "35002", "1", Some(5)));
+            h.add_adoption(mk(3, "35003", "1", c_workstations));
+            h.add_adoption(mk(4, "35004", "2", Some(40)));
+            h
+        };
+        let cc_un = Siren::parse("200000001").unwrap();
+        let web = |h: &AdoptionIndex, estimates: &[PriceEstimate]| {
+            let ctx = Ctx::new(&t, &c, h, d("2026-01-01"));
+            let p = pooled_purchases_with(&ctx, &cc_un, 24, estimates).unwrap();
+            p.groupements.into_iter().find(|g| g.category.as_str() == "site-web").unwrap()
+        };
+        let full = index(Some(4));
+        // No estimate: today's wording, no amount, no procedure.
+        let g = web(&full, &[]);
+        assert_eq!(g.option.as_ref().map(|o| (o.product.as_str(), o.generation.as_ref().map(|g| g.as_str()))), Some(("cms", Some("2"))));
+        assert_eq!((g.volume.communes, g.volume.workstations, g.volume.estimated_amount_eur_ht), (3, Some(12), None));
+        assert!(g.volume.procedure.is_none() && g.volume.estimate.is_none());
+        assert!(g.volume.note.as_deref().unwrap().contains("montant et procédure à établir"));
+        // Per seat: 100 € × (3 + 5 + 4) seats = 1,200 € HT, below 40,000: row 'a'.
+        let per_seat = estimate(7, "cms", Some("2"), PriceBasis::PerSeat, 100, "2025-12-01");
+        let g = web(&full, std::slice::from_ref(&per_seat));
+        assert_eq!(g.volume.estimated_amount_eur_ht, Some(EurHt::from_whole_euros(1_200)));
+        assert_eq!(g.volume.procedure.as_ref().map(|p| p.id.as_str()), Some("a"));
+        let used = g.volume.estimate.unwrap();
+        assert_eq!((used.id, used.basis, used.made_on, used.by.name.as_str()), (7, PriceBasis::PerSeat, d("2025-12-01"), "CC Un"));
+        assert!(g.volume.note.is_none());
+        // C declared no workstations: the amount over A and B is partial, nothing guessed.
+        let g = web(&index(None), std::slice::from_ref(&per_seat));
+        assert_eq!((g.volume.estimated_amount_eur_ht, g.volume.partial_amount_eur_ht), (None, Some(EurHt::from_whole_euros(800))));
+        assert_eq!(g.volume.missing_workstations.iter().map(|c| c.as_str()).collect::<Vec<_>>(), vec!["35003"]);
+        assert!(g.volume.procedure.is_none());
+        assert_eq!(
+            g.volume.note.as_deref(),
+            Some(
+                "Montant partiel : 800 € HT pour les communes qui ont déclaré leurs postes ; C n'a pas déclaré de postes : montant total et procédure à établir."
+            )
+        );
+        // Per commune: 10,000 € × 3 communes = 30,000 € HT (row 'a'); 15,000 € × 3 = 45,000, which
+        // no row of the small catalogue covers. A product-wide estimate applies to generation 2.
+        let g = web(&full, &[estimate(8, "cms", None, PriceBasis::PerCommune, 10_000, "2025-12-01")]);
+        assert_eq!((g.volume.estimated_amount_eur_ht, g.volume.procedure.map(|p| p.id)), (Some(EurHt::from_whole_euros(30_000)), Some("a".to_string())));
+        let g = web(&full, &[estimate(8, "cms", None, PriceBasis::PerCommune, 15_000, "2025-12-01")]);
+        assert_eq!(g.volume.estimated_amount_eur_ht, Some(EurHt::from_whole_euros(45_000)));
+        assert!(g.volume.procedure.is_none());
+        assert_eq!(g.volume.note.as_deref(), Some("Aucun seuil du catalogue ne couvre ce montant à cette date."));
+        // Made after the question's date, for another generation, or by another EPCI: not used.
+        let mut other = estimate(9, "cms", None, PriceBasis::PerCommune, 10_000, "2025-12-01");
+        other.epci = Siren::parse("200000002").unwrap();
+        for e in [
+            estimate(8, "cms", None, PriceBasis::PerCommune, 10_000, "2026-01-02"),
+            estimate(8, "cms", Some("3"), PriceBasis::PerCommune, 10_000, "2025-12-01"),
+            other,
+        ] {
+            assert!(web(&full, &[e]).volume.estimate.is_none());
+        }
+    }
+
     #[test]
     fn procedure_from_dated_thresholds() {
         let cat = crate::seeds::catalog().unwrap();
         let on = d("2026-06-01");
-        assert_eq!(procedure_for(&cat, 30_000, on).unwrap().reference, "R2122-8");
+        assert_eq!(procedure_for(&cat, 30_000, on).unwrap().reference, "R2122-8; décret 2025-1386");
         assert!(procedure_for(&cat, 60_000, on).unwrap().procedure.contains("MAPA"));
         assert!(procedure_for(&cat, 100_000, on).unwrap().procedure.contains("BOAMP"));
         assert!(procedure_for(&cat, 216_000, on).unwrap().procedure.contains("formalisée"));
         // In 2025 the formal threshold was 221,000 € HT.
         assert!(procedure_for(&cat, 218_000, d("2025-06-01")).unwrap().procedure.contains("MAPA"));
+    }
+
+    /// The threshold below which no publicity is required rose from 40,000 to 60,000 € HT on
+    /// 2026-04-01 (R2122-8, décret 2025-1386; `catalog-facts.md`): a 50,000 € HT need is a MAPA
+    /// the day before and needs no publicity from that day.
+    #[test]
+    fn no_publicity_threshold_rises_on_1_april_2026() {
+        let cat = crate::seeds::catalog().unwrap();
+        let mapa = "Procédure adaptée (MAPA), sans publication obligatoire au BOAMP ou dans un JAL";
+        let none = "Marché sans publicité ni mise en concurrence préalables";
+        for (date, amount, procedure, id) in [
+            ("2026-03-15", 50_000, mapa, "mapa-fournitures-services"),
+            ("2026-03-31", 50_000, mapa, "mapa-fournitures-services"),
+            ("2026-04-01", 50_000, none, "dispense-fournitures-services-2026"),
+            ("2026-04-15", 50_000, none, "dispense-fournitures-services-2026"),
+            ("2026-03-15", 39_999, none, "dispense-fournitures-services"),
+            ("2026-04-15", 59_999, none, "dispense-fournitures-services-2026"),
+            ("2026-04-15", 60_000, mapa, "mapa-fournitures-services-2026"),
+            ("2026-04-15", 90_000, "Procédure adaptée (MAPA) avec publication au BOAMP ou dans un JAL", "mapa-publicite-fournitures-services-2026"),
+        ] {
+            let t = procedure_for(&cat, amount, d(date)).unwrap();
+            assert_eq!((t.procedure.as_str(), t.id.as_str()), (procedure, id), "{amount} € HT on {date}");
+        }
+        // Rows never overlap: on each day, an amount falls in at most one row.
+        for date in ["2020-01-01", "2024-01-01", "2025-12-31", "2026-01-01", "2026-03-31", "2026-04-01", "2027-12-31"] {
+            for amount in [0, 39_999, 40_000, 59_999, 60_000, 89_999, 90_000, 215_999, 216_000, 220_999, 221_000, 10_000_000] {
+                let rows = cat
+                    .thresholds
+                    .iter()
+                    .filter(|t| {
+                        t.applies_to == "supplies_services"
+                            && t.valid_from <= d(date)
+                            && t.valid_until.is_none_or(|u| d(date) <= u)
+                            && t.from_eur_ht <= amount
+                            && t.below_eur_ht.is_none_or(|b| amount < b)
+                    })
+                    .count();
+                assert!(rows <= 1, "{amount} € HT on {date}: {rows} rows");
+                if date >= "2024-01-01" {
+                    assert_eq!(rows, 1, "{amount} € HT on {date}: no row");
+                }
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod adoptions;
 pub mod catalog;
 pub mod health;
 pub mod pooling;
+pub mod prices;
 pub mod recommendations;
 pub mod territory;
 pub mod tokens;
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(adoptions::configure)
         .configure(recommendations::configure)
         .configure(pooling::configure)
+        .configure(prices::configure)
         .configure(catalog::configure)
         .configure(tokens::configure);
 }

@@ -58,7 +58,7 @@ fn inert(cell: &str) -> String {
 }
 
 /// Header of the CSV export.
-const CSV_HEADER: [&str; 15] = [
+const CSV_HEADER: [&str; 20] = [
     "categorie",
     "libelle_categorie",
     "code_insee",
@@ -74,7 +74,20 @@ const CSV_HEADER: [&str; 15] = [
     "simule",
     "ligne",
     "statut_option",
+    "montant_estime_eur_ht",
+    "prix_unitaire_eur_ht",
+    "base_estimation",
+    "estimation_par",
+    "estimation_du",
 ];
+
+/// An amount as a French spreadsheet reads a number: `52000`, `52000,50`.
+fn csv_amount(a: crate::core::prices::EurHt) -> String {
+    match a.cents() % 100 {
+        0 => a.whole_euros().to_string(),
+        c => format!("{},{c:02}", a.whole_euros()),
+    }
+}
 
 /// The member, need kind, reason and deadline of a member with a need.
 fn need_row(m: &Concerned) -> (&Member, &'static str, String, String) {
@@ -84,9 +97,11 @@ fn need_row(m: &Concerned) -> (&Member, &'static str, String, String) {
 /// The CSV rows of the pooled purchases: one per member per groupement (members concerned,
 /// then members already on the option: `ligne` = `groupement`), then the needs of one commune
 /// alone (`besoin_seul`), then the members whose path stays in their product
-/// (`hors_groupement`); `statut_option` is the option's maturity (`proven`, ...). Cells made
+/// (`hors_groupement`); `statut_option` is the option's maturity (`proven`, ...); the pooled
+/// amount (`montant_estime_eur_ht`, empty without a complete estimate), the EPCI's price per
+/// commune or seat, its basis (`par commune`, `par poste`), who made it and when. Cells made
 /// inert.
-fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 15]> {
+fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 20]> {
     let sim = if simulated { "oui" } else { "non" };
     let mut out = Vec::new();
     let lists = pp.groupements.iter().map(|g| ("groupement", g)).chain(pp.single_needs.iter().map(|g| ("besoin_seul", g)));
@@ -95,6 +110,10 @@ fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 15]> {
         let status =
             g.option.as_ref().map(|o| serde_json::to_value(o.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).unwrap_or_default();
         let procedure = g.volume.procedure.as_ref().map(|p| p.procedure.clone()).unwrap_or_default();
+        let amount = g.volume.estimated_amount_eur_ht.map(csv_amount).unwrap_or_default();
+        let e = g.volume.estimate.as_ref();
+        let (unit, basis) = e.map_or((String::new(), ""), |e| (csv_amount(e.amount_eur_ht), e.basis.fr()));
+        let (by, made_on) = e.map_or((String::new(), String::new()), |e| (e.by.name.clone(), e.made_on.to_string()));
         let rows = g
             .concerned
             .iter()
@@ -119,6 +138,11 @@ fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 15]> {
                 sim,
                 line,
                 &status,
+                &amount,
+                &unit,
+                basis,
+                &by,
+                &made_on,
             ];
             out.push(record.map(inert));
         }

@@ -39,8 +39,9 @@ pub async fn epci_page(s: web::Data<Service>, siren: web::Path<Siren>, q: Result
 /// The whole page. Errors: `Invalid` (horizon), `NotFound` (EPCI, category).
 fn render(s: &Service, siren: &Siren, q: &EpciPageQuery) -> Result<String, Error> {
     let horizon = HorizonQuery { horizon: q.horizon, as_of: None }.months()?;
+    let estimates = s.price_estimates(siren)?;
     let content = s.with_ctx(|ctx| -> Result<String, Error> {
-        let pp = crate::core::pooling::pooled_purchases(ctx, siren, horizon)?;
+        let pp = crate::core::pooling::pooled_purchases_with(ctx, siren, horizon, &estimates)?;
         let epci = ctx.territory.epci(siren)?;
         let category = match &q.categorie {
             Some(c) => {
@@ -214,14 +215,8 @@ fn groupement(g: &Groupement) -> String {
     if let Some(w) = g.volume.workstations {
         let _ = write!(c, ", {w} postes déclarés");
     }
-    c.push('.');
-    if let Some(p) = &g.volume.procedure {
-        let _ = write!(c, " <strong>Procédure :</strong> {} ({}).", escape(&p.procedure), escape(&p.reference));
-    }
-    if let Some(n) = &g.volume.note {
-        let _ = write!(c, " {}", escape(n));
-    }
-    c.push_str("</p>");
+    c.push_str(".</p>");
+    c.push_str(&amount(g));
     let _ = write!(
         c,
         "<table><caption>Communes concernées : {}</caption><thead><tr><th scope=\"col\">Commune</th><th scope=\"col\">Population</th><th scope=\"col\">Motif</th><th scope=\"col\">Échéance</th></tr></thead><tbody>",
@@ -250,6 +245,41 @@ fn groupement(g: &Groupement) -> String {
         let _ = write!(c, "<p><strong>Déjà sur l'option (contrat de maintenance commun possible) :</strong> {}.</p>", names.join(", "));
     }
     c.push_str("</section>");
+    c
+}
+
+/// The pooled amount, whose estimate it is and when it was made, and the procedure it requires
+/// (`Montant estimé : 50 000 € HT (estimation de Douarnenez Communauté, 1er mars 2026 :
+/// 25 000 € HT par commune) — procédure : …`), or why there is none yet.
+fn amount(g: &Groupement) -> String {
+    let v = &g.volume;
+    let mut c = String::from("<p class=\"montant\"><strong>Montant estimé :</strong> ");
+    let source = |e: &crate::core::pooling::EstimateUsed| {
+        format!("estimation de {}, {} : {} {}", escape(&e.by.name), fr::date(e.made_on), e.amount_eur_ht.fr(), e.basis.fr())
+    };
+    match (&v.estimate, v.estimated_amount_eur_ht) {
+        (Some(e), Some(a)) => {
+            let _ = write!(c, "{} ({})", a.fr(), source(e));
+        }
+        (Some(e), None) => {
+            let _ = write!(c, "à établir ({})", source(e));
+        }
+        (None, Some(a)) => {
+            let _ = write!(c, "{} (prix indicatif du catalogue)", a.fr());
+        }
+        (None, None) if g.option.is_some() => c.push_str("pas encore d'estimation de prix de l'EPCI pour cette option"),
+        (None, None) => c.push_str("aucun"),
+    }
+    match &v.procedure {
+        Some(p) => {
+            let _ = write!(c, " — <strong>procédure :</strong> {} ({}).", escape(&p.procedure), escape(&p.reference));
+        }
+        None => c.push('.'),
+    }
+    if let Some(n) = &v.note {
+        let _ = write!(c, " {}", escape(n));
+    }
+    c.push_str("</p>");
     c
 }
 

@@ -1,0 +1,150 @@
+//! Estimated prices recorded by an EPCI for the options of its groupements de commandes:
+//! `POST|GET /api/v1/epcis/{siren}/price-estimates`.
+//!
+//! Writes need the EPCI's own token or an admin token ([`EpciWriter`]). The pooled purchases
+//! (`/api/v1/epcis/{siren}/pooled-purchases`, its CSV and the EPCI page) use the estimate in
+//! force for each option to give the pooled amount and the procurement procedure.
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::core::domain::{GenerationId, Siren, Slug};
+use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, in_force};
+use crate::http::extract::{Body, EpciWriter, Viewer};
+use crate::http::problem::Problem;
+use crate::http::respond::{Res, blocking, json, not_allowed};
+use crate::service::{PriceEstimateDraft, Service};
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/epcis/{siren}/price-estimates")
+            .route(web::get().to(list_estimates))
+            .route(web::head().to(list_estimates))
+            .route(web::post().to(create_estimate))
+            .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
+    );
+}
+
+/// The OpenAPI paths of this resource.
+#[derive(OpenApi)]
+#[openapi(paths(list_estimates, create_estimate))]
+pub struct Doc;
+
+/// Body of `POST /api/v1/epcis/{siren}/price-estimates`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceEstimateIn {
+    /// Catalogue product slug.
+    #[schema(example = "openelec")]
+    product: Slug,
+    /// Generation (or release) of the product, as the catalogue lists it; absent: every
+    /// generation of the product.
+    #[serde(default)]
+    generation: Option<GenerationId>,
+    /// `per_commune` or `per_seat` (per workstation).
+    basis: PriceBasis,
+    /// Price for one commune or one seat, € HT over the contract: above 0, at most 10,000,000,
+    /// at most two decimals (422 otherwise).
+    #[schema(minimum = 0.01, maximum = 10000000, example = 25000)]
+    amount_eur_ht: f64,
+    /// Day the estimate was made, not after today; default today.
+    #[serde(default)]
+    made_on: Option<NaiveDate>,
+    /// Free note, at most 500 characters; shown only to tokens covering the EPCI.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    note: Option<String>,
+}
+
+/// An estimate as listed. The note is withheld from callers whose token does not cover the
+/// EPCI (it may hold personal data).
+#[derive(Serialize, ToSchema)]
+pub struct PriceEstimateOut {
+    id: u64,
+    epci: Siren,
+    product: Slug,
+    /// `null`: every generation of the product.
+    generation: Option<GenerationId>,
+    basis: PriceBasis,
+    /// Price for one commune or one seat, € HT.
+    amount_eur_ht: EurHt,
+    made_on: NaiveDate,
+    by: EstimateAuthor,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    /// Whether it is the estimate in force today for its product and generation (the others
+    /// are history: a later one replaced it).
+    in_force: bool,
+    has_note: bool,
+    /// Only for a caller whose token covers the EPCI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+impl PriceEstimateOut {
+    fn new(e: PriceEstimate, in_force: bool, visible: bool) -> Self {
+        PriceEstimateOut {
+            id: e.id,
+            epci: e.epci,
+            product: e.product,
+            generation: e.generation,
+            basis: e.basis,
+            amount_eur_ht: e.amount_eur_ht,
+            made_on: e.made_on,
+            by: e.by,
+            recorded_at: e.recorded_at,
+            in_force,
+            has_note: e.note.is_some(),
+            note: if visible { e.note } else { None },
+        }
+    }
+}
+
+/// Answer of `GET /api/v1/epcis/{siren}/price-estimates`.
+#[derive(Serialize, ToSchema)]
+pub struct PriceEstimateList {
+    epci: Siren,
+    count: usize,
+    /// In recording order.
+    estimates: Vec<PriceEstimateOut>,
+}
+
+/// The EPCI's price estimates, in recording order, each saying whether it is in force today.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/price-estimates", tag = "pooling",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
+    responses((status = 200, body = PriceEstimateList), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_estimates(viewer: Viewer, s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
+    let list = s.price_estimates(&siren)?;
+    let (today, visible) = (s.today(), s.sees_epci_notes(viewer.0.as_ref(), &siren));
+    let out: Vec<PriceEstimateOut> = list.iter().map(|e| PriceEstimateOut::new(e.clone(), in_force(&list, e, today), visible)).collect();
+    json(StatusCode::OK, &PriceEstimateList { epci: *siren, count: out.len(), estimates: out })
+}
+
+/// Records an estimated price of the EPCI for an option (token `epci:{siren}` or `admin`;
+/// a commune's token or another EPCI's: 403). Durable before the 201. The latest estimate for
+/// an option replaces the earlier ones in the pooled purchases; they stay listed.
+#[utoipa::path(post, path = "/api/v1/epcis/{siren}/price-estimates", tag = "pooling", security(("bearer" = [])),
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
+    request_body = PriceEstimateIn,
+    responses((status = 201, body = PriceEstimateOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_estimate(w: EpciWriter, s: web::Data<Service>, body: Body<PriceEstimateIn>) -> Res {
+    let b = body.value;
+    let draft = PriceEstimateDraft {
+        product: b.product,
+        generation: b.generation,
+        basis: b.basis,
+        amount_eur_ht: EurHt::estimate(b.amount_eur_ht)?,
+        made_on: b.made_on,
+        note: b.note,
+    };
+    let EpciWriter { principal, siren } = w;
+    let st = s.clone();
+    let e = blocking(move || st.record_price_estimate(&principal, &siren, draft)).await?;
+    let list = s.price_estimates(&siren)?;
+    let current = in_force(&list, &e, s.today());
+    json(StatusCode::CREATED, &PriceEstimateOut::new(e, current, true))
+}
