@@ -1,6 +1,6 @@
-//! Typed input at the edge: who the caller is ([`Viewer`], [`CommuneWriter`], [`AdminToken`]),
-//! a JSON object body read into a typed request struct ([`Body`]) and the `Idempotency-Key`
-//! header ([`IdempotencyKey`]). Paths are read as `web::Path<InseeCode>`, `web::Path<Siren>` or
+//! Typed input at the edge: who the caller is ([`Viewer`], [`CommuneWriter`], [`EpciWriter`],
+//! [`AdminToken`]), a JSON object body read into a typed request struct ([`Body`]) and the
+//! `Idempotency-Key` header ([`IdempotencyKey`]). Paths are read as `web::Path<InseeCode>`, `web::Path<Siren>` or
 //! `web::Path<(InseeCode, u64)>`, through the newtypes' own parsers.
 //!
 //! The caller extractors come first among a handler's arguments, so that a refused request is
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::core::auth::Principal;
-use crate::core::domain::InseeCode;
+use crate::core::domain::{InseeCode, Siren};
 use crate::error::Error;
 use crate::service::Service;
 use crate::store::Idempotency;
@@ -73,6 +73,36 @@ fn commune_writer(req: &HttpRequest) -> Result<CommuneWriter, Error> {
     let code = InseeCode::parse(req.match_info().get("code").unwrap_or_default())?;
     service(req)?.authorize_commune(&principal, &code)?;
     Ok(CommuneWriter { principal, code })
+}
+
+/// A caller allowed to upload the inventory of the EPCI named by the path's `{siren}` (a token
+/// `epci:{siren}` or `admin`): 401 without a valid token, 400 for a malformed SIREN, 403 for
+/// another scope (logged at warn on the audit target), 404 for an unknown EPCI.
+pub struct EpciWriter {
+    /// Who writes.
+    pub principal: Principal,
+    /// The EPCI written to.
+    pub siren: Siren,
+}
+
+impl FromRequest for EpciWriter {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(epci_writer(req).map_err(|e| {
+            if let Error::Forbidden(_) = &e {
+                tracing::warn!(target: "voisinage::audit", token = principal(req).map(|p| p.token_id), path = req.path(), "write refused: scope does not cover the EPCI");
+            }
+            e.into()
+        }))
+    }
+}
+
+fn epci_writer(req: &HttpRequest) -> Result<EpciWriter, Error> {
+    let principal = required(req)?;
+    let siren = Siren::parse(req.match_info().get("siren").unwrap_or_default())?;
+    service(req)?.authorize_epci(&principal, &siren)?;
+    Ok(EpciWriter { principal, siren })
 }
 
 /// A caller holding an `admin` token: 401 without a valid token, 403 for another scope.

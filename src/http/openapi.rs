@@ -96,6 +96,7 @@ pub fn document() -> Doc {
         api::adoptions::Doc::openapi(),
         api::recommendations::Doc::openapi(),
         api::pooling::Doc::openapi(),
+        api::inventory::Doc::openapi(),
         api::catalog::Doc::openapi(),
         api::tokens::Doc::openapi(),
     ] {

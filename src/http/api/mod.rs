@@ -5,6 +5,7 @@
 pub mod adoptions;
 pub mod catalog;
 pub mod health;
+pub mod inventory;
 pub mod pooling;
 pub mod recommendations;
 pub mod territory;
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(adoptions::configure)
         .configure(recommendations::configure)
         .configure(pooling::configure)
+        .configure(inventory::configure)
         .configure(catalog::configure)
         .configure(tokens::configure);
 }
