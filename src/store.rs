@@ -624,6 +624,25 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_adoptions_is_written_at_once_with_consecutive_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let first = s.insert_adoption(new_adoption()).unwrap();
+        let before = s.syncs();
+        let mut other = new_adoption();
+        other.commune = InseeCode::parse("35238").unwrap();
+        let batch = s.insert_adoptions(&[new_adoption(), other.clone()]).unwrap();
+        assert_eq!(batch.iter().map(|a| a.id).collect::<Vec<_>>(), [first.id + 1, first.id + 2]);
+        assert_eq!(batch[1].commune, other.commune);
+        assert_eq!(s.syncs(), before + 1, "one durable commit for the batch");
+        assert!(s.insert_adoptions(&[]).unwrap().is_empty());
+        drop(s);
+        let s = reopen(dir.path());
+        assert_eq!(s.load().unwrap().0.len(), 3);
+        assert_eq!(s.insert_adoption(new_adoption()).unwrap().id, first.id + 3);
+    }
+
+    #[test]
     fn concurrent_writers_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();

@@ -330,3 +330,24 @@ async fn the_template_lists_every_member_and_category_prefilled_and_comes_back_u
     let page = app.anon.get(app.url(&format!("/epcis/{RENNES_METROPOLE}"))).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(&format!("href=\"/api/v1/epcis/{RENNES_METROPOLE}/inventory-template.xlsx\"")));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_inventory_routes() {
+    let app = spawn(false).await;
+    let doc: Value = app.anon.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let post = &doc["paths"]["/api/v1/epcis/{siren}/inventory"]["post"];
+    let body = post["requestBody"]["content"].as_object().unwrap();
+    assert_eq!(body.keys().collect::<Vec<_>>(), ["application/octet-stream", XLSX, "text/csv"]);
+    assert_eq!(body[XLSX]["schema"]["format"], "binary");
+    assert_eq!(post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/InventoryReport");
+    assert_eq!(post["responses"]["422"]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/InventoryProblem");
+    for status in ["400", "401", "403", "404", "413", "415"] {
+        assert!(post["responses"][status]["content"]["application/problem+json"].is_object(), "{status}");
+    }
+    assert!(post["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "dry_run" && p["in"] == "query"));
+    let get = &doc["paths"]["/api/v1/epcis/{siren}/inventory-template.xlsx"]["get"];
+    assert!(get["responses"]["200"]["content"][XLSX].is_object(), "{get}");
+    let report = &doc["components"]["schemas"]["InventoryReport"];
+    assert!(report["properties"]["lines"].is_object(), "{report}");
+    assert!(doc["components"]["schemas"]["InventoryProblem"]["allOf"].is_array());
+}

@@ -40,7 +40,7 @@ pub struct Doc;
 /// lists of the catalogue's products (per category) and generations (per product).
 #[utoipa::path(get, path = "/api/v1/epcis/{siren}/inventory-template.xlsx", tag = "pooling",
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
-    responses((status = 200, description = "XLSX workbook (sheets Inventaire, Notice, and a hidden sheet of lists)", body = Vec<u8>,
+    responses((status = 200, description = "XLSX workbook (sheets Inventaire, Notice, and a hidden sheet of lists)", body = inline(SpreadsheetFile),
             content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
@@ -52,6 +52,11 @@ pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
         .insert_header(("Content-Disposition", format!("attachment; filename=\"inventaire-{siren}.xlsx\"")))
         .body(body))
 }
+
+/// A file's bytes (XLSX, or CSV sent as `application/octet-stream`), for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct SpreadsheetFile(Vec<u8>);
 
 /// Query of the upload.
 #[derive(Deserialize, Default)]
@@ -68,12 +73,15 @@ pub struct InventoryProblem {
     /// The problem fields (`type`, `title`, `status`, `detail`, `code`).
     #[serde(flatten)]
     problem: Problem,
-    /// Every row's outcome; nothing was written.
+    /// Every row's outcome; nothing was written. Absent from a 422 about the file itself (no
+    /// header row with the required columns, no data row).
+    #[schema(required = false)]
     report: InventoryReport,
 }
 
-/// Uploads the EPCI's filled inventory (token `epci:{siren}` or `admin`; a commune's token gets
-/// 403). The body is the file itself: XLSX (a body starting with the zip signature is read as
+/// Uploads the EPCI's filled inventory, all or nothing.
+///
+/// Token `epci:{siren}` or `admin` (a commune's token gets 403). The body is the file itself: XLSX (a body starting with the zip signature is read as
 /// one) or CSV (UTF-8, optional BOM, `;` or `,`), at most 5 MiB; an XLSX may expand to at most
 /// 20 MiB and hold at most 20,000 rows (413 past these limits). Every row is checked against
 /// the territory (a member of this EPCI) and the catalogue with the rules of
@@ -84,7 +92,8 @@ pub struct InventoryProblem {
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
         ("dry_run" = Option<bool>, Query, description = "Check only: answer the report, write nothing")),
     request_body(description = "The filled template",
-        content((Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (String = "text/csv"))),
+        content((inline(SpreadsheetFile) = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (String = "text/csv"),
+            (inline(SpreadsheetFile) = "application/octet-stream"))),
     responses((status = 200, description = "Every row accepted or skipped: written (or checked, for a dry run)", body = InventoryReport),
         (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem),
         (status = 415, body = Problem), (status = 422, description = "A row has an error (nothing written; the report says which and why), or the file has no header row or data row", body = InventoryProblem)))]
