@@ -46,8 +46,8 @@ pub const MAX_ROWS: usize = 20_000;
 /// Columns read (cells further right are ignored).
 pub const MAX_COLUMNS: u32 = 32;
 
-/// Characters kept of a cell.
-pub const MAX_CELL_CHARS: usize = 1_000;
+/// Characters kept of a cell (the longest identifier is 64).
+pub const MAX_CELL_CHARS: usize = 100;
 
 /// Media type of an XLSX workbook.
 pub const XLSX_MEDIA_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -128,8 +128,7 @@ fn rows_of(lines: Vec<Line>) -> Result<Vec<InventoryRow>> {
     let Some((_, header)) = lines.next() else { return Err(Error::Invalid("le fichier ne contient aucune ligne".into())) };
     let mut position: HashMap<&'static str, usize> = HashMap::new();
     for (i, cell) in header.iter().enumerate() {
-        let name = fold(cell.text.trim_start_matches('\u{feff}').trim()).replace([' ', '-'], "_");
-        if let Some(&col) = COLUMNS.iter().find(|&&c| c == name) {
+        if let Some(col) = column_named(&cell.text) {
             position.entry(col).or_insert(i);
         }
     }
@@ -172,6 +171,13 @@ fn rows_of(lines: Vec<Line>) -> Result<Vec<InventoryRow>> {
         return Err(Error::Invalid("le fichier ne contient aucune ligne de données après la ligne d'en-tête".into()));
     }
     Ok(rows)
+}
+
+/// The column a header cell names (case, accents, spaces and hyphens aside), if one of
+/// [`COLUMNS`].
+fn column_named(header: &str) -> Option<&'static str> {
+    let name = fold(header.trim_start_matches('\u{feff}').trim()).replace([' ', '-'], "_");
+    COLUMNS.iter().copied().find(|&c| c == name)
 }
 
 fn too_many_rows() -> Error {
@@ -270,9 +276,22 @@ fn read_xlsx(bytes: &[u8]) -> Result<Vec<Line>> {
         .ok_or_else(|| Error::Malformed("le classeur n'a aucune feuille".into()))?;
     let mut cells = book.worksheet_cells_reader(&sheet).map_err(bad)?;
     let mut lines: BTreeMap<u32, Vec<Cell>> = BTreeMap::new();
+    // Past the header row (the first with a cell), only the columns it names are kept: a short
+    // shared string repeated in every cell of a wide sheet cannot fill memory.
+    let mut header: Option<u32> = None;
+    let mut keep: Option<Vec<bool>> = None;
     while let Some(c) = cells.next_cell().map_err(bad)? {
         let (row, col) = c.get_position();
         if col >= MAX_COLUMNS {
+            continue;
+        }
+        if let Some(h) = header
+            && row != h
+            && keep.is_none()
+        {
+            keep = Some(lines.get(&h).map_or_else(Vec::new, |cells| cells.iter().map(|c| column_named(&c.text).is_some()).collect()));
+        }
+        if keep.as_ref().is_some_and(|k| !k.get(col as usize).copied().unwrap_or(false)) {
             continue;
         }
         let cell = match c.get_value() {
@@ -299,6 +318,7 @@ fn read_xlsx(bytes: &[u8]) -> Result<Vec<Line>> {
         if !lines.contains_key(&row) && lines.len() > MAX_ROWS {
             return Err(too_many_rows());
         }
+        header.get_or_insert(row);
         let line = lines.entry(row).or_default();
         if line.len() <= col as usize {
             line.resize(col as usize + 1, Cell::default());

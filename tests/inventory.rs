@@ -351,3 +351,30 @@ async fn the_openapi_document_describes_the_inventory_routes() {
     assert!(report["properties"]["lines"].is_object(), "{report}");
     assert!(doc["components"]["schemas"]["InventoryProblem"]["allOf"].is_array());
 }
+
+/// Columns in another order, an extra column, French headers with accents, a code typed as a
+/// number and real date cells are all read as meant.
+#[tokio::test]
+async fn columns_in_any_order_numbers_and_date_cells_are_read() {
+    use rust_xlsxwriter::ExcelDateTime;
+    let app = spawn(false).await;
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    for (c, h) in ["Remarques", "Dépuis", "Produit", "Catégorie", "Code INSEE", "Fin contrat", "Génération"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    sheet.write_string(1, 0, "x".repeat(5000)).unwrap();
+    sheet.write_datetime_with_format(1, 1, ExcelDateTime::from_ymd(2021, 1, 4).unwrap(), &date).unwrap();
+    sheet.write_string(1, 2, "windows").unwrap();
+    sheet.write_string(1, 3, "poste-de-travail").unwrap();
+    sheet.write_number(1, 4, 35238).unwrap();
+    sheet.write_number(1, 5, 46_387).unwrap(); // 2026-12-31 as a bare Excel day number
+    sheet.write_string(1, 6, "10").unwrap();
+    let body = book.save_to_buffer().unwrap();
+    let r = upload(&app, &app.client, "", XLSX, body).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let a = &adoptions_of(&app, "35238").await[0];
+    assert_eq!((a["product"].as_str(), a["generation"].as_str()), (Some("windows"), Some("10")));
+    assert_eq!((a["since"].as_str(), a["contract_end"].as_str()), (Some("2021-01-04"), Some("2026-12-31")));
+}

@@ -56,7 +56,7 @@ pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
 /// A file's bytes (XLSX, or CSV sent as `application/octet-stream`), for the OpenAPI document.
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
-pub struct SpreadsheetFile(Vec<u8>);
+pub struct SpreadsheetFile(pub Vec<u8>);
 
 /// Query of the upload.
 #[derive(Deserialize, Default)]
