@@ -94,8 +94,8 @@ pub struct InventoryReport {
     pub siren: Siren,
     /// Checked only, nothing written (`?dry_run=true`).
     pub dry_run: bool,
-    /// Whether the accepted rows were recorded: only when no row has an error and it is not a
-    /// dry run (all or nothing).
+    /// Whether the accepted rows were recorded: only when no row has an error, at least one row
+    /// is accepted and it is not a dry run (all or nothing).
     pub written: bool,
     /// Rows read (blank rows left out).
     pub rows: usize,
