@@ -9,6 +9,8 @@
 //! - [`service`] is the application service: the one type that owns the reference data, the
 //!   store and its in-memory index, and whose methods are the use cases;
 //! - [`http`] is the only user of actix-web: typed input, a call to the service, rendering;
+//! - [`inventory`] reads an EPCI's uploaded inventory spreadsheet (XLSX, CSV) and writes its
+//!   template, at the edge (bomb-proof limits);
 //! - [`import`] derives the seeds from the shared open data; [`seeds`] embeds them;
 //! - `main.rs` is the CLI that wires them.
 
@@ -16,6 +18,7 @@ pub mod core;
 pub mod error;
 pub mod http;
 pub mod import;
+pub mod inventory;
 pub mod seeds;
 pub mod service;
 pub mod store;

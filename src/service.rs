@@ -22,6 +22,7 @@ use crate::core::auth::{Principal, Token, TokenHash, TokenScope};
 use crate::core::catalog::Catalog;
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::history::{Adoption, AdoptionIndex, Feedback, MIN_DATE, NewAdoption, NewFeedback, Ratings};
+use crate::core::inventory::{CheckedInventory, InventoryReport, InventoryRow, check_inventory};
 use crate::core::map::Shapes;
 use crate::core::pooling::{PooledPurchases, pooled_purchases_with};
 use crate::core::prices::{EstimateAuthor, EurHt, NewPriceEstimate, PriceBasis, PriceEstimate};
@@ -475,6 +476,57 @@ impl Service {
             audit(who, "feedback.create", Some(code), f.id);
         }
         Ok(Written { record: f, replayed })
+    }
+
+    /// Checks an EPCI's inventory (rows read from its filled spreadsheet by
+    /// [`crate::inventory::parse_inventory`]) against the territory, the catalogue and what is
+    /// recorded ([`crate::core::inventory::check_inventory`]), and, only when no row has an
+    /// error and `dry_run` is false, records every accepted row, **all or nothing** (one store
+    /// transaction, one durable commit; then the index; one audit line per adoption, action
+    /// `adoption.import`). The report says per row what was (or would be) recorded, skipped,
+    /// or refused and why; `written` says whether anything was recorded. A report with errors
+    /// is an `Ok`: the caller answers it (422 on the API).
+    ///
+    /// Who: a token `epci:{siren}` of this EPCI, or `admin`. Errors: `Forbidden` for any other
+    /// scope (a commune's token, another EPCI's), `NotFound` for an unknown EPCI, `Storage`.
+    pub fn import_inventory(&self, who: &Principal, siren: &Siren, rows: &[InventoryRow], dry_run: bool) -> Result<InventoryReport> {
+        self.authorize_epci(who, siren)?;
+        // Checked and written under the write lock, so that no other write slips in between.
+        let _guard = (!dry_run).then(|| self.write_lock.lock().unwrap_or_else(|p| p.into_inner()));
+        let checked = {
+            let h = self.index();
+            check_inventory(&self.territory, &self.catalog, &h, siren, rows, self.today())
+        };
+        let CheckedInventory { mut report, adoptions } = checked;
+        report.dry_run = dry_run;
+        if dry_run || report.errors > 0 || adoptions.is_empty() {
+            return Ok(report);
+        }
+        let news: Vec<NewAdoption> = adoptions.iter().map(|(_, a)| a.clone()).collect();
+        let written = self.store.insert_adoptions(&news)?;
+        {
+            let mut h = self.index.write().unwrap_or_else(|p| p.into_inner());
+            for a in &written {
+                h.add_adoption(a.clone());
+            }
+        }
+        for ((line, _), a) in adoptions.iter().zip(&written) {
+            report.lines[*line].adoption = Some(a.id);
+            audit(who, "adoption.import", Some(&a.commune), a.id);
+        }
+        report.written = true;
+        Ok(report)
+    }
+
+
+    /// The inventory template of EPCI `siren` as XLSX bytes
+    /// ([`crate::inventory::template_xlsx`]): one row per member commune × category,
+    /// pre-filled with what each runs on the reference date. Errors: `NotFound` for an unknown
+    /// EPCI, `Internal` when the workbook cannot be written.
+    pub fn inventory_template(&self, siren: &Siren) -> Result<Vec<u8>> {
+        self.territory.epci(siren)?;
+        let h = self.index();
+        crate::inventory::template_xlsx(&self.territory, &self.catalog, &h, siren, self.today())
     }
 
     /// The recommendation answer for a commune and category, as JSON bytes, at the reference

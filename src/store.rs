@@ -337,6 +337,34 @@ impl Store {
         Ok(a)
     }
 
+    /// Records several adoptions under fresh ids, all or nothing, in one transaction, then makes
+    /// them durable (one group commit). The caller has validated them. Returns them in the
+    /// order given. Errors: `Storage` (then nothing is written).
+    pub fn insert_adoptions(&self, news: &[NewAdoption]) -> Result<Vec<Adoption>> {
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
+        let written = (&self.meta, &self.adoptions, &self.by_commune)
+            .transaction(|(meta, adoptions, by_commune)| {
+                let first = meta.get(b"next_id")?.map_or(1, |v| be(&v));
+                let mut out = Vec::with_capacity(news.len());
+                for (k, new) in news.iter().enumerate() {
+                    let id = first + k as u64;
+                    let a = new.clone().with_id(id, false);
+                    adoptions.insert(&id.to_be_bytes(), json(&a).map_err(abort)?)?;
+                    let mut key = a.commune.as_bytes().to_vec();
+                    key.extend_from_slice(&id.to_be_bytes());
+                    by_commune.insert(key, &[])?;
+                    out.push(a);
+                }
+                meta.insert(b"next_id", &(first + news.len() as u64).to_be_bytes())?;
+                Ok(out)
+            })
+            .map_err(tx_err)?;
+        self.durable()?;
+        Ok(written)
+    }
+
     /// Replaces a stored adoption (same id) with its changed version, durably. The caller has
     /// validated it. Errors: `NotFound` when no adoption has this id.
     pub fn update_adoption(&self, a: &Adoption) -> Result<()> {
@@ -659,6 +687,25 @@ mod tests {
         let s = reopen(dir.path());
         assert_eq!(s.load().unwrap().0, vec![a.clone()]);
         assert_eq!(s.insert_adoption(new_adoption()).unwrap().id, a.id + 1);
+    }
+
+    #[test]
+    fn a_batch_of_adoptions_is_written_at_once_with_consecutive_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let first = s.insert_adoption(new_adoption()).unwrap();
+        let before = s.syncs();
+        let mut other = new_adoption();
+        other.commune = InseeCode::parse("35238").unwrap();
+        let batch = s.insert_adoptions(&[new_adoption(), other.clone()]).unwrap();
+        assert_eq!(batch.iter().map(|a| a.id).collect::<Vec<_>>(), [first.id + 1, first.id + 2]);
+        assert_eq!(batch[1].commune, other.commune);
+        assert_eq!(s.syncs(), before + 1, "one durable commit for the batch");
+        assert!(s.insert_adoptions(&[]).unwrap().is_empty());
+        drop(s);
+        let s = reopen(dir.path());
+        assert_eq!(s.load().unwrap().0.len(), 3);
+        assert_eq!(s.insert_adoption(new_adoption()).unwrap().id, first.id + 3);
     }
 
     #[test]

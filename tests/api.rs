@@ -457,6 +457,7 @@ async fn openapi_document_covers_every_api_route() {
             "GET /api/v1/communes/{code}/recommendations",
             "GET /api/v1/epcis",
             "GET /api/v1/epcis/{siren}",
+            "GET /api/v1/epcis/{siren}/inventory-template.xlsx",
             "GET /api/v1/epcis/{siren}/map.geojson",
             "GET /api/v1/epcis/{siren}/pooled-purchases",
             "GET /api/v1/epcis/{siren}/pooled-purchases.csv",
@@ -468,6 +469,7 @@ async fn openapi_document_covers_every_api_route() {
             "PATCH /api/v1/communes/{code}/adoptions/{id}",
             "POST /api/v1/communes/{code}/adoptions",
             "POST /api/v1/communes/{code}/adoptions/{id}/feedback",
+            "POST /api/v1/epcis/{siren}/inventory",
             "POST /api/v1/epcis/{siren}/price-estimates",
             "POST /api/v1/tokens",
         ]

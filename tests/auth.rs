@@ -50,11 +50,13 @@ async fn every_write_route_refuses_missing_bad_and_foreign_tokens() {
     let garbage = app.client_with("vsn_0000000000000000000000000000000000000000000000000000000000000000");
     let malformed = app.client_with("not-a-token");
 
-    // Every write route, aimed at Cesson's data or at token management.
+    // Every write route, aimed at Cesson's data (directly, or through Rennes Métropole's
+    // inventory) or at token management.
     let routes: Vec<(&str, String, Option<&str>)> = vec![
         ("POST", app.url("/api/v1/communes/35051/adoptions"), Some(ADOPTION)),
         ("POST", app.url(&format!("/api/v1/communes/35051/adoptions/{cesson_adoption}/feedback")), Some(FEEDBACK)),
         ("PATCH", app.url(&format!("/api/v1/communes/35051/adoptions/{cesson_adoption}")), Some(r#"{"until": "2024-06-30"}"#)),
+        ("POST", app.url("/api/v1/epcis/243500139/inventory"), Some("code_insee;categorie;produit;depuis\n35051;elections;openelec;2019-03-01\n")),
         ("POST", app.url("/api/v1/tokens"), Some(r#"{"scope": "admin"}"#)),
         ("DELETE", app.url("/api/v1/tokens/1"), None),
         // Rennes Métropole's (Cesson's EPCI) own data: its price estimates.

@@ -95,14 +95,73 @@ pub struct NewAdoption {
     pub workstations: Option<u32>,
 }
 
+/// Most workstations an adoption may cover.
+pub const MAX_WORKSTATIONS: u32 = 100_000;
+
 /// Earliest date accepted in adoptions and feedback.
 pub const MIN_DATE: (i32, u32, u32) = (1980, 1, 1);
 
-fn check_date(what: &str, d: NaiveDate, today: NaiveDate, future_ok: bool) -> Result<()> {
+/// The field of an adoption request that a rule refused (named as in the API's JSON body; the
+/// inventory spreadsheet's French column is [`AdoptionField::column`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdoptionField {
+    /// `product` (`produit`).
+    Product,
+    /// `category` (`categorie`).
+    Category,
+    /// `generation` (`generation`).
+    Generation,
+    /// `since` (`depuis`).
+    Since,
+    /// `until` (no column: the inventory declares what runs).
+    Until,
+    /// `contract_end` (`fin_contrat`).
+    ContractEnd,
+    /// `workstations` (`postes`).
+    Workstations,
+}
+
+impl AdoptionField {
+    /// The column of the inventory spreadsheet that holds this field.
+    pub fn column(self) -> &'static str {
+        match self {
+            AdoptionField::Product => "produit",
+            AdoptionField::Category => "categorie",
+            AdoptionField::Generation => "generation",
+            AdoptionField::Since => "depuis",
+            AdoptionField::Until => "jusqu_au",
+            AdoptionField::ContractEnd => "fin_contrat",
+            AdoptionField::Workstations => "postes",
+        }
+    }
+}
+
+/// Why an adoption request was refused: the field at fault, the error the API answers (English
+/// detail) and the same reason in French (the inventory report).
+#[derive(Debug)]
+pub struct AdoptionFault {
+    /// The field at fault.
+    pub field: AdoptionField,
+    /// The API's error (`NotFound` for an unknown product, `Invalid` otherwise).
+    pub error: Error,
+    /// The reason, in French.
+    pub fr: String,
+}
+
+fn fault(field: AdoptionField, error: Error, fr: String) -> AdoptionFault {
+    AdoptionFault { field, error, fr }
+}
+
+fn check_date(field: AdoptionField, what: &str, d: NaiveDate, today: NaiveDate, future_ok: bool) -> std::result::Result<(), AdoptionFault> {
     let min = NaiveDate::from_ymd_opt(MIN_DATE.0, MIN_DATE.1, MIN_DATE.2).unwrap_or(NaiveDate::MIN);
     let max = if future_ok { today + chrono::Days::new(366 * 30) } else { today + chrono::Days::new(1) };
     if d < min || d > max {
-        return Err(Error::Invalid(format!("{what} {d} is out of range ({min} to {max})")));
+        let fr = if d > max && !future_ok {
+            format!("la date {d} est dans le futur (au plus tard le {max})")
+        } else {
+            format!("la date {d} est hors de la plage admise ({min} à {max})")
+        };
+        return Err(fault(field, Error::Invalid(format!("{what} {d} is out of range ({min} to {max})")), fr));
     }
     Ok(())
 }
@@ -110,24 +169,49 @@ fn check_date(what: &str, d: NaiveDate, today: NaiveDate, future_ok: bool) -> Re
 impl NewAdoption {
     /// Checks the request against the catalogue: the product serves the category; a product with
     /// known generations needs one of them or one of their releases (`11` or `11-24h2-w`); dates within range and `until` not before `since`.
-    /// Errors: `NotFound` for an unknown product, `Invalid` for the rest.
+    /// Errors: `NotFound` for an unknown product, `Invalid` for the rest (see
+    /// [`NewAdoption::check`] for the field at fault and a French reason).
     pub fn validate(&self, catalog: &Catalog, today: NaiveDate) -> Result<()> {
-        let p = catalog.product(&self.product)?;
+        self.check(catalog, today).map_err(|f| f.error)
+    }
+
+    /// The rules of [`NewAdoption::validate`] (the one set of rules of the API and of the
+    /// inventory upload), naming the field at fault and the reason in French.
+    pub fn check(&self, catalog: &Catalog, today: NaiveDate) -> std::result::Result<(), AdoptionFault> {
+        use AdoptionField as F;
+        let p = catalog.product(&self.product).map_err(|e| fault(F::Product, e, format!("le produit « {} » n'est pas au catalogue", self.product)))?;
         if !p.categories.contains(&self.category) {
             let cats: Vec<&str> = p.categories.iter().map(Slug::as_str).collect();
-            return Err(Error::Invalid(format!("product {} does not serve category {} (it serves: {})", p.id, self.category, cats.join(", "))));
+            return Err(fault(
+                F::Product,
+                Error::Invalid(format!("product {} does not serve category {} (it serves: {})", p.id, self.category, cats.join(", "))),
+                format!("le produit {} ne sert pas la catégorie {} (il sert : {})", p.id, self.category, cats.join(", ")),
+            ));
         }
         match &self.generation {
             Some(g) if !p.generations.is_empty() && p.generation(g).is_none() => {
                 let known: Vec<&str> = p.generations.iter().map(|g| g.id.as_str()).collect();
-                return Err(Error::Invalid(format!(
-                    "product {} has no generation or release '{g}' (generations: {}; or one of their releases)",
-                    p.id,
-                    known.join(", ")
-                )));
+                return Err(fault(
+                    F::Generation,
+                    Error::Invalid(format!(
+                        "product {} has no generation or release '{g}' (generations: {}; or one of their releases)",
+                        p.id,
+                        known.join(", ")
+                    )),
+                    format!(
+                        "le produit {} n'a pas de génération ni de version « {g} » (générations : {} ; ou l'une de leurs versions)",
+                        p.id,
+                        known.join(", ")
+                    ),
+                ));
             }
             None if !p.generations.is_empty() => {
-                return Err(Error::Invalid(format!("product {} needs a generation", p.id)));
+                let known: Vec<&str> = p.generations.iter().map(|g| g.id.as_str()).collect();
+                return Err(fault(
+                    F::Generation,
+                    Error::Invalid(format!("product {} needs a generation", p.id)),
+                    format!("la génération est obligatoire pour le produit {} (générations : {})", p.id, known.join(", ")),
+                ));
             }
             _ => {}
         }
@@ -135,28 +219,36 @@ impl NewAdoption {
         if let Some(r) = self.generation.as_ref().and_then(|g| p.release(g).or_else(|| p.generation(g))).and_then(|g| g.released)
             && self.since < r
         {
-            return Err(Error::Invalid(format!(
-                "since {} is before the release of {} {} ({r})",
-                self.since,
-                p.id,
-                self.generation.as_ref().map_or("", |g| g.as_str())
-            )));
+            let g = self.generation.as_ref().map_or("", |g| g.as_str());
+            return Err(fault(
+                F::Since,
+                Error::Invalid(format!("since {} is before the release of {} {g} ({r})", self.since, p.id)),
+                format!("la date {} est antérieure à la sortie de {} {g} ({r})", self.since, p.id),
+            ));
         }
-        check_date("since", self.since, today, false)?;
+        check_date(F::Since, "since", self.since, today, false)?;
         if let Some(u) = self.until {
-            check_date("until", u, today, false)?;
+            check_date(F::Until, "until", u, today, false)?;
             if u < self.since {
-                return Err(Error::Invalid("until is before since".into()));
+                return Err(fault(
+                    F::Until,
+                    Error::Invalid("until is before since".into()),
+                    format!("la fin de service {u} est antérieure à la mise en service {}", self.since),
+                ));
             }
         }
         if let Some(c) = self.contract_end {
-            check_date("contract_end", c, today, true)?;
+            check_date(F::ContractEnd, "contract_end", c, today, true)?;
             if c < self.since {
-                return Err(Error::Invalid("contract_end is before since".into()));
+                return Err(fault(
+                    F::ContractEnd,
+                    Error::Invalid("contract_end is before since".into()),
+                    format!("la fin de contrat {c} est antérieure à la mise en service {}", self.since),
+                ));
             }
         }
-        if self.workstations.is_some_and(|w| w > 100_000) {
-            return Err(Error::Invalid("workstations must be at most 100000".into()));
+        if let Some(w) = self.workstations.filter(|&w| w > MAX_WORKSTATIONS) {
+            return Err(fault(F::Workstations, Error::Invalid("workstations must be at most 100000".into()), format!("{w} postes : au plus 100 000")));
         }
         Ok(())
     }
@@ -169,15 +261,21 @@ impl NewAdoption {
 
     /// [`NewAdoption::check_duplicate`], ignoring adoption `except` (the one being changed).
     pub fn check_duplicate_except(&self, history: &AdoptionIndex, except: Option<u64>) -> Result<()> {
-        let overlap =
-            |a: &Adoption| a.since.max(self.since) < a.until.unwrap_or(NaiveDate::MAX).min(self.until.unwrap_or(NaiveDate::MAX)) || a.since == self.since;
-        if let Some(a) = history
-            .of_commune(&self.commune)
-            .find(|a| Some(a.id) != except && a.category == self.category && a.product == self.product && a.generation == self.generation && overlap(a))
-        {
+        if let Some(a) = self.duplicate_of(history, except) {
             return Err(Error::Conflict(format!("commune {} already has this adoption in service over the same period (adoption {})", self.commune, a.id)));
         }
         Ok(())
+    }
+
+    /// The recorded adoption (other than `except`) that this request would duplicate: the same
+    /// commune, category, product and generation, in service over an overlapping period or
+    /// starting the same day. The rule of [`NewAdoption::check_duplicate`].
+    pub fn duplicate_of<'h>(&self, history: &'h AdoptionIndex, except: Option<u64>) -> Option<&'h Adoption> {
+        let overlap =
+            |a: &Adoption| a.since.max(self.since) < a.until.unwrap_or(NaiveDate::MAX).min(self.until.unwrap_or(NaiveDate::MAX)) || a.since == self.since;
+        history
+            .of_commune(&self.commune)
+            .find(|a| Some(a.id) != except && a.category == self.category && a.product == self.product && a.generation == self.generation && overlap(a))
     }
 
     /// The request an adoption would have been (to re-validate a change).
@@ -251,7 +349,7 @@ impl NewFeedback {
         if self.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
             return Err(Error::Invalid(format!("comment must be at most {MAX_COMMENT_CHARS} characters")));
         }
-        check_date("date", self.date, today, false)?;
+        check_date(AdoptionField::Since, "date", self.date, today, false).map_err(|f| f.error)?;
         if self.date < adoption.since {
             return Err(Error::Invalid(format!("feedback date {} is before the adoption started ({})", self.date, adoption.since)));
         }

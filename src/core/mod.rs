@@ -6,6 +6,7 @@ pub mod domain;
 pub mod eval;
 pub mod fr;
 pub mod history;
+pub mod inventory;
 pub mod map;
 pub mod pooling;
 pub mod prices;

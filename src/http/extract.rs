@@ -77,9 +77,9 @@ fn commune_writer(req: &HttpRequest) -> Result<CommuneWriter, Error> {
 }
 
 /// A caller allowed to write the data of the EPCI named by the path's `{siren}` itself (its
-/// price estimates): 400 for a malformed SIREN, 401 without a valid token, 404 for an unknown
-/// EPCI, 403 for a token other than the EPCI's own or admin (a commune's, another EPCI's;
-/// logged at warn on the audit target).
+/// price estimates, its inventory upload: a token `epci:{siren}` or `admin`): 400 for a
+/// malformed SIREN, 401 without a valid token, 404 for an unknown EPCI, 403 for another scope
+/// (a commune's, another EPCI's; logged at warn on the audit target).
 pub struct EpciWriter {
     /// Who writes.
     pub principal: Principal,

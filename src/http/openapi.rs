@@ -97,6 +97,7 @@ pub fn document() -> Doc {
         api::recommendations::Doc::openapi(),
         api::pooling::Doc::openapi(),
         api::prices::Doc::openapi(),
+        api::inventory::Doc::openapi(),
         api::catalog::Doc::openapi(),
         api::tokens::Doc::openapi(),
     ] {

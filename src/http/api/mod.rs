@@ -5,6 +5,7 @@
 pub mod adoptions;
 pub mod catalog;
 pub mod health;
+pub mod inventory;
 pub mod pooling;
 pub mod prices;
 pub mod recommendations;
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(recommendations::configure)
         .configure(pooling::configure)
         .configure(prices::configure)
+        .configure(inventory::configure)
         .configure(catalog::configure)
         .configure(tokens::configure);
 }

@@ -1,6 +1,6 @@
 //! The EPCI page (`/epcis/{siren}?categorie=&horizon=`): who runs what on a map of the
-//! members for one category, the groupements de commandes proposed, the members, and links to
-//! the CSV and GeoJSON exports.
+//! members for one category, the groupements de commandes proposed, the members, links to
+//! the CSV and GeoJSON exports, and to the inventory template (XLSX).
 
 use std::fmt::Write as _;
 
@@ -283,7 +283,8 @@ fn amount(g: &Groupement) -> String {
     c
 }
 
-/// The table of members (as INSEE lists them) and the links to the exports.
+/// The table of members (as INSEE lists them), the links to the exports and to the inventory
+/// template.
 fn members_section(epci: &Epci, horizon: u32) -> String {
     let mut c = String::from(
         "<h2>Communes membres</h2><table><caption>Membres de l'EPCI</caption><thead><tr><th scope=\"col\">Commune</th><th scope=\"col\">Code INSEE</th><th scope=\"col\">Population</th></tr></thead><tbody>",
@@ -302,6 +303,14 @@ fn members_section(epci: &Epci, horizon: u32) -> String {
         c,
         "</tbody></table><p>Exports : <a href=\"/api/v1/epcis/{0}/pooled-purchases.csv?horizon={1}\">tableau CSV</a> (LibreOffice, Excel), <a href=\"/api/v1/epcis/{0}/map.geojson?horizon={1}\">carte GeoJSON</a> (QGIS).</p>",
         epci.siren, horizon
+    );
+    let _ = write!(
+        c,
+        "<h2>Inventaire des communes membres</h2><p><a href=\"/api/v1/epcis/{}/inventory-template.xlsx\">Télécharger le modèle d'inventaire (XLSX)</a> : une ligne par commune membre et par catégorie, \
+         déjà remplie avec ce qui est enregistré, avec des listes déroulantes des produits et générations du catalogue. Complétez les colonnes produit, generation et depuis \
+         (date de mise en service, AAAA-MM-JJ), puis renvoyez le fichier : chaque ligne est vérifiée, et rien n'est enregistré tant qu'une ligne est en erreur \
+         (le rapport indique la ligne, la colonne et la raison).</p>",
+        epci.siren
     );
     c
 }

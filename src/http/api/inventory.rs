@@ -1,0 +1,127 @@
+//! An EPCI's inventory of what its members run, as a spreadsheet:
+//! `GET /api/v1/epcis/{siren}/inventory-template.xlsx` (public: the data is) and
+//! `POST /api/v1/epcis/{siren}/inventory[?dry_run=true]` (the filled file, XLSX or CSV; token
+//! `epci:{siren}` or `admin`).
+//!
+//! The upload is all or nothing: 200 with the report when every row is accepted or skipped
+//! (written, or checked only for a dry run); 422 `invalid-value` whose problem body carries the
+//! same report (`report`) when any row has an error, and then nothing is written. The body is
+//! read here up to [`MAX_UPLOAD_BYTES`] (413 past it), whatever the global JSON limit.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::core::domain::Siren;
+use crate::core::inventory::InventoryReport;
+use crate::error::{Error, problem::INVALID};
+use crate::http::extract::{EpciWriter, Query};
+use crate::http::problem::Problem;
+use crate::http::respond::{Res, blocking, get_only, json, not_allowed};
+use crate::inventory::{MAX_UPLOAD_BYTES, XLSX_MEDIA_TYPE, parse_inventory};
+use crate::service::Service;
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/api/v1/epcis/{siren}/inventory-template.xlsx", template))
+        .service(web::resource("/api/v1/epcis/{siren}/inventory").route(web::post().to(upload)).default_service(web::to(|| not_allowed("POST"))));
+}
+
+/// The OpenAPI paths of this resource.
+#[derive(OpenApi)]
+#[openapi(paths(template, upload), components(schemas(InventoryReport, InventoryProblem)))]
+pub struct Doc;
+
+/// The inventory template of the EPCI (XLSX): one row per member commune × catalogue category,
+/// pre-filled with what each runs; columns `code_insee`, `commune`, `categorie`,
+/// `libelle_categorie`, `produit`, `generation`, `depuis`, `fin_contrat`, `postes`; drop-down
+/// lists of the catalogue's products (per category) and generations (per product).
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/inventory-template.xlsx", tag = "pooling",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
+    responses((status = 200, description = "XLSX workbook (sheets Inventaire, Notice, and a hidden sheet of lists)", body = inline(SpreadsheetFile),
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
+    let siren = siren.into_inner();
+    let st = s.clone();
+    let body = blocking(move || st.inventory_template(&siren)).await?;
+    Ok(HttpResponse::build(StatusCode::OK)
+        .content_type(XLSX_MEDIA_TYPE)
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"inventaire-{siren}.xlsx\"")))
+        .body(body))
+}
+
+/// A file's bytes (XLSX, or CSV sent as `application/octet-stream`), for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct SpreadsheetFile(pub Vec<u8>);
+
+/// Query of the upload.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// `true`: check every row and answer the report, write nothing.
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// The 422 answer of an upload with a bad row: a problem (`invalid-value`) with the report.
+#[derive(Serialize, ToSchema)]
+pub struct InventoryProblem {
+    /// The problem fields (`type`, `title`, `status`, `detail`, `code`).
+    #[serde(flatten)]
+    problem: Problem,
+    /// Every row's outcome; nothing was written. Absent from a 422 about the file itself (no
+    /// header row with the required columns, no data row).
+    #[schema(required = false)]
+    report: InventoryReport,
+}
+
+/// Uploads the EPCI's filled inventory, all or nothing.
+///
+/// Token `epci:{siren}` or `admin` (a commune's token gets 403). The body is the file itself: XLSX (a body starting with the zip signature is read as
+/// one) or CSV (UTF-8, optional BOM, `;` or `,`), at most 5 MiB; an XLSX may expand to at most
+/// 20 MiB and hold at most 20,000 rows (413 past these limits). Every row is checked against
+/// the territory (a member of this EPCI) and the catalogue with the rules of
+/// `POST /api/v1/communes/{code}/adoptions`; nothing is written unless every row is valid.
+/// A row without a product is skipped; one already recorded (same product, generation and
+/// start) is skipped as "déjà enregistrée".
+#[utoipa::path(post, path = "/api/v1/epcis/{siren}/inventory", tag = "pooling", security(("bearer" = [])),
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
+        ("dry_run" = Option<bool>, Query, description = "Check only: answer the report, write nothing")),
+    request_body(description = "The filled template",
+        content((inline(SpreadsheetFile) = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (String = "text/csv"),
+            (inline(SpreadsheetFile) = "application/octet-stream"))),
+    responses((status = 200, description = "Every row accepted or skipped: written (or checked, for a dry run)", body = InventoryReport),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem), (status = 422, description = "A row has an error (nothing written; the report says which and why), or the file has no header row or data row", body = InventoryProblem)))]
+pub async fn upload(w: EpciWriter, s: web::Data<Service>, req: HttpRequest, q: Query<UploadQuery>, payload: web::Payload) -> Res {
+    let dry_run = q.dry_run.unwrap_or(false);
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_UPLOAD_BYTES as u64) {
+        return Err(Error::TooLarge(format!("le fichier dépasse {MAX_UPLOAD_BYTES} octets")));
+    }
+    let body = match payload.to_bytes_limited(MAX_UPLOAD_BYTES).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err(Error::Malformed(format!("corps de la requête illisible : {e}"))),
+        Err(_) => return Err(Error::TooLarge(format!("le fichier dépasse {MAX_UPLOAD_BYTES} octets"))),
+    };
+    let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?").to_string());
+    let EpciWriter { principal, siren } = w;
+    let report = blocking(move || {
+        let rows = parse_inventory(&body, content_type.as_deref())?;
+        s.import_inventory(&principal, &siren, &rows, dry_run)
+    })
+    .await?;
+    if report.errors == 0 {
+        return json(StatusCode::OK, &report);
+    }
+    let detail =
+        format!("{} ligne(s) en erreur sur {} : rien n'a été enregistré (voir report.lines : colonne et raison de chaque erreur)", report.errors, report.rows);
+    let body = InventoryProblem { problem: Problem::new(INVALID, detail), report };
+    let mut r = json(StatusCode::UNPROCESSABLE_ENTITY, &body)?;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    Ok(r)
+}
