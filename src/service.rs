@@ -281,9 +281,10 @@ impl Service {
         &self.shapes
     }
 
-    /// The reference date of every answer: the configured one, or today's UTC date.
+    /// The reference date of every answer: the configured one, or today in metropolitan France
+    /// (Europe/Paris: a mairie entering a date just after midnight gets its own day).
     pub fn today(&self) -> NaiveDate {
-        self.today.unwrap_or_else(|| chrono::Utc::now().date_naive())
+        self.today.unwrap_or_else(|| chrono::Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive())
     }
 
     /// The index, read-locked (readers share it; a write waits for them).
@@ -517,7 +518,6 @@ impl Service {
         report.written = true;
         Ok(report)
     }
-
 
     /// The inventory template of EPCI `siren` as XLSX bytes
     /// ([`crate::inventory::template_xlsx`]): one row per member commune × category,

@@ -290,3 +290,85 @@ async fn an_epci_prints_an_access_code_letter_that_signs_the_commune_in() {
     let r = b2.post(app.url("/communes/29195/lettre")).header(COOKIE, &c2).form(&[("csrf", csrf2.as_str())]).send().await.unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn an_epci_uploads_its_inventory_and_prices_an_option_through_its_page() {
+    let app = common::spawn(false).await;
+    let b = browser();
+    let session = sign_in(&app, &b, &app.token("epci:242900553")).await;
+    let cookie = format!("vsn_session={session}");
+    let html = b.get(app.url("/epcis/242900553")).header(COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("action=\"/epcis/242900553/inventaire\" enctype=\"multipart/form-data\""));
+    assert!(html.contains("Connecté : EPCI CC du Pays des Abers"));
+    let csrf = input_value(&html, "csrf");
+    let public = app.anon.get(app.url("/epcis/242900553")).send().await.unwrap().text().await.unwrap();
+    assert!(!public.contains("/inventaire\"") && public.contains("/connexion?suite=/epcis/242900553"));
+
+    let upload = |csv: &'static str, csrf: String, check_only: bool| {
+        let mut form = reqwest::multipart::Form::new()
+            .text("csrf", csrf)
+            .part("fichier", reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("inventaire.csv").mime_str("text/csv").unwrap());
+        if check_only {
+            form = form.text("verifier", "1");
+        }
+        b.post(app.url("/epcis/242900553/inventaire")).header(COOKIE, cookie.clone()).multipart(form).send()
+    };
+    let count = || app.service.stored_records().unwrap().0.len();
+    // A bad row: nothing written, the row and the column named in French.
+    let bad = "code_insee;categorie;produit;generation;depuis;fin_contrat;postes\n29195;elections;openelec;;2019-03-01;;\n29117;elections;nope;;2019-03-01;;\n";
+    let r = upload(bad, csrf.clone(), false).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("1 ligne en erreur : rien n'a été enregistré."), "{}", &page[page.find("<main>").unwrap()..][..600]);
+    assert!(page.contains("<tr><td>3</td><td>29117</td><td>elections</td><td>erreur</td><td>produit</td>"));
+    assert!(page.contains("2 lignes lues : 1 acceptée, 0 ignorée (rien de déclaré, ou déjà enregistré), 1 en erreur."));
+    assert_eq!(count(), 0);
+    // Without the CSRF token: refused.
+    let good = "code_insee;categorie;produit;generation;depuis;fin_contrat;postes\n29195;elections;openelec;;2019-03-01;;2\n29117;elections;openelec;;2020-01-15;2027-12-31;\n";
+    assert_eq!(upload(good, "x".repeat(64), false).await.unwrap().status(), 403);
+    // Checked only, then recorded.
+    let r = upload(good, csrf.clone(), true).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Vérification seulement : 2 lignes à enregistrer, rien n'a été enregistré."));
+    assert_eq!(count(), 0);
+    let r = upload(good, csrf.clone(), false).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Inventaire enregistré : 2 déclarations."));
+    let (stored, _) = app.service.stored_records().unwrap();
+    let lannilis = stored.iter().find(|a| a.commune.as_str() == "29117").unwrap();
+    assert_eq!(
+        (lannilis.product.as_str(), lannilis.since.to_string(), lannilis.contract_end.map(|d| d.to_string())),
+        ("openelec", "2020-01-15".into(), Some("2027-12-31".into()))
+    );
+
+    // A price estimate for an option: French messages, then recorded and shown.
+    let r = b.get(app.url("/epcis/242900553/estimation?option=openelec/")).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let form = r.text().await.unwrap();
+    assert!(
+        form.contains("<h1>Estimation de prix</h1>") && form.contains("name=\"montant\"") && form.contains("value=\"2026-11-29\""),
+        "the date defaults to today"
+    );
+    let post = |montant: &'static str, date: &'static str| {
+        b.post(app.url("/epcis/242900553/estimation"))
+            .header(COOKIE, cookie.clone())
+            .form(&[("csrf", csrf.as_str()), ("option", "openelec/"), ("base", "commune"), ("montant", montant), ("date", date), ("note", "devis 2026")])
+            .send()
+    };
+    let r = post("douze", "2026-11-01").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Indiquez un montant en euros") && page.contains("value=\"douze\""));
+    let r = post("25 000", "2026-11-01").await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/epcis/242900553?enregistre=estimation");
+    let siren = voisinage::core::domain::Siren::parse("242900553").unwrap();
+    let e = app.service.price_estimates(&siren).unwrap();
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].product.as_str(), e[0].made_on.to_string(), e[0].amount_eur_ht.to_string()), ("openelec", "2026-11-01".into(), "25000.00".into()));
+    // A commune's session may not price the EPCI's options.
+    let b2 = browser();
+    let s2 = sign_in(&app, &b2, &app.token("commune:29195")).await;
+    let r = b2.get(app.url("/epcis/242900553/estimation?option=openelec/")).header(COOKIE, format!("vsn_session={s2}")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}

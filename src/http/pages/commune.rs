@@ -45,7 +45,7 @@ pub async fn commune_page(
         _ => None,
     };
     let writer = signed.session().filter(|x| s.authorize_commune(&x.principal, &code).is_ok()).map(|session| Writer { session, state: None });
-    match render(&s, &code, writer.as_ref(), notice) {
+    match render(&s, &code, writer.as_ref(), signed.session(), notice) {
         Ok(body) => {
             let mut r = actix_web::HttpResponse::Ok();
             r.content_type("text/html; charset=utf-8");
@@ -60,12 +60,29 @@ pub async fn commune_page(
 
 /// The whole page; with a `writer` (signed in, covering the commune), the forms. Errors:
 /// `NotFound` for an unknown commune.
-pub fn render(s: &Service, code: &InseeCode, writer: Option<&Writer>, notice: Option<&str>) -> Result<String, Error> {
+pub fn render(
+    s: &Service,
+    code: &InseeCode,
+    writer: Option<&Writer>,
+    session: Option<&crate::core::session::Session>,
+    notice: Option<&str>,
+) -> Result<String, Error> {
     let content = s.with_ctx(|ctx| -> Result<String, Error> {
         let idx = ctx.territory.find(code)?;
         let mut c = String::new();
         if let Some(n) = notice {
             let _ = write!(c, "<p class=\"ok\" role=\"status\">{}</p>", escape(n));
+        }
+        // A form sent back: said at the top too (its form may be further down, or no longer
+        // drawn, for an adoption that has ended).
+        if let Some(state) = writer.and_then(|w| w.state) {
+            let messages: Vec<String> = state.errors.iter().map(|(_, m)| escape(m)).collect();
+            let _ = write!(
+                c,
+                "<p class=\"erreur\" role=\"alert\">Le formulaire n'a pas été enregistré{}{}</p>",
+                if messages.is_empty() { "." } else { " : " },
+                messages.join(" ")
+            );
         }
         c.push_str(&header(ctx, idx));
         c.push_str(&writer_intro(ctx, code, writer));
@@ -76,7 +93,7 @@ pub fn render(s: &Service, code: &InseeCode, writer: Option<&Writer>, notice: Op
         Ok(c)
     })?;
     let name = &s.territory().commune(s.territory().find(code)?).name;
-    Ok(page_with(name, &Nav::of(s, writer.map(|w| w.session)), &content))
+    Ok(page_with(name, &Nav::of(s, session), &content))
 }
 
 /// What a signed-in writer is told (and, for an EPCI or the administrator, the form printing

@@ -7,12 +7,14 @@ use std::fmt::Write as _;
 use actix_web::web;
 use serde::Deserialize;
 
-use super::{PageError, PageResult, html, page, page_query};
+use super::session::SignedIn;
+use super::{Nav, PageError, PageResult, page_query, page_with};
 use crate::core::domain::{Siren, Slug};
 use crate::core::fr;
 use crate::core::map::{MapItem, MapStatus, escape, svg};
 use crate::core::pooling::{Groupement, PooledPurchases, need_of};
 use crate::core::recommend::Ctx;
+use crate::core::session::Session;
 use crate::core::territory::Epci;
 use crate::error::Error;
 use crate::http::extract::{HorizonQuery, Query};
@@ -25,19 +27,31 @@ pub struct EpciPageQuery {
     categorie: Option<Slug>,
     /// Months ahead, 1 to 120, default 24 (see [`HorizonQuery`]).
     horizon: Option<i64>,
+    /// The notice after a form was saved: `estimation`.
+    enregistre: Option<String>,
 }
 
-/// `GET /epcis/{siren}`: the EPCI page.
-pub async fn epci_page(s: web::Data<Service>, siren: web::Path<Siren>, q: Result<Query<EpciPageQuery>, actix_web::Error>) -> PageResult {
+/// `GET /epcis/{siren}`: the EPCI page; for the EPCI signed in (or admin), the inventory upload
+/// form and, on each groupement, the link to record an estimated price.
+pub async fn epci_page(s: web::Data<Service>, signed: SignedIn, siren: web::Path<Siren>, q: Result<Query<EpciPageQuery>, actix_web::Error>) -> PageResult {
     let q = page_query(&s, q)?;
-    match render(&s, &siren, &q) {
-        Ok(content) => html(content),
+    let writer = signed.session().filter(|x| s.authorize_epci(&x.principal, &siren).is_ok());
+    match render(&s, &siren, &q, writer) {
+        Ok(content) => {
+            let body = page_with(&s.territory().epci(&siren).map(|e| e.name.clone()).unwrap_or_default(), &Nav::of(&s, signed.session()), &content);
+            let mut r = actix_web::HttpResponse::Ok();
+            r.content_type("text/html; charset=utf-8");
+            if signed.session().is_some() {
+                r.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+            }
+            Ok(r.body(body))
+        }
         Err(e) => Err(PageError::new(&s, e)),
     }
 }
 
-/// The whole page. Errors: `Invalid` (horizon), `NotFound` (EPCI, category).
-fn render(s: &Service, siren: &Siren, q: &EpciPageQuery) -> Result<String, Error> {
+/// The page's content. Errors: `Invalid` (horizon), `NotFound` (EPCI, category).
+fn render(s: &Service, siren: &Siren, q: &EpciPageQuery, writer: Option<&Session>) -> Result<String, Error> {
     let horizon = HorizonQuery { horizon: q.horizon, as_of: None }.months()?;
     let estimates = s.price_estimates(siren)?;
     let content = s.with_ctx(|ctx| -> Result<String, Error> {
@@ -50,15 +64,26 @@ fn render(s: &Service, siren: &Siren, q: &EpciPageQuery) -> Result<String, Error
             }
             None => pp.groupements.first().map(|g| g.category.clone()).unwrap_or_else(|| ctx.catalog.categories[0].slug.clone()),
         };
-        let mut c = header(ctx, epci, &pp, horizon);
+        let mut c = String::new();
+        if q.enregistre.as_deref() == Some("estimation") {
+            c.push_str("<p class=\"ok\" role=\"status\">Estimation de prix enregistrée : les groupements de cette option en tiennent compte.</p>");
+        }
+        c.push_str(&header(ctx, epci, &pp, horizon));
         c.push_str(&map_section(ctx, s, epci, &category, horizon));
         // A category chosen in the selector filters the groupements too.
-        c.push_str(&groupements_section(&pp, q.categorie.as_ref(), &ctx.catalog.category(&category)?.label, epci, horizon));
+        c.push_str(&groupements_section(&pp, q.categorie.as_ref(), &ctx.catalog.category(&category)?.label, epci, horizon, writer.is_some()));
+        if let Some(session) = writer {
+            c.push_str(&super::epci_forms::upload_form(siren, session));
+        } else {
+            let _ = write!(
+                c,
+                "<p class=\"non-imprime\">Vous êtes l'EPCI ? <a href=\"/connexion?suite=/epcis/{siren}\">Connectez-vous</a> pour envoyer l'inventaire des communes et saisir des estimations de prix.</p>"
+            );
+        }
         c.push_str(&members_section(epci, horizon));
         Ok(c)
     })?;
-    let name = &s.territory().epci(siren)?.name;
-    Ok(page(name, s.is_simulated(), &content))
+    Ok(content)
 }
 
 /// Title and one line of facts: kind, SIREN, population, members, date, horizon.
@@ -148,7 +173,8 @@ fn map_section(ctx: &Ctx, s: &Service, epci: &Epci, category: &Slug, horizon: u3
 
 /// The groupements de commandes proposed, most valuable first; only those of `only` when a
 /// category was chosen in the selector (`label` is its name), with a link to all of them.
-fn groupements_section(pp: &PooledPurchases, only: Option<&Slug>, label: &str, epci: &Epci, horizon: u32) -> String {
+fn groupements_section(pp: &PooledPurchases, only: Option<&Slug>, label: &str, epci: &Epci, horizon: u32, writer: bool) -> String {
+    let estimate_for = writer.then_some(&epci.siren);
     let keep = |cat: &Slug| only.is_none_or(|o| o == cat);
     let groupements: Vec<&Groupement> = pp.groupements.iter().filter(|g| keep(&g.category)).collect();
     let mut c = match only {
@@ -165,7 +191,7 @@ fn groupements_section(pp: &PooledPurchases, only: Option<&Slug>, label: &str, e
         c.push_str("<p>Aucun groupement de commandes à proposer.</p>");
     }
     for g in groupements {
-        c.push_str(&groupement(g));
+        c.push_str(&groupement(g, estimate_for));
     }
     for t in pp.to_check.iter().filter(|t| keep(&t.category)) {
         let names: Vec<String> = t.members.iter().map(|m| escape(&m.name)).collect();
@@ -184,7 +210,7 @@ fn groupements_section(pp: &PooledPurchases, only: Option<&Slug>, label: &str, e
         let _ = write!(c, "<h2>Besoins d'une seule commune ({})</h2>", singles.len());
         c.push_str("<p>Une seule commune membre a un achat à prévoir dans ces catégories : ce n'est pas un groupement de commandes, mais l'option éprouvée à proximité est indiquée.</p>");
         for g in singles {
-            c.push_str(&groupement(g));
+            c.push_str(&groupement(g, estimate_for));
         }
     }
     c
@@ -192,7 +218,7 @@ fn groupements_section(pp: &PooledPurchases, only: Option<&Slug>, label: &str, e
 
 /// One groupement: option, coordinator, deadline, volume and procedure, the communes concerned
 /// and those already on the option.
-fn groupement(g: &Groupement) -> String {
+fn groupement(g: &Groupement, estimate_for: Option<&Siren>) -> String {
     let mut c = format!("<section class=\"groupement\" id=\"g-{}\"><h3>{}</h3><p>{}</p>", g.category, escape(&g.category_label), escape(&g.rank_reason));
     match &g.option {
         Some(o) => {
@@ -217,6 +243,14 @@ fn groupement(g: &Groupement) -> String {
     }
     c.push_str(".</p>");
     c.push_str(&amount(g));
+    if let (Some(siren), Some(o)) = (estimate_for, &g.option) {
+        let option = format!("{}/{}", o.product, o.generation.as_ref().map(|x| x.as_str()).unwrap_or_default());
+        let _ = write!(
+            c,
+            "<p class=\"non-imprime\"><a href=\"/epcis/{siren}/estimation?option={}\">Saisir une estimation de prix pour cette option</a></p>",
+            escape(&form_urlencoded::byte_serialize(option.as_bytes()).collect::<String>())
+        );
+    }
     let _ = write!(
         c,
         "<table><caption>Communes concernées : {}</caption><thead><tr><th scope=\"col\">Commune</th><th scope=\"col\">Population</th><th scope=\"col\">Motif</th><th scope=\"col\">Échéance</th></tr></thead><tbody>",

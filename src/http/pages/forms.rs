@@ -18,7 +18,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
 
-use super::session::{SignedIn, checked_session, form_fields};
+use super::session::{SignedIn, checked_session, read_form};
 use super::{PageError, PageResult};
 use crate::core::catalog::Category;
 use crate::core::domain::{GenerationId, InseeCode, Slug};
@@ -367,6 +367,9 @@ fn refusal(e: Error, product_field: Option<&'static str>) -> Result<Vec<(&'stati
         Error::Conflict(_) if product_field.is_some() => {
             Ok(vec![(product_field.unwrap_or(""), "Ce produit, dans cette génération, est déjà déclaré en service pour la commune à ces dates.".into())])
         }
+        Error::Invalid(m) if m.contains("Idempotency-Key") => {
+            Ok(vec![("", "Ce formulaire a déjà été envoyé avec d'autres valeurs : rechargez la page avant de le remplir à nouveau.".into())])
+        }
         Error::Invalid(m) | Error::Conflict(m) => Ok(vec![("", format!("Enregistrement refusé : {m}"))]),
         e => Err(e),
     }
@@ -385,7 +388,7 @@ fn again(
     let mut values = fields;
     values.remove("csrf");
     let state = FormState { target, values, errors };
-    let body = super::commune::render(s, code, Some(&Writer { session, state: Some(&state) }), None).map_err(|e| PageError::new(s, e))?;
+    let body = super::commune::render(s, code, Some(&Writer { session, state: Some(&state) }), Some(session), None).map_err(|e| PageError::new(s, e))?;
     Ok(HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -401,15 +404,20 @@ fn done(code: &InseeCode, notice: &str, category: &Slug) -> PageResult {
 /// commune. Errors (French pages): 401, 403, 404.
 fn writer<'a>(s: &Service, signed: &'a SignedIn, fields: &HashMap<String, String>, code: &InseeCode) -> Result<&'a Session, PageError> {
     let session = checked_session(signed, fields).map_err(|e| PageError::new(s, e))?;
-    s.authorize_commune(&session.principal, code).map_err(|e| PageError::new(s, e))?;
+    s.authorize_commune(&session.principal, code).map_err(|e| {
+        if let Error::Forbidden(_) = &e {
+            tracing::warn!(target: "voisinage::audit", token = session.principal.token_id, commune = %code, "form write refused: scope does not cover the commune");
+        }
+        PageError::new(s, e)
+    })?;
     Ok(session)
 }
 
 /// `POST /communes/{code}/adoptions` (`categorie`, `option` = `produit/génération`, `depuis`,
 /// `fin_contrat`, `postes`, `csrf`, `idem`): declares a product in use.
-pub async fn declare(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, code: web::Path<InseeCode>, body: web::Bytes) -> PageResult {
+pub async fn declare(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, code: web::Path<InseeCode>, payload: web::Payload) -> PageResult {
     let code = *code;
-    let fields = form_fields(&req, &body).map_err(|e| PageError::new(&s, e))?;
+    let fields = read_form(&req, payload).await.map_err(|e| PageError::new(&s, e))?;
     let who = writer(&s, &signed, &fields, &code)?.principal;
     let mut c = Check { fields: &fields, today: s.today(), errors: vec![] };
     let category = Slug::parse(c.text("categorie")).and_then(|cat| s.catalog().category(&cat).map(|_| cat)).map_err(|e| PageError::new(&s, e))?;
@@ -466,9 +474,9 @@ fn category_of(s: &Service, code: &InseeCode, id: u64) -> Result<Slug, Error> {
 
 /// `POST /communes/{code}/adoptions/{id}/fin` (`jusqu_au`, `csrf`): the commune no longer uses
 /// the product from the day after `jusqu_au`.
-pub async fn end(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, path: web::Path<(InseeCode, RecordId)>, body: web::Bytes) -> PageResult {
+pub async fn end(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, path: web::Path<(InseeCode, RecordId)>, payload: web::Payload) -> PageResult {
     let (code, id) = (path.0, path.1.0);
-    let fields = form_fields(&req, &body).map_err(|e| PageError::new(&s, e))?;
+    let fields = read_form(&req, payload).await.map_err(|e| PageError::new(&s, e))?;
     let who = writer(&s, &signed, &fields, &code)?.principal;
     let category = category_of(&s, &code, id).map_err(|e| PageError::new(&s, e))?;
     let mut c = Check { fields: &fields, today: s.today(), errors: vec![] };
@@ -495,11 +503,15 @@ pub async fn end(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, path
 
 /// `POST /communes/{code}/adoptions/{id}/correction` (`fin_contrat`, `postes`, `csrf`): sets
 /// (or clears, when empty) the contract end and the workstations.
-pub async fn correct(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, path: web::Path<(InseeCode, RecordId)>, body: web::Bytes) -> PageResult {
+pub async fn correct(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, path: web::Path<(InseeCode, RecordId)>, payload: web::Payload) -> PageResult {
     let (code, id) = (path.0, path.1.0);
-    let fields = form_fields(&req, &body).map_err(|e| PageError::new(&s, e))?;
+    let fields = read_form(&req, payload).await.map_err(|e| PageError::new(&s, e))?;
     let who = writer(&s, &signed, &fields, &code)?.principal;
     let category = category_of(&s, &code, id).map_err(|e| PageError::new(&s, e))?;
+    // Both fields are in the form: one missing is a broken post, not "clear it".
+    if !fields.contains_key("fin_contrat") || !fields.contains_key("postes") {
+        return Err(PageError::new(&s, Error::Malformed("the correction form sends fin_contrat and postes".into())));
+    }
     let mut c = Check { fields: &fields, today: s.today(), errors: vec![] };
     let contract_end = c.date("fin_contrat", false, true);
     let workstations = c.int("postes", 0, 100_000, false);
@@ -526,9 +538,9 @@ pub async fn correct(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, 
 /// `POST /communes/{code}/adoptions/{id}/avis` (`fiabilite` 1-5, `incidents`,
 /// `indisponibilite` in hours, `support` 1-5, `commentaire`, `csrf`, `idem`): feedback dated
 /// today.
-pub async fn feedback(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, path: web::Path<(InseeCode, RecordId)>, body: web::Bytes) -> PageResult {
+pub async fn feedback(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, path: web::Path<(InseeCode, RecordId)>, payload: web::Payload) -> PageResult {
     let (code, id) = (path.0, path.1.0);
-    let fields = form_fields(&req, &body).map_err(|e| PageError::new(&s, e))?;
+    let fields = read_form(&req, payload).await.map_err(|e| PageError::new(&s, e))?;
     let who = writer(&s, &signed, &fields, &code)?.principal;
     let category = category_of(&s, &code, id).map_err(|e| PageError::new(&s, e))?;
     let mut c = Check { fields: &fields, today: s.today(), errors: vec![] };
@@ -536,7 +548,7 @@ pub async fn feedback(req: HttpRequest, s: web::Data<Service>, signed: SignedIn,
     let incidents = c.int("incidents", 0, 100_000, true);
     let downtime = c.hours("indisponibilite");
     let support = c.rating("support");
-    let comment = c.text("commentaire").to_string();
+    let comment = c.text("commentaire").replace("\r\n", "\n");
     if comment.chars().count() > MAX_COMMENT_CHARS {
         c.fail("commentaire", format!("Le commentaire dépasse {} caractères.", crate::core::fr::int(MAX_COMMENT_CHARS as u64)));
     }

@@ -7,13 +7,16 @@
 //! - `/communes/{code}`: [`commune`] (neighbours, and per category what runs, the advice, the
 //!   first recommendation with its evidence, what the neighbours run), with the forms of
 //!   [`forms`] for a signed-in commune or its EPCI;
-//! - `/connexion`, `/deconnexion`, `/communes/{code}/lettre`: [`session`].
+//! - `/connexion`, `/deconnexion`, `/communes/{code}/lettre`: [`session`];
+//! - `/epcis/{siren}/inventaire` and `/epcis/{siren}/estimation`: [`epci_forms`] (the inventory
+//!   upload and the price estimate of a signed-in EPCI).
 //!
 //! Every page is readable at 390 px wide (tables wrap, the map scales with its `viewBox`) and
 //! prints on A4 without the navigation and the forms.
 
 pub mod commune;
 pub mod epci;
+pub mod epci_forms;
 pub mod forms;
 pub mod home;
 pub mod session;
@@ -49,7 +52,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     {
         web::resource(path)
             .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
-            .app_data(web::PayloadConfig::new(session::MAX_FORM_BYTES))
             .route(web::post().to(handler))
             .default_service(web::to(|s: web::Data<Service>| async move {
                 let mut r = PageError::new(&s, Error::MethodNotAllowed("ce formulaire s'envoie (POST)".into())).error_response();
@@ -58,12 +60,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             }))
     }
     let sign_in = web::resource("/connexion")
-        .app_data(web::PayloadConfig::new(session::MAX_FORM_BYTES))
         .route(web::get().to(session::sign_in_form))
         .route(web::head().to(session::sign_in_form))
         .route(web::post().to(session::sign_in));
     let sign_out = web::resource("/deconnexion")
-        .app_data(web::PayloadConfig::new(session::MAX_FORM_BYTES))
         .route(web::get().to(session::sign_out_form))
         .route(web::head().to(session::sign_out_form))
         .route(web::post().to(session::sign_out));
@@ -74,6 +74,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(sign_in)
         .service(sign_out)
         .service(post_resource("/communes/{code}/lettre", session::access_letter))
+        .service(post_resource("/epcis/{siren}/inventaire", epci_forms::upload))
+        .service(
+            web::resource("/epcis/{siren}/estimation")
+                .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
+                .route(web::get().to(epci_forms::estimate_form))
+                .route(web::head().to(epci_forms::estimate_form))
+                .route(web::post().to(epci_forms::estimate)),
+        )
         .service(post_resource("/communes/{code}/adoptions", forms::declare))
         .service(post_resource("/communes/{code}/adoptions/{id}/fin", forms::end))
         .service(post_resource("/communes/{code}/adoptions/{id}/correction", forms::correct))

@@ -40,8 +40,9 @@ pub const LOGIN_COOKIE: &str = "vsn_connexion";
 /// Time from a request's arrival to the answer to a wrong access code.
 pub const WRONG_CODE_DELAY: Duration = Duration::from_secs(1);
 
-/// Largest accepted form body, bytes.
-pub const MAX_FORM_BYTES: usize = 16 * 1024;
+/// Largest accepted form body, bytes: a 2,000-character comment of 4-byte characters,
+/// percent-encoded, fits.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// The signed-in session of a page request, if any (from the session cookie).
 pub struct SignedIn(pub Option<(String, Session)>);
@@ -66,17 +67,27 @@ impl FromRequest for SignedIn {
     }
 }
 
-/// The fields of a form body (`application/x-www-form-urlencoded`, at most
-/// [`MAX_FORM_BYTES`]). Errors: `UnsupportedMediaType` for another content type, `Malformed`
-/// for a field given twice.
-pub fn form_fields(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, Error> {
+/// Reads the fields of a form body (`application/x-www-form-urlencoded`, at most
+/// [`MAX_FORM_BYTES`]; line breaks `\r\n` read as `\n`, as browsers count them). Errors (shown
+/// as French pages by the caller): `UnsupportedMediaType` for another content type, `TooLarge`
+/// over the limit, `Malformed` for a field given twice or a broken body.
+pub async fn read_form(req: &HttpRequest, mut payload: web::Payload) -> Result<HashMap<String, String>, Error> {
+    use futures_util::StreamExt;
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !ct.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(Error::UnsupportedMediaType("a form is sent as application/x-www-form-urlencoded".into()));
     }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Error::Malformed(format!("form body: {e}")))?;
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Err(Error::TooLarge(format!("a form is at most {} KiB", MAX_FORM_BYTES / 1024)));
+        }
+        body.extend_from_slice(&chunk);
+    }
     let mut fields = HashMap::new();
-    for (k, v) in form_urlencoded::parse(body) {
-        if fields.insert(k.to_string(), v.to_string()).is_some() {
+    for (k, v) in form_urlencoded::parse(&body) {
+        if fields.insert(k.to_string(), v.replace("\r\n", "\n")).is_some() {
             return Err(Error::Malformed(format!("form field '{}' is given more than once", k.chars().take(40).collect::<String>())));
         }
     }
@@ -159,9 +170,9 @@ Il permet de déclarer les logiciels et équipements de la commune et de donner 
 /// `POST /connexion` (`code`, `csrf`, `suite`): opens a session and redirects (303) to
 /// `suite`, else to the commune's or the EPCI's page. A wrong code: 401 with the form again,
 /// after [`WRONG_CODE_DELAY`]. A CSRF value that does not match the form's cookie: 403.
-pub async fn sign_in(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, body: web::Bytes) -> PageResult {
+pub async fn sign_in(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, payload: web::Payload) -> PageResult {
     let arrived = Instant::now();
-    let fields = form_fields(&req, &body).map_err(|e| PageError::new(&s, e))?;
+    let fields = read_form(&req, payload).await.map_err(|e| PageError::new(&s, e))?;
     let expected = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
     let presented = fields.get("csrf").map(String::as_str).unwrap_or_default();
     let next = fields.get("suite").map(String::as_str).and_then(local_path).unwrap_or("").to_string();
@@ -173,6 +184,10 @@ pub async fn sign_in(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, 
     let st = s.clone();
     match blocking(move || st.sign_in(&code)).await {
         Ok((id, session)) => {
+            // Signing in again in the same browser ends the session it held.
+            if let Some((old, _)) = &signed.0 {
+                s.sign_out(old);
+            }
             let to = if next.is_empty() { home_of(&session.principal.scope) } else { next };
             let mut r = HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, to))
@@ -236,8 +251,8 @@ pub async fn sign_out_form(s: web::Data<Service>, signed: SignedIn) -> PageResul
 
 /// `POST /deconnexion` (`csrf`): ends the session, clears the cookie, redirects (303) to the
 /// home page. Without a session, the same redirect.
-pub async fn sign_out(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, body: web::Bytes) -> PageResult {
-    let fields = form_fields(&req, &body).map_err(|e| PageError::new(&s, e))?;
+pub async fn sign_out(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, payload: web::Payload) -> PageResult {
+    let fields = read_form(&req, payload).await.map_err(|e| PageError::new(&s, e))?;
     if let Some((id, _)) = &signed.0 {
         checked_session(&signed, &fields).map_err(|e| PageError::new(&s, e))?;
         s.sign_out(id);
@@ -250,8 +265,8 @@ pub async fn sign_out(req: HttpRequest, s: web::Data<Service>, signed: SignedIn,
 /// `POST /communes/{code}/lettre` (`csrf`): for an EPCI or administrator signed in, a new
 /// access code for the commune, as a letter to print and post (name, code, how to sign in).
 /// `Cache-Control: no-store`. Errors (French pages): 401 not signed in, 403 CSRF or scope, 404.
-pub async fn access_letter(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, code: web::Path<InseeCode>, body: web::Bytes) -> PageResult {
-    let fields = form_fields(&req, &body).map_err(|e| PageError::new(&s, e))?;
+pub async fn access_letter(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, code: web::Path<InseeCode>, payload: web::Payload) -> PageResult {
+    let fields = read_form(&req, payload).await.map_err(|e| PageError::new(&s, e))?;
     let session = checked_session(&signed, &fields).map_err(|e| PageError::new(&s, e))?;
     let who = session.principal;
     let code = *code;
