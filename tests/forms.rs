@@ -372,3 +372,75 @@ async fn an_epci_uploads_its_inventory_and_prices_an_option_through_its_page() {
     let r = b2.get(app.url("/epcis/242900553/estimation?option=openelec/")).header(COOKIE, format!("vsn_session={s2}")).send().await.unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// Found by the bad-input session: limits of the form bodies and of the correction form.
+#[tokio::test]
+async fn long_comments_fit_oversized_forms_get_a_french_page_and_a_correction_never_erases_by_omission() {
+    let app = common::spawn(false).await;
+    let b = browser();
+    let session = sign_in(&app, &b, &app.token("commune:29195")).await;
+    let cookie = format!("vsn_session={session}");
+    let html = b.get(app.url("/communes/29195")).header(COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
+    let csrf = input_value(&html, "csrf");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("idem", "d1"),
+        ("categorie", "elections"),
+        ("option", "openelec/"),
+        ("depuis", "2019-03-01"),
+        ("fin_contrat", "2030-01-01"),
+        ("postes", "12"),
+    ];
+    assert_eq!(b.post(app.url("/communes/29195/adoptions")).header(COOKIE, &cookie).form(&form).send().await.unwrap().status(), 303);
+    let id = app.service.stored_records().unwrap().0[0].id;
+    // 2,000 characters of 3 bytes each (18 KB once percent-encoded), with line breaks sent as
+    // CRLF: within the 2,000-character limit, so accepted.
+    let comment = "€\r\n".repeat(1000);
+    let r = b
+        .post(app.url(&format!("/communes/29195/adoptions/{id}/avis")))
+        .header(COOKIE, &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("idem", "f1"),
+            ("fiabilite", "3"),
+            ("incidents", "0"),
+            ("indisponibilite", "0"),
+            ("support", "3"),
+            ("commentaire", &comment),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, feedback) = app.service.stored_records().unwrap();
+    assert_eq!(feedback[0].comment.as_deref().map(|c| c.chars().count()), Some(1999), "CRLF stored as LF, the last one trimmed");
+    // Over 64 KiB: a French page, not a JSON problem.
+    let r = b.post(app.url("/connexion")).header(COOKIE, "vsn_connexion=x").form(&[("csrf", "x"), ("code", &"a".repeat(70_000))]).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("Envoi trop volumineux"));
+    // A correction without its fields is refused (400), and erases nothing.
+    let r =
+        b.post(app.url(&format!("/communes/29195/adoptions/{id}/correction"))).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let a = &app.service.stored_records().unwrap().0[0];
+    assert_eq!((a.contract_end.map(|d| d.to_string()), a.workstations), (Some("2030-01-01".into()), Some(12)));
+    // Feedback on an ended adoption, from a stale tab: the reason is said at the top of the page.
+    let r = b
+        .post(app.url(&format!("/communes/29195/adoptions/{id}/fin")))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("jusqu_au", "2020-01-01")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = b
+        .post(app.url(&format!("/communes/29195/adoptions/{id}/avis")))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("idem", "f2"), ("fiabilite", "3"), ("incidents", "0"), ("indisponibilite", "0"), ("support", "3")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("<p class=\"erreur\" role=\"alert\">Le formulaire n'a pas été enregistré : Ce produit n&#39;est plus utilisé depuis le 1er janvier 2020 : un avis n&#39;est plus possible plus d&#39;un an après."));
+}

@@ -552,6 +552,9 @@ pub async fn feedback(req: HttpRequest, s: web::Data<Service>, signed: SignedIn,
     if comment.chars().count() > MAX_COMMENT_CHARS {
         c.fail("commentaire", format!("Le commentaire dépasse {} caractères.", crate::core::fr::int(MAX_COMMENT_CHARS as u64)));
     }
+    if let Some(u) = s.index().adoption(id).and_then(|a| a.until).filter(|u| s.today() > *u + chrono::Days::new(366)) {
+        c.fail("", format!("Ce produit n'est plus utilisé depuis le {} : un avis n'est plus possible plus d'un an après.", super::date_fr(u)));
+    }
     let errors = std::mem::take(&mut c.errors);
     let (Some(reliability), Some(incidents), Some(downtime_hours), Some(support), true) = (reliability, incidents, downtime, support, errors.is_empty()) else {
         return again(&s, &signed, &code, FormTarget::Feedback(id), fields, errors);
