@@ -110,6 +110,9 @@ async fn sign_in_declare_feedback_correct_end_sign_out() {
     assert!(html.contains("Déclarer un produit en service (Élections et listes électorales)"));
     let csrf = input_value(&html, "csrf");
     assert_eq!(csrf.len(), 64);
+    // Generations and their releases are offered, as the catalogue lists them.
+    assert!(html.contains("<option value=\"windows/11\">Microsoft Windows 11</option>"));
+    assert!(html.contains("<option value=\"windows/11-24h2-w\">Microsoft Windows 11 — version 11 24H2 (W)</option>"), "a release");
 
     // Bad input: French messages next to the fields, the input kept, nothing written.
     let r = b

@@ -138,8 +138,8 @@ fn hidden(w: &Writer, state: Option<&FormState>) -> String {
 }
 
 /// The "declare a product" form of a category: one list of the catalogue's products of the
-/// category and their generations (`produit/génération`), the start date, optional contract
-/// end and workstations.
+/// category, their generations and the generations' releases (`produit/génération` or
+/// `produit/version`), the start date, optional contract end and workstations.
 pub fn declare_form(ctx: &Ctx, code: &InseeCode, cat: &Category, w: &Writer) -> String {
     let t = FormTarget::Declare(cat.slug.clone());
     let st = w.state_of(&t);
@@ -166,8 +166,16 @@ pub fn declare_form(ctx: &Ctx, code: &InseeCode, cat: &Category, w: &Writer) -> 
     );
     for prod in ctx.catalog.products_in(&cat.slug) {
         let _ = write!(s, "<optgroup label=\"{}\">", escape(&prod.name));
-        let mut options: Vec<(String, String)> =
-            prod.generations.iter().rev().map(|g| (format!("{}/{}", prod.id, g.id), ctx.catalog.label(&prod.id, Some(&g.id)))).collect();
+        // Each generation (newest first), then its releases (newest first) for a mairie that
+        // knows which one it runs (`Windows 11 24H2`).
+        let mut options: Vec<(String, String)> = Vec::new();
+        for g in prod.generations.iter().rev() {
+            options.push((format!("{}/{}", prod.id, g.id), ctx.catalog.label(&prod.id, Some(&g.id))));
+            let releases: Vec<_> = prod.releases_of(g).filter(|r| r.id != g.id).collect();
+            for r in releases.into_iter().rev() {
+                options.push((format!("{}/{}", prod.id, r.id), format!("{} — version {}", ctx.catalog.label(&prod.id, Some(&g.id)), r.label)));
+            }
+        }
         if options.is_empty() {
             options.push((format!("{}/", prod.id), prod.name.clone()));
         }
@@ -424,7 +432,8 @@ pub async fn declare(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, 
     let option = c.text("option");
     let product = option.split_once('/').and_then(|(p, g)| {
         let prod = s.catalog().products_in(&category).find(|x| x.id.as_str() == p)?;
-        let generation = if g.is_empty() { None } else { Some(GenerationId::parse(g).ok().filter(|g| prod.generation(g).is_some())?) };
+        let generation =
+            if g.is_empty() { None } else { Some(GenerationId::parse(g).ok().filter(|g| prod.generation(g).is_some() || prod.release(g).is_some())?) };
         Some((prod.id.clone(), generation))
     });
     if product.is_none() {
