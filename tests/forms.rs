@@ -98,6 +98,7 @@ async fn sign_in_declare_feedback_correct_end_sign_out() {
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(sc.contains(attr), "{sc} lacks {attr}");
     }
+    assert_eq!(r.headers()["x-frame-options"], "DENY", "never framed by another site");
     let session = cookie_value(&sc);
     assert!(session.starts_with("s_") && session.len() == 66 && !sc.contains(&code[4..]), "a session id, never the token");
     let cookie = format!("vsn_session={session}");

@@ -59,6 +59,8 @@ pub fn serve(service: Arc<Service>, listener: TcpListener) -> std::io::Result<Se
             .app_data(service.clone())
             .app_data(metrics.clone())
             .wrap(actix_web::middleware::from_fn(middleware::authenticate))
+            // No page of this service may be framed by another site (clickjacking of the forms).
+            .wrap(actix_web::middleware::DefaultHeaders::new().add(("X-Frame-Options", "DENY")).add(("Content-Security-Policy", "frame-ancestors 'none'")))
             .wrap(actix_web::middleware::from_fn(middleware::problem_bodies))
             .wrap(actix_web::middleware::from_fn(middleware::deadline))
             .wrap(actix_web::middleware::from_fn(middleware::observe))
