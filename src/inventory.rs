@@ -128,8 +128,11 @@ fn rows_of(lines: Vec<Line>) -> Result<Vec<InventoryRow>> {
     let Some((_, header)) = lines.next() else { return Err(Error::Invalid("le fichier ne contient aucune ligne".into())) };
     let mut position: HashMap<&'static str, usize> = HashMap::new();
     for (i, cell) in header.iter().enumerate() {
-        if let Some(col) = column_named(&cell.text) {
-            position.entry(col).or_insert(i);
+        if let Some(col) = column_named(&cell.text)
+            && position.insert(col, i).is_some()
+        {
+            // Two columns of the same name: which one would count?
+            return Err(Error::Invalid(format!("la colonne {col} figure deux fois dans la ligne d'en-tête")));
         }
     }
     let missing: Vec<&str> = REQUIRED_COLUMNS.iter().copied().filter(|c| !position.contains_key(c)).collect();
@@ -203,6 +206,8 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Line>> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
     let mut out = Vec::new();
     let mut record = csv::StringRecord::new();
+    // Line numbers from the byte offsets (the reader skips empty lines without counting them).
+    let (mut seen_byte, mut seen_line) = (0usize, 1u32);
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
@@ -215,7 +220,15 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Line>> {
         if out.len() > MAX_ROWS {
             return Err(too_many_rows());
         }
-        let line = record.position().map_or(0, |p| p.line()) as u32;
+        // The record's position is where the previous one ended: skip the empty lines between.
+        let mut byte = record.position().map_or(seen_byte, |p| p.byte() as usize).clamp(seen_byte, text.len());
+        seen_line += text.as_bytes()[seen_byte..byte].iter().filter(|&&b| b == b'\n').count() as u32;
+        while let Some(&b) = text.as_bytes().get(byte).filter(|b| matches!(b, b'\r' | b'\n')) {
+            seen_line += u32::from(b == b'\n');
+            byte += 1;
+        }
+        seen_byte = byte;
+        let line = seen_line;
         out.push((line, record.iter().take(MAX_COLUMNS as usize).map(text_cell).collect()));
     }
     Ok(out)
@@ -509,6 +522,17 @@ mod tests {
         );
         assert_eq!(rows[1].line, 4);
         assert_eq!(rows[1].category, "site-web");
+        // Empty lines count in the line numbers, as a spreadsheet numbers them (found by the
+        // bad-input session: the row after 2 empty lines was reported as line 2).
+        let rows = parse_inventory(
+            b"code_insee;categorie;produit;depuis\n\n\n35238;elections;nope;2019-03-01\r\n\"29019\";\"elec\ntions\";x;y\n35051;elections;;\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [4, 5, 7]);
+        // A column named twice is refused rather than read from one of them.
+        let e = parse_inventory(b"code_insee;categorie;produit;depuis;code_insee\n29195;elections;;;29019\n", None).unwrap_err();
+        assert_eq!((e.status(), e.to_string().contains("la colonne code_insee figure deux fois")), (422, true), "{e}");
     }
 
     #[test]
