@@ -673,7 +673,8 @@ impl Service {
     }
 
     /// Issues a new access code for commune `code` (a `commune:{code}` token labelled
-    /// `label`), for the letter an EPCI or the administrator posts to the mairie. Allowed to an
+    /// `label`), for the letter an EPCI or the administrator posts to the mairie; the commune's
+    /// earlier tokens are revoked (and their sessions ended), so a lost code stops working. Allowed to an
     /// admin token and to the token of the commune's EPCI. Returns the token and its secret
     /// (shown once, never stored). Errors: `NotFound` (commune), `Forbidden` (another scope),
     /// `Invalid` (label over 200 characters), `Storage`.
@@ -688,8 +689,15 @@ impl Service {
         if !allowed {
             return Err(Error::Forbidden(format!("a token of scope {} may not issue an access code for commune {code}", who.scope)));
         }
-        let (t, secret) = self.store.create_token(TokenScope::Commune(*code), label, chrono::Utc::now())?;
+        let now = chrono::Utc::now();
+        let (t, secret) = self.store.create_token(TokenScope::Commune(*code), label, now)?;
         audit(who, "token.create", Some(code), t.id);
+        // The letter replaces the commune's earlier codes: a lost one stops working.
+        for old in self.store.tokens()?.into_iter().filter(|o| o.scope == TokenScope::Commune(*code) && o.id != t.id && o.revoked.is_none()) {
+            self.store.revoke_token(old.id, now)?;
+            self.sessions.lock().unwrap_or_else(|p| p.into_inner()).close_token(old.id);
+            audit(who, "token.revoke", Some(code), old.id);
+        }
         Ok((t, secret))
     }
 

@@ -74,7 +74,7 @@ fn a_windows_10_commune_is_told_to_move_to_windows_11_that_its_neighbours_run() 
         (cur.advice, cur.generation.as_ref().map(|g| g.as_str()), cur.release.as_ref().map(|g| g.as_str())),
         (Advice::Upgrade, Some("10"), Some("10-22h2"))
     );
-    assert_eq!(cur.reason, "Passer à Microsoft Windows 11 (Microsoft Windows 10 : fin de support le 2025-10-14) : éprouvée à proximité.");
+    assert_eq!(cur.reason, "Passer à Microsoft Windows 11 (Microsoft Windows 10 : fin de support le 14 octobre 2025) : éprouvée à proximité.");
     // The neighbour still on 22H2 (ended 2024-10-08) is told to update in place, not to buy.
     let b = ask(&s, &n[0], "poste-de-travail");
     assert_eq!(b.current[0].advice, Advice::Update);
@@ -116,7 +116,7 @@ fn a_newer_release_of_the_same_generation_is_an_update_not_a_purchase() {
     assert_eq!(cur.advice, Advice::Update, "{}", cur.reason);
     assert_eq!(
         cur.reason,
-        "Mettre à jour vers Microsoft Windows 11 26H1 (W) (la version 11 25H2 (W) arrive en fin de support le 2027-10-12) : mise à jour sur place, sans achat ni migration."
+        "Mettre à jour vers Microsoft Windows 11 26H1 (W) (la version 11 25H2 (W) arrive en fin de support le 12 octobre 2027) : mise à jour sur place, sans achat ni migration."
     );
 }
 
@@ -184,7 +184,7 @@ fn without_a_successor_the_switch_goes_to_the_first_proven_option() {
     assert_eq!(cur.target.as_ref().map(|t| t.0.as_str()), Some("roundcube"));
     assert_eq!(
         cur.reason,
-        "Changer pour Roundcube Webmail (Microsoft Exchange 2019 CU15 SU5 : fin de support le 2025-10-14 ; aucune génération suivante de Microsoft Exchange en service à proximité) : l'option éprouvée la mieux classée à proximité."
+        "Changer pour Roundcube Webmail (Microsoft Exchange 2019 CU15 SU5 : fin de support le 14 octobre 2025 ; aucune génération suivante de Microsoft Exchange en service à proximité) : l'option éprouvée la mieux classée à proximité."
     );
 }
 

@@ -293,6 +293,13 @@ async fn an_epci_prints_an_access_code_letter_that_signs_the_commune_in() {
     let csrf2 = input_value(&html, "csrf");
     let r = b2.post(app.url("/communes/29195/lettre")).header(COOKIE, &c2).form(&[("csrf", csrf2.as_str())]).send().await.unwrap();
     assert_eq!(r.status(), 403);
+    // A second letter replaces the first: the first code stops working, its session ends.
+    let r = b.post(app.url("/communes/29195/lettre")).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post_code(&app, &browser(), printed, "").await;
+    assert_eq!(r.status(), 401, "the first letter's code is revoked");
+    let r = b2.get(app.url("/communes/29195")).header(COOKIE, &c2).send().await.unwrap().text().await.unwrap();
+    assert!(r.contains("Se connecter") && !r.contains("Connecté"), "its session ended");
 }
 
 #[tokio::test]

@@ -94,7 +94,7 @@ async fn a_valid_xlsx_is_recorded_all_at_once_and_a_dry_run_writes_nothing() {
     let lines = report["lines"].as_array().unwrap();
     assert_eq!(lines.iter().map(|l| l["row"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 3, 4]);
     assert_eq!(lines.iter().map(|l| l["status"].as_str().unwrap()).collect::<Vec<_>>(), ["accepted", "accepted", "skipped"]);
-    assert_eq!(lines[0]["reason"], "acceptée : openElec depuis le 2019-03-01");
+    assert_eq!(lines[0]["reason"], "acceptée : openElec depuis le 1er mars 2019");
     assert_eq!(lines[2]["reason"], "aucun produit déclaré : ligne ignorée");
     assert_eq!(adoption_count(&app).await, before + 2);
 

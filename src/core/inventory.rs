@@ -170,18 +170,21 @@ pub fn check_inventory(
                     if a.since == new.since {
                         report.status = RowStatus::Skipped;
                         report.adoption = Some(a.id);
-                        report.reason = format!("déjà enregistrée (adoption {}) : {label} depuis le {}", a.id, a.since);
+                        report.reason = format!("déjà enregistrée (adoption {}) : {label} depuis le {}", a.id, crate::core::fr::date(a.since));
                         if a.contract_end != new.contract_end || a.workstations != new.workstations {
                             report.reason.push_str(" ; fin de contrat et postes ne changent pas par l'inventaire : modifier l'adoption");
                         }
                     } else {
                         report.field = Some("depuis".into());
-                        report.reason =
-                            format!("{label} est déjà enregistrée pour cette commune depuis le {} (adoption {}), sur une période qui chevauche", a.since, a.id);
+                        report.reason = format!(
+                            "{label} est déjà enregistrée pour cette commune depuis le {} (adoption {}), sur une période qui chevauche",
+                            crate::core::fr::date(a.since),
+                            a.id
+                        );
                     }
                 } else {
                     report.status = RowStatus::Accepted;
-                    report.reason = format!("acceptée : {label} depuis le {}", new.since);
+                    report.reason = format!("acceptée : {label} depuis le {}", crate::core::fr::date(new.since));
                     in_file.add_adoption(new.clone().with_id(u64::from(r.line), false));
                     adoptions.push((lines.len(), new));
                 }

@@ -345,13 +345,13 @@ fn reason(ctx: &Ctx, n: &Need) -> String {
     let name = |p: &Slug, g: &Option<GenerationId>| ctx.catalog.label(p, g.as_ref());
     match n {
         Need::NoProduct => "Aucun produit déclaré dans cette catégorie.".into(),
-        Need::EndOfSupport { product, generation, date: Some(d) } => format!("{} n'est plus supporté depuis le {d}.", name(product, generation)),
+        Need::EndOfSupport { product, generation, date: Some(d) } => format!("{} n'est plus supporté depuis le {}.", name(product, generation), fr::date(*d)),
         Need::EndOfSupport { product, generation, date: None } => format!("{} n'est plus supporté.", name(product, generation)),
-        Need::EndsSoon { product, generation, date } => format!("Fin de support de {} le {date}.", name(product, generation)),
+        Need::EndsSoon { product, generation, date } => format!("Fin de support de {} le {}.", name(product, generation), fr::date(*date)),
         Need::Regulation { product, generation, rule, date } => {
-            format!("{} n'est plus supporté avant l'obligation « {rule} » ({date}).", name(product, generation))
+            format!("{} n'est plus supporté avant l'obligation « {rule} » ({}).", name(product, generation), fr::date(*date))
         }
-        Need::ContractEnds { product, generation, date } => format!("Le contrat de {} se termine le {date}.", name(product, generation)),
+        Need::ContractEnds { product, generation, date } => format!("Le contrat de {} se termine le {}.", name(product, generation), fr::date(*date)),
         Need::PoorRating { product, generation, mean_reliability, n } => {
             format!("{} est jugé peu fiable ({}/5 sur {n} retours).", name(product, generation), fr::decimal(*mean_reliability, 1))
         }
@@ -545,7 +545,7 @@ fn groupement(
         concerned.len(),
         if concerned.len() > 1 { "s" } else { "" },
         if concerned.len() > 1 { "s" } else { "" },
-        earliest_deadline.map(|d| format!(" (première échéance : {d})")).unwrap_or_default()
+        earliest_deadline.map(|d| format!(" (première échéance : {})", fr::date(d))).unwrap_or_default()
     );
     Some(Groupement {
         category: cat.slug.clone(),

@@ -618,7 +618,7 @@ fn round(x: f64, d: i32) -> f64 {
 /// it fails it), or support ending within the margin.
 pub fn exclusion(ctx: &Ctx, category: &Slug, g: &Generation, population: Option<u32>, p: &Params) -> Option<String> {
     match g.support(ctx.today) {
-        Support::Ended(d) => return Some(format!("fin de support le {d}")),
+        Support::Ended(d) => return Some(format!("fin de support le {}", fr::date(d))),
         Support::EndedUndated(()) => return Some("fin de support (date non publiée)".into()),
         _ => {}
     }
@@ -1071,7 +1071,7 @@ impl Scoring<'_, '_> {
             (false, false) => Status::NotYetProven,
         };
         let mut notes = Vec::new();
-        let expected = expected_proven.map(|d| format!(" (attendu vers {})", d.format("%m/%Y"))).unwrap_or_default();
+        let expected = expected_proven.map(|d| format!(" (attendu vers {})", fr::month(d))).unwrap_or_default();
         if status == Status::RatedPoorly {
             notes.push("en service assez longtemps à proximité, mais mal notée : pas retenue comme éprouvée".to_string());
         } else if status == Status::NewestNotYetProven && older_supported {
@@ -1129,7 +1129,11 @@ impl Scoring<'_, '_> {
         let to_check = compliance_to_check(ctx, self.category, generation, self.population, margin_end);
         notes.extend(compliance_note(&to_check));
         if let Some(d) = eos.filter(|_| migration_cost > 0.0) {
-            notes.push(format!("fin de support le {d}, avant {} de service : migration à prévoir", fr::months(i64::from(params.service_life_months))));
+            notes.push(format!(
+                "fin de support le {}, avant {} de service : migration à prévoir",
+                fr::date(d),
+                fr::months(i64::from(params.service_life_months))
+            ));
         }
         let reason = reason_text(&ctx.catalog.label(&key.0, key.1.as_ref()), &evidence, mean_months, &rel, notes);
         evidence.truncate(20);
@@ -1293,10 +1297,10 @@ impl<'c> Running<'c> {
         }
         let margin = ctx.today.checked_add_months(Months::new(params.support_margin_months)).unwrap_or(ctx.today);
         let why = match r.support(ctx.today) {
-            Support::Ended(d) => format!("la version {} n'est plus supportée depuis le {d}", r.label),
+            Support::Ended(d) => format!("la version {} n'est plus supportée depuis le {}", r.label, fr::date(d)),
             Support::EndedUndated(()) => format!("la version {} n'est plus supportée", r.label),
             _ => match r.end_of_support {
-                Some(d) if d <= margin => format!("la version {} arrive en fin de support le {d}", r.label),
+                Some(d) if d <= margin => format!("la version {} arrive en fin de support le {}", r.label, fr::date(d)),
                 _ => return None,
             },
         };
@@ -1592,7 +1596,7 @@ mod tests {
         assert_eq!(a.items[1].maturity.expected_proven, None, "one adopter only: cannot say when");
         assert!(a.items[1].reason.contains("pas encore éprouvée"));
         assert_eq!(a.excluded.len(), 1);
-        assert!(a.excluded[0].why.contains("2018-01-01"));
+        assert!(a.excluded[0].why.contains("1er janvier 2018"));
         assert_eq!(a.items[0].evidence[0].hops, Some(1));
         assert_eq!(a.items[0].evidence[0].n_ratings, 3);
     }
@@ -1728,7 +1732,7 @@ mod tests {
         let ctx = Ctx::new(&t, &c, &h, d("2026-01-01"));
         let g1 = &c.product(&Slug::parse("cms").unwrap()).unwrap().generations[0];
         let why = exclusion(&ctx, &web(), g1, Some(4000), &Params::default()).unwrap();
-        assert!(why.contains("2018-01-01"));
+        assert!(why.contains("1er janvier 2018"));
         let g3 = &c.product(&Slug::parse("cms").unwrap()).unwrap().generations[2];
         assert!(exclusion(&ctx, &web(), g3, Some(4000), &Params::default()).is_none());
         // Near end of support: cms 2 ends 2030-01-01, left out from 2029-01-01 on.

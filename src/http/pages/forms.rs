@@ -223,7 +223,7 @@ pub fn adoption_forms(ctx: &Ctx, code: &InseeCode, a: &Adoption, w: &Writer) -> 
     };
     let _ = write!(
         s,
-        "<p><label for=\"{p}-commentaire\">Commentaire (facultatif, visible seulement de la commune et de son EPCI)</label><br><textarea id=\"{p}-commentaire\" name=\"commentaire\" rows=\"3\" maxlength=\"{MAX_COMMENT_CHARS}\"{aria}>{}</textarea>{err}</p>\
+        "<p><label for=\"{p}-commentaire\">Commentaire (facultatif, visible seulement par la commune et son EPCI)</label><br><textarea id=\"{p}-commentaire\" name=\"commentaire\" rows=\"3\" maxlength=\"{MAX_COMMENT_CHARS}\"{aria}>{}</textarea>{err}</p>\
 <p><button type=\"submit\">Enregistrer l'avis</button></p></form></details>",
         escape(comment)
     );

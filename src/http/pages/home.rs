@@ -7,7 +7,7 @@ use actix_web::web;
 use serde::Deserialize;
 
 use super::session::SignedIn;
-use super::{Nav, PageError, PageResult, html, page, page_query, page_with, search_form};
+use super::{Nav, PageError, PageResult, html, page_query, page_with, search_form};
 use crate::core::map::escape;
 use crate::core::territory::fold;
 use crate::error::Error;
@@ -64,7 +64,8 @@ pub struct SearchQuery {
 
 /// `GET /recherche?q=`: EPCI whose name contains `q` (or whose SIREN is `q`) and communes
 /// found by [`crate::core::territory::Territory::search`], 20 of each at most.
-pub async fn search(s: web::Data<Service>, q: Result<Query<SearchQuery>, actix_web::Error>) -> PageResult {
+pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<SearchQuery>, actix_web::Error>) -> PageResult {
+    let nav = Nav::of(&s, signed.session());
     let q = page_query(&s, q)?;
     let query = q.q.as_deref().unwrap_or_default().trim().to_string();
     if query.chars().count() > 100 {
@@ -74,7 +75,7 @@ pub async fn search(s: web::Data<Service>, q: Result<Query<SearchQuery>, actix_w
     c.push_str(&search_form(&query));
     if query.is_empty() {
         c.push_str("<p>Saisissez un nom ou un code.</p>");
-        return html(page("Recherche", s.is_simulated(), &c));
+        return html(page_with("Recherche", &nav, &c));
     }
     let t = s.territory();
     let fq = fold(&query);
@@ -105,5 +106,5 @@ pub async fn search(s: web::Data<Service>, q: Result<Query<SearchQuery>, actix_w
         }
     }
     c.push_str("</ul>");
-    html(page("Recherche", s.is_simulated(), &c))
+    html(page_with("Recherche", &nav, &c))
 }

@@ -54,7 +54,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
             .route(web::post().to(handler))
             .default_service(web::to(|s: web::Data<Service>| async move {
-                let mut r = PageError::new(&s, Error::MethodNotAllowed("ce formulaire s'envoie (POST)".into())).error_response();
+                let mut r = PageError::new(
+                    &s,
+                    Error::MethodNotAllowed(
+                        "cette adresse reçoit seulement un formulaire envoyé depuis la page de la commune ou de l'EPCI : ouvrez plutôt cette page".into(),
+                    ),
+                )
+                .error_response();
                 r.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static("POST"));
                 r
             }))
@@ -131,7 +137,7 @@ impl ResponseError for PageError {
             403 => ("Action refusée", "Votre code d'accès ne permet pas cette action, ou le formulaire a expiré : rechargez la page et recommencez."),
             413 => ("Envoi trop volumineux", "Le formulaire ou le fichier envoyé dépasse la taille acceptée."),
             415 => ("Format non accepté", "Le contenu envoyé n'est pas dans un format accepté."),
-            405 => ("Action impossible", "Cette page se consulte seulement : elle n'accepte pas d'envoi."),
+            405 => ("Action impossible", "Cette adresse ne répond pas à cette action (le détail ci-dessous dit laquelle elle accepte)."),
             _ => ("Demande incorrecte", "Un paramètre de l'adresse n'est pas valide (le détail ci-dessous le nomme)."),
         };
         let c = format!(

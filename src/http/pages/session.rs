@@ -154,9 +154,9 @@ Il permet de déclarer les logiciels et équipements de la commune et de donner 
     let _ = write!(
         c,
         "<form method=\"post\" action=\"/connexion\" class=\"formulaire\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"suite\" value=\"{}\">\
-<p><label for=\"code\">Code d'accès</label><br><input id=\"code\" name=\"code\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"200\" spellcheck=\"false\"{invalid}></p>{err}\
+<p><label for=\"code\">Code d'accès</label><br><input id=\"code\" name=\"code\" type=\"text\" autocomplete=\"off\" autocapitalize=\"none\" required maxlength=\"200\" size=\"50\" spellcheck=\"false\"{invalid}></p>{err}\
 <p><button type=\"submit\">Se connecter</button></p></form>\
-<p>Les espaces du code, tel qu'il est imprimé sur le courrier, peuvent être tapés ou non. La session se termine après 30 minutes sans activité, ou au plus tard 8 heures après la connexion.</p>",
+<p>Le code s'affiche pendant la saisie, pour le vérifier sur le courrier ; ses espaces peuvent être tapés ou non. La session se termine après 30 minutes sans activité, ou au plus tard 8 heures après la connexion.</p>",
         escape(next)
     );
     let body = page_with("Se connecter", &Nav::of(s, signed.session()), &c);
@@ -284,7 +284,7 @@ pub async fn access_letter(req: HttpRequest, s: web::Data<Service>, signed: Sign
 <p>Code d'accès (n° {}) :</p><p class=\"code\"><code>{}</code></p>\
 <ol><li>Ouvrez <strong>{}/connexion</strong> dans un navigateur.</li><li>Saisissez le code ci-dessus (les espaces peuvent être omis).</li>\
 <li>Sur la page de la commune, déclarez vos logiciels et donnez votre avis.</li></ol>\
-<p>Gardez ce courrier en lieu sûr : le code permet d'écrire au nom de la commune. En cas de perte, demandez un nouveau code ; l'ancien sera révoqué.</p></article>\
+<p>Gardez ce courrier en lieu sûr : le code permet d'écrire au nom de la commune. Les codes envoyés auparavant à la commune ne fonctionnent plus. En cas de perte, demandez un nouveau code à votre EPCI : celui-ci cessera alors de fonctionner.</p></article>\
 <p class=\"non-imprime\"><a href=\"/communes/{}\">Retour à la page de la commune</a> — imprimez cette page (Ctrl+P) : la navigation n'est pas imprimée.</p>",
         escape(&scope_label(&s, &who.scope)),
         super::date_fr(s.today()),
