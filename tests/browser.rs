@@ -109,7 +109,7 @@ async fn pages_on_a_phone_and_a_desktop_and_a_mairie_journey() {
     assert!(j["forms_scroll_width"].as_u64().unwrap() <= 390);
     assert_eq!(j["after_feedback"], "Avis enregistré. Merci : il aide les communes voisines.");
     assert_eq!(j["after_sign_out"], "/?deconnecte=1");
-    assert_eq!(j["sign_out_notice"], "Vous êtes déconnecté.");
+    assert_eq!(j["sign_out_notice"], "Déconnexion effectuée.");
     assert_eq!(j["cookie_after"], false);
 
     // What the forms wrote, read back from the service.

@@ -149,7 +149,7 @@ async fn sign_in_declare_feedback_correct_end_sign_out() {
     for _ in 0..2 {
         let r = b.post(app.url("/communes/29195/adoptions")).header(COOKIE, &cookie).form(&form).send().await.unwrap();
         assert_eq!(r.status(), 303);
-        assert_eq!(r.headers()[LOCATION], "/communes/29195?enregistre=declaration#categorie-elections");
+        assert_eq!(r.headers()[LOCATION], "/communes/29195?enregistre=declaration&categorie=elections#categorie-elections");
     }
     let list: serde_json::Value = app.anon.get(app.url("/api/v1/communes/29195/adoptions")).send().await.unwrap().json().await.unwrap();
     let items = list["adoptions"].as_array().unwrap();
@@ -160,8 +160,14 @@ async fn sign_in_declare_feedback_correct_end_sign_out() {
         (Some("openelec"), Some("2019-03-01"), Some("2027-06-30"), Some(3))
     );
     let id = a["id"].as_u64().unwrap();
-    let html = b.get(app.url("/communes/29195?enregistre=declaration")).header(COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Déclaration enregistrée.") && html.contains("depuis le 1er mars 2019"));
+    let html = b.get(app.url("/communes/29195?enregistre=declaration&categorie=elections")).header(COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("depuis le 1er mars 2019"));
+    assert!(
+        html.contains(
+            "<section id=\"categorie-elections\"><h3>Élections et listes électorales</h3><p class=\"ok\" role=\"status\">Déclaration enregistrée.</p>"
+        ),
+        "the notice where the page opens"
+    );
 
     // Feedback: a bad rating is refused in French; a good one is stored once.
     let r = b

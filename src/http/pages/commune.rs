@@ -25,6 +25,9 @@ use crate::service::Service;
 pub struct CommunePageQuery {
     /// The notice after a form was saved: `declaration`, `fin`, `correction` or `avis`.
     enregistre: Option<String>,
+    /// The category the form was in: the notice is shown at the top of its section (where the
+    /// page opens), else at the top of the page.
+    categorie: Option<crate::core::domain::Slug>,
 }
 
 /// `GET /communes/{code}`: the commune page, with the forms for a signed-in commune, its EPCI
@@ -45,7 +48,8 @@ pub async fn commune_page(
         _ => None,
     };
     let writer = signed.session().filter(|x| s.authorize_commune(&x.principal, &code).is_ok()).map(|session| Writer { session, state: None });
-    match render(&s, &code, writer.as_ref(), signed.session(), notice) {
+    let notice = notice.map(|n| (n, q.categorie.clone()));
+    match render(&s, &code, writer.as_ref(), signed.session(), notice.as_ref().map(|(n, c)| (*n, c.as_ref()))) {
         Ok(body) => {
             let mut r = actix_web::HttpResponse::Ok();
             r.content_type("text/html; charset=utf-8");
@@ -65,12 +69,13 @@ pub fn render(
     code: &InseeCode,
     writer: Option<&Writer>,
     session: Option<&crate::core::session::Session>,
-    notice: Option<&str>,
+    notice: Option<(&str, Option<&crate::core::domain::Slug>)>,
 ) -> Result<String, Error> {
     let content = s.with_ctx(|ctx| -> Result<String, Error> {
         let idx = ctx.territory.find(code)?;
         let mut c = String::new();
-        if let Some(n) = notice {
+        let in_section = notice.and_then(|(_, cat)| cat).filter(|cat| ctx.catalog.category(cat).is_ok());
+        if let (Some((n, _)), None) = (notice, in_section) {
             let _ = write!(c, "<p class=\"ok\" role=\"status\">{}</p>", escape(n));
         }
         // A form sent back: said at the top too (its form may be further down, or no longer
@@ -88,7 +93,8 @@ pub fn render(
         c.push_str(&writer_intro(ctx, code, writer));
         for cat in &ctx.catalog.categories {
             let answer = recommend(ctx, code, &cat.slug, &Params::default())?;
-            c.push_str(&category_section(ctx, idx, cat, &answer, writer));
+            let here = notice.filter(|_| in_section == Some(&cat.slug)).map(|(n, _)| n);
+            c.push_str(&category_section(ctx, idx, cat, &answer, writer, here));
         }
         Ok(c)
     })?;
@@ -166,8 +172,11 @@ fn status_label(s: Status) -> &'static str {
 }
 
 /// One category: what runs, the advice, the first recommendation, the neighbours' table.
-fn category_section(ctx: &Ctx, idx: CommuneIdx, cat: &Category, a: &Answer, writer: Option<&Writer>) -> String {
+fn category_section(ctx: &Ctx, idx: CommuneIdx, cat: &Category, a: &Answer, writer: Option<&Writer>, notice: Option<&str>) -> String {
     let mut c = format!("<section id=\"categorie-{}\"><h3>{}</h3>", cat.slug, escape(&cat.label));
+    if let Some(n) = notice {
+        let _ = write!(c, "<p class=\"ok\" role=\"status\">{}</p>", escape(n));
+    }
     if a.current.is_empty() {
         c.push_str("<p>En service : rien de déclaré.</p>");
     }

@@ -88,14 +88,16 @@ fn render(s: &Service, siren: &Siren, q: &EpciPageQuery, writer: Option<&Session
 
 /// Title and one line of facts: kind, SIREN, population, members, date, horizon.
 fn header(ctx: &Ctx, epci: &Epci, pp: &PooledPurchases, horizon: u32) -> String {
+    // Members outside the seeded territory (an EPCI across a regional border) are said.
+    let seeded = ctx.territory.members(&epci.siren).len();
+    let outside = if seeded < epci.members.len() { format!(" (dont {seeded} dans le territoire chargé)") } else { String::new() };
     format!(
-        "<h1>{}</h1><p>{} — SIREN {} — {} habitants — {} communes membres (dont {} en Bretagne). Situation au {}, horizon de {} mois.</p>",
+        "<h1>{}</h1><p>{} — SIREN {} — {} habitants — {}{outside}. Situation au {}, horizon de {} mois.</p>",
         escape(&epci.name),
         escape(kind_fr(&epci.kind)),
         epci.siren,
         fr::int(u64::from(epci.population)),
-        epci.members.len(),
-        ctx.territory.members(&epci.siren).len(),
+        fr::count(epci.members.len() as u64, "commune membre", "communes membres"),
         fr::date(pp.as_of),
         horizon
     )

@@ -122,7 +122,7 @@ pub async fn upload(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, s
 /// The French report of an upload: the outcome, the rows in error, then every row.
 fn report_html(r: &InventoryReport, epci_name: &str) -> String {
     use crate::core::fr::count;
-    let mut c = format!("<h1>Inventaire de {}</h1>", escape(epci_name));
+    let mut c = format!("<h1>Inventaire des communes membres</h1><p>{}</p>", escape(epci_name));
     let outcome = if r.errors > 0 {
         format!(
             "<p class=\"erreur\" role=\"alert\">{} : rien n'a été enregistré. Corrigez le tableur et envoyez-le à nouveau.</p>",

@@ -405,7 +405,9 @@ fn again(
 
 /// 303 back to the commune page, with the notice `done` and the anchor of the category.
 fn done(code: &InseeCode, notice: &str, category: &Slug) -> PageResult {
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/communes/{code}?enregistre={notice}#categorie-{category}"))).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/communes/{code}?enregistre={notice}&categorie={category}#categorie-{category}")))
+        .finish())
 }
 
 /// The signed-in writer of a commune form, its CSRF token checked and its scope covering the

@@ -29,7 +29,7 @@ pub async fn index(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Inde
     let q = page_query(&s, q)?;
     let mut c = String::new();
     if q.deconnecte.is_some() && signed.session().is_none() {
-        c.push_str("<p class=\"ok\" role=\"status\">Vous êtes déconnecté.</p>");
+        c.push_str("<p class=\"ok\" role=\"status\">Déconnexion effectuée.</p>");
     }
     c.push_str("<h1>Trouver une commune ou un EPCI</h1>");
     c.push_str(&search_form(""));

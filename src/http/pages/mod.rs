@@ -182,7 +182,7 @@ header{display:flex;flex-wrap:wrap;justify-content:space-between;gap:.5rem;borde
 .erreur{color:#8b0000;font-weight:600;margin:.2rem 0}.ok{background:#e6f4ea;border:1px solid #1e6b34;padding:.5rem}[aria-invalid=true]{border:2px solid #8b0000}\
 details{margin:.4rem 0;border:1px solid #bbb;padding:.3rem .5rem}summary{cursor:pointer;font-weight:600;color:#0b4f9c}.formulaire p{margin:.4rem 0}input,select,textarea{max-width:100%}textarea{width:100%}\
 .lettre .code code{font-size:1.3rem;letter-spacing:.05em;word-break:break-all}img,svg{max-width:100%}\
-@media (max-width:40rem){body{padding:.5rem}table{table-layout:fixed}th,td{padding:.25rem .3rem;overflow-wrap:break-word;hyphens:auto;font-size:.9rem}th{font-size:.8rem}h1{font-size:1.4rem}}\
+@media (max-width:40rem){body{padding:.5rem}th,td{padding:.25rem .3rem;hyphens:auto;font-size:.9rem}td{overflow-wrap:anywhere}th{font-size:.8rem}h1{font-size:1.4rem}}\
 @media print{@page{size:A4;margin:15mm}header,footer,form,details,.non-imprime,.recherche{display:none!important}body{max-width:none;padding:0;font-size:10.5pt;color:#000}\
 a{color:#000;text-decoration:none}table{page-break-inside:auto}tr,svg.carte{page-break-inside:avoid}section{page-break-inside:auto}.simule{border:1px solid #000}}";
 
