@@ -103,3 +103,26 @@ fn former_codes_point_to_the_commune_nouvelle() {
     let e = t.find(&code("56016")).unwrap_err().to_string();
     assert!(e.contains("56173"), "{e}");
 }
+
+/// Issue 15, first part: communes found the way people type them (each input is a kind of
+/// fault: spaces for hyphens, `St`, a dropped article, NFD accents, U+02BC, a missing letter).
+#[test]
+fn communes_are_found_however_people_type_them() {
+    let t = voisinage::seeds::territory().unwrap();
+    let first = |q: &str| t.search(q, 5).first().map(|&i| t.commune(i).code.to_string());
+    for (q, code) in [
+        ("saint malo", "35288"),
+        ("St-Malo", "35288"),
+        ("saint thegonnec", "29266"),
+        ("L'Hopital Camfrout", "29080"),
+        ("Plouzan\u{0065}\u{0301}", "29212"),
+        ("Mesnil-Roc\u{02bc}h", "35308"),
+        ("plouguernau", "29195"),
+        ("29195", "29195"),
+    ] {
+        assert_eq!(first(q).as_deref(), Some(code), "{q}");
+    }
+    // A typo is ranked after exact matches: "plouguerneau" itself first, and "brest" finds Brest
+    // before any near name.
+    assert_eq!(first("brest").as_deref(), Some("29019"));
+}

@@ -128,6 +128,10 @@ async fn exports_and_escaping() {
     assert!(html.contains("&lt;script&gt;") && !html.contains("<script>alert"));
     let html = app.client.get(app.url("/recherche?q=hoedic")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("<a href=\"/communes/56085\">Hœdic</a> (56085)"));
+    // The EPCI is found by the words people type (issue 15: "saint malo" for "Saint Malo").
+    let html = app.anon.get(app.url("/recherche?q=saint%20malo")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<a href=\"/epcis/243500782\">CA du Pays de Saint Malo Agglomération</a>"));
+    assert!(html.contains("<a href=\"/communes/35288\">Saint-Malo</a>"));
     let r = app.client.get(app.url("/epcis/243500139?categorie=nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }

@@ -345,23 +345,86 @@ impl Territory {
         self.graph.edge_count()
     }
 
-    /// Communes whose name or code contains `query` (case- and accent-insensitive for ASCII
-    /// folding of common French letters), at most `limit`, exact code first.
+    /// Communes matching `query`, at most `limit`, best first: the code INSEE (any case:
+    /// `2a004`), then names compared by [`search_key`] (whole name, its start, a word's start,
+    /// inside), then names within a small edit distance (`plouguernau`: a letter missing).
     pub fn search(&self, query: &str, limit: usize) -> Vec<CommuneIdx> {
-        let q = fold(query);
-        let mut hits: Vec<CommuneIdx> = (0..self.communes.len() as CommuneIdx)
-            .filter(|&i| {
-                let c = &self.communes[i as usize];
-                c.code.as_str() == query || fold(&c.name).contains(&q)
-            })
-            .collect();
-        hits.sort_by_key(|&i| {
+        let q = search_key(query);
+        let code = query.trim().to_ascii_uppercase();
+        if q.is_empty() {
+            return Vec::new();
+        }
+        // Rank: the code, the whole name, the name's start, a word's start, inside the name; then
+        // names within a small edit distance (typos), closest first.
+        let mut hits: Vec<(u8, usize, usize, CommuneIdx)> = Vec::new();
+        for i in 0..self.communes.len() as CommuneIdx {
             let c = &self.communes[i as usize];
-            (c.code.as_str() != query, fold(&c.name) != q, c.name.len())
-        });
-        hits.truncate(limit);
-        hits
+            let name = search_key(&c.name);
+            let rank = if c.code.as_str() == code {
+                Some((0, 0))
+            } else if name == q {
+                Some((1, 0))
+            } else if name.starts_with(&q) {
+                Some((2, 0))
+            } else if name.contains(&format!(" {q}")) {
+                Some((3, 0))
+            } else if name.contains(&q) {
+                Some((4, 0))
+            } else {
+                typo_distance(&name, &q).map(|d| (5, d))
+            };
+            if let Some((r, d)) = rank {
+                hits.push((r, d, c.name.len(), i));
+            }
+        }
+        hits.sort();
+        hits.into_iter().take(limit).map(|(_, _, _, i)| i).collect()
     }
+}
+
+/// The form of a name or a query that search compares, so that people find a commune however
+/// they type it: Unicode decomposed and accents dropped (`Plouzané` typed in NFD or NFC alike),
+/// lower case, `œ`/`æ` spelled out, every run of other characters (`-`, spaces, `'`, `’`, `ʼ`)
+/// one space, `st`/`ste` read as `saint`/`sainte`, and a leading article (`l`, `le`, `la`,
+/// `les`) dropped when a word follows. `"L'Hôpital-Camfrout"` → `"hopital camfrout"`,
+/// `"St-Malo"` → `"saint malo"`, `"Mesnil-Rocʼh"` → `"mesnil roc h"`.
+pub fn search_key(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let mut flat = String::with_capacity(s.len());
+    for c in s.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).flat_map(char::to_lowercase) {
+        match c {
+            'œ' => flat.push_str("oe"),
+            'æ' => flat.push_str("ae"),
+            // A modifier-letter apostrophe (U+02BC) is a letter to Unicode, an apostrophe to a reader.
+            '\u{2bc}' => flat.push(' '),
+            c if c.is_alphanumeric() => flat.push(c),
+            _ => flat.push(' '),
+        }
+    }
+    let mut words: Vec<&str> = flat.split_whitespace().collect();
+    if words.len() > 1 && matches!(words[0], "l" | "le" | "la" | "les") {
+        words.remove(0);
+    }
+    words
+        .iter()
+        .map(|w| match *w {
+            "st" => "saint",
+            "ste" => "sainte",
+            w => w,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The edit distance (Damerau-Levenshtein, `strsim`) between a name and a query of at least 5
+/// characters when it is small enough to be a typo: 1 up to 8 characters, 2 beyond.
+fn typo_distance(name: &str, query: &str) -> Option<usize> {
+    let n = query.chars().count();
+    if n < 5 || name.chars().count().abs_diff(n) > 2 {
+        return None;
+    }
+    let d = strsim::damerau_levenshtein(name, query);
+    (d <= if n <= 8 { 1 } else { 2 }).then_some(d)
 }
 
 /// Lower-cases and strips the accents of French letters, for name search (`Île` → `ile`).
@@ -388,6 +451,27 @@ pub fn fold(s: &str) -> String {
 /// mean Earth radius 6,371,008.8 m).
 pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     Haversine.distance(Point::new(a.0, a.1), Point::new(b.0, b.1)) / 1000.0
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    #[test]
+    fn search_keys_read_names_as_people_type_them() {
+        assert_eq!(search_key("L'Hôpital-Camfrout"), "hopital camfrout");
+        assert_eq!(search_key("L'Hopital Camfrout"), "hopital camfrout");
+        assert_eq!(search_key("St-Malo"), "saint malo");
+        assert_eq!(search_key("saint malo"), "saint malo");
+        assert_eq!(search_key("Saint-Thégonnec Loc-Eguiner"), "saint thegonnec loc eguiner");
+        assert_eq!(search_key("Plouzan\u{0065}\u{0301}"), "plouzane", "NFD");
+        assert_eq!(search_key("Mesnil-Roc\u{02bc}h"), search_key("Mesnil-Roc'h"));
+        assert_eq!(search_key("Hœdic"), "hoedic");
+        assert_eq!(search_key("Le Relecq-Kerhuon"), "relecq kerhuon");
+        assert_eq!(search_key("Le"), "le", "an article alone stays");
+        assert_eq!(typo_distance("plouguerneau", "plouguernau"), Some(1));
+        assert_eq!(typo_distance("brest", "bret"), None, "under 5 characters, no typo tolerance");
+    }
 }
 
 #[cfg(test)]

@@ -62,7 +62,8 @@ pub struct SearchQuery {
     q: Option<String>,
 }
 
-/// `GET /recherche?q=`: EPCI whose name contains `q` (or whose SIREN is `q`) and communes
+/// `GET /recherche?q=`: EPCI whose name contains `q` (compared by
+/// [`crate::core::territory::search_key`]; or whose SIREN is `q`) and communes
 /// found by [`crate::core::territory::Territory::search`], 20 of each at most.
 pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<SearchQuery>, actix_web::Error>) -> PageResult {
     let nav = Nav::of(&s, signed.session());
@@ -78,8 +79,8 @@ pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Sea
         return html(page_with("Recherche", &nav, &c));
     }
     let t = s.territory();
-    let fq = fold(&query);
-    let epcis: Vec<_> = t.epcis().iter().filter(|e| e.siren.as_str() == query || fold(&e.name).contains(&fq)).take(20).collect();
+    let key = crate::core::territory::search_key(&query);
+    let epcis: Vec<_> = t.epcis().iter().filter(|e| e.siren.as_str() == query || crate::core::territory::search_key(&e.name).contains(&key)).take(20).collect();
     let communes = t.search(&query, 20);
     let _ = write!(c, "<h2>EPCI ({})</h2><ul>", epcis.len());
     for e in epcis {
