@@ -50,14 +50,7 @@ pub async fn commune_page(
     let writer = signed.session().filter(|x| s.authorize_commune(&x.principal, &code).is_ok()).map(|session| Writer { session, state: None });
     let notice = notice.map(|n| (n, q.categorie.clone()));
     match render(&s, &code, writer.as_ref(), signed.session(), notice.as_ref().map(|(n, c)| (*n, c.as_ref()))) {
-        Ok(body) => {
-            let mut r = actix_web::HttpResponse::Ok();
-            r.content_type("text/html; charset=utf-8");
-            if signed.session().is_some() {
-                r.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
-            }
-            Ok(r.body(body))
-        }
+        Ok(body) => super::page_for(signed.session().is_some(), body),
         Err(e) => Err(PageError::new(&s, e)),
     }
 }

@@ -39,12 +39,7 @@ pub async fn epci_page(s: web::Data<Service>, signed: SignedIn, siren: web::Path
     match render(&s, &siren, &q, writer) {
         Ok(content) => {
             let body = page_with(&s.territory().epci(&siren).map(|e| e.name.clone()).unwrap_or_default(), &Nav::of(&s, signed.session()), &content);
-            let mut r = actix_web::HttpResponse::Ok();
-            r.content_type("text/html; charset=utf-8");
-            if signed.session().is_some() {
-                r.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
-            }
-            Ok(r.body(body))
+            super::page_for(signed.session().is_some(), body)
         }
         Err(e) => Err(PageError::new(&s, e)),
     }

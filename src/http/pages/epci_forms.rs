@@ -116,7 +116,7 @@ pub async fn upload(req: HttpRequest, s: web::Data<Service>, signed: SignedIn, s
     let status = if report.errors > 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let name = s.territory().epci(&siren).map(|e| e.name.clone()).unwrap_or_default();
     let body = page_with(&format!("Inventaire — {name}"), &Nav::of(&s, signed.session()), &report_html(&report, &name));
-    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store")).body(body))
+    Ok(super::private_html(status, body))
 }
 
 /// The French report of an upload: the outcome, the rows in error, then every row.
@@ -268,7 +268,7 @@ pub async fn estimate_form(
     }
     let values = HashMap::from([("option".to_string(), option)]);
     let body = estimate_page(&s, &signed, session, &siren, &values, &[]).map_err(err)?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store")).body(body))
+    Ok(super::private_html(StatusCode::OK, body))
 }
 
 /// `POST /epcis/{siren}/estimation` (`csrf`, `option`, `base` = `commune` | `poste`, `montant`
@@ -321,10 +321,7 @@ pub async fn estimate(req: HttpRequest, s: web::Data<Service>, signed: SignedIn,
         let mut values = fields.clone();
         values.remove("csrf");
         let body = estimate_page(&s, &signed, session, &siren, &values, &errors).map_err(err)?;
-        Ok(HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(body))
+        Ok(super::private_html(StatusCode::UNPROCESSABLE_ENTITY, body))
     };
     let (Some((product, generation)), Some(basis), Some(amount_eur_ht), Some(made_on), true) = (option, basis, amount, made_on, errors.is_empty()) else {
         return again(errors);

@@ -397,10 +397,7 @@ fn again(
     values.remove("csrf");
     let state = FormState { target, values, errors };
     let body = super::commune::render(s, code, Some(&Writer { session, state: Some(&state) }), Some(session), None).map_err(|e| PageError::new(s, e))?;
-    Ok(HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body))
+    Ok(super::private_html(StatusCode::UNPROCESSABLE_ENTITY, body))
 }
 
 /// 303 back to the commune page, with the notice `done` and the anchor of the category.

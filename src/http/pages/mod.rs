@@ -28,8 +28,9 @@ use crate::core::map::escape;
 use crate::error::Error;
 use crate::service::Service;
 
-/// Registers the pages. GET and HEAD only; other methods get 405 with `Allow`, like the API.
-/// A malformed path or query on a page is answered by a French page, not a problem body.
+/// Registers the pages: GET and HEAD for reading, POST for the forms (sign-in, sign-out, the
+/// commune's and the EPCI's forms); other methods get a French 405 with `Allow`. A malformed
+/// path or query on a page is answered by a French page, not a problem body.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     fn page_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
     where
@@ -38,7 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         F::Output: actix_web::Responder + 'static,
     {
         web::resource(path)
-            .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
+            .app_data(page_path())
             .route(web::get().to(handler.clone()))
             .route(web::head().to(handler))
             .default_service(web::to(|s: web::Data<Service>| async move { method_not_allowed(&s) }))
@@ -50,20 +51,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         Args: actix_web::FromRequest + 'static,
         F::Output: actix_web::Responder + 'static,
     {
-        web::resource(path)
-            .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
-            .route(web::post().to(handler))
-            .default_service(web::to(|s: web::Data<Service>| async move {
-                let mut r = PageError::new(
-                    &s,
-                    Error::MethodNotAllowed(
-                        "cette adresse reçoit seulement un formulaire envoyé depuis la page de la commune ou de l'EPCI : ouvrez plutôt cette page".into(),
-                    ),
-                )
-                .error_response();
-                r.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static("POST"));
-                r
-            }))
+        web::resource(path).app_data(page_path()).route(web::post().to(handler)).default_service(web::to(|s: web::Data<Service>| async move {
+            let mut r = PageError::new(
+                &s,
+                Error::MethodNotAllowed(
+                    "cette adresse reçoit seulement un formulaire envoyé depuis la page de la commune ou de l'EPCI : ouvrez plutôt cette page".into(),
+                ),
+            )
+            .error_response();
+            r.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static("POST"));
+            r
+        }))
     }
     let sign_in = web::resource("/connexion")
         .route(web::get().to(session::sign_in_form))
@@ -83,7 +81,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(post_resource("/epcis/{siren}/inventaire", epci_forms::upload))
         .service(
             web::resource("/epcis/{siren}/estimation")
-                .app_data(web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}")))))
+                .app_data(page_path())
                 .route(web::get().to(epci_forms::estimate_form))
                 .route(web::head().to(epci_forms::estimate_form))
                 .route(web::post().to(epci_forms::estimate)),
@@ -171,6 +169,22 @@ fn page_error(req: &HttpRequest, error: Error) -> actix_web::Error {
 /// A 200 HTML answer.
 fn html(body: String) -> PageResult {
     Ok(HttpResponse::build(StatusCode::OK).content_type("text/html; charset=utf-8").body(body))
+}
+
+/// An HTML answer that shows what only a signed-in reader sees (forms with their CSRF token, a
+/// letter's access code): `Cache-Control: no-store`, so no cache keeps it.
+pub fn private_html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).body(body)
+}
+
+/// A 200 page, private ([`private_html`]) when the reader is signed in.
+fn page_for(signed_in: bool, body: String) -> PageResult {
+    if signed_in { Ok(private_html(StatusCode::OK, body)) } else { html(body) }
+}
+
+/// The path extractor of the pages: a malformed path is a French 400 page.
+fn page_path() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}"))))
 }
 
 const STYLE: &str = "*,*::before,*::after{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:72rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.45}\

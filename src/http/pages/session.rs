@@ -242,11 +242,7 @@ pub async fn sign_out_form(s: web::Data<Service>, signed: SignedIn) -> PageResul
         ),
         None => "<h1>Se déconnecter</h1><p>Vous n'êtes pas connecté.</p><p><a href=\"/connexion\">Se connecter</a></p>".into(),
     };
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store")).body(page_with(
-        "Se déconnecter",
-        &Nav::of(&s, signed.session()),
-        &c,
-    )))
+    Ok(super::private_html(StatusCode::OK, page_with("Se déconnecter", &Nav::of(&s, signed.session()), &c)))
 }
 
 /// `POST /deconnexion` (`csrf`): ends the session, clears the cookie, redirects (303) to the
@@ -295,9 +291,5 @@ pub async fn access_letter(req: HttpRequest, s: web::Data<Service>, signed: Sign
         escape(&host),
         c.code
     );
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store")).body(page_with(
-        &format!("Code d'accès — {}", c.name),
-        &Nav::of(&s, signed.session()),
-        &html,
-    )))
+    Ok(super::private_html(StatusCode::OK, page_with(&format!("Code d'accès — {}", c.name), &Nav::of(&s, signed.session()), &html)))
 }
