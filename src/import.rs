@@ -72,6 +72,9 @@ pub struct ImportReport {
     pub border_edges: usize,
     /// Nearest-centroid edges added for communes with no border neighbour.
     pub nearest_edges: usize,
+    /// Edges of communes without a polygon to the commune they were part of and its
+    /// neighbours, or to the communes sharing their postal code.
+    pub derived_edges: usize,
     /// 2018 polygons matched directly, through `chefLieu`, through `anciensCodes`.
     pub mapped_direct: usize,
     /// 2018 polygons of former communes matched to the current commune of their `chefLieu`.
@@ -80,8 +83,14 @@ pub struct ImportReport {
     pub mapped_anciens_codes: usize,
     /// 2018 codes that map to no current commune of the scope: (code, name, why).
     pub unmapped: Vec<(String, String, String)>,
-    /// Current communes of the scope with no polygon (they get no centroid and are left out).
-    pub without_polygon: Vec<String>,
+    /// Current communes of the scope with no 2018 polygon of their own (re-created since 2018,
+    /// or overseas collectivities the polygons do not cover): (code, name, how it was linked).
+    /// They are kept, flagged `polygon = none` in `communes.csv`.
+    pub without_polygon: Vec<(String, String, String)>,
+    /// Other codes and names people use, written to `aliases.csv`: (kind, rows).
+    pub aliases: BTreeMap<&'static str, usize>,
+    /// Rows of the postal file whose commune code maps to no current commune: (postal, code, name).
+    pub postal_unresolved: Vec<(String, String, String)>,
     /// Communes with no border neighbour: (code, name).
     pub isolated: Vec<(String, String)>,
     /// Links added to connect a piece of the graph to the rest: (from, to).
@@ -105,6 +114,21 @@ struct CogCommune {
     chef_lieu: Option<String>,
     #[serde(rename = "anciensCodes", default)]
     anciens_codes: Vec<String>,
+    /// For an `arrondissement-municipal`: the code of its city (75056, 69123, 13055).
+    commune: Option<String>,
+    #[serde(rename = "codesPostaux", default)]
+    codes_postaux: Vec<String>,
+}
+
+/// A row of `postal/codes-postaux.json` (npm `codes-postaux` 4.1.2).
+#[derive(Deserialize)]
+struct PostalRow {
+    #[serde(rename = "codePostal")]
+    code_postal: String,
+    #[serde(rename = "codeCommune")]
+    code_commune: String,
+    #[serde(rename = "nomCommune")]
+    nom_commune: String,
 }
 
 #[derive(Deserialize)]
@@ -266,28 +290,191 @@ fn polygons_2018_by_current_commune(
     Ok(out)
 }
 
-/// Step 2. One multipolygon per current commune (union of the former communes' polygons).
-/// Returns the codes that have one (sorted) and their shapes, in the same order; the others go
-/// to `report.without_polygon`.
-fn one_multipolygon_per_commune<'a>(
-    current: &BTreeMap<&'a str, &CogCommune>,
-    parts: &BTreeMap<String, Vec<Polygon>>,
-    report: &mut ImportReport,
-) -> (Vec<&'a str>, Vec<MultiPolygon>) {
+/// Step 2. One multipolygon per current commune (union of the former communes' polygons), for
+/// every current commune of the area, sorted by code. A commune with no 2018 polygon of its own
+/// (re-created since 2018, or an overseas collectivity the polygons do not cover) gets an empty
+/// multipolygon; it is linked later ([`link_communes_without_polygon`]).
+fn one_multipolygon_per_commune<'a>(current: &BTreeMap<&'a str, &CogCommune>, parts: &BTreeMap<String, Vec<Polygon>>) -> (Vec<&'a str>, Vec<MultiPolygon>) {
     let mut codes: Vec<&str> = Vec::new();
     let mut shapes: Vec<MultiPolygon> = Vec::new();
     for code in current.keys() {
-        match parts.get(*code) {
-            Some(p) if p.len() == 1 => shapes.push(MultiPolygon(p.clone())),
-            Some(p) => shapes.push(geo::unary_union(p.iter())),
-            None => {
-                report.without_polygon.push(code.to_string());
-                continue;
-            }
-        }
+        shapes.push(match parts.get(*code) {
+            Some(p) if p.len() == 1 => MultiPolygon(p.clone()),
+            Some(p) => geo::unary_union(p.iter()),
+            None => MultiPolygon(Vec::new()),
+        });
         codes.push(*code);
     }
     (codes, shapes)
+}
+
+/// The postal codes of the area's current communes, both ways, from `postal/codes-postaux.json`
+/// (a row naming a delegated or associated commune, an arrondissement municipal or a former
+/// code counts for the current commune it belongs to) and the `codesPostaux` of the COG rows.
+struct PostalIndex {
+    /// (postal code, current commune code, the name the postal file gives when it names another
+    /// commune than the current one: `Antrain` for 35560 → 35004 Val-Couesnon), sorted, unique.
+    rows: BTreeSet<(String, String, String)>,
+    /// Current commune code → its postal codes.
+    of_commune: BTreeMap<String, BTreeSet<String>>,
+    /// Postal code → current commune codes.
+    communes_of: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Reads `postal/codes-postaux.json` (when present) and indexes the postal codes of `current`.
+/// Rows naming no current commune of the area are skipped; those naming no current commune at
+/// all go to `report.postal_unresolved`. Errors: the file exists and does not parse.
+fn postal_index(opts: &ImportOptions, cog: &[CogCommune], index: &CogIndex, report: &mut ImportReport) -> Result<PostalIndex> {
+    let path = opts.from.join("postal/codes-postaux.json");
+    let rows: Vec<PostalRow> = if path.exists() { json(&path)? } else { Vec::new() };
+    let arrondissements: HashMap<&str, &str> =
+        cog.iter().filter(|c| c.kind == "arrondissement-municipal").filter_map(|c| c.commune.as_deref().map(|p| (c.code.as_str(), p))).collect();
+    let mut out = PostalIndex { rows: BTreeSet::new(), of_commune: BTreeMap::new(), communes_of: BTreeMap::new() };
+    let mut add = |postal: &str, code: &str, name: String| {
+        out.rows.insert((postal.to_string(), code.to_string(), name));
+        out.of_commune.entry(code.to_string()).or_default().insert(postal.to_string());
+        out.communes_of.entry(postal.to_string()).or_default().insert(code.to_string());
+    };
+    for r in &rows {
+        let target = match arrondissements.get(r.code_commune.as_str()) {
+            Some(city) => Some(city.to_string()),
+            None => index.target(&r.code_commune).map(|(t, _)| t),
+        };
+        match target {
+            Some(t) if index.current.contains_key(t.as_str()) => {
+                let name = if t == r.code_commune && index.current[t.as_str()].nom == r.nom_commune { String::new() } else { r.nom_commune.clone() };
+                add(&r.code_postal, &t, name);
+            }
+            Some(_) => {}
+            None => report.postal_unresolved.push((r.code_postal.clone(), r.code_commune.clone(), r.nom_commune.clone())),
+        }
+    }
+    for c in index.current.values() {
+        for p in &c.codes_postaux {
+            add(p, &c.code, String::new());
+        }
+    }
+    report.postal_unresolved.sort();
+    report.postal_unresolved.dedup();
+    Ok(out)
+}
+
+/// Step 4b. Current communes with no 2018 polygon of their own (`shapes[i]` empty), flagged in
+/// `polygon` and listed in `report.without_polygon`. The sources give no official link from a
+/// commune re-created since 2018 (L'Oie 85165) to the commune nouvelle it was part of
+/// (Essarts-en-Bocage 85084), so it is **derived**: among the communes with a polygon sharing
+/// one of its postal codes and its EPCI, the one with the largest 2018 area (a commune nouvelle
+/// is larger than the communes around it). The commune takes that one's centroid and is linked
+/// to it and to its neighbours (`derived` edges). With no such commune, it is linked to the
+/// communes with a polygon sharing its postal code, and takes the mean of their centroids.
+/// With neither (the overseas collectivities: Saint-Pierre-et-Miquelon, Polynésie, ...), it has
+/// no centroid and no edge. Returns, per commune, how it was linked (`part_of:85084`,
+/// `postal_code:14940`, or empty).
+#[allow(clippy::too_many_arguments)]
+fn link_communes_without_polygon(
+    codes: &[&str],
+    current: &BTreeMap<&str, &CogCommune>,
+    shapes: &[MultiPolygon],
+    centroids: &mut [Option<(f64, f64)>],
+    postal: &PostalIndex,
+    epci_of: &HashMap<&str, &str>,
+    edges: &mut Edges,
+    report: &mut ImportReport,
+) -> Vec<String> {
+    let pos: HashMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+    let areas: Vec<f64> = shapes.iter().map(|s| if s.0.is_empty() { 0.0 } else { s.geodesic_area_unsigned() }).collect();
+    let mut how = vec![String::new(); codes.len()];
+    let border_neighbours = |i: usize, edges: &Edges| -> Vec<usize> {
+        edges
+            .keys()
+            .filter_map(|&(a, b)| {
+                if a as usize == i {
+                    Some(b as usize)
+                } else if b as usize == i {
+                    Some(a as usize)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    for i in (0..codes.len()).filter(|&i| shapes[i].0.is_empty()) {
+        let code = codes[i];
+        let postal_codes = postal.of_commune.get(code).cloned().unwrap_or_default();
+        let siblings: BTreeSet<usize> = postal_codes
+            .iter()
+            .flat_map(|p| postal.communes_of.get(p).into_iter().flatten())
+            .filter_map(|c| pos.get(c.as_str()).copied())
+            .filter(|&j| j != i && !shapes[j].0.is_empty())
+            .collect();
+        let epci = epci_of.get(code);
+        let parent = siblings
+            .iter()
+            .copied()
+            .filter(|&j| epci.is_some() && epci_of.get(codes[j]) == epci)
+            .max_by(|&a, &b| areas[a].total_cmp(&areas[b]).then(b.cmp(&a)));
+        let linked: Vec<usize> = if let Some(p) = parent {
+            centroids[i] = centroids[p];
+            how[i] = format!("part_of:{}", codes[p]);
+            std::iter::once(p).chain(border_neighbours(p, edges)).collect()
+        } else if !siblings.is_empty() {
+            let n = siblings.len() as f64;
+            let (x, y) = siblings.iter().filter_map(|&j| centroids[j]).fold((0.0, 0.0), |a, c| (a.0 + c.0, a.1 + c.1));
+            centroids[i] = Some((x / n, y / n));
+            how[i] = format!("postal_code:{}", postal_codes.iter().cloned().collect::<Vec<_>>().join(" "));
+            siblings.iter().copied().collect()
+        } else {
+            Vec::new()
+        };
+        for j in linked {
+            edges.entry((i.min(j) as u32, i.max(j) as u32)).or_insert(("derived", None));
+        }
+        let said = match how[i].split_once(':') {
+            Some(("part_of", p)) => {
+                format!("part of {p} {} (derived: shares postal code and EPCI, largest 2018 area); linked to it and its neighbours", current[p].nom)
+            }
+            Some((_, p)) => format!("no commune of its EPCI shares its postal code; linked to the communes of postal code {p}"),
+            None => "no polygon, postal code or EPCI to derive a place from: no centroid, no neighbour".to_string(),
+        };
+        report.without_polygon.push((code.to_string(), current[code].nom.clone(), said));
+    }
+    how
+}
+
+/// Other codes and names by which people know a current commune, for `aliases.csv`: (kind,
+/// code, name, current commune code), sorted. Kinds: `delegated` (commune déléguée, COG
+/// `commune-deleguee`: Antrain 35004 → Val-Couesnon 35004), `associated` (commune associée),
+/// `arrondissement` (arrondissement municipal: 75101 → Paris 75056), `former_code` (a code in
+/// `anciensCodes` that is no delegated or associated commune: 56016 → 56173), `postal_code`
+/// (29200 → Brest 29019; the name is the postal file's when it names another commune).
+fn aliases(cog: &[CogCommune], codes: &[&str], postal: &PostalIndex, report: &mut ImportReport) -> BTreeSet<(&'static str, String, String, String)> {
+    let scope: HashSet<&str> = codes.iter().copied().collect();
+    let mut out: BTreeSet<(&'static str, String, String, String)> = BTreeSet::new();
+    let mut named: HashSet<&str> = HashSet::new();
+    for c in cog {
+        let (kind, target) = match c.kind.as_str() {
+            "commune-deleguee" => ("delegated", c.chef_lieu.as_deref()),
+            "commune-associee" => ("associated", c.chef_lieu.as_deref()),
+            "arrondissement-municipal" => ("arrondissement", c.commune.as_deref()),
+            _ => continue,
+        };
+        if let Some(t) = target.filter(|t| scope.contains(t)) {
+            out.insert((kind, c.code.clone(), c.nom.clone(), t.to_string()));
+            named.insert(c.code.as_str());
+        }
+    }
+    for c in cog.iter().filter(|c| c.kind == "commune-actuelle" && scope.contains(c.code.as_str())) {
+        for a in c.anciens_codes.iter().filter(|a| !named.contains(a.as_str()) && !scope.contains(a.as_str())) {
+            out.insert(("former_code", a.clone(), String::new(), c.code.clone()));
+        }
+    }
+    for (p, c, n) in &postal.rows {
+        out.insert(("postal_code", p.clone(), n.clone(), c.clone()));
+    }
+    for r in &out {
+        *report.aliases.entry(r.0).or_default() += 1;
+    }
+    out
 }
 
 /// Step 3, first half. Shared boundary length between communes: every boundary segment of
@@ -361,8 +548,15 @@ fn border_edges(shapes: &[MultiPolygon], opts: &ImportOptions, progress: &mut dy
 
 /// Step 4. Communes touching nobody: linked to their 2 nearest communes by centroid
 /// (haversine km between `centroids`, lon/lat degrees; ties by position), as `nearest` edges;
-/// listed in `report.isolated`.
-fn link_isolated_communes(codes: &[&str], current: &BTreeMap<&str, &CogCommune>, centroids: &[(f64, f64)], edges: &mut Edges, report: &mut ImportReport) {
+/// listed in `report.isolated`. Communes with no polygon (no centroid yet) are left to
+/// [`link_communes_without_polygon`].
+fn link_isolated_communes(
+    codes: &[&str],
+    current: &BTreeMap<&str, &CogCommune>,
+    centroids: &[Option<(f64, f64)>],
+    edges: &mut Edges,
+    report: &mut ImportReport,
+) {
     let n = codes.len();
     let mut has_border = vec![false; n];
     for &(i, j) in edges.keys() {
@@ -370,11 +564,12 @@ fn link_isolated_communes(codes: &[&str], current: &BTreeMap<&str, &CogCommune>,
         has_border[j as usize] = true;
     }
     for i in 0..n {
+        let Some(ci) = centroids[i] else { continue };
         if has_border[i] {
             continue;
         }
         report.isolated.push((codes[i].to_string(), current[codes[i]].nom.clone()));
-        let mut by_d: Vec<(f64, usize)> = (0..n).filter(|&j| j != i).map(|j| (haversine_km(centroids[i], centroids[j]), j)).collect();
+        let mut by_d: Vec<(f64, usize)> = (0..n).filter(|&j| j != i).filter_map(|j| centroids[j].map(|cj| (haversine_km(ci, cj), j))).collect();
         by_d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for &(_, j) in by_d.iter().take(2) {
             let key = (i.min(j) as u32, i.max(j) as u32);
@@ -386,14 +581,16 @@ fn link_isolated_communes(codes: &[&str], current: &BTreeMap<&str, &CogCommune>,
 /// Step 5. Islands that only touch each other (Belle-Île, Houat and Hœdic): link every piece
 /// of the graph to the rest, from its commune nearest to a commune outside it (haversine km
 /// between `centroids`), until the graph is connected. Each link is a `nearest` edge, listed in
-/// `report.linked_components`.
-fn link_components(codes: &[&str], centroids: &[(f64, f64)], edges: &mut Edges, report: &mut ImportReport) {
+/// `report.linked_components`. Communes with no centroid (no place to derive) stay apart.
+fn link_components(codes: &[&str], centroids: &[Option<(f64, f64)>], edges: &mut Edges, report: &mut ImportReport) {
     let n = codes.len();
     loop {
         let comp = components(n, edges.keys());
         let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
-        for &c in &comp {
-            *sizes.entry(c).or_default() += 1;
+        for (i, &c) in comp.iter().enumerate() {
+            if centroids[i].is_some() {
+                *sizes.entry(c).or_default() += 1;
+            }
         }
         if sizes.len() <= 1 {
             break;
@@ -402,8 +599,10 @@ fn link_components(codes: &[&str], centroids: &[(f64, f64)], edges: &mut Edges, 
         let Some(&small) = sizes.keys().find(|&&c| c != largest) else { break };
         let mut best: Option<(f64, usize, usize)> = None;
         for i in (0..n).filter(|&i| comp[i] == small) {
+            let Some(ci) = centroids[i] else { continue };
             for j in (0..n).filter(|&j| comp[j] != small) {
-                let d = haversine_km(centroids[i], centroids[j]);
+                let Some(cj) = centroids[j] else { continue };
+                let d = haversine_km(ci, cj);
                 if best.is_none_or(|b| d < b.0) {
                     best = Some((d, i, j));
                 }
@@ -434,14 +633,19 @@ fn epcis_of_scope<'a>(epcis: &'a [CogEpci], codes: &[&str]) -> (Vec<&'a CogEpci>
 /// What step 7 writes: the communes (sorted codes, their shapes and centroids in lon/lat
 /// degrees, same order), the graph edges, the kept EPCI and the merged 2018 codes.
 struct SeedTables<'s, 'c> {
-    /// Current INSEE codes with a polygon, sorted.
+    /// Current INSEE codes of the area, sorted.
     codes: &'s [&'c str],
     /// COG rows of the area's current communes, by code.
     current: &'s BTreeMap<&'c str, &'c CogCommune>,
     /// One multipolygon per code (WGS84).
     shapes: &'s [MultiPolygon],
-    /// Centroid per code, (lon, lat) degrees.
-    centroids: &'s [(f64, f64)],
+    /// Centroid per code, (lon, lat) degrees; `None` when no place can be derived.
+    centroids: &'s [Option<(f64, f64)>],
+    /// Per code, how a commune without a polygon was linked (`part_of:85084`,
+    /// `postal_code:14940`), empty otherwise.
+    linked_via: &'s [String],
+    /// Other codes and names of the communes (see [`aliases`]).
+    aliases: &'s BTreeSet<(&'static str, String, String, String)>,
     /// The graph.
     edges: &'s Edges,
     /// EPCI with a member in the area, sorted by SIREN.
@@ -453,21 +657,36 @@ struct SeedTables<'s, 'c> {
 }
 
 /// Step 7, communes: `communes.csv` (code, name, department, population, EPCI SIREN, centroid
-/// lon/lat with 5 decimals, geodesic area km² with 3 decimals). Communes with no EPCI go to
-/// `report.without_epci`. Errors: I/O, CSV.
+/// lon/lat with 5 decimals, geodesic area km² with 3 decimals, `polygon` = `own` or `none`,
+/// `linked_via`). A commune without a polygon has an empty area, and an empty centroid when no
+/// place could be derived. Communes with no EPCI go to `report.without_epci`. Errors: I/O, CSV.
 fn write_communes_csv(dir: &Path, s: &SeedTables, report: &mut ImportReport) -> Result<()> {
     let mut w = csv_writer(&dir.join("communes.csv"))?;
-    w.write_record(["code", "name", "department", "population", "epci_siren", "lon", "lat", "area_km2"]).map_err(csv_err)?;
+    w.write_record(["code", "name", "department", "population", "epci_siren", "lon", "lat", "area_km2", "polygon", "linked_via"]).map_err(csv_err)?;
     for (i, code) in s.codes.iter().enumerate() {
         let c = s.current[code];
         let epci = s.epci_of.get(code).copied().unwrap_or("");
         if epci.is_empty() {
             report.without_epci.push((code.to_string(), c.nom.clone()));
         }
-        let area = s.shapes[i].orient(Direction::Default).geodesic_area_unsigned() / 1e6;
-        let (lon, lat, area) = (format!("{:.5}", s.centroids[i].0), format!("{:.5}", s.centroids[i].1), format!("{area:.3}"));
-        w.write_record([code, c.nom.as_str(), c.departement.as_deref().unwrap_or(""), &c.population.unwrap_or(0).to_string(), epci, &lon, &lat, &area])
+        let own = !s.shapes[i].0.is_empty();
+        let area = if own { format!("{:.3}", s.shapes[i].orient(Direction::Default).geodesic_area_unsigned() / 1e6) } else { String::new() };
+        let (lon, lat) = s.centroids[i].map_or((String::new(), String::new()), |(x, y)| (format!("{x:.5}"), format!("{y:.5}")));
+        let pop = c.population.unwrap_or(0).to_string();
+        let polygon = if own { "own" } else { "none" };
+        w.write_record([code, c.nom.as_str(), c.departement.as_deref().unwrap_or(""), &pop, epci, &lon, &lat, &area, polygon, &s.linked_via[i]])
             .map_err(csv_err)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Step 7, aliases: `aliases.csv` (kind, code, name, commune), see [`aliases`]. Errors: I/O, CSV.
+fn write_aliases_csv(dir: &Path, s: &SeedTables) -> Result<()> {
+    let mut w = csv_writer(&dir.join("aliases.csv"))?;
+    w.write_record(["kind", "code", "name", "commune"]).map_err(csv_err)?;
+    for (kind, code, name, commune) in s.aliases {
+        w.write_record([*kind, code.as_str(), name.as_str(), commune.as_str()]).map_err(csv_err)?;
     }
     w.flush()?;
     Ok(())
@@ -508,7 +727,11 @@ fn write_graph_csvs(dir: &Path, s: &SeedTables) -> Result<()> {
     let mut w = csv_writer(&dir.join("edges.csv"))?;
     w.write_record(["a", "b", "kind", "border_km", "distance_km"]).map_err(csv_err)?;
     for (&(i, j), &(kind, km)) in s.edges {
-        let d = haversine_km(s.centroids[i as usize], s.centroids[j as usize]);
+        // Every linked commune has a centroid (its own, or the one derived with its links).
+        let d = match (s.centroids[i as usize], s.centroids[j as usize]) {
+            (Some(a), Some(b)) => haversine_km(a, b),
+            _ => 0.0,
+        };
         w.write_record([s.codes[i as usize], s.codes[j as usize], kind, &km.map(|k| format!("{k:.3}")).unwrap_or_default(), &format!("{d:.3}")])
             .map_err(csv_err)?;
     }
@@ -523,6 +746,7 @@ fn write_seeds(opts: &ImportOptions, s: &SeedTables, report: &mut ImportReport) 
     write_communes_csv(&opts.seeds_out, s, report)?;
     write_epci_csvs(&opts.seeds_out, s)?;
     write_graph_csvs(&opts.seeds_out, s)?;
+    write_aliases_csv(&opts.seeds_out, s)?;
     write_shapes(&opts.seeds_out.join("communes.geojson"), s.codes, s.shapes, s.current)?;
     report.communes = s.codes.len();
     report.epcis = s.kept_epcis.len();
@@ -537,20 +761,26 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Re
     let epcis: Vec<CogEpci> = json(&opts.from.join("cog/epci.json"))?;
     let index = CogIndex::new(&cog, &opts.scope);
     let Polygons2018 { parts, mut former } = polygons_2018_by_current_commune(opts, &index, &mut report, progress)?;
-    let (codes, shapes) = one_multipolygon_per_commune(&index.current, &parts, &mut report);
+    let postal = postal_index(opts, &cog, &index, &mut report)?;
+    let (codes, shapes) = one_multipolygon_per_commune(&index.current, &parts);
     let mut edges = border_edges(&shapes, opts, progress);
-    let centroids: Vec<(f64, f64)> = shapes.iter().map(|s| s.centroid().map(|p| (p.x(), p.y())).unwrap_or_default()).collect();
+    let mut centroids: Vec<Option<(f64, f64)>> = shapes.iter().map(|s| s.centroid().map(|p| (p.x(), p.y()))).collect();
     link_isolated_communes(&codes, &index.current, &centroids, &mut edges, &mut report);
+    let (kept_epcis, epci_of) = epcis_of_scope(&epcis, &codes);
+    let linked_via = link_communes_without_polygon(&codes, &index.current, &shapes, &mut centroids, &postal, &epci_of, &mut edges, &mut report);
     link_components(&codes, &centroids, &mut edges, &mut report);
     report.border_edges = edges.values().filter(|e| e.0 == "border").count();
-    report.nearest_edges = edges.len() - report.border_edges;
-    let (kept_epcis, epci_of) = epcis_of_scope(&epcis, &codes);
+    report.nearest_edges = edges.values().filter(|e| e.0 == "nearest").count();
+    report.derived_edges = edges.values().filter(|e| e.0 == "derived").count();
+    let aliases = aliases(&cog, &codes, &postal, &mut report);
     former.sort();
     let tables = SeedTables {
         codes: &codes,
         current: &index.current,
         shapes: &shapes,
         centroids: &centroids,
+        linked_via: &linked_via,
+        aliases: &aliases,
         edges: &edges,
         kept_epcis: &kept_epcis,
         epci_of: &epci_of,
@@ -583,7 +813,9 @@ fn components<'a>(n: usize, edges: impl Iterator<Item = &'a (u32, u32)>) -> Vec<
 fn write_shapes(path: &Path, codes: &[&str], shapes: &[MultiPolygon], current: &BTreeMap<&str, &CogCommune>) -> Result<()> {
     use geo::Simplify;
     let mut out = String::from("{\"type\":\"FeatureCollection\",\"features\":[\n");
-    for (i, (code, shape)) in codes.iter().zip(shapes).enumerate() {
+    let drawn: Vec<(&&str, &MultiPolygon)> = codes.iter().zip(shapes).filter(|(_, s)| !s.0.is_empty()).collect();
+    let codes: Vec<&str> = drawn.iter().map(|(c, _)| **c).collect();
+    for (i, (code, shape)) in drawn.into_iter().enumerate() {
         let simple = shape.simplify(0.0005);
         let mut polys = Vec::new();
         for poly in simple.0.iter().filter(|p| p.exterior().0.len() >= 4) {
@@ -619,7 +851,11 @@ fn render_report(r: &ImportReport, scope: &ImportArea) -> String {
         ImportArea::Region(r) => format!("region {r}"),
     };
     let _ = writeln!(s, "# Import report ({scope})\n\nDerived by `voisinage import` from the shared open data (see `seeds/README.md`).\n");
-    let _ = writeln!(s, "- communes: {}\n- EPCI: {}\n- border edges: {}\n- nearest edges: {}", r.communes, r.epcis, r.border_edges, r.nearest_edges);
+    let _ = writeln!(
+        s,
+        "- communes: {}\n- EPCI: {}\n- border edges: {}\n- nearest edges: {}\n- derived edges: {}",
+        r.communes, r.epcis, r.border_edges, r.nearest_edges, r.derived_edges
+    );
     let _ = writeln!(
         s,
         "- 2018 polygons mapped directly: {}, through chefLieu: {}, through anciensCodes: {}",
@@ -629,9 +865,17 @@ fn render_report(r: &ImportReport, scope: &ImportArea) -> String {
     for (c, n, why) in &r.unmapped {
         let _ = writeln!(s, "- {c} {n}: {why}");
     }
-    let _ = writeln!(s, "\n## Current communes without a polygon ({})\n", r.without_polygon.len());
-    for c in &r.without_polygon {
-        let _ = writeln!(s, "- {c}");
+    let _ = writeln!(s, "\n## Current communes without a 2018 polygon of their own, kept and flagged ({})\n", r.without_polygon.len());
+    for (c, n, how) in &r.without_polygon {
+        let _ = writeln!(s, "- {c} {n}: {how}");
+    }
+    let _ = writeln!(s, "\n## Other codes and names written to aliases.csv\n");
+    for (k, n) in &r.aliases {
+        let _ = writeln!(s, "- {k}: {n}");
+    }
+    let _ = writeln!(s, "\n## Postal file rows naming no current commune ({})\n", r.postal_unresolved.len());
+    for (p, c, n) in &r.postal_unresolved {
+        let _ = writeln!(s, "- {p} → {c} {n}");
     }
     let _ = writeln!(s, "\n## Communes with no border neighbour, linked to their 2 nearest by centroid ({})\n", r.isolated.len());
     for (c, n) in &r.isolated {

@@ -9,12 +9,13 @@ use crate::core::territory::Territory;
 use crate::error::{Error, Result};
 
 /// The embedded seed CSV files, in the order of [`SEED_FILES`].
-pub const SEEDS: [&str; 5] = [
+pub const SEEDS: [&str; 6] = [
     include_str!("../seeds/communes.csv"),
     include_str!("../seeds/epcis.csv"),
     include_str!("../seeds/epci_members.csv"),
     include_str!("../seeds/edges.csv"),
     include_str!("../seeds/former_communes.csv"),
+    include_str!("../seeds/aliases.csv"),
 ];
 
 /// The embedded simplified commune polygons (GeoJSON).
@@ -44,17 +45,21 @@ pub const CATALOG: [&str; 5] = [
 pub const CATALOG_FILES: [&str; 5] = ["categories.toml", "products.toml", "generations.toml", "regulations.toml", "procurement.toml"];
 
 /// File names of the seeds, in the order of [`SEEDS`].
-pub const SEED_FILES: [&str; 5] = ["communes.csv", "epcis.csv", "epci_members.csv", "edges.csv", "former_communes.csv"];
+pub const SEED_FILES: [&str; 6] = ["communes.csv", "epcis.csv", "epci_members.csv", "edges.csv", "former_communes.csv", "aliases.csv"];
 
 /// The embedded Brittany territory (1,202 communes, 61 EPCI).
 pub fn territory() -> Result<Territory> {
-    Territory::from_csv(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3], SEEDS[4])
+    Territory::from_csv(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3], SEEDS[4], SEEDS[5])
 }
 
-/// The territory from a seeds folder written by the importer.
+/// The territory from a seeds folder written by the importer (a folder written before
+/// `aliases.csv` existed loads without the other codes and names).
 pub fn territory_from_dir(dir: &Path) -> Result<Territory> {
-    let t: Vec<String> = SEED_FILES.iter().map(|f| read(&dir.join(f))).collect::<Result<_>>()?;
-    Territory::from_csv(&t[0], &t[1], &t[2], &t[3], &t[4])
+    let t: Vec<String> = SEED_FILES
+        .iter()
+        .map(|f| if *f == "aliases.csv" && !dir.join(f).exists() { Ok("kind,code,name,commune\n".to_string()) } else { read(&dir.join(f)) })
+        .collect::<Result<_>>()?;
+    Territory::from_csv(&t[0], &t[1], &t[2], &t[3], &t[4], &t[5])
 }
 
 /// The embedded catalogue.

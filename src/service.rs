@@ -372,9 +372,17 @@ impl Service {
 
     /// A commune's adoptions, as `viewer` may see them. Errors: `NotFound`.
     pub fn adoptions_of(&self, viewer: Option<&Principal>, code: &InseeCode) -> Result<Vec<AdoptionView>> {
+        Ok(self.adoptions_page(viewer, code, 0, usize::MAX)?.0)
+    }
+
+    /// One page of a commune's adoptions (oldest record first, `offset` skipped, at most
+    /// `limit`), as `viewer` may see them, and how many the commune has in all. Errors:
+    /// `NotFound` for an unknown commune.
+    pub fn adoptions_page(&self, viewer: Option<&Principal>, code: &InseeCode, offset: usize, limit: usize) -> Result<(Vec<AdoptionView>, usize)> {
         let visible = self.sees_comments(viewer, code)?;
         let h = self.index();
-        Ok(h.of_commune(code).map(|a| view(&h, a, self.today(), visible)).collect())
+        let total = h.of_commune(code).count();
+        Ok((h.of_commune(code).skip(offset).take(limit).map(|a| view(&h, a, self.today(), visible)).collect(), total))
     }
 
     /// One adoption of a commune, as `viewer` may see it. Errors: `NotFound` for an unknown

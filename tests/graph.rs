@@ -65,7 +65,8 @@ fn commune_nouvelle_includes_former_communes() {
     assert!(c.former_codes.contains(&code("56016")), "Bieuzy");
     assert!(t.idx_of(&code("56016")).is_none(), "Bieuzy is no longer a commune");
     // The union of Pluméliau and Bieuzy is larger than either (about 87 km²).
-    assert!((80.0..95.0).contains(&c.area_km2), "{}", c.area_km2);
+    let area = c.area_km2.unwrap();
+    assert!((80.0..95.0).contains(&area), "{area}");
 }
 
 #[test]
@@ -109,7 +110,7 @@ fn former_codes_point_to_the_commune_nouvelle() {
 #[test]
 fn communes_are_found_however_people_type_them() {
     let t = voisinage::seeds::territory().unwrap();
-    let first = |q: &str| t.search(q, 5).first().map(|&i| t.commune(i).code.to_string());
+    let first = |q: &str| t.search(q, 0, 5).hits.first().map(|h| t.commune(h.idx).code.to_string());
     for (q, code) in [
         ("saint malo", "35288"),
         ("St-Malo", "35288"),
@@ -125,4 +126,60 @@ fn communes_are_found_however_people_type_them() {
     // A typo is ranked after exact matches: "plouguerneau" itself first, and "brest" finds Brest
     // before any near name.
     assert_eq!(first("brest").as_deref(), Some("29019"));
+}
+
+/// Issue 15: other codes and names find the current commune, and the hit says how it matched:
+/// postal codes (29200 is Brest's; INSEE 56100 is Langonnet while postal 56100 is Lorient),
+/// former codes, communes déléguées by name and code.
+#[test]
+fn postal_codes_former_codes_and_delegated_communes_find_the_current_commune() {
+    let t = voisinage::seeds::territory().unwrap();
+    let hits = |q: &str| -> Vec<(String, String)> { t.search(q, 0, 10).hits.iter().map(|h| (t.commune(h.idx).code.to_string(), t.match_label(h))).collect() };
+    // 29200 is Brest's postal code, and the INSEE code Ploujean had until it merged into Morlaix
+    // (1959, COG `anciensCodes`): the postal code first.
+    assert_eq!(
+        hits("29200"),
+        vec![("29019".to_string(), "code postal 29200 de Brest".to_string()), ("29151".to_string(), "ancien code 29200 de Morlaix".to_string())]
+    );
+    let langonnet_then_lorient = hits("56100");
+    assert_eq!(langonnet_then_lorient[0], ("56100".to_string(), "code INSEE".to_string()), "the INSEE code first");
+    assert_eq!(langonnet_then_lorient[1], ("56121".to_string(), "code postal 56100 de Lorient".to_string()));
+    assert_eq!(hits("22027"), vec![("22241".to_string(), "commune déléguée Le Cambout (22027) de Plumieux".to_string())]);
+    assert_eq!(hits("Antrain")[0], ("35004".to_string(), "commune déléguée Antrain (35004) de Val-Couesnon".to_string()));
+    assert_eq!(hits("lanhelin")[0], ("35308".to_string(), "commune déléguée Lanhélin (35147) de Mesnil-Roc'h".to_string()));
+    assert_eq!(hits("56016")[0].0, "56173", "a former code with no delegated commune");
+    assert!(hits("56016")[0].1.starts_with("ancien code 56016 de "), "{:?}", hits("56016"));
+    // A commune appears once, with its best match: Brest by name, not again by a postal code.
+    let brest = t.search("brest", 0, 100);
+    assert_eq!(brest.hits.iter().filter(|h| t.commune(h.idx).code.as_str() == "29019").count(), 1);
+}
+
+/// Issue 15: `GET` of a postal code or a delegated commune's code says which commune the user
+/// probably meant.
+#[test]
+fn a_code_that_is_no_commune_says_which_commune_was_meant() {
+    let t = voisinage::seeds::territory().unwrap();
+    let e = t.find(&code("29200")).unwrap_err().to_string();
+    assert_eq!(e, "29200 is not the INSEE code of a current commune; as a postal code it serves 29019 Brest; it is a former code of 29151 Morlaix");
+    let e = t.find(&code("22027")).unwrap_err().to_string();
+    assert!(e.contains("delegated commune (commune déléguée) Le Cambout of 22241 Plumieux"), "{e}");
+    let e = t.find(&code("29999")).unwrap_err().to_string();
+    assert_eq!(e, "no commune with INSEE code 29999 in this territory");
+}
+
+/// Issue 15: search results are paginated with a total (`q=saint` stopped at 100 with no total).
+#[test]
+fn search_pages_add_up_to_the_total() {
+    let t = voisinage::seeds::territory().unwrap();
+    let all = t.search("saint", 0, usize::MAX);
+    assert!(all.total > 100, "{}", all.total);
+    assert_eq!(all.hits.len(), all.total);
+    let mut paged = Vec::new();
+    for offset in (0..all.total).step_by(40) {
+        let p = t.search("saint", offset, 40);
+        assert_eq!(p.total, all.total);
+        paged.extend(p.hits);
+    }
+    assert_eq!(paged, all.hits, "pages in order, none lost or repeated");
+    assert!(t.search("saint", all.total, 20).hits.is_empty());
 }

@@ -95,3 +95,30 @@ mod tests {
         );
     }
 }
+
+/// "of" a place name in French: `de Brest`, `d'Auray`, `d'Île-de-Bréhat`, `du Relecq-Kerhuon`
+/// (`Le` contracted), `des Forges` (`Les`), `de La Roche-Derrien`, `de L'Hôpital-Camfrout`.
+pub fn de(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("Le ") {
+        return format!("du {rest}");
+    }
+    if let Some(rest) = name.strip_prefix("Les ") {
+        return format!("des {rest}");
+    }
+    let first = name.chars().next().unwrap_or(' ');
+    let vowel = "AEIOUYÂÊÎÔÛÉÈËÏÜŒaeiouyâêîôûéèëïüœ".contains(first);
+    if vowel && !name.starts_with("L'") { format!("d'{name}") } else { format!("de {name}") }
+}
+
+#[cfg(test)]
+mod de_tests {
+    #[test]
+    fn of_a_place() {
+        assert_eq!(super::de("Brest"), "de Brest");
+        assert_eq!(super::de("Auray"), "d'Auray");
+        assert_eq!(super::de("Île-de-Bréhat"), "d'Île-de-Bréhat");
+        assert_eq!(super::de("Le Relecq-Kerhuon"), "du Relecq-Kerhuon");
+        assert_eq!(super::de("Les Forges"), "des Forges");
+        assert_eq!(super::de("La Roche-Derrien"), "de La Roche-Derrien");
+    }
+}

@@ -1221,7 +1221,8 @@ fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, p: &Params) -> (Vec<Reac
     let kernel = |j: CommuneIdx, hops: u32| -> (f64, bool, f64) {
         let o = t.commune(j);
         let same_epci = c.epci.is_some() && o.epci == c.epci;
-        let km = t.distance_km(idx, j);
+        // Communes linked in the graph always have a centroid (their own or a derived one).
+        let km = t.distance_km(idx, j).unwrap_or(0.0);
         let w = p.hop_decay.powi(hops as i32 - 1)
             * (-km / p.distance_scale_km).exp()
             * (1.0 + p.epci_bonus * f64::from(u8::from(same_epci)))
@@ -1612,7 +1613,7 @@ mod tests {
         let it = &a.items[0];
         // Feedback on 2025-10-31 and 2025-11-30: ages 1 and 0 months. B is 1 hop away, 3.7 km
         // (haversine between the test centroids), same EPCI, different size class.
-        let km = t.distance_km(t.idx_of(&code("35001")).unwrap(), t.idx_of(&code("35002")).unwrap());
+        let km = t.distance_km(t.idx_of(&code("35001")).unwrap(), t.idx_of(&code("35002")).unwrap()).unwrap();
         let k = (-km / 25.0).exp() * 1.5;
         let w = k * 0.5f64.powf(1.0 / 36.0) + k;
         let prior = 4.0; // every record of the category is a 4

@@ -30,14 +30,40 @@ pub struct Commune {
     /// SIREN of the EPCI the commune belongs to; `None` for the few communes outside any EPCI
     /// (Île-de-Bréhat, Île-de-Sein, Ouessant).
     pub epci: Option<Siren>,
-    /// Centroid longitude, WGS84 degrees (planar centroid of the 2018 polygons).
-    pub lon: f64,
-    /// Centroid latitude, WGS84 degrees.
-    pub lat: f64,
-    /// Area in km², geodesic, from the 2018 polygons.
-    pub area_km2: f64,
+    /// Centroid (longitude, latitude), WGS84 degrees: planar centroid of the 2018 polygons, or
+    /// derived for a commune without a polygon of its own (see [`Place`]); `None` when no place
+    /// can be derived (overseas collectivities the polygons do not cover).
+    pub centroid: Option<(f64, f64)>,
+    /// Area in km², geodesic, from the 2018 polygons; `None` without a polygon of its own.
+    pub area_km2: Option<f64>,
+    /// Where the commune's place on the map comes from.
+    pub place: Place,
     /// 2018 codes of former communes merged into this one (commune nouvelle), sorted.
     pub former_codes: Vec<InseeCode>,
+}
+
+/// Where a commune's place (centroid, neighbours) comes from. Source: `communes.csv`
+/// (`polygon`, `linked_via`), written by the importer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Place {
+    /// Its own 2018 polygon (IGN Admin Express COG 2018): centroid, area and borders.
+    Polygon,
+    /// No polygon of its own (re-created since 2018, like L'Oie 85165): part of this commune's
+    /// 2018 polygon (**derived**: it shares a postal code and the EPCI, and has the largest 2018
+    /// area among those), whose centroid it takes; linked to it and to its neighbours.
+    PartOf {
+        /// The commune whose 2018 polygon covered it.
+        commune: InseeCode,
+    },
+    /// No polygon of its own and no commune of its EPCI sharing its postal code: linked to the
+    /// communes of its postal codes, centroid the mean of theirs.
+    PostalCode {
+        /// Its postal codes (`14940`).
+        postal_codes: Vec<String>,
+    },
+    /// No polygon and nothing to derive a place from: no centroid, no neighbour.
+    Unknown,
 }
 
 impl Commune {
@@ -84,6 +110,9 @@ pub enum EdgeKind {
     Border,
     /// The commune touches nobody (an island): linked to its nearest communes by centroid.
     Nearest,
+    /// A commune without a polygon of its own, linked to the commune it was part of and that
+    /// one's neighbours, or to the communes of its postal code (see [`Place`]).
+    Derived,
 }
 
 /// An edge of the neighbour graph.
@@ -106,10 +135,105 @@ pub struct Neighbour {
     pub hops: u32,
 }
 
+/// What another code or name of a commune is. Source: `aliases.csv` (INSEE COG 2026 and the
+/// postal file `codes-postaux` 4.1.2), written by the importer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AliasKind {
+    /// A commune déléguée of a commune nouvelle (Antrain, 35004, of Val-Couesnon).
+    Delegated,
+    /// A commune associée (COG `commune-associee`).
+    Associated,
+    /// An arrondissement municipal of Paris, Lyon or Marseille (75101 of Paris 75056).
+    Arrondissement,
+    /// A former INSEE code of a commune nouvelle (`anciensCodes`), with no delegated commune.
+    FormerCode,
+    /// A postal code the commune is served by (29200 for Brest 29019); one postal code can
+    /// serve several communes.
+    PostalCode,
+}
+
+impl AliasKind {
+    /// French words for the page and the hit's label: `commune déléguée`.
+    pub fn fr(self) -> &'static str {
+        match self {
+            AliasKind::Delegated => "commune déléguée",
+            AliasKind::Associated => "commune associée",
+            AliasKind::Arrondissement => "arrondissement municipal",
+            AliasKind::FormerCode => "ancien code",
+            AliasKind::PostalCode => "code postal",
+        }
+    }
+
+    /// English words for API details: `delegated commune`.
+    pub fn en(self) -> &'static str {
+        match self {
+            AliasKind::Delegated => "delegated commune (commune déléguée)",
+            AliasKind::Associated => "associated commune (commune associée)",
+            AliasKind::Arrondissement => "arrondissement municipal",
+            AliasKind::FormerCode => "former INSEE code",
+            AliasKind::PostalCode => "postal code",
+        }
+    }
+}
+
+/// Another code or name by which people know a current commune.
+#[derive(Clone, Debug)]
+pub struct Alias {
+    /// What it is.
+    pub kind: AliasKind,
+    /// The code (INSEE code of the delegated commune or arrondissement, former code, postal
+    /// code), upper case.
+    pub code: String,
+    /// Its name (`Antrain`, `Paris 1er Arrondissement`); for a postal code, the name the postal
+    /// file gives when it names another commune than the current one; may be empty.
+    pub name: String,
+    /// The current commune.
+    pub commune: CommuneIdx,
+}
+
+/// How a search hit matched the query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Match {
+    /// The INSEE code (any case).
+    Code,
+    /// The name (accents, case, hyphens, `St`/`Saint`, leading article aside).
+    Name,
+    /// The name within a small edit distance (a typo).
+    ApproximateName,
+    /// Another code or name of the commune; the index in [`Territory::aliases`].
+    Alias(usize),
+}
+
+/// A commune found by [`Territory::search`], and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchHit {
+    /// The commune.
+    pub idx: CommuneIdx,
+    /// How it matched.
+    pub matched: Match,
+}
+
+/// One page of search hits and how many there are in all.
+#[derive(Clone, Debug)]
+pub struct SearchPage {
+    /// Hits in rank order, `offset` to `offset + limit`.
+    pub hits: Vec<SearchHit>,
+    /// Number of communes matching, all pages together.
+    pub total: usize,
+}
+
 /// The reference territory: communes, EPCI and their neighbour graph.
 #[derive(Debug)]
 pub struct Territory {
     communes: Vec<Commune>,
+    /// [`search_key`] of each commune's name, same order.
+    keys: Vec<String>,
+    aliases: Vec<Alias>,
+    /// [`search_key`] of each alias name, same order.
+    alias_keys: Vec<String>,
+    /// Alias code (upper case) → indices in `aliases`.
+    alias_by_code: HashMap<String, Vec<usize>>,
     by_code: HashMap<InseeCode, CommuneIdx>,
     graph: UnGraph<CommuneIdx, Edge>,
     epcis: Vec<Epci>,
@@ -124,9 +248,23 @@ struct CommuneRow {
     department: String,
     population: u32,
     epci_siren: String,
-    lon: f64,
-    lat: f64,
-    area_km2: f64,
+    lon: Option<f64>,
+    lat: Option<f64>,
+    area_km2: Option<f64>,
+    /// `own` or `none` (seeds of an older importer have no such column: `own`).
+    #[serde(default)]
+    polygon: Option<String>,
+    /// `part_of:85084`, `postal_code:14940 14941`, or empty.
+    #[serde(default)]
+    linked_via: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AliasRow {
+    kind: AliasKind,
+    code: String,
+    name: String,
+    commune: String,
 }
 
 #[derive(Deserialize)]
@@ -171,12 +309,17 @@ fn data<T>(r: Result<T>, what: &str) -> Result<T> {
 
 impl Territory {
     /// Builds the territory from the text of the seed CSV files (`communes.csv`, `epcis.csv`,
-    /// `epci_members.csv`, `edges.csv`, `former_communes.csv`, as written by the importer).
+    /// `epci_members.csv`, `edges.csv`, `former_communes.csv`, `aliases.csv`, as written by the
+    /// importer).
     ///
     /// Errors: `Error::Data` when a file does not parse or a row names an unknown commune.
-    pub fn from_csv(communes: &str, epcis: &str, members: &str, edges: &str, former: &str) -> Result<Self> {
+    pub fn from_csv(communes: &str, epcis: &str, members: &str, edges: &str, former: &str, aliases: &str) -> Result<Self> {
         let mut t = Territory {
             communes: Vec::new(),
+            keys: Vec::new(),
+            aliases: Vec::new(),
+            alias_keys: Vec::new(),
+            alias_by_code: HashMap::new(),
             by_code: HashMap::new(),
             graph: UnGraph::default(),
             epcis: Vec::new(),
@@ -192,15 +335,22 @@ impl Territory {
             if let Some(s) = epci {
                 t.members_in_seeds.entry(s).or_default().push(idx);
             }
+            let place = match (r.polygon.as_deref().unwrap_or("own"), r.linked_via.as_deref().unwrap_or("").split_once(':')) {
+                ("own", _) => Place::Polygon,
+                (_, Some(("part_of", c))) => Place::PartOf { commune: data(InseeCode::parse(c), "communes.csv")? },
+                (_, Some(("postal_code", p))) => Place::PostalCode { postal_codes: p.split_whitespace().map(str::to_string).collect() },
+                _ => Place::Unknown,
+            };
+            t.keys.push(search_key(&r.name));
             t.communes.push(Commune {
                 code,
                 name: r.name,
                 department: r.department,
                 population: r.population,
                 epci,
-                lon: r.lon,
-                lat: r.lat,
+                centroid: r.lon.zip(r.lat),
                 area_km2: r.area_km2,
+                place,
                 former_codes: Vec::new(),
             });
         }
@@ -237,7 +387,28 @@ impl Territory {
         for c in &mut t.communes {
             c.former_codes.sort();
         }
+        for r in rows::<AliasRow>("aliases.csv", aliases)? {
+            let commune = t
+                .idx_of(&data(InseeCode::parse(&r.commune), "aliases.csv")?)
+                .ok_or_else(|| Error::Data(format!("aliases.csv: unknown commune {}", r.commune)))?;
+            let code = r.code.to_ascii_uppercase();
+            t.alias_by_code.entry(code.clone()).or_default().push(t.aliases.len());
+            t.alias_keys.push(if r.kind == AliasKind::PostalCode { String::new() } else { search_key(&r.name) });
+            t.aliases.push(Alias { kind: r.kind, code, name: r.name, commune });
+        }
         Ok(t)
+    }
+
+    /// Every other code and name of the communes (delegated and associated communes,
+    /// arrondissements municipaux, former codes, postal codes), in `aliases.csv` order.
+    pub fn aliases(&self) -> &[Alias] {
+        &self.aliases
+    }
+
+    /// The other codes equal to `code` (upper-cased): what a user who typed a postal code, an
+    /// arrondissement's or a delegated commune's code probably meant. Empty when none.
+    pub fn aliases_of_code(&self, code: &str) -> Vec<&Alias> {
+        self.alias_by_code.get(&code.trim().to_ascii_uppercase()).map(|v| v.iter().map(|&i| &self.aliases[i]).collect()).unwrap_or_default()
     }
 
     /// All communes, in seed order (sorted by INSEE code).
@@ -257,10 +428,35 @@ impl Territory {
 
     /// A commune by code, or `Error::NotFound` (naming the commune nouvelle when the code is
     /// that of a former commune merged since 2018).
+    ///
+    /// A code that is another code of a commune says which commune(s) it probably means: a
+    /// postal code (`29200`: "29200 is not an INSEE commune code; as a postal code it serves
+    /// 29019 Brest"), an arrondissement municipal (`75101` → 75056 Paris), a delegated
+    /// commune or a former code.
     pub fn find(&self, code: &InseeCode) -> Result<CommuneIdx> {
-        self.idx_of(code).ok_or_else(|| match self.communes.iter().find(|c| c.former_codes.contains(code)) {
-            Some(c) => Error::NotFound(format!("{code} is a former commune, now part of {} {}", c.code, c.name)),
-            None => Error::NotFound(format!("no commune with INSEE code {code} in this territory")),
+        self.idx_of(code).ok_or_else(|| {
+            let mut aliases = self.aliases_of_code(code.as_str());
+            aliases.sort_by_key(|a| a.kind == AliasKind::FormerCode);
+            let mut meant: Vec<String> = Vec::new();
+            for a in &aliases {
+                let c = self.commune(a.commune);
+                let what = match a.kind {
+                    AliasKind::PostalCode => format!("as a postal code it serves {} {}", c.code, c.name),
+                    AliasKind::FormerCode => format!("it is a former code of {} {}", c.code, c.name),
+                    k => format!("it is the {} {} of {} {}", k.en(), a.name, c.code, c.name),
+                };
+                if !meant.contains(&what) {
+                    meant.push(what);
+                }
+            }
+            if let Some(c) = self.communes.iter().find(|c| c.former_codes.contains(code)).filter(|_| meant.is_empty()) {
+                return Error::NotFound(format!("{code} is a former commune, now part of {} {}", c.code, c.name));
+            }
+            if meant.is_empty() {
+                Error::NotFound(format!("no commune with INSEE code {code} in this territory"))
+            } else {
+                Error::NotFound(format!("{code} is not the INSEE code of a current commune; {}", meant.join("; ")))
+            }
         })
     }
 
@@ -334,10 +530,11 @@ impl Territory {
         out
     }
 
-    /// Distance in km between the centroids of two communes (haversine, mean Earth radius).
-    pub fn distance_km(&self, a: CommuneIdx, b: CommuneIdx) -> f64 {
+    /// Distance in km between the centroids of two communes (haversine, mean Earth radius);
+    /// `None` when one has no centroid (it then has no neighbour either).
+    pub fn distance_km(&self, a: CommuneIdx, b: CommuneIdx) -> Option<f64> {
         let (ca, cb) = (&self.communes[a as usize], &self.communes[b as usize]);
-        haversine_km((ca.lon, ca.lat), (cb.lon, cb.lat))
+        Some(haversine_km(ca.centroid?, cb.centroid?))
     }
 
     /// Number of graph edges.
@@ -345,40 +542,89 @@ impl Territory {
         self.graph.edge_count()
     }
 
-    /// Communes matching `query`, at most `limit`, best first: the code INSEE (any case:
-    /// `2a004`), then names compared by [`search_key`] (whole name, its start, a word's start,
-    /// inside), then names within a small edit distance (`plouguernau`: a letter missing).
-    pub fn search(&self, query: &str, limit: usize) -> Vec<CommuneIdx> {
+    /// Communes matching `query`, best first, the page `offset..offset + limit` and the total.
+    ///
+    /// Rank: the code INSEE (any case: `2a004`); another code of the commune (postal code,
+    /// arrondissement municipal, delegated commune, former code: `29200` → Brest); the name
+    /// compared by [`search_key`] (whole, then start, then a word's start, then inside); the
+    /// name of a delegated or associated commune or an arrondissement (`Antrain` →
+    /// Val-Couesnon), the same way; then names within a small edit distance (`plouguernau`: a
+    /// letter missing). A commune appears once, with its best match.
+    pub fn search(&self, query: &str, offset: usize, limit: usize) -> SearchPage {
         let q = search_key(query);
-        let code = query.trim().to_ascii_uppercase();
         if q.is_empty() {
-            return Vec::new();
+            return SearchPage { hits: Vec::new(), total: 0 };
         }
-        // Rank: the code, the whole name, the name's start, a word's start, inside the name; then
-        // names within a small edit distance (typos), closest first.
-        let mut hits: Vec<(u8, usize, usize, CommuneIdx)> = Vec::new();
-        for i in 0..self.communes.len() as CommuneIdx {
-            let c = &self.communes[i as usize];
-            let name = search_key(&c.name);
-            let rank = if c.code.as_str() == code {
-                Some((0, 0))
-            } else if name == q {
-                Some((1, 0))
+        let code = query.trim().to_ascii_uppercase();
+        // (tier, edit distance, name length, commune, match)
+        let mut best: HashMap<CommuneIdx, (u8, usize, usize, Match)> = HashMap::new();
+        let mut offer = |i: CommuneIdx, tier: u8, d: usize, len: usize, m: Match| {
+            let e = best.entry(i).or_insert((u8::MAX, 0, 0, Match::Code));
+            if (tier, d) < (e.0, e.1) {
+                *e = (tier, d, len, m);
+            }
+        };
+        let by_name = |name: &str| -> Option<u8> {
+            if name == q {
+                Some(0)
             } else if name.starts_with(&q) {
-                Some((2, 0))
+                Some(1)
             } else if name.contains(&format!(" {q}")) {
-                Some((3, 0))
+                Some(2)
             } else if name.contains(&q) {
-                Some((4, 0))
+                Some(3)
             } else {
-                typo_distance(&name, &q).map(|d| (5, d))
-            };
-            if let Some((r, d)) = rank {
-                hits.push((r, d, c.name.len(), i));
+                None
+            }
+        };
+        if let Ok(c) = InseeCode::parse(&code)
+            && let Some(i) = self.idx_of(&c)
+        {
+            offer(i, 0, 0, 0, Match::Code);
+        }
+        for &a in self.alias_by_code.get(&code).into_iter().flatten() {
+            // A former code (29200 was Ploujean's until 1959, now Morlaix) after a postal code
+            // (29200 is Brest's), an arrondissement's or a delegated commune's.
+            let tier = if self.aliases[a].kind == AliasKind::FormerCode { 2 } else { 1 };
+            offer(self.aliases[a].commune, tier, 0, 0, Match::Alias(a));
+        }
+        for (i, name) in self.keys.iter().enumerate() {
+            let len = self.communes[i].name.len();
+            if let Some(r) = by_name(name) {
+                offer(i as CommuneIdx, 3 + 2 * r, 0, len, Match::Name);
+            } else if let Some(d) = typo_distance(name, &q) {
+                offer(i as CommuneIdx, 11, d, len, Match::ApproximateName);
             }
         }
-        hits.sort();
-        hits.into_iter().take(limit).map(|(_, _, _, i)| i).collect()
+        for (a, name) in self.alias_keys.iter().enumerate() {
+            if let Some(r) = by_name(name).filter(|_| !name.is_empty()) {
+                offer(self.aliases[a].commune, 4 + 2 * r, 0, self.aliases[a].name.len(), Match::Alias(a));
+            }
+        }
+        let mut hits: Vec<(u8, usize, usize, CommuneIdx, Match)> = best.into_iter().map(|(i, (t, d, l, m))| (t, d, l, i, m)).collect();
+        hits.sort_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
+        let total = hits.len();
+        SearchPage { hits: hits.into_iter().skip(offset).take(limit).map(|(_, _, _, idx, matched)| SearchHit { idx, matched }).collect(), total }
+    }
+
+    /// How a hit matched, in French for the page and the API (`code postal de Brest`,
+    /// `commune déléguée Antrain de Val-Couesnon`, `nom approché`).
+    pub fn match_label(&self, hit: &SearchHit) -> String {
+        let c = self.commune(hit.idx);
+        match &hit.matched {
+            Match::Code => "code INSEE".to_string(),
+            Match::Name => "nom".to_string(),
+            Match::ApproximateName => "nom approché".to_string(),
+            Match::Alias(a) => {
+                let a = &self.aliases[*a];
+                let of = crate::core::fr::de(&c.name);
+                match a.kind {
+                    AliasKind::PostalCode if !a.name.is_empty() => format!("code postal {} ({}) {of}", a.code, a.name),
+                    AliasKind::PostalCode | AliasKind::FormerCode => format!("{} {} {of}", a.kind.fr(), a.code),
+                    k => format!("{} {} ({}) {of}", k.fr(), a.name, a.code),
+                }
+            }
+        }
     }
 }
 
@@ -489,7 +735,7 @@ pub(crate) mod tests {
         let members = "epci_siren,code,name,population\n200000001,35001,A,300\n200000001,35002,B,1200\n200000001,35003,C,4000\n200000002,35004,D,800\n200000002,44001,X,900\n";
         let edges =
             "a,b,kind,border_km,distance_km\n35001,35002,border,3.2,3.7\n35002,35003,border,2.0,3.7\n35003,35004,border,1.5,3.7\n35004,35005,nearest,,11.9\n";
-        Territory::from_csv(communes, epcis, members, edges, "code_2018,code,via\n").unwrap()
+        Territory::from_csv(communes, epcis, members, edges, "code_2018,code,via\n", "kind,code,name,commune\npostal_code,35500,,35001\n").unwrap()
     }
 
     #[test]

@@ -14,7 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
 use crate::core::history::{Adoption, Feedback, Ratings};
 use crate::error::Error;
-use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, RecordId, Viewer, in_range};
+use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, Query, RecordId, Viewer, in_range};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, json, mark_replay, not_allowed, with_header};
 use crate::service::{AdoptionChanges, AdoptionDraft, AdoptionView, FeedbackDraft, Service};
@@ -107,17 +107,40 @@ impl From<AdoptionView> for AdoptionOut {
 #[derive(Serialize, ToSchema)]
 pub struct AdoptionList {
     code: InseeCode,
+    /// The commune's adoptions, all pages together.
+    total: usize,
+    /// The `offset` asked for.
+    offset: usize,
+    /// The `limit` asked for.
+    limit: usize,
+    /// Adoptions on this page.
     count: usize,
     adoptions: Vec<AdoptionOut>,
 }
 
-/// A commune's adoptions. Free-text comments appear only for a token covering the commune.
+/// Query of `GET /api/v1/communes/{code}/adoptions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptionListQuery {
+    /// Most adoptions, 1 to 500, default 100.
+    limit: Option<i64>,
+    /// Adoptions to skip, 0 to 1,000,000, default 0.
+    offset: Option<i64>,
+}
+
+/// A commune's adoptions, oldest record first, `limit` of them from `offset`, with the
+/// `total`. Free-text comments appear only for a token covering the commune.
 #[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions",
-    params(("code" = String, Path, description = "Code INSEE", example = "35238")),
-    responses((status = 200, body = AdoptionList), (status = 400, body = Problem), (status = 404, body = Problem)))]
-pub async fn list_adoptions(viewer: Viewer, s: web::Data<Service>, code: web::Path<InseeCode>) -> Res {
-    let list: Vec<AdoptionOut> = s.adoptions_of(viewer.0.as_ref(), &code)?.into_iter().map(AdoptionOut::from).collect();
-    json(StatusCode::OK, &AdoptionList { code: *code, count: list.len(), adoptions: list })
+    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 100", minimum = 1, maximum = 500),
+        ("offset" = Option<i64>, Query, description = "0 to 1000000, default 0", minimum = 0, maximum = 1000000)),
+    responses((status = 200, body = AdoptionList), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_adoptions(viewer: Viewer, s: web::Data<Service>, code: web::Path<InseeCode>, q: Query<AdoptionListQuery>) -> Res {
+    let limit = in_range("limit", q.limit.unwrap_or(100), 1, 500)? as usize;
+    let offset = in_range("offset", q.offset.unwrap_or(0), 0, 1_000_000)? as usize;
+    let (page, total) = s.adoptions_page(viewer.0.as_ref(), &code, offset, limit)?;
+    let list: Vec<AdoptionOut> = page.into_iter().map(AdoptionOut::from).collect();
+    json(StatusCode::OK, &AdoptionList { code: *code, total, offset, limit, count: list.len(), adoptions: list })
 }
 
 /// One adoption of a commune.

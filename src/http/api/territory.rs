@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::core::domain::{InseeCode, Siren, SizeClass};
-use crate::core::territory::{EdgeKind, EpciMember};
+use crate::core::territory::{AliasKind, EdgeKind, EpciMember, Match, Place};
 use crate::error::Error;
 use crate::http::extract::{Query, in_range};
 use crate::http::problem::Problem;
@@ -57,6 +57,16 @@ pub struct Centroid {
     lat: f64,
 }
 
+/// Another code or name of a commune (source: INSEE COG 2026, postal file `codes-postaux`).
+#[derive(Serialize, ToSchema)]
+pub struct AliasOut {
+    kind: AliasKind,
+    /// The code (postal code, INSEE code of the delegated commune or arrondissement).
+    code: String,
+    /// Its name; empty for a former code or a postal code named after the commune itself.
+    name: String,
+}
+
 /// Answer of `GET /api/v1/communes/{code}`.
 #[derive(Serialize, ToSchema)]
 pub struct CommuneOut {
@@ -69,9 +79,16 @@ pub struct CommuneOut {
     size_class: SizeClass,
     /// Codes of former communes merged into this one.
     former_codes: Vec<InseeCode>,
-    centroid: Centroid,
-    /// Area, km².
-    area_km2: f64,
+    /// `null` when no place can be derived (see `place`).
+    centroid: Option<Centroid>,
+    /// Area, km² (geodesic, 2018 polygons); `null` without a polygon of its own.
+    area_km2: Option<f64>,
+    /// Where the centroid and neighbours come from: its own 2018 polygon, or derived for a
+    /// commune re-created since 2018 (`part_of`, `postal_code`), or `unknown`.
+    place: Place,
+    /// Postal codes, delegated and associated communes, arrondissements municipaux and former
+    /// codes of the commune, by kind then code.
+    other_codes: Vec<AliasOut>,
     /// `null` for the few communes in no EPCI (Ouessant, Sein, Bréhat).
     epci: Option<EpciRef>,
     neighbours: Vec<NeighbourOut>,
@@ -104,8 +121,16 @@ pub async fn commune(s: web::Data<Service>, code: web::Path<InseeCode>) -> Res {
             population: c.population,
             size_class: c.size_class(),
             former_codes: c.former_codes.clone(),
-            centroid: Centroid { lon: c.lon, lat: c.lat },
+            centroid: c.centroid.map(|(lon, lat)| Centroid { lon, lat }),
             area_km2: c.area_km2,
+            place: c.place.clone(),
+            other_codes: {
+                let mut v: Vec<AliasOut> =
+                    t.aliases().iter().filter(|a| a.commune == idx).map(|a| AliasOut { kind: a.kind, code: a.code.clone(), name: a.name.clone() }).collect();
+                v.sort_by(|a, b| (a.kind, &a.code, &a.name).cmp(&(b.kind, &b.code, &b.name)));
+                v.dedup_by(|a, b| a.kind == b.kind && a.code == b.code);
+                v
+            },
             epci,
             neighbours,
         },
@@ -155,10 +180,28 @@ pub async fn neighbours(s: web::Data<Service>, code: web::Path<InseeCode>, q: Qu
         .into_iter()
         .map(|n| {
             let c = t.commune(n.idx);
-            HopNeighbour { code: c.code, name: c.name.clone(), hops: n.hops, distance_km: (t.distance_km(idx, n.idx) * 1000.0).round() / 1000.0 }
+            HopNeighbour { code: c.code, name: c.name.clone(), hops: n.hops, distance_km: (t.distance_km(idx, n.idx).unwrap_or(0.0) * 1000.0).round() / 1000.0 }
         })
         .collect();
     json(StatusCode::OK, &NeighboursOut { code: *code, hops, count: list.len(), neighbours: list })
+}
+
+/// How a search hit matched.
+#[derive(Serialize, ToSchema)]
+pub struct MatchOut {
+    /// `code` (code INSEE), `name`, `approximate_name` (a typo), or the kind of the other code
+    /// or name that matched: `postal_code`, `delegated`, `associated`, `arrondissement`,
+    /// `former_code`.
+    kind: String,
+    /// The other code that matched (`29200`), when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    /// Its name (`Antrain`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// In French, as the page shows it: `code postal 29200 de Brest`, `commune déléguée
+    /// Antrain (35004) de Val-Couesnon`, `nom approché`.
+    label: String,
 }
 
 /// A commune found by the search.
@@ -169,12 +212,20 @@ pub struct CommuneHit {
     department: String,
     population: u32,
     epci_siren: Option<Siren>,
+    matched: MatchOut,
 }
 
 /// Answer of `GET /api/v1/communes`.
 #[derive(Serialize, ToSchema)]
 pub struct SearchOut {
     q: String,
+    /// Communes matching, all pages together.
+    total: usize,
+    /// The `offset` asked for.
+    offset: usize,
+    /// The `limit` asked for.
+    limit: usize,
+    /// Communes on this page.
     count: usize,
     communes: Vec<CommuneHit>,
 }
@@ -187,12 +238,19 @@ pub struct SearchQuery {
     q: Option<String>,
     /// Most hits, 1 to 100, default 20.
     limit: Option<i64>,
+    /// Hits to skip, 0 to 100,000, default 0.
+    offset: Option<i64>,
 }
 
-/// Communes whose name or code matches (accents and case ignored), at most `limit`.
+/// Communes whose name or code matches, best first, `limit` of them from `offset`, with the
+/// `total`. Accents, case, hyphens, apostrophes, `St`/`Saint` and a leading article aside,
+/// small typos tolerated (ranked after); postal codes, delegated and associated communes,
+/// arrondissements municipaux and former codes find the current commune, and each hit says how
+/// it matched.
 #[utoipa::path(get, path = "/api/v1/communes", tag = "territory",
-    params(("q" = String, Query, description = "Name or code (accents and case ignored), 1 to 100 characters", example = "hoedic"),
-        ("limit" = Option<i64>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100)),
+    params(("q" = String, Query, description = "Name or code (code INSEE, postal code, former code; accents and case ignored), 1 to 100 characters", example = "saint malo"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100),
+        ("offset" = Option<i64>, Query, description = "hits to skip, 0 to 100000, default 0", minimum = 0, maximum = 100000)),
     responses((status = 200, body = SearchOut), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn search_communes(s: web::Data<Service>, q: Query<SearchQuery>) -> Res {
     let query = q.q.as_deref().map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| Error::Malformed("query parameter q is required".into()))?;
@@ -200,16 +258,29 @@ pub async fn search_communes(s: web::Data<Service>, q: Query<SearchQuery>) -> Re
         return Err(Error::Invalid("q must be at most 100 characters".into()));
     }
     let limit = in_range("limit", q.limit.unwrap_or(20), 1, 100)? as usize;
+    let offset = in_range("offset", q.offset.unwrap_or(0), 0, 100_000)? as usize;
     let t = s.territory();
-    let list: Vec<_> = t
-        .search(query, limit)
-        .into_iter()
-        .map(|i| {
-            let c = t.commune(i);
-            CommuneHit { code: c.code, name: c.name.clone(), department: c.department.clone(), population: c.population, epci_siren: c.epci }
+    let page = t.search(query, offset, limit);
+    let list: Vec<_> = page
+        .hits
+        .iter()
+        .map(|hit| {
+            let c = t.commune(hit.idx);
+            let (kind, code, name) = match &hit.matched {
+                Match::Code => ("code".to_string(), None, None),
+                Match::Name => ("name".to_string(), None, None),
+                Match::ApproximateName => ("approximate_name".to_string(), None, None),
+                Match::Alias(a) => {
+                    let a = &t.aliases()[*a];
+                    let kind = serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                    (kind, Some(a.code.clone()), Some(a.name.clone()).filter(|n| !n.is_empty()))
+                }
+            };
+            let matched = MatchOut { kind, code, name, label: t.match_label(hit) };
+            CommuneHit { code: c.code, name: c.name.clone(), department: c.department.clone(), population: c.population, epci_siren: c.epci, matched }
         })
         .collect();
-    json(StatusCode::OK, &SearchOut { q: query.to_string(), count: list.len(), communes: list })
+    json(StatusCode::OK, &SearchOut { q: query.to_string(), total: page.total, offset, limit, count: list.len(), communes: list })
 }
 
 /// An EPCI in the list.

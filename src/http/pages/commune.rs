@@ -15,7 +15,7 @@ use crate::core::domain::InseeCode;
 use crate::core::fr;
 use crate::core::map::escape;
 use crate::core::recommend::{Answer, Ctx, Params, Recommendation, Status, recommend};
-use crate::core::territory::CommuneIdx;
+use crate::core::territory::{AliasKind, CommuneIdx, Place};
 use crate::error::Error;
 use crate::service::Service;
 
@@ -51,8 +51,30 @@ pub async fn commune_page(
     let notice = notice.map(|n| (n, q.categorie.clone()));
     match render(&s, &code, writer.as_ref(), signed.session(), notice.as_ref().map(|(n, c)| (*n, c.as_ref()))) {
         Ok(body) => super::page_for(signed.session().is_some(), body),
+        Err(e @ Error::NotFound(_)) => Err(PageError::with_more(&s, e, probably_meant(&s, &code))),
         Err(e) => Err(PageError::new(&s, e)),
     }
+}
+
+/// For a code that is no current commune's: the communes it probably means (a postal code's,
+/// an arrondissement's city, a delegated commune's commune nouvelle), as a French list of
+/// links; empty when none.
+fn probably_meant(s: &Service, code: &InseeCode) -> String {
+    let t = s.territory();
+    let mut items: Vec<String> = Vec::new();
+    for a in t.aliases_of_code(code.as_str()) {
+        let c = t.commune(a.commune);
+        let what = match a.kind {
+            AliasKind::PostalCode => format!("{} est le code postal {}", code, fr::de(&c.name)),
+            AliasKind::FormerCode => format!("{} est un ancien code {}", code, fr::de(&c.name)),
+            k => format!("{} est le code de la {} {} {}", code, k.fr(), a.name, fr::de(&c.name)),
+        };
+        let item = format!("<li>{} : <a href=\"/communes/{}\">{} ({})</a></li>", escape(&what), c.code, escape(&c.name), c.code);
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    if items.is_empty() { String::new() } else { format!("<p>Vouliez-vous dire :</p><ul>{}</ul>", items.join("")) }
 }
 
 /// The whole page; with a `writer` (signed in, covering the commune), the forms. Errors:
@@ -140,13 +162,55 @@ fn header(ctx: &Ctx, idx: CommuneIdx) -> String {
         epci,
         fr::date(ctx.today)
     );
+    let mut other: Vec<String> = Vec::new();
+    for (kind, label) in [
+        (AliasKind::PostalCode, "Codes postaux"),
+        (AliasKind::Delegated, "Communes déléguées"),
+        (AliasKind::Associated, "Communes associées"),
+        (AliasKind::Arrondissement, "Arrondissements municipaux"),
+        (AliasKind::FormerCode, "Anciens codes"),
+    ] {
+        let mut v: Vec<String> = t
+            .aliases()
+            .iter()
+            .filter(|a| a.commune == idx && a.kind == kind)
+            .map(|a| if kind == AliasKind::PostalCode || a.name.is_empty() { a.code.clone() } else { format!("{} ({})", a.name, a.code) })
+            .collect();
+        v.sort();
+        v.dedup();
+        if !v.is_empty() {
+            other.push(format!("{label} : {}", escape(&v.join(", "))));
+        }
+    }
+    if !other.is_empty() {
+        let _ = write!(h, "<p>{}</p>", other.join(" · "));
+    }
+    match &c.place {
+        Place::Polygon => {}
+        Place::PartOf { commune } => {
+            let p = t.idx_of(commune).map(|j| commune_link(ctx, j)).unwrap_or_else(|| commune.to_string());
+            let _ = write!(
+                h,
+                "<p>Pas de contour propre dans les données de 2018 (commune recréée depuis) : elle faisait partie de {p} (déduit du code postal et de l'EPCI), dont elle reprend la position et les voisines.</p>"
+            );
+        }
+        Place::PostalCode { postal_codes } => {
+            let _ = write!(
+                h,
+                "<p>Pas de contour propre dans les données de 2018 : reliée aux communes de son code postal ({}).</p>",
+                escape(&postal_codes.join(", "))
+            );
+        }
+        Place::Unknown => h.push_str("<p>Pas de contour ni de position dans les données (collectivité d'outre-mer) : aucune commune voisine connue.</p>"),
+    }
     let neighbours = t.neighbours(idx);
-    if neighbours.is_empty() {
+    if neighbours.is_empty() && c.place == Place::Unknown {
+    } else if neighbours.is_empty() {
         h.push_str("<p>Aucune commune limitrophe (île).</p>");
     } else {
         let _ = write!(h, "<h2>Communes voisines ({})</h2><ul>", fr::count(neighbours.len() as u64, "commune limitrophe", "communes limitrophes"));
         for (j, _) in &neighbours {
-            let _ = write!(h, "<li>{} — {}</li>", commune_link(ctx, *j), fr::km(t.distance_km(idx, *j)));
+            let _ = write!(h, "<li>{} — {}</li>", commune_link(ctx, *j), t.distance_km(idx, *j).map(fr::km).unwrap_or_default());
         }
         h.push_str("</ul>");
     }
@@ -259,7 +323,12 @@ fn neighbours_table(ctx: &Ctx, idx: CommuneIdx, cat: &Category) -> String {
             let (p, s): (Vec<&str>, Vec<&str>) = running.iter().filter_map(|x| x.split_once('|')).unzip();
             (p.join(" ; "), s.join(" ; "))
         };
-        let _ = write!(c, "<tr><td>{}</td><td>{}</td><td>{product}</td><td>{since}</td></tr>", commune_link(ctx, *j), fr::km(t.distance_km(idx, *j)));
+        let _ = write!(
+            c,
+            "<tr><td>{}</td><td>{}</td><td>{product}</td><td>{since}</td></tr>",
+            commune_link(ctx, *j),
+            t.distance_km(idx, *j).map(fr::km).unwrap_or_default()
+        );
     }
     c.push_str("</tbody></table>");
     c

@@ -60,7 +60,12 @@ pub async fn index(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Inde
 pub struct SearchQuery {
     /// What was typed, at most 100 characters once trimmed; empty shows the form only.
     q: Option<String>,
+    /// Page of the communes found, from 1 (20 per page).
+    page: Option<u32>,
 }
+
+/// Communes per page of `/recherche`.
+const PER_PAGE: usize = 20;
 
 /// `GET /recherche?q=`: EPCI whose name contains `q` (compared by
 /// [`crate::core::territory::search_key`]; or whose SIREN is `q`) and communes
@@ -81,19 +86,35 @@ pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Sea
     let t = s.territory();
     let key = crate::core::territory::search_key(&query);
     let epcis: Vec<_> = t.epcis().iter().filter(|e| e.siren.as_str() == query || crate::core::territory::search_key(&e.name).contains(&key)).take(20).collect();
-    let communes = t.search(&query, 20);
+    let page = q.page.unwrap_or(1).max(1) as usize;
+    let found = t.search(&query, (page - 1) * PER_PAGE, PER_PAGE);
     let _ = write!(c, "<h2>EPCI ({})</h2><ul>", epcis.len());
     for e in epcis {
         let _ = write!(c, "<li><a href=\"/epcis/{}\">{}</a></li>", e.siren, escape(&e.name));
     }
-    let _ = write!(c, "</ul><h2>Communes ({})</h2><ul>", communes.len());
-    for i in communes {
-        let cm = t.commune(i);
+    let _ = write!(c, "</ul><h2>Communes ({})</h2>", found.total);
+    if found.total > PER_PAGE {
+        let last = (found.total - 1) / PER_PAGE + 1;
+        let _ = write!(
+            c,
+            "<p>Page {} sur {last}, {} à {} :</p>",
+            page.min(last),
+            ((page - 1) * PER_PAGE + 1).min(found.total),
+            ((page - 1) * PER_PAGE + found.hits.len())
+        );
+    }
+    c.push_str("<ul>");
+    for hit in &found.hits {
+        let cm = t.commune(hit.idx);
+        let how = match hit.matched {
+            crate::core::territory::Match::Name => String::new(),
+            _ => format!(" — <span class=\"muted\">{}</span>", escape(&t.match_label(hit))),
+        };
         match cm.epci.and_then(|e| t.epci(&e).ok()) {
             Some(e) => {
                 let _ = write!(
                     c,
-                    "<li><a href=\"/communes/{}\">{}</a> ({}) — <a href=\"/epcis/{}\">{}</a></li>",
+                    "<li><a href=\"/communes/{}\">{}</a> ({}){how} — <a href=\"/epcis/{}\">{}</a></li>",
                     cm.code,
                     escape(&cm.name),
                     cm.code,
@@ -102,10 +123,23 @@ pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Sea
                 );
             }
             None => {
-                let _ = write!(c, "<li><a href=\"/communes/{}\">{}</a> ({}) — hors EPCI</li>", cm.code, escape(&cm.name), cm.code);
+                let _ = write!(c, "<li><a href=\"/communes/{}\">{}</a> ({}){how} — hors EPCI</li>", cm.code, escape(&cm.name), cm.code);
             }
         }
     }
     c.push_str("</ul>");
+    let link = |p: usize, label: &str| {
+        format!("<a href=\"/recherche?q={}&amp;page={p}\">{label}</a>", escape(&form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()))
+    };
+    let mut pager = Vec::new();
+    if page > 1 && found.total > 0 {
+        pager.push(link(page - 1, "← Précédents"));
+    }
+    if page * PER_PAGE < found.total {
+        pager.push(link(page + 1, "Suivants →"));
+    }
+    if !pager.is_empty() {
+        let _ = write!(c, "<nav aria-label=\"Pages de résultats\"><p>{}</p></nav>", pager.join(" · "));
+    }
     html(page_with("Recherche", &nav, &c))
 }

@@ -101,12 +101,19 @@ pub type PageResult = Result<HttpResponse, PageError>;
 pub struct PageError {
     error: Error,
     simulated: bool,
+    /// HTML shown after the explanation (the communes a 404 code probably meant).
+    more: String,
 }
 
 impl PageError {
     /// The error as a page of this service (with the "simulated data" banner if it applies).
     pub fn new(s: &Service, error: Error) -> PageError {
-        PageError { error, simulated: s.is_simulated() }
+        PageError { error, simulated: s.is_simulated(), more: String::new() }
+    }
+
+    /// The same, with `more` (trusted HTML) shown after the explanation.
+    pub fn with_more(s: &Service, error: Error, more: String) -> PageError {
+        PageError { error, simulated: s.is_simulated(), more }
     }
 }
 
@@ -139,7 +146,8 @@ impl ResponseError for PageError {
             _ => ("Demande incorrecte", "Un paramètre de l'adresse n'est pas valide (le détail ci-dessous le nomme)."),
         };
         let c = format!(
-            "<h1>{title}</h1><p>{explanation}</p><p>Détail : {}</p>{}<p><a href=\"/\">Retour à l'accueil</a></p>",
+            "<h1>{title}</h1><p>{explanation}</p>{}<p>Détail : {}</p>{}<p><a href=\"/\">Retour à l'accueil</a></p>",
+            self.more,
             escape(&e.to_string()),
             search_form("")
         );
@@ -163,7 +171,7 @@ pub fn page_query<T>(s: &Service, q: Result<crate::http::extract::Query<T>, acti
 /// The extractor error handler of the pages: the error as a French page.
 fn page_error(req: &HttpRequest, error: Error) -> actix_web::Error {
     let simulated = req.app_data::<web::Data<Service>>().is_some_and(|s| s.is_simulated());
-    PageError { error, simulated }.into()
+    PageError { error, simulated, more: String::new() }.into()
 }
 
 /// A 200 HTML answer.
