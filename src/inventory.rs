@@ -17,14 +17,15 @@ use std::io::{Cursor, Read};
 
 use calamine::{DataRef, Reader, Xlsx};
 use chrono::NaiveDate;
-use rust_xlsxwriter::{DataValidation, DataValidationErrorStyle, DataValidationRule, Format, Formula, Workbook, XlsxError};
+use rust_xlsxwriter::{DataValidation, DataValidationErrorStyle, DataValidationRule, Formula, Workbook, XlsxError};
 
 use crate::core::catalog::Catalog;
 use crate::core::domain::Siren;
 use crate::core::history::AdoptionIndex;
 use crate::core::inventory::{COLUMNS, InventoryRow, REQUIRED_COLUMNS};
-use crate::core::territory::{Territory, fold};
+use crate::core::territory::{Commune, Territory, fold};
 use crate::error::{Error, Result};
+use crate::export::{Styles, header_row};
 
 /// Largest accepted upload, bytes (5 MiB).
 pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
@@ -371,43 +372,44 @@ pub fn template_xlsx(territory: &Territory, catalog: &Catalog, index: &AdoptionI
     build_template(territory, catalog, index, siren, &epci.name, today).map_err(|e| Error::internal("writing the inventory template", e))
 }
 
+/// The seeded members of EPCI `siren`, by name (accents and case aside), then code: the order of
+/// the inventory template and of the inventory export.
+pub fn members_by_name<'t>(territory: &'t Territory, siren: &Siren) -> Vec<&'t Commune> {
+    let mut members: Vec<&Commune> = territory.members(siren).iter().map(|&m| territory.commune(m)).collect();
+    members.sort_by_key(|c| (fold(&c.name), c.code));
+    members
+}
+
 fn build_template(territory: &Territory, catalog: &Catalog, index: &AdoptionIndex, siren: &Siren, name: &str, today: NaiveDate) -> Result<Vec<u8>, XlsxError> {
     let mut book = Workbook::new();
-    let text = Format::new().set_num_format("@");
-    let bold = Format::new().set_bold();
+    let st = Styles::new();
+    let (text, bold) = (&st.text, &st.header);
 
     let sheet = book.add_worksheet();
     sheet.set_name(SHEET)?;
     sheet.set_active(true);
-    for (col, title) in COLUMNS.iter().enumerate() {
-        sheet.write_string_with_format(0, col as u16, *title, &bold)?;
-    }
-    for (col, width) in [10.0, 24.0, 20.0, 30.0, 24.0, 14.0, 12.0, 12.0, 8.0].into_iter().enumerate() {
-        sheet.set_column_width(col as u16, width)?;
-    }
+    header_row(sheet, &COLUMNS, &[10.0, 24.0, 20.0, 30.0, 24.0, 14.0, 12.0, 12.0, 8.0], &st)?;
     for col in [0u16, 5, 6, 7] {
-        sheet.set_column_format(col, &text)?;
+        sheet.set_column_format(col, text)?;
     }
-    sheet.set_freeze_panes(1, 0)?;
-    let mut members: Vec<_> = territory.members(siren).iter().map(|&m| territory.commune(m)).collect();
-    members.sort_by_key(|c| (fold(&c.name), c.code));
+    let members = members_by_name(territory, siren);
     let mut row: u32 = 1;
     for c in &members {
         for cat in &catalog.categories {
             let running: Vec<_> = index.active(&c.code, &cat.slug, today).collect();
             let mut write_row = |a: Option<&crate::core::history::Adoption>| -> Result<(), XlsxError> {
-                sheet.write_string_with_format(row, 0, c.code.as_str(), &text)?;
+                sheet.write_string_with_format(row, 0, c.code.as_str(), text)?;
                 sheet.write_string(row, 1, &c.name)?;
                 sheet.write_string(row, 2, cat.slug.as_str())?;
                 sheet.write_string(row, 3, &cat.label)?;
                 if let Some(a) = a {
                     sheet.write_string(row, 4, a.product.as_str())?;
                     if let Some(g) = &a.generation {
-                        sheet.write_string_with_format(row, 5, g.as_str(), &text)?;
+                        sheet.write_string_with_format(row, 5, g.as_str(), text)?;
                     }
-                    sheet.write_string_with_format(row, 6, a.since.to_string(), &text)?;
+                    sheet.write_string_with_format(row, 6, a.since.to_string(), text)?;
                     if let Some(d) = a.contract_end {
-                        sheet.write_string_with_format(row, 7, d.to_string(), &text)?;
+                        sheet.write_string_with_format(row, 7, d.to_string(), text)?;
                     }
                     if let Some(w) = a.workstations {
                         sheet.write_number(row, 8, f64::from(w))?;
@@ -462,7 +464,7 @@ fn build_template(territory: &Territory, catalog: &Catalog, index: &AdoptionInde
     ];
     for (i, l) in lines.iter().enumerate() {
         if i == 0 {
-            notice.write_string_with_format(i as u32, 0, l, &bold)?;
+            notice.write_string_with_format(i as u32, 0, l, bold)?;
         } else {
             notice.write_string(i as u32, 0, l)?;
         }
@@ -480,7 +482,7 @@ fn build_template(territory: &Territory, catalog: &Catalog, index: &AdoptionInde
         }
         lists.write_string(0, col, cat.slug.as_str())?;
         for (i, p) in products.iter().enumerate() {
-            lists.write_string_with_format(i as u32 + 1, col, *p, &text)?;
+            lists.write_string_with_format(i as u32 + 1, col, *p, text)?;
         }
         names.push((list_name("p", cat.slug.as_str()), range("Listes", col, products.len() as u32)));
         col += 1;
@@ -488,7 +490,7 @@ fn build_template(territory: &Territory, catalog: &Catalog, index: &AdoptionInde
     for p in catalog.products.iter().filter(|p| !p.generations.is_empty()) {
         lists.write_string(0, col, p.id.as_str())?;
         for (i, g) in p.generations.iter().rev().enumerate() {
-            lists.write_string_with_format(i as u32 + 1, col, g.id.as_str(), &text)?;
+            lists.write_string_with_format(i as u32 + 1, col, g.id.as_str(), text)?;
         }
         names.push((list_name("g", p.id.as_str()), range("Listes", col, p.generations.len() as u32)));
         col += 1;

@@ -11,11 +11,14 @@
 //! - [`http`] is the only user of actix-web: typed input, a call to the service, rendering;
 //! - [`inventory`] reads an EPCI's uploaded inventory spreadsheet (XLSX, CSV) and writes its
 //!   template, at the edge (bomb-proof limits);
+//! - [`export`] writes the spreadsheets handed to EPCI staff: the pooled purchases (CSV for
+//!   scripts, XLSX with typed cells) and the members' inventory (XLSX);
 //! - [`import`] derives the seeds from the shared open data; [`seeds`] embeds them;
 //! - `main.rs` is the CLI that wires them.
 
 pub mod core;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod import;
 pub mod inventory;

@@ -537,6 +537,16 @@ impl Service {
         crate::inventory::template_xlsx(&self.territory, &self.catalog, &h, siren, self.today())
     }
 
+    /// What the members of EPCI `siren` run on the reference date, as XLSX bytes
+    /// ([`crate::export::inventory_xlsx`]): one row per adoption in service, in the columns of
+    /// the inventory template (it can be sent back). Errors: `NotFound` for an unknown EPCI,
+    /// `Internal` when the workbook cannot be written.
+    pub fn inventory_xlsx(&self, siren: &Siren) -> Result<Vec<u8>> {
+        self.territory.epci(siren)?;
+        let h = self.index();
+        crate::export::inventory_xlsx(&self.territory, &self.catalog, &h, siren, self.today())
+    }
+
     /// The recommendation answer for a commune and category, as JSON bytes, at the reference
     /// date or at `as_of` ([`Service::as_of`]). Answers are cached until the next write or the
     /// next day: reads far outnumber writes. Errors: `NotFound` (commune, category), `Invalid`
@@ -568,6 +578,20 @@ impl Service {
     pub fn pooled_purchases(&self, siren: &Siren, horizon_months: u32, as_of: Option<NaiveDate>) -> Result<PooledPurchases> {
         let estimates = self.price_estimates(siren)?;
         self.with_ctx_at(as_of, |ctx| pooled_purchases_with(ctx, siren, horizon_months, &estimates))?
+    }
+
+    /// [`Service::pooled_purchases`] as CSV bytes, for scripts
+    /// ([`crate::export::pooled_purchases_csv`]; `simule` says whether the store holds the
+    /// simulated history). Errors: those of [`Service::pooled_purchases`], `Internal`.
+    pub fn pooled_purchases_csv(&self, siren: &Siren, horizon_months: u32, as_of: Option<NaiveDate>) -> Result<Vec<u8>> {
+        crate::export::pooled_purchases_csv(&self.pooled_purchases(siren, horizon_months, as_of)?, self.is_simulated())
+    }
+
+    /// [`Service::pooled_purchases`] as XLSX bytes, the same rows as the CSV with typed cells
+    /// ([`crate::export::pooled_purchases_xlsx`]). Errors: those of
+    /// [`Service::pooled_purchases`], `Internal`.
+    pub fn pooled_purchases_xlsx(&self, siren: &Siren, horizon_months: u32, as_of: Option<NaiveDate>) -> Result<Vec<u8>> {
+        crate::export::pooled_purchases_xlsx(&self.pooled_purchases(siren, horizon_months, as_of)?, self.is_simulated())
     }
 
     /// Records an estimated price of EPCI `siren` for an option, durably, and audits it

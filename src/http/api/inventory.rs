@@ -1,5 +1,6 @@
 //! An EPCI's inventory of what its members run, as a spreadsheet:
-//! `GET /api/v1/epcis/{siren}/inventory-template.xlsx` (public: the data is) and
+//! `GET /api/v1/epcis/{siren}/inventory-template.xlsx` (public: the data is),
+//! `GET /api/v1/epcis/{siren}/inventory.xlsx` (what they run, typed cells; public too) and
 //! `POST /api/v1/epcis/{siren}/inventory[?dry_run=true]` (the filled file, XLSX or CSV; token
 //! `epci:{siren}` or `admin`).
 //!
@@ -26,12 +27,13 @@ use crate::service::Service;
 /// The routes of this resource.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get_only("/api/v1/epcis/{siren}/inventory-template.xlsx", template))
+        .service(get_only("/api/v1/epcis/{siren}/inventory.xlsx", export))
         .service(web::resource("/api/v1/epcis/{siren}/inventory").route(web::post().to(upload)).default_service(web::to(|| not_allowed("POST"))));
 }
 
 /// The OpenAPI paths of this resource.
 #[derive(OpenApi)]
-#[openapi(paths(template, upload), components(schemas(InventoryReport, InventoryProblem)))]
+#[openapi(paths(template, export, upload), components(schemas(InventoryReport, InventoryProblem)))]
 pub struct Doc;
 
 /// The inventory template of the EPCI (XLSX): one row per member commune × catalogue category,
@@ -50,6 +52,27 @@ pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
     Ok(HttpResponse::build(StatusCode::OK)
         .content_type(XLSX_MEDIA_TYPE)
         .insert_header(("Content-Disposition", format!("attachment; filename=\"inventaire-{siren}.xlsx\"")))
+        .body(body))
+}
+
+/// What the members of the EPCI run today (XLSX), one row per adoption in service, in the
+/// template's columns (so that it can be sent back) followed by `libelle_produit`,
+/// `fin_support`, `avis`, `fiabilite_moyenne`, `simule` ([`crate::export::inventory_xlsx`]).
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/inventory.xlsx", tag = "pooling",
+    description = "What the member communes run today, one row per adoption in service (members by name, categories in catalogue order), as a workbook: sheet `Inventaire` (header row frozen, with a filter; the template's columns `code_insee`, `commune`, `categorie`, `libelle_categorie`, `produit`, `generation`, `depuis`, `fin_contrat`, `postes`, then `libelle_produit`, `fin_support`, `avis`, `fiabilite_moyenne`, `simule`; codes and generations are text cells, dates date cells `dd/mm/yyyy`, counts and ratings numbers; `simule` = `oui` for the simulated demo records) and sheet `Source` (the EPCI, SIREN, date, counts, source, whether the data are simulated, and what each column holds). Sent back unchanged to `POST /api/v1/epcis/{siren}/inventory`, every row is skipped as already recorded.",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
+    responses((status = 200, description = "XLSX workbook (sheets Inventaire and Source), sent as an attachment `inventaire-en-service-{siren}.xlsx`", body = inline(SpreadsheetFile),
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"inventaire-en-service-{siren}.xlsx\"`"))),
+        (status = 400, description = "A malformed SIREN (not 9 digits)", body = Problem),
+        (status = 404, description = "No EPCI with this SIREN", body = Problem)))]
+pub async fn export(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
+    let siren = siren.into_inner();
+    let st = s.clone();
+    let body = blocking(move || st.inventory_xlsx(&siren)).await?;
+    Ok(HttpResponse::build(StatusCode::OK)
+        .content_type(XLSX_MEDIA_TYPE)
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"inventaire-en-service-{siren}.xlsx\"")))
         .body(body))
 }
 

@@ -1,6 +1,8 @@
 //! Groupements de commandes for an EPCI, and their exports for EPCI staff:
-//! `GET /api/v1/epcis/{siren}/pooled-purchases` (JSON), `.../pooled-purchases.csv`
-//! (LibreOffice, Excel) and `GET /api/v1/epcis/{siren}/map.geojson` (QGIS).
+//! `GET /api/v1/epcis/{siren}/pooled-purchases` (JSON), `.../pooled-purchases.xlsx`
+//! (LibreOffice, Excel: typed cells), `.../pooled-purchases.csv` (for scripts) and
+//! `GET /api/v1/epcis/{siren}/map.geojson` (QGIS). The files are written by
+//! [`crate::export`].
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -8,23 +10,25 @@ use utoipa::OpenApi;
 
 use crate::core::domain::Siren;
 use crate::core::map::MapStatus;
-use crate::core::pooling::{Concerned, Member, Need, PooledPurchases, need_of};
-use crate::error::Error;
+use crate::core::pooling::{PooledPurchases, need_of};
+use crate::http::api::inventory::SpreadsheetFile;
 use crate::http::extract::{HorizonQuery, Query};
 use crate::http::problem::Problem;
-use crate::http::respond::{Res, get_only, json};
+use crate::http::respond::{Res, blocking, get_only, json};
+use crate::inventory::XLSX_MEDIA_TYPE;
 use crate::service::Service;
 
 /// The routes of this resource.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get_only("/api/v1/epcis/{siren}/pooled-purchases", pooled))
         .service(get_only("/api/v1/epcis/{siren}/pooled-purchases.csv", csv_export))
+        .service(get_only("/api/v1/epcis/{siren}/pooled-purchases.xlsx", xlsx_export))
         .service(get_only("/api/v1/epcis/{siren}/map.geojson", geojson_export));
 }
 
 /// The OpenAPI paths of this resource.
 #[derive(OpenApi)]
-#[openapi(paths(pooled, csv_export, geojson_export))]
+#[openapi(paths(pooled, csv_export, xlsx_export, geojson_export))]
 pub struct Doc;
 
 /// Proposed groupements de commandes for the EPCI's members over the horizon.
@@ -37,140 +41,48 @@ pub async fn pooled(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<Hor
     json(StatusCode::OK, &s.pooled_purchases(&siren, q.months()?, q.as_of)?)
 }
 
-/// The `besoin` column of the CSV: the kind of need, in French snake case.
-fn need_kind(n: &Need) -> &'static str {
-    match n {
-        Need::NoProduct => "aucun_produit",
-        Need::EndOfSupport { .. } => "fin_de_support",
-        Need::EndsSoon { .. } => "fin_de_support_proche",
-        Need::Regulation { .. } => "reglementation",
-        Need::ContractEnds { .. } => "fin_de_contrat",
-        Need::PoorRating { .. } => "peu_fiable",
-    }
-}
-
-/// A CSV cell that a spreadsheet will not read as a formula: text starting with `=`, `+`, `-`,
-/// `@`, tab or carriage return gets a leading `'` (OWASP "CSV injection"). Numbers are left as
-/// they are.
-fn inert(cell: &str) -> String {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err();
-    if risky { format!("'{cell}") } else { cell.to_string() }
-}
-
-/// Header of the CSV export.
-const CSV_HEADER: [&str; 20] = [
-    "categorie",
-    "libelle_categorie",
-    "code_insee",
-    "commune",
-    "population",
-    "besoin",
-    "motif",
-    "echeance",
-    "option_produit",
-    "option_generation",
-    "coordonnateur",
-    "procedure",
-    "simule",
-    "ligne",
-    "statut_option",
-    "montant_estime_eur_ht",
-    "prix_unitaire_eur_ht",
-    "base_estimation",
-    "estimation_par",
-    "estimation_du",
-];
-
-/// An amount as a French spreadsheet reads a number: `52000`, `52000,50`.
-fn csv_amount(a: crate::core::prices::EurHt) -> String {
-    match a.cents() % 100 {
-        0 => a.whole_euros().to_string(),
-        c => format!("{},{c:02}", a.whole_euros()),
-    }
-}
-
-/// The member, need kind, reason and deadline of a member with a need.
-fn need_row(m: &Concerned) -> (&Member, &'static str, String, String) {
-    (&m.member, need_kind(&m.need), m.reason.clone(), m.need.deadline().map(|d| d.to_string()).unwrap_or_default())
-}
-
-/// The CSV rows of the pooled purchases: one per member per groupement (members concerned,
-/// then members already on the option: `ligne` = `groupement`), then the needs of one commune
-/// alone (`besoin_seul`), then the members whose path stays in their product
-/// (`hors_groupement`); `statut_option` is the option's maturity (`proven`, ...); the pooled
-/// amount (`montant_estime_eur_ht`, empty without a complete estimate), the EPCI's price per
-/// commune or seat, its basis (`par commune`, `par poste`), who made it and when. Cells made
-/// inert.
-fn csv_rows(pp: &PooledPurchases, simulated: bool) -> Vec<[String; 20]> {
-    let sim = if simulated { "oui" } else { "non" };
-    let mut out = Vec::new();
-    let lists = pp.groupements.iter().map(|g| ("groupement", g)).chain(pp.single_needs.iter().map(|g| ("besoin_seul", g)));
-    for (line, g) in lists {
-        let (op, og) = g.option.as_ref().map_or((String::new(), String::new()), |o| (o.product_name.clone(), o.generation_label.clone().unwrap_or_default()));
-        let status =
-            g.option.as_ref().map(|o| serde_json::to_value(o.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).unwrap_or_default();
-        let procedure = g.volume.procedure.as_ref().map(|p| p.procedure.clone()).unwrap_or_default();
-        let amount = g.volume.estimated_amount_eur_ht.map(csv_amount).unwrap_or_default();
-        let e = g.volume.estimate.as_ref();
-        let (unit, basis) = e.map_or((String::new(), ""), |e| (csv_amount(e.amount_eur_ht), e.basis.fr()));
-        let (by, made_on) = e.map_or((String::new(), String::new()), |e| (e.by.name.clone(), e.made_on.to_string()));
-        let rows = g
-            .concerned
-            .iter()
-            .map(|m| (line, need_row(m)))
-            .chain(g.already_on.iter().map(|m| (line, (m, "deja_sur_option", "Déjà sur l'option proposée.".to_string(), String::new()))))
-            .chain(g.own_path.iter().map(|m| ("hors_groupement", need_row(m))));
-        for (line, (m, kind, reason, deadline)) in rows {
-            let population = m.population.to_string();
-            let record = [
-                g.category.as_str(),
-                &g.category_label,
-                m.code.as_str(),
-                &m.name,
-                &population,
-                kind,
-                &reason,
-                &deadline,
-                &op,
-                &og,
-                &g.coordinator,
-                &procedure,
-                sim,
-                line,
-                &status,
-                &amount,
-                &unit,
-                basis,
-                &by,
-                &made_on,
-            ];
-            out.push(record.map(inert));
-        }
-    }
-    out
-}
-
-/// `GET /api/v1/epcis/{siren}/pooled-purchases.csv`: UTF-8 with BOM, `;` separator, one row
-/// per member per groupement, per need of one commune and per member whose path stays in its
-/// product (column `ligne`).
+/// `GET /api/v1/epcis/{siren}/pooled-purchases.csv`: for scripts; UTF-8 with BOM, `;`
+/// separator, one row per member per groupement, per need of one commune and per member whose
+/// path stays in its product (column `ligne`); see [`crate::export::pooled_rows`].
 #[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.csv", tag = "pooling",
+    description = "For scripts: UTF-8 with BOM, `;` separator, dates `YYYY-MM-DD`, amounts with a decimal comma. A spreadsheet guesses the cells' types (French LibreOffice reads the code `01001` as the number 1001): people should open `pooled-purchases.xlsx`, the same rows with typed cells.",
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
         ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
         ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
-    responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement", body = String, content_type = "text/csv"),
-        (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement (for scripts)", body = String, content_type = "text/csv"),
+        (status = 400, description = "A malformed SIREN, or a parameter that is not a number or a date", body = Problem),
+        (status = 404, description = "No EPCI with this SIREN", body = Problem),
+        (status = 422, description = "`horizon` out of 1 to 120, or `as_of` after today", body = Problem)))]
 pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
-    let pp = s.pooled_purchases(&siren, q.months()?, q.as_of)?;
-    let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::from("\u{feff}".as_bytes()));
-    let csv_err = |e: csv::Error| Error::internal("writing the CSV export", e);
-    w.write_record(CSV_HEADER).map_err(csv_err)?;
-    for row in csv_rows(&pp, s.is_simulated()) {
-        w.write_record(&row).map_err(csv_err)?;
-    }
-    let body = w.into_inner().map_err(|e| Error::internal("writing the CSV export", e.into_error()))?;
+    let horizon = q.months()?;
+    let body = s.pooled_purchases_csv(&siren, horizon, q.as_of)?;
     Ok(HttpResponse::build(StatusCode::OK)
         .content_type("text/csv; charset=utf-8")
         .insert_header(("Content-Disposition", format!("attachment; filename=\"groupements-{siren}.csv\"")))
+        .body(body))
+}
+
+/// `GET /api/v1/epcis/{siren}/pooled-purchases.xlsx`: the CSV's rows as a workbook for people,
+/// with typed cells, a frozen header row and a `Source` sheet
+/// ([`crate::export::pooled_purchases_xlsx`]).
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.xlsx", tag = "pooling",
+    description = "The rows of `pooled-purchases.csv` as a workbook to open in LibreOffice or Excel: sheet `Groupements` (header row frozen, with a filter; `code_insee` and `option_generation` text cells, `population` a number, `echeance` and `estimation_du` date cells `dd/mm/yyyy`, `montant_estime_eur_ht` and `prix_unitaire_eur_ht` numbers in euros; `simule` = `oui` on the simulated demo data) and sheet `Source` (the EPCI, SIREN, date of the situation, horizon, source, whether the data are simulated, and what each column holds).",
+    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
+    responses((status = 200, description = "XLSX workbook (sheets Groupements and Source), sent as an attachment `groupements-{siren}.xlsx`", body = inline(SpreadsheetFile),
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"groupements-{siren}.xlsx\"`"))),
+        (status = 400, description = "A malformed SIREN, or a parameter that is not a number or a date", body = Problem),
+        (status = 404, description = "No EPCI with this SIREN", body = Problem),
+        (status = 422, description = "`horizon` out of 1 to 120, or `as_of` after today", body = Problem)))]
+pub async fn xlsx_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
+    let (siren, horizon, as_of) = (siren.into_inner(), q.months()?, q.as_of);
+    let st = s.clone();
+    let body = blocking(move || st.pooled_purchases_xlsx(&siren, horizon, as_of)).await?;
+    Ok(HttpResponse::build(StatusCode::OK)
+        .content_type(XLSX_MEDIA_TYPE)
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"groupements-{siren}.xlsx\"")))
         .body(body))
 }
 

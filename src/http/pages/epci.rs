@@ -1,6 +1,7 @@
 //! The EPCI page (`/epcis/{siren}?categorie=&horizon=`): who runs what on a map of the
 //! members for one category, the groupements de commandes proposed, the members, links to
-//! the CSV and GeoJSON exports, and to the inventory template (XLSX).
+//! the exports (groupements as XLSX, or CSV for scripts; the inventory in service as XLSX;
+//! the GeoJSON map), and to the inventory template (XLSX).
 
 use std::fmt::Write as _;
 
@@ -314,8 +315,9 @@ fn amount(g: &Groupement) -> String {
     c
 }
 
-/// The table of members (as INSEE lists them), the links to the exports and to the inventory
-/// template.
+/// The table of members (as INSEE lists them), the links to the exports (the groupements as
+/// a spreadsheet, `Tableur (XLSX)`, or `CSV (pour les scripts)`; the inventory in service as
+/// XLSX; the GeoJSON map) and to the inventory template.
 fn members_section(epci: &Epci, horizon: u32) -> String {
     let mut c = String::from(
         "<h2>Communes membres</h2><table><caption>Membres de l'EPCI</caption><thead><tr><th scope=\"col\">Commune</th><th scope=\"col\">Code INSEE</th><th scope=\"col\">Population</th></tr></thead><tbody>",
@@ -332,7 +334,12 @@ fn members_section(epci: &Epci, horizon: u32) -> String {
     }
     let _ = write!(
         c,
-        "</tbody></table><p>Exports : <a href=\"/api/v1/epcis/{0}/pooled-purchases.csv?horizon={1}\">tableau CSV</a> (LibreOffice, Excel), <a href=\"/api/v1/epcis/{0}/map.geojson?horizon={1}\">carte GeoJSON</a> (QGIS).</p>",
+        "</tbody></table><h2>Exports</h2><ul>\
+         <li>Groupements de commandes : <a href=\"/api/v1/epcis/{0}/pooled-purchases.xlsx?horizon={1}\">Tableur (XLSX)</a> pour LibreOffice ou Excel \
+         (codes INSEE, dates et montants gardent leur forme), ou <a href=\"/api/v1/epcis/{0}/pooled-purchases.csv?horizon={1}\">CSV (pour les scripts)</a>.</li>\
+         <li>Ce que les communes membres utilisent aujourd'hui : <a href=\"/api/v1/epcis/{0}/inventory.xlsx\">Tableur (XLSX) de l'inventaire en service</a>, une ligne par produit en service \
+         (il peut être renvoyé comme le modèle d'inventaire ci-dessous).</li>\
+         <li>Carte : <a href=\"/api/v1/epcis/{0}/map.geojson?horizon={1}\">GeoJSON</a> (QGIS).</li></ul>",
         epci.siren, horizon
     );
     let _ = write!(
