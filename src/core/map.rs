@@ -2,23 +2,27 @@
 //! map of EPCI members coloured by status, and the member statuses themselves.
 //!
 //! Source of the shapes: IGN Admin Express COG 2018 polygons, merged into current communes and
-//! simplified by the importer (`seeds/communes.geojson`, coordinates to 4 decimals ≈ 10 m).
+//! simplified by the importer (`seeds/communes.geojson`, coordinates to 4 decimals ≈ 10 m, or
+//! finer where needed to stay valid; see `seeds/README.md`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use geo::orient::{Direction, Orient};
 use geo::{BoundingRect, InteriorPoint, MultiPolygon};
 
 use crate::core::domain::InseeCode;
 use crate::core::pooling::Need;
 use crate::error::{Error, Result};
 
-/// Simplified polygons of the communes, by INSEE code.
+/// Simplified polygons of the communes, by INSEE code (WGS84 lon/lat degrees), outer rings
+/// counter-clockwise and holes clockwise (RFC 7946 §3.1.6) whatever the file's winding.
 #[derive(Debug, Default)]
 pub struct Shapes(HashMap<InseeCode, MultiPolygon<f64>>);
 
 impl Shapes {
-    /// Parses a GeoJSON FeatureCollection whose features carry `properties.code`.
+    /// Parses a GeoJSON FeatureCollection whose features carry `properties.code` (Polygon or
+    /// MultiPolygon geometries; others are skipped) and orients its rings.
     /// Errors: `Error::Data`.
     pub fn from_geojson(text: &str) -> Result<Self> {
         let fc: geojson::FeatureCollection = text.parse().map_err(|e| Error::Data(format!("communes.geojson: {e}")))?;
@@ -33,7 +37,7 @@ impl Shapes {
                 geo::Geometry::Polygon(p) => MultiPolygon(vec![p]),
                 _ => continue,
             };
-            m.insert(code, mp);
+            m.insert(code, mp.orient(Direction::Default));
         }
         Ok(Shapes(m))
     }
