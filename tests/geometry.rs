@@ -6,13 +6,16 @@
 //!
 //! Brittany: the embedded seeds. France: a fresh import of every department into a temporary
 //! folder, when `../shared/data` is there (as in CI); skipped with a message otherwise (about
-//! 25 s in a debug build).
+//! 25 s in a debug build). On the national shapes it also draws the SVG map of an EPCI with a
+//! commune too small to see, which gets a marker.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use geo::orient::{Direction, Orient};
 use geo::{GeodesicArea, MultiPolygon, Validation, Winding};
+use voisinage::core::domain::InseeCode;
+use voisinage::core::map::{MAP_MARGIN_PX, MARKER_RADIUS_PX, MapItem, MapStatus, Shapes, svg};
 use voisinage::import::{self, ImportArea, ImportOptions, MAP_SIMPLIFY_STEPS};
 
 /// Checks every feature of a `communes.geojson` text: `id` equal to `properties.code`, a valid
@@ -108,4 +111,22 @@ fn national_shapes_are_valid_counter_clockwise_and_have_an_id() {
     let csv = std::fs::read_to_string(tmp.path().join("communes.csv")).unwrap();
     let outliers = area_outliers(&shapes, &areas(&csv), 0.05, 0.05);
     assert!(outliers.is_empty(), "{outliers:?}");
+
+    // The map of the CC Rurales de l'Entre-Deux-Mers (200069599, 49 members): Castelmoron-d'Albret
+    // (33103, 0.016 km²) is a triangle of a few px at this scale, drawn with a marker 10 px
+    // across on top of its neighbours.
+    let shapes = Shapes::from_geojson(&text).unwrap();
+    let members = std::fs::read_to_string(tmp.path().join("epci_members.csv")).unwrap();
+    let items: Vec<MapItem> = members
+        .lines()
+        .filter_map(|l| l.strip_prefix("200069599,"))
+        .map(|l| MapItem { code: InseeCode::parse(&l[..5]).unwrap(), name: "x", status: MapStatus::Nothing, detail: String::new(), labelled: false })
+        .collect();
+    let map = svg(&shapes, &items, "200069599", 720.0);
+    let markers: Vec<&str> = map.split("<circle class=\"repere\" data-code=\"").skip(1).map(|r| &r[..5]).collect();
+    assert_eq!(markers, ["33103"]);
+    assert!(map.contains("<circle class=\"repere\" data-code=\"33103\" cx=\"437.7\" cy=\"217.4\" r=\"5\""));
+    assert_eq!((MARKER_RADIUS_PX, MAP_MARGIN_PX), (5.0, 8.0));
+    // 720 px wide, the shapes 704 px across between two 8-px margins.
+    assert!(map.contains("viewBox=\"0 0 720 386\""));
 }
