@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use geo::orient::{Direction, Orient};
-use geo::{Centroid, Coord, GeodesicArea, Line, MultiPolygon, Polygon};
+use geo::{Centroid, Coord, GeodesicArea, Line, LineString, MakeValid, MultiPolygon, Polygon, Validation};
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 use serde::Deserialize;
@@ -97,6 +97,13 @@ pub struct ImportReport {
     pub linked_components: Vec<(String, String)>,
     /// Communes outside any EPCI: (code, name).
     pub without_epci: Vec<(String, String)>,
+    /// Communes whose map shape (`communes.geojson`) is simplified less than the default, so
+    /// that it stays valid: (code, name, tolerance in degrees, decimals), see
+    /// [`MAP_SIMPLIFY_STEPS`].
+    pub simplified_less: Vec<(String, String, f64, usize)>,
+    /// Communes whose source polygons were invalid, repaired before simplifying: (code, name,
+    /// what was invalid).
+    pub repaired_shapes: Vec<(String, String, String)>,
     /// Lifecycle products imported: (product id, generations).
     pub lifecycle: Vec<(String, usize)>,
 }
@@ -747,7 +754,7 @@ fn write_seeds(opts: &ImportOptions, s: &SeedTables, report: &mut ImportReport) 
     write_epci_csvs(&opts.seeds_out, s)?;
     write_graph_csvs(&opts.seeds_out, s)?;
     write_aliases_csv(&opts.seeds_out, s)?;
-    write_shapes(&opts.seeds_out.join("communes.geojson"), s.codes, s.shapes, s.current)?;
+    write_shapes(&opts.seeds_out.join("communes.geojson"), s.codes, s.shapes, s.current, report)?;
     report.communes = s.codes.len();
     report.epcis = s.kept_epcis.len();
     Ok(())
@@ -808,28 +815,98 @@ fn components<'a>(n: usize, edges: impl Iterator<Item = &'a (u32, u32)>) -> Vec<
     labels.iter().map(|l| smallest[l]).collect()
 }
 
-/// Writes simplified commune polygons (Ramer-Douglas-Peucker, 0.0005° ≈ 40-55 m, coordinates
-/// rounded to 4 decimals ≈ 10 m) as GeoJSON, one feature per line, for maps.
-fn write_shapes(path: &Path, codes: &[&str], shapes: &[MultiPolygon], current: &BTreeMap<&str, &CogCommune>) -> Result<()> {
-    use geo::Simplify;
-    let mut out = String::from("{\"type\":\"FeatureCollection\",\"features\":[\n");
-    let drawn: Vec<(&&str, &MultiPolygon)> = codes.iter().zip(shapes).filter(|(_, s)| !s.0.is_empty()).collect();
-    let codes: Vec<&str> = drawn.iter().map(|(c, _)| **c).collect();
-    for (i, (code, shape)) in drawn.into_iter().enumerate() {
-        let simple = shape.simplify(0.0005);
-        let mut polys = Vec::new();
-        for poly in simple.0.iter().filter(|p| p.exterior().0.len() >= 4) {
-            let ring = |r: &geo::LineString| format!("[{}]", r.0.iter().map(|c| format!("[{:.4},{:.4}]", c.x, c.y)).collect::<Vec<_>>().join(","));
-            let rings: Vec<String> = std::iter::once(poly.exterior()).chain(poly.interiors()).map(ring).collect();
-            polys.push(format!("[{}]", rings.join(",")));
+/// The simplification steps of the map shapes, tried in order until a commune's shape is valid:
+/// (Ramer-Douglas-Peucker tolerance in degrees, decimals kept). The first is the default:
+/// 0.0005° (≈ 37 m east-west, 55 m north-south in Brittany), coordinates rounded to 4 decimals
+/// (≈ 7 m east-west, 11 m north-south). Simplifying and rounding can make a ring cross itself
+/// or another ring (a narrow bay, a strait between islands); the next steps keep more of the
+/// original shape, down to no simplification at 6 decimals (≈ 10 cm).
+pub const MAP_SIMPLIFY_STEPS: [(f64, usize); 7] = [(0.0005, 4), (0.00025, 4), (0.0001, 4), (0.00005, 4), (0.0, 4), (0.0, 5), (0.0, 6)];
+
+/// One commune's shape for maps, as written to `communes.geojson`.
+struct MapShape {
+    /// Simplified and rounded polygons: valid (OGC simple features, geo's [`Validation`]),
+    /// outer rings counter-clockwise and holes clockwise (RFC 7946 §3.1.6), WGS84 degrees.
+    shape: MultiPolygon,
+    /// Position in [`MAP_SIMPLIFY_STEPS`] of the step that gave a valid shape.
+    step: usize,
+    /// What was invalid in the source polygons, repaired first (geo's [`MakeValid`]).
+    repaired: Option<String>,
+}
+
+/// `p` simplified with tolerance `epsilon` (degrees; 0 keeps every vertex) and rounded to
+/// `decimals`, with repeated vertices removed; `None` when its outer ring collapses (fewer than
+/// 3 distinct points, or no area left: an islet thinner than the tolerance). Holes that
+/// collapse are left out.
+fn simplify_and_round(p: &Polygon, epsilon: f64, decimals: usize) -> Option<Polygon> {
+    use geo::{Area, RemoveRepeatedPoints, Simplify};
+    let f = 10f64.powi(decimals as i32);
+    let round = |r: &LineString| -> LineString {
+        let r = if epsilon > 0.0 { r.simplify(epsilon) } else { r.clone() };
+        LineString(r.0.iter().map(|c| Coord { x: (c.x * f).round() / f, y: (c.y * f).round() / f }).collect()).remove_repeated_points()
+    };
+    let solid = |r: &LineString| r.0.len() >= 4 && Polygon::new(r.clone(), vec![]).unsigned_area() > 0.0;
+    let exterior = round(p.exterior());
+    if !solid(&exterior) {
+        return None;
+    }
+    let holes = p.interiors().iter().map(round).filter(solid).collect();
+    Some(Polygon::new(exterior, holes))
+}
+
+/// The map shape of a commune: the first step of [`MAP_SIMPLIFY_STEPS`] whose simplified,
+/// rounded and oriented shape is valid and not empty (islets that collapse at a step are left
+/// out, as long as something is left). An invalid source is repaired first ([`MakeValid`]).
+/// Errors: `Error::Data` when no step gives a valid shape (not met on the 2018 data).
+fn map_shape(code: &str, shape: &MultiPolygon) -> Result<MapShape> {
+    let errors = shape.validation_errors();
+    let repaired = (!errors.is_empty()).then(|| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
+    let source = if repaired.is_some() { shape.make_valid().map_err(|e| Error::Data(format!("shape of {code}: {e}")))? } else { shape.clone() };
+    let mut last = String::new();
+    for (step, &(epsilon, decimals)) in MAP_SIMPLIFY_STEPS.iter().enumerate() {
+        let simple = MultiPolygon(source.0.iter().filter_map(|p| simplify_and_round(p, epsilon, decimals)).collect()).orient(Direction::Default);
+        let errors = simple.validation_errors();
+        if !simple.0.is_empty() && errors.is_empty() {
+            return Ok(MapShape { shape: simple, step, repaired });
         }
-        let name = serde_json::to_string(&current[code].nom).map_err(|e| Error::Data(e.to_string()))?;
+        last = if simple.0.is_empty() { "nothing left".into() } else { errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ") };
+    }
+    Err(Error::Data(format!("shape of {code}: invalid at every simplification step (last: {last})")))
+}
+
+/// Writes the communes' map shapes ([`map_shape`]) as GeoJSON, one feature per line, with the
+/// INSEE code as the feature's `id` and in `properties.code`, and the name in
+/// `properties.name`; coordinates with the decimals of the step that kept the shape valid.
+/// The communes simplified less than the default go to `report.simplified_less`, those whose
+/// source polygons were repaired to `report.repaired_shapes`. Errors: I/O, [`map_shape`].
+fn write_shapes(path: &Path, codes: &[&str], shapes: &[MultiPolygon], current: &BTreeMap<&str, &CogCommune>, report: &mut ImportReport) -> Result<()> {
+    let mut out = String::from("{\"type\":\"FeatureCollection\",\"features\":[\n");
+    // A commune without a polygon of its own has no map shape.
+    let drawn: Vec<(&str, &MultiPolygon)> = codes.iter().copied().zip(shapes).filter(|(_, s)| !s.0.is_empty()).collect();
+    let count = drawn.len();
+    for (i, (code, shape)) in drawn.into_iter().enumerate() {
+        let MapShape { shape, step, repaired } = map_shape(code, shape)?;
+        let nom = &current[code].nom;
+        let (epsilon, decimals) = MAP_SIMPLIFY_STEPS[step];
+        if step > 0 {
+            report.simplified_less.push((code.to_string(), nom.clone(), epsilon, decimals));
+        }
+        if let Some(why) = repaired {
+            report.repaired_shapes.push((code.to_string(), nom.clone(), why));
+        }
+        let ring = |r: &LineString| format!("[{}]", r.0.iter().map(|c| format!("[{:.*},{:.*}]", decimals, c.x, decimals, c.y)).collect::<Vec<_>>().join(","));
+        let polys: Vec<String> = shape
+            .0
+            .iter()
+            .map(|poly| format!("[{}]", std::iter::once(poly.exterior()).chain(poly.interiors()).map(ring).collect::<Vec<_>>().join(",")))
+            .collect();
+        let name = serde_json::to_string(nom).map_err(|e| Error::Data(e.to_string()))?;
         let _ = write!(
             out,
-            "{{\"type\":\"Feature\",\"properties\":{{\"code\":\"{code}\",\"name\":{name}}},\"geometry\":{{\"type\":\"MultiPolygon\",\"coordinates\":[{}]}}}}",
+            "{{\"type\":\"Feature\",\"id\":\"{code}\",\"properties\":{{\"code\":\"{code}\",\"name\":{name}}},\"geometry\":{{\"type\":\"MultiPolygon\",\"coordinates\":[{}]}}}}",
             polys.join(",")
         );
-        out.push_str(if i + 1 < codes.len() { ",\n" } else { "\n" });
+        out.push_str(if i + 1 < count { ",\n" } else { "\n" });
     }
     out.push_str("]}\n");
     fs::write(path, out)?;
@@ -888,6 +965,20 @@ fn render_report(r: &ImportReport, scope: &ImportArea) -> String {
     let _ = writeln!(s, "\n## Communes in no EPCI ({})\n", r.without_epci.len());
     for (c, n) in &r.without_epci {
         let _ = writeln!(s, "- {c} {n}");
+    }
+    let _ = writeln!(
+        s,
+        "\n## Map shapes simplified less than the default (Ramer-Douglas-Peucker {}°, {} decimals), to stay valid ({})\n",
+        MAP_SIMPLIFY_STEPS[0].0,
+        MAP_SIMPLIFY_STEPS[0].1,
+        r.simplified_less.len()
+    );
+    for (c, n, eps, dec) in &r.simplified_less {
+        let _ = writeln!(s, "- {c} {n}: {eps}°, {dec} decimals");
+    }
+    let _ = writeln!(s, "\n## Map shapes whose source polygons were invalid, repaired first ({})\n", r.repaired_shapes.len());
+    for (c, n, why) in &r.repaired_shapes {
+        let _ = writeln!(s, "- {c} {n}: {why}");
     }
     if !r.lifecycle.is_empty() {
         let _ = writeln!(s, "\n## Lifecycle generations imported into catalog/generations.toml\n");
@@ -1005,4 +1096,57 @@ fn import_lifecycles(lifecycle_dir: &Path, catalog_dir: &Path) -> Result<Vec<(St
     }
     fs::write(catalog_dir.join("generations.toml"), out)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{Winding, polygon};
+
+    #[test]
+    fn a_shape_that_rounding_would_make_cross_itself_is_kept_with_more_decimals() {
+        // A square 0.01° across with a notch 0.00003° wide (about 2 m): at 4 decimals both
+        // walls of the notch fall on x = 0.0050 and the ring runs back over itself.
+        let notched = MultiPolygon(vec![polygon![
+            (x: 0.0, y: 0.0), (x: 0.01, y: 0.0), (x: 0.01, y: 0.01), (x: 0.00502, y: 0.01), (x: 0.00502, y: 0.002),
+            (x: 0.00499, y: 0.002), (x: 0.00499, y: 0.01), (x: 0.0, y: 0.01), (x: 0.0, y: 0.0),
+        ]]);
+        assert!(notched.is_valid());
+        let at_4 = MultiPolygon(notched.0.iter().filter_map(|p| simplify_and_round(p, 0.0, 4)).collect());
+        assert!(!at_4.is_valid(), "rounding alone breaks it: {:?}", at_4.validation_errors());
+        let m = map_shape("99999", &notched).unwrap();
+        assert_eq!(MAP_SIMPLIFY_STEPS[m.step], (0.0, 5));
+        assert!(m.shape.is_valid() && m.repaired.is_none());
+        assert_eq!(m.shape.0[0].exterior().0.len(), 9, "every vertex kept");
+    }
+
+    #[test]
+    fn map_shapes_are_counter_clockwise_with_clockwise_holes_and_drop_collapsed_islets() {
+        // Clockwise outer ring, counter-clockwise hole (the wrong way round for RFC 7946), and
+        // an islet 0.00002° across that 4 decimals reduce to a point.
+        let shape = MultiPolygon(vec![
+            Polygon::new(
+                LineString::from(vec![(0.0, 0.0), (0.0, 0.1), (0.1, 0.1), (0.1, 0.0), (0.0, 0.0)]),
+                vec![LineString::from(vec![(0.04, 0.04), (0.06, 0.04), (0.06, 0.06), (0.04, 0.06), (0.04, 0.04)])],
+            ),
+            polygon![(x: 0.20001, y: 0.20001), (x: 0.20003, y: 0.20001), (x: 0.20002, y: 0.20003), (x: 0.20001, y: 0.20001)],
+        ]);
+        assert!(shape.0[0].exterior().is_cw() && shape.0[0].interiors()[0].is_ccw());
+        let m = map_shape("99999", &shape).unwrap();
+        assert_eq!((m.step, m.shape.0.len()), (0, 1), "default step, the islet left out");
+        assert!(m.shape.0[0].exterior().is_ccw(), "outer ring counter-clockwise");
+        assert!(m.shape.0[0].interiors()[0].is_cw(), "hole clockwise");
+        assert_eq!(m.shape.0[0].exterior().0[0], Coord { x: 0.0, y: 0.0 });
+    }
+
+    #[test]
+    fn an_invalid_source_is_repaired_before_simplifying() {
+        // A bow tie: the ring crosses itself at (5, 5); repaired into two triangles.
+        let bowtie = MultiPolygon(vec![polygon![(x: 0.0, y: 0.0), (x: 0.0, y: 10.0), (x: 10.0, y: 0.0), (x: 10.0, y: 10.0), (x: 0.0, y: 0.0)]]);
+        let m = map_shape("99999", &bowtie).unwrap();
+        assert_eq!(m.repaired.as_deref(), Some("polygon at index 0 is invalid: exterior ring has a self-intersection"));
+        assert_eq!((m.step, m.shape.0.len()), (0, 2));
+        assert!(m.shape.is_valid());
+        assert_eq!(geo::Area::unsigned_area(&m.shape), 50.0);
+    }
 }

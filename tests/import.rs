@@ -1,5 +1,6 @@
 //! Re-runs the importer on the shared open data (when `../shared/data` is there, as in CI) and
-//! checks that it reproduces the committed seeds and catalogue generations byte for byte.
+//! checks that it reproduces the committed seeds (the CSV files, the map shapes and the report)
+//! and catalogue generations byte for byte.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +30,7 @@ fn import_reproduces_committed_seeds() {
     assert_eq!(report.isolated.len(), 10);
     let files: Vec<(PathBuf, PathBuf)> = SEED_FILES
         .iter()
-        .chain(["IMPORT_REPORT.md"].iter())
+        .chain(["IMPORT_REPORT.md", "communes.geojson"].iter())
         .map(|f| (seeds_out.join(f), root.join("seeds").join(f)))
         .chain([(catalog.join("generations.toml"), root.join("catalog/generations.toml"))])
         .collect();

@@ -122,6 +122,14 @@ async fn exports_and_escaping() {
     let f = g["features"].as_array().unwrap();
     assert_eq!(f.len(), 43);
     assert!(f.iter().all(|x| x["geometry"]["type"] == "MultiPolygon" && x["properties"]["poste-de-travail_status"].is_string()));
+    // Issue 15: each feature has its INSEE code as `id`, and its rings wound as RFC 7946 asks
+    // (outer rings counter-clockwise: a positive shoelace area in lon/lat).
+    assert!(f.iter().all(|x| x["id"].is_string() && x["id"] == x["properties"]["code"]));
+    let rennes = f.iter().find(|x| x["id"] == "35238").unwrap();
+    let ring: Vec<(f64, f64)> =
+        rennes["geometry"]["coordinates"][0][0].as_array().unwrap().iter().map(|c| (c[0].as_f64().unwrap(), c[1].as_f64().unwrap())).collect();
+    let twice_area: f64 = ring.windows(2).map(|w| w[0].0 * w[1].1 - w[1].0 * w[0].1).sum();
+    assert!(twice_area > 0.0, "Rennes' outer ring is counter-clockwise: {twice_area}");
 
     // Search escapes what it echoes.
     let html = app.client.get(app.url("/recherche?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).send().await.unwrap().text().await.unwrap();

@@ -2,23 +2,27 @@
 //! map of EPCI members coloured by status, and the member statuses themselves.
 //!
 //! Source of the shapes: IGN Admin Express COG 2018 polygons, merged into current communes and
-//! simplified by the importer (`seeds/communes.geojson`, coordinates to 4 decimals ≈ 10 m).
+//! simplified by the importer (`seeds/communes.geojson`, coordinates to 4 decimals ≈ 10 m, or
+//! finer where needed to stay valid; see `seeds/README.md`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use geo::{BoundingRect, InteriorPoint, MultiPolygon};
+use geo::orient::{Direction, Orient};
+use geo::{BoundingRect, Coord, InteriorPoint, MultiPolygon};
 
 use crate::core::domain::InseeCode;
 use crate::core::pooling::Need;
 use crate::error::{Error, Result};
 
-/// Simplified polygons of the communes, by INSEE code.
+/// Simplified polygons of the communes, by INSEE code (WGS84 lon/lat degrees), outer rings
+/// counter-clockwise and holes clockwise (RFC 7946 §3.1.6) whatever the file's winding.
 #[derive(Debug, Default)]
 pub struct Shapes(HashMap<InseeCode, MultiPolygon<f64>>);
 
 impl Shapes {
-    /// Parses a GeoJSON FeatureCollection whose features carry `properties.code`.
+    /// Parses a GeoJSON FeatureCollection whose features carry `properties.code` (Polygon or
+    /// MultiPolygon geometries; others are skipped) and orients its rings.
     /// Errors: `Error::Data`.
     pub fn from_geojson(text: &str) -> Result<Self> {
         let fc: geojson::FeatureCollection = text.parse().map_err(|e| Error::Data(format!("communes.geojson: {e}")))?;
@@ -33,7 +37,7 @@ impl Shapes {
                 geo::Geometry::Polygon(p) => MultiPolygon(vec![p]),
                 _ => continue,
             };
-            m.insert(code, mp);
+            m.insert(code, mp.orient(Direction::Default));
         }
         Ok(Shapes(m))
     }
@@ -172,15 +176,31 @@ pub struct MapItem<'a> {
     pub labelled: bool,
 }
 
-/// An inline SVG map of the items, `width` pixels wide, equirectangular projection around
-/// the items' mean latitude, scaled down to the width of the screen; one `<path
-/// class="commune">` per item that has a shape, with a `<title>` tooltip, inside a link to the
-/// commune's page (`/communes/{code}`, labelled with the name and the status), filled with the
-/// status's colour and pattern (`<pattern id="motif-{status}">`, see [`MapStatus::swatch`]),
-/// and the names of the items marked `labelled` written on it (`<text class="nom">`). `title`
-/// labels the map (an SVG group of links) for screen readers.
+/// Margin around the communes on the SVG map, px: wider than half a border's stroke and than a
+/// [marker](MARKER_RADIUS_PX), so that nothing drawn at the edge is cut by the viewBox.
+pub const MAP_MARGIN_PX: f64 = 8.0;
+
+/// A commune whose shape spans less than this on the SVG map, px, on both axes (the sides of its
+/// projected bounding box), is too small to see under its border and gets a marker.
+pub const MIN_SHAPE_PX: f64 = 6.0;
+
+/// Radius of the marker drawn over a commune too small to see ([`MIN_SHAPE_PX`]), px: a
+/// circle 10 px across, filled with the status's pattern.
+pub const MARKER_RADIUS_PX: f64 = 5.0;
+
+/// An inline SVG map of the items, `width` pixels wide (a margin of [`MAP_MARGIN_PX`] on every
+/// side included), equirectangular projection around the items' mean latitude, scaled down to
+/// the width of the screen; one `<path class="commune">` per item that has a shape, with a
+/// `<title>` tooltip, inside a link to the commune's page (`/communes/{code}`, labelled with the
+/// name and the status), filled with the status's colour and pattern (`<pattern
+/// id="motif-{status}">`, see [`MapStatus::swatch`]), and the names of the items marked
+/// `labelled` written on it (`<text class="nom">`). A commune smaller than [`MIN_SHAPE_PX`] on
+/// both axes also gets a marker in its link, `<circle class="repere">` of
+/// [`MARKER_RADIUS_PX`] at an interior point of its shape, with the same pattern and tooltip;
+/// those communes are drawn last, so that their marker stays on top. `title` labels the map (an
+/// SVG group of links) for screen readers.
 pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> String {
-    let drawn: Vec<(&MapItem, &MultiPolygon<f64>)> = items.iter().filter_map(|i| shapes.get(&i.code).map(|s| (i, s))).collect();
+    let mut drawn: Vec<(&MapItem, &MultiPolygon<f64>)> = items.iter().filter_map(|i| shapes.get(&i.code).map(|s| (i, s))).collect();
     let rects: Vec<_> = drawn.iter().filter_map(|(_, s)| s.bounding_rect()).collect();
     if rects.is_empty() {
         return format!("<p>{}</p>", escape("Pas de contour disponible pour ces communes."));
@@ -195,8 +215,14 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
     let k = ((y0 + y1) / 2.0).to_radians().cos();
     let span_x = ((x1 - x0) * k).max(1e-6);
     let span_y = (y1 - y0).max(1e-6);
-    let scale = width / span_x;
-    let height = (span_y * scale).ceil();
+    let m = MAP_MARGIN_PX;
+    let scale = (width - 2.0 * m).max(1.0) / span_x;
+    let height = (span_y * scale).ceil() + 2.0 * m;
+    // Lon/lat degrees to SVG px, the margin included.
+    let px = |c: Coord<f64>| ((c.x - x0) * k * scale + m, (y1 - c.y) * scale + m);
+    let tiny = |s: &MultiPolygon<f64>| s.bounding_rect().is_some_and(|r| r.width() * k * scale < MIN_SHAPE_PX && r.height() * scale < MIN_SHAPE_PX);
+    // The communes too small to see last (stable: the others keep the callers' order).
+    drawn.sort_by_key(|(_, s)| tiny(s));
     let mut out = String::new();
     let _ = write!(
         out,
@@ -218,34 +244,44 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
         for poly in &shape.0 {
             for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
                 for (j, c) in ring.0.iter().enumerate() {
-                    let _ = write!(d, "{}{:.1} {:.1}", if j == 0 { "M" } else { "L" }, (c.x - x0) * k * scale, (y1 - c.y) * scale);
+                    let (x, y) = px(*c);
+                    let _ = write!(d, "{}{x:.1} {y:.1}", if j == 0 { "M" } else { "L" });
                 }
                 d.push('Z');
             }
         }
+        let tooltip = format!("<title>{} : {} — {}</title>", escape(item.name), escape(item.status.label()), escape(&item.detail));
         let _ = write!(
             out,
-            r##"<a href="/communes/{}" aria-label="{} : {}"><path class="commune {}" data-code="{}" fill="url(#motif-{})" stroke="#ffffff" stroke-width="0.8" fill-rule="evenodd" d="{d}"><title>{} : {} — {}</title></path></a>"##,
+            r##"<a href="/communes/{}" aria-label="{} : {}"><path class="commune {}" data-code="{}" fill="url(#motif-{})" stroke="#ffffff" stroke-width="0.8" fill-rule="evenodd" d="{d}">{tooltip}</path>"##,
             item.code,
             escape(item.name),
             escape(item.status.label()),
             item.status.id(),
             item.code,
             item.status.id(),
-            escape(item.name),
-            escape(item.status.label()),
-            escape(&item.detail)
         );
+        if tiny(shape)
+            && let Some(p) = shape.interior_point()
+        {
+            let (x, y) = px(p.0);
+            let _ = write!(
+                out,
+                r##"<circle class="repere" data-code="{}" cx="{x:.1}" cy="{y:.1}" r="{MARKER_RADIUS_PX}" fill="url(#motif-{})" stroke="#1a1a1a" stroke-width="1">{tooltip}</circle>"##,
+                item.code,
+                item.status.id(),
+            );
+        }
+        out.push_str("</a>");
     }
     // Names on top of the labelled shapes, at a point inside each (geo's interior point), so
     // that the map reads without hovering.
     for (item, shape) in drawn.iter().filter(|(i, _)| i.labelled) {
         if let Some(p) = shape.interior_point() {
+            let (x, y) = px(p.0);
             let _ = write!(
                 out,
-                r##"<text class="nom" x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9" fill="#1a1a1a" stroke="#ffffff" stroke-width="2" paint-order="stroke" pointer-events="none" aria-hidden="true">{}</text>"##,
-                (p.x() - x0) * k * scale,
-                (y1 - p.y()) * scale,
+                r##"<text class="nom" x="{x:.1}" y="{y:.1}" text-anchor="middle" font-size="9" fill="#1a1a1a" stroke="#ffffff" stroke-width="2" paint-order="stroke" pointer-events="none" aria-hidden="true">{}</text>"##,
                 escape(item.name)
             );
         }
@@ -279,5 +315,83 @@ mod tests {
         assert!(s.contains("<a href=\"/communes/35002\" aria-label=\"B : Aucun produit déclaré\">"));
         assert!(s.contains("#1b7837") && s.contains("#bdbdbd"));
         assert!(s.contains("fill=\"url(#motif-up_to_date)\"") && s.contains("<pattern id=\"motif-unsupported\""));
+    }
+
+    /// The numbers of the `d` attributes of the commune paths of `svg`, as (x, y) px, with the
+    /// code of each path.
+    fn path_points(svg: &str) -> Vec<(String, f64, f64)> {
+        let mut out = Vec::new();
+        for part in svg.split("<path class=\"commune").skip(1) {
+            let code = part.split("data-code=\"").nth(1).unwrap()[..5].to_string();
+            let d = part.split(" d=\"").nth(1).unwrap();
+            let d = &d[..d.find('"').unwrap()];
+            for seg in d.split(['M', 'L', 'Z']).filter(|t| !t.is_empty()) {
+                let (x, y) = seg.split_once(' ').unwrap();
+                out.push((code.clone(), x.parse().unwrap(), y.parse().unwrap()));
+            }
+        }
+        out
+    }
+
+    fn view_box(svg: &str) -> Vec<f64> {
+        let v = svg.split("viewBox=\"").nth(1).unwrap();
+        v[..v.find('"').unwrap()].split(' ').map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_tiny_commune_gets_a_marker_drawn_last_and_a_margin_keeps_borders_inside() {
+        // A commune 0.5° × 0.3° and one 0.0002° across (about 15 m, 0.01 px at this scale).
+        let shapes = Shapes::from_geojson(
+            r#"{"type":"FeatureCollection","features":[
+            {"type":"Feature","properties":{"code":"29001"},"geometry":{"type":"Polygon","coordinates":[[[-4.5,48.0],[-4.0,48.0],[-4.0,48.3],[-4.5,48.3],[-4.5,48.0]]]}},
+            {"type":"Feature","properties":{"code":"29002"},"geometry":{"type":"Polygon","coordinates":[[[-4.0,48.1],[-3.9998,48.1],[-3.9998,48.1002],[-4.0,48.1]]]}}]}"#,
+        )
+        .unwrap();
+        let items = [
+            MapItem { code: InseeCode::parse("29002").unwrap(), name: "Petite", status: MapStatus::ToRenew, detail: "x".into(), labelled: false },
+            MapItem { code: InseeCode::parse("29001").unwrap(), name: "Grande", status: MapStatus::UpToDate, detail: "y".into(), labelled: true },
+        ];
+        let s = svg(&shapes, &items, "Carte", 400.0);
+        // Shapes span 400 - 2 × 8 px across; the viewBox is 8 px larger on every side.
+        let vb = view_box(&s);
+        let pts = path_points(&s);
+        let (min_x, max_x) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        let (min_y, max_y) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+        let k = 48.15f64.to_radians().cos();
+        let h = (0.3 * 384.0 / (0.5 * k)).ceil() + 16.0;
+        assert_eq!(vb, vec![0.0, 0.0, 400.0, h]);
+        assert_eq!((min_x, max_x, min_y), (8.0, 392.0, 8.0));
+        assert!((vb[3] - 9.0..=vb[3] - 8.0).contains(&max_y), "{max_y} in a viewBox {h} high");
+        // The tiny commune keeps its path and link, and gets a circle 10 px across with its
+        // status's pattern and tooltip, drawn after the large one (on top).
+        let tiny = &s[s.find("<a href=\"/communes/29002\"").unwrap()..];
+        let tiny = &tiny[..tiny.find("</a>").unwrap()];
+        assert!(tiny.contains("<path class=\"commune to_renew\" data-code=\"29002\""));
+        assert!(tiny.contains(&format!("r=\"{MARKER_RADIUS_PX}\" fill=\"url(#motif-to_renew)\"")) && MARKER_RADIUS_PX >= 5.0);
+        assert_eq!(tiny.matches("<title>Petite : À renouveler dans l&#39;horizon — x</title>").count(), 2, "path and marker");
+        assert_eq!(s.matches("<circle class=\"repere\"").count(), 1, "no marker on the large commune");
+        assert!(s.find("/communes/29001").unwrap() < s.find("/communes/29002").unwrap(), "the tiny one drawn last");
+    }
+
+    #[test]
+    fn the_margin_keeps_hoedic_at_the_edge_of_its_epci_map_inside() {
+        // Auray Quiberon Terre Atlantique (200043123): Hœdic (56085) is its southernmost commune.
+        let shapes = crate::seeds::shapes().unwrap();
+        let members: Vec<InseeCode> =
+            crate::seeds::SEEDS[2].lines().filter_map(|l| l.strip_prefix("200043123,")).map(|l| InseeCode::parse(&l[..5]).unwrap()).collect();
+        assert_eq!(members.len(), 24);
+        let items: Vec<MapItem> =
+            members.iter().map(|&code| MapItem { code, name: "x", status: MapStatus::Nothing, detail: String::new(), labelled: false }).collect();
+        let s = svg(&shapes, &items, "AQTA", 720.0);
+        let vb = view_box(&s);
+        let pts = path_points(&s);
+        let lowest = pts.iter().max_by(|a, b| a.2.total_cmp(&b.2)).unwrap();
+        assert_eq!(lowest.0, "56085", "Hœdic is the lowest on the map");
+        assert!(lowest.2 <= vb[3] - MAP_MARGIN_PX && lowest.2 >= vb[3] - MAP_MARGIN_PX - 1.0, "{} in {vb:?}", lowest.2);
+        assert_eq!(pts.iter().map(|p| p.1).fold(f64::MAX, f64::min), MAP_MARGIN_PX);
+        assert_eq!(pts.iter().map(|p| p.1).fold(f64::MIN, f64::max), 720.0 - MAP_MARGIN_PX);
+        assert_eq!(pts.iter().map(|p| p.2).fold(f64::MAX, f64::min), MAP_MARGIN_PX);
+        let markers: Vec<&str> = s.split("<circle class=\"repere\" data-code=\"").skip(1).map(|r| &r[..5]).collect();
+        assert_eq!(markers, Vec::<&str>::new());
     }
 }

@@ -86,8 +86,11 @@ pub async fn xlsx_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Quer
         .body(body))
 }
 
-/// `GET /api/v1/epcis/{siren}/map.geojson`: member polygons (simplified) with, per category,
-/// `{slug}_product`, `{slug}_generation` and `{slug}_status` properties (flat, for QGIS).
+/// `GET /api/v1/epcis/{siren}/map.geojson`: one feature per member with a shape, its INSEE code
+/// as the feature's `id` and `properties.code`, its simplified polygons (MultiPolygon, WGS84,
+/// valid, outer rings counter-clockwise and holes clockwise as RFC 7946 §3.1.6 asks, see
+/// `seeds/README.md`) and, per category, `{slug}_product`, `{slug}_generation` and
+/// `{slug}_status` properties (flat, for QGIS).
 #[utoipa::path(get, path = "/api/v1/epcis/{siren}/map.geojson", tag = "pooling",
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
         ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
@@ -117,7 +120,8 @@ pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Q
                 props.insert(format!("{}_status", cat.slug), status.id().into());
             }
             let geometry = geojson::Geometry::new(geojson::GeometryValue::from(shape));
-            features.push(geojson::Feature { bbox: None, geometry: Some(geometry), id: None, properties: Some(props), foreign_members: None });
+            let id = Some(geojson::feature::Id::String(cm.code.to_string()));
+            features.push(geojson::Feature { bbox: None, geometry: Some(geometry), id, properties: Some(props), foreign_members: None });
         }
         features
     })?;
