@@ -389,7 +389,7 @@ fn link_communes_without_polygon(
     report: &mut ImportReport,
 ) -> Vec<String> {
     let pos: HashMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (*c, i)).collect();
-    let areas: Vec<f64> = shapes.iter().map(|s| if s.0.is_empty() { 0.0 } else { s.geodesic_area_unsigned() }).collect();
+    let areas: Vec<f64> = shapes.iter().map(|s| if s.0.is_empty() { 0.0 } else { s.orient(Direction::Default).geodesic_area_unsigned() }).collect();
     let mut how = vec![String::new(); codes.len()];
     let border_neighbours = |i: usize, edges: &Edges| -> Vec<usize> {
         edges
@@ -475,7 +475,13 @@ fn aliases(cog: &[CogCommune], codes: &[&str], postal: &PostalIndex, report: &mu
             out.insert(("former_code", a.clone(), String::new(), c.code.clone()));
         }
     }
+    // A row naming the delegated commune or arrondissement a postal code serves (75011: Paris 11e
+    // Arrondissement) says more than the bare one of the COG's `codesPostaux`.
+    let named: HashSet<(&str, &str)> = postal.rows.iter().filter(|r| !r.2.is_empty()).map(|r| (r.0.as_str(), r.1.as_str())).collect();
     for (p, c, n) in &postal.rows {
+        if n.is_empty() && named.contains(&(p.as_str(), c.as_str())) {
+            continue;
+        }
         out.insert(("postal_code", p.clone(), n.clone(), c.clone()));
     }
     for r in &out {
