@@ -703,3 +703,70 @@ async fn the_commune_page_shows_what_runs_the_advice_and_the_neighbours() {
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
     }
 }
+
+/// Issue 15: the search API finds communes by other codes, says how each hit matched, and is
+/// paginated (`q=saint` stopped at 100 with no total, and `offset` was silently ignored).
+#[tokio::test]
+async fn search_says_how_it_matched_and_is_paginated() {
+    let app = spawn(false).await;
+    let (s, r) = get(&app, "/api/v1/communes?q=29200").await;
+    assert_eq!(s, 200);
+    assert_eq!(r["total"], 2);
+    assert_eq!(r["communes"][0]["code"], "29019");
+    assert_eq!(r["communes"][0]["matched"], json!({"kind": "postal_code", "code": "29200", "label": "code postal 29200 de Brest"}));
+    assert_eq!(r["communes"][1]["matched"]["kind"], "former_code", "Ploujean's code until 1959, now Morlaix");
+    let (_, r) = get(&app, "/api/v1/communes?q=Antrain").await;
+    assert_eq!(r["communes"][0]["code"], "35004");
+    assert_eq!(r["communes"][0]["matched"]["kind"], "delegated");
+    assert_eq!(r["communes"][0]["matched"]["label"], "commune déléguée Antrain (35004) de Val-Couesnon");
+    let (_, r) = get(&app, "/api/v1/communes?q=saint%20malo").await;
+    assert_eq!((r["communes"][0]["code"].as_str(), r["communes"][0]["matched"]["kind"].as_str()), (Some("35288"), Some("name")));
+
+    let (_, first) = get(&app, "/api/v1/communes?q=saint&limit=100").await;
+    let total = first["total"].as_u64().unwrap();
+    assert!(total > 100, "{total}");
+    assert_eq!((first["count"].as_u64(), first["offset"].as_u64(), first["limit"].as_u64()), (Some(100), Some(0), Some(100)));
+    let (_, rest) = get(&app, "/api/v1/communes?q=saint&limit=100&offset=100").await;
+    assert_eq!(rest["count"].as_u64().unwrap(), total - 100);
+    let codes = |v: &Value| v["communes"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let mut all = codes(&first);
+    all.extend(codes(&rest));
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len() as u64, total, "two pages, no commune twice, none lost");
+    problem(app.client.get(app.url("/api/v1/communes?q=saint&offset=-1")).send().await.unwrap(), 422, "invalid-value").await;
+    problem(app.client.get(app.url("/api/v1/communes?q=saint&offset=x")).send().await.unwrap(), 400, "malformed-input").await;
+}
+
+/// Issue 15: `GET` of a postal code or a delegated commune's code names the commune meant; a
+/// commune's page lists its other codes.
+#[tokio::test]
+async fn a_postal_code_on_get_names_the_commune_meant() {
+    let app = spawn(false).await;
+    let p = problem(app.client.get(app.url("/api/v1/communes/29200")).send().await.unwrap(), 404, "not-found").await;
+    assert_eq!(p["detail"], "29200 is not the INSEE code of a current commune; as a postal code it serves 29019 Brest; it is a former code of 29151 Morlaix");
+    let (_, c) = get(&app, "/api/v1/communes/35004").await;
+    assert_eq!(c["place"], json!({"kind": "polygon"}));
+    let other = c["other_codes"].as_array().unwrap();
+    assert!(other.contains(&json!({"kind": "delegated", "code": "35004", "name": "Antrain"})), "{other:?}");
+    assert!(other.iter().any(|o| o["kind"] == "postal_code" && o["code"] == "35560"), "{other:?}");
+}
+
+/// Issue 15: a commune's adoptions are paginated with a total.
+#[tokio::test]
+async fn a_communes_adoptions_are_paginated() {
+    let app = spawn(true).await;
+    let (s, all) = get(&app, "/api/v1/communes/35238/adoptions?limit=500").await;
+    assert_eq!(s, 200);
+    let total = all["total"].as_u64().unwrap();
+    assert!(total >= 4, "{total}");
+    assert_eq!(all["count"].as_u64(), Some(total));
+    let (_, page) = get(&app, "/api/v1/communes/35238/adoptions?limit=2&offset=1").await;
+    assert_eq!((page["total"].as_u64(), page["count"].as_u64(), page["offset"].as_u64()), (Some(total), Some(2), Some(1)));
+    assert_eq!(page["adoptions"][0]["id"], all["adoptions"][1]["id"]);
+    assert_eq!(page["adoptions"][1]["id"], all["adoptions"][2]["id"]);
+    let (_, past) = get(&app, &format!("/api/v1/communes/35238/adoptions?offset={total}")).await;
+    assert_eq!((past["count"].as_u64(), past["total"].as_u64()), (Some(0), Some(total)));
+    problem(app.client.get(app.url("/api/v1/communes/35238/adoptions?limit=0")).send().await.unwrap(), 422, "invalid-value").await;
+    problem(app.client.get(app.url("/api/v1/communes/35238/adoptions?limit=501")).send().await.unwrap(), 422, "invalid-value").await;
+}

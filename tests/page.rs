@@ -137,6 +137,18 @@ async fn exports_and_escaping() {
     let html = app.client.get(app.url("/recherche?q=hoedic")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("<a href=\"/communes/56085\">Hœdic</a> (56085)"));
     // The EPCI is found by the words people type (issue 15: "saint malo" for "Saint Malo").
+    // Issue 15: other codes find the commune, and the page says how; results come in pages.
+    let html = app.anon.get(app.url("/recherche?q=29200")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<a href=\"/communes/29019\">Brest</a> (29019) — <span class=\"muted\">code postal 29200 de Brest</span>"), "{html}");
+    let html = app.anon.get(app.url("/recherche?q=antrain")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("commune déléguée Antrain (35004) de Val-Couesnon"), "{html}");
+    let html = app.anon.get(app.url("/recherche?q=saint&page=2")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Page 2 sur ") && html.contains(", 21 à 40 :"), "{html}");
+    assert!(html.contains("href=\"/recherche?q=saint&amp;page=1\">← Précédents</a>") && html.contains("page=3\">Suivants →</a>"), "{html}");
+    let r = app.anon.get(app.url("/communes/29200")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Vouliez-vous dire") && html.contains("29200 est le code postal de Brest : <a href=\"/communes/29019\">Brest (29019)</a>"), "{html}");
     let html = app.anon.get(app.url("/recherche?q=saint%20malo")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("<a href=\"/epcis/243500782\">CA du Pays de Saint Malo Agglomération</a>"));
     assert!(html.contains("<a href=\"/communes/35288\">Saint-Malo</a>"));
