@@ -681,6 +681,53 @@ async fn query_strings_are_strict_and_paths_say_what_they_expect() {
     problem(c.get(app.url("/api/v1/epcis/243500139/map.geojson?as_of=2031-01-01")).send().await.unwrap(), 422, "invalid-value").await;
 }
 
+/// A single-valued query parameter given twice is refused (400 `malformed-input`, naming it),
+/// never read as its last value: `?horizon=999&horizon=24` is not a 24-month horizon. Checked
+/// with that exact input, then on every parameter of every operation of the OpenAPI document
+/// that takes query parameters (a new route is covered as soon as it is documented).
+#[tokio::test]
+async fn a_query_parameter_given_twice_is_refused_on_every_route() {
+    let app = spawn(false).await;
+    let r = app.client.get(app.url("/api/v1/epcis/243500139/pooled-purchases?horizon=999&horizon=24")).send().await.unwrap();
+    let v = problem(r, 400, "malformed-input").await;
+    assert_eq!(v["detail"], "query parameter 'horizon' is given more than once");
+    let (_, doc) = get(&app, "/api/v1/openapi.json").await;
+    let mut checked = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap().iter().filter(|(_, op)| op.is_object()) {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let concrete = path.replace("{code}", "29019").replace("{siren}", "242900314").replace("{id}", "1");
+            for p in params.iter().filter(|p| p["in"] == "query") {
+                let name = p["name"].as_str().unwrap();
+                let example = match &p["example"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                // The admin token passes the callers' checks, so the query is what is refused.
+                let url = app.url(&format!("{concrete}?{name}={example}&{name}={example}"));
+                let r = app.client.request(method.to_uppercase().parse().unwrap(), url).send().await.unwrap();
+                let v = problem(r, 400, "malformed-input").await;
+                assert_eq!(v["detail"], format!("query parameter '{name}' is given more than once"), "{method} {path}");
+                checked.push(format!("{method} {path} {name}"));
+            }
+        }
+    }
+    for expected in [
+        "get /api/v1/communes q",
+        "get /api/v1/communes limit",
+        "get /api/v1/communes/{code}/neighbours hops",
+        "get /api/v1/communes/{code}/recommendations category",
+        "get /api/v1/communes/{code}/recommendations hops",
+        "get /api/v1/epcis/{siren}/pooled-purchases horizon",
+        "get /api/v1/epcis/{siren}/pooled-purchases.csv as_of",
+        "get /api/v1/epcis/{siren}/map.geojson horizon",
+        "get /api/v1/catalog/products category",
+        "post /api/v1/epcis/{siren}/inventory dry_run",
+    ] {
+        assert!(checked.iter().any(|c| c == expected), "{expected} not checked: {checked:?}");
+    }
+}
+
 /// The commune page: Plouguerneau (29195) with its EPCI, its border neighbours linked (Lannilis
 /// 29117 among them), one section per category with what it runs and "ce que vos voisines
 /// utilisent", the simulated banner; linked from the search; French error pages.
