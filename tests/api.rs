@@ -639,7 +639,12 @@ async fn a_field_that_does_not_fit_is_named_in_the_problem() {
     assert_eq!((adoptions.len(), feedback.len()), (1, 0));
     // A whole number written as a float is the integer the OpenAPI document asks for (JSON
     // Schema's `integer` reads `4.0` as 4).
-    let (s, f) = post(&app, &format!("/api/v1/communes/29019/adoptions/{}/feedback", a["id"]), &json!({"reliability": 4.0, "incidents": 1e0, "downtime_hours": 0, "support": 5.0})).await;
+    let (s, f) = post(
+        &app,
+        &format!("/api/v1/communes/29019/adoptions/{}/feedback", a["id"]),
+        &json!({"reliability": 4.0, "incidents": 1e0, "downtime_hours": 0, "support": 5.0}),
+    )
+    .await;
     assert_eq!(s, 201, "{f}");
     assert_eq!((f["reliability"].as_u64(), f["incidents"].as_u64(), f["support"].as_u64()), (Some(4), Some(1), Some(5)));
 }

@@ -225,10 +225,9 @@ fn known_parameter(p: &mut Value) {
         ("path", "id") => (json!({"type": "integer", "minimum": 1, "maximum": u64::MAX}), json!(1)),
         ("query", "category") => (json!({"type": "string", "pattern": SLUG_PATTERN}), json!("elections")),
         ("query", "as_of") => (json!({"type": "string", "format": "date"}), json!("2025-06-30")),
-        ("header", "Idempotency-Key") => (
-            json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"}),
-            json!("b3c1f0e2-7d4a-4c1e-9a57-2f0d6e8c9b31"),
-        ),
+        ("header", "Idempotency-Key") => {
+            (json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"}), json!("b3c1f0e2-7d4a-4c1e-9a57-2f0d6e8c9b31"))
+        }
         _ => return,
     };
     p["schema"] = schema;
@@ -304,11 +303,9 @@ fn response_header(name: &str) -> Option<Value> {
         ),
         "WWW-Authenticate" => ("The scheme to authenticate with", json!({"type": "string", "enum": ["Bearer realm=\"voisinage\""]}), true),
         "Cache-Control" => ("`no-store`: the answer holds a secret", json!({"type": "string", "enum": ["no-store"]}), true),
-        "Content-Disposition" => (
-            "A file to save, with its name (`attachment; filename=\"…\"`)",
-            json!({"type": "string", "pattern": "^attachment; filename=\"[^\"]+\"$"}),
-            true,
-        ),
+        "Content-Disposition" => {
+            ("A file to save, with its name (`attachment; filename=\"…\"`)", json!({"type": "string", "pattern": "^attachment; filename=\"[^\"]+\"$"}), true)
+        }
         _ => return None,
     };
     Some(json!({"description": description, "required": required, "schema": schema}))
