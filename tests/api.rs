@@ -95,7 +95,7 @@ async fn bad_input_is_a_problem() {
     problem(c.post(&adoptions).json(&json!({"product": 3, "since": "2025-01-10"})).send().await.unwrap(), 400, "malformed-input").await;
     problem(c.post(&adoptions).header("content-type", "text/plain").body(ok.to_string()).send().await.unwrap(), 415, "unsupported-media-type").await;
     problem(
-        c.post(&adoptions).header("content-type", "application/json").body(format!("{{\"product\":\"{}\"}}", "a".repeat(20_000))).send().await.unwrap(),
+        c.post(&adoptions).header("content-type", "application/json").body(format!("{{\"product\":\"{}\"}}", "a".repeat(40_000))).send().await.unwrap(),
         413,
         "payload-too-large",
     )

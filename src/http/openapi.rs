@@ -60,7 +60,7 @@ A token that is malformed, unknown or revoked gets 401 on any request, with `WWW
 400 `malformed-input` for a value of the wrong shape (the parameter or field is named), a query parameter given twice or unknown, an unknown JSON field; \
 422 `invalid-value` for a value in shape but refused by a rule that a schema cannot state (a range across fields, a date after today, what the catalogue lists); \
 405 `method-not-allowed` with `Allow` for a method a path does not allow (each path says which); 408 `request-timeout` for a request that takes over 30 s; \
-413 `payload-too-large` for a body over 16 KiB (an inventory upload: 5 MiB).
+413 `payload-too-large` for a body over 32 KiB (an inventory upload: 5 MiB).
 
 **Writes** are durable before their answer. `POST` adoptions and feedback accept an `Idempotency-Key`: a retry with the same key and body answers the first \
 result again with `Idempotent-Replayed: true`.
@@ -245,7 +245,7 @@ pub const ERROR_DESCRIPTIONS: &[(&str, &str)] = &[
     ("403", "`forbidden`: the token's scope does not cover this object"),
     ("404", "`not-found`: no such commune, EPCI, product, category or record"),
     ("409", "`conflict`: the request conflicts with what is stored"),
-    ("413", "`payload-too-large`: a body over 16 KiB"),
+    ("413", "`payload-too-large`: a body over 32 KiB"),
     ("415", "`unsupported-media-type`: a body not sent as `application/json`"),
     ("422", "`invalid-value`: a value in shape but out of its range, or refused by a rule across fields"),
     ("500", "`storage` or `internal`: the store or the service failed (the detail says no more; the cause is in the service's log)"),
