@@ -55,10 +55,21 @@ pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
         .body(body))
 }
 
-/// A file's bytes (XLSX, or CSV sent as `application/octet-stream`), for the OpenAPI document.
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct SpreadsheetFile(pub Vec<u8>);
+/// A file's bytes (XLSX, or CSV sent as `application/octet-stream`), for the OpenAPI document:
+/// not empty (400).
+pub struct SpreadsheetFile;
+
+impl utoipa::PartialSchema for SpreadsheetFile {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Binary)))
+            .min_length(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SpreadsheetFile {}
 
 /// A CSV file's text, for the OpenAPI document: what [`parse_inventory`] reads as CSV, UTF-8
 /// (the document's strings are) without control characters but tabs and line breaks (415
