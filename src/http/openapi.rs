@@ -12,12 +12,12 @@
 //!   declare `security(("bearer" = []))`, reads that show more to a token
 //!   `security((), ("bearer" = []))`;
 //! - path and query parameters that mean the same thing everywhere get one schema by name,
-//!   the one their parser accepts ([`KNOWN_PARAMETERS`]): `{code}` (code INSEE), `{siren}`,
+//!   the one their parser accepts ([`known_parameter`]): `{code}` (code INSEE), `{siren}`,
 //!   `{id}` (a record id), `category`, `as_of`, `Idempotency-Key`;
 //! - every error status has an `application/problem+json` body and a description
 //!   ([`ERROR_DESCRIPTIONS`]); 401 (a bad token, on any request) and 500 are added to every
 //!   operation; the problem's `code` lists the codes of [`PROBLEM_TYPES`];
-//! - response headers are described once by name ([`RESPONSE_HEADERS`]): `Location`,
+//! - response headers are described once by name ([`response_header`]): `Location`,
 //!   `Idempotent-Replayed`, `WWW-Authenticate`, `Cache-Control`, `Content-Disposition`;
 //! - each path says which methods it allows (the `Allow` header of its 405);
 //! - the recommender's parameters come from [`PARAM_BOUNDS`], so that the document follows
@@ -207,12 +207,10 @@ fn recommender_parameter(name: &str, lo: f64, hi: f64, defaults: &Value) -> Valu
     })
 }
 
-/// The parameters that mean the same thing on every route, by location and name: the schema
-/// their parser accepts, and an example (Brest, 29019, in Brest Métropole, 242900314).
-pub const KNOWN_PARAMETERS: &[(&str, &str)] =
-    &[("path", "code"), ("path", "siren"), ("path", "id"), ("query", "category"), ("query", "as_of"), ("header", "Idempotency-Key")];
-
-/// Gives a parameter of [`KNOWN_PARAMETERS`] its schema and example.
+/// Gives a parameter that means the same thing on every route (by location and name: path
+/// `code`, `siren`, `id`, query `category`, `as_of`, header `Idempotency-Key`) the schema its
+/// parser accepts, and an example (Brest, 29019, in Brest Métropole, 242900314). Other
+/// parameters keep what their annotation says.
 fn known_parameter(p: &mut Value) {
     let (location, name) = (p["in"].as_str().unwrap_or_default(), p["name"].as_str().unwrap_or_default());
     let (schema, example) = match (location, name) {
@@ -282,13 +280,10 @@ fn response(status: &str, r: &mut Value) {
     }
 }
 
-/// The response headers the service sends, described once by name ([`response_header`]): a
-/// response that documents one of them gets its description, schema and whether it is
-/// always sent.
-pub const RESPONSE_HEADERS: &[&str] = &["Location", "Idempotent-Replayed", "WWW-Authenticate", "Cache-Control", "Content-Disposition"];
-
-/// The header object of a header of [`RESPONSE_HEADERS`]: description, schema, and whether
-/// every response that documents it carries it (all but `Idempotent-Replayed`).
+/// The header object of a response header the service sends, described once by name
+/// (`Location`, `Idempotent-Replayed`, `WWW-Authenticate`, `Cache-Control`,
+/// `Content-Disposition`): description, schema, and whether every response that documents it
+/// carries it (all but `Idempotent-Replayed`). `None` for another name.
 fn response_header(name: &str) -> Option<Value> {
     let (description, schema, required) = match name {
         "Location" => (
