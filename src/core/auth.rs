@@ -21,7 +21,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::core::domain::{InseeCode, Siren};
+use crate::core::domain::{INSEE_CODE_PATTERN, InseeCode, SIREN_PATTERN, Siren};
 use crate::error::Error;
 
 /// Prefix of every token secret (`vsn_` then 64 lower-case hex digits = 256 bits).
@@ -99,7 +99,7 @@ impl utoipa::PartialSchema for TokenScope {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^(admin|commune:(\\d{5}|2[AB]\\d{3})|epci:\\d{9})$"))
+            .pattern(Some(format!("^(?:admin|commune:{}|epci:{})$", unanchored(INSEE_CODE_PATTERN), unanchored(SIREN_PATTERN))))
             .description(Some("Token scope: `commune:{code INSEE}`, `epci:{SIREN}` or `admin`"))
             .examples(["commune:29019"])
             .into()
@@ -107,6 +107,11 @@ impl utoipa::PartialSchema for TokenScope {
 }
 
 impl utoipa::ToSchema for TokenScope {}
+
+/// A pattern without its `^` and `$`, to embed it in another.
+fn unanchored(pattern: &str) -> &str {
+    pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')).unwrap_or(pattern)
+}
 
 /// SHA-256 digest of a token secret: what the store keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -205,6 +210,33 @@ mod tests {
         assert_eq!(TokenScope::parse("admin").unwrap(), TokenScope::Admin);
         for bad in ["", "admin:", "commune:2901", "epci:24290031x", "root", "commune 29019"] {
             assert_eq!(TokenScope::parse(bad).unwrap_err().code(), "malformed-input", "{bad}");
+        }
+    }
+
+    /// The scope's pattern in the OpenAPI document accepts exactly what the parser accepts.
+    #[test]
+    fn the_scope_pattern_is_the_parser() {
+        let schema = serde_json::to_value(<TokenScope as utoipa::PartialSchema>::schema()).unwrap();
+        let re = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        for s in [
+            "admin",
+            "commune:29019",
+            "commune:2a004",
+            "commune:2B033",
+            "epci:242900314",
+            "",
+            "admin:",
+            "Admin",
+            "commune:2901",
+            "commune:2C004",
+            "epci:24290031x",
+            "epci:2429003140",
+            "root",
+            "commune 29019",
+            "commune:29019\n",
+            " admin",
+        ] {
+            assert_eq!(re.is_match(s), TokenScope::parse(s).is_ok(), "{s:?}");
         }
     }
 

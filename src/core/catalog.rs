@@ -153,9 +153,17 @@ pub struct Product {
     pub releases: Vec<Generation>,
     /// Generations built from the releases by `generation_rule`, sorted by `order` (1 =
     /// oldest). Empty when the sources give no release: adoptions may then name any generation
-    /// (or none).
-    #[serde(default, skip_deserializing)]
+    /// (or none). Computed, never read from a file (a `generations` key there is ignored).
+    #[serde(default, deserialize_with = "computed")]
     pub generations: Vec<Generation>,
+}
+
+/// A field that is computed, never read: whatever a file holds under its name is ignored.
+/// (Rather than `skip_deserializing`, which would also drop the field from the OpenAPI schema
+/// of the answers that serialise it.)
+fn computed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Generation>, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(Vec::new())
 }
 
 /// Support status of a generation at a date.

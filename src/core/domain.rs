@@ -234,6 +234,20 @@ mod tests {
     }
 }
 
+/// What [`InseeCode::parse`] accepts, as an OpenAPI (ECMA-262) pattern: 5 digits, or `2A`/`2B`
+/// (either case) and 3 digits. `tests` below check the two agree.
+pub const INSEE_CODE_PATTERN: &str = "^(?:[0-9]{5}|2[ABab][0-9]{3})$";
+
+/// What [`Siren::parse`] accepts: 9 ASCII digits.
+pub const SIREN_PATTERN: &str = "^[0-9]{9}$";
+
+/// What [`Slug::parse`] accepts: 1 to 64 of `a-z`, `0-9`, `-`.
+pub const SLUG_PATTERN: &str = "^[a-z0-9-]{1,64}$";
+
+/// What [`GenerationId::parse`] accepts: 1 to 64 of ASCII letters, digits, space and
+/// `. _ - + ( ) /`, not starting or ending with a space.
+pub const GENERATION_PATTERN: &str = "^[A-Za-z0-9._+()/-](?:[A-Za-z0-9 ._+()/-]{0,62}[A-Za-z0-9._+()/-])?$";
+
 /// OpenAPI schemas of the domain newtypes: strings with the shape their parsers accept.
 mod schema {
     use utoipa::openapi::RefOr;
@@ -254,13 +268,67 @@ mod schema {
         };
     }
 
-    string_schema!(super::InseeCode, "^(\\d{5}|2[AB]\\d{3})$", "Code officiel géographique (INSEE) of a commune", "35238");
-    string_schema!(super::Siren, "^\\d{9}$", "SIREN of an EPCI", "243500139");
-    string_schema!(super::Slug, "^[a-z0-9-]{1,64}$", "Catalogue identifier (lower-case letters, digits, hyphens)", "poste-de-travail");
     string_schema!(
-        super::GenerationId,
-        "^[A-Za-z0-9._+()/-]([A-Za-z0-9 ._+()/-]{0,62}[A-Za-z0-9._+()/-])?$",
-        "Generation of a product, as in the catalogue",
-        "24.8"
+        super::InseeCode,
+        super::INSEE_CODE_PATTERN,
+        "Code officiel géographique (INSEE) of a commune: 5 digits, or 2A/2B and 3 digits for Corsica (lower case accepted)",
+        "29019"
     );
+    string_schema!(super::Siren, super::SIREN_PATTERN, "SIREN of an EPCI (9 digits)", "242900314");
+    string_schema!(super::Slug, super::SLUG_PATTERN, "Catalogue identifier (lower-case letters, digits, hyphens)", "poste-de-travail");
+    string_schema!(super::GenerationId, super::GENERATION_PATTERN, "Generation (or release) of a product, as in the catalogue", "11-24h2-w");
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    fn matches(pattern: &str, s: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(s)
+    }
+
+    /// Every 5-character string over an alphabet of digits, the Corsican letters in both cases,
+    /// other letters, a space, a newline and a non-ASCII digit: the pattern of the OpenAPI
+    /// document accepts exactly what the parser accepts; likewise for other lengths.
+    #[test]
+    fn the_insee_code_pattern_is_the_parser() {
+        let alphabet = ['0', '2', '9', 'A', 'B', 'a', 'b', 'C', ' ', '\n', '١'];
+        let re = regex::Regex::new(INSEE_CODE_PATTERN).unwrap();
+        let mut accepted = 0;
+        let mut word = [0usize; 5];
+        loop {
+            let s: String = word.iter().map(|&i| alphabet[i]).collect();
+            assert_eq!(re.is_match(&s), InseeCode::parse(&s).is_ok(), "{s:?}");
+            accepted += usize::from(re.is_match(&s));
+            let mut i = 0;
+            while i < 5 && word[i] == alphabet.len() - 1 {
+                word[i] = 0;
+                i += 1;
+            }
+            if i == 5 {
+                break;
+            }
+            word[i] += 1;
+        }
+        // 3^5 all-digit codes, plus 2A/2B/2a/2b followed by 3 digits.
+        assert_eq!(accepted, 243 + 4 * 27);
+        for s in ["2a004", "2B033", "35238", "01001", "3523", "352388", "35238\n", "", "2C004", "A2004"] {
+            assert_eq!(re.is_match(s), InseeCode::parse(s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_other_patterns_are_their_parsers() {
+        for s in ["243500139", "242900314", "24350013", "2435001390", "24350013a", "", "243500139\n", "２43500139"] {
+            assert_eq!(matches(SIREN_PATTERN, s), Siren::parse(s).is_ok(), "{s:?}");
+        }
+        let long = "a".repeat(65);
+        for s in ["etat-civil", "a", "Etat", "", "état", "a_b", "a b", long.as_str(), &long[1..]] {
+            assert_eq!(matches(SLUG_PATTERN, s), Slug::parse(s).is_ok(), "{s:?}");
+        }
+        let long = "1".repeat(65);
+        for s in ["11-24h2-w", "24.8", "5 (2024)", "x", " 4", "4 ", "", "4\u{202e}", "a/b+c", "a\tb", long.as_str(), &long[1..], "é"] {
+            assert_eq!(matches(GENERATION_PATTERN, s), GenerationId::parse(s).is_ok(), "{s:?}");
+        }
+    }
 }

@@ -123,7 +123,7 @@ impl FromRequest for AdminToken {
 /// its last value, so that every reader of the request sees the same thing; an array or a
 /// scalar is refused even where serde would map it onto the fields by position). A field that
 /// does not fit is named in the 400: `invalid JSON body at 'reliability': invalid type:
-/// floating point `3.5`, expected i64`. 415 for another content type, 413 over
+/// floating point `3.5`, expected a whole number`. 415 for another content type, 413 over
 /// [`super::MAX_BODY_BYTES`].
 pub struct Body<T> {
     /// The request struct.
@@ -199,6 +199,45 @@ impl<'de> Deserialize<'de> for RecordId {
             .filter(|n| *n > 0 && s.bytes().all(|b| b.is_ascii_digit()))
             .map(RecordId)
             .ok_or_else(|| serde::de::Error::custom(format!("'{}' is not a record id (a whole number from 1)", s.chars().take(20).collect::<String>())))
+    }
+}
+
+/// An integer of a JSON body, read as JSON Schema reads `integer`: a number without a
+/// fractional part, written `4`, `4.0` or `4e0` alike (the OpenAPI document says `integer`,
+/// and a client generated from it may send any of these). Errors (400 through [`Body`]): a
+/// fraction (`invalid type: floating point `3.5`, expected a whole number`), a string, a whole
+/// number outside the 64-bit range. Bounds are the field's own (422).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WholeNumber(pub i64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Unexpected;
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WholeNumber;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<WholeNumber, E> {
+                i64::try_from(v).map(WholeNumber).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &"a whole number below 2^63"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<WholeNumber, E> {
+                // -2^63 and 2^63 are exact in f64: every whole value in between converts exactly.
+                const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                if v.fract() != 0.0 || !v.is_finite() {
+                    Err(E::invalid_type(Unexpected::Float(v), &self))
+                } else if (-LIMIT..LIMIT).contains(&v) {
+                    Ok(WholeNumber(v as i64))
+                } else {
+                    Err(E::invalid_value(Unexpected::Float(v), &"a whole number within ±2^63"))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 

@@ -30,8 +30,10 @@ use crate::service::Service;
 /// Longest time a request may take to arrive and be answered.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Largest accepted JSON body, bytes.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest accepted JSON body, bytes: every body the OpenAPI document allows fits, even a
+/// 2,000-character feedback comment whose every character is sent escaped as a surrogate pair
+/// (`\ud83d\ude00`, 12 bytes: 24,000 bytes), as `json.dumps` writes characters beyond U+FFFF.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
 /// Registers the extractor error handlers, every resource (API and pages) and the fallback
 /// 404 on an App. The app data must hold a `web::Data<Service>` and a

@@ -14,7 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
 use crate::core::history::{Adoption, Feedback, Ratings};
 use crate::error::Error;
-use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, Query, RecordId, Viewer, in_range};
+use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, Query, RecordId, Viewer, WholeNumber, in_range};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, json, mark_replay, not_allowed, with_header};
 use crate::service::{AdoptionChanges, AdoptionDraft, AdoptionView, FeedbackDraft, Service};
@@ -128,13 +128,26 @@ pub struct AdoptionListQuery {
     offset: Option<i64>,
 }
 
-/// A commune's adoptions, oldest record first, `limit` of them from `offset`, with the
-/// `total`. Free-text comments appear only for a token covering the commune.
-#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions",
-    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
-        ("limit" = Option<i64>, Query, description = "1 to 500, default 100", minimum = 1, maximum = 500),
-        ("offset" = Option<i64>, Query, description = "0 to 1000000, default 0", minimum = 0, maximum = 1000000)),
-    responses((status = 200, body = AdoptionList), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+/// A commune's adoptions, with their feedback, paginated.
+///
+/// Every product the commune runs or ran, oldest record first, with its state on the reference
+/// date, its ratings and each feedback record; `limit` of them from `offset`, with the
+/// `total`. Free-text comments may hold personal data: they appear only for a token covering
+/// the commune (`has_comment` says whether there is one).
+#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions", operation_id = "list_adoptions", security((), ("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE"),
+        ("limit" = Option<i64>, Query, description = "Most adoptions, 1 to 500, default 100", minimum = 1, maximum = 500, example = 100),
+        ("offset" = Option<i64>, Query, description = "Adoptions to skip, 0 to 1000000, default 0", minimum = 0, maximum = 1000000, example = 0)),
+    responses((status = 200, description = "The commune's adoptions (here: Brest on a store without the demo history)", body = AdoptionList,
+            example = json!({"code": "29019", "total": 1, "offset": 0, "limit": 100, "count": 1, "adoptions": [{
+                "id": 1, "commune": "29019", "category": "elections", "product": "openelec", "generation": null, "since": "2019-03-01", "until": null,
+                "contract_end": "2028-02-29", "workstations": 8, "simulated": false, "active": true,
+                "ratings": {"n": 1, "mean_reliability": 4.0, "mean_support": 5.0, "incidents": 1, "downtime_hours": 2.5},
+                "feedback": [{"id": 2, "adoption_id": 1, "date": "2026-03-20", "reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5,
+                    "has_comment": true, "simulated": false}]}]})),
+        (status = 400, description = "`malformed-input`: a malformed code, `limit` or `offset` not an integer, a parameter given twice or unknown", body = Problem),
+        (status = 404, description = "`not-found`: no such commune", body = Problem),
+        (status = 422, description = "`invalid-value`: `limit` out of 1 to 500, `offset` out of 0 to 1000000", body = Problem)))]
 pub async fn list_adoptions(viewer: Viewer, s: web::Data<Service>, code: web::Path<InseeCode>, q: Query<AdoptionListQuery>) -> Res {
     let limit = in_range("limit", q.limit.unwrap_or(100), 1, 500)? as usize;
     let offset = in_range("offset", q.offset.unwrap_or(0), 0, 1_000_000)? as usize;
@@ -144,9 +157,18 @@ pub async fn list_adoptions(viewer: Viewer, s: web::Data<Service>, code: web::Pa
 }
 
 /// One adoption of a commune.
-#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions",
-    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id")),
-    responses((status = 200, body = AdoptionOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+///
+/// The adoption with its state, ratings and feedback (comments only for a token covering the
+/// commune). The `Location` of a new adoption or feedback.
+#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions", operation_id = "get_adoption", security((), ("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE"), ("id" = u64, Path, description = "Adoption id")),
+    responses((status = 200, description = "The adoption", body = AdoptionOut, example = json!({
+            "id": 1, "commune": "29019", "category": "elections", "product": "openelec", "generation": null, "since": "2019-03-01", "until": null,
+            "contract_end": "2028-02-29", "workstations": 8, "simulated": false, "active": true,
+            "ratings": {"n": 1, "mean_reliability": 4.0, "mean_support": 5.0, "incidents": 1, "downtime_hours": 2.5},
+            "feedback": [{"id": 2, "adoption_id": 1, "date": "2026-03-20", "reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5,
+                "has_comment": true, "simulated": false}]})),
+        (status = 400, body = Problem), (status = 404, description = "`not-found`: no such commune, or no such adoption of this commune", body = Problem)))]
 pub async fn one_adoption(viewer: Viewer, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>) -> Res {
     let (code, RecordId(id)) = path.into_inner();
     json(StatusCode::OK, &AdoptionOut::from(s.adoption(viewer.0.as_ref(), &code, id)?))
@@ -154,6 +176,7 @@ pub async fn one_adoption(viewer: Viewer, s: web::Data<Service>, path: web::Path
 
 /// Body of `POST /api/v1/communes/{code}/adoptions`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"product": "openelec", "since": "2019-03-01", "contract_end": "2027-02-28", "workstations": 6}))]
 #[serde(deny_unknown_fields)]
 pub struct AdoptionIn {
     /// Catalogue product slug.
@@ -175,8 +198,8 @@ pub struct AdoptionIn {
     contract_end: Option<NaiveDate>,
     /// Number of workstations (0 to 100,000).
     #[serde(default)]
-    #[schema(minimum = 0, maximum = 100000)]
-    workstations: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100000)]
+    workstations: Option<WholeNumber>,
 }
 
 impl TryFrom<AdoptionIn> for AdoptionDraft {
@@ -189,7 +212,7 @@ impl TryFrom<AdoptionIn> for AdoptionDraft {
             since: b.since,
             until: b.until,
             contract_end: b.contract_end,
-            workstations: b.workstations.map(workstations).transpose()?,
+            workstations: b.workstations.map(|w| workstations(w.0)).transpose()?,
         })
     }
 }
@@ -199,14 +222,27 @@ fn workstations(w: i64) -> Result<u32, Error> {
     Ok(in_range("workstations", w, 0, 100_000)? as u32)
 }
 
-/// Records an adoption of the commune (token `commune:{code}`, its EPCI's, or `admin`). Accepts
-/// an `Idempotency-Key` header; a replay answers `Idempotent-Replayed: true`.
-#[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions", security(("bearer" = [])),
-    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+/// Records a product the commune runs.
+///
+/// Token `commune:{code}`, its EPCI's, or `admin`. Durable before the 201, whose `Location`
+/// reads the adoption. With an `Idempotency-Key`, a retry with the same key and body answers
+/// the first result again (`Idempotent-Replayed: true`) and writes nothing twice.
+#[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions", tag = "adoptions", operation_id = "create_adoption", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body writes nothing twice")),
     request_body = AdoptionIn,
-    responses((status = 201, body = AdoptionOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, description = "Recorded", body = AdoptionOut, headers(("Location" = String), ("Idempotent-Replayed" = String)),
+            example = json!({"id": 1, "commune": "29019", "category": "elections", "product": "openelec", "generation": null, "since": "2019-03-01",
+                "until": null, "contract_end": "2027-02-28", "workstations": 6, "simulated": false, "active": true,
+                "ratings": {"n": 0, "mean_reliability": null, "mean_support": null, "incidents": 0, "downtime_hours": 0.0}, "feedback": []})),
+        (status = 400, body = Problem), (status = 403, description = "`forbidden`: the token's scope does not cover this commune", body = Problem),
+        (status = 404, description = "`not-found`: no such commune, product or category", body = Problem),
+        (status = 409, description = "`conflict`: the same product generation is already recorded for this category over an overlapping period", body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, description = "`invalid-value`: a rule across fields or the catalogue: `since` or `until` before 1980 or after tomorrow, \
+`contract_end` before 1980 or over 30 years ahead, `until` or `contract_end` before `since`, `since` before the generation's release, \
+a generation the catalogue does not list (or none where it lists them), a product that does not serve the category, \
+`workstations` out of 0 to 100,000, an `Idempotency-Key` already used with another body", body = Problem)))]
 pub async fn create_adoption(w: CommuneWriter, s: web::Data<Service>, key: IdempotencyKey, body: Body<AdoptionIn>) -> Res {
     let idem = key.with_fingerprint(body.fingerprint);
     let draft = AdoptionDraft::try_from(body.value)?;
@@ -226,6 +262,7 @@ pub async fn create_adoption(w: CommuneWriter, s: web::Data<Service>, key: Idemp
 /// service). `product`, `generation`, `category` and `since` cannot change (400).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"contract_end": "2028-02-29", "workstations": 8}))]
 pub struct AdoptionPatch {
     /// Last day in service (the adoption ends), or `null`.
     #[serde(default, with = "patch_field")]
@@ -238,7 +275,7 @@ pub struct AdoptionPatch {
     /// Workstations (0 to 100,000), or `null`.
     #[serde(default, with = "patch_field")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 100000)]
-    workstations: Option<Option<i64>>,
+    workstations: Option<Option<WholeNumber>>,
     #[serde(default, rename = "product", deserialize_with = "immutable")]
     #[schema(ignore)]
     _product: (),
@@ -270,21 +307,35 @@ impl TryFrom<AdoptionPatch> for AdoptionChanges {
     type Error = Error;
     fn try_from(p: AdoptionPatch) -> Result<Self, Error> {
         let workstations = match p.workstations {
-            Some(w) => Some(w.map(workstations).transpose()?),
+            Some(w) => Some(w.map(|w| workstations(w.0)).transpose()?),
             None => None,
         };
         Ok(AdoptionChanges { until: p.until, contract_end: p.contract_end, workstations })
     }
 }
 
-/// Ends or corrects an adoption: `until` (the commune left the product), `contract_end`,
-/// `workstations`. The product, generation, category and start cannot change: record a new
+/// Ends or corrects an adoption.
+///
+/// The body holds the fields that change: `until` (the commune left the product),
+/// `contract_end`, `workstations`; `null` clears one (`"until": null` puts it back in
+/// service). The product, generation, category and start cannot change (400): record a new
 /// adoption instead. Same tokens as the other writes.
-#[utoipa::path(patch, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions", security(("bearer" = [])),
-    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id")),
+#[utoipa::path(patch, path = "/api/v1/communes/{code}/adoptions/{id}", tag = "adoptions", operation_id = "update_adoption", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE"), ("id" = u64, Path, description = "Adoption id")),
     request_body = AdoptionPatch,
-    responses((status = 200, body = AdoptionOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "The adoption as changed", body = AdoptionOut, example = json!({
+            "id": 1, "commune": "29019", "category": "elections", "product": "openelec", "generation": null, "since": "2019-03-01", "until": null,
+            "contract_end": "2028-02-29", "workstations": 8, "simulated": false, "active": true,
+            "ratings": {"n": 1, "mean_reliability": 4.0, "mean_support": 5.0, "incidents": 1, "downtime_hours": 2.5},
+            "feedback": [{"id": 2, "adoption_id": 1, "date": "2026-03-20", "reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5,
+                "has_comment": true, "comment": "mise à jour REU sans souci", "simulated": false}]})),
+        (status = 400, description = "`malformed-input`: a field of the wrong type, or one that cannot change (`product`, `generation`, `category`, `since`)", body = Problem),
+        (status = 403, description = "`forbidden`: the token's scope does not cover this commune", body = Problem),
+        (status = 404, description = "`not-found`: no such commune, or no such adoption of this commune", body = Problem),
+        (status = 409, description = "`conflict`: the period as changed would overlap another adoption of the same product generation", body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, description = "`invalid-value`: a rule across fields: `until` or `contract_end` before `since`, a date out of range, \
+`workstations` out of 0 to 100,000", body = Problem)))]
 pub async fn update_adoption(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>, body: Body<AdoptionPatch>) -> Res {
     let changes = AdoptionChanges::try_from(body.value)?;
     let CommuneWriter { principal, code } = w;
@@ -297,19 +348,20 @@ pub async fn update_adoption(w: CommuneWriter, s: web::Data<Service>, path: web:
 /// Body of `POST .../adoptions/{id}/feedback`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5, "comment": "mise à jour REU sans souci", "date": "2026-03-20"}))]
 pub struct FeedbackIn {
     /// 1 (unreliable) to 5 (never failed).
-    #[schema(minimum = 1, maximum = 5)]
-    reliability: i64,
+    #[schema(value_type = i64, minimum = 1, maximum = 5)]
+    reliability: WholeNumber,
     /// Incidents since the previous feedback.
-    #[schema(minimum = 0, maximum = 100000)]
-    incidents: i64,
+    #[schema(value_type = i64, minimum = 0, maximum = 100000)]
+    incidents: WholeNumber,
     /// Hours out of service, 0 to 8,784 (a leap year).
     #[schema(minimum = 0, maximum = 8784)]
     downtime_hours: f64,
     /// Support quality, 1 (poor) to 5 (excellent).
-    #[schema(minimum = 1, maximum = 5)]
-    support: i64,
+    #[schema(value_type = i64, minimum = 1, maximum = 5)]
+    support: WholeNumber,
     /// Free text, at most 2,000 characters; may hold personal data, so never public.
     #[serde(default)]
     #[schema(max_length = 2000)]
@@ -324,24 +376,32 @@ impl TryFrom<FeedbackIn> for FeedbackDraft {
     fn try_from(b: FeedbackIn) -> Result<Self, Error> {
         Ok(FeedbackDraft {
             date: b.date,
-            reliability: in_range("reliability", b.reliability, 1, 5)? as u8,
-            incidents: in_range("incidents", b.incidents, 0, 100_000)? as u32,
+            reliability: in_range("reliability", b.reliability.0, 1, 5)? as u8,
+            incidents: in_range("incidents", b.incidents.0, 0, 100_000)? as u32,
             downtime_hours: b.downtime_hours,
-            support: in_range("support", b.support, 1, 5)? as u8,
+            support: in_range("support", b.support.0, 1, 5)? as u8,
             comment: b.comment,
         })
     }
 }
 
-/// Records feedback on one of the commune's adoptions (same tokens and `Idempotency-Key` as
-/// adoptions). The comment (at most 2,000 characters) is shown only to tokens covering the
-/// commune.
-#[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions/{id}/feedback", tag = "adoptions", security(("bearer" = [])),
-    params(("code" = String, Path, description = "Code INSEE", example = "35238"), ("id" = u64, Path, description = "Adoption id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+/// Records feedback on one of the commune's adoptions.
+///
+/// Same tokens and `Idempotency-Key` as adoptions; the 201's `Location` reads the adoption
+/// with its feedback. The comment (at most 2,000 characters) is shown only to tokens covering
+/// the commune.
+#[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions/{id}/feedback", tag = "adoptions", operation_id = "create_feedback", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE"), ("id" = u64, Path, description = "Adoption id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body writes nothing twice")),
     request_body = FeedbackIn,
-    responses((status = 201, body = FeedbackOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, description = "Recorded", body = FeedbackOut, headers(("Location" = String), ("Idempotent-Replayed" = String)),
+            example = json!({"id": 2, "adoption_id": 1, "date": "2026-03-20", "reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5,
+                "has_comment": true, "comment": "mise à jour REU sans souci", "simulated": false})),
+        (status = 400, body = Problem), (status = 403, description = "`forbidden`: the token's scope does not cover this commune", body = Problem),
+        (status = 404, description = "`not-found`: no such commune, or no such adoption of this commune", body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, description = "`invalid-value`: a rule across fields or dates: `date` before 1980, after tomorrow, before the adoption \
+started or more than a year after it ended; an `Idempotency-Key` already used with another body", body = Problem)))]
 pub async fn create_feedback(
     w: CommuneWriter,
     s: web::Data<Service>,

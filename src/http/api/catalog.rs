@@ -41,7 +41,11 @@ pub struct CategoriesOut {
 }
 
 /// The catalogue's categories.
-#[utoipa::path(get, path = "/api/v1/catalog/categories", tag = "catalog", responses((status = 200, body = CategoriesOut)))]
+///
+/// Each category with its slug, French label, kind and number of products, and the
+/// catalogue's version.
+#[utoipa::path(get, path = "/api/v1/catalog/categories", tag = "catalog", operation_id = "list_categories",
+    responses((status = 200, description = "Every category", body = CategoriesOut, example = crate::http::api::examples::categories)))]
 pub async fn categories(s: web::Data<Service>) -> Res {
     let c = s.catalog();
     let list: Vec<_> = c.categories.iter().map(|x| CategoryOut { category: x.clone(), products: c.products_in(&x.slug).count() }).collect();
@@ -65,9 +69,13 @@ pub struct ProductsQuery {
 }
 
 /// The catalogue's products, optionally of one category.
-#[utoipa::path(get, path = "/api/v1/catalog/products", tag = "catalog",
-    params(("category" = Option<String>, Query, description = "Category slug", example = "etat-civil")),
-    responses((status = 200, body = ProductsOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+///
+/// Each product with its categories, vendor, generations (with their releases and support
+/// dates where the sources give them) and the source of each fact.
+#[utoipa::path(get, path = "/api/v1/catalog/products", tag = "catalog", operation_id = "list_products",
+    params(("category" = Option<String>, Query, description = "Only the products of this category (slug)")),
+    responses((status = 200, description = "The products (here: `category=elections`)", body = ProductsOut, example = crate::http::api::examples::products),
+        (status = 400, body = Problem), (status = 404, description = "`not-found`: no such category", body = Problem)))]
 pub async fn products(s: web::Data<Service>, q: Query<ProductsQuery>) -> Res {
     let c = s.catalog();
     if let Some(cat) = &q.category {

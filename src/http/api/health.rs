@@ -45,7 +45,11 @@ pub struct HealthOut {
 }
 
 /// Liveness and contents of the service.
-#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "The service answers", body = HealthOut)))]
+///
+/// `ok` when the service answers, with what it holds: communes, EPCI, edges, adoptions,
+/// feedback, the catalogue's version, the simulated history if any, and the reference date.
+#[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
+    responses((status = 200, description = "The service answers (here: the demo)", body = HealthOut, example = crate::http::api::examples::health)))]
 pub async fn health(s: web::Data<Service>) -> Res {
     let stats = s.stats();
     let t = s.territory();
@@ -65,9 +69,13 @@ pub async fn health(s: web::Data<Service>) -> Res {
     )
 }
 
-/// Prometheus text exposition: request counts and latency histograms per route pattern, store
-/// size in bytes, adoptions and feedback held.
-#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
+/// Prometheus metrics.
+///
+/// Text exposition format 0.0.4: request counts and latency histograms per method, route
+/// pattern and status, store size in bytes, adoptions and feedback held.
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain",
+        example = json!("# HELP voisinage_adoptions Adoptions held (simulated included)\n# TYPE voisinage_adoptions gauge\nvoisinage_adoptions 36610\n"))))]
 pub async fn metrics(s: web::Data<Service>, m: web::Data<Metrics>) -> Res {
     let stats = s.stats();
     let body = m.render(stats.store_bytes, stats.adoptions, stats.feedback);

@@ -36,15 +36,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(paths(template, export, upload), components(schemas(InventoryReport, InventoryProblem)))]
 pub struct Doc;
 
-/// The inventory template of the EPCI (XLSX): one row per member commune × catalogue category,
-/// pre-filled with what each runs; columns `code_insee`, `commune`, `categorie`,
-/// `libelle_categorie`, `produit`, `generation`, `depuis`, `fin_contrat`, `postes`; drop-down
-/// lists of the catalogue's products (per category) and generations (per product).
-#[utoipa::path(get, path = "/api/v1/epcis/{siren}/inventory-template.xlsx", tag = "pooling",
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
+/// The EPCI's inventory template (XLSX).
+///
+/// One row per member commune × catalogue category, pre-filled with what each runs; columns
+/// `code_insee`, `commune`, `categorie`, `libelle_categorie`, `produit`, `generation`,
+/// `depuis`, `fin_contrat`, `postes`; drop-down lists of the catalogue's products (per
+/// category) and generations (per product). Public: the data is.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/inventory-template.xlsx", tag = "pooling", operation_id = "get_inventory_template",
+    params(("siren" = String, Path, description = "SIREN of the EPCI")),
     responses((status = 200, description = "XLSX workbook (sheets Inventaire, Notice, and a hidden sheet of lists)", body = inline(SpreadsheetFile),
-            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        (status = 400, body = Problem), (status = 404, body = Problem)))]
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", headers(("Content-Disposition" = String))),
+        (status = 400, body = Problem), (status = 404, description = "`not-found`: no such EPCI", body = Problem)))]
 pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
     let siren = siren.into_inner();
     let st = s.clone();
@@ -58,7 +60,7 @@ pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
 /// What the members of the EPCI run today (XLSX), one row per adoption in service, in the
 /// template's columns (so that it can be sent back) followed by `libelle_produit`,
 /// `fin_support`, `avis`, `fiabilite_moyenne`, `simule` ([`crate::export::inventory_xlsx`]).
-#[utoipa::path(get, path = "/api/v1/epcis/{siren}/inventory.xlsx", tag = "pooling",
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/inventory.xlsx", tag = "pooling", operation_id = "inventory_xlsx",
     description = "What the member communes run today, one row per adoption in service (members by name, categories in catalogue order), as a workbook: sheet `Inventaire` (header row frozen, with a filter; the template's columns `code_insee`, `commune`, `categorie`, `libelle_categorie`, `produit`, `generation`, `depuis`, `fin_contrat`, `postes`, then `libelle_produit`, `fin_support`, `avis`, `fiabilite_moyenne`, `simule`; codes and generations are text cells, dates date cells `dd/mm/yyyy`, counts and ratings numbers; `simule` = `oui` for the simulated demo records) and sheet `Source` (the EPCI, SIREN, date, counts, source, whether the data are simulated, and what each column holds). Sent back unchanged to `POST /api/v1/epcis/{siren}/inventory`, every row is skipped as already recorded.",
     params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
     responses((status = 200, description = "XLSX workbook (sheets Inventaire and Source), sent as an attachment `inventaire-en-service-{siren}.xlsx`", body = inline(SpreadsheetFile),
@@ -76,10 +78,39 @@ pub async fn export(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
         .body(body))
 }
 
-/// A file's bytes (XLSX, or CSV sent as `application/octet-stream`), for the OpenAPI document.
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct SpreadsheetFile(pub Vec<u8>);
+/// A file's bytes (XLSX, or CSV sent as `application/octet-stream`), for the OpenAPI document:
+/// not empty (400).
+pub struct SpreadsheetFile;
+
+impl utoipa::PartialSchema for SpreadsheetFile {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Binary)))
+            .min_length(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SpreadsheetFile {}
+
+/// A CSV file's text, for the OpenAPI document: what [`parse_inventory`] reads as CSV, UTF-8
+/// (the document's strings are) without control characters but tabs and line breaks (415
+/// otherwise), not empty (400).
+pub struct CsvText;
+
+impl utoipa::PartialSchema for CsvText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .pattern(Some("^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"))
+            .description(Some("CSV text: UTF-8, `;` or `,` separated, a header row naming the columns"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CsvText {}
 
 /// Query of the upload.
 #[derive(Deserialize, Default)]
@@ -111,15 +142,33 @@ pub struct InventoryProblem {
 /// `POST /api/v1/communes/{code}/adoptions`; nothing is written unless every row is valid.
 /// A row without a product is skipped; one already recorded (same product, generation and
 /// start) is skipped as "déjà enregistrée".
-#[utoipa::path(post, path = "/api/v1/epcis/{siren}/inventory", tag = "pooling", security(("bearer" = [])),
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
-        ("dry_run" = Option<bool>, Query, description = "Check only: answer the report, write nothing")),
+#[utoipa::path(post, path = "/api/v1/epcis/{siren}/inventory", tag = "pooling", operation_id = "upload_inventory", security(("bearer" = [])),
+    params(("siren" = String, Path, description = "SIREN of the EPCI"),
+        ("dry_run" = Option<bool>, Query, description = "Check only: answer the report, write nothing", example = true)),
     request_body(description = "The filled template",
-        content((inline(SpreadsheetFile) = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (String = "text/csv"),
+        content((inline(SpreadsheetFile) = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (inline(CsvText) = "text/csv", example = json!("code_insee;categorie;produit;generation;depuis;fin_contrat;postes\n29011;elections;openelec;;2021-01-04;;2\n29061;bureautique;;;;;\n")),
             (inline(SpreadsheetFile) = "application/octet-stream"))),
-    responses((status = 200, description = "Every row accepted or skipped: written (or checked, for a dry run)", body = InventoryReport),
-        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem),
-        (status = 415, body = Problem), (status = 422, description = "A row has an error (nothing written; the report says which and why), or the file has no header row or data row", body = InventoryProblem)))]
+    responses((status = 200, description = "Every row accepted or skipped: written (or checked, for a dry run)", body = InventoryReport, example = json!({
+            "siren": "242900314", "dry_run": true, "written": false, "rows": 2, "accepted": 1, "skipped": 1, "errors": 0, "lines": [
+                {"row": 2, "code_insee": "29011", "category": "elections", "status": "accepted", "field": null,
+                    "reason": "acceptée : openElec depuis le 4 janvier 2021", "adoption": null},
+                {"row": 3, "code_insee": "29061", "category": "bureautique", "status": "skipped", "field": null,
+                    "reason": "aucun produit déclaré : ligne ignorée", "adoption": null}]})),
+        (status = 400, description = "`malformed-input`: an unreadable workbook, a part that expands past its declared size, a query parameter of the wrong shape", body = Problem),
+        (status = 403, description = "`forbidden`: a token other than the EPCI's own or `admin`", body = Problem),
+        (status = 404, description = "`not-found`: no such EPCI", body = Problem),
+        (status = 413, description = "`payload-too-large`: a body over 5 MiB, an XLSX that expands past 20 MiB or holds over 20,000 rows", body = Problem),
+        (status = 415, description = "`unsupported-media-type`: a body that is neither an XLSX workbook nor UTF-8 CSV", body = Problem),
+        (status = 422, description = "`invalid-value`: a row has an error (nothing written; the report says which and why), or the file has no header row with the required columns or no data row",
+            body = InventoryProblem, example = json!({
+            "type": "/problems/invalid-value", "title": "Invalid value", "status": 422, "code": "invalid-value",
+            "detail": "1 ligne(s) en erreur sur 2 : rien n'a été enregistré (voir report.lines : colonne et raison de chaque erreur)",
+            "report": {"siren": "242900314", "dry_run": true, "written": false, "rows": 2, "accepted": 1, "skipped": 0, "errors": 1, "lines": [
+                {"row": 2, "code_insee": "29011", "category": "elections", "status": "accepted", "field": null,
+                    "reason": "acceptée : openElec depuis le 4 janvier 2021", "adoption": null},
+                {"row": 3, "code_insee": "35238", "category": "elections", "status": "error", "field": "code_insee",
+                    "reason": "Rennes (35238) n'est pas membre de Brest Métropole (elle est membre de Rennes Métropole)", "adoption": null}]}}))))]
 pub async fn upload(w: EpciWriter, s: web::Data<Service>, req: HttpRequest, q: Query<UploadQuery>, payload: web::Payload) -> Res {
     let dry_run = q.dry_run.unwrap_or(false);
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());

@@ -4,6 +4,7 @@
 
 pub mod adoptions;
 pub mod catalog;
+pub mod examples;
 pub mod health;
 pub mod inventory;
 pub mod pooling;

@@ -31,28 +31,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(paths(pooled, csv_export, xlsx_export, geojson_export))]
 pub struct Doc;
 
-/// Proposed groupements de commandes for the EPCI's members over the horizon.
-#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases", tag = "pooling",
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
-        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
-        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
-    responses((status = 200, body = PooledPurchases), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+/// Groupements de commandes proposed to an EPCI.
+///
+/// Per category, the members that need something within the horizon (no product, end of
+/// support, a regulatory date the generation fails, a contract end, a poor rating), the option
+/// most proven among the members and their neighbours, the members already on it, the volume
+/// (with the pooled amount and the procurement procedure when the EPCI recorded a price
+/// estimate), the deadline and the coordinator; needs of one commune alone in `single_needs`.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases", tag = "pooling", operation_id = "get_pooled_purchases",
+    params(("siren" = String, Path, description = "SIREN of the EPCI"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120, example = 24),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD, from 1980-01-01 to today); default: today", format = Date)),
+    responses((status = 200, description = "The groupements and needs (here: Quimper Bretagne Occidentale, shortened)", body = PooledPurchases,
+            example = crate::http::api::examples::pooled_purchases),
+        (status = 400, body = Problem), (status = 404, description = "`not-found`: no such EPCI", body = Problem),
+        (status = 422, description = "`invalid-value`: `horizon` out of 1 to 120, `as_of` before 1980-01-01 or after today", body = Problem)))]
 pub async fn pooled(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     json(StatusCode::OK, &s.pooled_purchases(&siren, q.months()?, q.as_of)?)
 }
 
-/// `GET /api/v1/epcis/{siren}/pooled-purchases.csv`: for scripts; UTF-8 with BOM, `;`
-/// separator, one row per member per groupement, per need of one commune and per member whose
-/// path stays in its product (column `ligne`); see [`crate::export::pooled_rows`].
-#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.csv", tag = "pooling",
-    description = "For scripts: UTF-8 with BOM, `;` separator, dates `YYYY-MM-DD`, amounts with a decimal comma. A spreadsheet guesses the cells' types (French LibreOffice reads the code `01001` as the number 1001): people should open `pooled-purchases.xlsx`, the same rows with typed cells.",
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
-        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
-        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
-    responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement (for scripts)", body = String, content_type = "text/csv"),
-        (status = 400, description = "A malformed SIREN, or a parameter that is not a number or a date", body = Problem),
-        (status = 404, description = "No EPCI with this SIREN", body = Problem),
-        (status = 422, description = "`horizon` out of 1 to 120, or `as_of` after today", body = Problem)))]
+/// The pooled purchases as CSV, for scripts.
+///
+/// `GET /api/v1/epcis/{siren}/pooled-purchases.csv`: UTF-8 with BOM, `;` separator, dates
+/// `YYYY-MM-DD`, amounts with a decimal comma; one row per member per groupement, per need of
+/// one commune and per member whose path stays in its product (column `ligne`), with the
+/// option's maturity, the procedure, the pooled amount and the EPCI's estimate
+/// ([`crate::export::pooled_rows`]). A spreadsheet guesses the cells' types (French
+/// LibreOffice reads the code `01001` as the number 1001): people should open
+/// `pooled-purchases.xlsx`, the same rows with typed cells.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.csv", tag = "pooling", operation_id = "export_pooled_purchases_csv",
+    params(("siren" = String, Path, description = "SIREN of the EPCI"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120, example = 24),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD, from 1980-01-01 to today); default: today", format = Date)),
+    responses((status = 200, description = "UTF-8 CSV with BOM, `;`-separated, one row per member per groupement (for scripts)", body = String, content_type = "text/csv",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"groupements-{siren}.csv\"`")),
+            example = json!("\u{feff}categorie;libelle_categorie;code_insee;commune;population;besoin;motif;echeance;option_produit;option_generation;coordonnateur;procedure;simule;ligne;statut_option;montant_estime_eur_ht;prix_unitaire_eur_ht;base_estimation;estimation_par;estimation_du\n\
+sauvegarde;Sauvegarde;29061;Gouesnou;6501;fin_de_support;Proxmox Backup Server 3 n'est plus supporté depuis le 31 août 2026.;2026-08-31;Proxmox Backup Server;4;Gouesnou;;oui;besoin_seul;newest_not_yet_proven;;;;;\n")),
+        (status = 400, body = Problem), (status = 404, description = "`not-found`: no such EPCI", body = Problem),
+        (status = 422, description = "`invalid-value`: `horizon` out of 1 to 120, `as_of` before 1980-01-01 or after today", body = Problem)))]
 pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     let horizon = q.months()?;
     let body = s.pooled_purchases_csv(&siren, horizon, q.as_of)?;
@@ -62,20 +78,21 @@ pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query
         .body(body))
 }
 
-/// `GET /api/v1/epcis/{siren}/pooled-purchases.xlsx`: the CSV's rows as a workbook for people,
-/// with typed cells, a frozen header row and a `Source` sheet
-/// ([`crate::export::pooled_purchases_xlsx`]).
-#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.xlsx", tag = "pooling",
+/// The pooled purchases as a workbook (XLSX), for people.
+///
+/// `GET /api/v1/epcis/{siren}/pooled-purchases.xlsx`: the CSV's rows with typed cells, a
+/// frozen header row and a `Source` sheet ([`crate::export::pooled_purchases_xlsx`]).
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/pooled-purchases.xlsx", tag = "pooling", operation_id = "export_pooled_purchases_xlsx",
     description = "The rows of `pooled-purchases.csv` as a workbook to open in LibreOffice or Excel: sheet `Groupements` (header row frozen, with a filter; `code_insee` and `option_generation` text cells, `population` a number, `echeance` and `estimation_du` date cells `dd/mm/yyyy`, `montant_estime_eur_ht` and `prix_unitaire_eur_ht` numbers in euros; `simule` = `oui` on the simulated demo data) and sheet `Source` (the EPCI, SIREN, date of the situation, horizon, source, whether the data are simulated, and what each column holds).",
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
-        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
-        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
+    params(("siren" = String, Path, description = "SIREN of the EPCI"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120, example = 24),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD, from 1980-01-01 to today); default: today", format = Date)),
     responses((status = 200, description = "XLSX workbook (sheets Groupements and Source), sent as an attachment `groupements-{siren}.xlsx`", body = inline(SpreadsheetFile),
             content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"groupements-{siren}.xlsx\"`"))),
         (status = 400, description = "A malformed SIREN, or a parameter that is not a number or a date", body = Problem),
         (status = 404, description = "No EPCI with this SIREN", body = Problem),
-        (status = 422, description = "`horizon` out of 1 to 120, or `as_of` after today", body = Problem)))]
+        (status = 422, description = "`invalid-value`: `horizon` out of 1 to 120, `as_of` before 1980-01-01 or after today", body = Problem)))]
 pub async fn xlsx_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     let (siren, horizon, as_of) = (siren.into_inner(), q.months()?, q.as_of);
     let st = s.clone();
@@ -86,17 +103,21 @@ pub async fn xlsx_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Quer
         .body(body))
 }
 
+/// The EPCI's members as a map (GeoJSON).
+///
 /// `GET /api/v1/epcis/{siren}/map.geojson`: one feature per member with a shape, its INSEE code
 /// as the feature's `id` and `properties.code`, its simplified polygons (MultiPolygon, WGS84,
 /// valid, outer rings counter-clockwise and holes clockwise as RFC 7946 §3.1.6 asks, see
 /// `seeds/README.md`) and, per category, `{slug}_product`, `{slug}_generation` and
 /// `{slug}_status` properties (flat, for QGIS).
-#[utoipa::path(get, path = "/api/v1/epcis/{siren}/map.geojson", tag = "pooling",
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139"),
-        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120),
-        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD); default: today", format = Date)),
-    responses((status = 200, description = "GeoJSON FeatureCollection of the member communes (WGS84), flat properties per category", body = Object, content_type = "application/geo+json"),
-        (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/map.geojson", tag = "pooling", operation_id = "export_map_geojson",
+    params(("siren" = String, Path, description = "SIREN of the EPCI"),
+        ("horizon" = Option<i64>, Query, description = "Months ahead, 1 to 120, default 24", minimum = 1, maximum = 120, example = 24),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD, from 1980-01-01 to today); default: today", format = Date)),
+    responses((status = 200, description = "GeoJSON FeatureCollection of the member communes (here: Brest Métropole, the feature of Bohars only)", body = Object,
+            content_type = "application/geo+json", example = crate::http::api::examples::map),
+        (status = 400, body = Problem), (status = 404, description = "`not-found`: no such EPCI", body = Problem),
+        (status = 422, description = "`invalid-value`: `horizon` out of 1 to 120, `as_of` before 1980-01-01 or after today", body = Problem)))]
 pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     let horizon = q.months()?;
     s.territory().epci(&siren)?;

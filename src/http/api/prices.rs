@@ -37,6 +37,8 @@ pub struct Doc;
 /// Body of `POST /api/v1/epcis/{siren}/price-estimates`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"product": "openelec", "basis": "per_commune", "amount_eur_ht": 25000, "made_on": "2026-03-01",
+    "note": "devis de l'éditeur, maintenance 4 ans comprise"}))]
 pub struct PriceEstimateIn {
     /// Catalogue product slug.
     #[schema(example = "openelec")]
@@ -49,14 +51,15 @@ pub struct PriceEstimateIn {
     basis: PriceBasis,
     /// Price for one commune or one seat, € HT over the contract: above 0, at most 10,000,000,
     /// at most two decimals (422 otherwise).
-    #[schema(minimum = 0.01, maximum = 10000000, example = 25000)]
+    #[schema(minimum = 0.01, maximum = 10000000, multiple_of = 0.01, example = 25000)]
     amount_eur_ht: f64,
     /// Day the estimate was made, not after today; default today.
     #[serde(default)]
     made_on: Option<NaiveDate>,
-    /// Free note, at most 500 characters; shown only to tokens covering the EPCI.
+    /// Free note, at most 500 characters, without control characters but line breaks; shown
+    /// only to tokens covering the EPCI.
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = "^[^\\x00-\\x09\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$")]
     note: Option<String>,
 }
 
@@ -112,10 +115,18 @@ pub struct PriceEstimateList {
     estimates: Vec<PriceEstimateOut>,
 }
 
-/// The EPCI's price estimates, in recording order, each saying whether it is in force today.
-#[utoipa::path(get, path = "/api/v1/epcis/{siren}/price-estimates", tag = "pooling",
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
-    responses((status = 200, body = PriceEstimateList), (status = 400, body = Problem), (status = 404, body = Problem)))]
+/// The EPCI's price estimates.
+///
+/// Every estimate the EPCI recorded, in recording order, each saying whether it is the one in
+/// force today for its product and generation. Notes are shown only to a token covering the
+/// EPCI (`has_note` says whether there is one).
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/price-estimates", tag = "pooling", operation_id = "list_price_estimates", security((), ("bearer" = [])),
+    params(("siren" = String, Path, description = "SIREN of the EPCI")),
+    responses((status = 200, description = "The estimates", body = PriceEstimateList, example = json!({"epci": "242900314", "count": 1, "estimates": [{
+            "id": 1, "epci": "242900314", "product": "openelec", "generation": null, "basis": "per_commune", "amount_eur_ht": 25000, "made_on": "2026-03-01",
+            "by": {"token_id": 3, "scope": "epci:242900314", "name": "Brest Métropole"}, "recorded_at": "2026-03-02T09:14:27.512Z", "in_force": true,
+            "has_note": true}]})),
+        (status = 400, body = Problem), (status = 404, description = "`not-found`: no such EPCI", body = Problem)))]
 pub async fn list_estimates(viewer: Viewer, s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
     let list = s.price_estimates(&siren)?;
     let (today, visible) = (s.today(), s.sees_epci_notes(viewer.0.as_ref(), &siren));
@@ -123,14 +134,22 @@ pub async fn list_estimates(viewer: Viewer, s: web::Data<Service>, siren: web::P
     json(StatusCode::OK, &PriceEstimateList { epci: *siren, count: out.len(), estimates: out })
 }
 
-/// Records an estimated price of the EPCI for an option (token `epci:{siren}` or `admin`;
-/// a commune's token or another EPCI's: 403). Durable before the 201. The latest estimate for
-/// an option replaces the earlier ones in the pooled purchases; they stay listed.
-#[utoipa::path(post, path = "/api/v1/epcis/{siren}/price-estimates", tag = "pooling", security(("bearer" = [])),
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
+/// Records the EPCI's estimated price of an option.
+///
+/// Token `epci:{siren}` or `admin` (a commune's token or another EPCI's: 403). Durable before
+/// the 201. The estimate in force for an option gives the pooled amount and the procurement
+/// procedure of its groupements; earlier ones stay listed.
+#[utoipa::path(post, path = "/api/v1/epcis/{siren}/price-estimates", tag = "pooling", operation_id = "create_price_estimate", security(("bearer" = [])),
+    params(("siren" = String, Path, description = "SIREN of the EPCI")),
     request_body = PriceEstimateIn,
-    responses((status = 201, body = PriceEstimateOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, description = "Recorded", body = PriceEstimateOut, example = json!({
+            "id": 1, "epci": "242900314", "product": "openelec", "generation": null, "basis": "per_commune", "amount_eur_ht": 25000, "made_on": "2026-03-01",
+            "by": {"token_id": 3, "scope": "epci:242900314", "name": "Brest Métropole"}, "recorded_at": "2026-03-02T09:14:27.512Z", "in_force": true,
+            "has_note": true, "note": "devis de l'éditeur, maintenance 4 ans comprise"})),
+        (status = 400, body = Problem), (status = 403, description = "`forbidden`: a token other than the EPCI's own or `admin`", body = Problem),
+        (status = 404, description = "`not-found`: no such EPCI or product", body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, description = "`invalid-value`: `made_on` before 1980 or after today, a generation the catalogue does not list for the product", body = Problem)))]
 pub async fn create_estimate(w: EpciWriter, s: web::Data<Service>, body: Body<PriceEstimateIn>) -> Res {
     let b = body.value;
     let draft = PriceEstimateDraft {

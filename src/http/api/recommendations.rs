@@ -54,13 +54,24 @@ impl RecommendationQuery {
     }
 }
 
-/// Mature options proven nearby for one category, with their evidence. Every recommender
-/// parameter can be overridden as a query parameter within its bounds (listed below).
-#[utoipa::path(get, path = "/api/v1/communes/{code}/recommendations", tag = "recommendations",
-    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
-        ("category" = String, Query, description = "Catalogue category slug", example = "poste-de-travail"),
-        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD): nothing recorded after it is read; default: today", format = Date)),
-    responses((status = 200, body = Answer), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+/// Mature options proven nearby for one category, with their evidence.
+///
+/// The generations in service in the commune's neighbourhood (within `hops` edges, plus its
+/// EPCI; widened step by step until a proven option is found: `scope` says which step
+/// answered), proven first, each with its score, reliability, maturity, support and the
+/// communes that run it; `current` gives the upgrade path of what the commune runs; `excluded`
+/// what was left out and why. Every recommender parameter can be overridden as a query
+/// parameter within its bounds (listed below; the answer echoes them in `params`).
+#[utoipa::path(get, path = "/api/v1/communes/{code}/recommendations", tag = "recommendations", operation_id = "get_recommendations",
+    params(("code" = String, Path, description = "Code INSEE"),
+        ("category" = String, Query, description = "Catalogue category slug"),
+        ("as_of" = Option<String>, Query, description = "Ask at this past date (YYYY-MM-DD, from 1980-01-01 to today): nothing recorded after it is read; default: today", format = Date)),
+    responses((status = 200, description = "The options, best first (here: Brest, elections, `limit=1`)", body = Answer,
+            example = crate::http::api::examples::recommendations),
+        (status = 400, description = "`malformed-input`: `category` missing or not a slug, a parameter that is not a number (or not an integer), unknown or given twice", body = Problem),
+        (status = 404, description = "`not-found`: no such commune or category", body = Problem),
+        (status = 422, description = "`invalid-value`: a parameter out of its bounds, `w_reliability`, `w_maturity` and `w_proximity` all 0, \
+`as_of` before 1980-01-01 or after today", body = Problem)))]
 pub async fn recommendations(s: web::Data<Service>, code: web::Path<InseeCode>, q: Query<RecommendationQuery>) -> Res {
     let params = q.params()?;
     let body = s.recommend_json(&code, &q.category, &params, q.as_of)?;

@@ -94,11 +94,28 @@ pub struct CommuneOut {
     neighbours: Vec<NeighbourOut>,
 }
 
-/// A commune, its EPCI and its neighbours. A former commune's code answers 404 naming the
-/// commune nouvelle.
-#[utoipa::path(get, path = "/api/v1/communes/{code}", tag = "territory",
-    params(("code" = String, Path, description = "Code INSEE of the commune", example = "35238")),
-    responses((status = 200, body = CommuneOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+/// A commune, its EPCI and its border neighbours.
+///
+/// The commune's name, department, population and size class, the codes of the former
+/// communes merged into it, its centroid and area, its EPCI (`null` for Île-de-Bréhat,
+/// Île-de-Sein and Ouessant) and its neighbours: each with the length of the shared border and
+/// the distance between centroids (`nearest` edges link the islands that touch nobody).
+#[utoipa::path(get, path = "/api/v1/communes/{code}", tag = "territory", operation_id = "get_commune",
+    params(("code" = String, Path, description = "Code INSEE of the commune")),
+    responses((status = 200, description = "The commune", body = CommuneOut, example = json!({
+            "code": "29019", "name": "Brest", "department": "29", "population": 142346, "size_class": "over10000", "former_codes": [],
+            "centroid": {"lon": -4.50259, "lat": 48.40031}, "area_km2": 49.182,
+            "epci": {"siren": "242900314", "name": "Brest Métropole", "kind": "METRO"},
+            "neighbours": [
+                {"code": "29011", "name": "Bohars", "kind": "border", "border_km": 6.839, "distance_km": 3.726},
+                {"code": "29015", "name": "Bourg-Blanc", "kind": "border", "border_km": 1.492, "distance_km": 10.608},
+                {"code": "29061", "name": "Gouesnou", "kind": "border", "border_km": 5.639, "distance_km": 5.919},
+                {"code": "29069", "name": "Guilers", "kind": "border", "border_km": 4.741, "distance_km": 4.875},
+                {"code": "29075", "name": "Guipavas", "kind": "border", "border_km": 5.155, "distance_km": 8.526},
+                {"code": "29076", "name": "Milizac-Guipronvel", "kind": "border", "border_km": 2.16, "distance_km": 8.655},
+                {"code": "29212", "name": "Plouzané", "kind": "border", "border_km": 4.724, "distance_km": 7.562}]})),
+        (status = 400, description = "`malformed-input`: not a code INSEE (`3523`)", body = Problem),
+        (status = 404, description = "`not-found`: no such commune in the territory; a former commune's code names the commune it merged into", body = Problem)))]
 pub async fn commune(s: web::Data<Service>, code: web::Path<InseeCode>) -> Res {
     let t = s.territory();
     let idx = t.find(&code)?;
@@ -166,11 +183,24 @@ pub struct NeighboursQuery {
     hops: Option<i64>,
 }
 
-/// Communes within `hops` of a commune in the neighbour graph.
-#[utoipa::path(get, path = "/api/v1/communes/{code}/neighbours", tag = "territory",
-    params(("code" = String, Path, description = "Code INSEE", example = "35238"),
-        ("hops" = Option<i64>, Query, description = "1 to 6, default 1", minimum = 1, maximum = 6)),
-    responses((status = 200, body = NeighboursOut), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+/// Communes within `hops` edges of a commune.
+///
+/// Every commune within `hops` edges of the neighbour graph, nearest first (by hops, then
+/// distance between centroids).
+#[utoipa::path(get, path = "/api/v1/communes/{code}/neighbours", tag = "territory", operation_id = "list_neighbours",
+    params(("code" = String, Path, description = "Code INSEE"),
+        ("hops" = Option<i64>, Query, description = "Graph distance, 1 to 6, default 1", minimum = 1, maximum = 6, example = 1)),
+    responses((status = 200, description = "The communes within `hops` edges", body = NeighboursOut, example = json!({
+            "code": "29019", "hops": 1, "count": 7, "neighbours": [
+                {"code": "29011", "name": "Bohars", "hops": 1, "distance_km": 3.726},
+                {"code": "29015", "name": "Bourg-Blanc", "hops": 1, "distance_km": 10.607},
+                {"code": "29061", "name": "Gouesnou", "hops": 1, "distance_km": 5.919},
+                {"code": "29069", "name": "Guilers", "hops": 1, "distance_km": 4.875},
+                {"code": "29075", "name": "Guipavas", "hops": 1, "distance_km": 8.526},
+                {"code": "29076", "name": "Milizac-Guipronvel", "hops": 1, "distance_km": 8.655},
+                {"code": "29212", "name": "Plouzané", "hops": 1, "distance_km": 7.561}]})),
+        (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 422, description = "`invalid-value`: `hops` out of 1 to 6", body = Problem)))]
 pub async fn neighbours(s: web::Data<Service>, code: web::Path<InseeCode>, q: Query<NeighboursQuery>) -> Res {
     let t = s.territory();
     let idx = t.find(&code)?;
@@ -234,7 +264,7 @@ pub struct SearchOut {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// Name or code, 1 to 100 characters once trimmed.
+    /// Name or code, 1 to 100 characters as sent (spaces around it then dropped).
     q: Option<String>,
     /// Most hits, 1 to 100, default 20.
     limit: Option<i64>,
@@ -242,21 +272,37 @@ pub struct SearchQuery {
     offset: Option<i64>,
 }
 
-/// Communes whose name or code matches, best first, `limit` of them from `offset`, with the
-/// `total`. Accents, case, hyphens, apostrophes, `St`/`Saint` and a leading article aside,
-/// small typos tolerated (ranked after); postal codes, delegated and associated communes,
-/// arrondissements municipaux and former codes find the current commune, and each hit says how
-/// it matched.
-#[utoipa::path(get, path = "/api/v1/communes", tag = "territory",
-    params(("q" = String, Query, description = "Name or code (code INSEE, postal code, former code; accents and case ignored), 1 to 100 characters", example = "saint malo"),
-        ("limit" = Option<i64>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100),
-        ("offset" = Option<i64>, Query, description = "hits to skip, 0 to 100000, default 0", minimum = 0, maximum = 100000)),
-    responses((status = 200, body = SearchOut), (status = 400, body = Problem), (status = 422, body = Problem)))]
+/// Search communes by name or code, paginated.
+///
+/// Names compared as people type them: accents and case ignored, hyphens, spaces and
+/// apostrophes alike, `St`/`Ste` for Saint/Sainte, a leading article optional, codes INSEE in
+/// any case. Postal codes, communes déléguées and associées (by name and code),
+/// arrondissements municipaux and former codes find the current commune. Rank: the code INSEE,
+/// another code (a postal code before a former code), the name (whole, start, a word's start,
+/// inside), a delegated commune's name, then names one or two typos away. A commune appears
+/// once, with its best match, and `matched` says how. `limit` hits from `offset`, with the
+/// `total`. `q` is 1 to 100 characters; one of spaces only finds nothing.
+#[utoipa::path(get, path = "/api/v1/communes", tag = "territory", operation_id = "search_communes",
+    params(("q" = String, Query, description = "Name or code (code INSEE, postal code, delegated commune, former code), 1 to 100 characters", min_length = 1, max_length = 100, example = "29200"),
+        ("limit" = Option<i64>, Query, description = "Most hits, 1 to 100, default 20", minimum = 1, maximum = 100, example = 20),
+        ("offset" = Option<i64>, Query, description = "Hits to skip, 0 to 100000, default 0", minimum = 0, maximum = 100000, example = 0)),
+    responses((status = 200, description = "The communes found, best first, one page of them", body = SearchOut, example = json!({
+            "q": "29200", "total": 2, "offset": 0, "limit": 20, "count": 2,
+            "communes": [
+                {"code": "29019", "name": "Brest", "department": "29", "population": 142346, "epci_siren": "242900314",
+                    "matched": {"kind": "postal_code", "code": "29200", "label": "code postal 29200 de Brest"}},
+                {"code": "29151", "name": "Morlaix", "department": "29", "population": 15194, "epci_siren": "242900835",
+                    "matched": {"kind": "former_code", "code": "29200", "label": "ancien code 29200 de Morlaix"}}]})),
+        (status = 400, description = "`malformed-input`: `q` missing or empty, `limit` or `offset` not an integer, a parameter given twice or unknown", body = Problem),
+        (status = 422, description = "`invalid-value`: `q` over 100 characters, `limit` out of 1 to 100, `offset` out of 0 to 100000", body = Problem)))]
 pub async fn search_communes(s: web::Data<Service>, q: Query<SearchQuery>) -> Res {
-    let query = q.q.as_deref().map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| Error::Malformed("query parameter q is required".into()))?;
-    if query.chars().count() > 100 {
+    // The length is the text's as sent (what the document's `maxLength` counts); spaces around
+    // it are then dropped, and a query of spaces only finds nothing.
+    let raw = q.q.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| Error::Malformed("query parameter q is required (1 to 100 characters)".into()))?;
+    if raw.chars().count() > 100 {
         return Err(Error::Invalid("q must be at most 100 characters".into()));
     }
+    let query = raw.trim();
     let limit = in_range("limit", q.limit.unwrap_or(20), 1, 100)? as usize;
     let offset = in_range("offset", q.offset.unwrap_or(0), 0, 100_000)? as usize;
     let t = s.territory();
@@ -303,7 +349,11 @@ pub struct EpciList {
 }
 
 /// Every EPCI of the territory.
-#[utoipa::path(get, path = "/api/v1/epcis", tag = "territory", responses((status = 200, body = EpciList)))]
+///
+/// Each EPCI with its SIREN, name, kind (`CC`, `CA`, `CU`, `METRO`), population and the number
+/// of its members in the territory.
+#[utoipa::path(get, path = "/api/v1/epcis", tag = "territory", operation_id = "list_epcis",
+    responses((status = 200, description = "Every EPCI", body = EpciList, example = crate::http::api::examples::epcis)))]
 pub async fn list_epcis(s: web::Data<Service>) -> Res {
     let t = s.territory();
     let list: Vec<_> = t
@@ -333,9 +383,24 @@ pub struct EpciOut {
 }
 
 /// An EPCI and its members.
-#[utoipa::path(get, path = "/api/v1/epcis/{siren}", tag = "territory",
-    params(("siren" = String, Path, description = "SIREN of the EPCI", example = "243500139")),
-    responses((status = 200, body = EpciOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+///
+/// Every member as INSEE lists it, largest first, each saying whether it is in the territory
+/// served.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}", tag = "territory", operation_id = "get_epci",
+    params(("siren" = String, Path, description = "SIREN of the EPCI")),
+    responses((status = 200, description = "The EPCI", body = EpciOut, example = json!({
+            "siren": "242900314", "name": "Brest Métropole", "kind": "METRO", "population": 215278, "members_in_scope": 8,
+            "members": [
+                {"code": "29019", "name": "Brest", "population": 142346, "in_seeds": true},
+                {"code": "29075", "name": "Guipavas", "population": 15538, "in_seeds": true},
+                {"code": "29212", "name": "Plouzané", "population": 13567, "in_seeds": true},
+                {"code": "29189", "name": "Plougastel-Daoulas", "population": 13434, "in_seeds": true},
+                {"code": "29235", "name": "Le Relecq-Kerhuon", "population": 11897, "in_seeds": true},
+                {"code": "29069", "name": "Guilers", "population": 8268, "in_seeds": true},
+                {"code": "29061", "name": "Gouesnou", "population": 6501, "in_seeds": true},
+                {"code": "29011", "name": "Bohars", "population": 3727, "in_seeds": true}]})),
+        (status = 400, description = "`malformed-input`: not a SIREN (9 digits)", body = Problem),
+        (status = 404, description = "`not-found`: no such EPCI in the territory", body = Problem)))]
 pub async fn epci(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
     let t = s.territory();
     let e = t.epci(&siren)?;

@@ -31,12 +31,14 @@ pub struct Doc;
 /// Body of `POST /api/v1/tokens`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"scope": "commune:29019", "label": "Mairie de Brest, service élections"}))]
 pub struct TokenIn {
     /// `commune:{code}`, `epci:{siren}` or `admin`.
     #[schema(example = "commune:29019")]
     scope: TokenScope,
-    /// Who holds it, at most 200 characters.
+    /// Who holds it, at most 200 characters, without control characters.
     #[serde(default)]
+    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     label: Option<String>,
 }
 
@@ -56,10 +58,19 @@ pub struct TokenList {
     tokens: Vec<Token>,
 }
 
-/// `POST /api/v1/tokens` (admin): creates a token; the secret is in this answer only.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenIn,
-    responses((status = 201, body = TokenCreated), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+/// Creates a token (admin).
+///
+/// `POST /api/v1/tokens`: a token of the scope asked; its secret is in this answer only
+/// (`Cache-Control: no-store`), the store keeps its hash.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", operation_id = "create_token", security(("bearer" = [])), request_body = TokenIn,
+    responses((status = 201, description = "Created; the secret is shown this once", body = TokenCreated, headers(("Cache-Control" = String)),
+            example = json!({"token": "vsn_8c1f5e0a93d24b7e6f1a0c9d8b7e6f5a4c3b2a1908f7e6d5c4b3a2918f7e6d5c", "id": 14, "scope": "commune:29019",
+                "label": "Mairie de Brest, service élections", "created": "2026-03-02T09:14:27.512Z", "revoked": null})),
+        (status = 400, description = "`malformed-input`: a scope that is not `commune:{code}`, `epci:{siren}` or `admin`, an unknown field", body = Problem),
+        (status = 403, description = "`forbidden`: not an `admin` token", body = Problem),
+        (status = 404, description = "`not-found`: the scope names a commune or EPCI not in the territory", body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, description = "`invalid-value`: a label over 200 characters or with control characters", body = Problem)))]
 pub async fn create_token(admin: AdminToken, s: web::Data<Service>, body: Body<TokenIn>) -> Res {
     let TokenIn { scope, label } = body.value;
     let (t, secret) = blocking(move || s.create_token(&admin.0, scope, &label.unwrap_or_default())).await?;
@@ -68,19 +79,32 @@ pub async fn create_token(admin: AdminToken, s: web::Data<Service>, body: Body<T
     Ok(r)
 }
 
-/// `GET /api/v1/tokens` (admin): every token, without secrets.
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
-    responses((status = 200, body = TokenList), (status = 403, body = Problem)))]
+/// Every token (admin).
+///
+/// `GET /api/v1/tokens`: every token with its scope, label, creation and revocation dates,
+/// never a secret.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", operation_id = "list_tokens", security(("bearer" = [])),
+    responses((status = 200, description = "Every token", body = TokenList, example = json!({"count": 2, "tokens": [
+            {"id": 1, "scope": "admin", "label": "administrateur", "created": "2026-01-05T08:30:00Z", "revoked": null},
+            {"id": 14, "scope": "commune:29019", "label": "Mairie de Brest, service élections", "created": "2026-03-02T09:14:27.512Z", "revoked": null}]})),
+        (status = 403, description = "`forbidden`: not an `admin` token", body = Problem)))]
 pub async fn list_tokens(admin: AdminToken, s: web::Data<Service>) -> Res {
     let list = s.tokens(&admin.0)?;
     json(StatusCode::OK, &TokenList { count: list.len(), tokens: list })
 }
 
-/// `DELETE /api/v1/tokens/{id}` (admin): revokes a token at once.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+/// Revokes a token (admin).
+///
+/// `DELETE /api/v1/tokens/{id}`: the token is refused from the next request on, and the
+/// sessions signed in with it end.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "revoke_token", security(("bearer" = [])),
     params(("id" = u64, Path, description = "Token id")),
-    responses((status = 200, body = Token), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "The token used is the one to revoke", body = Problem)))]
+    responses((status = 200, description = "Revoked: the token with its revocation date", body = Token, example = json!({
+            "id": 14, "scope": "commune:29019", "label": "Mairie de Brest, service élections", "created": "2026-03-02T09:14:27.512Z",
+            "revoked": "2026-11-02T16:40:03.118Z"})),
+        (status = 400, body = Problem), (status = 403, description = "`forbidden`: not an `admin` token", body = Problem),
+        (status = 404, description = "`not-found`: no such token", body = Problem),
+        (status = 409, description = "`conflict`: the token used is the one to revoke", body = Problem)))]
 pub async fn revoke_token(admin: AdminToken, s: web::Data<Service>, id: web::Path<RecordId>) -> Res {
     let RecordId(id) = id.into_inner();
     let t = blocking(move || s.revoke_token(&admin.0, id)).await?;
