@@ -97,14 +97,23 @@ pub struct CommuneOut {
 /// A commune, its EPCI and its border neighbours.
 ///
 /// The commune's name, department, population and size class, the codes of the former
-/// communes merged into it, its centroid and area, its EPCI (`null` for Île-de-Bréhat,
-/// Île-de-Sein and Ouessant) and its neighbours: each with the length of the shared border and
-/// the distance between centroids (`nearest` edges link the islands that touch nobody).
+/// communes merged into it, its centroid and area, where they come from (`place`: its own 2018
+/// polygon, or derived for a commune re-created since 2018), its other codes (postal codes,
+/// delegated and associated communes, arrondissements, former codes), its EPCI (`null` for
+/// Île-de-Bréhat, Île-de-Sein and Ouessant) and its neighbours: each with the length of the
+/// shared border and the distance between centroids (`nearest` edges link the islands that
+/// touch nobody, `derived` ones a commune without a polygon). A code that is no current
+/// commune's answers 404 naming the commune(s) meant (a postal code's, an arrondissement's
+/// city, a delegated commune's commune nouvelle).
 #[utoipa::path(get, path = "/api/v1/communes/{code}", tag = "territory", operation_id = "get_commune",
     params(("code" = String, Path, description = "Code INSEE of the commune")),
     responses((status = 200, description = "The commune", body = CommuneOut, example = json!({
             "code": "29019", "name": "Brest", "department": "29", "population": 142346, "size_class": "over10000", "former_codes": [],
-            "centroid": {"lon": -4.50259, "lat": 48.40031}, "area_km2": 49.182,
+            "centroid": {"lon": -4.50259, "lat": 48.40031}, "area_km2": 49.182, "place": {"kind": "polygon"},
+            "other_codes": [
+                {"kind": "former_code", "code": "29096", "name": ""}, {"kind": "former_code", "code": "29253", "name": ""},
+                {"kind": "former_code", "code": "29258", "name": ""}, {"kind": "postal_code", "code": "29000", "name": ""},
+                {"kind": "postal_code", "code": "29200", "name": ""}, {"kind": "postal_code", "code": "29240", "name": ""}],
             "epci": {"siren": "242900314", "name": "Brest Métropole", "kind": "METRO"},
             "neighbours": [
                 {"code": "29011", "name": "Bohars", "kind": "border", "border_km": 6.839, "distance_km": 3.726},
@@ -115,7 +124,7 @@ pub struct CommuneOut {
                 {"code": "29076", "name": "Milizac-Guipronvel", "kind": "border", "border_km": 2.16, "distance_km": 8.655},
                 {"code": "29212", "name": "Plouzané", "kind": "border", "border_km": 4.724, "distance_km": 7.562}]})),
         (status = 400, description = "`malformed-input`: not a code INSEE (`3523`)", body = Problem),
-        (status = 404, description = "`not-found`: no such commune in the territory; a former commune's code names the commune it merged into", body = Problem)))]
+        (status = 404, description = "`not-found`: no such commune in the territory; a postal code, an arrondissement's, a delegated commune's or a former code names the commune(s) meant", body = Problem)))]
 pub async fn commune(s: web::Data<Service>, code: web::Path<InseeCode>) -> Res {
     let t = s.territory();
     let idx = t.find(&code)?;
