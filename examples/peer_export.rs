@@ -90,7 +90,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut w = file("communes.csv")?;
     writeln!(w, "code,department,population,size_class,epci,lon,lat")?;
     for c in territory.communes() {
-        writeln!(w, "{},{},{},{},{},{:?},{:?}", c.code, c.department, c.population, size_code(c.size_class()), opt(&c.epci), c.lon, c.lat)?;
+        // A commune with no place (an overseas collectivity) has no centroid: empty (NULL), and
+        // no edge, so the peer never measures a distance to it.
+        let (lon, lat) = c.centroid.map_or((String::new(), String::new()), |(x, y)| (format!("{x:?}"), format!("{y:?}")));
+        writeln!(w, "{},{},{},{},{},{lon},{lat}", c.code, c.department, c.population, size_code(c.size_class()), opt(&c.epci))?;
     }
     let mut w = file("edges.csv")?;
     writeln!(w, "a,b")?;

@@ -6,8 +6,8 @@ CREATE TABLE communes (
     population int NOT NULL,
     size_class int NOT NULL,
     epci text,
-    lon double precision NOT NULL,
-    lat double precision NOT NULL
+    lon double precision,  -- NULL: no place (an overseas collectivity; no edge either)
+    lat double precision
 );
 CREATE TABLE edges (a text NOT NULL, b text NOT NULL, PRIMARY KEY (a, b));
 CREATE TABLE adoptions (

@@ -602,7 +602,7 @@ impl Territory {
             }
         }
         let mut hits: Vec<(u8, usize, usize, CommuneIdx, Match)> = best.into_iter().map(|(i, (t, d, l, m))| (t, d, l, i, m)).collect();
-        hits.sort_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
+        hits.sort_by_key(|h| (h.0, h.1, h.2, h.3));
         let total = hits.len();
         SearchPage { hits: hits.into_iter().skip(offset).take(limit).map(|(_, _, _, idx, matched)| SearchHit { idx, matched }).collect(), total }
     }
