@@ -831,3 +831,24 @@ async fn a_communes_adoptions_are_paginated() {
     problem(app.client.get(app.url("/api/v1/communes/35238/adoptions?limit=0")).send().await.unwrap(), 422, "invalid-value").await;
     problem(app.client.get(app.url("/api/v1/communes/35238/adoptions?limit=501")).send().await.unwrap(), 422, "invalid-value").await;
 }
+
+/// Found by the bad-input session: a route that takes no query parameter refuses one (the
+/// inventory export ignored `as_of`, answering today's inventory as if it were that day's).
+#[tokio::test]
+async fn a_route_without_query_parameters_refuses_one() {
+    let app = spawn(false).await;
+    for path in [
+        "/api/v1/epcis/243500139/inventory.xlsx?as_of=2020-01-01",
+        "/api/v1/epcis/243500139/inventory-template.xlsx?foo=1",
+        "/api/v1/communes/35238?foo=1",
+        "/api/v1/epcis?x",
+        "/api/v1/epcis/243500139?foo=1",
+        "/api/v1/catalog/categories?foo=1",
+        "/health?verbose=1",
+    ] {
+        let p = problem(app.client.get(app.url(path)).send().await.unwrap(), 400, "malformed-input").await;
+        assert!(p["detail"].as_str().unwrap().contains("unknown field"), "{path}: {p}");
+    }
+    let (s, _) = get(&app, "/api/v1/communes/35238").await;
+    assert_eq!(s, 200);
+}

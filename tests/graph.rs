@@ -120,6 +120,10 @@ fn communes_are_found_however_people_type_them() {
         ("Mesnil-Roc\u{02bc}h", "35308"),
         ("plouguernau", "29195"),
         ("29195", "29195"),
+        // Found by the bad-input session: invisible characters dropped (not read as a typo),
+        // compatibility forms folded (NFKD).
+        ("Br\u{200b}est", "29019"),
+        ("\u{ff22}\u{ff52}\u{ff45}\u{ff53}\u{ff54}", "29019"),
     ] {
         assert_eq!(first(q).as_deref(), Some(code), "{q}");
     }
@@ -163,6 +167,10 @@ fn a_code_that_is_no_commune_says_which_commune_was_meant() {
     assert_eq!(e, "29200 is not the INSEE code of a current commune; as a postal code it serves 29019 Brest; it is a former code of 29151 Morlaix");
     let e = t.find(&code("22027")).unwrap_err().to_string();
     assert!(e.contains("delegated commune (commune déléguée) Le Cambout of 22241 Plumieux"), "{e}");
+    // Five communes share the postal code 35460: said once, every commune named.
+    let e = t.find(&code("35460")).unwrap_err().to_string();
+    assert_eq!(e.matches("as a postal code it serves").count(), 1, "{e}");
+    assert!(e.contains("35004 Val-Couesnon"), "{e}");
     let e = t.find(&code("29999")).unwrap_err().to_string();
     assert_eq!(e, "no commune with INSEE code 29999 in this territory");
 }

@@ -145,10 +145,19 @@ async fn exports_and_escaping() {
     let html = app.anon.get(app.url("/recherche?q=saint&page=2")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Page 2 sur ") && html.contains(", 21 à 40 :"), "{html}");
     assert!(html.contains("href=\"/recherche?q=saint&amp;page=1\">← Précédents</a>") && html.contains("page=3\">Suivants →</a>"), "{html}");
+    // Found by the bad-input session: past the last page, the page says so and links back to
+    // the last one; a query without a letter names no EPCI; the EPCI count is the true one.
+    let html = app.anon.get(app.url("/recherche?q=saint&page=1000")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("La page 1000 est au-delà des résultats : il y en a 10.") && html.contains("page=10\">← Précédents</a>"), "{html}");
+    let html = app.anon.get(app.url("/recherche?q=%F0%9F%98%80")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<h2>EPCI (0)</h2>") && html.contains("<h2>Communes (0)</h2>"), "{html}");
+    let html = app.anon.get(app.url("/recherche?q=e")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<h2>EPCI (61)</h2>") && html.contains("… et 41 autres : précisez la recherche."), "{html}");
     let r = app.anon.get(app.url("/communes/29200")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let html = r.text().await.unwrap();
-    assert!(html.contains("Vouliez-vous dire") && html.contains("29200 est le code postal de Brest : <a href=\"/communes/29019\">Brest (29019)</a>"), "{html}");
+    assert!(html.contains("Vouliez-vous dire :</p><ul><li>29200 est le code postal de Brest : <a href=\"/communes/29019\">Brest (29019)</a>"), "{html}");
+    assert!(html.contains("Détail : 29200 n&#39;est le code INSEE d&#39;aucune commune actuelle"), "in French: {html}");
     let html = app.anon.get(app.url("/recherche?q=saint%20malo")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("<a href=\"/epcis/243500782\">CA du Pays de Saint Malo Agglomération</a>"));
     assert!(html.contains("<a href=\"/communes/35288\">Saint-Malo</a>"));

@@ -438,10 +438,22 @@ impl Territory {
             let mut aliases = self.aliases_of_code(code.as_str());
             aliases.sort_by_key(|a| a.kind == AliasKind::FormerCode);
             let mut meant: Vec<String> = Vec::new();
-            for a in &aliases {
+            let served: Vec<String> = aliases
+                .iter()
+                .filter(|a| a.kind == AliasKind::PostalCode)
+                .map(|a| format!("{} {}", self.commune(a.commune).code, self.commune(a.commune).name))
+                .fold(Vec::new(), |mut v, x| {
+                    if !v.contains(&x) {
+                        v.push(x);
+                    }
+                    v
+                });
+            if !served.is_empty() {
+                meant.push(format!("as a postal code it serves {}", served.join(", ")));
+            }
+            for a in aliases.iter().filter(|a| a.kind != AliasKind::PostalCode) {
                 let c = self.commune(a.commune);
                 let what = match a.kind {
-                    AliasKind::PostalCode => format!("as a postal code it serves {} {}", c.code, c.name),
                     AliasKind::FormerCode => format!("it is a former code of {} {}", c.code, c.name),
                     k => format!("it is the {} {} of {} {}", k.en(), a.name, c.code, c.name),
                 };
@@ -630,14 +642,18 @@ impl Territory {
 
 /// The form of a name or a query that search compares, so that people find a commune however
 /// they type it: Unicode decomposed and accents dropped (`Plouzané` typed in NFD or NFC alike),
-/// lower case, `œ`/`æ` spelled out, every run of other characters (`-`, spaces, `'`, `’`, `ʼ`)
+/// compatibility forms folded (NFKD: `ﬁ`, full-width letters), invisible format characters
+/// (zero-width space, bidirectional marks) dropped, lower case, `œ`/`æ` spelled out, every run of other characters (`-`, spaces, `'`, `’`, `ʼ`)
 /// one space, `st`/`ste` read as `saint`/`sainte`, and a leading article (`l`, `le`, `la`,
 /// `les`) dropped when a word follows. `"L'Hôpital-Camfrout"` → `"hopital camfrout"`,
 /// `"St-Malo"` → `"saint malo"`, `"Mesnil-Rocʼh"` → `"mesnil roc h"`.
 pub fn search_key(s: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     let mut flat = String::with_capacity(s.len());
-    for c in s.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).flat_map(char::to_lowercase) {
+    // NFKD: compatibility forms too (the ligature `ﬁ`, full-width `Ｂｒｅｓｔ`); invisible
+    // format characters (zero-width space, bidirectional marks, BOM) dropped.
+    let invisible = |c: &char| matches!(*c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{ad}');
+    for c in s.nfkd().filter(|c| !unicode_normalization::char::is_combining_mark(*c) && !invisible(c)).flat_map(char::to_lowercase) {
         match c {
             'œ' => flat.push_str("oe"),
             'æ' => flat.push_str("ae"),

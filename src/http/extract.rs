@@ -186,6 +186,12 @@ impl<T: DeserializeOwned> Query<T> {
     }
 }
 
+/// The query of a route that takes no query parameter: any parameter is 400 `malformed-input`
+/// (`unknown field 'as_of', there are none`), rather than silently ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 /// A record id in a path (an adoption, a token): a whole number from 1. Errors: `Malformed`
 /// naming what it should be, rather than the Rust type.
 #[derive(Clone, Copy, Debug)]

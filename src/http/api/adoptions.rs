@@ -14,7 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
 use crate::core::history::{Adoption, Feedback, Ratings};
 use crate::error::Error;
-use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, Query, RecordId, Viewer, WholeNumber, in_range};
+use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, NoParams, Query, RecordId, Viewer, WholeNumber, in_range};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, json, mark_replay, not_allowed, with_header};
 use crate::service::{AdoptionChanges, AdoptionDraft, AdoptionView, FeedbackDraft, Service};
@@ -169,7 +169,7 @@ pub async fn list_adoptions(viewer: Viewer, s: web::Data<Service>, code: web::Pa
             "feedback": [{"id": 2, "adoption_id": 1, "date": "2026-03-20", "reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5,
                 "has_comment": true, "simulated": false}]})),
         (status = 400, body = Problem), (status = 404, description = "`not-found`: no such commune, or no such adoption of this commune", body = Problem)))]
-pub async fn one_adoption(viewer: Viewer, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>) -> Res {
+pub async fn one_adoption(viewer: Viewer, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>, _no_query: Query<NoParams>) -> Res {
     let (code, RecordId(id)) = path.into_inner();
     json(StatusCode::OK, &AdoptionOut::from(s.adoption(viewer.0.as_ref(), &code, id)?))
 }
@@ -243,7 +243,7 @@ fn workstations(w: i64) -> Result<u32, Error> {
 `contract_end` before 1980 or over 30 years ahead, `until` or `contract_end` before `since`, `since` before the generation's release, \
 a generation the catalogue does not list (or none where it lists them), a product that does not serve the category, \
 `workstations` out of 0 to 100,000, an `Idempotency-Key` already used with another body", body = Problem)))]
-pub async fn create_adoption(w: CommuneWriter, s: web::Data<Service>, key: IdempotencyKey, body: Body<AdoptionIn>) -> Res {
+pub async fn create_adoption(w: CommuneWriter, s: web::Data<Service>, key: IdempotencyKey, body: Body<AdoptionIn>, _no_query: Query<NoParams>) -> Res {
     let idem = key.with_fingerprint(body.fingerprint);
     let draft = AdoptionDraft::try_from(body.value)?;
     let CommuneWriter { principal, code } = w;
@@ -336,7 +336,13 @@ impl TryFrom<AdoptionPatch> for AdoptionChanges {
         (status = 413, body = Problem), (status = 415, body = Problem),
         (status = 422, description = "`invalid-value`: a rule across fields: `until` or `contract_end` before `since`, a date out of range, \
 `workstations` out of 0 to 100,000", body = Problem)))]
-pub async fn update_adoption(w: CommuneWriter, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId)>, body: Body<AdoptionPatch>) -> Res {
+pub async fn update_adoption(
+    w: CommuneWriter,
+    s: web::Data<Service>,
+    path: web::Path<(InseeCode, RecordId)>,
+    body: Body<AdoptionPatch>,
+    _no_query: Query<NoParams>,
+) -> Res {
     let changes = AdoptionChanges::try_from(body.value)?;
     let CommuneWriter { principal, code } = w;
     let id = path.1.0;
@@ -408,6 +414,7 @@ pub async fn create_feedback(
     path: web::Path<(InseeCode, RecordId)>,
     key: IdempotencyKey,
     body: Body<FeedbackIn>,
+    _no_query: Query<NoParams>,
 ) -> Res {
     let idem = key.with_fingerprint(body.fingerprint);
     let draft = FeedbackDraft::try_from(body.value)?;

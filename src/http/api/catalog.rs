@@ -9,7 +9,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::core::catalog::{Category, Product};
 use crate::core::domain::Slug;
-use crate::http::extract::Query;
+use crate::http::extract::{NoParams, Query};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, get_only, json};
 use crate::service::Service;
@@ -46,7 +46,7 @@ pub struct CategoriesOut {
 /// catalogue's version.
 #[utoipa::path(get, path = "/api/v1/catalog/categories", tag = "catalog", operation_id = "list_categories",
     responses((status = 200, description = "Every category", body = CategoriesOut, example = crate::http::api::examples::categories)))]
-pub async fn categories(s: web::Data<Service>) -> Res {
+pub async fn categories(s: web::Data<Service>, _no_query: Query<NoParams>) -> Res {
     let c = s.catalog();
     let list: Vec<_> = c.categories.iter().map(|x| CategoryOut { category: x.clone(), products: c.products_in(&x.slug).count() }).collect();
     json(StatusCode::OK, &CategoriesOut { catalog_version: c.version.clone(), categories: list })

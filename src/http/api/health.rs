@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+use crate::http::extract::{NoParams, Query};
 use crate::http::metrics::Metrics;
 use crate::http::respond::{Res, get_only, json};
 use crate::service::Service;
@@ -50,7 +51,7 @@ pub struct HealthOut {
 /// feedback, the catalogue's version, the simulated history if any, and the reference date.
 #[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
     responses((status = 200, description = "The service answers (here: the demo)", body = HealthOut, example = crate::http::api::examples::health)))]
-pub async fn health(s: web::Data<Service>) -> Res {
+pub async fn health(s: web::Data<Service>, _no_query: Query<NoParams>) -> Res {
     let stats = s.stats();
     let t = s.territory();
     json(
@@ -76,7 +77,7 @@ pub async fn health(s: web::Data<Service>) -> Res {
 #[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain",
         example = json!("# HELP voisinage_adoptions Adoptions held (simulated included)\n# TYPE voisinage_adoptions gauge\nvoisinage_adoptions 36610\n"))))]
-pub async fn metrics(s: web::Data<Service>, m: web::Data<Metrics>) -> Res {
+pub async fn metrics(s: web::Data<Service>, m: web::Data<Metrics>, _no_query: Query<NoParams>) -> Res {
     let stats = s.stats();
     let body = m.render(stats.store_bytes, stats.adoptions, stats.feedback);
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))

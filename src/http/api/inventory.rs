@@ -18,7 +18,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::core::domain::Siren;
 use crate::core::inventory::InventoryReport;
 use crate::error::{Error, problem::INVALID};
-use crate::http::extract::{EpciWriter, Query};
+use crate::http::extract::{EpciWriter, NoParams, Query};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, get_only, json, not_allowed};
 use crate::inventory::{MAX_UPLOAD_BYTES, XLSX_MEDIA_TYPE, parse_inventory};
@@ -47,7 +47,7 @@ pub struct Doc;
     responses((status = 200, description = "XLSX workbook (sheets Inventaire, Notice, and a hidden sheet of lists)", body = inline(SpreadsheetFile),
             content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", headers(("Content-Disposition" = String))),
         (status = 400, body = Problem), (status = 404, description = "`not-found`: no such EPCI", body = Problem)))]
-pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
+pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>, _no_query: Query<NoParams>) -> Res {
     let siren = siren.into_inner();
     let st = s.clone();
     let body = blocking(move || st.inventory_template(&siren)).await?;
@@ -68,7 +68,7 @@ pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"inventaire-en-service-{siren}.xlsx\"`"))),
         (status = 400, description = "A malformed SIREN (not 9 digits)", body = Problem),
         (status = 404, description = "No EPCI with this SIREN", body = Problem)))]
-pub async fn export(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
+pub async fn export(s: web::Data<Service>, siren: web::Path<Siren>, _no_query: Query<NoParams>) -> Res {
     let siren = siren.into_inner();
     let st = s.clone();
     let body = blocking(move || st.inventory_xlsx(&siren)).await?;

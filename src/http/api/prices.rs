@@ -13,7 +13,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::core::domain::{GenerationId, Siren, Slug};
 use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, in_force};
-use crate::http::extract::{Body, EpciWriter, Viewer};
+use crate::http::extract::{Body, EpciWriter, NoParams, Query, Viewer};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, json, not_allowed};
 use crate::service::{PriceEstimateDraft, Service};
@@ -127,7 +127,7 @@ pub struct PriceEstimateList {
             "by": {"token_id": 3, "scope": "epci:242900314", "name": "Brest Métropole"}, "recorded_at": "2026-03-02T09:14:27.512Z", "in_force": true,
             "has_note": true}]})),
         (status = 400, body = Problem), (status = 404, description = "`not-found`: no such EPCI", body = Problem)))]
-pub async fn list_estimates(viewer: Viewer, s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
+pub async fn list_estimates(viewer: Viewer, s: web::Data<Service>, siren: web::Path<Siren>, _no_query: Query<NoParams>) -> Res {
     let list = s.price_estimates(&siren)?;
     let (today, visible) = (s.today(), s.sees_epci_notes(viewer.0.as_ref(), &siren));
     let out: Vec<PriceEstimateOut> = list.iter().map(|e| PriceEstimateOut::new(e.clone(), in_force(&list, e, today), visible)).collect();
@@ -150,7 +150,7 @@ pub async fn list_estimates(viewer: Viewer, s: web::Data<Service>, siren: web::P
         (status = 404, description = "`not-found`: no such EPCI or product", body = Problem),
         (status = 413, body = Problem), (status = 415, body = Problem),
         (status = 422, description = "`invalid-value`: `made_on` before 1980 or after today, a generation the catalogue does not list for the product", body = Problem)))]
-pub async fn create_estimate(w: EpciWriter, s: web::Data<Service>, body: Body<PriceEstimateIn>) -> Res {
+pub async fn create_estimate(w: EpciWriter, s: web::Data<Service>, body: Body<PriceEstimateIn>, _no_query: Query<NoParams>) -> Res {
     let b = body.value;
     let draft = PriceEstimateDraft {
         product: b.product,

@@ -10,7 +10,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::core::domain::{InseeCode, Siren, SizeClass};
 use crate::core::territory::{AliasKind, EdgeKind, EpciMember, Match, Place};
 use crate::error::Error;
-use crate::http::extract::{Query, in_range};
+use crate::http::extract::{NoParams, Query, in_range};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, get_only, json};
 use crate::service::Service;
@@ -125,7 +125,7 @@ pub struct CommuneOut {
                 {"code": "29212", "name": "Plouzané", "kind": "border", "border_km": 4.724, "distance_km": 7.562}]})),
         (status = 400, description = "`malformed-input`: not a code INSEE (`3523`)", body = Problem),
         (status = 404, description = "`not-found`: no such commune in the territory; a postal code, an arrondissement's, a delegated commune's or a former code names the commune(s) meant", body = Problem)))]
-pub async fn commune(s: web::Data<Service>, code: web::Path<InseeCode>) -> Res {
+pub async fn commune(s: web::Data<Service>, code: web::Path<InseeCode>, _no_query: Query<NoParams>) -> Res {
     let t = s.territory();
     let idx = t.find(&code)?;
     let c = t.commune(idx);
@@ -363,7 +363,7 @@ pub struct EpciList {
 /// of its members in the territory.
 #[utoipa::path(get, path = "/api/v1/epcis", tag = "territory", operation_id = "list_epcis",
     responses((status = 200, description = "Every EPCI", body = EpciList, example = crate::http::api::examples::epcis)))]
-pub async fn list_epcis(s: web::Data<Service>) -> Res {
+pub async fn list_epcis(s: web::Data<Service>, _no_query: Query<NoParams>) -> Res {
     let t = s.territory();
     let list: Vec<_> = t
         .epcis()
@@ -410,7 +410,7 @@ pub struct EpciOut {
                 {"code": "29011", "name": "Bohars", "population": 3727, "in_seeds": true}]})),
         (status = 400, description = "`malformed-input`: not a SIREN (9 digits)", body = Problem),
         (status = 404, description = "`not-found`: no such EPCI in the territory", body = Problem)))]
-pub async fn epci(s: web::Data<Service>, siren: web::Path<Siren>) -> Res {
+pub async fn epci(s: web::Data<Service>, siren: web::Path<Siren>, _no_query: Query<NoParams>) -> Res {
     let t = s.territory();
     let e = t.epci(&siren)?;
     json(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::core::auth::{Token, TokenScope};
-use crate::http::extract::{AdminToken, Body, RecordId};
+use crate::http::extract::{AdminToken, Body, NoParams, Query, RecordId};
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, json, not_allowed};
 use crate::service::Service;
@@ -71,7 +71,7 @@ pub struct TokenList {
         (status = 404, description = "`not-found`: the scope names a commune or EPCI not in the territory", body = Problem),
         (status = 413, body = Problem), (status = 415, body = Problem),
         (status = 422, description = "`invalid-value`: a label over 200 characters or with control characters", body = Problem)))]
-pub async fn create_token(admin: AdminToken, s: web::Data<Service>, body: Body<TokenIn>) -> Res {
+pub async fn create_token(admin: AdminToken, s: web::Data<Service>, body: Body<TokenIn>, _no_query: Query<NoParams>) -> Res {
     let TokenIn { scope, label } = body.value;
     let (t, secret) = blocking(move || s.create_token(&admin.0, scope, &label.unwrap_or_default())).await?;
     let mut r = json(StatusCode::CREATED, &TokenCreated { token: secret, record: t })?;
@@ -88,7 +88,7 @@ pub async fn create_token(admin: AdminToken, s: web::Data<Service>, body: Body<T
             {"id": 1, "scope": "admin", "label": "administrateur", "created": "2026-01-05T08:30:00Z", "revoked": null},
             {"id": 14, "scope": "commune:29019", "label": "Mairie de Brest, service élections", "created": "2026-03-02T09:14:27.512Z", "revoked": null}]})),
         (status = 403, description = "`forbidden`: not an `admin` token", body = Problem)))]
-pub async fn list_tokens(admin: AdminToken, s: web::Data<Service>) -> Res {
+pub async fn list_tokens(admin: AdminToken, s: web::Data<Service>, _no_query: Query<NoParams>) -> Res {
     let list = s.tokens(&admin.0)?;
     json(StatusCode::OK, &TokenList { count: list.len(), tokens: list })
 }
@@ -105,7 +105,7 @@ pub async fn list_tokens(admin: AdminToken, s: web::Data<Service>) -> Res {
         (status = 400, body = Problem), (status = 403, description = "`forbidden`: not an `admin` token", body = Problem),
         (status = 404, description = "`not-found`: no such token", body = Problem),
         (status = 409, description = "`conflict`: the token used is the one to revoke", body = Problem)))]
-pub async fn revoke_token(admin: AdminToken, s: web::Data<Service>, id: web::Path<RecordId>) -> Res {
+pub async fn revoke_token(admin: AdminToken, s: web::Data<Service>, id: web::Path<RecordId>, _no_query: Query<NoParams>) -> Res {
     let RecordId(id) = id.into_inner();
     let t = blocking(move || s.revoke_token(&admin.0, id)).await?;
     json(StatusCode::OK, &t)

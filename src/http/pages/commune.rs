@@ -51,7 +51,12 @@ pub async fn commune_page(
     let notice = notice.map(|n| (n, q.categorie.clone()));
     match render(&s, &code, writer.as_ref(), signed.session(), notice.as_ref().map(|(n, c)| (*n, c.as_ref()))) {
         Ok(body) => super::page_for(signed.session().is_some(), body),
-        Err(e @ Error::NotFound(_)) => Err(PageError::with_more(&s, e, probably_meant(&s, &code))),
+        Err(e @ Error::NotFound(_)) => {
+            let meant = probably_meant(&s, &code);
+            // The list says in French what the English detail says.
+            let e = if meant.is_empty() { e } else { Error::NotFound(format!("{code} n'est le code INSEE d'aucune commune actuelle")) };
+            Err(PageError::with_more(&s, e, meant))
+        }
         Err(e) => Err(PageError::new(&s, e)),
     }
 }
@@ -62,7 +67,9 @@ pub async fn commune_page(
 fn probably_meant(s: &Service, code: &InseeCode) -> String {
     let t = s.territory();
     let mut items: Vec<String> = Vec::new();
-    for a in t.aliases_of_code(code.as_str()) {
+    let mut aliases = t.aliases_of_code(code.as_str());
+    aliases.sort_by_key(|a| a.kind == AliasKind::FormerCode);
+    for a in aliases {
         let c = t.commune(a.commune);
         let what = match a.kind {
             AliasKind::PostalCode => format!("{} est le code postal {}", code, fr::de(&c.name)),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::session::SignedIn;
 use super::{Nav, PageError, PageResult, html, page_query, page_with, search_form};
+use crate::core::fr;
 use crate::core::map::escape;
 use crate::core::territory::fold;
 use crate::error::Error;
@@ -77,7 +78,8 @@ pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Sea
     if query.chars().count() > 100 {
         return Err(PageError::new(&s, Error::Invalid("q must be at most 100 characters".into())));
     }
-    let mut c = format!("<h1>Résultats pour « {} »</h1>", escape(&query));
+    // `<bdi>`: a right-to-left override typed in the query does not turn the page around.
+    let mut c = format!("<h1>Résultats pour « <bdi>{}</bdi> »</h1>", escape(&query));
     c.push_str(&search_form(&query));
     if query.is_empty() {
         c.push_str("<p>Saisissez un nom ou un code.</p>");
@@ -85,23 +87,26 @@ pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Sea
     }
     let t = s.territory();
     let key = crate::core::territory::search_key(&query);
-    let epcis: Vec<_> = t.epcis().iter().filter(|e| e.siren.as_str() == query || crate::core::territory::search_key(&e.name).contains(&key)).take(20).collect();
+    // A query with no letter or digit (an emoji, a lone accent, `-`) names no EPCI.
+    let epcis: Vec<_> =
+        t.epcis().iter().filter(|e| e.siren.as_str() == query || (!key.is_empty() && crate::core::territory::search_key(&e.name).contains(&key))).collect();
     let page = q.page.unwrap_or(1).max(1) as usize;
     let found = t.search(&query, (page - 1) * PER_PAGE, PER_PAGE);
     let _ = write!(c, "<h2>EPCI ({})</h2><ul>", epcis.len());
-    for e in epcis {
+    for e in epcis.iter().take(PER_PAGE) {
         let _ = write!(c, "<li><a href=\"/epcis/{}\">{}</a></li>", e.siren, escape(&e.name));
     }
-    let _ = write!(c, "</ul><h2>Communes ({})</h2>", found.total);
-    if found.total > PER_PAGE {
-        let last = (found.total - 1) / PER_PAGE + 1;
-        let _ = write!(
-            c,
-            "<p>Page {} sur {last}, {} à {} :</p>",
-            page.min(last),
-            ((page - 1) * PER_PAGE + 1).min(found.total),
-            ((page - 1) * PER_PAGE + found.hits.len())
-        );
+    c.push_str("</ul>");
+    if epcis.len() > PER_PAGE {
+        let _ = write!(c, "<p>… et {} autres : précisez la recherche.</p>", fr::int((epcis.len() - PER_PAGE) as u64));
+    }
+    let _ = write!(c, "<h2>Communes ({})</h2>", found.total);
+    let last = found.total.div_ceil(PER_PAGE).max(1);
+    if found.hits.is_empty() && page > 1 {
+        let _ = write!(c, "<p>La page {page} est au-delà des résultats : il y en a {last}.</p>");
+    } else if found.total > PER_PAGE {
+        let first = (page - 1) * PER_PAGE + 1;
+        let _ = write!(c, "<p>Page {page} sur {last}, {first} à {} :</p>", first + found.hits.len() - 1);
     }
     c.push_str("<ul>");
     for hit in &found.hits {
@@ -133,7 +138,7 @@ pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Sea
     };
     let mut pager = Vec::new();
     if page > 1 && found.total > 0 {
-        pager.push(link(page - 1, "← Précédents"));
+        pager.push(link((page - 1).min(last), "← Précédents"));
     }
     if page * PER_PAGE < found.total {
         pager.push(link(page + 1, "Suivants →"));
