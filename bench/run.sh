@@ -82,7 +82,7 @@ base="http://$addr"
 # The adoption the feedback is about (made by the first run on a kept store, found after).
 curl -s -o /dev/null -X POST "$base/api/v1/communes/35238/adoptions" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
   -d '{"product": "openelec", "since": "2019-03-01"}'
-id=$(curl -sf "$base/api/v1/communes/35238/adoptions" | python3 -c '
+id=$(curl -sf "$base/api/v1/communes/35238/adoptions?limit=500" | python3 -c '
 import json, sys
 body = json.load(sys.stdin)
 rows = body if isinstance(body, list) else body.get("adoptions", body.get("items", []))

@@ -48,10 +48,18 @@ fn target_dir() -> PathBuf {
 async fn stored(c: &reqwest::Client, base: &str, communes: &[&str]) -> (HashSet<u64>, HashSet<u64>) {
     let (mut adoptions, mut feedback) = (HashSet::new(), HashSet::new());
     for code in communes {
-        let v: Value = c.get(format!("{base}/api/v1/communes/{code}/adoptions")).send().await.unwrap().json().await.unwrap();
-        for a in v["adoptions"].as_array().unwrap() {
-            adoptions.insert(a["id"].as_u64().unwrap());
-            feedback.extend(a["feedback"].as_array().unwrap().iter().map(|f| f["id"].as_u64().unwrap()));
+        // The list is paginated (at most 500 a page): every page, until the total is read.
+        let mut offset = 0;
+        loop {
+            let v: Value = c.get(format!("{base}/api/v1/communes/{code}/adoptions?limit=500&offset={offset}")).send().await.unwrap().json().await.unwrap();
+            for a in v["adoptions"].as_array().unwrap() {
+                adoptions.insert(a["id"].as_u64().unwrap());
+                feedback.extend(a["feedback"].as_array().unwrap().iter().map(|f| f["id"].as_u64().unwrap()));
+            }
+            offset += v["count"].as_u64().unwrap();
+            if v["count"].as_u64().unwrap() == 0 || offset >= v["total"].as_u64().unwrap() {
+                break;
+            }
         }
     }
     (adoptions, feedback)
