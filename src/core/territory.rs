@@ -154,6 +154,17 @@ pub enum AliasKind {
 }
 
 impl AliasKind {
+    /// The kind as the API and `aliases.csv` spell it: `postal_code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AliasKind::Delegated => "delegated",
+            AliasKind::Associated => "associated",
+            AliasKind::Arrondissement => "arrondissement",
+            AliasKind::FormerCode => "former_code",
+            AliasKind::PostalCode => "postal_code",
+        }
+    }
+
     /// French words for the page and the hit's label: `commune déléguée`.
     pub fn fr(self) -> &'static str {
         match self {
@@ -234,6 +245,10 @@ pub struct Territory {
     alias_keys: Vec<String>,
     /// Alias code (upper case) → indices in `aliases`.
     alias_by_code: HashMap<String, Vec<usize>>,
+    /// Per commune, its indices in `aliases`.
+    alias_by_commune: Vec<Vec<usize>>,
+    /// [`search_key`] of each EPCI's name, same order as `epcis`.
+    epci_keys: Vec<String>,
     by_code: HashMap<InseeCode, CommuneIdx>,
     graph: UnGraph<CommuneIdx, Edge>,
     epcis: Vec<Epci>,
@@ -320,6 +335,8 @@ impl Territory {
             aliases: Vec::new(),
             alias_keys: Vec::new(),
             alias_by_code: HashMap::new(),
+            alias_by_commune: Vec::new(),
+            epci_keys: Vec::new(),
             by_code: HashMap::new(),
             graph: UnGraph::default(),
             epcis: Vec::new(),
@@ -387,12 +404,15 @@ impl Territory {
         for c in &mut t.communes {
             c.former_codes.sort();
         }
+        t.epci_keys = t.epcis.iter().map(|e| search_key(&e.name)).collect();
+        t.alias_by_commune = vec![Vec::new(); t.communes.len()];
         for r in rows::<AliasRow>("aliases.csv", aliases)? {
             let commune = t
                 .idx_of(&data(InseeCode::parse(&r.commune), "aliases.csv")?)
                 .ok_or_else(|| Error::Data(format!("aliases.csv: unknown commune {}", r.commune)))?;
             let code = r.code.to_ascii_uppercase();
             t.alias_by_code.entry(code.clone()).or_default().push(t.aliases.len());
+            t.alias_by_commune[commune as usize].push(t.aliases.len());
             t.alias_keys.push(if r.kind == AliasKind::PostalCode { String::new() } else { search_key(&r.name) });
             t.aliases.push(Alias { kind: r.kind, code, name: r.name, commune });
         }
@@ -405,10 +425,27 @@ impl Territory {
         &self.aliases
     }
 
+    /// The other codes and names of a commune, in `aliases.csv` order (kind, code, name).
+    pub fn aliases_of_commune(&self, idx: CommuneIdx) -> impl Iterator<Item = &Alias> {
+        self.alias_by_commune.get(idx as usize).into_iter().flatten().map(|&i| &self.aliases[i])
+    }
+
     /// The other codes equal to `code` (upper-cased): what a user who typed a postal code, an
-    /// arrondissement's or a delegated commune's code probably meant. Empty when none.
+    /// arrondissement's or a delegated commune's code probably meant, a former code last, each
+    /// commune once per kind. Empty when none.
     pub fn aliases_of_code(&self, code: &str) -> Vec<&Alias> {
-        self.alias_by_code.get(&code.trim().to_ascii_uppercase()).map(|v| v.iter().map(|&i| &self.aliases[i]).collect()).unwrap_or_default()
+        let mut v: Vec<&Alias> =
+            self.alias_by_code.get(&code.trim().to_ascii_uppercase()).map(|v| v.iter().map(|&i| &self.aliases[i]).collect()).unwrap_or_default();
+        v.sort_by_key(|a| a.kind == AliasKind::FormerCode);
+        v.dedup_by(|a, b| a.kind == b.kind && a.commune == b.commune);
+        v
+    }
+
+    /// EPCI whose SIREN is `query` or whose name contains it (compared by [`search_key`]), by
+    /// SIREN; none for a query without a letter or digit.
+    pub fn search_epcis(&self, query: &str) -> Vec<&Epci> {
+        let (key, siren) = (search_key(query), query.trim());
+        self.epcis.iter().zip(&self.epci_keys).filter(|(e, k)| e.siren.as_str() == siren || (!key.is_empty() && k.contains(&key))).map(|(e, _)| e).collect()
     }
 
     /// All communes, in seed order (sorted by INSEE code).
@@ -435,8 +472,7 @@ impl Territory {
     /// commune or a former code.
     pub fn find(&self, code: &InseeCode) -> Result<CommuneIdx> {
         self.idx_of(code).ok_or_else(|| {
-            let mut aliases = self.aliases_of_code(code.as_str());
-            aliases.sort_by_key(|a| a.kind == AliasKind::FormerCode);
+            let aliases = self.aliases_of_code(code.as_str());
             let mut meant: Vec<String> = Vec::new();
             let served: Vec<String> = aliases
                 .iter()
@@ -576,12 +612,13 @@ impl Territory {
                 *e = (tier, d, len, m);
             }
         };
+        let word = format!(" {q}");
         let by_name = |name: &str| -> Option<u8> {
             if name == q {
                 Some(0)
             } else if name.starts_with(&q) {
                 Some(1)
-            } else if name.contains(&format!(" {q}")) {
+            } else if name.contains(&word) {
                 Some(2)
             } else if name.contains(&q) {
                 Some(3)

@@ -24,6 +24,13 @@ pub fn with_header(mut r: HttpResponse, name: header::HeaderName, value: &str) -
     Ok(r)
 }
 
+/// A file to download: 200 with `content_type` and `Content-Disposition: attachment;
+/// filename="{filename}"` (the filename is built from codes and ASCII words only).
+pub fn attachment(content_type: &str, filename: &str, body: Vec<u8>) -> Res {
+    let r = HttpResponse::build(StatusCode::OK).content_type(content_type).body(body);
+    with_header(r, header::CONTENT_DISPOSITION, &format!("attachment; filename=\"{filename}\""))
+}
+
 /// Marks an answer that replays the first result of an idempotent request
 /// (`Idempotent-Replayed: true`).
 pub fn mark_replay(r: &mut HttpResponse, replayed: bool) {

@@ -11,7 +11,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -20,7 +20,7 @@ use crate::core::inventory::InventoryReport;
 use crate::error::{Error, problem::INVALID};
 use crate::http::extract::{EpciWriter, NoParams, Query};
 use crate::http::problem::Problem;
-use crate::http::respond::{Res, blocking, get_only, json, not_allowed};
+use crate::http::respond::{Res, attachment, blocking, get_only, json, not_allowed};
 use crate::inventory::{MAX_UPLOAD_BYTES, XLSX_MEDIA_TYPE, parse_inventory};
 use crate::service::Service;
 
@@ -51,10 +51,7 @@ pub async fn template(s: web::Data<Service>, siren: web::Path<Siren>, _no_query:
     let siren = siren.into_inner();
     let st = s.clone();
     let body = blocking(move || st.inventory_template(&siren)).await?;
-    Ok(HttpResponse::build(StatusCode::OK)
-        .content_type(XLSX_MEDIA_TYPE)
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"inventaire-{siren}.xlsx\"")))
-        .body(body))
+    attachment(XLSX_MEDIA_TYPE, &format!("inventaire-{siren}.xlsx"), body)
 }
 
 /// What the members of the EPCI run today (XLSX), one row per adoption in service, in the
@@ -72,10 +69,7 @@ pub async fn export(s: web::Data<Service>, siren: web::Path<Siren>, _no_query: Q
     let siren = siren.into_inner();
     let st = s.clone();
     let body = blocking(move || st.inventory_xlsx(&siren)).await?;
-    Ok(HttpResponse::build(StatusCode::OK)
-        .content_type(XLSX_MEDIA_TYPE)
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"inventaire-en-service-{siren}.xlsx\"")))
-        .body(body))
+    attachment(XLSX_MEDIA_TYPE, &format!("inventaire-en-service-{siren}.xlsx"), body)
 }
 
 /// A file's bytes (XLSX, or CSV sent as `application/octet-stream`), for the OpenAPI document:

@@ -14,7 +14,7 @@ use crate::core::pooling::{PooledPurchases, need_of};
 use crate::http::api::inventory::SpreadsheetFile;
 use crate::http::extract::{HorizonQuery, Query};
 use crate::http::problem::Problem;
-use crate::http::respond::{Res, blocking, get_only, json};
+use crate::http::respond::{Res, attachment, blocking, get_only, json};
 use crate::inventory::XLSX_MEDIA_TYPE;
 use crate::service::Service;
 
@@ -72,10 +72,7 @@ sauvegarde;Sauvegarde;29061;Gouesnou;6501;fin_de_support;Proxmox Backup Server 3
 pub async fn csv_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Query<HorizonQuery>) -> Res {
     let horizon = q.months()?;
     let body = s.pooled_purchases_csv(&siren, horizon, q.as_of)?;
-    Ok(HttpResponse::build(StatusCode::OK)
-        .content_type("text/csv; charset=utf-8")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"groupements-{siren}.csv\"")))
-        .body(body))
+    attachment("text/csv; charset=utf-8", &format!("groupements-{siren}.csv"), body)
 }
 
 /// The pooled purchases as a workbook (XLSX), for people.
@@ -97,10 +94,7 @@ pub async fn xlsx_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Quer
     let (siren, horizon, as_of) = (siren.into_inner(), q.months()?, q.as_of);
     let st = s.clone();
     let body = blocking(move || st.pooled_purchases_xlsx(&siren, horizon, as_of)).await?;
-    Ok(HttpResponse::build(StatusCode::OK)
-        .content_type(XLSX_MEDIA_TYPE)
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"groupements-{siren}.xlsx\"")))
-        .body(body))
+    attachment(XLSX_MEDIA_TYPE, &format!("groupements-{siren}.xlsx"), body)
 }
 
 /// The EPCI's members as a map (GeoJSON).

@@ -151,8 +151,7 @@ pub async fn commune(s: web::Data<Service>, code: web::Path<InseeCode>, _no_quer
             area_km2: c.area_km2,
             place: c.place.clone(),
             other_codes: {
-                let mut v: Vec<AliasOut> =
-                    t.aliases().iter().filter(|a| a.commune == idx).map(|a| AliasOut { kind: a.kind, code: a.code.clone(), name: a.name.clone() }).collect();
+                let mut v: Vec<AliasOut> = t.aliases_of_commune(idx).map(|a| AliasOut { kind: a.kind, code: a.code.clone(), name: a.name.clone() }).collect();
                 v.sort_by(|a, b| (a.kind, &a.code, &a.name).cmp(&(b.kind, &b.code, &b.name)));
                 v.dedup_by(|a, b| a.kind == b.kind && a.code == b.code);
                 v
@@ -327,7 +326,7 @@ pub async fn search_communes(s: web::Data<Service>, q: Query<SearchQuery>) -> Re
                 Match::ApproximateName => ("approximate_name".to_string(), None, None),
                 Match::Alias(a) => {
                     let a = &t.aliases()[*a];
-                    let kind = serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                    let kind = a.kind.as_str().to_string();
                     (kind, Some(a.code.clone()), Some(a.name.clone()).filter(|n| !n.is_empty()))
                 }
             };

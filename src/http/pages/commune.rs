@@ -67,9 +67,7 @@ pub async fn commune_page(
 fn probably_meant(s: &Service, code: &InseeCode) -> String {
     let t = s.territory();
     let mut items: Vec<String> = Vec::new();
-    let mut aliases = t.aliases_of_code(code.as_str());
-    aliases.sort_by_key(|a| a.kind == AliasKind::FormerCode);
-    for a in aliases {
+    for a in t.aliases_of_code(code.as_str()) {
         let c = t.commune(a.commune);
         let what = match a.kind {
             AliasKind::PostalCode => format!("{} est le code postal {}", code, fr::de(&c.name)),
@@ -178,9 +176,8 @@ fn header(ctx: &Ctx, idx: CommuneIdx) -> String {
         (AliasKind::FormerCode, "Anciens codes"),
     ] {
         let mut v: Vec<String> = t
-            .aliases()
-            .iter()
-            .filter(|a| a.commune == idx && a.kind == kind)
+            .aliases_of_commune(idx)
+            .filter(|a| a.kind == kind)
             .map(|a| if kind == AliasKind::PostalCode || a.name.is_empty() { a.code.clone() } else { format!("{} ({})", a.name, a.code) })
             .collect();
         v.sort();
@@ -211,9 +208,11 @@ fn header(ctx: &Ctx, idx: CommuneIdx) -> String {
         Place::Unknown => h.push_str("<p>Pas de contour ni de position dans les données (collectivité d'outre-mer) : aucune commune voisine connue.</p>"),
     }
     let neighbours = t.neighbours(idx);
-    if neighbours.is_empty() && c.place == Place::Unknown {
-    } else if neighbours.is_empty() {
-        h.push_str("<p>Aucune commune limitrophe (île).</p>");
+    if neighbours.is_empty() {
+        // A commune without a place already said so above; otherwise an island.
+        if c.place != Place::Unknown {
+            h.push_str("<p>Aucune commune limitrophe (île).</p>");
+        }
     } else {
         let _ = write!(h, "<h2>Communes voisines ({})</h2><ul>", fr::count(neighbours.len() as u64, "commune limitrophe", "communes limitrophes"));
         for (j, _) in &neighbours {

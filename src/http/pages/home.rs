@@ -86,10 +86,7 @@ pub async fn search(s: web::Data<Service>, signed: SignedIn, q: Result<Query<Sea
         return html(page_with("Recherche", &nav, &c));
     }
     let t = s.territory();
-    let key = crate::core::territory::search_key(&query);
-    // A query with no letter or digit (an emoji, a lone accent, `-`) names no EPCI.
-    let epcis: Vec<_> =
-        t.epcis().iter().filter(|e| e.siren.as_str() == query || (!key.is_empty() && crate::core::territory::search_key(&e.name).contains(&key))).collect();
+    let epcis = t.search_epcis(&query);
     let page = q.page.unwrap_or(1).max(1) as usize;
     let found = t.search(&query, (page - 1) * PER_PAGE, PER_PAGE);
     let _ = write!(c, "<h2>EPCI ({})</h2><ul>", epcis.len());
