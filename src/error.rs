@@ -59,6 +59,11 @@ pub enum Error {
         #[source]
         source: Option<Source>,
     },
+    /// The service cannot do this now but should soon: the store failed a write (disk full,
+    /// I/O error) and refuses writes until it is healthy again (see `GET /health/ready`). HTTP
+    /// 503 with `Retry-After`, code `unavailable`; the detail says what failed.
+    #[error("{0}")]
+    Unavailable(String),
     /// A failure of the service that is not the store's: serialising an answer, a thread pool
     /// that went away, a header that cannot be built. HTTP 500, code `internal`.
     #[error("internal error: {context}")]
@@ -117,6 +122,7 @@ pub mod problem {
         INVALID = "invalid-value", 422, "Invalid value";
         STORAGE = "storage", 500, "Storage failure";
         INTERNAL = "internal", 500, "Internal failure";
+        UNAVAILABLE = "unavailable", 503, "Service unavailable";
         DATA = "reference-data", 500, "Reference data failure";
         IO = "io", 500, "I/O failure";
     }
@@ -142,6 +148,7 @@ impl Error {
             Error::Timeout(_) => TIMEOUT,
             Error::Storage { .. } => STORAGE,
             Error::Internal { .. } => INTERNAL,
+            Error::Unavailable(_) => UNAVAILABLE,
             Error::Data(_) => DATA,
             Error::Io(_) => IO,
         }

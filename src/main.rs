@@ -98,6 +98,17 @@ enum Command {
         #[arg(long, global = true)]
         seeds: Option<PathBuf>,
     },
+    /// Asks a running service whether it is ready (`GET /health/ready`): exit status 0 when it
+    /// answers 200 within the timeout, 1 otherwise (for Docker's HEALTHCHECK and scripts).
+    Health {
+        /// URL to ask; default: /health/ready on the address of VOISINAGE_BIND (0.0.0.0 and
+        /// [::] asked on the loopback), else 127.0.0.1:8080.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// Derives seeds/ (communes, EPCI, neighbour edges) and catalog/generations.toml from the
     /// shared open data.
     Import {
@@ -150,6 +161,7 @@ fn main() {
         }
         Command::Token { action, data_dir, seeds } => run_token(action, &Config { seeds, ..Config::new(data_dir) }),
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
+        Command::Health { url, timeout } => run_health(url, timeout),
         Command::Eval { seeds, until, cuts, overrides, sim, no_ablation, json } => {
             run_eval(&EvalArgs { seeds, until, cuts, overrides, sim, ablation: !no_ablation, json })
         }
@@ -161,13 +173,89 @@ fn main() {
     }
 }
 
+/// Exit status of `serve` when the store failed a write and the disk accepts writes again:
+/// sled keeps its first write error until reopened, so the process ends for its supervisor
+/// (Docker's restart policy, systemd's `Restart=on-failure`) to restart it (`EX_TEMPFAIL`).
+const EXIT_STORE_RESTART: i32 = 75;
+
+/// How often the store's watchdog looks at a failing store.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn run_serve(bind: &str, config: &Config) -> Result<(), Error> {
     let service = Arc::new(Service::open(config)?);
     let listener = TcpListener::bind(bind)?;
+    let watched = service.clone();
+    std::thread::Builder::new().name("store-watchdog".into()).spawn(move || watch_store(&watched))?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "voisinage listening");
     let rt = actix_rt::System::new();
     rt.block_on(async { serve(service, listener)?.await })?;
     Ok(())
+}
+
+/// The store's watchdog: after a failed write, probes the store then the disk every
+/// [`WATCH_INTERVAL`]; clears the failure when the store writes again, exits with
+/// [`EXIT_STORE_RESTART`] when the disk has room but the store still fails.
+fn watch_store(service: &Service) {
+    use voisinage::service::StoreWatch;
+    let mut waiting_since: Option<std::time::Instant> = None;
+    loop {
+        std::thread::sleep(WATCH_INTERVAL);
+        if service.store_failure().is_none() {
+            waiting_since = None;
+            continue;
+        }
+        match service.watch_store() {
+            StoreWatch::Healthy => waiting_since = None,
+            StoreWatch::Failing => {
+                // One line a minute while the disk stays full.
+                if waiting_since.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                    tracing::warn!("the store refuses writes and the disk has no room: free space in the data folder; the service restarts itself once it has");
+                    waiting_since = Some(std::time::Instant::now());
+                }
+            }
+            StoreWatch::RestartNeeded => {
+                tracing::error!(
+                    status = EXIT_STORE_RESTART,
+                    "the disk accepts writes again but the store keeps its write error until reopened: exiting for the supervisor to restart the service (every acknowledged write is on disk)"
+                );
+                std::process::exit(EXIT_STORE_RESTART);
+            }
+        }
+    }
+}
+
+/// The URL `voisinage health` asks by default: /health/ready on VOISINAGE_BIND's port.
+fn default_health_url(bind: Option<&str>) -> String {
+    let addr: Option<std::net::SocketAddr> = bind.and_then(|b| b.parse().ok());
+    match addr {
+        Some(a) if a.ip().is_unspecified() => format!("http://127.0.0.1:{}/health/ready", a.port()),
+        Some(a) => format!("http://{a}/health/ready"),
+        None => "http://127.0.0.1:8080/health/ready".into(),
+    }
+}
+
+fn run_health(url: Option<String>, timeout: u64) -> Result<(), Error> {
+    let url = url.unwrap_or_else(|| default_health_url(std::env::var("VOISINAGE_BIND").ok().as_deref()));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout))
+        .build()
+        .map_err(|e| Error::internal("building the HTTP client", e))?;
+    match client.get(&url).send() {
+        Ok(r) if r.status().is_success() => {
+            println!("{url}: {}", r.status());
+            Ok(())
+        }
+        Ok(r) => {
+            let status = r.status();
+            let body: String = r.text().unwrap_or_default().chars().take(500).collect();
+            eprintln!("{url}: {status} {body}");
+            std::process::exit(1)
+        }
+        Err(e) => {
+            eprintln!("{url}: no answer: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 fn run_token(action: TokenAction, config: &Config) -> Result<(), Error> {

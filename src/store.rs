@@ -51,7 +51,16 @@ struct Syncer {
     synced: Mutex<u64>,
     /// Number of syncs run (for tests and metrics).
     syncs: AtomicU64,
+    /// Told the duration of every sync, seconds (the metrics' histogram), once set.
+    observer: std::sync::OnceLock<SyncObserver>,
 }
+
+/// A function told the duration of each sync of the store, in seconds ([`Store::on_sync`]).
+pub type SyncObserver = Box<dyn Fn(f64) + Send + Sync>;
+
+/// Bytes the disk probe writes and syncs ([`Store::disk_probe`]): two of sled's 512 KiB log
+/// segments, what the store needs to go on writing after a restart.
+const DISK_PROBE_BYTES: usize = 1024 * 1024;
 
 /// Handle on the store; cheap to clone, safe to share across threads.
 #[derive(Clone)]
@@ -219,10 +228,47 @@ impl Store {
     /// Writes everything to disk: sled flush, then `fdatasync` of each file of the store and
     /// `fsync` of its folders.
     pub fn flush(&self) -> Result<()> {
+        let start = std::time::Instant::now();
         self.db.flush().map_err(st)?;
         sync_tree(&self.dir)?;
         self.sync.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(observe) = self.sync.observer.get() {
+            observe(start.elapsed().as_secs_f64());
+        }
         Ok(())
+    }
+
+    /// Sets the function told the duration of every later sync (seconds); only the first call
+    /// takes effect. Returns whether this one did.
+    pub fn on_sync(&self, observer: SyncObserver) -> bool {
+        self.sync.observer.set(observer).is_ok()
+    }
+
+    /// The readiness probe of the store: writes the current time under the `meta` key `probe`
+    /// (8 bytes, nanoseconds since 1970, big-endian) and makes it durable (flush and sync), as
+    /// a write would. Errors: `Storage` when sled or the disk refuses (sled keeps a write error
+    /// until the store is reopened, so a store that failed once fails here until a restart).
+    pub fn probe(&self) -> Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        self.meta.insert(b"probe", &now.to_be_bytes()).map_err(st)?;
+        self.flush()
+    }
+
+    /// Whether the disk under the data folder accepts writes: writes and syncs a 1 MiB file
+    /// `.disk-probe` beside the store, then removes it. Independent of sled, so it tells when a
+    /// disk that was full has room again. Errors: `Storage` with the I/O error.
+    pub fn disk_probe(&self) -> Result<()> {
+        use std::io::Write;
+        let Some(data_dir) = self.dir.parent() else { return Err(Error::storage_state("the store has no data folder")) };
+        let path = data_dir.join(".disk-probe");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&vec![0u8; DISK_PROBE_BYTES])?;
+            f.sync_all()
+        };
+        let result = write();
+        let _ = std::fs::remove_file(&path);
+        result.map_err(|e| Error::storage(format!("writing a probe file in {}", data_dir.display()), e))
     }
 
     /// Makes a committed write durable, sharing one [`Store::flush`] among concurrent writers.

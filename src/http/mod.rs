@@ -56,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn serve(service: Arc<Service>, listener: TcpListener) -> std::io::Result<Server> {
     let service = web::Data::from(service);
     let metrics = web::Data::new(metrics::Metrics::new());
+    service.on_store_sync(metrics.sync_observer());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(service.clone())
