@@ -281,7 +281,7 @@ fn response(status: &str, r: &mut Value) {
 }
 
 /// The header object of a response header the service sends, described once by name
-/// (`Location`, `Idempotent-Replayed`, `WWW-Authenticate`, `Cache-Control`,
+/// (`Location`, `Idempotent-Replayed`, `Retry-After`, `WWW-Authenticate`, `Cache-Control`,
 /// `Content-Disposition`): description, schema, and whether every response that documents it
 /// carries it (all but `Idempotent-Replayed`). `None` for another name.
 fn response_header(name: &str) -> Option<Value> {
@@ -296,6 +296,7 @@ fn response_header(name: &str) -> Option<Value> {
             json!({"type": "string", "enum": ["true"]}),
             false,
         ),
+        "Retry-After" => ("Seconds to wait before trying again", json!({"type": "string", "pattern": "^[0-9]+$"}), true),
         "WWW-Authenticate" => ("The scheme to authenticate with", json!({"type": "string", "enum": ["Bearer realm=\"voisinage\""]}), true),
         "Cache-Control" => ("`no-store`: the answer holds a secret", json!({"type": "string", "enum": ["no-store"]}), true),
         "Content-Disposition" => {
