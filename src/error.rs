@@ -59,6 +59,12 @@ pub enum Error {
         #[source]
         source: Option<Source>,
     },
+    /// The store lost records it had acknowledged (a damaged sled log), as found when it opens
+    /// by counting its records against its ledger (see [`crate::store`]). The message says what
+    /// was found and what to do (restore a backup, or `voisinage accept-loss`). A start-up
+    /// failure, never an answer to a request; HTTP 500, code `store-damaged`.
+    #[error("{0}")]
+    StoreDamaged(String),
     /// A failure of the service that is not the store's: serialising an answer, a thread pool
     /// that went away, a header that cannot be built. HTTP 500, code `internal`.
     #[error("internal error: {context}")]
@@ -116,6 +122,7 @@ pub mod problem {
         UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type", 415, "Unsupported media type";
         INVALID = "invalid-value", 422, "Invalid value";
         STORAGE = "storage", 500, "Storage failure";
+        STORE_DAMAGED = "store-damaged", 500, "Store damaged";
         INTERNAL = "internal", 500, "Internal failure";
         DATA = "reference-data", 500, "Reference data failure";
         IO = "io", 500, "I/O failure";
@@ -141,6 +148,7 @@ impl Error {
             Error::Conflict(_) => CONFLICT,
             Error::Timeout(_) => TIMEOUT,
             Error::Storage { .. } => STORAGE,
+            Error::StoreDamaged(_) => STORE_DAMAGED,
             Error::Internal { .. } => INTERNAL,
             Error::Data(_) => DATA,
             Error::Io(_) => IO,
