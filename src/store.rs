@@ -32,7 +32,8 @@
 //! commits (under one mutex, so that every record below the high-water ids is counted); the
 //! group commit copies that state *before* sled's flush and writes it to the ledger file after
 //! the flush and sync (one more small `pwrite` + `fdatasync` per group commit, shared by its
-//! writers like the sync itself: about one more disk flush per commit, on the same disk). A
+//! writers like the sync itself; measured with 120 sequential adoptions over HTTP on the 2-core
+//! VM, debug builds: 27-30 ms a write before, 34-38 ms with it). A
 //! crash between sled's sync and the ledger's write leaves sled ahead of the ledger, never
 //! behind: records at or above the ledger's high-water ids are accepted at the next start.
 //!
