@@ -64,6 +64,12 @@ pub enum Error {
     /// 503 with `Retry-After`, code `unavailable`; the detail says what failed.
     #[error("{0}")]
     Unavailable(String),
+    /// The store lost records it had acknowledged (a damaged sled log), as found when it opens
+    /// by counting its records against its ledger (see [`crate::store`]). The message says what
+    /// was found and what to do (restore a backup, or `voisinage accept-loss`). A start-up
+    /// failure, never an answer to a request; HTTP 500, code `store-damaged`.
+    #[error("{0}")]
+    StoreDamaged(String),
     /// A failure of the service that is not the store's: serialising an answer, a thread pool
     /// that went away, a header that cannot be built. HTTP 500, code `internal`.
     #[error("internal error: {context}")]
@@ -121,6 +127,7 @@ pub mod problem {
         UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type", 415, "Unsupported media type";
         INVALID = "invalid-value", 422, "Invalid value";
         STORAGE = "storage", 500, "Storage failure";
+        STORE_DAMAGED = "store-damaged", 500, "Store damaged";
         INTERNAL = "internal", 500, "Internal failure";
         UNAVAILABLE = "unavailable", 503, "Service unavailable";
         DATA = "reference-data", 500, "Reference data failure";
@@ -147,6 +154,7 @@ impl Error {
             Error::Conflict(_) => CONFLICT,
             Error::Timeout(_) => TIMEOUT,
             Error::Storage { .. } => STORAGE,
+            Error::StoreDamaged(_) => STORE_DAMAGED,
             Error::Internal { .. } => INTERNAL,
             Error::Unavailable(_) => UNAVAILABLE,
             Error::Data(_) => DATA,

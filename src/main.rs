@@ -1,5 +1,6 @@
 //! The `voisinage` command: `serve` runs the HTTP service, `token` manages bearer tokens,
-//! `import` derives the seeds from the shared open data, `eval` backtests the recommender.
+//! `import` derives the seeds from the shared open data, `eval` backtests the recommender,
+//! `check` reports the store's integrity and `accept-loss` accepts a damaged store's losses.
 //! Each command builds what it needs through [`Service::open`] (serve, token) or the core
 //! (import, eval).
 
@@ -18,6 +19,7 @@ use voisinage::core::simulate::SimParams;
 use voisinage::http::serve;
 use voisinage::import::{self, ImportArea, ImportOptions};
 use voisinage::service::{Config, DemoRequest, Service};
+use voisinage::store::{Store, Verdict};
 use voisinage::{Error, seeds};
 
 /// Recommends to French communes what their neighbours already run, and proposes groupements
@@ -109,6 +111,25 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// Reports the store's integrity without changing it: the records held against those its
+    /// ledger acknowledged (on a copy of the store, made in TMPDIR). Exit status 0 when ok, 1
+    /// otherwise. Refused while the service runs on the folder.
+    Check {
+        /// Folder of the durable store.
+        #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Print one JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accepts, knowingly, that a damaged store lost acknowledged records (when no backup holds
+    /// them): rewrites its ledger to what it holds and keeps lost ids from being given again.
+    /// Run with the service stopped; `check` first.
+    AcceptLoss {
+        /// Folder of the durable store.
+        #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Derives seeds/ (communes, EPCI, neighbour edges) and catalog/generations.toml from the
     /// shared open data.
     Import {
@@ -162,6 +183,8 @@ fn main() {
         Command::Token { action, data_dir, seeds } => run_token(action, &Config { seeds, ..Config::new(data_dir) }),
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
         Command::Health { url, timeout } => run_health(url, timeout),
+        Command::Check { data_dir, json } => run_check(&data_dir, json),
+        Command::AcceptLoss { data_dir } => run_accept_loss(&data_dir),
         Command::Eval { seeds, until, cuts, overrides, sim, no_ablation, json } => {
             run_eval(&EvalArgs { seeds, until, cuts, overrides, sim, ablation: !no_ablation, json })
         }
@@ -289,6 +312,43 @@ fn run_token(action: TokenAction, config: &Config) -> Result<(), Error> {
         TokenAction::Revoke { id } => {
             let t = service.revoke_token(&operator, id)?;
             println!("token {} ({}) revoked at {}", t.id, t.scope, t.revoked.map(|r| r.to_rfc3339()).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// Prints the integrity report of the store in `data_dir`; exits 1 unless it is ok.
+fn run_check(data_dir: &std::path::Path, json: bool) -> Result<(), Error> {
+    let report = Store::check(data_dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal("check report", e))?);
+    } else {
+        print!("store: {}\n{}", data_dir.display(), report.render());
+    }
+    if report.verdict != Verdict::Ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Rewrites the ledger of the store in `data_dir` to what it holds, saying what was given up.
+fn run_accept_loss(data_dir: &std::path::Path) -> Result<(), Error> {
+    let report = Store::accept_loss(data_dir).map_err(|e| match e {
+        Error::Storage { context, source } => {
+            Error::Storage { context: format!("{context} (is the service running on this data folder? stop it first)"), source }
+        }
+        e => e,
+    })?;
+    match report.verdict {
+        Verdict::Ok => println!("nothing to accept: the store holds every acknowledged record; ledger rewritten"),
+        Verdict::NoLedger => println!("the store had no ledger: one was made from the records it holds"),
+        Verdict::Damaged => {
+            println!("loss accepted ({}).", report.findings());
+            if report.ledger == "found" {
+                println!("The ledger now counts the records held; ids up to {} are never given again.", report.next_id.saturating_sub(1));
+            } else {
+                println!("The ledger now counts the records held; new ids go past every id the store holds.");
+            }
         }
     }
     Ok(())

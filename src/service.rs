@@ -271,7 +271,8 @@ impl Service {
     /// Opens the service: reads the reference data, opens (or creates) the store, records the
     /// catalogue version, loads the demo history if asked and the store is empty, and builds
     /// the index from every stored record. Errors: `Data` for reference data, `Storage` when
-    /// the store cannot be opened (locked by a running service, corrupt) or read.
+    /// the store cannot be opened (locked by a running service, corrupt) or read; `StoreDamaged`
+    /// when it lost acknowledged records (see [`crate::store`]).
     pub fn open(config: &Config) -> Result<Service> {
         let data = ReferenceData::load(config.seeds.as_deref(), config.catalog.as_deref())?;
         let store = Store::open(&config.data_dir)?;
