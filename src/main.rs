@@ -376,7 +376,13 @@ fn run_backup(to: &Path, data_dir: Option<&Path>, url: Option<&str>, token_file:
     })?;
     let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
     tracing::info!(to = %to.display(), records = summary.counts.total(), bytes, "backup saved and checked");
-    println!("{}: {} ({} records, {bytes} bytes, taken {})", to.display(), summary.counts, summary.counts.total(), summary.created.to_rfc3339());
+    println!(
+        "{}: {} ({} records, {bytes} bytes, taken {})",
+        to.display(),
+        summary.counts,
+        summary.counts.total(),
+        summary.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
     Ok(())
 }
 
@@ -447,7 +453,7 @@ fn run_restore(from: &Path, data_dir: &Path) -> Result<(), Error> {
         "{}: {} restored from the backup of {} (next id {}{})",
         data_dir.display(),
         summary.counts,
-        summary.created.to_rfc3339(),
+        summary.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         summary.state.next_id,
         if summary.state.demo.is_some() { ", simulated demo history" } else { "" }
     );

@@ -859,7 +859,7 @@ fn fill_store(from: &Path, dir: &Path, verified: &backup::Summary, progress: &mu
         let again = backup::read(std::io::BufReader::new(file), &mut |r| {
             store.import_record(r)?;
             done += 1;
-            if done % 4096 == 0 || done == total {
+            if done.is_multiple_of(4096) || done == total {
                 progress("writing", done, total);
             }
             Ok(())
@@ -890,7 +890,7 @@ fn fill_store(from: &Path, dir: &Path, verified: &backup::Summary, progress: &mu
             backup::Record::PriceEstimate(_) => counted.price_estimate += 1,
             backup::Record::Idempotency(_) => counted.idempotency += 1,
         }
-        if (i + 1) % 4096 == 0 {
+        if (i + 1).is_multiple_of(4096) {
             progress("checking", i as u64 + 1, total);
         }
     }

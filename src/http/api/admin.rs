@@ -37,7 +37,6 @@ impl utoipa::PartialSchema for BackupFile {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Binary)))
-            .content_media_type("application/gzip")
             .into()
     }
 }
@@ -102,8 +101,13 @@ pub async fn create_backup(admin: AdminToken, s: web::Data<Service>, _no_query: 
         let mut out = ChunkWriter { buf: Vec::with_capacity(CHUNK_BYTES), tx: tx.clone() };
         let result = service.backup(&admin.0, created, &mut out).and_then(|_| std::io::Write::flush(&mut out).map_err(Error::Io));
         if let Err(e) = result {
-            // Before the first byte, the answer is this error; after, the stream breaks off.
-            tracing::error!(error = %e.chain(), "backup failed");
+            // Before the first byte, the answer is this error; after, the stream breaks off
+            // (the file has no footer). A client that went away is no fault of the service.
+            if matches!(&e, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) {
+                tracing::warn!("backup stopped: the client went away");
+            } else {
+                tracing::error!(error = %e.chain(), "backup failed");
+            }
             let _ = tx.blocking_send(Err(e));
         }
     });
