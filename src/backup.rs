@@ -478,6 +478,18 @@ mod tests {
         (dir, out, s, secret)
     }
 
+    /// Reopens a store just dropped in this process (sled may release its lock a moment later).
+    fn reopen(dir: &std::path::Path) -> Store {
+        for _ in 0..200 {
+            match Store::open(dir) {
+                Ok(s) => return s,
+                Err(e) if e.chain().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
+                Err(e) => panic!("{}", e.chain()),
+            }
+        }
+        panic!("the store lock was never released")
+    }
+
     fn gunzip(bytes: &[u8]) -> String {
         let mut s = String::new();
         flate2::read::GzDecoder::new(bytes).read_to_string(&mut s).unwrap();
@@ -541,6 +553,73 @@ mod tests {
         // An id at or past the header's high-water id.
         let past = text.replacen("\"next_token_id\":2", "\"next_token_id\":1", 1);
         assert!(refusal(&gzip(&past)).contains("token id 1 is not below the header's next_token_id 1"));
+    }
+
+    #[test]
+    fn every_kind_of_record_is_imported_as_it_was() {
+        use crate::core::domain::Siren;
+        use crate::core::history::NewFeedback;
+        use crate::core::prices::{EstimateAuthor, EurHt, NewPriceEstimate, PriceBasis};
+        use crate::store::Idempotency;
+        let now = DateTime::parse_from_rfc3339("2026-11-29T03:00:00Z").unwrap().to_utc();
+        let (dir, _, _, secret) = sample();
+        let rm = Siren::parse("243500139").unwrap();
+        let (file, secret2, estimate, fb, idem) = {
+            let store = reopen(dir.path());
+            let (t2, secret2) = store.create_token(TokenScope::Epci(rm), "Rennes Métropole", now).unwrap();
+            store.revoke_token(t2.id, now).unwrap();
+            let by = EstimateAuthor { token_id: t2.id, scope: t2.scope, name: "Rennes Métropole".into() };
+            let new = NewPriceEstimate {
+                epci: rm,
+                product: Slug::parse("openelec").unwrap(),
+                generation: None,
+                basis: PriceBasis::PerCommune,
+                amount_eur_ht: EurHt::from_whole_euros(1_200),
+                made_on: NaiveDate::from_ymd_opt(2026, 10, 8).unwrap(),
+                note: Some("devis".into()),
+            };
+            let estimate = store.insert_price_estimate(new, by, now).unwrap();
+            let idem = Idempotency { scope: "POST /api/v1/communes/29019/adoptions/1/feedback".into(), key: "k-1".into(), fingerprint: 42 };
+            let new = NewFeedback {
+                date: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+                reliability: 4,
+                incidents: 1,
+                downtime_hours: 0.1 + 0.2,
+                support: 5,
+                comment: Some("très bien".into()),
+            };
+            let (fb, _) = store.insert_feedback_once(1, new, Some(&idem)).unwrap();
+            let mut file = Vec::new();
+            let s = write(&store, &mut file, now).unwrap();
+            assert_eq!(s.counts, Counts { adoption: 1, feedback: 1, token: 2, price_estimate: 1, idempotency: 1 });
+            (file, secret2, estimate, fb, idem)
+        };
+        let new_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(new_dir.path()).unwrap();
+        let summary = read(&file[..], &mut |r| store.import_record(r)).unwrap();
+        store.import_finish(&summary.state).unwrap();
+        assert_eq!(store.price_estimates(&rm).unwrap(), vec![estimate]);
+        assert_eq!(store.load().unwrap().1, vec![fb.clone()], "feedback (a float kept to the bit)");
+        let (again, replayed) = store
+            .insert_feedback_once(
+                1,
+                NewFeedback { date: NaiveDate::MIN, reliability: 1, incidents: 0, downtime_hours: 0.0, support: 1, comment: None },
+                Some(&idem),
+            )
+            .unwrap();
+        assert!(replayed && again == fb, "the idempotency key replays");
+        let admin = store.token_by_hash(&TokenHash::of_secret(&secret).unwrap()).unwrap().unwrap();
+        assert_eq!((admin.id, admin.revoked), (1, None));
+        assert!(store.token_by_hash(&TokenHash::of_secret(&secret2).unwrap()).unwrap().unwrap().revoked.is_some(), "revoked stays revoked");
+        assert_eq!(store.backup_state().unwrap(), summary.state, "the high-water ids");
+        // A record twice is refused.
+        let mut twice = None;
+        read(&file[..], &mut |r| {
+            twice.get_or_insert(r);
+            Ok(())
+        })
+        .unwrap();
+        assert!(store.import_record(twice.unwrap()).unwrap_err().to_string().contains("adoption 1 is in the backup twice"));
     }
 
     #[test]
