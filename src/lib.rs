@@ -13,9 +13,11 @@
 //!   template, at the edge (bomb-proof limits);
 //! - [`export`] writes the spreadsheets handed to EPCI staff: the pooled purchases (CSV for
 //!   scripts, XLSX with typed cells) and the members' inventory (XLSX);
+//! - [`backup`] writes and reads the backup files of the store (gzip JSON Lines, verified);
 //! - [`import`] derives the seeds from the shared open data; [`seeds`] embeds them;
 //! - `main.rs` is the CLI that wires them.
 
+pub mod backup;
 pub mod core;
 pub mod error;
 pub mod export;

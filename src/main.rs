@@ -1,11 +1,12 @@
 //! The `voisinage` command: `serve` runs the HTTP service, `token` manages bearer tokens,
 //! `import` derives the seeds from the shared open data, `eval` backtests the recommender,
 //! `check` reports the store's integrity and `accept-loss` accepts a damaged store's losses.
+//! `backup` and `restore` save the store to a verified file and rebuild one from it.
 //! Each command builds what it needs through [`Service::open`] (serve, token) or the core
 //! (import, eval).
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -18,9 +19,9 @@ use voisinage::core::recommend::Params;
 use voisinage::core::simulate::SimParams;
 use voisinage::http::serve;
 use voisinage::import::{self, ImportArea, ImportOptions};
-use voisinage::service::{Config, DemoRequest, Service};
+use voisinage::service::{self, Config, DemoRequest, Service};
 use voisinage::store::{Store, Verdict};
-use voisinage::{Error, seeds};
+use voisinage::{Error, backup, seeds};
 
 /// Recommends to French communes what their neighbours already run, and proposes groupements
 /// de commandes to their EPCI.
@@ -130,6 +131,33 @@ enum Command {
         #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Saves a backup of the store to a file (gzip JSON Lines, `voisinage::backup`): through the
+    /// running service's admin API (--url), or from a stopped store (--data-dir). The file is
+    /// written as FILE.partial, checked, synced, then renamed to FILE; the counts are printed.
+    Backup {
+        /// Where to save the backup (e.g. /backups/voisinage-2026-11-29.jsonl.gz).
+        #[arg(long)]
+        to: PathBuf,
+        /// The folder of a store not in use (the service stopped).
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        data_dir: Option<PathBuf>,
+        /// The running service, `http://HOST:PORT` (POST /api/v1/admin/backups).
+        #[arg(long)]
+        url: Option<String>,
+        /// A file holding an admin token's secret, for --url (default: env VOISINAGE_TOKEN).
+        #[arg(long, requires = "url")]
+        token_file: Option<PathBuf>,
+    },
+    /// Rebuilds a store in a new folder from a backup file, after checking the whole file
+    /// (refuses a damaged, truncated or newer one, and a folder that is not empty).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data folder (must not exist, or be empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Derives seeds/ (communes, EPCI, neighbour edges) and catalog/generations.toml from the
     /// shared open data.
     Import {
@@ -185,6 +213,8 @@ fn main() {
         Command::Health { url, timeout } => run_health(url, timeout),
         Command::Check { data_dir, json } => run_check(&data_dir, json),
         Command::AcceptLoss { data_dir } => run_accept_loss(&data_dir),
+        Command::Backup { to, data_dir, url, token_file } => run_backup(&to, data_dir.as_deref(), url.as_deref(), token_file.as_deref()),
+        Command::Restore { from, data_dir } => run_restore(&from, &data_dir),
         Command::Eval { seeds, until, cuts, overrides, sim, no_ablation, json } => {
             run_eval(&EvalArgs { seeds, until, cuts, overrides, sim, ablation: !no_ablation, json })
         }
@@ -451,6 +481,129 @@ fn run_import(from: PathBuf, region: String, out: PathBuf, catalog: PathBuf) -> 
         report.nearest_edges,
         report.unmapped.len(),
         out.join("IMPORT_REPORT.md").display()
+    );
+    Ok(())
+}
+
+/// `voisinage backup`: fetches or writes the backup into `{to}.partial`, checks the whole file
+/// ([`backup::read`]), syncs it, renames it to `to` and syncs the folder; the partial file is
+/// removed on any failure.
+fn run_backup(to: &Path, data_dir: Option<&Path>, url: Option<&str>, token_file: Option<&Path>) -> Result<(), Error> {
+    let name = to.file_name().ok_or_else(|| Error::Malformed(format!("--to {} names no file", to.display())))?;
+    let partial = to.with_file_name(format!("{}.partial", name.to_string_lossy()));
+    let source = match (data_dir, url) {
+        (_, Some(url)) => url.to_string(),
+        (Some(d), None) => d.display().to_string(),
+        (None, None) => return Err(Error::Malformed("give --url (the running service) or --data-dir (a stopped store)".into())),
+    };
+    tracing::info!(from = %source, to = %to.display(), "backup started");
+    let token = match url {
+        Some(_) => Some(admin_token(token_file)?),
+        None => None,
+    };
+    let saved = (|| {
+        let mut file = std::fs::File::create(&partial)?;
+        match (data_dir, url, &token) {
+            (_, Some(url), Some(token)) => download_backup(url, token, &mut file)?,
+            (Some(d), _, _) => {
+                service::backup_data_dir(d, chrono::Utc::now(), &mut file)?;
+            }
+            _ => unreachable!("checked above"),
+        }
+        file.sync_all()?;
+        drop(file);
+        let summary = backup::read(std::io::BufReader::new(std::fs::File::open(&partial)?), &mut |_| Ok(()))?;
+        std::fs::rename(&partial, to)?;
+        if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent).and_then(|f| f.sync_all())?;
+        }
+        Ok::<_, Error>(summary)
+    })();
+    let summary = saved.inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    tracing::info!(to = %to.display(), records = summary.counts.total(), bytes, "backup saved and checked");
+    println!(
+        "{}: {} ({} records, {bytes} bytes, taken {})",
+        to.display(),
+        summary.counts,
+        summary.counts.total(),
+        summary.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Ok(())
+}
+
+/// The admin token for `backup --url`: the first line of `token_file`, else env
+/// `VOISINAGE_TOKEN`.
+fn admin_token(token_file: Option<&Path>) -> Result<String, Error> {
+    let token = match token_file {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| Error::Malformed(format!("--token-file {}: {e}", f.display())))?,
+        None => {
+            std::env::var("VOISINAGE_TOKEN").map_err(|_| Error::Malformed("--url needs an admin token: --token-file FILE, or env VOISINAGE_TOKEN".into()))?
+        }
+    };
+    let token = token.lines().next().unwrap_or_default().trim().to_string();
+    if token.is_empty() {
+        return Err(Error::Malformed("the admin token is empty".into()));
+    }
+    Ok(token)
+}
+
+/// `POST {url}/api/v1/admin/backups` with the token, the body copied into `out`. Errors: the
+/// service's problem (status and detail), or the transport's failure.
+fn download_backup(url: &str, token: &str, out: &mut std::fs::File) -> Result<(), Error> {
+    let transport = |e: reqwest::Error| Error::Io(std::io::Error::other(format!("backup from {url}: {e}")));
+    if !url.starts_with("http://") {
+        return Err(Error::Malformed(format!(
+            "--url takes http://HOST:PORT (this build speaks plain HTTP, e.g. to the service on its own machine), got '{url}'"
+        )));
+    }
+    // No overall timeout: a national store takes minutes to stream.
+    let client = reqwest::blocking::Client::builder().timeout(None).build().map_err(transport)?;
+    let endpoint = format!("{}/api/v1/admin/backups", url.trim_end_matches('/'));
+    let mut r = client.post(&endpoint).bearer_auth(token).send().map_err(transport)?;
+    if !r.status().is_success() {
+        let status = r.status();
+        let body = r.text().unwrap_or_default();
+        let detail = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["detail"].as_str().map(str::to_string)).unwrap_or(body);
+        return Err(Error::Io(std::io::Error::other(format!("{endpoint} answered {status}: {detail}"))));
+    }
+    r.copy_to(out).map_err(transport)?;
+    Ok(())
+}
+
+/// `voisinage restore`: [`service::restore`] with a progress bar per step (hidden when standard
+/// error is not a terminal).
+fn run_restore(from: &Path, data_dir: &Path) -> Result<(), Error> {
+    tracing::info!(from = %from.display(), data_dir = %data_dir.display(), "restore started");
+    let style = indicatif::ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({elapsed}, ~{eta} left)")
+        .map_err(|e| Error::Data(format!("progress bar: {e}")))?
+        .progress_chars("=> ");
+    let mut bar: Option<(String, indicatif::ProgressBar)> = None;
+    let summary = service::restore(from, data_dir, &mut |step, done, total| {
+        if bar.as_ref().is_none_or(|(s, _)| s != step) {
+            if let Some((_, b)) = bar.take() {
+                b.finish();
+            }
+            bar = Some((step.to_string(), indicatif::ProgressBar::new(total).with_style(style.clone()).with_message(step.to_string())));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(done);
+        }
+    });
+    if let Some((_, b)) = bar.take() {
+        b.finish();
+    }
+    let summary = summary?;
+    tracing::info!(data_dir = %data_dir.display(), records = summary.counts.total(), next_id = summary.state.next_id, "restore done");
+    println!(
+        "{}: {} restored from the backup of {} (next id {}{})",
+        data_dir.display(),
+        summary.counts,
+        summary.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        summary.state.next_id,
+        if summary.state.demo.is_some() { ", simulated demo history" } else { "" }
     );
     Ok(())
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use chrono::NaiveDate;
 
+use crate::backup;
 use crate::core::auth::{Principal, Token, TokenHash, TokenScope};
 use crate::core::catalog::Catalog;
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
@@ -876,6 +877,182 @@ impl Service {
     /// A stored token by id, read from the store. Errors: `Storage`.
     pub fn stored_token(&self, id: u64) -> Result<Option<Token>> {
         self.store.token(id)
+    }
+
+    /// Writes a backup of the store to `out` (admin only), taken at `created` and read while
+    /// writers run: every record inserted before it started, none after
+    /// ([`crate::backup`] gives the format and the consistency rule). Returns its header and
+    /// counts. Errors: `Forbidden` for a non-admin, `Storage`, `Io` when `out` fails (the
+    /// client went away: the file has no footer and a restore refuses it).
+    pub fn backup(&self, who: &Principal, created: chrono::DateTime<chrono::Utc>, out: impl std::io::Write) -> Result<backup::Summary> {
+        who.must_be_admin()?;
+        let summary = backup::write(&self.store, out, created)?;
+        tracing::info!(
+            target: "voisinage::audit",
+            token = who.token_id,
+            scope = %who.scope,
+            action = "backup.create",
+            records = summary.counts.total(),
+            next_id = summary.state.next_id,
+            at = %chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "backup"
+        );
+        Ok(summary)
+    }
+}
+
+/// Writes a backup of the store in `data_dir` to `out`, the service being stopped (`voisinage
+/// backup --data-dir`): the store is opened directly, without the reference data. Errors:
+/// `NotFound` when `data_dir` holds no store; `Storage` when it cannot be opened (locked by a
+/// running service: the message says to use the admin API) or read; `Io` when `out` fails.
+pub fn backup_data_dir(data_dir: &Path, created: chrono::DateTime<chrono::Utc>, out: impl std::io::Write) -> Result<backup::Summary> {
+    if !data_dir.join("store").is_dir() {
+        return Err(Error::NotFound(format!("{} holds no voisinage store (no store/ folder in it)", data_dir.display())));
+    }
+    let store = Store::open(data_dir).map_err(|e| match e {
+        Error::Storage { context, source } => Error::Storage {
+            context: format!(
+                "{context} (is the service running on this data folder? back it up through the service instead: `voisinage backup --url http://HOST:PORT --token-file FILE`)"
+            ),
+            source,
+        },
+        e => e,
+    })?;
+    backup::write(&store, out, created)
+}
+
+/// Rebuilds a store in `data_dir` from the backup file `from` (`voisinage restore`). Refuses a
+/// `data_dir` that exists and is not empty. Reads and checks the whole file first (gzip
+/// integrity, format and version, footer, counts, checksum: [`backup::read`]), then writes
+/// every record into a fresh store beside it (`{data_dir}.partial-{pid}`; ids, high-water ids,
+/// catalogue version, demo description, idempotency keys and token hashes kept), flushes,
+/// opens it again with [`Store::open`] and counts its records against the file, and only then
+/// renames it to `data_dir`: on any failure no store is left at `data_dir` and the partial
+/// folder is removed. `progress(step, done, total)` is called as it goes (`verifying`: bytes
+/// of the file; `writing`, `checking`: records). Errors: `Invalid` for a damaged file or a
+/// folder in use, `Io`, `Storage`.
+pub fn restore(from: &Path, data_dir: &Path, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<backup::Summary> {
+    let occupied = match std::fs::read_dir(data_dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::Invalid(format!("restore refused: {} cannot be used as the new data folder ({e})", data_dir.display()))),
+    };
+    if occupied {
+        return Err(Error::Invalid(format!(
+            "restore refused: {} is not empty (it may hold a store); restore into a new or empty folder, never over a store",
+            data_dir.display()
+        )));
+    }
+    let open = || std::fs::File::open(from).map_err(|e| Error::Invalid(format!("cannot read the backup file {}: {e}", from.display())));
+    // 1. The whole file, checked before anything is written.
+    let size = open()?.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut read_bytes = 0u64;
+    let reader = ProgressReader { inner: open()?, read: &mut read_bytes, total: size, progress: &mut *progress };
+    let verified = backup::read(std::io::BufReader::new(reader), &mut |_| Ok(()))?;
+    // 2. Into a fresh store beside the target, renamed at the end.
+    let name = data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+    let partial = data_dir.with_file_name(format!("{name}.partial-{}", std::process::id()));
+    if partial.exists() {
+        return Err(Error::Invalid(format!("restore refused: {} exists (left by an earlier restore?); remove it first", partial.display())));
+    }
+    let result = fill_store(from, &partial, &verified, progress);
+    let result = result.and_then(|()| {
+        if data_dir.exists() {
+            std::fs::remove_dir(data_dir)?; // empty, checked above
+        }
+        std::fs::rename(&partial, data_dir)?;
+        if let Some(parent) = data_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent).and_then(|f| f.sync_all())?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    Ok(verified)
+}
+
+/// Writes the verified backup `from` into a new store in `dir`, then reopens it and counts.
+fn fill_store(from: &Path, dir: &Path, verified: &backup::Summary, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<()> {
+    let total = verified.counts.total();
+    {
+        let store = Store::open(dir)?;
+        let mut done = 0u64;
+        let file = std::fs::File::open(from)?;
+        let again = backup::read(std::io::BufReader::new(file), &mut |r| {
+            store.import_record(r)?;
+            done += 1;
+            if done.is_multiple_of(4096) || done == total {
+                progress("writing", done, total);
+            }
+            Ok(())
+        })?;
+        if again != *verified {
+            return Err(Error::Invalid("restore refused: the backup file changed while it was read".into()));
+        }
+        store.import_finish(&verified.state)?;
+    }
+    // The ledger the empty store was given when created does not count the records written
+    // raw: removed, the next open computes it from the restored records.
+    match std::fs::remove_file(crate::store::ledger::path(dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    // Proof: the store opens as the service would open it, and holds what the file holds.
+    let store = open_released(dir)?;
+    let mut counted = backup::Counts::default();
+    let state = store.backup_state()?;
+    if (state.next_id, state.next_token_id, state.next_price_estimate_id)
+        != (verified.state.next_id, verified.state.next_token_id, verified.state.next_price_estimate_id)
+    {
+        return Err(Error::storage_state("the restored store's high-water ids differ from the backup's"));
+    }
+    for (i, r) in store.export_records(&state).enumerate() {
+        match r? {
+            backup::Record::Adoption(_) => counted.adoption += 1,
+            backup::Record::Feedback(_) => counted.feedback += 1,
+            backup::Record::Token(..) => counted.token += 1,
+            backup::Record::PriceEstimate(_) => counted.price_estimate += 1,
+            backup::Record::Idempotency(_) => counted.idempotency += 1,
+        }
+        if (i + 1).is_multiple_of(4096) {
+            progress("checking", i as u64 + 1, total);
+        }
+    }
+    progress("checking", total, total);
+    if counted != verified.counts {
+        return Err(Error::storage_state(format!("the restored store holds {counted}, the backup {}", verified.counts)));
+    }
+    Ok(())
+}
+
+/// Opens the store in `dir` just closed by this process: sled releases its file lock when its
+/// last internal handle goes, which may be a moment after the drop (tries for up to 10 s).
+fn open_released(dir: &Path) -> Result<Store> {
+    for _ in 0..400 {
+        match Store::open(dir) {
+            Err(e) if e.chain().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
+            other => return other,
+        }
+    }
+    Store::open(dir)
+}
+
+/// A reader that reports how many bytes it has given out.
+struct ProgressReader<'a, R> {
+    inner: R,
+    read: &'a mut u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(&str, u64, u64),
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        *self.read += n as u64;
+        (self.progress)("verifying", *self.read, self.total);
+        Ok(n)
     }
 }
 

@@ -67,6 +67,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use crate::backup::{BackupState, IdempotencyEntry, Record};
 use crate::core::auth::{Token, TokenHash, TokenScope};
 use crate::core::domain::Siren;
 use crate::core::history::{Adoption, AdoptionIndex, Feedback, NewAdoption, NewFeedback};
@@ -290,7 +291,7 @@ impl Idempotency {
 }
 
 /// Description of the simulated history held by the store, if any.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DemoInfo {
     /// Seed of the simulation.
     pub seed: u64,
@@ -933,6 +934,125 @@ impl Store {
     /// Size of the store on disk, bytes.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+
+    // ---- Backup and restore ([`crate::backup`]): the records as of a start, written back raw ----
+
+    /// What a backup starts from: the high-water ids (read first: every record with a smaller
+    /// id is committed, since a record and its id are one transaction), the catalogue version
+    /// and the demo description. Never the `demo_loading` marker. Errors: `Storage`.
+    pub fn backup_state(&self) -> Result<BackupState> {
+        let next = |key: &[u8]| -> Result<u64> { Ok(self.meta.get(key).map_err(st)?.map_or(1, |v| be(&v))) };
+        let (next_id, next_token_id, next_price_estimate_id) = (next(b"next_id")?, next(b"next_token_id")?, next(b"next_price_estimate_id")?);
+        // A demo load under way has no `next_id` yet (1): none of its records is exported.
+        Ok(BackupState { next_id, next_token_id, next_price_estimate_id, catalog_version: self.catalog_version()?, demo: self.demo_info()? })
+    }
+
+    /// Every record whose id is below `state`'s high-water ids, read lazily one at a time:
+    /// adoptions, feedback, tokens with the SHA-256 of their secret, price estimates,
+    /// idempotency keys (each kind in key order). Errors (per item): `Storage`.
+    pub fn export_records<'a>(&'a self, state: &BackupState) -> impl Iterator<Item = Result<Record>> + 'a {
+        let (n, nt, np) = (state.next_id, state.next_token_id, state.next_price_estimate_id);
+        fn decode<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T> {
+            serde_json::from_slice(v).map_err(st)
+        }
+        // Keys end with the record's id (after the adoption id, the INSEE code or the SIREN).
+        let tail = |k: &[u8]| be(&k[k.len().saturating_sub(8)..]);
+        let adoptions = self.adoptions.range(..n.to_be_bytes()).values().map(move |v| decode(&v.map_err(st)?).map(Record::Adoption));
+        let feedback = self.feedback.range(..n.to_be_bytes()).filter_map(move |kv| match kv {
+            Ok((k, v)) => (tail(&k) < n).then(|| decode(&v).map(Record::Feedback)),
+            Err(e) => Some(Err(st(e))),
+        });
+        let tokens = self.token_hashes.iter().filter_map(move |kv| match kv {
+            Ok((hash, id)) if be(&id) < nt => Some((|| {
+                let t = self.token(be(&id))?.ok_or_else(|| Error::storage_state("a token hash without its token"))?;
+                let hash: [u8; 32] = hash.as_ref().try_into().map_err(|_| Error::storage_state("a token hash that is not 32 bytes"))?;
+                Ok(Record::Token(t, TokenHash(hash)))
+            })()),
+            Ok(_) => None,
+            Err(e) => Some(Err(st(e))),
+        });
+        let estimates = self.price_estimates.iter().filter_map(move |kv| match kv {
+            Ok((k, v)) => (tail(&k) < np).then(|| decode(&v).map(Record::PriceEstimate)),
+            Err(e) => Some(Err(st(e))),
+        });
+        let keys = self.meta.scan_prefix(b"idem:").filter_map(move |kv| {
+            let (k, v) = match kv {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(st(e))),
+            };
+            let rec: IdemRecord = match serde_json::from_slice(&v) {
+                Ok(r) => r,
+                Err(e) => return Some(Err(st(e))),
+            };
+            let text = String::from_utf8_lossy(&k[b"idem:".len()..]).into_owned();
+            let (scope, key) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            (rec.id < n).then(|| {
+                Ok(Record::Idempotency(IdempotencyEntry {
+                    scope: scope.to_string(),
+                    key: key.to_string(),
+                    fingerprint: rec.fingerprint,
+                    id: rec.id,
+                    adoption_id: rec.adoption_id,
+                }))
+            })
+        });
+        adoptions.chain(feedback).chain(tokens).chain(estimates).chain(keys)
+    }
+
+    /// Writes one record of a backup into this store as it is (its id kept), without a sync
+    /// (a restore flushes once at the end, [`Store::import_finish`]). Errors: `Invalid` when a
+    /// record with the same key is already stored (a backup holds each once), `Storage`.
+    pub fn import_record(&self, r: Record) -> Result<()> {
+        let once = |tree: &sled::Tree, key: Vec<u8>, value: Vec<u8>, what: String| -> Result<()> {
+            match tree.insert(key, value).map_err(st)? {
+                Some(_) => Err(Error::Invalid(format!("{what} is in the backup twice"))),
+                None => Ok(()),
+            }
+        };
+        match r {
+            Record::Adoption(a) => {
+                once(&self.adoptions, a.id.to_be_bytes().to_vec(), json(&a)?, format!("adoption {}", a.id))?;
+                let mut key = a.commune.as_bytes().to_vec();
+                key.extend_from_slice(&a.id.to_be_bytes());
+                self.by_commune.insert(key, &[]).map_err(st)?;
+            }
+            Record::Feedback(f) => {
+                let mut key = f.adoption_id.to_be_bytes().to_vec();
+                key.extend_from_slice(&f.id.to_be_bytes());
+                once(&self.feedback, key, json(&f)?, format!("feedback {}", f.id))?;
+            }
+            Record::Token(t, hash) => {
+                once(&self.tokens, t.id.to_be_bytes().to_vec(), json(&t)?, format!("token {}", t.id))?;
+                once(&self.token_hashes, hash.0.to_vec(), t.id.to_be_bytes().to_vec(), format!("the hash of token {}", t.id))?;
+            }
+            Record::PriceEstimate(e) => {
+                let mut key = e.epci.as_str().as_bytes().to_vec();
+                key.extend_from_slice(&e.id.to_be_bytes());
+                once(&self.price_estimates, key, json(&e)?, format!("price estimate {}", e.id))?;
+            }
+            Record::Idempotency(i) => {
+                let key = Idempotency { scope: i.scope, key: i.key, fingerprint: i.fingerprint };
+                let rec = IdemRecord { fingerprint: i.fingerprint, id: i.id, adoption_id: i.adoption_id };
+                once(&self.meta, key.store_key(), json(&rec)?, format!("idempotency key '{}' of {}", key.key, key.scope))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a restore: records the backup's high-water ids, catalogue version and demo
+    /// description, then flushes and syncs. Errors: `Storage`.
+    pub fn import_finish(&self, state: &BackupState) -> Result<()> {
+        self.meta.insert(b"next_id", &state.next_id.to_be_bytes()).map_err(st)?;
+        self.meta.insert(b"next_token_id", &state.next_token_id.to_be_bytes()).map_err(st)?;
+        self.meta.insert(b"next_price_estimate_id", &state.next_price_estimate_id.to_be_bytes()).map_err(st)?;
+        if let Some(v) = &state.catalog_version {
+            self.meta.insert(b"catalog_version", v.as_bytes()).map_err(st)?;
+        }
+        if let Some(d) = &state.demo {
+            self.meta.insert(b"demo", json(d)?).map_err(st)?;
+        }
+        self.flush()
     }
 }
 

@@ -490,6 +490,7 @@ async fn openapi_document_covers_every_api_route() {
             "GET /health/ready",
             "GET /metrics",
             "PATCH /api/v1/communes/{code}/adoptions/{id}",
+            "POST /api/v1/admin/backups",
             "POST /api/v1/communes/{code}/adoptions",
             "POST /api/v1/communes/{code}/adoptions/{id}/feedback",
             "POST /api/v1/epcis/{siren}/inventory",

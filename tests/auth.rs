@@ -59,6 +59,7 @@ async fn every_write_route_refuses_missing_bad_and_foreign_tokens() {
         ("POST", app.url("/api/v1/epcis/243500139/inventory"), Some("code_insee;categorie;produit;depuis\n35051;elections;openelec;2019-03-01\n")),
         ("POST", app.url("/api/v1/tokens"), Some(r#"{"scope": "admin"}"#)),
         ("DELETE", app.url("/api/v1/tokens/1"), None),
+        ("POST", app.url("/api/v1/admin/backups"), None),
         // Rennes Métropole's (Cesson's EPCI) own data: its price estimates.
         ("POST", app.url("/api/v1/epcis/243500139/price-estimates"), Some(r#"{"product": "openelec", "basis": "per_commune", "amount_eur_ht": 1000}"#)),
     ];

@@ -194,7 +194,7 @@ fn the_headers_the_service_sends_are_documented_where_it_sends_them() {
         for (status, r) in op["responses"].as_object().unwrap() {
             let headers = &r["headers"];
             // A file to save says its name.
-            let file = r["content"].as_object().into_iter().flatten().any(|(m, _)| m == "text/csv" || m.contains("spreadsheetml"));
+            let file = r["content"].as_object().into_iter().flatten().any(|(m, _)| m == "text/csv" || m.contains("spreadsheetml") || m == "application/gzip");
             if status.starts_with('2') && file {
                 assert_eq!(headers["Content-Disposition"]["required"], true, "{at} {status}");
             }

@@ -191,7 +191,7 @@ impl Principal {
 
     /// `Ok` for an admin token, `Forbidden` otherwise.
     pub fn must_be_admin(&self) -> Result<(), Error> {
-        if self.scope.is_admin() { Ok(()) } else { Err(Error::Forbidden(format!("managing tokens needs an admin token, not {}", self.scope))) }
+        if self.scope.is_admin() { Ok(()) } else { Err(Error::Forbidden(format!("managing tokens and backups needs an admin token, not {}", self.scope))) }
     }
 }
 

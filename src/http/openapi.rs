@@ -75,6 +75,7 @@ support dates come from endoflife.date (MIT)."),
         (name = "pooling", description = "Groupements de commandes for an EPCI: suggestions, exports, price estimates, inventory"),
         (name = "catalog", description = "The catalogue of categories and products, with their generations and support dates"),
         (name = "tokens", description = "Bearer tokens (admin only)"),
+        (name = "admin", description = "The operator's routes (admin only): backups of the store"),
         (name = "service", description = "Liveness, metrics and this document"))
 )]
 struct ApiDoc;
@@ -94,6 +95,7 @@ pub fn document() -> Result<Value, Error> {
         api::inventory::Doc::openapi(),
         api::catalog::Doc::openapi(),
         api::tokens::Doc::openapi(),
+        api::admin::Doc::openapi(),
     ] {
         doc.merge(part);
     }

@@ -2,6 +2,7 @@
 //! and its own `Doc` (its OpenAPI paths); [`configure`] nests them all and
 //! [`crate::http::openapi`] merges their documents.
 
+pub mod admin;
 pub mod adoptions;
 pub mod catalog;
 pub mod examples;
@@ -25,5 +26,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(prices::configure)
         .configure(inventory::configure)
         .configure(catalog::configure)
-        .configure(tokens::configure);
+        .configure(tokens::configure)
+        .configure(admin::configure);
 }
