@@ -1,8 +1,15 @@
 //! Prometheus metrics, served as text at `GET /metrics`: request counts and latency histograms
 //! per route pattern (`/api/v1/communes/{code}`, not the raw path, so that the label set stays
-//! bounded), and the store's size and record counts, read at each scrape.
+//! bounded; buckets from 0.1 ms up to the 30-s request deadline), the store's size and record
+//! counts, read at each scrape, `voisinage_build_info{version}` (always 1), and on Linux the
+//! process's own (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
+//! `process_open_fds`, `process_max_fds`, `process_virtual_memory_bytes`,
+//! `process_start_time_seconds`, read from `/proc` at each scrape).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// The latency histogram's buckets, seconds: up to the 30-s request deadline.
+pub const LATENCY_BUCKETS: [f64; 17] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// The service's metrics registry.
 pub struct Metrics {
@@ -24,16 +31,22 @@ impl Metrics {
         .expect("valid metric");
         let latency = HistogramVec::new(
             HistogramOpts::new("voisinage_http_request_duration_seconds", "Time to answer an HTTP request, seconds, by method and route pattern")
-                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                .buckets(LATENCY_BUCKETS.to_vec()),
             &["method", "route"],
         )
         .expect("valid metric");
         let store_bytes = IntGauge::new("voisinage_store_bytes", "Size of the store's files on disk, bytes").expect("valid metric");
         let adoptions = IntGauge::new("voisinage_adoptions", "Adoptions held (simulated included)").expect("valid metric");
         let feedback = IntGauge::new("voisinage_feedback", "Feedback records held (simulated included)").expect("valid metric");
+        let build_info =
+            IntGaugeVec::new(Opts::new("voisinage_build_info", "The running version of voisinage (always 1)"), &["version"]).expect("valid metric");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("metric registered once");
         for m in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(build_info) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(store_bytes.clone()),
             Box::new(adoptions.clone()),

@@ -56,8 +56,15 @@ impl ResponseError for Error {
             self.to_string()
         };
         let mut r = Problem::new(self.problem_type(), detail).response();
-        if let Error::Unauthorized(_) = self {
-            r.headers_mut().insert(actix_web::http::header::WWW_AUTHENTICATE, actix_web::http::header::HeaderValue::from_static("Bearer realm=\"voisinage\""));
+        match self {
+            Error::Unauthorized(_) => {
+                r.headers_mut()
+                    .insert(actix_web::http::header::WWW_AUTHENTICATE, actix_web::http::header::HeaderValue::from_static("Bearer realm=\"voisinage\""));
+            }
+            Error::TooManyRequests { retry_after_secs, .. } => {
+                r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
         }
         r
     }
