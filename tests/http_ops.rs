@@ -329,13 +329,19 @@ async fn pages_carry_the_security_headers_and_no_inline_script_or_style() {
 }
 
 /// `voisinage --log-format json serve`: one JSON object a line, the request's line with its
-/// request id, status, latency as a number and route pattern.
+/// request id, status, latency as a number and route pattern; the audit line of a write, logged
+/// by the service on the blocking pool, carries the request id too.
 #[test]
 fn the_binary_logs_requests_as_json_lines() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_voisinage");
+    // An admin token, made while the store is not yet served.
+    let made = std::process::Command::new(bin).args(["token", "create", "--scope", "admin", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let secret = String::from_utf8(made.stdout).unwrap().trim().to_string();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voisinage"))
+    let mut child = std::process::Command::new(bin)
         .args(["--log-format", "json", "serve", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "info")
@@ -344,37 +350,29 @@ fn the_binary_logs_requests_as_json_lines() {
         .spawn()
         .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    // Wait for the "listening" line (the embedded data loads first).
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            panic!("the service stopped: {lines:?}");
+    let mut lines: Vec<Value> = Vec::new();
+    // Reads JSON lines until one satisfies `stop` (every line must be JSON).
+    let mut until = |stop: &dyn Fn(&Value) -> bool| -> Value {
+        loop {
+            let mut line = String::new();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "the log ended: {lines:?}");
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            lines.push(v.clone());
+            if stop(&v) {
+                return v;
+            }
         }
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        lines.push(v.clone());
-        if v["message"] == "voisinage listening" {
-            break;
-        }
-    }
+    };
+    // The "listening" line comes once the embedded data is loaded and the port bound.
+    until(&|v| v["message"] == "voisinage listening");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
     let status = rt.block_on(async {
-        let r =
-            reqwest::Client::new().get(format!("http://127.0.0.1:{port}/api/v1/communes/29019")).header("x-request-id", "essai-json-1").send().await.unwrap();
+        let r = reqwest::Client::new().get(format!("{base}/api/v1/communes/29019")).header("x-request-id", "essai-json-1").send().await.unwrap();
         r.status().as_u16()
     });
     assert_eq!(status, 200);
-    let request = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no request line: {lines:?}");
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if v["message"] == "request" {
-            break v;
-        }
-        lines.push(v);
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let request = until(&|v| v["message"] == "request");
     assert_eq!(request["span"]["request_id"], "essai-json-1", "{request}");
     assert_eq!(request["level"], "INFO");
     assert_eq!((request["status"].as_u64(), request["method"].as_str()), (Some(200), Some("GET")));
@@ -383,4 +381,23 @@ fn the_binary_logs_requests_as_json_lines() {
     assert_eq!(request["client"], "127.0.0.1");
     assert!(request["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{request}");
     assert!(request["bytes"].as_u64().is_some_and(|b| b > 100), "{request}");
+    // A write: its audit line comes from the blocking pool, in the request's span.
+    let status = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/api/v1/communes/29019/adoptions"))
+            .bearer_auth(&secret)
+            .header("x-request-id", "essai-json-2")
+            .json(&json!({"product": "openelec", "since": "2019-03-01"}))
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    });
+    assert_eq!(status, 201);
+    let audit = until(&|v| v["target"] == "voisinage::audit");
+    assert_eq!((audit["action"].as_str(), audit["span"]["request_id"].as_str()), (Some("adoption.create"), Some("essai-json-2")), "{audit}");
+    let request = until(&|v| v["message"] == "request");
+    assert_eq!((request["status"].as_u64(), request["span"]["request_id"].as_str()), (Some(201), Some("essai-json-2")));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
