@@ -69,6 +69,17 @@ pub enum Error {
         #[source]
         source: Option<Source>,
     },
+    /// The service cannot do this now but should soon: the store failed a write (disk full,
+    /// I/O error) and refuses writes until it is healthy again (see `GET /health/ready`). HTTP
+    /// 503 with `Retry-After`, code `unavailable`; the detail says what failed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store lost records it had acknowledged (a damaged sled log), as found when it opens
+    /// by counting its records against its ledger (see [`crate::store`]). The message says what
+    /// was found and what to do (restore a backup, or `voisinage accept-loss`). A start-up
+    /// failure, never an answer to a request; HTTP 500, code `store-damaged`.
+    #[error("{0}")]
+    StoreDamaged(String),
     /// A failure of the service that is not the store's: serialising an answer, a thread pool
     /// that went away, a header that cannot be built. HTTP 500, code `internal`.
     #[error("internal error: {context}")]
@@ -127,7 +138,9 @@ pub mod problem {
         INVALID = "invalid-value", 422, "Invalid value";
         TOO_MANY_REQUESTS = "too-many-requests", 429, "Too many requests";
         STORAGE = "storage", 500, "Storage failure";
+        STORE_DAMAGED = "store-damaged", 500, "Store damaged";
         INTERNAL = "internal", 500, "Internal failure";
+        UNAVAILABLE = "unavailable", 503, "Service unavailable";
         DATA = "reference-data", 500, "Reference data failure";
         IO = "io", 500, "I/O failure";
     }
@@ -153,7 +166,9 @@ impl Error {
             Error::Timeout(_) => TIMEOUT,
             Error::TooManyRequests { .. } => TOO_MANY_REQUESTS,
             Error::Storage { .. } => STORAGE,
+            Error::StoreDamaged(_) => STORE_DAMAGED,
             Error::Internal { .. } => INTERNAL,
+            Error::Unavailable(_) => UNAVAILABLE,
             Error::Data(_) => DATA,
             Error::Io(_) => IO,
         }

@@ -1,5 +1,6 @@
 //! The `voisinage` command: `serve` runs the HTTP service, `token` manages bearer tokens,
-//! `import` derives the seeds from the shared open data, `eval` backtests the recommender.
+//! `import` derives the seeds from the shared open data, `eval` backtests the recommender,
+//! `check` reports the store's integrity and `accept-loss` accepts a damaged store's losses.
 //! Each command builds what it needs through [`Service::open`] (serve, token) or the core
 //! (import, eval).
 
@@ -18,6 +19,7 @@ use voisinage::core::simulate::SimParams;
 use voisinage::http::{HttpConfig, serve};
 use voisinage::import::{self, ImportArea, ImportOptions};
 use voisinage::service::{Config, DemoRequest, Service};
+use voisinage::store::{Store, Verdict};
 use voisinage::{Error, seeds};
 
 /// Recommends to French communes what their neighbours already run, and proposes groupements
@@ -117,6 +119,36 @@ enum Command {
         #[arg(long, global = true)]
         seeds: Option<PathBuf>,
     },
+    /// Asks a running service whether it is ready (`GET /health/ready`): exit status 0 when it
+    /// answers 200 within the timeout, 1 otherwise (for Docker's HEALTHCHECK and scripts).
+    Health {
+        /// URL to ask; default: /health/ready on the address of VOISINAGE_BIND (0.0.0.0 and
+        /// [::] asked on the loopback), else 127.0.0.1:8080.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Reports the store's integrity without changing it: the records held against those its
+    /// ledger acknowledged (on a copy of the store, made in TMPDIR). Exit status 0 when ok, 1
+    /// otherwise. Refused while the service runs on the folder.
+    Check {
+        /// Folder of the durable store.
+        #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Print one JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accepts, knowingly, that a damaged store lost acknowledged records (when no backup holds
+    /// them): rewrites its ledger to what it holds and keeps lost ids from being given again.
+    /// Run with the service stopped; `check` first.
+    AcceptLoss {
+        /// Folder of the durable store.
+        #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Derives seeds/ (communes, EPCI, neighbour edges) and catalog/generations.toml from the
     /// shared open data.
     Import {
@@ -179,6 +211,9 @@ fn main() {
         }
         Command::Token { action, data_dir, seeds } => run_token(action, &Config { seeds, ..Config::new(data_dir) }),
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
+        Command::Health { url, timeout } => run_health(url, timeout),
+        Command::Check { data_dir, json } => run_check(&data_dir, json),
+        Command::AcceptLoss { data_dir } => run_accept_loss(&data_dir),
         Command::Eval { seeds, until, cuts, overrides, sim, no_ablation, json } => {
             run_eval(&EvalArgs { seeds, until, cuts, overrides, sim, ablation: !no_ablation, json })
         }
@@ -190,13 +225,89 @@ fn main() {
     }
 }
 
+/// Exit status of `serve` when the store failed a write and the disk accepts writes again:
+/// sled keeps its first write error until reopened, so the process ends for its supervisor
+/// (Docker's restart policy, systemd's `Restart=on-failure`) to restart it (`EX_TEMPFAIL`).
+const EXIT_STORE_RESTART: i32 = 75;
+
+/// How often the store's watchdog looks at a failing store.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn run_serve(bind: &str, config: &Config, http: HttpConfig) -> Result<(), Error> {
     let service = Arc::new(Service::open(config)?);
     let listener = TcpListener::bind(bind)?;
+    let watched = service.clone();
+    std::thread::Builder::new().name("store-watchdog".into()).spawn(move || watch_store(&watched))?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), cors_origins = ?http.cors_origins, trusted_proxies = ?http.trusted_proxies, "voisinage listening");
     let rt = actix_rt::System::new();
     rt.block_on(async { serve(service, listener, http)?.await })?;
     Ok(())
+}
+
+/// The store's watchdog: after a failed write, probes the store then the disk every
+/// [`WATCH_INTERVAL`]; clears the failure when the store writes again, exits with
+/// [`EXIT_STORE_RESTART`] when the disk has room but the store still fails.
+fn watch_store(service: &Service) {
+    use voisinage::service::StoreWatch;
+    let mut waiting_since: Option<std::time::Instant> = None;
+    loop {
+        std::thread::sleep(WATCH_INTERVAL);
+        if service.store_failure().is_none() {
+            waiting_since = None;
+            continue;
+        }
+        match service.watch_store() {
+            StoreWatch::Healthy => waiting_since = None,
+            StoreWatch::Failing => {
+                // One line a minute while the disk stays full.
+                if waiting_since.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                    tracing::warn!("the store refuses writes and the disk has no room: free space in the data folder; the service restarts itself once it has");
+                    waiting_since = Some(std::time::Instant::now());
+                }
+            }
+            StoreWatch::RestartNeeded => {
+                tracing::error!(
+                    status = EXIT_STORE_RESTART,
+                    "the disk accepts writes again but the store keeps its write error until reopened: exiting for the supervisor to restart the service (every acknowledged write is on disk)"
+                );
+                std::process::exit(EXIT_STORE_RESTART);
+            }
+        }
+    }
+}
+
+/// The URL `voisinage health` asks by default: /health/ready on VOISINAGE_BIND's port.
+fn default_health_url(bind: Option<&str>) -> String {
+    let addr: Option<std::net::SocketAddr> = bind.and_then(|b| b.parse().ok());
+    match addr {
+        Some(a) if a.ip().is_unspecified() => format!("http://127.0.0.1:{}/health/ready", a.port()),
+        Some(a) => format!("http://{a}/health/ready"),
+        None => "http://127.0.0.1:8080/health/ready".into(),
+    }
+}
+
+fn run_health(url: Option<String>, timeout: u64) -> Result<(), Error> {
+    let url = url.unwrap_or_else(|| default_health_url(std::env::var("VOISINAGE_BIND").ok().as_deref()));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout))
+        .build()
+        .map_err(|e| Error::internal("building the HTTP client", e))?;
+    match client.get(&url).send() {
+        Ok(r) if r.status().is_success() => {
+            println!("{url}: {}", r.status());
+            Ok(())
+        }
+        Ok(r) => {
+            let status = r.status();
+            let body: String = r.text().unwrap_or_default().chars().take(500).collect();
+            eprintln!("{url}: {status} {body}");
+            std::process::exit(1)
+        }
+        Err(e) => {
+            eprintln!("{url}: no answer: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 fn run_token(action: TokenAction, config: &Config) -> Result<(), Error> {
@@ -230,6 +341,43 @@ fn run_token(action: TokenAction, config: &Config) -> Result<(), Error> {
         TokenAction::Revoke { id } => {
             let t = service.revoke_token(&operator, id)?;
             println!("token {} ({}) revoked at {}", t.id, t.scope, t.revoked.map(|r| r.to_rfc3339()).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// Prints the integrity report of the store in `data_dir`; exits 1 unless it is ok.
+fn run_check(data_dir: &std::path::Path, json: bool) -> Result<(), Error> {
+    let report = Store::check(data_dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::internal("check report", e))?);
+    } else {
+        print!("store: {}\n{}", data_dir.display(), report.render());
+    }
+    if report.verdict != Verdict::Ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Rewrites the ledger of the store in `data_dir` to what it holds, saying what was given up.
+fn run_accept_loss(data_dir: &std::path::Path) -> Result<(), Error> {
+    let report = Store::accept_loss(data_dir).map_err(|e| match e {
+        Error::Storage { context, source } => {
+            Error::Storage { context: format!("{context} (is the service running on this data folder? stop it first)"), source }
+        }
+        e => e,
+    })?;
+    match report.verdict {
+        Verdict::Ok => println!("nothing to accept: the store holds every acknowledged record; ledger rewritten"),
+        Verdict::NoLedger => println!("the store had no ledger: one was made from the records it holds"),
+        Verdict::Damaged => {
+            println!("loss accepted ({}).", report.findings());
+            if report.ledger == "found" {
+                println!("The ledger now counts the records held; ids up to {} are never given again.", report.next_id.saturating_sub(1));
+            } else {
+                println!("The ledger now counts the records held; new ids go past every id the store holds.");
+            }
         }
     }
     Ok(())

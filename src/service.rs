@@ -38,6 +38,9 @@ use crate::store::{DemoInfo, Idempotency, Store};
 /// requests, so the number of distinct keys is unbounded).
 pub const MAX_CACHED_ANSWERS: usize = 20_000;
 
+/// How long a successful readiness probe is answered again without a new one.
+pub const PROBE_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What [`Service::open`] needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -198,6 +201,10 @@ pub struct Stats {
     pub feedback: usize,
     /// Size of the store's files on disk, bytes.
     pub store_bytes: u64,
+    /// Store writes (and readiness probes) that failed since the service started.
+    pub store_errors: u64,
+    /// Whether the store is failing now ([`Service::store_failure`]).
+    pub store_failing: bool,
 }
 
 /// A serialised recommendation answer and what it was computed from.
@@ -229,13 +236,43 @@ pub struct Service {
     demo: Option<DemoInfo>,
     /// Sign-in sessions of the pages (in memory: a restart signs everyone out).
     sessions: Mutex<Sessions>,
+    /// The store's last write failure, while it lasts ([`Service::store_failure`]).
+    store_failure: Mutex<Option<StoreFailure>>,
+    /// Count of failed store writes and probes since start (metrics).
+    store_errors: std::sync::atomic::AtomicU64,
+    /// When the last successful readiness probe started, and how long it took (ms).
+    last_probe: Mutex<Option<(std::time::Instant, f64)>>,
+}
+
+/// A failed store write that has not been followed by a successful probe: while it lasts,
+/// writes answer `Unavailable` (503) at once, and `/health` and `/health/ready` answer 503.
+#[derive(Clone, Debug)]
+pub struct StoreFailure {
+    /// When the first failing write happened (UTC).
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// The store's error, with its causes (`storage error: sled: ... No space left on device`).
+    pub error: String,
+}
+
+/// What the store's watchdog should do ([`Service::watch_store`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreWatch {
+    /// No write has failed, or the store accepts writes again (the failure is cleared).
+    Healthy,
+    /// The store still fails and the disk still refuses a 1 MiB write: wait.
+    Failing,
+    /// The disk accepts writes again but the store still fails (sled keeps its first write
+    /// error until it is reopened): the process should exit so that its supervisor restarts
+    /// it on the same data folder, where every acknowledged write is.
+    RestartNeeded,
 }
 
 impl Service {
     /// Opens the service: reads the reference data, opens (or creates) the store, records the
     /// catalogue version, loads the demo history if asked and the store is empty, and builds
     /// the index from every stored record. Errors: `Data` for reference data, `Storage` when
-    /// the store cannot be opened (locked by a running service, corrupt) or read.
+    /// the store cannot be opened (locked by a running service, corrupt) or read; `StoreDamaged`
+    /// when it lost acknowledged records (see [`crate::store`]).
     pub fn open(config: &Config) -> Result<Service> {
         let data = ReferenceData::load(config.seeds.as_deref(), config.catalog.as_deref())?;
         let store = Store::open(&config.data_dir)?;
@@ -263,6 +300,9 @@ impl Service {
             today: config.today,
             demo,
             sessions: Mutex::default(),
+            store_failure: Mutex::default(),
+            store_errors: Default::default(),
+            last_probe: Mutex::default(),
         })
     }
 
@@ -334,7 +374,13 @@ impl Service {
     /// Record counts and the store's size.
     pub fn stats(&self) -> Stats {
         let h = self.index();
-        Stats { adoptions: h.adoptions().len(), feedback: h.feedback_count(), store_bytes: self.store.size_on_disk() }
+        Stats {
+            adoptions: h.adoptions().len(),
+            feedback: h.feedback_count(),
+            store_bytes: self.store.size_on_disk(),
+            store_errors: self.store_errors.load(std::sync::atomic::Ordering::Relaxed),
+            store_failing: self.store_failure().is_some(),
+        }
     }
 
     /// The principal of a bearer token secret. Errors: `Unauthorized` for a secret that is not
@@ -408,7 +454,7 @@ impl Service {
             return Ok(Written { record: a, replayed: true });
         }
         new.check_duplicate(&self.index())?;
-        let (a, replayed) = self.store.insert_adoption_once(new, idem)?;
+        let (a, replayed) = self.write(|| self.store.insert_adoption_once(new, idem))?;
         if !replayed {
             self.index.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
             audit(who, "adoption.create", Some(&a.commune), a.id);
@@ -458,7 +504,7 @@ impl Service {
         let new = NewAdoption::of(&a);
         new.validate(&self.catalog, self.today())?;
         new.check_duplicate_except(&self.index(), Some(id))?;
-        self.store.update_adoption(&a)?;
+        self.write(|| self.store.update_adoption(&a))?;
         self.index.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
         audit(who, "adoption.update", Some(&a.commune), a.id);
         Ok(view(&self.index(), &a, self.today(), true))
@@ -479,7 +525,7 @@ impl Service {
             comment: draft.comment.filter(|c| !c.trim().is_empty()),
         };
         new.validate(&adoption, self.today())?;
-        let (f, replayed) = self.store.insert_feedback_once(id, new, idem)?;
+        let (f, replayed) = self.write(|| self.store.insert_feedback_once(id, new, idem))?;
         if !replayed {
             self.index.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
             audit(who, "feedback.create", Some(code), f.id);
@@ -512,7 +558,7 @@ impl Service {
             return Ok(report);
         }
         let news: Vec<NewAdoption> = adoptions.iter().map(|(_, a)| a.clone()).collect();
-        let written = self.store.insert_adoptions(&news)?;
+        let written = self.write(|| self.store.insert_adoptions(&news))?;
         {
             let mut h = self.index.write().unwrap_or_else(|p| p.into_inner());
             for a in &written {
@@ -620,7 +666,7 @@ impl Service {
             TokenScope::Commune(c) => c.to_string(),
         };
         let by = EstimateAuthor { token_id: who.token_id, scope: who.scope, name };
-        let e = self.store.insert_price_estimate(new, by, chrono::Utc::now())?;
+        let e = self.write(|| self.store.insert_price_estimate(new, by, chrono::Utc::now()))?;
         audit_epci(who, "price_estimate.create", siren, e.id);
         Ok(e)
     }
@@ -644,7 +690,7 @@ impl Service {
     pub fn create_token(&self, who: &Principal, scope: TokenScope, label: &str) -> Result<(Token, String)> {
         who.must_be_admin()?;
         self.territory.check_scope(&scope)?;
-        let (t, secret) = self.store.create_token(scope, label, chrono::Utc::now())?;
+        let (t, secret) = self.write(|| self.store.create_token(scope, label, chrono::Utc::now()))?;
         audit(who, "token.create", None, t.id);
         Ok((t, secret))
     }
@@ -668,7 +714,7 @@ impl Service {
         if id == who.token_id && *who != Principal::OPERATOR {
             return Err(Error::Conflict("a token cannot revoke itself: use another admin token, or `voisinage token revoke` with the service stopped".into()));
         }
-        let t = self.store.revoke_token(id, chrono::Utc::now())?;
+        let t = self.write(|| self.store.revoke_token(id, chrono::Utc::now()))?;
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).close_token(t.id);
         audit(who, "token.revoke", None, t.id);
         Ok(t)
@@ -728,15 +774,98 @@ impl Service {
             return Err(Error::Forbidden(format!("a token of scope {} may not issue an access code for commune {code}", who.scope)));
         }
         let now = chrono::Utc::now();
-        let (t, secret) = self.store.create_token(TokenScope::Commune(*code), label, now)?;
+        let (t, secret) = self.write(|| self.store.create_token(TokenScope::Commune(*code), label, now))?;
         audit(who, "token.create", Some(code), t.id);
         // The letter replaces the commune's earlier codes: a lost one stops working.
         for old in self.store.tokens()?.into_iter().filter(|o| o.scope == TokenScope::Commune(*code) && o.id != t.id && o.revoked.is_none()) {
-            self.store.revoke_token(old.id, now)?;
+            self.write(|| self.store.revoke_token(old.id, now))?;
             self.sessions.lock().unwrap_or_else(|p| p.into_inner()).close_token(old.id);
             audit(who, "token.revoke", Some(code), old.id);
         }
         Ok((t, secret))
+    }
+
+    /// Runs a store write, unless the store has failed a write and not recovered since
+    /// (`Unavailable` at once, without touching it); records a failure of the write (any
+    /// `Storage` error: disk full, I/O error) as the store's failure, answered as
+    /// `Unavailable`. Nothing is acknowledged that was not durably written.
+    fn write<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if let Some(failure) = self.store_failure() {
+            return Err(unavailable(&failure));
+        }
+        f().map_err(|e| self.note_store_error(e))
+    }
+
+    /// Records `e` as the store's failure when it is one (`Storage`), and turns it into
+    /// `Unavailable`; other errors pass unchanged.
+    fn note_store_error(&self, e: Error) -> Error {
+        if !matches!(e, Error::Storage { .. }) {
+            return e;
+        }
+        self.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut slot = self.store_failure.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            tracing::error!(error = %e.chain(), "store write failed: writes are refused until the store is healthy again (GET /health/ready)");
+        } else {
+            tracing::debug!(error = %e.chain(), "the store still fails");
+        }
+        let failure = slot.get_or_insert_with(|| StoreFailure { since: chrono::Utc::now(), error: e.chain() }).clone();
+        unavailable(&failure)
+    }
+
+    /// The store's current write failure, if one happened and no probe succeeded since.
+    pub fn store_failure(&self) -> Option<StoreFailure> {
+        self.store_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Readiness: the store takes a probe write and syncs it ([`Store::probe`]); the index is
+    /// loaded by construction (a `Service` exists only once it is). A success clears a past
+    /// failure; a failure is recorded as the store's. Returns the probe's duration in ms.
+    /// Errors: `Unavailable` naming the store's error.
+    ///
+    /// Probes are serialised and a result younger than [`PROBE_REUSE`] is answered again, so
+    /// that callers hammering `/health/ready` cost at most one sync a second.
+    pub fn readiness(&self) -> Result<f64> {
+        let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, ms)) = *last
+            && at.elapsed() < PROBE_REUSE
+            && self.store_failure().is_none()
+        {
+            return Ok(ms);
+        }
+        let start = std::time::Instant::now();
+        match self.store.probe() {
+            Ok(()) => {
+                if self.store_failure.lock().unwrap_or_else(|p| p.into_inner()).take().is_some() {
+                    tracing::info!("the store accepts writes again");
+                }
+                let ms = start.elapsed().as_secs_f64() * 1000.0;
+                *last = Some((start, ms));
+                Ok(ms)
+            }
+            Err(e) => {
+                *last = None;
+                Err(self.note_store_error(e))
+            }
+        }
+    }
+
+    /// One round of the store's watchdog (run every few seconds by `voisinage serve`): when a
+    /// write has failed, probes the store, then the disk. See [`StoreWatch`].
+    pub fn watch_store(&self) -> StoreWatch {
+        if self.store_failure().is_none() || self.readiness().is_ok() {
+            return StoreWatch::Healthy;
+        }
+        match self.store.disk_probe() {
+            Ok(()) => StoreWatch::RestartNeeded,
+            Err(_) => StoreWatch::Failing,
+        }
+    }
+
+    /// Sets the function told the duration of every store sync, seconds (metrics); only the
+    /// first call takes effect.
+    pub fn on_store_sync(&self, observer: crate::store::SyncObserver) -> bool {
+        self.store.on_sync(observer)
     }
 
     /// Count of store syncs since opening (group commit: concurrent writes share one).
@@ -753,6 +882,22 @@ impl Service {
     /// A stored token by id, read from the store. Errors: `Storage`.
     pub fn stored_token(&self, id: u64) -> Result<Option<Token>> {
         self.store.token(id)
+    }
+}
+
+/// The answer to a request while the store is failing (the store's own error stays in the log).
+fn unavailable(failure: &StoreFailure) -> Error {
+    failure.unavailable()
+}
+
+impl StoreFailure {
+    /// `Unavailable` saying since when the store refuses writes (not its error, which may name
+    /// files: that is in the log).
+    pub fn unavailable(&self) -> Error {
+        Error::Unavailable(format!(
+            "the store has refused writes since {} (disk full or I/O error); nothing was recorded: retry later",
+            self.since.format("%Y-%m-%d %H:%M:%S UTC")
+        ))
     }
 }
 

@@ -22,10 +22,47 @@
 //! gap. Concurrent writers share one sync: a writer whose record was committed before a sync
 //! started is covered by it. Methods return only after that, so a returned record survives a
 //! process crash and a power cut (on a disk that honours flush requests).
+//!
+//! **Integrity you can check.** sled recovers from a damaged log (flipped bytes, a truncated
+//! `db` file) by stopping at the first record whose CRC fails and silently dropping the rest:
+//! the store opens with a consistent *prefix* of what was acknowledged, its own counters rolled
+//! back too. So the store keeps, outside sled, a [`ledger`] (`DATA_DIR/store.ledger`): the
+//! high-water ids and, per kind of record, a count and a digest of the keys of every record
+//! acknowledged. Each write adds its records to an in-memory copy right after its transaction
+//! commits (under one mutex, so that every record below the high-water ids is counted); the
+//! group commit copies that state *before* sled's flush and writes it to the ledger file after
+//! the flush and sync (one more small `pwrite` + `fdatasync` per group commit, shared by its
+//! writers like the sync itself; measured with 120 sequential adoptions over HTTP on the 2-core
+//! VM, debug builds: 27-30 ms a write before, 34-38 ms with it). A
+//! crash between sled's sync and the ledger's write leaves sled ahead of the ledger, never
+//! behind: records at or above the ledger's high-water ids are accepted at the next start.
+//!
+//! At [`Store::open`], one pass over the keys (values are not decoded, except the few
+//! idempotency records) counts and digests the records below the ledger's high-water ids; any
+//! difference and the store refuses to open with [`Error::StoreDamaged`], saying what was found
+//! and what to do: restore the latest backup, or run [`Store::accept_loss`] (`voisinage
+//! accept-loss`), which rewrites the ledger to what the store holds and keeps the high-water ids,
+//! so that lost ids are never given again. A store without a ledger (made before it, or just
+//! rebuilt from a backup) gets one made from its records. [`Store::check`] (`voisinage check`)
+//! reports the same on a copy, changing nothing.
+//!
+//! **Snapshots.** sled picks the snapshot file whose name sorts last, and a SIGKILL while it
+//! writes one (it does at start-up, after recovering from its log) leaves a
+//! `snap.*.generating` file that sorts after the good one: sled then refuses to open ("Read
+//! corrupted data"). Such a file is moved to `DATA_DIR/quarantine/` before sled opens (never
+//! deleted), with a warning. If sled still fails with a corruption error while snapshot files
+//! are there (an emptied `snap.*`), they are moved aside too and sled is opened once more, then
+//! rebuilding its state from the log; the ledger check then says whether that was complete.
+//!
+//! Code that writes records into sled without these methods (a restore) must do it into a
+//! store that is then closed and opened again: the records are then above the ledger's
+//! high-water ids, and counted at that open.
+
+pub mod ledger;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -36,8 +73,13 @@ use crate::core::history::{Adoption, AdoptionIndex, Feedback, NewAdoption, NewFe
 use crate::core::prices::{EstimateAuthor, NewPriceEstimate, PriceEstimate};
 use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
+use ledger::{Census, Found, Kind, LedgerFile, LedgerState};
+pub use ledger::{IntegrityReport, KindReport, Verdict};
 
 const DEMO_LOADING: &[u8] = b"demo_loading";
+
+/// Prefix of the idempotency keys in `meta`.
+const IDEM_PREFIX: &[u8] = b"idem:";
 
 /// sled's page cache, bytes.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -51,6 +93,25 @@ struct Syncer {
     synced: Mutex<u64>,
     /// Number of syncs run (for tests and metrics).
     syncs: AtomicU64,
+    /// Told the duration of every sync, seconds (the metrics' histogram), once set.
+    observer: std::sync::OnceLock<SyncObserver>,
+}
+
+/// A function told the duration of each sync of the store, in seconds ([`Store::on_sync`]).
+pub type SyncObserver = Box<dyn Fn(f64) + Send + Sync>;
+
+/// Bytes the disk probe writes and syncs ([`Store::disk_probe`]): two of sled's 512 KiB log
+/// segments, what the store needs to go on writing after a restart.
+const DISK_PROBE_BYTES: usize = 1024 * 1024;
+
+/// The in-memory ledger and its file (see [`ledger`]).
+#[derive(Default)]
+struct Ledger {
+    /// What every committed write added (writers hold it from their transaction to their
+    /// tally, so that no record below the high-water ids is left out).
+    state: Mutex<LedgerState>,
+    /// The file; `None` while the store is being opened, and in [`Store::check`]'s copy.
+    file: Mutex<Option<LedgerFile>>,
 }
 
 /// Handle on the store; cheap to clone, safe to share across threads.
@@ -58,6 +119,7 @@ struct Syncer {
 pub struct Store {
     dir: PathBuf,
     sync: Arc<Syncer>,
+    ledger: Arc<Ledger>,
     db: sled::Db,
     meta: sled::Tree,
     adoptions: sled::Tree,
@@ -66,6 +128,81 @@ pub struct Store {
     tokens: sled::Tree,
     token_hashes: sled::Tree,
     price_estimates: sled::Tree,
+}
+
+/// What [`Store::open_with`] does with a store that lost acknowledged records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnDamage {
+    /// Refuse to open it (`StoreDamaged`): the service.
+    Refuse,
+    /// Open it and report, writing no ledger: `check`, on a copy.
+    Report,
+    /// Rewrite the ledger to what it holds: `accept-loss`.
+    Accept,
+}
+
+/// Opens sled in `store_dir` with the store's settings.
+fn open_sled(store_dir: &Path) -> sled::Result<sled::Db> {
+    // No periodic background flush: every write flushes and syncs itself (group commit).
+    // The read path is served from memory (`AdoptionIndex`), so sled's page cache only serves
+    // writes, tokens and idempotency keys: 64 MiB instead of sled's default 1 GiB.
+    sled::Config::new().path(store_dir).flush_every_ms(None).cache_capacity(CACHE_BYTES).open()
+}
+
+/// Whether a process holds sled's lock on `store_dir` (then nothing in it may be moved).
+fn folder_in_use(store_dir: &Path) -> bool {
+    std::fs::File::open(store_dir.join("db")).is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
+
+/// sled's snapshot files in `store_dir` (every `snap.*`, as sled itself lists them).
+fn snapshot_files(store_dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |e: std::io::Error| Error::storage(format!("listing {}", store_dir.display()), e);
+    let mut out = Vec::new();
+    match std::fs::read_dir(store_dir) {
+        Ok(entries) => {
+            for e in entries {
+                let e = e.map_err(io)?;
+                if e.file_name().to_string_lossy().starts_with("snap.") && e.file_type().map_err(io)?.is_file() {
+                    out.push(e.path());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Moves `file` to `data_dir/quarantine/{UTC time}-{name}` (never deletes it) and syncs both
+/// folders. Returns the new path.
+fn move_aside(data_dir: &Path, file: &Path) -> Result<PathBuf> {
+    let q = data_dir.join("quarantine");
+    let io = |e: std::io::Error| Error::storage(format!("moving {} to {}", file.display(), q.display()), e);
+    std::fs::create_dir_all(&q).map_err(io)?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let to = q.join(format!("{}-{name}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")));
+    std::fs::rename(file, &to).map_err(io)?;
+    for dir in [q.as_path(), file.parent().unwrap_or(data_dir)] {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(to)
+}
+
+/// Copies the folder `from` to `to`, recursively (files and folders only).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::storage(format!("copying {} to {}", from.display(), to.display()), e);
+    std::fs::create_dir_all(to).map_err(io)?;
+    for e in std::fs::read_dir(from).map_err(io)? {
+        let e = e.map_err(io)?;
+        let target = to.join(e.file_name());
+        if e.file_type().map_err(io)?.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// `fdatasync` every file under `dir` (recursively) and `fsync` the folders themselves.
@@ -101,6 +238,19 @@ fn be(v: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// `prefix` ++ `id` (big-endian): the key of an index entry, a feedback or a price estimate.
+fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Adds an adoption just written (its record and its commune index entry) to the ledger.
+fn tally_adoption(ledger: &mut LedgerState, a: &Adoption) {
+    ledger.add(Kind::Adoptions, &a.id.to_be_bytes(), a.id);
+    ledger.add(Kind::ByCommune, &id_key(a.commune.as_bytes(), a.id), a.id);
+}
+
 fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(st)
 }
@@ -131,7 +281,7 @@ struct IdemRecord {
 
 impl Idempotency {
     fn store_key(&self) -> Vec<u8> {
-        format!("idem:{}\n{}", self.scope, self.key).into_bytes()
+        [IDEM_PREFIX, format!("{}\n{}", self.scope, self.key).as_bytes()].concat()
     }
 
     fn check(&self, rec: &IdemRecord) -> Result<()> {
@@ -158,22 +308,84 @@ pub struct DemoInfo {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`. Errors: `Storage` when the folder cannot be
-    /// created or the files are locked by another process or corrupt.
+    /// Opens (or creates) the store in `dir`, after the checks of the module doc (interrupted
+    /// snapshots set aside, records counted against the ledger). Errors: `Storage` when the
+    /// folder cannot be created or the files are locked by another process or unreadable;
+    /// `StoreDamaged` when acknowledged records are missing (the message says which and what
+    /// to do).
     pub fn open(dir: &Path) -> Result<Store> {
+        Store::open_with(dir, OnDamage::Refuse).map(|(s, _)| s)
+    }
+
+    /// Reports the state of the store in `dir` without changing anything under `dir`: refuses
+    /// when a running service holds the store, else copies the sled folder and the ledger into
+    /// a temporary folder (under `TMPDIR`: it needs room for a copy of the store) and opens
+    /// the copy. Errors: `Storage` when there is no store, it is in use, or it cannot be copied
+    /// or opened at all.
+    pub fn check(dir: &Path) -> Result<IntegrityReport> {
+        let store_dir = dir.join("store");
+        let db = store_dir.join("db");
+        let lock = std::fs::File::open(&db).map_err(|e| Error::storage(format!("no store in {} (reading {})", dir.display(), db.display()), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::storage_state(format!(
+                    "the service is running on {}: ask it (GET /health/ready), or check a backup restored elsewhere",
+                    dir.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage(format!("locking {}", db.display()), e)),
+        }
+        let copy = tempfile::Builder::new().prefix("voisinage-check-").tempdir().map_err(|e| Error::storage("making a temporary folder", e))?;
+        copy_tree(&store_dir, &copy.path().join("store"))?;
+        let ledger_path = ledger::path(dir);
+        if ledger_path.exists() {
+            std::fs::copy(&ledger_path, ledger::path(copy.path())).map_err(|e| Error::storage(format!("copying {}", ledger_path.display()), e))?;
+        }
+        drop(lock);
+        let (store, report) = Store::open_with(copy.path(), OnDamage::Report)?;
+        drop(store);
+        Ok(report)
+    }
+
+    /// Accepts, knowingly, the loss of acknowledged records: opens the store in `dir`, rewrites
+    /// its ledger to what it holds and sets the next ids past every id ever acknowledged, so that
+    /// lost ids are never given again. Logs what was given up; returns the report of the store
+    /// as it was found. Errors: `Storage` (locked by a running service, unreadable).
+    pub fn accept_loss(dir: &Path) -> Result<IntegrityReport> {
+        Store::open_with(dir, OnDamage::Accept).map(|(_, r)| r)
+    }
+
+    fn open_with(dir: &Path, on_damage: OnDamage) -> Result<(Store, IntegrityReport)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
-        // No periodic background flush: every write flushes and syncs itself (group commit).
-        // The read path is served from memory (`AdoptionIndex`), so sled's page cache only serves
-        // writes, tokens and idempotency keys: 64 MiB instead of sled's default 1 GiB.
-        let db = sled::Config::new()
-            .path(dir.join("store"))
-            .flush_every_ms(None)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| Error::storage(format!("opening {}", dir.display()), e))?;
+        let store_dir = dir.join("store");
+        let mut set_aside = Vec::new();
+        if !folder_in_use(&store_dir) {
+            for snap in snapshot_files(&store_dir)?.into_iter().filter(|p| p.to_string_lossy().ends_with(".generating")) {
+                let to = move_aside(dir, &snap)?;
+                tracing::warn!(from = %snap.display(), to = %to.display(), "an interrupted sled snapshot (left by a crash while sled wrote it) was moved aside; sled opens from its previous snapshot and its log");
+                set_aside.push(to);
+            }
+        }
+        let opening = |e: sled::Error| Error::storage(format!("opening {}", dir.display()), e);
+        let db = match open_sled(&store_dir) {
+            Err(sled::Error::Corruption { .. }) if !snapshot_files(&store_dir)?.is_empty() => {
+                tracing::warn!("sled reports corrupted data: its snapshot files are moved aside and the store is opened again from its log");
+                for snap in snapshot_files(&store_dir)? {
+                    let to = move_aside(dir, &snap)?;
+                    tracing::warn!(from = %snap.display(), to = %to.display(), "sled snapshot moved aside");
+                    set_aside.push(to);
+                }
+                let db = open_sled(&store_dir).map_err(opening)?;
+                tracing::info!("sled opened from its log; the ledger check decides whether that recovery is complete");
+                db
+            }
+            r => r.map_err(opening)?,
+        };
         let store = Store {
-            dir: dir.join("store"),
+            dir: store_dir,
             sync: Arc::new(Syncer::default()),
+            ledger: Arc::new(Ledger::default()),
             meta: db.open_tree("meta").map_err(st)?,
             adoptions: db.open_tree("adoptions").map_err(st)?,
             by_commune: db.open_tree("adoptions_by_commune").map_err(st)?,
@@ -183,46 +395,164 @@ impl Store {
             price_estimates: db.open_tree("price_estimates").map_err(st)?,
             db,
         };
-        store.recover()?;
-        Ok(store)
+        let report = store.recover(dir, set_aside, on_damage)?;
+        Ok((store, report))
     }
 
-    /// Start-up repairs: a demo load interrupted by a crash is wiped (the demo is only ever
-    /// loaded into an empty store, so nothing else is lost), and `next_id` is set past every id
-    /// present, so that no new record can overwrite an old one.
-    fn recover(&self) -> Result<()> {
+    /// Start-up repairs and checks: a demo load interrupted by a crash is wiped (the demo is only
+    /// ever loaded into an empty store, so nothing else is lost); the records are counted
+    /// against the ledger; the next ids are set past every id present and every id the ledger
+    /// saw given, so that no new record can take the id of an old (or lost) one; the ledger is
+    /// written.
+    fn recover(&self, data_dir: &Path, set_aside: Vec<PathBuf>, on_damage: OnDamage) -> Result<IntegrityReport> {
+        let ledger_path = ledger::path(data_dir);
+        let found = ledger::read(&ledger_path)?;
+        let mut acknowledged = match &found {
+            Found::Slot { state, .. } => Some(state.clone()),
+            Found::Missing | Found::Unreadable => None,
+        };
         if self.meta.get(DEMO_LOADING).map_err(st)?.is_some() {
             tracing::warn!("an interrupted demo load was found: its partial data is removed");
             for t in [&self.adoptions, &self.by_commune, &self.feedback] {
                 t.clear().map_err(st)?;
+            }
+            if let Some(a) = &mut acknowledged {
+                for k in [Kind::Adoptions, Kind::ByCommune, Kind::Feedback] {
+                    a.clear(k);
+                }
+                // Before the marker goes: a crash in between wipes again at the next start.
+                LedgerFile::create(&ledger_path, a)?;
             }
             self.meta.remove(b"next_id").map_err(st)?;
             self.meta.remove(b"demo").map_err(st)?;
             self.meta.remove(DEMO_LOADING).map_err(st)?;
             self.flush()?;
         }
-        let max_adoption = self.adoptions.last().map_err(st)?.map_or(0, |(k, _)| be(&k));
-        let mut max_feedback = 0;
-        for k in self.feedback.iter().keys() {
-            let k = k.map_err(st)?;
-            max_feedback = max_feedback.max(be(&k[8.min(k.len())..]));
+        // Without a ledger every record is above the high-water ids (1): all are accepted.
+        let base = acknowledged.clone().unwrap_or_default();
+        let census = self.census(&base)?;
+        let report = IntegrityReport::new(&found, acknowledged.as_ref(), &census, set_aside);
+        match (report.verdict, on_damage) {
+            (_, OnDamage::Report) => return Ok(report),
+            (Verdict::Damaged, OnDamage::Refuse) => return Err(Error::StoreDamaged(report.to_string())),
+            (Verdict::Damaged, OnDamage::Accept) => {
+                tracing::warn!(report = %report.findings(), "loss accepted: the ledger is rewritten to the records the store holds; lost ids are not given again");
+            }
+            _ => {}
         }
-        let next = self.meta.get(b"next_id").map_err(st)?.map_or(1, |v| be(&v));
-        let needed = max_adoption.max(max_feedback) + 1;
-        if next < needed {
-            self.meta.insert(b"next_id", &needed.to_be_bytes()).map_err(st)?;
-            self.flush()?;
+        let mut state = census.as_ledger(&base);
+        for (key, space) in [
+            (&b"next_id"[..], ledger::IdSpace::Records),
+            (b"next_token_id", ledger::IdSpace::Tokens),
+            (b"next_price_estimate_id", ledger::IdSpace::PriceEstimates),
+        ] {
+            let stored = self.meta.get(key).map_err(st)?.map_or(1, |v| be(&v));
+            state.raise(space, stored);
+            if stored < state.high_water(space) {
+                self.meta.insert(key, &state.high_water(space).to_be_bytes()).map_err(st)?;
+            }
+        }
+        if matches!(found, Found::Missing) {
+            let records: u64 = ledger::KINDS.iter().map(|k| state.tally(*k).count).sum();
+            if records == 0 {
+                tracing::info!(path = %ledger_path.display(), "ledger created for an empty store");
+            } else {
+                tracing::info!(path = %ledger_path.display(), records, "the store had no ledger: one was made from the records it holds");
+            }
+        }
+        *self.tally() = state.clone();
+        self.db.flush().map_err(st)?;
+        sync_tree(&self.dir)?;
+        *self.ledger.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(LedgerFile::create(&ledger_path, &state)?);
+        Ok(report)
+    }
+
+    /// One pass over the keys of every tree, counting records against `l`'s high-water ids.
+    fn census(&self, l: &LedgerState) -> Result<Census> {
+        let mut c = Census::new(l);
+        for (kind, tree) in [
+            (Kind::Adoptions, &self.adoptions),
+            (Kind::ByCommune, &self.by_commune),
+            (Kind::Feedback, &self.feedback),
+            (Kind::Tokens, &self.tokens),
+            (Kind::PriceEstimates, &self.price_estimates),
+        ] {
+            for k in tree.iter().keys() {
+                let k = k.map_err(st)?;
+                c.add(l, kind, &k, be(&k[k.len().saturating_sub(8)..]));
+            }
+        }
+        for kv in self.token_hashes.iter() {
+            let (k, v) = kv.map_err(st)?;
+            c.add(l, Kind::TokenHashes, &k, be(&v));
+        }
+        for kv in self.meta.scan_prefix(IDEM_PREFIX) {
+            let (k, v) = kv.map_err(st)?;
+            c.add(l, Kind::IdempotencyKeys, &k, serde_json::from_slice::<IdemRecord>(&v).map_or(0, |r| r.id));
+        }
+        Ok(c)
+    }
+
+    /// The in-memory ledger, locked.
+    fn tally(&self) -> MutexGuard<'_, LedgerState> {
+        self.ledger.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes everything to disk: sled flush, then `fdatasync` of each file of the store and
+    /// `fsync` of its folders, then the ledger.
+    pub fn flush(&self) -> Result<()> {
+        let _one_at_a_time = self.sync.synced.lock().unwrap_or_else(|e| e.into_inner());
+        self.flush_locked()
+    }
+
+    /// [`Store::flush`], the caller holding `sync.synced`.
+    fn flush_locked(&self) -> Result<()> {
+        // Taken before sled's flush: everything it counts was committed before, so is covered.
+        let start = std::time::Instant::now();
+        let state = self.tally().clone();
+        self.db.flush().map_err(st)?;
+        sync_tree(&self.dir)?;
+        if let Some(f) = self.ledger.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            f.write(&state)?;
+        }
+        self.sync.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(observe) = self.sync.observer.get() {
+            observe(start.elapsed().as_secs_f64());
         }
         Ok(())
     }
 
-    /// Writes everything to disk: sled flush, then `fdatasync` of each file of the store and
-    /// `fsync` of its folders.
-    pub fn flush(&self) -> Result<()> {
-        self.db.flush().map_err(st)?;
-        sync_tree(&self.dir)?;
-        self.sync.syncs.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+    /// Sets the function told the duration of every later sync (seconds); only the first call
+    /// takes effect. Returns whether this one did.
+    pub fn on_sync(&self, observer: SyncObserver) -> bool {
+        self.sync.observer.set(observer).is_ok()
+    }
+
+    /// The readiness probe of the store: writes the current time under the `meta` key `probe`
+    /// (8 bytes, nanoseconds since 1970, big-endian) and makes it durable (flush and sync), as
+    /// a write would. Errors: `Storage` when sled or the disk refuses (sled keeps a write error
+    /// until the store is reopened, so a store that failed once fails here until a restart).
+    pub fn probe(&self) -> Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        self.meta.insert(b"probe", &now.to_be_bytes()).map_err(st)?;
+        self.flush()
+    }
+
+    /// Whether the disk under the data folder accepts writes: writes and syncs a 1 MiB file
+    /// `.disk-probe` beside the store, then removes it. Independent of sled, so it tells when a
+    /// disk that was full has room again. Errors: `Storage` with the I/O error.
+    pub fn disk_probe(&self) -> Result<()> {
+        use std::io::Write;
+        let Some(data_dir) = self.dir.parent() else { return Err(Error::storage_state("the store has no data folder")) };
+        let path = data_dir.join(".disk-probe");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&vec![0u8; DISK_PROBE_BYTES])?;
+            f.sync_all()
+        };
+        let result = write();
+        let _ = std::fs::remove_file(&path);
+        result.map_err(|e| Error::storage(format!("writing a probe file in {}", data_dir.display()), e))
     }
 
     /// Makes a committed write durable, sharing one [`Store::flush`] among concurrent writers.
@@ -233,7 +563,7 @@ impl Store {
             return Ok(()); // a sync that started after our commit already finished
         }
         let target = self.sync.written.load(Ordering::SeqCst);
-        self.flush()?;
+        self.flush_locked()?;
         *done = target;
         Ok(())
     }
@@ -308,6 +638,7 @@ impl Store {
     /// first adoption is returned with `true`. Errors: `Invalid` when the key was used for a
     /// different request.
     pub fn insert_adoption_once(&self, new: NewAdoption, idem: Option<&Idempotency>) -> Result<(Adoption, bool)> {
+        let mut ledger = self.tally();
         let a = (&self.meta, &self.adoptions, &self.by_commune)
             .transaction(|(meta, adoptions, by_commune)| {
                 if let Some(i) = idem
@@ -332,6 +663,11 @@ impl Store {
             })
             .map_err(tx_err)?;
         if !a.1 {
+            tally_adoption(&mut ledger, &a.0);
+            if let Some(i) = idem {
+                ledger.add(Kind::IdempotencyKeys, &i.store_key(), a.0.id);
+            }
+            drop(ledger);
             self.durable()?;
         }
         Ok(a)
@@ -344,6 +680,7 @@ impl Store {
         if news.is_empty() {
             return Ok(Vec::new());
         }
+        let mut ledger = self.tally();
         let written = (&self.meta, &self.adoptions, &self.by_commune)
             .transaction(|(meta, adoptions, by_commune)| {
                 let first = meta.get(b"next_id")?.map_or(1, |v| be(&v));
@@ -361,6 +698,10 @@ impl Store {
                 Ok(out)
             })
             .map_err(tx_err)?;
+        for a in &written {
+            tally_adoption(&mut ledger, a);
+        }
+        drop(ledger);
         self.durable()?;
         Ok(written)
     }
@@ -389,6 +730,7 @@ impl Store {
     /// Like [`Store::insert_feedback`], with an idempotency key (see
     /// [`Store::insert_adoption_once`]).
     pub fn insert_feedback_once(&self, adoption_id: u64, new: NewFeedback, idem: Option<&Idempotency>) -> Result<(Feedback, bool)> {
+        let mut ledger = self.tally();
         let f = (&self.meta, &self.adoptions, &self.feedback)
             .transaction(|(meta, adoptions, feedback)| {
                 if let Some(i) = idem
@@ -417,6 +759,11 @@ impl Store {
             })
             .map_err(tx_err)?;
         if !f.1 {
+            ledger.add(Kind::Feedback, &id_key(&adoption_id.to_be_bytes(), f.0.id), f.0.id);
+            if let Some(i) = idem {
+                ledger.add(Kind::IdempotencyKeys, &i.store_key(), f.0.id);
+            }
+            drop(ledger);
             self.durable()?;
         }
         Ok(f)
@@ -435,6 +782,7 @@ impl Store {
         getrandom::fill(&mut bytes).map_err(|e| Error::Internal { context: format!("random source: {e}"), source: None })?;
         let secret = TokenHash::secret_from_bytes(&bytes);
         let hash = TokenHash::of_secret(&secret)?;
+        let mut ledger = self.tally();
         let token = (&self.meta, &self.tokens, &self.token_hashes)
             .transaction(|(meta, tokens, hashes)| {
                 let id = meta.get(b"next_token_id")?.map_or(1, |v| be(&v));
@@ -445,6 +793,9 @@ impl Store {
                 Ok(t)
             })
             .map_err(tx_err)?;
+        ledger.add(Kind::Tokens, &token.id.to_be_bytes(), token.id);
+        ledger.add(Kind::TokenHashes, &hash.0, token.id);
+        drop(ledger);
         self.durable()?;
         Ok((token, secret))
     }
@@ -492,6 +843,7 @@ impl Store {
     /// Records an EPCI's price estimate under a fresh id, durably (flushed and synced before it
     /// returns). The caller has validated it.
     pub fn insert_price_estimate(&self, new: NewPriceEstimate, by: EstimateAuthor, now: chrono::DateTime<chrono::Utc>) -> Result<PriceEstimate> {
+        let mut ledger = self.tally();
         let e = (&self.meta, &self.price_estimates)
             .transaction(|(meta, estimates)| {
                 let id = meta.get(b"next_price_estimate_id")?.map_or(1, |v| be(&v));
@@ -503,6 +855,8 @@ impl Store {
                 Ok(e)
             })
             .map_err(tx_err)?;
+        ledger.add(Kind::PriceEstimates, &id_key(e.epci.as_str().as_bytes(), e.id), e.id);
+        drop(ledger);
         self.durable()?;
         Ok(e)
     }
@@ -531,17 +885,21 @@ impl Store {
         // memory past its cache limit (sled issue 1303; measured on the Brittany demo: 703 MB
         // peak RSS with batches of 5,000, 148 MB with single inserts, and faster). Atomicity of
         // the whole load comes from the marker above, not from batches.
+        // The ledger is held from each insert to its tally (see `Ledger::state`).
         for a in &h.adoptions {
+            let mut ledger = self.tally();
             self.adoptions.insert(a.id.to_be_bytes(), json(a)?).map_err(st)?;
             let mut key = a.commune.as_bytes().to_vec();
             key.extend_from_slice(&a.id.to_be_bytes());
             self.by_commune.insert(key, &[]).map_err(st)?;
+            tally_adoption(&mut ledger, a);
             max_id = max_id.max(a.id);
         }
         for f in &h.feedback {
-            let mut key = f.adoption_id.to_be_bytes().to_vec();
-            key.extend_from_slice(&f.id.to_be_bytes());
-            self.feedback.insert(key, json(f)?).map_err(st)?;
+            let mut ledger = self.tally();
+            let key = id_key(&f.adoption_id.to_be_bytes(), f.id);
+            self.feedback.insert(&key, json(f)?).map_err(st)?;
+            ledger.add(Kind::Feedback, &key, f.id);
             max_id = max_id.max(f.id);
         }
         let info = DemoInfo { seed, end, adoptions: h.adoptions.len(), feedback: h.feedback.len(), simulated_dates: h.simulated_dates.clone() };
@@ -726,6 +1084,87 @@ mod tests {
         assert!(s.syncs() > before, "writes were synced");
         drop(s);
         assert_eq!(reopen(dir.path()).load().unwrap().0.len(), 320);
+    }
+
+    fn feedback() -> NewFeedback {
+        NewFeedback { date: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(), reliability: 4, incidents: 0, downtime_hours: 0.0, support: 4, comment: None }
+    }
+
+    fn reopen_err(dir: &Path) -> String {
+        for _ in 0..200 {
+            match Store::open(dir) {
+                Err(Error::StoreDamaged(m)) => return m,
+                Err(e) if e.to_string().contains("could not acquire lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
+                Err(e) => panic!("{}", e.chain()),
+                Ok(_) => panic!("the store opened"),
+            }
+        }
+        panic!("the store lock was never released")
+    }
+
+    #[test]
+    fn every_write_path_keeps_the_ledger_and_a_lost_or_swapped_record_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().to_utc();
+        let idem = |key: &str| Idempotency { scope: "POST /x".into(), key: key.into(), fingerprint: 7 };
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let (a, _) = s.insert_adoption_once(new_adoption(), Some(&idem("a"))).unwrap();
+            assert!(s.insert_adoption_once(new_adoption(), Some(&idem("a"))).unwrap().1, "a retry writes nothing");
+            s.insert_adoptions(&[new_adoption(), new_adoption()]).unwrap();
+            s.insert_feedback_once(a.id, feedback(), Some(&idem("f"))).unwrap();
+            s.insert_feedback(a.id, feedback()).unwrap();
+            s.update_adoption(&a).unwrap();
+            s.create_token(TokenScope::Admin, "", now).unwrap();
+            s.revoke_token(1, now).unwrap();
+            let by = EstimateAuthor { token_id: 1, scope: TokenScope::Admin, name: "x".into() };
+            let epci = Siren::parse("243500139").unwrap();
+            let estimate = NewPriceEstimate {
+                epci,
+                product: Slug::parse("openelec").unwrap(),
+                generation: None,
+                basis: crate::core::prices::PriceBasis::PerCommune,
+                amount_eur_ht: crate::core::prices::EurHt::from_whole_euros(100),
+                made_on: NaiveDate::from_ymd_opt(2026, 10, 8).unwrap(),
+                note: None,
+            };
+            s.insert_price_estimate(estimate, by, now).unwrap();
+            s.set_catalog_version("v").unwrap();
+            assert_eq!(s.tally().tally(Kind::IdempotencyKeys).count, 2);
+        }
+        // Reopened twice: the ledger written at the last open holds too.
+        drop(reopen(dir.path()));
+        let s = reopen(dir.path());
+        // A lost token hash, and a feedback record replaced by another with an id of the same
+        // range: counts and digests see both.
+        let (k, _) = s.token_hashes.iter().next().unwrap().unwrap();
+        s.token_hashes.remove(k).unwrap();
+        let (k, v) = s.feedback.iter().next().unwrap().unwrap();
+        s.feedback.remove(&k).unwrap();
+        s.feedback.insert(id_key(&k[..8], 2), v).unwrap();
+        s.db.flush().unwrap();
+        drop(s);
+        let msg = reopen_err(dir.path());
+        assert!(msg.contains("feedback: 2 held, 2 acknowledged but not the same records; token_hashes: 0 held, 1 acknowledged"), "{msg}");
+        assert!(msg.contains("ids missing: 4"), "the first feedback, id 4: {msg}");
+    }
+
+    #[test]
+    fn a_demo_load_cut_after_its_ledger_was_written_is_wiped_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            // As far as the ledger goes, a demo load that wrote (and ledgered) 2 adoptions, then a
+            // crash before the marker was removed.
+            s.insert_adoptions(&[new_adoption(), new_adoption()]).unwrap();
+            s.meta.insert(DEMO_LOADING, &[1]).unwrap();
+            s.flush().unwrap();
+        }
+        let s = reopen(dir.path());
+        assert!(s.is_empty());
+        assert_eq!(s.insert_adoption(new_adoption()).unwrap().id, 3, "the wiped ids are not given again");
+        drop(s);
+        assert_eq!(reopen(dir.path()).load().unwrap().0.len(), 1);
     }
 
     #[test]

@@ -36,6 +36,21 @@ async fn health_and_commune() {
     let (s, h) = get(&app, "/health").await;
     assert_eq!(s, 200);
     assert_eq!((h["communes"].as_u64(), h["epcis"].as_u64(), h["adoptions"].as_u64()), (Some(1202), Some(61), Some(0)));
+    let (s, live) = get(&app, "/health/live").await;
+    assert_eq!((s.as_u16(), live["status"].as_str()), (200, Some("live")));
+    // Ready: the probe wrote and synced the store (one more sync than before).
+    let syncs = app.service.store_syncs();
+    let (s, ready) = get(&app, "/health/ready").await;
+    assert_eq!((s.as_u16(), ready["status"].as_str()), (200, Some("ready")), "{ready}");
+    assert!(ready["probe_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(app.service.store_syncs(), syncs + 1);
+    // A second probe within a second reuses the first: no sync.
+    let (s, _) = get(&app, "/health/ready").await;
+    assert_eq!((s.as_u16(), app.service.store_syncs()), (200, syncs + 1));
+    let metrics = app.anon.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("voisinage_store_failing 0"), "{metrics}");
+    assert!(metrics.contains("voisinage_store_errors_total 0"));
+    assert!(metrics.contains("voisinage_store_sync_duration_seconds_bucket{le=\"30\"}"));
 
     let (s, c) = get(&app, "/api/v1/communes/35238").await;
     assert_eq!(s, 200);
@@ -474,6 +489,8 @@ async fn openapi_document_covers_every_api_route() {
             "GET /api/v1/tokens",
             "GET /api/v1/tokens/{id}",
             "GET /health",
+            "GET /health/live",
+            "GET /health/ready",
             "GET /metrics",
             "PATCH /api/v1/communes/{code}/adoptions/{id}",
             "POST /api/v1/communes/{code}/adoptions",

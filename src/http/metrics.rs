@@ -8,9 +8,6 @@
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-/// The latency histogram's buckets, seconds: up to the 30-s request deadline.
-pub const LATENCY_BUCKETS: [f64; 17] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
 /// The service's metrics registry.
 pub struct Metrics {
     registry: Registry,
@@ -19,7 +16,20 @@ pub struct Metrics {
     store_bytes: IntGauge,
     adoptions: IntGauge,
     feedback: IntGauge,
+    store: StoreMetrics,
 }
+
+/// The store's metrics: errors, failing state, sync latency.
+struct StoreMetrics {
+    /// `voisinage_store_errors_total`, raised to the service's count at each scrape (under the
+    /// mutex, so that two scrapes never add the same errors twice).
+    errors: std::sync::Mutex<prometheus::IntCounter>,
+    failing: IntGauge,
+    sync_seconds: prometheus::Histogram,
+}
+
+/// Buckets of the latency histograms, seconds: 0.1 ms to the 30-s request deadline.
+pub const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 impl Metrics {
     /// A fresh registry with every metric at zero.
@@ -41,6 +51,20 @@ impl Metrics {
         let build_info =
             IntGaugeVec::new(Opts::new("voisinage_build_info", "The running version of voisinage (always 1)"), &["version"]).expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let store = StoreMetrics {
+            errors: std::sync::Mutex::new(
+                prometheus::IntCounter::new("voisinage_store_errors_total", "Store writes and readiness probes that failed since start").expect("valid metric"),
+            ),
+            failing: IntGauge::new("voisinage_store_failing", "1 while the store refuses writes after a failure, else 0").expect("valid metric"),
+            sync_seconds: prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "voisinage_store_sync_duration_seconds",
+                    "Time of one group commit of the store (sled flush, fdatasync of its files), seconds",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+        };
         let registry = Registry::new();
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("metric registered once");
@@ -51,10 +75,27 @@ impl Metrics {
             Box::new(store_bytes.clone()),
             Box::new(adoptions.clone()),
             Box::new(feedback.clone()),
+            Box::new(store.errors.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            Box::new(store.failing.clone()),
+            Box::new(store.sync_seconds.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
-        Metrics { registry, requests, latency, store_bytes, adoptions, feedback }
+        Metrics { registry, requests, latency, store_bytes, adoptions, feedback, store }
+    }
+
+    /// The function to give the store ([`crate::service::Service::on_store_sync`]): observes
+    /// each sync's duration, seconds.
+    pub fn sync_observer(&self) -> crate::store::SyncObserver {
+        let h = self.store.sync_seconds.clone();
+        Box::new(move |seconds| h.observe(seconds))
+    }
+
+    /// Sets the store's error count and failing state (at each scrape).
+    pub fn set_store_state(&self, errors: u64, failing: bool) {
+        let counter = self.store.errors.lock().unwrap_or_else(|p| p.into_inner());
+        counter.inc_by(errors.saturating_sub(counter.get()));
+        self.store.failing.set(i64::from(failing));
     }
 
     /// Records one answered request. `route` is the matched pattern, or `unmatched`.

@@ -136,6 +136,7 @@ pub const SECURITY_HEADERS: [(&str, &str); 4] = [
 pub fn serve(service: Arc<Service>, listener: TcpListener, config: HttpConfig) -> std::io::Result<Server> {
     let service = web::Data::from(service);
     let metrics = web::Data::new(metrics::Metrics::new());
+    service.on_store_sync(metrics.sync_observer());
     let failures = web::Data::new(limit::AuthFailures::default());
     let config = web::Data::new(config);
     let server = HttpServer::new(move || {

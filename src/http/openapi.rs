@@ -316,7 +316,7 @@ fn response(status: &str, r: &mut Value) {
 }
 
 /// The header object of a response header the service sends, described once by name
-/// (`Location`, `Idempotent-Replayed`, `WWW-Authenticate`, `Retry-After`, `ETag`,
+/// (`Location`, `Idempotent-Replayed`, `Retry-After`, `WWW-Authenticate`, `ETag`,
 /// `Cache-Control` of a secret, `Content-Disposition`): description, schema, and whether every response that documents it
 /// carries it (all but `Idempotent-Replayed`). `None` for another name.
 fn response_header(name: &str) -> Option<Value> {
@@ -333,8 +333,8 @@ fn response_header(name: &str) -> Option<Value> {
             json!({"type": "string", "enum": ["true"]}),
             false,
         ),
+        "Retry-After" => ("Seconds to wait before trying again", json!({"type": "string", "pattern": "^[0-9]+$"}), true),
         "WWW-Authenticate" => ("The scheme to authenticate with", json!({"type": "string", "enum": ["Bearer realm=\"voisinage\""]}), true),
-        "Retry-After" => ("Seconds to wait before trying again", json!({"type": "string", "pattern": "^[1-9][0-9]*$"}), true),
         "ETag" => (
             "Weak entity tag of the answer (`W/\"` + 32 hex digits + `\"`): send it back in `If-None-Match` to get 304 while the answer is unchanged",
             json!({"type": "string", "pattern": "^W/\"[0-9a-f]{32}\"$"}),

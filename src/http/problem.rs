@@ -48,7 +48,8 @@ impl ResponseError for Error {
     }
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
-        let detail = if self.status() >= 500 {
+        // A 503 says what is unavailable (no internal detail: the store's error is logged apart).
+        let detail = if self.status() >= 500 && !matches!(self, Error::Unavailable(_)) {
             // The cause (with its source chain) goes to the log, never to the client.
             tracing::error!(error = %self.chain(), "request failed");
             "internal error; see the service logs".to_string()
@@ -61,6 +62,9 @@ impl ResponseError for Error {
                 r.headers_mut()
                     .insert(actix_web::http::header::WWW_AUTHENTICATE, actix_web::http::header::HeaderValue::from_static("Bearer realm=\"voisinage\""));
             }
+            Error::Unavailable(_) => {
+                r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
             Error::TooManyRequests { retry_after_secs, .. } => {
                 r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from(*retry_after_secs));
             }
@@ -69,6 +73,10 @@ impl ResponseError for Error {
         r
     }
 }
+
+/// `Retry-After` of a 503 (`unavailable`), seconds: the store's watchdog checks every few
+/// seconds whether the disk accepts writes again (see [`crate::service::Service::watch_store`]).
+pub const RETRY_AFTER_SECS: &str = "30";
 
 /// The problem type answered for a status that actix-web produced itself (its own 404, 405,
 /// 413...): for a 4xx, the one of the table with that status, else `malformed-input`; for a
