@@ -49,6 +49,16 @@ pub enum Error {
     /// A request body over the size limit. HTTP 413, code `payload-too-large`.
     #[error("{0}")]
     TooLarge(String),
+    /// Too many requests from one client address: after repeated failed authentications, a
+    /// request carrying an `Authorization` header is refused before its token is checked.
+    /// HTTP 429 with `Retry-After: {retry_after_secs}`, code `too-many-requests`.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// What was refused and why.
+        detail: String,
+        /// Seconds until the client may try again (the `Retry-After` header), at least 1.
+        retry_after_secs: u64,
+    },
     /// The persistent store failed (disk full, corrupt file, locked folder). HTTP 500, code
     /// `storage`.
     #[error("storage error: {context}")]
@@ -126,6 +136,7 @@ pub mod problem {
         TOO_LARGE = "payload-too-large", 413, "Payload too large";
         UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type", 415, "Unsupported media type";
         INVALID = "invalid-value", 422, "Invalid value";
+        TOO_MANY_REQUESTS = "too-many-requests", 429, "Too many requests";
         STORAGE = "storage", 500, "Storage failure";
         STORE_DAMAGED = "store-damaged", 500, "Store damaged";
         INTERNAL = "internal", 500, "Internal failure";
@@ -153,6 +164,7 @@ impl Error {
             Error::Forbidden(_) => FORBIDDEN,
             Error::Conflict(_) => CONFLICT,
             Error::Timeout(_) => TIMEOUT,
+            Error::TooManyRequests { .. } => TOO_MANY_REQUESTS,
             Error::Storage { .. } => STORAGE,
             Error::StoreDamaged(_) => STORE_DAMAGED,
             Error::Internal { .. } => INTERNAL,

@@ -5,7 +5,7 @@
 //! Each command builds what it needs through [`Service::open`] (serve, token) or the core
 //! (import, eval).
 
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use voisinage::core::auth::{Principal, TokenScope};
 use voisinage::core::eval::{self, EvalSettings};
 use voisinage::core::recommend::Params;
 use voisinage::core::simulate::SimParams;
-use voisinage::http::serve;
+use voisinage::http::{HttpConfig, serve};
 use voisinage::import::{self, ImportArea, ImportOptions};
 use voisinage::service::{self, Config, DemoRequest, Service};
 use voisinage::store::{Store, Verdict};
@@ -30,6 +30,17 @@ use voisinage::{Error, backup, seeds};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `text` (for a terminal) or `json` (one object a line, for a log collector;
+    /// each request's lines carry its `request_id` under `span`).
+    #[arg(long, value_enum, default_value = "text", env = "VOISINAGE_LOG_FORMAT", global = true)]
+    log_format: LogFormat,
+}
+
+/// The form of the log lines on standard error.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +69,14 @@ enum Command {
         /// Use this catalogue folder instead of the embedded catalogue.
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// An origin allowed to call the API from a browser (CORS), `https://host[:port]`
+        /// (repeatable; the variable takes them comma-separated). None: no CORS headers.
+        #[arg(long = "cors-origin", value_name = "URL", env = "VOISINAGE_CORS_ORIGINS", value_delimiter = ',', value_parser = HttpConfig::origin)]
+        cors_origins: Vec<String>,
+        /// A reverse proxy's IP address whose `X-Forwarded-For` gives the client's address
+        /// (repeatable; the variable takes them comma-separated).
+        #[arg(long = "trusted-proxy", value_name = "IP", env = "VOISINAGE_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxies: Vec<IpAddr>,
     },
     /// Decision-quality evaluation of the recommender against baselines on simulated histories
     /// (realised utility and regret of the generation each method proposes; README, "Measured
@@ -198,15 +217,25 @@ enum TokenAction {
 
 fn main() {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-    let result = match Cli::parse().command {
-        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds, catalog } => {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match cli.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).with_env_filter(filter).init(),
+        // One JSON object a line: the event's fields at the top level, the current span's
+        // fields (the request id) under `span`.
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init(),
+    }
+    let result = match cli.command {
+        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds, catalog, cors_origins, trusted_proxies } => {
             let demo = demo.then(|| DemoRequest { seed, until: demo_until.unwrap_or_else(|| chrono::Utc::now().date_naive()) });
-            run_serve(&bind, &Config { data_dir, seeds, catalog, demo, today: None })
+            run_serve(&bind, &Config { data_dir, seeds, catalog, demo, today: None }, HttpConfig { cors_origins, trusted_proxies })
         }
         Command::Token { action, data_dir, seeds } => run_token(action, &Config { seeds, ..Config::new(data_dir) }),
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),
@@ -234,14 +263,14 @@ const EXIT_STORE_RESTART: i32 = 75;
 /// How often the store's watchdog looks at a failing store.
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn run_serve(bind: &str, config: &Config) -> Result<(), Error> {
+fn run_serve(bind: &str, config: &Config, http: HttpConfig) -> Result<(), Error> {
     let service = Arc::new(Service::open(config)?);
     let listener = TcpListener::bind(bind)?;
     let watched = service.clone();
     std::thread::Builder::new().name("store-watchdog".into()).spawn(move || watch_store(&watched))?;
-    tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "voisinage listening");
+    tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), cors_origins = ?http.cors_origins, trusted_proxies = ?http.trusted_proxies, "voisinage listening");
     let rt = actix_rt::System::new();
-    rt.block_on(async { serve(service, listener)?.await })?;
+    rt.block_on(async { serve(service, listener, http)?.await })?;
     Ok(())
 }
 

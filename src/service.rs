@@ -702,6 +702,12 @@ impl Service {
         self.store.tokens()
     }
 
+    /// Token `id`, without its secret (admin only). Errors: `Forbidden`, `NotFound`, `Storage`.
+    pub fn token(&self, who: &Principal, id: u64) -> Result<Token> {
+        who.must_be_admin()?;
+        self.store.token(id)?.ok_or_else(|| Error::NotFound(format!("no token {id}")))
+    }
+
     /// Revokes token `id` at once (admin only; a token cannot revoke itself). Errors:
     /// `Forbidden`, `Conflict` (itself), `NotFound`, `Storage`.
     pub fn revoke_token(&self, who: &Principal, id: u64) -> Result<Token> {

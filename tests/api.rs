@@ -472,6 +472,7 @@ async fn openapi_document_covers_every_api_route() {
             "GET /api/v1/communes/{code}",
             "GET /api/v1/communes/{code}/adoptions",
             "GET /api/v1/communes/{code}/adoptions/{id}",
+            "GET /api/v1/communes/{code}/adoptions/{id}/feedback/{feedback_id}",
             "GET /api/v1/communes/{code}/neighbours",
             "GET /api/v1/communes/{code}/recommendations",
             "GET /api/v1/epcis",
@@ -483,8 +484,10 @@ async fn openapi_document_covers_every_api_route() {
             "GET /api/v1/epcis/{siren}/pooled-purchases.csv",
             "GET /api/v1/epcis/{siren}/pooled-purchases.xlsx",
             "GET /api/v1/epcis/{siren}/price-estimates",
+            "GET /api/v1/epcis/{siren}/price-estimates/{id}",
             "GET /api/v1/openapi.json",
             "GET /api/v1/tokens",
+            "GET /api/v1/tokens/{id}",
             "GET /health",
             "GET /health/live",
             "GET /health/ready",
@@ -513,7 +516,7 @@ async fn openapi_document_covers_every_api_route() {
     // Every documented operation is a route of the service (no "no route" 404).
     for op in &ops {
         let (method, path) = op.split_once(' ').unwrap();
-        let path = path.replace("{code}", "35238").replace("{siren}", "243500139").replace("{id}", "1");
+        let path = path.replace("{code}", "35238").replace("{siren}", "243500139").replace("{id}", "1").replace("{feedback_id}", "1");
         let text = app.anon.request(method.parse().unwrap(), app.url(&path)).send().await.unwrap().text().await.unwrap();
         assert!(!text.contains("no route for"), "{op}: {text}");
     }
@@ -721,7 +724,7 @@ async fn a_query_parameter_given_twice_is_refused_on_every_route() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap().iter().filter(|(_, op)| op.is_object()) {
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
-            let concrete = path.replace("{code}", "29019").replace("{siren}", "242900314").replace("{id}", "1");
+            let concrete = path.replace("{code}", "29019").replace("{siren}", "242900314").replace("{id}", "1").replace("{feedback_id}", "1");
             for p in params.iter().filter(|p| p["in"] == "query") {
                 let name = p["name"].as_str().unwrap();
                 let example = match &p["example"] {

@@ -346,9 +346,9 @@ async fn the_exports_are_documented_and_linked_from_the_epci_page() {
     let app = spawn(false).await;
     let doc: Value = app.anon.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     for (path, statuses) in [
-        ("/api/v1/epcis/{siren}/pooled-purchases.xlsx", &["200", "400", "401", "404", "422", "500"][..]),
-        ("/api/v1/epcis/{siren}/inventory.xlsx", &["200", "400", "401", "404", "500"][..]),
-        ("/api/v1/epcis/{siren}/pooled-purchases.csv", &["200", "400", "401", "404", "422", "500"][..]),
+        ("/api/v1/epcis/{siren}/pooled-purchases.xlsx", &["200", "304", "400", "401", "404", "422", "429", "500"][..]),
+        ("/api/v1/epcis/{siren}/inventory.xlsx", &["200", "304", "400", "401", "404", "429", "500"][..]),
+        ("/api/v1/epcis/{siren}/pooled-purchases.csv", &["200", "304", "400", "401", "404", "422", "429", "500"][..]),
     ] {
         let get = &doc["paths"][path]["get"];
         let responses = get["responses"].as_object().unwrap_or_else(|| panic!("{path} is not documented"));

@@ -147,9 +147,15 @@ fn public_reads_say_so_and_writes_need_the_bearer_token() {
             assert!(security == &json!([]) || security == &json!([{}, {"bearer": []}]), "{at}: {security}");
         }
     }
-    assert_eq!(private_reads, ["get /api/v1/tokens"], "the only read that needs a token");
+    assert_eq!(private_reads, ["get /api/v1/tokens", "get /api/v1/tokens/{id}"], "the only reads that need a token");
     // The reads that show more to a token covering the commune or EPCI.
-    for path in ["/api/v1/communes/{code}/adoptions", "/api/v1/communes/{code}/adoptions/{id}", "/api/v1/epcis/{siren}/price-estimates"] {
+    for path in [
+        "/api/v1/communes/{code}/adoptions",
+        "/api/v1/communes/{code}/adoptions/{id}",
+        "/api/v1/communes/{code}/adoptions/{id}/feedback/{feedback_id}",
+        "/api/v1/epcis/{siren}/price-estimates",
+        "/api/v1/epcis/{siren}/price-estimates/{id}",
+    ] {
         assert_eq!(doc["paths"][path]["get"]["security"], json!([{}, {"bearer": []}]), "{path}");
     }
     assert_eq!(doc["paths"]["/api/v1/communes/{code}"]["get"]["security"], json!([]));

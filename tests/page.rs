@@ -52,7 +52,9 @@ async fn epci_page_in_headless_chromium() {
     let map = &dom[dom.find("<svg").unwrap()..dom.find("</svg>").unwrap()];
     assert_eq!(map.matches("<a href=\"/communes/").count(), 43);
     assert!(map.contains("<a href=\"/communes/35238\" aria-label=\"Rennes : "));
-    assert!(map.contains("width=\"100%\""));
+    // Its natural size in attributes, scaled down by the stylesheet (no inline style: the
+    // Content-Security-Policy allows none).
+    assert!(map.contains("viewBox=\"0 0 ") && !map.contains("style="));
     // The 12 most populous members are named on the map (Rennes, Cesson-Sévigné, Bruz...), a
     // small one is not; all 43 are listed under it by situation.
     assert_eq!(map.matches("<text class=\"nom\"").count(), 12, "the larger members named on the map");

@@ -226,7 +226,7 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="carte" role="group" aria-labelledby="carte-titre" viewBox="0 0 {width:.0} {height:.0}" width="100%" style="max-width:{width:.0}px;height:auto"><title id="carte-titre">{}</title><defs>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="carte" role="group" aria-labelledby="carte-titre" viewBox="0 0 {width:.0} {height:.0}" width="{width:.0}" height="{height:.0}"><title id="carte-titre">{}</title><defs>"#,
         escape(title)
     );
     for st in MapStatus::ALL {

@@ -1,8 +1,12 @@
 //! Prometheus metrics, served as text at `GET /metrics`: request counts and latency histograms
 //! per route pattern (`/api/v1/communes/{code}`, not the raw path, so that the label set stays
-//! bounded), and the store's size and record counts, read at each scrape.
+//! bounded; buckets from 0.1 ms up to the 30-s request deadline), the store's size and record
+//! counts, read at each scrape, `voisinage_build_info{version}` (always 1), and on Linux the
+//! process's own (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
+//! `process_open_fds`, `process_max_fds`, `process_virtual_memory_bytes`,
+//! `process_start_time_seconds`, read from `/proc` at each scrape).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The service's metrics registry.
 pub struct Metrics {
@@ -44,20 +48,29 @@ impl Metrics {
         let store_bytes = IntGauge::new("voisinage_store_bytes", "Size of the store's files on disk, bytes").expect("valid metric");
         let adoptions = IntGauge::new("voisinage_adoptions", "Adoptions held (simulated included)").expect("valid metric");
         let feedback = IntGauge::new("voisinage_feedback", "Feedback records held (simulated included)").expect("valid metric");
+        let build_info =
+            IntGaugeVec::new(Opts::new("voisinage_build_info", "The running version of voisinage (always 1)"), &["version"]).expect("valid metric");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let store = StoreMetrics {
             errors: std::sync::Mutex::new(
                 prometheus::IntCounter::new("voisinage_store_errors_total", "Store writes and readiness probes that failed since start").expect("valid metric"),
             ),
             failing: IntGauge::new("voisinage_store_failing", "1 while the store refuses writes after a failure, else 0").expect("valid metric"),
             sync_seconds: prometheus::Histogram::with_opts(
-                HistogramOpts::new("voisinage_store_sync_duration_seconds", "Time of one group commit of the store (sled flush, fdatasync of its files), seconds")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new(
+                    "voisinage_store_sync_duration_seconds",
+                    "Time of one group commit of the store (sled flush, fdatasync of its files), seconds",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
         };
         let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("metric registered once");
         for m in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(build_info) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(store_bytes.clone()),
             Box::new(adoptions.clone()),

@@ -18,7 +18,9 @@
 //!   ([`ERROR_DESCRIPTIONS`]); 401 (a bad token, on any request) and 500 are added to every
 //!   operation; the problem's `code` lists the codes of [`PROBLEM_TYPES`];
 //! - response headers are described once by name ([`response_header`]): `Location`,
-//!   `Idempotent-Replayed`, `WWW-Authenticate`, `Cache-Control`, `Content-Disposition`;
+//!   `Idempotent-Replayed`, `WWW-Authenticate`, `Retry-After`, `ETag`, `Cache-Control`,
+//!   `Content-Disposition`; every GET's 200 has its `ETag` and `Cache-Control`, and a 304;
+//!   every operation a 429 (the limit on failed authentications) with `Retry-After`;
 //! - each path says which methods it allows (the `Allow` header of its 405);
 //! - the recommender's parameters come from [`PARAM_BOUNDS`], so that the document follows
 //!   the code;
@@ -61,6 +63,12 @@ A token that is malformed, unknown or revoked gets 401 on any request, with `WWW
 422 `invalid-value` for a value in shape but refused by a rule that a schema cannot state (a range across fields, a date after today, what the catalogue lists); \
 405 `method-not-allowed` with `Allow` for a method a path does not allow (each path says which); 408 `request-timeout` for a request that takes over 30 s; \
 413 `payload-too-large` for a body over 32 KiB (an inventory upload: 5 MiB).
+
+**HTTP.** Reads (GET, HEAD) answer a weak `ETag` with `Cache-Control: no-cache`, and 304 to an `If-None-Match` that lists it; \
+answers are compressed (gzip, br, zstd) as `Accept-Encoding` asks; every answer carries `X-Request-Id` (the request's own, 1 to 200 visible \
+ASCII characters, or one made), which the service's log lines of that request carry too. After 10 failed authentications in a minute from one \
+address, requests from it with an `Authorization` header get 429 `too-many-requests` with `Retry-After`. Browsers may call the API from the \
+origins the operator allows (CORS; none by default).
 
 **Writes** are durable before their answer. `POST` adoptions and feedback accept an `Idempotency-Key`: a retry with the same key and body answers the first \
 result again with `Idempotent-Replayed: true`.
@@ -162,13 +170,14 @@ fn path_item(path: &str, item: &mut Value) {
     );
     for m in METHODS {
         if let Some(op) = item.get_mut(m).and_then(Value::as_object_mut) {
-            operation(path, op);
+            operation(path, m, op);
         }
     }
 }
 
-/// One operation: security, parameters, responses.
-fn operation(path: &str, op: &mut Map<String, Value>) {
+/// One operation: security, parameters, responses; a read's 200 with its `ETag` and
+/// `Cache-Control`, and its 304.
+fn operation(path: &str, method: &str, op: &mut Map<String, Value>) {
     // An operation that declares no security is a public read.
     op.entry("security").or_insert_with(|| json!([]));
     if path == "/api/v1/communes/{code}/recommendations" {
@@ -186,9 +195,28 @@ fn operation(path: &str, op: &mut Map<String, Value>) {
     let responses = op.entry("responses").or_insert_with(|| json!({}));
     let Some(responses) = responses.as_object_mut() else { return };
     responses.entry("401").or_insert_with(|| json!({"headers": {"WWW-Authenticate": {}}}));
+    responses.entry("429").or_insert_with(|| json!({"headers": {"Retry-After": {}}}));
     responses.entry("500").or_insert_with(|| json!({}));
     for (status, r) in responses.iter_mut() {
         response(status, r);
+    }
+    if method == "get" {
+        if let Some(headers) = responses.get_mut("200").map(|r| r.as_object_mut().map(|r| r.entry("headers").or_insert_with(|| json!({}))))
+            && let Some(h) = headers.and_then(Value::as_object_mut)
+        {
+            h.insert("ETag".into(), response_header("ETag").unwrap_or_default());
+            h.entry("Cache-Control").or_insert_with(|| {
+                json!({"description": "`no-cache` (`private, no-cache` for a request with a token or a cookie): a cache may keep the answer but must \
+                    revalidate it (`If-None-Match`) every time, as any write may change it", "required": true,
+                    "schema": {"type": "string", "enum": ["no-cache", "private, no-cache"]}})
+            });
+        }
+        responses.insert(
+            "304".into(),
+            json!({"description": "Not modified: the request's `If-None-Match` lists this answer's `ETag` (weak comparison) or `*`; no body",
+                "headers": {"ETag": response_header("ETag"), "Cache-Control": {"description": "As on the 200", "required": true,
+                    "schema": {"type": "string", "enum": ["no-cache", "private, no-cache"]}}}}),
+        );
     }
 }
 
@@ -210,7 +238,7 @@ fn recommender_parameter(name: &str, lo: f64, hi: f64, defaults: &Value) -> Valu
 }
 
 /// Gives a parameter that means the same thing on every route (by location and name: path
-/// `code`, `siren`, `id`, query `category`, `as_of`, header `Idempotency-Key`) the schema its
+/// `code`, `siren`, `id` and `feedback_id`, query `category`, `as_of`, header `Idempotency-Key`) the schema its
 /// parser accepts, and an example (Brest, 29019, in Brest Métropole, 242900314). Other
 /// parameters keep what their annotation says.
 fn known_parameter(p: &mut Value) {
@@ -222,7 +250,7 @@ fn known_parameter(p: &mut Value) {
         ),
         ("path", "siren") => (json!({"type": "string", "pattern": SIREN_PATTERN, "description": "SIREN: 9 digits"}), json!("242900314")),
         // A record id: a whole number from 1 (`RecordId`), up to the largest 64-bit unsigned.
-        ("path", "id") => (json!({"type": "integer", "minimum": 1, "maximum": u64::MAX}), json!(1)),
+        ("path", "id" | "feedback_id") => (json!({"type": "integer", "minimum": 1, "maximum": u64::MAX}), json!(1)),
         ("query", "category") => (json!({"type": "string", "pattern": SLUG_PATTERN}), json!("elections")),
         ("query", "as_of") => (json!({"type": "string", "format": "date"}), json!("2025-06-30")),
         ("header", "Idempotency-Key") => {
@@ -248,6 +276,11 @@ pub const ERROR_DESCRIPTIONS: &[(&str, &str)] = &[
     ("413", "`payload-too-large`: a body over 32 KiB"),
     ("415", "`unsupported-media-type`: a body not sent as `application/json`"),
     ("422", "`invalid-value`: a value in shape but out of its range, or refused by a rule across fields"),
+    (
+        "429",
+        "`too-many-requests`: too many failed authentications from this client address (10 a minute); any request with an `Authorization` \
+         header is refused, before its token is checked, for the `Retry-After` seconds",
+    ),
     ("500", "`storage` or `internal`: the store or the service failed (the detail says no more; the cause is in the service's log)"),
 ];
 
@@ -267,10 +300,12 @@ fn response(status: &str, r: &mut Value) {
             r.insert("description".into(), Value::from(*d));
         }
     }
-    if status == "401" {
-        let headers = r.entry("headers").or_insert_with(|| json!({}));
-        if let Some(h) = headers.as_object_mut() {
-            h.entry("WWW-Authenticate").or_insert_with(|| json!({}));
+    for (code, name) in [("401", "WWW-Authenticate"), ("429", "Retry-After")] {
+        if status == code {
+            let headers = r.entry("headers").or_insert_with(|| json!({}));
+            if let Some(h) = headers.as_object_mut() {
+                h.entry(name).or_insert_with(|| json!({}));
+            }
         }
     }
     if let Some(headers) = r.get_mut("headers").and_then(Value::as_object_mut) {
@@ -283,14 +318,16 @@ fn response(status: &str, r: &mut Value) {
 }
 
 /// The header object of a response header the service sends, described once by name
-/// (`Location`, `Idempotent-Replayed`, `Retry-After`, `WWW-Authenticate`, `Cache-Control`,
-/// `Content-Disposition`): description, schema, and whether every response that documents it
+/// (`Location`, `Idempotent-Replayed`, `Retry-After`, `WWW-Authenticate`, `ETag`,
+/// `Cache-Control` of a secret, `Content-Disposition`): description, schema, and whether every response that documents it
 /// carries it (all but `Idempotent-Replayed`). `None` for another name.
 fn response_header(name: &str) -> Option<Value> {
     let (description, schema, required) = match name {
         "Location" => (
-            "Where the record is read: the adoption, `/api/v1/communes/{code}/adoptions/{id}`",
-            json!({"type": "string", "pattern": "^/api/v1/communes/(?:[0-9]{5}|2[AB][0-9]{3})/adoptions/[1-9][0-9]*$"}),
+            "Where the created record is read: `/api/v1/communes/{code}/adoptions/{id}` (an adoption), \
+             `/api/v1/communes/{code}/adoptions/{id}/feedback/{feedback_id}` (feedback), `/api/v1/epcis/{siren}/price-estimates/{id}` \
+             (a price estimate), `/api/v1/tokens/{id}` (a token)",
+            json!({"type": "string", "pattern": "^/api/v1/(?:communes/(?:[0-9]{5}|2[AB][0-9]{3})/adoptions/[1-9][0-9]*(?:/feedback/[1-9][0-9]*)?|epcis/[0-9]{9}/price-estimates/[1-9][0-9]*|tokens/[1-9][0-9]*)$"}),
             true,
         ),
         "Idempotent-Replayed" => (
@@ -300,6 +337,11 @@ fn response_header(name: &str) -> Option<Value> {
         ),
         "Retry-After" => ("Seconds to wait before trying again", json!({"type": "string", "pattern": "^[0-9]+$"}), true),
         "WWW-Authenticate" => ("The scheme to authenticate with", json!({"type": "string", "enum": ["Bearer realm=\"voisinage\""]}), true),
+        "ETag" => (
+            "Weak entity tag of the answer (`W/\"` + 32 hex digits + `\"`): send it back in `If-None-Match` to get 304 while the answer is unchanged",
+            json!({"type": "string", "pattern": "^W/\"[0-9a-f]{32}\"$"}),
+            true,
+        ),
         "Cache-Control" => ("`no-store`: the answer holds a secret", json!({"type": "string", "enum": ["no-store"]}), true),
         "Content-Disposition" => {
             ("A file to save, with its name (`attachment; filename=\"…\"`)", json!({"type": "string", "pattern": "^attachment; filename=\"[^\"]+\"$"}), true)

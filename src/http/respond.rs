@@ -58,7 +58,9 @@ pub async fn not_allowed(allow: &'static str) -> Res {
 
 /// Runs a use case on the blocking thread pool (writes sync the disk). The use case completes
 /// even if the client goes away meanwhile, so the running service always shows what is
-/// stored. Errors: the use case's, or `Internal` if the pool is gone.
+/// stored. It runs in the request's tracing span, so that its log lines carry the request id.
+/// Errors: the use case's, or `Internal` if the pool is gone.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
-    web::block(f).await.map_err(|e| Error::internal("the blocking thread pool", e))?
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(f)).await.map_err(|e| Error::internal("the blocking thread pool", e))?
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use voisinage::core::auth::{Principal, TokenScope};
-use voisinage::http::serve;
+use voisinage::http::{HttpConfig, serve};
 use voisinage::service::{Config, DemoRequest, Service};
 
 /// The reference date of every test server.
@@ -49,10 +49,15 @@ impl TestApp {
 /// Starts a server on a store in `dir`; with `demo`, an empty store first gets the simulated
 /// history (seed 2026, ending on `today()`).
 pub async fn spawn_in(dir: tempfile::TempDir, demo: bool) -> TestApp {
+    spawn_configured(dir, demo, HttpConfig::default()).await
+}
+
+/// [`spawn_in`] with this HTTP configuration (CORS origins, trusted proxies).
+pub async fn spawn_configured(dir: tempfile::TempDir, demo: bool, config: HttpConfig) -> TestApp {
     let service = Arc::new(open(dir.path(), demo));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = serve(service.clone(), listener).unwrap();
+    let server = serve(service.clone(), listener, config).unwrap();
     tokio::spawn(server);
     let mut app = TestApp { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), anon: reqwest::Client::new(), service, dir };
     let admin = app.token("admin");

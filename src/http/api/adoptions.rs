@@ -1,6 +1,7 @@
 //! What each commune runs and how it proved: `GET|POST /api/v1/communes/{code}/adoptions`,
 //! `GET|PATCH /api/v1/communes/{code}/adoptions/{id}`,
-//! `POST /api/v1/communes/{code}/adoptions/{id}/feedback`.
+//! `POST /api/v1/communes/{code}/adoptions/{id}/feedback`,
+//! `GET /api/v1/communes/{code}/adoptions/{id}/feedback/{feedback_id}`.
 //!
 //! Writes need a token covering the commune ([`CommuneWriter`]) and accept an
 //! `Idempotency-Key`; a replay answers `Idempotent-Replayed: true`.
@@ -16,7 +17,7 @@ use crate::core::history::{Adoption, Feedback, Ratings};
 use crate::error::Error;
 use crate::http::extract::{Body, CommuneWriter, IdempotencyKey, NoParams, Query, RecordId, Viewer, WholeNumber, in_range};
 use crate::http::problem::Problem;
-use crate::http::respond::{Res, blocking, json, mark_replay, not_allowed, with_header};
+use crate::http::respond::{Res, blocking, get_only, json, mark_replay, not_allowed, with_header};
 use crate::service::{AdoptionChanges, AdoptionDraft, AdoptionView, FeedbackDraft, Service};
 
 /// The routes of this resource.
@@ -39,12 +40,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/communes/{code}/adoptions/{id}/feedback")
             .route(web::post().to(create_feedback))
             .default_service(web::to(|| not_allowed("POST"))),
-    );
+    )
+    .service(get_only("/api/v1/communes/{code}/adoptions/{id}/feedback/{feedback_id}", one_feedback));
 }
 
 /// The OpenAPI paths of this resource.
 #[derive(OpenApi)]
-#[openapi(paths(list_adoptions, create_adoption, one_adoption, update_adoption, create_feedback))]
+#[openapi(paths(list_adoptions, create_adoption, one_adoption, update_adoption, create_feedback, one_feedback))]
 pub struct Doc;
 
 /// Feedback as shown publicly: the comment text is withheld (it may hold personal data).
@@ -393,8 +395,8 @@ impl TryFrom<FeedbackIn> for FeedbackDraft {
 
 /// Records feedback on one of the commune's adoptions.
 ///
-/// Same tokens and `Idempotency-Key` as adoptions; the 201's `Location` reads the adoption
-/// with its feedback. The comment (at most 2,000 characters) is shown only to tokens covering
+/// Same tokens and `Idempotency-Key` as adoptions; the 201's `Location` reads the feedback
+/// (`.../feedback/{feedback_id}`). The comment (at most 2,000 characters) is shown only to tokens covering
 /// the commune.
 #[utoipa::path(post, path = "/api/v1/communes/{code}/adoptions/{id}/feedback", tag = "adoptions", operation_id = "create_feedback", security(("bearer" = [])),
     params(("code" = String, Path, description = "Code INSEE"), ("id" = u64, Path, description = "Adoption id"),
@@ -422,7 +424,30 @@ pub async fn create_feedback(
     let id = path.1.0;
     let written = blocking(move || s.record_feedback(&principal, &code, id, draft, idem.as_ref())).await?;
     let r = json(StatusCode::CREATED, &FeedbackOut::new(&written.record, true))?;
-    let mut r = with_header(r, header::LOCATION, &format!("/api/v1/communes/{code}/adoptions/{id}"))?;
+    let mut r = with_header(r, header::LOCATION, &format!("/api/v1/communes/{code}/adoptions/{id}/feedback/{}", written.record.id))?;
     mark_replay(&mut r, written.replayed);
     Ok(r)
+}
+
+/// One feedback record on an adoption.
+///
+/// The feedback, its comment only for a token covering the commune. The `Location` of new
+/// feedback.
+#[utoipa::path(get, path = "/api/v1/communes/{code}/adoptions/{id}/feedback/{feedback_id}", tag = "adoptions", operation_id = "get_feedback",
+    security((), ("bearer" = [])),
+    params(("code" = String, Path, description = "Code INSEE"), ("id" = u64, Path, description = "Adoption id"),
+        ("feedback_id" = u64, Path, description = "Feedback id")),
+    responses((status = 200, description = "The feedback", body = FeedbackOut, example = json!({"id": 2, "adoption_id": 1, "date": "2026-03-20",
+            "reliability": 4, "incidents": 1, "downtime_hours": 2.5, "support": 5, "has_comment": true, "simulated": false})),
+        (status = 400, body = Problem),
+        (status = 404, description = "`not-found`: no such commune, no such adoption of this commune, or no such feedback on this adoption", body = Problem)))]
+pub async fn one_feedback(viewer: Viewer, s: web::Data<Service>, path: web::Path<(InseeCode, RecordId, RecordId)>, _no_query: Query<NoParams>) -> Res {
+    let (code, RecordId(id), RecordId(feedback_id)) = path.into_inner();
+    let view = s.adoption(viewer.0.as_ref(), &code, id)?;
+    let f = view
+        .feedback
+        .iter()
+        .find(|f| f.id == feedback_id)
+        .ok_or_else(|| Error::NotFound(format!("no feedback {feedback_id} on adoption {id} of commune {code}")))?;
+    json(StatusCode::OK, &FeedbackOut::new(f, view.comments_visible))
 }

@@ -1,11 +1,11 @@
 //! Estimated prices recorded by an EPCI for the options of its groupements de commandes:
-//! `POST|GET /api/v1/epcis/{siren}/price-estimates`.
+//! `POST|GET /api/v1/epcis/{siren}/price-estimates`, `GET /api/v1/epcis/{siren}/price-estimates/{id}`.
 //!
 //! Writes need the EPCI's own token or an admin token ([`EpciWriter`]). The pooled purchases
 //! (`/api/v1/epcis/{siren}/pooled-purchases`, its CSV and the EPCI page) use the estimate in
 //! force for each option to give the pooled amount and the procurement procedure.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::web;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -13,9 +13,11 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::core::domain::{GenerationId, Siren, Slug};
 use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, in_force};
+use crate::error::Error;
+use crate::http::extract::RecordId;
 use crate::http::extract::{Body, EpciWriter, NoParams, Query, Viewer};
 use crate::http::problem::Problem;
-use crate::http::respond::{Res, blocking, json, not_allowed};
+use crate::http::respond::{Res, blocking, get_only, json, not_allowed, with_header};
 use crate::service::{PriceEstimateDraft, Service};
 
 /// The routes of this resource.
@@ -26,12 +28,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(list_estimates))
             .route(web::post().to(create_estimate))
             .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
-    );
+    )
+    .service(get_only("/api/v1/epcis/{siren}/price-estimates/{id}", one_estimate));
 }
 
 /// The OpenAPI paths of this resource.
 #[derive(OpenApi)]
-#[openapi(paths(list_estimates, create_estimate))]
+#[openapi(paths(list_estimates, create_estimate, one_estimate))]
 pub struct Doc;
 
 /// Body of `POST /api/v1/epcis/{siren}/price-estimates`.
@@ -134,15 +137,34 @@ pub async fn list_estimates(viewer: Viewer, s: web::Data<Service>, siren: web::P
     json(StatusCode::OK, &PriceEstimateList { epci: *siren, count: out.len(), estimates: out })
 }
 
+/// One price estimate of the EPCI.
+///
+/// The estimate, saying whether it is the one in force today; its note only for a token
+/// covering the EPCI. The `Location` of a new estimate.
+#[utoipa::path(get, path = "/api/v1/epcis/{siren}/price-estimates/{id}", tag = "pooling", operation_id = "get_price_estimate", security((), ("bearer" = [])),
+    params(("siren" = String, Path, description = "SIREN of the EPCI"), ("id" = u64, Path, description = "Estimate id")),
+    responses((status = 200, description = "The estimate", body = PriceEstimateOut, example = json!({
+            "id": 1, "epci": "242900314", "product": "openelec", "generation": null, "basis": "per_commune", "amount_eur_ht": 25000, "made_on": "2026-03-01",
+            "by": {"token_id": 3, "scope": "epci:242900314", "name": "Brest Métropole"}, "recorded_at": "2026-03-02T09:14:27.512Z", "in_force": true,
+            "has_note": true})),
+        (status = 400, body = Problem), (status = 404, description = "`not-found`: no such EPCI, or no such estimate of this EPCI", body = Problem)))]
+pub async fn one_estimate(viewer: Viewer, s: web::Data<Service>, path: web::Path<(Siren, RecordId)>, _no_query: Query<NoParams>) -> Res {
+    let (siren, RecordId(id)) = path.into_inner();
+    let list = s.price_estimates(&siren)?;
+    let e = list.iter().find(|e| e.id == id).ok_or_else(|| Error::NotFound(format!("no price estimate {id} for EPCI {siren}")))?;
+    let out = PriceEstimateOut::new(e.clone(), in_force(&list, e, s.today()), s.sees_epci_notes(viewer.0.as_ref(), &siren));
+    json(StatusCode::OK, &out)
+}
+
 /// Records the EPCI's estimated price of an option.
 ///
 /// Token `epci:{siren}` or `admin` (a commune's token or another EPCI's: 403). Durable before
-/// the 201. The estimate in force for an option gives the pooled amount and the procurement
+/// the 201, whose `Location` reads the estimate. The estimate in force for an option gives the pooled amount and the procurement
 /// procedure of its groupements; earlier ones stay listed.
 #[utoipa::path(post, path = "/api/v1/epcis/{siren}/price-estimates", tag = "pooling", operation_id = "create_price_estimate", security(("bearer" = [])),
     params(("siren" = String, Path, description = "SIREN of the EPCI")),
     request_body = PriceEstimateIn,
-    responses((status = 201, description = "Recorded", body = PriceEstimateOut, example = json!({
+    responses((status = 201, description = "Recorded", body = PriceEstimateOut, headers(("Location" = String)), example = json!({
             "id": 1, "epci": "242900314", "product": "openelec", "generation": null, "basis": "per_commune", "amount_eur_ht": 25000, "made_on": "2026-03-01",
             "by": {"token_id": 3, "scope": "epci:242900314", "name": "Brest Métropole"}, "recorded_at": "2026-03-02T09:14:27.512Z", "in_force": true,
             "has_note": true, "note": "devis de l'éditeur, maintenance 4 ans comprise"})),
@@ -165,5 +187,6 @@ pub async fn create_estimate(w: EpciWriter, s: web::Data<Service>, body: Body<Pr
     let e = blocking(move || st.record_price_estimate(&principal, &siren, draft)).await?;
     let list = s.price_estimates(&siren)?;
     let current = in_force(&list, &e, s.today());
-    json(StatusCode::CREATED, &PriceEstimateOut::new(e, current, true))
+    let location = format!("/api/v1/epcis/{}/price-estimates/{}", e.epci, e.id);
+    with_header(json(StatusCode::CREATED, &PriceEstimateOut::new(e, current, true))?, header::LOCATION, &location)
 }

@@ -1,4 +1,4 @@
-//! Bearer tokens (admin): `GET|POST /api/v1/tokens`, `DELETE /api/v1/tokens/{id}`.
+//! Bearer tokens (admin): `GET|POST /api/v1/tokens`, `GET|DELETE /api/v1/tokens/{id}`.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::web;
@@ -8,7 +8,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::core::auth::{Token, TokenScope};
 use crate::http::extract::{AdminToken, Body, NoParams, Query, RecordId};
 use crate::http::problem::Problem;
-use crate::http::respond::{Res, blocking, json, not_allowed};
+use crate::http::respond::{Res, blocking, json, not_allowed, with_header};
 use crate::service::Service;
 
 /// The routes of this resource.
@@ -20,12 +20,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_token))
             .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
     )
-    .service(web::resource("/api/v1/tokens/{id}").route(web::delete().to(revoke_token)).default_service(web::to(|| not_allowed("DELETE"))));
+    .service(
+        web::resource("/api/v1/tokens/{id}")
+            .route(web::get().to(one_token))
+            .route(web::head().to(one_token))
+            .route(web::delete().to(revoke_token))
+            .default_service(web::to(|| not_allowed("GET, HEAD, DELETE"))),
+    );
 }
 
 /// The OpenAPI paths of this resource.
 #[derive(OpenApi)]
-#[openapi(paths(list_tokens, create_token, revoke_token))]
+#[openapi(paths(list_tokens, create_token, one_token, revoke_token))]
 pub struct Doc;
 
 /// Body of `POST /api/v1/tokens`.
@@ -61,9 +67,10 @@ pub struct TokenList {
 /// Creates a token (admin).
 ///
 /// `POST /api/v1/tokens`: a token of the scope asked; its secret is in this answer only
-/// (`Cache-Control: no-store`), the store keeps its hash.
+/// (`Cache-Control: no-store`), the store keeps its hash; the `Location` reads the token
+/// (without its secret).
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", operation_id = "create_token", security(("bearer" = [])), request_body = TokenIn,
-    responses((status = 201, description = "Created; the secret is shown this once", body = TokenCreated, headers(("Cache-Control" = String)),
+    responses((status = 201, description = "Created; the secret is shown this once", body = TokenCreated, headers(("Cache-Control" = String), ("Location" = String)),
             example = json!({"token": "vsn_8c1f5e0a93d24b7e6f1a0c9d8b7e6f5a4c3b2a1908f7e6d5c4b3a2918f7e6d5c", "id": 14, "scope": "commune:29019",
                 "label": "Mairie de Brest, service élections", "created": "2026-03-02T09:14:27.512Z", "revoked": null})),
         (status = 400, description = "`malformed-input`: a scope that is not `commune:{code}`, `epci:{siren}` or `admin`, an unknown field", body = Problem),
@@ -74,7 +81,8 @@ pub struct TokenList {
 pub async fn create_token(admin: AdminToken, s: web::Data<Service>, body: Body<TokenIn>, _no_query: Query<NoParams>) -> Res {
     let TokenIn { scope, label } = body.value;
     let (t, secret) = blocking(move || s.create_token(&admin.0, scope, &label.unwrap_or_default())).await?;
-    let mut r = json(StatusCode::CREATED, &TokenCreated { token: secret, record: t })?;
+    let location = format!("/api/v1/tokens/{}", t.id);
+    let mut r = with_header(json(StatusCode::CREATED, &TokenCreated { token: secret, record: t })?, header::LOCATION, &location)?;
     r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     Ok(r)
 }
@@ -91,6 +99,21 @@ pub async fn create_token(admin: AdminToken, s: web::Data<Service>, body: Body<T
 pub async fn list_tokens(admin: AdminToken, s: web::Data<Service>, _no_query: Query<NoParams>) -> Res {
     let list = s.tokens(&admin.0)?;
     json(StatusCode::OK, &TokenList { count: list.len(), tokens: list })
+}
+
+/// One token (admin).
+///
+/// `GET /api/v1/tokens/{id}`: the token with its scope, label, creation and revocation
+/// dates, never its secret. The `Location` of a new token.
+#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "get_token", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "Token id")),
+    responses((status = 200, description = "The token", body = Token, example = json!({
+            "id": 14, "scope": "commune:29019", "label": "Mairie de Brest, service élections", "created": "2026-03-02T09:14:27.512Z", "revoked": null})),
+        (status = 400, body = Problem), (status = 403, description = "`forbidden`: not an `admin` token", body = Problem),
+        (status = 404, description = "`not-found`: no such token", body = Problem)))]
+pub async fn one_token(admin: AdminToken, s: web::Data<Service>, id: web::Path<RecordId>, _no_query: Query<NoParams>) -> Res {
+    let RecordId(id) = id.into_inner();
+    json(StatusCode::OK, &s.token(&admin.0, id)?)
 }
 
 /// Revokes a token (admin).

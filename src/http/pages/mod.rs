@@ -71,7 +71,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(web::get().to(session::sign_out_form))
         .route(web::head().to(session::sign_out_form))
         .route(web::post().to(session::sign_out));
-    cfg.service(page_resource("/", home::index))
+    cfg.service(page_resource("/static/voisinage.css", stylesheet))
+        .service(page_resource("/", home::index))
         .service(page_resource("/recherche", home::search))
         .service(page_resource("/epcis/{siren}", epci::epci_page))
         .service(page_resource("/communes/{code}", commune::commune_page))
@@ -174,6 +175,11 @@ fn page_error(req: &HttpRequest, error: Error) -> actix_web::Error {
     PageError { error, simulated, more: String::new() }.into()
 }
 
+/// The stylesheet of every page ([`STYLE`]), revalidated by its `ETag`.
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/css; charset=utf-8").body(STYLE)
+}
+
 /// A 200 HTML answer.
 fn html(body: String) -> PageResult {
     Ok(HttpResponse::build(StatusCode::OK).content_type("text/html; charset=utf-8").body(body))
@@ -195,11 +201,14 @@ fn page_path() -> web::PathConfig {
     web::PathConfig::default().error_handler(|e, req| page_error(req, Error::Malformed(format!("invalid path: {e}"))))
 }
 
-const STYLE: &str = "*,*::before,*::after{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:72rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.45}\
+/// The pages' one stylesheet, served at `/static/voisinage.css` (an external file, so that the
+/// Content-Security-Policy allows no inline style). The map's SVG carries its natural size in
+/// `width` and `height`; `max-width:100%` scales it down on a narrow screen.
+pub const STYLE: &str = "*,*::before,*::after{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:72rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.45}\
 a{color:#0b4f9c}table{border-collapse:collapse;margin:.5rem 0 1rem;width:100%}th,td{border:1px solid #999;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 th{background:#eef2f7}caption{text-align:left;font-weight:600;padding:.3rem 0}.simule{background:#fff3cd;border:1px solid #8a6d00;padding:.5rem}\
 .legende{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}.pastille{display:inline-block;width:1rem;height:1rem;border:1px solid #333;vertical-align:middle;margin-right:.3rem}\
-section.groupement{border-top:2px solid #0b4f9c;margin-top:1.5rem}.verifier{background:#eef2f7;border:1px solid #0b4f9c;padding:.5rem}label{font-weight:600}input,select,button{font-size:1rem;padding:.3rem}svg.carte{display:block;width:100%;height:auto}\
+section.groupement{border-top:2px solid #0b4f9c;margin-top:1.5rem}.verifier{background:#eef2f7;border:1px solid #0b4f9c;padding:.5rem}label{font-weight:600}input,select,button{font-size:1rem;padding:.3rem}svg.carte{display:block;max-width:100%;height:auto}\
 header{display:flex;flex-wrap:wrap;justify-content:space-between;gap:.5rem;border-bottom:1px solid #999}header form{display:inline}.compte{margin:.5rem 0}\
 .erreur{color:#8b0000;font-weight:600;margin:.2rem 0}.ok{background:#e6f4ea;border:1px solid #1e6b34;padding:.5rem}[aria-invalid=true]{border:2px solid #8b0000}\
 details{margin:.4rem 0;border:1px solid #bbb;padding:.3rem .5rem}summary{cursor:pointer;font-weight:600;color:#0b4f9c}.formulaire p{margin:.4rem 0}input,select,textarea{max-width:100%}textarea{width:100%}\
@@ -251,7 +260,7 @@ pub fn page_with(title: &str, nav: &Nav, content: &str) -> String {
         ""
     };
     format!(
-        "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} — voisinage</title><style>{STYLE}</style></head>\
+        "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} — voisinage</title><link rel=\"stylesheet\" href=\"/static/voisinage.css\"></head>\
 <body><header><p><a href=\"/\">voisinage</a> : ce que les communes voisines utilisent déjà</p>{account}</header><main>{banner}{content}</main>\
 <footer><p>Sources : INSEE COG 2026, IGN Admin Express 2018 (Licence Ouverte), endoflife.date (MIT). Communes et EPCI de Bretagne.</p></footer></body></html>",
         escape(title)
