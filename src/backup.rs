@@ -520,8 +520,17 @@ mod tests {
 
     #[test]
     fn a_backup_reads_back_with_its_header_and_counts() {
-        let (_dir, out, s, secret) = sample();
+        let (dir, out, s, secret) = sample();
         assert_eq!(s.counts, Counts { adoption: 1, token: 1, ..Counts::default() });
+        // The same backup with its progress: the ledger's count, one final call at the total.
+        let store = reopen(dir.path());
+        assert_eq!(store.export_count(), 2);
+        let mut calls = Vec::new();
+        let mut again = Vec::new();
+        write_with_progress(&store, &mut again, s.created, &mut |done, total| calls.push((done, total))).unwrap();
+        drop(store);
+        assert_eq!(calls, [(2, 2)]);
+        assert_eq!(gunzip(&again), gunzip(&out));
         assert_eq!((s.state.next_id, s.state.next_token_id, s.state.next_price_estimate_id), (2, 2, 1));
         let text = gunzip(&out);
         let lines: Vec<&str> = text.lines().collect();
