@@ -50,11 +50,8 @@ impl Metrics {
             ),
             failing: IntGauge::new("voisinage_store_failing", "1 while the store refuses writes after a failure, else 0").expect("valid metric"),
             sync_seconds: prometheus::Histogram::with_opts(
-                HistogramOpts::new(
-                    "voisinage_store_sync_duration_seconds",
-                    "Time of one group commit of the store (sled flush, fdatasync of its files), seconds",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new("voisinage_store_sync_duration_seconds", "Time of one group commit of the store (sled flush, fdatasync of its files), seconds")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
         };

@@ -59,8 +59,7 @@ impl ResponseError for Error {
         let mut r = Problem::new(self.problem_type(), detail).response();
         match self {
             Error::Unauthorized(_) => {
-                r.headers_mut()
-                    .insert(actix_web::http::header::WWW_AUTHENTICATE, actix_web::http::header::HeaderValue::from_static("Bearer realm=\"voisinage\""));
+                r.headers_mut().insert(actix_web::http::header::WWW_AUTHENTICATE, actix_web::http::header::HeaderValue::from_static("Bearer realm=\"voisinage\""));
             }
             Error::Unavailable(_) => {
                 r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static(RETRY_AFTER_SECS));

@@ -13,9 +13,9 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::error::Error;
 use crate::http::extract::{NoParams, Query};
 use crate::http::metrics::Metrics;
+use crate::error::Error;
 use crate::http::problem::Problem;
 use crate::http::respond::{Res, blocking, get_only, json};
 use crate::service::Service;
