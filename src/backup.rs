@@ -276,7 +276,15 @@ fn write_line<W: Write, T: Serialize>(w: &mut W, v: &T) -> Result<()> {
 /// store cannot be read, `Io` when `out` fails (then `out` holds a file without its footer,
 /// which [`read`] refuses).
 pub fn write(store: &Store, out: impl Write, created: DateTime<Utc>) -> Result<Summary> {
+    write_with_progress(store, out, created, &mut |_, _| {})
+}
+
+/// [`write`], calling `progress(records written, records to write)` every
+/// [`crate::store::PROGRESS_EVERY`] records (the total from [`Store::export_count`]), the last
+/// call with `done == total` (the records written) once the file is complete.
+pub fn write_with_progress(store: &Store, out: impl Write, created: DateTime<Utc>, progress: &mut dyn FnMut(u64, u64)) -> Result<Summary> {
     let state = store.backup_state()?;
+    let total = store.export_count();
     let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
     let mut w = BufWriter::with_capacity(64 * 1024, Hashing { inner: gz, sha: Sha256::new() });
     let header = Header {
@@ -295,11 +303,15 @@ pub fn write(store: &Store, out: impl Write, created: DateTime<Utc>) -> Result<S
         let r = r?;
         counts.add(&r);
         write_line(&mut w, &Line::from(r))?;
+        if counts.total().is_multiple_of(crate::store::PROGRESS_EVERY) {
+            progress(counts.total(), total.max(counts.total()));
+        }
     }
     let Hashing { inner: mut gz, sha } = w.into_inner().map_err(|e| io(e.into_error()))?;
     let end = End { records: counts.total(), counts, sha256: hex(&sha.finalize()) };
     write_line(&mut gz, &Line { end: Some(end), ..Line::default() })?;
     gz.finish().map_err(io)?.flush().map_err(io)?;
+    progress(counts.total(), counts.total());
     Ok(Summary { created, state, counts })
 }
 
@@ -508,8 +520,17 @@ mod tests {
 
     #[test]
     fn a_backup_reads_back_with_its_header_and_counts() {
-        let (_dir, out, s, secret) = sample();
+        let (dir, out, s, secret) = sample();
         assert_eq!(s.counts, Counts { adoption: 1, token: 1, ..Counts::default() });
+        // The same backup with its progress: the ledger's count, one final call at the total.
+        let store = reopen(dir.path());
+        assert_eq!(store.export_count(), 2);
+        let mut calls = Vec::new();
+        let mut again = Vec::new();
+        write_with_progress(&store, &mut again, s.created, &mut |done, total| calls.push((done, total))).unwrap();
+        drop(store);
+        assert_eq!(calls, [(2, 2)]);
+        assert_eq!(gunzip(&again), gunzip(&out));
         assert_eq!((s.state.next_id, s.state.next_token_id, s.state.next_price_estimate_id), (2, 2, 1));
         let text = gunzip(&out);
         let lines: Vec<&str> = text.lines().collect();

@@ -15,6 +15,7 @@
 //!   scripts, XLSX with typed cells) and the members' inventory (XLSX);
 //! - [`backup`] writes and reads the backup files of the store (gzip JSON Lines, verified);
 //! - [`import`] derives the seeds from the shared open data; [`seeds`] embeds them;
+//! - [`progress`] shows the progress of long work (a bar on a terminal, else log lines);
 //! - `main.rs` is the CLI that wires them.
 
 pub mod backup;
@@ -24,6 +25,7 @@ pub mod export;
 pub mod http;
 pub mod import;
 pub mod inventory;
+pub mod progress;
 pub mod seeds;
 pub mod service;
 pub mod store;

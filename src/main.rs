@@ -19,6 +19,7 @@ use voisinage::core::recommend::Params;
 use voisinage::core::simulate::SimParams;
 use voisinage::http::{HttpConfig, serve};
 use voisinage::import::{self, ImportArea, ImportOptions};
+use voisinage::progress::{Progress, Steps};
 use voisinage::service::{self, Config, DemoRequest, Service};
 use voisinage::store::{Store, Verdict};
 use voisinage::{Error, backup, seeds};
@@ -464,7 +465,12 @@ fn run_eval(args: &EvalArgs) -> Result<(), Error> {
     let (territory, catalog) = (seeds::territory()?, seeds::catalog()?);
     let sim = move |seed: u64| SimParams { seed, ..base.clone() };
     let simulation = eval::Simulation { params_of: &sim, overrides: &args.sim, ablation: args.ablation };
-    let doc = eval::run(&territory, &catalog, &seeds, &simulation, &settings, &params);
+    // Steps: each seed's simulated history, then each cut evaluated on it.
+    let progress = std::sync::Mutex::new(Progress::new("eval", 0).unit("steps"));
+    let doc = eval::run_with_progress(&territory, &catalog, &seeds, &simulation, &settings, &params, &|done, total| {
+        progress.lock().unwrap_or_else(|e| e.into_inner()).update(done, total)
+    });
+    progress.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Error::internal("eval document", e))?);
         return Ok(());
@@ -482,26 +488,11 @@ fn run_eval(args: &EvalArgs) -> Result<(), Error> {
 fn run_import(from: PathBuf, region: String, out: PathBuf, catalog: PathBuf) -> Result<(), Error> {
     let scope = if region == "all" { ImportArea::All } else { ImportArea::Region(region) };
     let opts = ImportOptions::new(from, scope, out.clone(), Some(catalog));
-    // One progress bar per step (hidden when standard error is not a terminal).
-    let mut bar: Option<(String, indicatif::ProgressBar)> = None;
-    let style = indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed}, ~{eta} left)")
-        .map_err(|e| Error::Data(format!("progress bar: {e}")))?
-        .progress_chars("=> ");
-    let report = import::run(&opts, &mut |step, done, total| {
-        if bar.as_ref().is_none_or(|(s, _)| s != step) {
-            if let Some((_, b)) = bar.take() {
-                b.finish();
-            }
-            let b = indicatif::ProgressBar::new(total).with_style(style.clone()).with_message(step.to_string());
-            bar = Some((step.to_string(), b));
-        }
-        if let Some((_, b)) = &bar {
-            b.set_position(done);
-            if done == total {
-                b.finish();
-            }
-        }
-    })?;
+    // One progress bar per step (log lines when standard error is not a terminal).
+    let mut steps = Steps::default();
+    let report = import::run(&opts, &mut |step, done, total| steps.update(step, done, total));
+    steps.finish();
+    let report = report?;
     println!(
         "{} communes, {} EPCI, {} border edges, {} nearest edges, {} unmapped codes; report in {}",
         report.communes,
@@ -535,7 +526,9 @@ fn run_backup(to: &Path, data_dir: Option<&Path>, url: Option<&str>, token_file:
         match (data_dir, url, &token) {
             (_, Some(url), Some(token)) => download_backup(url, token, &mut file)?,
             (Some(d), _, _) => {
-                service::backup_data_dir(d, chrono::Utc::now(), &mut file)?;
+                let mut progress = Progress::new("backup", 0);
+                service::backup_data_dir(d, chrono::Utc::now(), &mut file, &mut |done, total| progress.update(done, total))?;
+                progress.finish();
             }
             _ => unreachable!("checked above"),
         }
@@ -602,28 +595,13 @@ fn download_backup(url: &str, token: &str, out: &mut std::fs::File) -> Result<()
     Ok(())
 }
 
-/// `voisinage restore`: [`service::restore`] with a progress bar per step (hidden when standard
-/// error is not a terminal).
+/// `voisinage restore`: [`service::restore`] with a progress bar per step (log lines when
+/// standard error is not a terminal).
 fn run_restore(from: &Path, data_dir: &Path) -> Result<(), Error> {
     tracing::info!(from = %from.display(), data_dir = %data_dir.display(), "restore started");
-    let style = indicatif::ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({elapsed}, ~{eta} left)")
-        .map_err(|e| Error::Data(format!("progress bar: {e}")))?
-        .progress_chars("=> ");
-    let mut bar: Option<(String, indicatif::ProgressBar)> = None;
-    let summary = service::restore(from, data_dir, &mut |step, done, total| {
-        if bar.as_ref().is_none_or(|(s, _)| s != step) {
-            if let Some((_, b)) = bar.take() {
-                b.finish();
-            }
-            bar = Some((step.to_string(), indicatif::ProgressBar::new(total).with_style(style.clone()).with_message(step.to_string())));
-        }
-        if let Some((_, b)) = &bar {
-            b.set_position(done);
-        }
-    });
-    if let Some((_, b)) = bar.take() {
-        b.finish();
-    }
+    let mut steps = Steps::default();
+    let summary = service::restore(from, data_dir, &mut |step, done, total| steps.update(step, done, total));
+    steps.finish();
     let summary = summary?;
     tracing::info!(data_dir = %data_dir.display(), records = summary.counts.total(), next_id = summary.state.next_id, "restore done");
     println!(

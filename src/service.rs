@@ -29,9 +29,10 @@ use crate::core::pooling::{PooledPurchases, pooled_purchases_with};
 use crate::core::prices::{EstimateAuthor, EurHt, NewPriceEstimate, PriceBasis, PriceEstimate};
 use crate::core::recommend::{Ctx, Params, recommend};
 use crate::core::session::{Session, Sessions};
-use crate::core::simulate::{SimParams, simulate};
+use crate::core::simulate::{SimParams, simulate_with_progress};
 use crate::core::territory::Territory;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::seeds;
 use crate::store::{DemoInfo, Idempotency, Store};
 
@@ -288,7 +289,9 @@ impl Service {
         if let Some(demo) = config.demo {
             load_demo(&data, &store, demo)?;
         }
-        let index = store.load_index()?;
+        let mut progress = Progress::new("index", 0);
+        let index = store.load_index_with_progress(&mut |done, total| progress.update(done, total))?;
+        progress.finish();
         let demo = store.demo_info()?;
         Ok(Service {
             territory: data.territory,
@@ -911,7 +914,13 @@ impl Service {
 /// backup --data-dir`): the store is opened directly, without the reference data. Errors:
 /// `NotFound` when `data_dir` holds no store; `Storage` when it cannot be opened (locked by a
 /// running service: the message says to use the admin API) or read; `Io` when `out` fails.
-pub fn backup_data_dir(data_dir: &Path, created: chrono::DateTime<chrono::Utc>, out: impl std::io::Write) -> Result<backup::Summary> {
+/// `progress(done, total)` counts the records written ([`backup::write_with_progress`]).
+pub fn backup_data_dir(
+    data_dir: &Path,
+    created: chrono::DateTime<chrono::Utc>,
+    out: impl std::io::Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<backup::Summary> {
     if !data_dir.join("store").is_dir() {
         return Err(Error::NotFound(format!("{} holds no voisinage store (no store/ folder in it)", data_dir.display())));
     }
@@ -924,7 +933,7 @@ pub fn backup_data_dir(data_dir: &Path, created: chrono::DateTime<chrono::Utc>, 
         },
         e => e,
     })?;
-    backup::write(&store, out, created)
+    backup::write_with_progress(&store, out, created, progress)
 }
 
 /// Rebuilds a store in `data_dir` from the backup file `from` (`voisinage restore`). Refuses a
@@ -1086,8 +1095,12 @@ fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<(
         return Ok(());
     }
     tracing::info!(seed = demo.seed, end = %demo.until, "simulating the demo history (simulated data, not real opinions)");
-    let h = simulate(&data.territory, &data.catalog, &SimParams::new(demo.seed, demo.until));
-    let info = store.load_demo(&h, demo.seed, demo.until)?;
+    let mut progress = Progress::new("simulation", 0).unit("months");
+    let h = simulate_with_progress(&data.territory, &data.catalog, &SimParams::new(demo.seed, demo.until), &mut |done, total| progress.update(done, total));
+    progress.finish();
+    let mut progress = Progress::new("demo load", 0);
+    let info = store.load_demo_with_progress(&h, demo.seed, demo.until, &mut |done, total| progress.update(done, total))?;
+    progress.finish();
     tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
     Ok(())
 }

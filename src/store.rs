@@ -105,6 +105,10 @@ pub type SyncObserver = Box<dyn Fn(f64) + Send + Sync>;
 /// segments, what the store needs to go on writing after a restart.
 const DISK_PROBE_BYTES: usize = 1024 * 1024;
 
+/// How many records the long loops ([`Store::load_demo_with_progress`],
+/// [`Store::load_index_with_progress`]) go between two calls of their progress callback.
+pub const PROGRESS_EVERY: u64 = 1000;
+
 /// The in-memory ledger and its file (see [`ledger`]).
 #[derive(Default)]
 struct Ledger {
@@ -591,16 +595,37 @@ impl Store {
     /// at a time (no intermediate copy of the whole store). Errors: `Storage` on an unreadable
     /// record.
     pub fn load_index(&self) -> Result<AdoptionIndex> {
+        self.load_index_with_progress(&mut |_, _| {})
+    }
+
+    /// [`Store::load_index`], calling `progress(records read, records in the store)` every
+    /// [`PROGRESS_EVERY`] records (the total from the ledger's counts, read without a scan), the
+    /// last call with `done == total` (the records actually read).
+    pub fn load_index_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<AdoptionIndex> {
+        let total = {
+            let ledger = self.tally();
+            ledger.tally(Kind::Adoptions).count + ledger.tally(Kind::Feedback).count
+        };
+        let mut done = 0u64;
+        let mut step = |done: &mut u64| {
+            *done += 1;
+            if done.is_multiple_of(PROGRESS_EVERY) {
+                progress(*done, total.max(*done));
+            }
+        };
         let mut h = AdoptionIndex::default();
         for v in self.adoptions.iter().values() {
             h.add_adoption(serde_json::from_slice(&v.map_err(st)?).map_err(st)?);
+            step(&mut done);
         }
         let mut orphans = 0u64;
         for v in self.feedback.iter().values() {
             if !h.add_feedback(serde_json::from_slice(&v.map_err(st)?).map_err(st)?) {
                 orphans += 1;
             }
+            step(&mut done);
         }
+        progress(done, done);
         if orphans > 0 {
             tracing::warn!(orphans, "feedback records without their adoption (or repeated) were left out of the index");
         }
@@ -875,6 +900,20 @@ impl Store {
     /// history are kept; `next_id` is set past them. Errors: `Invalid` if the store is not
     /// empty.
     pub fn load_demo(&self, h: &DemoHistory, seed: u64, end: chrono::NaiveDate) -> Result<DemoInfo> {
+        self.load_demo_with_progress(h, seed, end, &mut |_, _| {})
+    }
+
+    /// [`Store::load_demo`], calling `progress(records written, records in the history)` every
+    /// [`PROGRESS_EVERY`] records, the last call with `done == total` once the load is durable.
+    pub fn load_demo_with_progress(&self, h: &DemoHistory, seed: u64, end: chrono::NaiveDate, progress: &mut dyn FnMut(u64, u64)) -> Result<DemoInfo> {
+        let total = (h.adoptions.len() + h.feedback.len()) as u64;
+        let mut done = 0u64;
+        let mut step = |done: &mut u64| {
+            *done += 1;
+            if done.is_multiple_of(PROGRESS_EVERY) {
+                progress(*done, total);
+            }
+        };
         if !self.is_empty() {
             return Err(Error::Invalid("the store already holds adoptions: demo data is only loaded into an empty store".into()));
         }
@@ -895,6 +934,8 @@ impl Store {
             self.by_commune.insert(key, &[]).map_err(st)?;
             tally_adoption(&mut ledger, a);
             max_id = max_id.max(a.id);
+            drop(ledger);
+            step(&mut done);
         }
         for f in &h.feedback {
             let mut ledger = self.tally();
@@ -902,6 +943,8 @@ impl Store {
             self.feedback.insert(&key, json(f)?).map_err(st)?;
             ledger.add(Kind::Feedback, &key, f.id);
             max_id = max_id.max(f.id);
+            drop(ledger);
+            step(&mut done);
         }
         let info = DemoInfo { seed, end, adoptions: h.adoptions.len(), feedback: h.feedback.len(), simulated_dates: h.simulated_dates.clone() };
         self.meta.insert(b"next_id", &(max_id + 1).to_be_bytes()).map_err(st)?;
@@ -909,6 +952,7 @@ impl Store {
         self.flush()?;
         self.meta.remove(DEMO_LOADING).map_err(st)?;
         self.flush()?;
+        progress(total, total);
         Ok(info)
     }
 
@@ -946,6 +990,13 @@ impl Store {
         let (next_id, next_token_id, next_price_estimate_id) = (next(b"next_id")?, next(b"next_token_id")?, next(b"next_price_estimate_id")?);
         // A demo load under way has no `next_id` yet (1): none of its records is exported.
         Ok(BackupState { next_id, next_token_id, next_price_estimate_id, catalog_version: self.catalog_version()?, demo: self.demo_info()? })
+    }
+
+    /// How many records [`Store::export_records`] gives, about (from the ledger's counts,
+    /// without a scan; records written since the backup state was read may be counted).
+    pub fn export_count(&self) -> u64 {
+        let ledger = self.tally();
+        [Kind::Adoptions, Kind::Feedback, Kind::Tokens, Kind::PriceEstimates, Kind::IdempotencyKeys].iter().map(|k| ledger.tally(*k).count).sum()
     }
 
     /// Every record whose id is below `state`'s high-water ids, read lazily one at a time:
@@ -1086,6 +1137,35 @@ mod tests {
             contract_end: None,
             workstations: None,
         }
+    }
+
+    #[test]
+    fn demo_load_and_index_report_progress_up_to_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let adoptions: Vec<Adoption> = (1..=1500).map(|id| new_adoption().with_id(id, true)).collect();
+        let date = NaiveDate::from_ymd_opt(2020, 3, 1).unwrap();
+        let feedback: Vec<Feedback> = (1501..=2500)
+            .map(|id| Feedback {
+                id,
+                adoption_id: id - 1500,
+                date,
+                reliability: 4,
+                incidents: 0,
+                downtime_hours: 0.0,
+                support: 4,
+                comment: None,
+                simulated: true,
+            })
+            .collect();
+        let h = DemoHistory { adoptions, feedback, website_hazard: 0.0, website_share_2013: 0.0, simulated_dates: Vec::new() };
+        let mut calls = Vec::new();
+        s.load_demo_with_progress(&h, 1, date, &mut |done, total| calls.push((done, total))).unwrap();
+        assert_eq!(calls, [(1000, 2500), (2000, 2500), (2500, 2500)]);
+        let mut calls = Vec::new();
+        let index = s.load_index_with_progress(&mut |done, total| calls.push((done, total))).unwrap();
+        assert_eq!(calls, [(1000, 2500), (2000, 2500), (2500, 2500)]);
+        assert_eq!(index.adoption(1500).map(|a| a.id), Some(1500));
     }
 
     #[test]

@@ -714,6 +714,7 @@ fn cases_of(
     sim: &(dyn Fn(u64) -> crate::core::simulate::SimParams + Sync),
     s: &EvalSettings,
     params: &Params,
+    tick: &(dyn Fn() + Sync),
 ) -> Vec<Case> {
     let one = |seed: u64| {
         let demo = crate::core::simulate::simulate(t, catalog, &sim(seed));
@@ -722,7 +723,15 @@ fn cases_of(
         demo.feedback.into_iter().for_each(|f| {
             h.add_feedback(f);
         });
-        evaluate(t, catalog, &h, seed, s, params)
+        tick();
+        s.cuts
+            .iter()
+            .flat_map(|&cut| {
+                let cases = cut_cases(t, catalog, &h, seed, cut, s, params);
+                tick();
+                cases
+            })
+            .collect::<Vec<Case>>()
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     let mut out: Vec<(u64, Vec<Case>)> = Vec::new();
@@ -750,18 +759,37 @@ pub struct Simulation<'a> {
 
 /// Runs the evaluation on the simulated histories of `seeds` (see [`Simulation`]).
 pub fn run(t: &Territory, catalog: &Catalog, seeds: &[u64], simulation: &Simulation, settings: &EvalSettings, params: &Params) -> EvalDocument {
+    run_with_progress(t, catalog, seeds, simulation, settings, params, &|_, _| {})
+}
+
+/// [`run`], calling `progress(done, total)` (from the worker threads, hence `Fn + Sync`) after
+/// each simulated history and each cut evaluated on it: `total` = seeds × (1 + cuts), twice
+/// with the ablation; the last call has `done == total`.
+pub fn run_with_progress(
+    t: &Territory,
+    catalog: &Catalog,
+    seeds: &[u64],
+    simulation: &Simulation,
+    settings: &EvalSettings,
+    params: &Params,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> EvalDocument {
     let Simulation { params_of: sim, overrides: simulation_overrides, ablation } = *simulation;
+    let total = (seeds.len() * (1 + settings.cuts.len()) * if ablation { 2 } else { 1 }) as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let tick = || progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
     let variant = |name: &str, cases: Vec<Case>| {
         let (by_seed, by_cut, pooled) = report(&cases, settings.resamples);
         Variant { simulation: name.to_string(), by_seed, by_cut, pooled }
     };
     let with = if simulation_overrides.is_empty() { String::new() } else { format!(", with {}", simulation_overrides.join(", ")) };
-    let results = variant(&format!("every mechanism{with}"), cases_of(t, catalog, seeds, sim, settings, params));
+    let results = variant(&format!("every mechanism{with}"), cases_of(t, catalog, seeds, sim, settings, params, &tick));
     let ablation = ablation.then(|| {
         let off = |seed: u64| sim(seed).without_place();
-        variant(&format!("neighbour help and local support off{with}"), cases_of(t, catalog, seeds, &off, settings, params))
+        variant(&format!("neighbour help and local support off{with}"), cases_of(t, catalog, seeds, &off, settings, params, &tick))
     });
     let until = seeds.first().map_or(NaiveDate::MIN, |&s| sim(s).end);
+    progress(total, total);
     EvalDocument {
         simulated: true,
         seeds: seeds.to_vec(),

@@ -472,8 +472,8 @@ impl<'w, 'a> CatRun<'w, 'a> {
         }
     }
 
-    /// Runs every month from `start` to `until`.
-    fn run(mut self, until: NaiveDate) -> Self {
+    /// Runs every month from `start` to `until`, calling `month_done` after each.
+    fn run(mut self, until: NaiveDate, month_done: &mut dyn FnMut()) -> Self {
         let start = self.w.p.start.with_day(1).unwrap_or(self.w.p.start);
         for month in months(start, until) {
             let e = election_factor(month, self.w.p.election_boost);
@@ -483,6 +483,7 @@ impl<'w, 'a> CatRun<'w, 'a> {
                     None => self.maybe_adopt(i, month == start, month, e, until),
                 }
             }
+            month_done();
         }
         self
     }
@@ -661,14 +662,13 @@ fn website_share(w: &World, run: &CatRun) -> f64 {
 
 /// Finds the `site-web` base hazard that gives the target share at the end of 2013 (bisection
 /// on the same random streams as the full run). Returns (hazard, share reached).
-fn calibrate_website<'w, 'a>(w: &'w World<'a>, category: &'a Slug, kind: &str, products: &[&'w SimProduct<'a>]) -> (f64, f64) {
-    let end2013 = NaiveDate::from_ymd_opt(2013, 12, 31).unwrap_or(w.p.end);
-    let until = end2013.min(w.p.end);
+fn calibrate_website<'w, 'a>(w: &'w World<'a>, category: &'a Slug, kind: &str, products: &[&'w SimProduct<'a>], month_done: &mut dyn FnMut()) -> (f64, f64) {
+    let until = calibration_end(w.p);
     let (mut lo, mut hi) = (0.0f64, 0.2f64);
     let mut best = (0.0, 0.0, f64::MAX);
-    for _ in 0..24 {
+    for _ in 0..CALIBRATION_RUNS {
         let mid = (lo + hi) / 2.0;
-        let run = CatRun::new(w, category, kind, products.to_vec(), mid).run(until);
+        let run = CatRun::new(w, category, kind, products.to_vec(), mid).run(until, month_done);
         let s = website_share(w, &run);
         if (s - w.p.website_target_2013).abs() < best.2 {
             best = (mid, s, (s - w.p.website_target_2013).abs());
@@ -678,29 +678,57 @@ fn calibrate_website<'w, 'a>(w: &'w World<'a>, category: &'a Slug, kind: &str, p
     (best.0, best.1)
 }
 
+/// Bisection steps of the `site-web` calibration.
+const CALIBRATION_RUNS: usize = 24;
+
+/// The last day the `site-web` calibration simulates (the end of 2013, or `end` before it).
+fn calibration_end(p: &SimParams) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2013, 12, 31).unwrap_or(p.end).min(p.end)
+}
+
 /// Runs the whole simulation. Deterministic: the same territory, catalogue and parameters give
 /// the same history. Adoption ids follow the categories' order, then creation order; feedback
 /// ids follow (adoption, date).
 pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory {
+    simulate_with_progress(t, catalog, p, &mut |_, _| {})
+}
+
+/// [`simulate`], calling `progress(done, total)` after each simulated month of each category
+/// (the `site-web` calibration's runs included; a few thousand calls for the national
+/// catalogue), the last call with `done == total`. The history is the same as [`simulate`]'s.
+pub fn simulate_with_progress(t: &Territory, catalog: &Catalog, p: &SimParams, progress: &mut dyn FnMut(u64, u64)) -> DemoHistory {
     let w = World::new(t, p);
     let mut simulated_dates = Vec::new();
     let sims: BTreeMap<&Slug, SimProduct> =
         catalog.products.iter().filter(|q| !q.component).map(|q| (&q.id, sim_product(&w, q, &mut simulated_dates))).collect();
+    let start = p.start.with_day(1).unwrap_or(p.start);
+    let per_run = |until: NaiveDate| months(start, until).len() as u64;
+    let runs: Vec<(&crate::core::catalog::Category, Vec<&SimProduct>)> = catalog
+        .categories
+        .iter()
+        .map(|cat| (cat, catalog.products_in(&cat.slug).filter_map(|q| sims.get(&q.id)).collect::<Vec<_>>()))
+        .filter(|(_, products)| !products.is_empty())
+        .collect();
+    let total: u64 = runs
+        .iter()
+        .map(|(cat, _)| per_run(p.end) + if cat.slug.as_str() == "site-web" { CALIBRATION_RUNS as u64 * per_run(calibration_end(p)) } else { 0 })
+        .sum();
+    let mut done = 0u64;
+    let mut month_done = || {
+        done += 1;
+        progress(done.min(total), total);
+    };
     let mut adoptions: Vec<Adoption> = Vec::new();
     let mut feedback: Vec<Feedback> = Vec::new();
     let mut website = (0.0, 0.0);
-    for cat in &catalog.categories {
-        let products: Vec<&SimProduct> = catalog.products_in(&cat.slug).filter_map(|q| sims.get(&q.id)).collect();
-        if products.is_empty() {
-            continue;
-        }
+    for (cat, products) in runs {
         let hazard = if cat.slug.as_str() == "site-web" {
-            website = calibrate_website(&w, &cat.slug, &cat.kind, &products);
+            website = calibrate_website(&w, &cat.slug, &cat.kind, &products, &mut month_done);
             website.0
         } else {
             p.base_hazard
         };
-        let run = CatRun::new(&w, &cat.slug, &cat.kind, products, hazard).run(p.end);
+        let run = CatRun::new(&w, &cat.slug, &cat.kind, products, hazard).run(p.end, &mut month_done);
         let offset = adoptions.len() as u64;
         feedback.extend(run.feedback.into_iter().map(|f| Feedback { adoption_id: f.adoption_id + offset + 1, ..f }));
         adoptions.extend(run.adoptions);
@@ -712,6 +740,7 @@ pub fn simulate(t: &Territory, catalog: &Catalog, p: &SimParams) -> DemoHistory 
     for (i, f) in feedback.iter_mut().enumerate() {
         f.id = i as u64 + 1;
     }
+    progress(total, total);
     DemoHistory { adoptions, feedback, website_hazard: website.0, website_share_2013: website.1, simulated_dates }
 }
 
@@ -724,6 +753,25 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn progress_counts_every_month_and_ends_at_total() {
+        let (t, c) = (seeds::territory().unwrap(), seeds::catalog().unwrap());
+        let p = SimParams::new(7, d("2012-06-30"));
+        let mut calls: Vec<(u64, u64)> = Vec::new();
+        let h = simulate_with_progress(&t, &c, &p, &mut |done, total| calls.push((done, total)));
+        let &(last_done, total) = calls.last().unwrap();
+        assert_eq!(last_done, total);
+        // Per category with products, its months; site-web's calibration adds 24 runs to 2012-06.
+        let months_to = |end: NaiveDate| months(p.start.with_day(1).unwrap(), end).len() as u64;
+        let categories = c.categories.iter().filter(|k| c.products_in(&k.slug).any(|q| !q.component)).count() as u64;
+        assert_eq!(total, categories * months_to(p.end) + 24 * months_to(p.end));
+        // One call per month, then the final one; never backwards, the total never changes.
+        assert_eq!(calls.len() as u64, total + 1);
+        assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 == w[1].1));
+        // The history is the one `simulate` gives.
+        assert_eq!(h.adoptions, simulate(&t, &c, &p).adoptions);
     }
 
     #[test]
