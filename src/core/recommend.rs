@@ -1798,3 +1798,85 @@ mod tests {
         }
     }
 }
+
+/// The guard of the hot-path work (issue 17): the answers of the recommender on a fixed sample
+/// of the demo history, recorded before the work began, must not change.
+#[cfg(test)]
+mod golden {
+    use std::hash::Hasher;
+
+    use super::*;
+    use crate::core::simulate::{SimParams, simulate};
+
+    const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/recommend_top5.json");
+
+    /// One (commune, category) of the sample: the widening step, the communes considered, the
+    /// top 5 (product, generation, score) and the FNV-1a hash of the whole answer's JSON.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Case {
+        commune: String,
+        category: String,
+        step: String,
+        considered: usize,
+        top: Vec<(String, Option<String>, f64)>,
+        answer_fnv: String,
+    }
+
+    /// Every 20th commune of the embedded (Breton) seeds x every category, on the demo history
+    /// (seed 2026, until 2026-11-29), default parameters: the top 5 and the whole answer as
+    /// recorded in `tests/golden/recommend_top5.json` (scores within 1e-9, answers byte for
+    /// byte). `VOISINAGE_BLESS_GOLDEN=1` rewrites the file (only when the model changes on
+    /// purpose).
+    #[test]
+    fn answers_match_the_recorded_sample() {
+        let (t, c) = (crate::seeds::territory().unwrap(), crate::seeds::catalog().unwrap());
+        let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let demo = simulate(&t, &c, &SimParams::new(2026, today));
+        let mut h = AdoptionIndex::default();
+        demo.adoptions.into_iter().for_each(|a| h.add_adoption(a));
+        demo.feedback.into_iter().for_each(|f| {
+            h.add_feedback(f);
+        });
+        let ctx = Ctx::new(&t, &c, &h, today);
+        let mut cases = Vec::new();
+        for commune in t.communes().iter().step_by(20) {
+            for category in &c.categories {
+                let a = recommend(&ctx, &commune.code, &category.slug, &Params::default()).unwrap();
+                let json = serde_json::to_string(&a).unwrap();
+                let mut fnv = fnv::FnvHasher::default();
+                fnv.write(json.as_bytes());
+                cases.push(Case {
+                    commune: commune.code.to_string(),
+                    category: category.slug.to_string(),
+                    step: format!("{:?}", a.scope.step),
+                    considered: a.scope.communes_considered,
+                    top: a.items.iter().map(|i| (i.product.to_string(), i.generation.as_ref().map(|g| g.to_string()), i.score)).collect(),
+                    answer_fnv: format!("{:016x}", fnv.finish()),
+                });
+            }
+        }
+        assert!(cases.len() > 300, "{} cases", cases.len());
+        if std::env::var_os("VOISINAGE_BLESS_GOLDEN").is_some() {
+            std::fs::create_dir_all(std::path::Path::new(PATH).parent().unwrap()).unwrap();
+            let lines: Vec<String> = cases.iter().map(|c| serde_json::to_string(c).unwrap()).collect();
+            std::fs::write(PATH, format!("[\n{}\n]\n", lines.join(",\n"))).unwrap();
+            return;
+        }
+        let recorded: Vec<Case> = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+        assert_eq!(recorded.len(), cases.len());
+        let mut answers_differ = Vec::new();
+        for (want, got) in recorded.iter().zip(&cases) {
+            let at = format!("{} {}", want.commune, want.category);
+            assert_eq!((&want.commune, &want.category, &want.step, want.considered), (&got.commune, &got.category, &got.step, got.considered), "{at}");
+            assert_eq!(want.top.len(), got.top.len(), "{at}");
+            for (w, g) in want.top.iter().zip(&got.top) {
+                assert_eq!((&w.0, &w.1), (&g.0, &g.1), "{at}: order");
+                assert!((w.2 - g.2).abs() <= 1e-9, "{at}: {} score {} vs {}", w.0, w.2, g.2);
+            }
+            if want.answer_fnv != got.answer_fnv {
+                answers_differ.push(at);
+            }
+        }
+        assert!(answers_differ.is_empty(), "answers differ (evidence, reasons, excluded, current) for {answers_differ:?}");
+    }
+}
