@@ -634,7 +634,21 @@ impl AdoptionIndex {
         self.with_prior_sums(category, incident_penalty, downtime_penalty, today, |p| p.by_key.clone())
     }
 
-    fn with_prior_sums<T>(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate, read: impl Fn(&PriorSums) -> T) -> T {
+    /// [`AdoptionIndex::quality_sums`] read in place by `read` (no copy of the map; the
+    /// recommender's hot path), under the cache's lock: `read` must not call back into the
+    /// index's priors.
+    pub fn with_quality_sums<T>(
+        &self,
+        category: &Slug,
+        incident_penalty: f64,
+        downtime_penalty: f64,
+        today: NaiveDate,
+        read: impl FnOnce(&QualitySums) -> T,
+    ) -> T {
+        self.with_prior_sums(category, incident_penalty, downtime_penalty, today, |p| read(&p.by_key))
+    }
+
+    fn with_prior_sums<T>(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate, read: impl FnOnce(&PriorSums) -> T) -> T {
         let key = PriorKey { category: category.clone(), incident_penalty: incident_penalty.to_bits(), downtime_penalty: downtime_penalty.to_bits(), today };
         if let Some(p) = self.priors.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return read(p);

@@ -43,9 +43,11 @@
 //! is not recommended back; instead an [`UpgradePath`] says whether to stay, update in place,
 //! move to a newer generation or switch product.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{Months, NaiveDate};
+use fnv::FnvHashMap;
 use serde::Serialize;
 
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
@@ -524,7 +526,7 @@ struct Prior {
     /// Mean quality of every report of the category, 1-5.
     mean: f64,
     /// Per generation, `(Σ q, n)` over every report of it in the territory.
-    generation: HashMap<Key, (f64, u64)>,
+    generation: FnvHashMap<Key, (f64, u64)>,
 }
 
 impl Prior {
@@ -533,7 +535,15 @@ impl Prior {
     /// estimate counts), shrunk toward the category's: `(κ·μc + Σq) / (κ + n)` with
     /// `κ = prior_weight` (the category mean when no other report is left).
     fn of(&self, key: &Key, local: (f64, u64), params: &Params) -> f64 {
-        let (s, n) = self.generation.get(key).copied().unwrap_or((0.0, 0));
+        self.of_sums(self.generation.get(key).copied().unwrap_or((0.0, 0)), local, params)
+    }
+
+    /// [`Prior::of`] for a borrowed key (one clone of its two handles, per candidate).
+    fn of_ref(&self, key: KeyRef, local: (f64, u64), params: &Params) -> f64 {
+        self.of(&(key.0.clone(), key.1.cloned()), local, params)
+    }
+
+    fn of_sums(&self, (s, n): (f64, u64), local: (f64, u64), params: &Params) -> f64 {
         let (s, n) = ((s - local.0).max(0.0), n.saturating_sub(local.1));
         let k = params.prior_weight + n as f64;
         if k > 0.0 { (params.prior_weight * self.mean + s) / k } else { self.mean }
@@ -559,12 +569,15 @@ impl<'a> Ctx<'a> {
     }
 
     fn prior(&self, category: &Slug, p: &Params) -> Prior {
-        let mut generation: HashMap<Key, (f64, u64)> = HashMap::new();
-        for ((product, g), (s, n)) in self.index.quality_sums(category, p.incident_penalty, p.downtime_penalty, self.today) {
-            let e = generation.entry((product.clone(), self.catalog.generation_key(&product, g.as_ref()))).or_default();
-            e.0 += s;
-            e.1 += n;
-        }
+        let mut generation: FnvHashMap<Key, (f64, u64)> = FnvHashMap::default();
+        // Read in place (the index's sums are not copied), in the same order as a copy.
+        self.index.with_quality_sums(category, p.incident_penalty, p.downtime_penalty, self.today, |sums| {
+            for ((product, g), (s, n)) in sums {
+                let e = generation.entry((product.clone(), self.catalog.generation_key(product, g.as_ref()))).or_default();
+                e.0 += s;
+                e.1 += n;
+            }
+        });
         Prior { mean: self.index.category_prior(category, p.incident_penalty, p.downtime_penalty, self.today), generation }
     }
 }
@@ -601,9 +614,96 @@ pub(crate) fn key_of(catalog: &Catalog, a: &Adoption) -> Key {
     (a.product.clone(), catalog.generation_key(&a.product, a.generation.as_ref()))
 }
 
-fn gen_of<'c>(catalog: &'c Catalog, key: &Key) -> Option<(&'c Product, Option<&'c Generation>)> {
-    let p = catalog.product(&key.0).ok()?;
-    Some((p, key.1.as_ref().and_then(|g| p.generation(g))))
+/// A candidate's [`Key`] borrowed from the catalogue and the index: grouping the adoptions of
+/// a reach clones no handle per adoption.
+type KeyRef<'a> = (&'a Slug, Option<&'a GenerationId>);
+
+/// [`key_of`], borrowed: the generation an adoption counts for is the catalogue's generation of
+/// its generation or release id, or the id itself where the catalogue does not list it (the
+/// same as [`Catalog::generation_key`]).
+fn key_ref<'a>(catalog: &'a Catalog, a: &'a Adoption) -> KeyRef<'a> {
+    let generation = a.generation.as_ref().and_then(|id| {
+        let p = catalog.product(&a.product).ok()?;
+        if p.generations.is_empty() {
+            return Some(id);
+        }
+        Some(p.generation(id).map_or(id, |g| &g.id))
+    });
+    (&a.product, generation)
+}
+
+/// Whether `key` is one of `skip` (a handful: what the asking commune runs).
+fn skips(skip: &HashSet<Key>, key: KeyRef) -> bool {
+    skip.iter().any(|(p, g)| p == key.0 && g.as_ref() == key.1)
+}
+
+fn gen_of<'c>(catalog: &'c Catalog, product: &Slug, generation: Option<&GenerationId>) -> Option<(&'c Product, Option<&'c Generation>)> {
+    let p = catalog.product(product).ok()?;
+    Some((p, generation.and_then(|g| p.generation(g))))
+}
+
+/// A set of communes of the territory, as a slot per commune (`u32::MAX`: not in it), kept by
+/// the thread between calls instead of an array the size of the territory allocated and zeroed
+/// on each: only the slots a call set are cleared when it is done (see [`Marks::take`]).
+struct Marks(MarkBuffers);
+
+/// The buffers of [`Marks`]: every slot `u32::MAX` but those listed in `touched`.
+#[derive(Default)]
+struct MarkBuffers {
+    slot: Vec<u32>,
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    /// Spare [`Marks`] buffers of this thread, all clear (a few: a call rarely holds more than
+    /// one at a time).
+    static SPARE_MARKS: RefCell<Vec<MarkBuffers>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Marks {
+    /// Empty marks for a territory of `n` communes: a spare of this thread's, or new.
+    fn take(n: usize) -> Marks {
+        let mut b = SPARE_MARKS.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop())).ok().flatten().unwrap_or_default();
+        if b.slot.len() != n {
+            b.slot.clear();
+            b.slot.resize(n, u32::MAX);
+            b.touched.clear();
+        }
+        Marks(b)
+    }
+
+    /// The value of commune `i` (`u32::MAX`: unset; `None`: out of the territory).
+    fn get(&self, i: usize) -> Option<u32> {
+        self.0.slot.get(i).copied()
+    }
+
+    /// Sets commune `i` to `v` (not `u32::MAX`); returns the value it had.
+    fn set(&mut self, i: usize, v: u32) -> u32 {
+        let old = std::mem::replace(&mut self.0.slot[i], v);
+        if old == u32::MAX {
+            self.0.touched.push(i as u32);
+        }
+        old
+    }
+}
+
+impl Drop for Marks {
+    /// Clears the slots set and gives the buffers back to the thread (at most 4 kept).
+    fn drop(&mut self) {
+        let mut b = std::mem::take(&mut self.0);
+        for &i in &b.touched {
+            b.slot[i as usize] = u32::MAX;
+        }
+        b.touched.clear();
+        // During the thread's exit the spares may be gone: the buffers are then just freed.
+        let _ = SPARE_MARKS.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut()
+                && s.len() < 4
+            {
+                s.push(b);
+            }
+        });
+    }
 }
 
 fn round(x: f64, d: i32) -> f64 {
@@ -714,7 +814,7 @@ enum InService {
 
 enum ReachAdoptions {
     ByCommune,
-    ByCategory(Vec<u32>),
+    ByCategory(Marks),
 }
 
 impl ReachAdoptions {
@@ -724,9 +824,9 @@ impl ReachAdoptions {
         if by_commune <= ctx.index.category_len(category) as f64 {
             return ReachAdoptions::ByCommune;
         }
-        let mut pos = vec![u32::MAX; ctx.territory.communes().len()];
+        let mut pos = Marks::take(ctx.territory.communes().len());
         for (i, r) in reach.iter().enumerate() {
-            pos[r.idx as usize] = i as u32;
+            pos.set(r.idx as usize, i as u32);
         }
         ReachAdoptions::ByCategory(pos)
     }
@@ -756,7 +856,7 @@ impl ReachAdoptions {
                 };
                 Box::new(adoptions.filter(move |a| wanted(a)).filter_map(move |a| {
                     let i = ctx.territory.idx_of(&a.commune)?;
-                    let p = *pos.get(i as usize)?;
+                    let p = pos.get(i as usize)?;
                     (p != u32::MAX).then(|| (&reach[p as usize], a))
                 }))
             }
@@ -764,12 +864,23 @@ impl ReachAdoptions {
     }
 }
 
+/// The in-service adoptions of one candidate generation in the reach, with the counts of its
+/// ended ones there.
+struct Group<'a> {
+    /// In service, each with its commune's [`Reach`], in reading order.
+    adopters: Vec<(Reach, &'a Adoption)>,
+    /// Ended adoptions of the reach (filled only for the groups left by [`drop_unproposable`]).
+    ended: usize,
+    /// Of which abandoned: the commune later left the product (`AdoptionIndex::abandoned_by`).
+    abandoned: usize,
+}
+
 /// The in-service adoptions of the reach in `category`, grouped by (product, generation), in
 /// key order; each with its commune's [`Reach`].
-fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug) -> BTreeMap<Key, Vec<(Reach, &'a Adoption)>> {
-    let mut groups: BTreeMap<Key, Vec<(Reach, &Adoption)>> = BTreeMap::new();
+fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug) -> BTreeMap<KeyRef<'a>, Group<'a>> {
+    let mut groups: BTreeMap<KeyRef<'a>, Group<'a>> = BTreeMap::new();
     for (r, a) in in_reach.iter(ctx, reach, category, InService::Yes, |_| true) {
-        groups.entry(key_of(ctx.catalog, a)).or_default().push((*r, a));
+        groups.entry(key_ref(ctx.catalog, a)).or_insert_with(|| Group { adopters: Vec::new(), ended: 0, abandoned: 0 }).adopters.push((*r, a));
     }
     groups
 }
@@ -780,7 +891,7 @@ fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a 
 /// key order.
 fn drop_unproposable<V>(
     ctx: &Ctx,
-    groups: &mut BTreeMap<Key, V>,
+    groups: &mut BTreeMap<KeyRef, V>,
     skip: &HashSet<Key>,
     category: &Slug,
     population: Option<u32>,
@@ -788,20 +899,20 @@ fn drop_unproposable<V>(
 ) -> Vec<Excluded> {
     // The no-downgrade floor per product: the newest generation it runs (the maximum, whatever
     // the order the running generations are read in).
-    let mut running_order: HashMap<&Slug, u32> = HashMap::new();
-    for (k, g) in skip.iter().filter_map(|k| gen_of(ctx.catalog, k).and_then(|(_, g)| g).map(|g| (k, g))) {
+    let mut running_order: FnvHashMap<&Slug, u32> = FnvHashMap::default();
+    for (k, g) in skip.iter().filter_map(|k| gen_of(ctx.catalog, &k.0, k.1.as_ref()).and_then(|(_, g)| g).map(|g| (k, g))) {
         let o = running_order.entry(&k.0).or_insert(g.order);
         *o = (*o).max(g.order);
     }
     let mut excluded = Vec::new();
     groups.retain(|key, _| {
-        let Some((_, generation)) = gen_of(ctx.catalog, key) else { return false };
-        if skip.contains(key) || matches!((running_order.get(&key.0), generation), (Some(&o), Some(g)) if g.order < o) {
+        let Some((_, generation)) = gen_of(ctx.catalog, key.0, key.1) else { return false };
+        if skips(skip, *key) || matches!((running_order.get(key.0), generation), (Some(&o), Some(g)) if g.order < o) {
             return false;
         }
         match generation.and_then(|g| exclusion(ctx, category, g, population, params)) {
             Some(why) => {
-                excluded.push(Excluded { product: key.0.clone(), generation: key.1.clone(), why });
+                excluded.push(Excluded { product: key.0.clone(), generation: key.1.cloned(), why });
                 false
             }
             None => true,
@@ -810,37 +921,28 @@ fn drop_unproposable<V>(
     excluded
 }
 
-/// Ended adoptions of the reach, only of the candidate generations (`candidates`, the keys of
-/// the groups left): key → (ended adoptions, of which abandoned: the commune later left the
+/// Counts the ended adoptions of the reach into the candidate generations left in `groups`
+/// (the others are not read further): ended, and of them abandoned (the commune later left the
 /// product, see `AdoptionIndex::abandoned_by`).
-fn ended_counts<V>(ctx: &Ctx, in_reach: &ReachAdoptions, reach: &[Reach], category: &Slug, candidates: &BTreeMap<Key, V>) -> HashMap<Key, (usize, usize)> {
-    let mut ended: HashMap<Key, (usize, usize)> = HashMap::new();
-    if !candidates.is_empty() {
-        // Compared field by field (no key built) before anything else: most ended adoptions
-        // are of generations that are not candidates.
-        let candidates: Vec<&Key> = candidates.keys().collect();
-        let is_candidate = |a: &Adoption| {
-            candidates.iter().any(|k| k.0 == a.product) && {
-                let g = ctx.catalog.generation_key(&a.product, a.generation.as_ref());
-                candidates.iter().any(|k| k.0 == a.product && k.1 == g)
-            }
-        };
-        for (_, a) in in_reach.iter(ctx, reach, category, InService::No, is_candidate) {
-            let key = key_of(ctx.catalog, a);
-            {
-                let e = ended.entry(key).or_default();
-                e.0 += 1;
-                if ctx.index.abandoned_by(a, ctx.today) {
-                    e.1 += 1;
-                }
+fn count_ended<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug, groups: &mut BTreeMap<KeyRef<'a>, Group<'a>>) {
+    if groups.is_empty() {
+        return;
+    }
+    // The product compared first (no key looked up): most ended adoptions are of generations
+    // that are not candidates.
+    let products: Vec<&Slug> = groups.keys().map(|k| k.0).collect();
+    for (_, a) in in_reach.iter(ctx, reach, category, InService::No, move |a| products.contains(&&a.product)) {
+        if let Some(g) = groups.get_mut(&key_ref(ctx.catalog, a)) {
+            g.ended += 1;
+            if ctx.index.abandoned_by(a, ctx.today) {
+                g.abandoned += 1;
             }
         }
     }
-    ended
 }
 
 /// Sums over the adopters of one generation, in adopter order then feedback order.
-struct GenerationEvidence {
+struct GenerationSums {
     /// Σ k: sum of the adopters' kernel weights (dimensionless).
     sum_k: f64,
     /// Σ k·months: kernel-weighted months in service at `today`.
@@ -853,21 +955,14 @@ struct GenerationEvidence {
     local_q: (f64, u64),
     /// Adopters in service at least `proven_months`.
     long: usize,
-    /// Start dates of the adoptions, in adopter order.
-    starts: Vec<NaiveDate>,
-    /// One draft per adopter, in adopter order.
-    evidence: Vec<EvidenceDraft>,
 }
 
-/// Per-generation evidence accumulation: kernel weights, months in service, recency-weighted
-/// feedback quality (records dated after `ctx.today` ignored) and one [`EvidenceDraft`] per
-/// adopter (distance rounded to 0.1 km, weight to 3 decimals, mean rating to 2).
-fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> GenerationEvidence {
+/// Per-generation evidence accumulation: kernel weights, months in service and recency-weighted
+/// feedback quality (records dated after `ctx.today` ignored). Allocates nothing.
+fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> GenerationSums {
     let (mut sk, mut skm, mut sw, mut swq) = (0.0, 0.0, 0.0, 0.0);
     let mut local_q = (0.0, 0u64);
     let mut long = 0usize;
-    let mut starts = Vec::new();
-    let mut evidence = Vec::new();
     for (r, a) in adopters {
         let months = a.months_in_service(ctx.today);
         sk += r.weight;
@@ -875,8 +970,6 @@ fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Para
         if months >= params.proven_months {
             long += 1;
         }
-        starts.push(a.since);
-        let (mut n, mut sum) = (0u32, 0.0);
         for f in ctx.index.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
             let age = months_between(f.date, ctx.today).max(0) as f64;
             let w = r.weight * 0.5f64.powf(age / params.half_life_months);
@@ -885,23 +978,36 @@ fn accumulate_evidence(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Para
             swq += w * q;
             local_q.0 += q;
             local_q.1 += 1;
-            n += 1;
-            sum += f64::from(f.reliability);
         }
-        evidence.push(EvidenceDraft {
-            idx: r.idx,
-            code: ctx.territory.commune(r.idx).code,
-            hops: r.hops,
-            same_epci: r.same_epci,
-            distance_km: r.distance_km.map(|d| round(d, 1)),
-            weight: round(r.weight, 3),
-            months_in_service: months,
-            mean_rating: (n > 0).then(|| round(sum / f64::from(n), 2)),
-            n_ratings: n,
-            simulated: a.simulated,
-        });
     }
-    GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, local_q, long, starts, evidence }
+    GenerationSums { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, local_q, long }
+}
+
+/// One [`EvidenceDraft`] per adopter, in adopter order (distance rounded to 0.1 km, weight to 3
+/// decimals, mean rating to 2): only for the candidates returned.
+fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)]) -> Vec<EvidenceDraft> {
+    adopters
+        .iter()
+        .map(|(r, a)| {
+            let (mut n, mut sum) = (0u32, 0.0);
+            for f in ctx.index.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
+                n += 1;
+                sum += f64::from(f.reliability);
+            }
+            EvidenceDraft {
+                idx: r.idx,
+                code: ctx.territory.commune(r.idx).code,
+                hops: r.hops,
+                same_epci: r.same_epci,
+                distance_km: r.distance_km.map(|d| round(d, 1)),
+                weight: round(r.weight, 3),
+                months_in_service: a.months_in_service(ctx.today),
+                mean_rating: (n > 0).then(|| round(sum / f64::from(n), 2)),
+                n_ratings: n,
+                simulated: a.simulated,
+            }
+        })
+        .collect()
 }
 
 /// The best territory-wide mean quality ([`Prior::of`]) among the generations of the category
@@ -913,7 +1019,7 @@ fn best_known(ctx: &Ctx, prior: &Prior, category: &Slug, population: Option<u32>
         .generation
         .keys()
         .filter(|k| !skip.contains(*k))
-        .filter(|k| match gen_of(ctx.catalog, k) {
+        .filter(|k| match gen_of(ctx.catalog, &k.0, k.1.as_ref()) {
             Some((_, Some(g))) => exclusion(ctx, category, g, population, params).is_none(),
             Some((_, None)) => true,
             None => false,
@@ -1032,8 +1138,6 @@ struct Scoring<'c, 'a> {
     prior: Prior,
     /// The best territory mean among the generations that could be proposed ([`best_known`]).
     best_known: f64,
-    /// Ended adoptions per candidate: (ended, abandoned).
-    ended: HashMap<Key, (usize, usize)>,
     /// Sum of the three weights (at least the smallest positive f64).
     wsum: f64,
 }
@@ -1053,77 +1157,156 @@ struct MaturityInput {
     rated_poorly: bool,
 }
 
+/// A candidate scored: what the ranking and the widening read, and what its answer is written
+/// from by [`Scoring::finish`] (only for the candidates returned: evidence rows, notes and the
+/// reason are not written for the others).
+struct Scored<'g> {
+    key: KeyRef<'g>,
+    adopters: Vec<(Reach, &'g Adoption)>,
+    /// Prior mean of the local estimate ([`Prior::of`]).
+    prior: f64,
+    rel: Shrunk,
+    /// Known end of support within the service life.
+    eos: Option<NaiveDate>,
+    migration_cost: f64,
+    /// The three parts, not rounded.
+    parts: ScoreParts,
+    maturity: MaturityInput,
+    status: Status,
+    /// Same product as one the commune runs (continuity bonus).
+    same_product: bool,
+    /// The score rounded to 4 decimals, as returned and ranked.
+    score: f64,
+}
+
+/// A candidate as the upgrade paths and the widening read it: its key and status, for every
+/// candidate, ranked.
+#[derive(Clone, Debug)]
+struct Pick {
+    product: Slug,
+    generation: Option<GenerationId>,
+    status: Status,
+}
+
 impl Scoring<'_, '_> {
-    /// Maturity status, maturity part (halved for a newest generation not yet proven while an
-    /// older one is still supported) and the notes on maturity, for one generation.
-    fn maturity(&self, product: &Product, generation: Option<&Generation>, input: &MaturityInput) -> (Status, f64, Vec<String>) {
-        let MaturityInput { long, mean_months, abandoned_share, expected_proven, rated_poorly } = *input;
-        let (ctx, params) = (self.ctx, self.params);
+    /// Whether `generation` is the newest of `product` by `ctx.today`.
+    fn is_newest(&self, product: &Product, generation: Option<&Generation>) -> bool {
+        generation.is_some_and(|g| product.newest_by(self.ctx.today).is_some_and(|n| n.id == g.id))
+    }
+
+    /// Whether an older generation of `product` than `generation` could still be proposed.
+    fn older_supported(&self, product: &Product, generation: Option<&Generation>) -> bool {
+        generation.is_some_and(|g| {
+            product.generations.iter().any(|h| h.order < g.order && exclusion(self.ctx, self.category, h, self.population, self.params).is_none())
+        })
+    }
+
+    /// Maturity status and maturity part (halved for a newest generation not yet proven while
+    /// an older one is still supported), for one generation.
+    fn maturity(&self, product: &Product, generation: Option<&Generation>, input: &MaturityInput) -> (Status, f64) {
+        let MaturityInput { long, mean_months, abandoned_share, rated_poorly, .. } = *input;
+        let params = self.params;
         let mut maturity = maturity_part(mean_months, long, abandoned_share, params);
         let proven = is_proven(long, params);
-        let newest = generation.is_some_and(|g| product.newest_by(ctx.today).is_some_and(|n| n.id == g.id));
-        let older_supported = generation
-            .is_some_and(|g| product.generations.iter().any(|h| h.order < g.order && exclusion(ctx, self.category, h, self.population, params).is_none()));
-        let status = match (proven, newest) {
+        let status = match (proven, self.is_newest(product, generation)) {
             (true, _) if rated_poorly => Status::RatedPoorly,
             (true, _) => Status::Proven,
             (false, true) => Status::NewestNotYetProven,
             (false, false) => Status::NotYetProven,
         };
+        if status == Status::NewestNotYetProven && self.older_supported(product, generation) {
+            maturity *= 0.5;
+        }
+        (status, maturity)
+    }
+
+    /// The notes on maturity of one generation of `status` ([`Scoring::maturity`]).
+    fn maturity_notes(&self, product: &Product, generation: Option<&Generation>, input: &MaturityInput, status: Status) -> Vec<String> {
+        let today = self.ctx.today;
+        let proven = is_proven(input.long, self.params);
+        let newest = self.is_newest(product, generation);
         let mut notes = Vec::new();
-        let expected = expected_proven.map(|d| format!(" (attendu vers {})", fr::month(d))).unwrap_or_default();
+        let expected = input.expected_proven.map(|d| format!(" (attendu vers {})", fr::month(d))).unwrap_or_default();
         if status == Status::RatedPoorly {
             notes.push("en service assez longtemps à proximité, mais mal notée : pas retenue comme éprouvée".to_string());
-        } else if status == Status::NewestNotYetProven && older_supported {
-            maturity *= 0.5;
+        } else if status == Status::NewestNotYetProven && self.older_supported(product, generation) {
             notes.push(format!("génération la plus récente, pas encore éprouvée à proximité{expected}"));
         } else if !proven {
             notes.push(format!("pas encore éprouvée à proximité{expected}"));
-        } else if proven && generation.is_some_and(|g| !newest && product.newest_by(ctx.today).and_then(|n| product.previous(n)).is_some_and(|p| p.id == g.id))
-        {
+        } else if proven && generation.is_some_and(|g| !newest && product.newest_by(today).and_then(|n| product.previous(n)).is_some_and(|p| p.id == g.id)) {
             notes.push("une génération derrière la plus récente : éprouvée".to_string());
         } else if proven {
             notes.push("éprouvée".to_string());
         }
-        if abandoned_share > 0.0 {
-            notes.push(format!("{} % des communes l'ont quittée", (abandoned_share * 100.0).round()));
+        if input.abandoned_share > 0.0 {
+            notes.push(format!("{} % des communes l'ont quittée", (input.abandoned_share * 100.0).round()));
         }
-        (status, maturity, notes)
+        notes
     }
 
-    /// Scores one candidate generation from its in-service `adopters`; `None` for an unknown
-    /// product.
-    fn score(&self, key: Key, adopters: &[(Reach, &Adoption)]) -> Option<Recommendation> {
+    /// Scores one candidate generation from its in-service adopters and ended counts; `None`
+    /// for an unknown product. Allocates nothing (the adopters move in).
+    fn measure<'g>(&self, key: KeyRef<'g>, group: Group<'g>) -> Option<Scored<'g>> {
         let (ctx, params) = (self.ctx, self.params);
-        let (product, generation) = gen_of(ctx.catalog, &key)?;
-        let GenerationEvidence { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, local_q, long, mut starts, mut evidence } =
-            accumulate_evidence(ctx, adopters, params);
-        let prior = self.prior.of(&key, local_q, params);
+        let (product, generation) = gen_of(ctx.catalog, key.0, key.1)?;
+        let Group { adopters, ended, abandoned } = group;
+        let GenerationSums { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, local_q, long } = accumulate(ctx, &adopters, params);
+        let prior = self.prior.of_ref(key, local_q, params);
         let rel = Shrunk::new(prior, sw, swq, params);
         let life_end = ctx.today.checked_add_months(Months::new(params.service_life_months)).unwrap_or(ctx.today);
         let eos = generation.and_then(|g| g.end_of_support).filter(|d| *d < life_end);
         let migration_cost = if eos.is_some() { params.migration_cost } else { 0.0 };
         let reliability = rel.part(migration_cost);
         let mean_months = skm / sk.max(1e-12);
-        let (n_ended, n_abandoned) = self.ended.get(&key).copied().unwrap_or((0, 0));
-        let abandoned_share = abandoned_share(adopters.len(), n_ended, n_abandoned);
-        starts.sort();
-        let expected_proven = expected_proven(is_proven(long, params), &starts, params);
+        let abandoned_share = abandoned_share(adopters.len(), ended, abandoned);
+        let proven = is_proven(long, params);
+        // The start dates are sorted only for a generation not yet proven (the only one that
+        // gets an expected date).
+        let expected_proven = if proven {
+            None
+        } else {
+            let mut starts: Vec<NaiveDate> = adopters.iter().map(|(_, a)| a.since).collect();
+            starts.sort();
+            expected_proven(proven, &starts, params)
+        };
         let rated_poorly = rel.mean < self.best_known - params.rating_sd;
         let input = MaturityInput { long, mean_months, abandoned_share, expected_proven, rated_poorly };
-        let (status, maturity, mut notes) = self.maturity(product, generation, &input);
+        let (status, maturity) = self.maturity(product, generation, &input);
         let proximity = 1.0 - (-sk).exp();
         let base = (params.w_reliability * reliability + params.w_maturity * maturity + params.w_proximity * proximity) / self.wsum;
-        let same_product = self.skip.iter().any(|(p, _)| p == &key.0);
-        let score = with_continuity(base, same_product, params);
+        let same_product = self.skip.iter().any(|(p, _)| p == key.0);
+        let score = round(with_continuity(base, same_product, params), 4);
+        Some(Scored {
+            key,
+            adopters,
+            prior,
+            rel,
+            eos,
+            migration_cost,
+            parts: ScoreParts { proximity, reliability, maturity },
+            maturity: input,
+            status,
+            same_product,
+            score,
+        })
+    }
+
+    /// The answer for one candidate scored: evidence rows (the 20 closest named), notes and
+    /// reason.
+    fn finish(&self, s: Scored) -> Recommendation {
+        let (ctx, params) = (self.ctx, self.params);
+        let Scored { key, adopters, prior, rel, eos, migration_cost, parts, maturity: input, status, same_product, score } = s;
+        let (product, generation) = gen_of(ctx.catalog, key.0, key.1).expect("a candidate scored has a known product");
+        let mut notes = self.maturity_notes(product, generation, &input, status);
         if same_product {
             notes.push("même produit que celui en place".to_string());
         }
+        let mut evidence = evidence_drafts(ctx, &adopters);
         evidence.sort_by(|a, b| a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)).then(b.weight.total_cmp(&a.weight)).then(a.code.cmp(&b.code)));
         let n = evidence.len();
         let advised = generation.and_then(|g| product.advised_release(g, ctx.today, params.teething_months));
         if let Some(r) = advised.filter(|_| generation.is_some_and(|g| g.releases.len() > 1)) {
-            notes.push(format!("version conseillée : {}", ctx.catalog.label(&key.0, Some(&r.id))));
+            notes.push(format!("version conseillée : {}", ctx.catalog.label(key.0, Some(&r.id))));
         }
         let margin_end = ctx.today.checked_add_months(Months::new(params.support_margin_months)).unwrap_or(ctx.today);
         let to_check = compliance_to_check(ctx, self.category, generation, self.population, margin_end);
@@ -1135,19 +1318,19 @@ impl Scoring<'_, '_> {
                 fr::months(i64::from(params.service_life_months))
             ));
         }
-        let reason = reason_text(&ctx.catalog.label(&key.0, key.1.as_ref()), &evidence, mean_months, &rel, notes);
+        let reason = reason_text(&ctx.catalog.label(key.0, key.1), &evidence, input.mean_months, &rel, notes);
         evidence.truncate(20);
         let evidence = evidence.into_iter().map(|e| e.named(ctx.territory)).collect();
-        Some(Recommendation {
+        Recommendation {
             product: key.0.clone(),
             product_name: product.name.clone(),
-            generation: key.1.clone(),
-            generation_label: generation.map(|g| g.label.clone()).or_else(|| key.1.as_ref().map(|g| g.to_string())),
+            generation: key.1.cloned(),
+            generation_label: generation.map(|g| g.label.clone()).or_else(|| key.1.map(|g| g.to_string())),
             release: advised.map(|r| r.id.clone()),
             release_label: advised.map(|r| r.label.clone()),
             to_check,
-            score: round(score, 4),
-            parts: ScoreParts { proximity: round(proximity, 4), reliability: round(reliability, 4), maturity: round(maturity, 4) },
+            score,
+            parts: ScoreParts { proximity: round(parts.proximity, 4), reliability: round(parts.reliability, 4), maturity: round(parts.maturity, 4) },
             reliability: ReliabilityEstimate {
                 mean: round(rel.mean, 3),
                 lower_bound: round(rel.lower, 3),
@@ -1156,40 +1339,39 @@ impl Scoring<'_, '_> {
                 migration_cost,
             },
             maturity: MaturityFacts {
-                mean_months_in_service: round(mean_months, 1),
-                long_adopters: long,
-                abandoned_share: round(abandoned_share, 3),
+                mean_months_in_service: round(input.mean_months, 1),
+                long_adopters: input.long,
+                abandoned_share: round(input.abandoned_share, 3),
                 months_since_release: generation.and_then(|g| g.age_months(ctx.today)),
-                expected_proven,
+                expected_proven: input.expected_proven,
             },
             status,
             support: generation.map(|g| g.support(ctx.today)),
             adopters: n,
             evidence,
             reason,
-        })
+        }
     }
 }
 
 /// Ranks `items` best first: proven generations before the others, whatever the product
-/// (a mairie wants what others already ran long enough), then by score, adopters, product and
-/// generation. A newest generation not yet proven thus comes after every proven one ("one
-/// generation behind").
-fn rank(items: &mut [Recommendation]) {
+/// (a mairie wants what others already ran long enough), then by score (rounded to 4
+/// decimals, as returned), adopters, product and generation. A newest generation not yet
+/// proven thus comes after every proven one ("one generation behind").
+fn rank(items: &mut [Scored]) {
     items.sort_by(|a, b| {
         (a.status != Status::Proven)
             .cmp(&(b.status != Status::Proven))
             .then(b.score.total_cmp(&a.score))
-            .then(b.adopters.cmp(&a.adopters))
-            .then(a.product.cmp(&b.product))
-            .then(a.generation.cmp(&b.generation))
+            .then(b.adopters.len().cmp(&a.adopters.len()))
+            .then(a.key.0.cmp(b.key.0))
+            .then(a.key.1.cmp(&b.key.1))
     });
 }
 
 /// Scores every generation in service in `reach` for `category`, leaving out `skip` (what the
 /// asking commune runs; other generations of those products get the continuity bonus) and
-/// what [`exclusion`] rejects. Returns (ranked items, excluded). Used by [`recommend`] and
-/// pooling.
+/// what [`exclusion`] rejects. Returns (ranked items, excluded). Used by pooling.
 pub fn score_candidates(
     ctx: &Ctx,
     reach: &[Reach],
@@ -1198,19 +1380,38 @@ pub fn score_candidates(
     skip: &HashSet<Key>,
     params: &Params,
 ) -> (Vec<Recommendation>, Vec<Excluded>) {
+    let (items, _, excluded) = score_ranked(ctx, reach, population, category, skip, params, |_| usize::MAX);
+    (items, excluded)
+}
+
+/// [`score_candidates`], with only the first `finish(picks)` ranked candidates written out as
+/// [`Recommendation`]s (evidence, notes, reason); every ranked candidate is in the picks.
+/// Returns (those items, every candidate's pick, excluded).
+fn score_ranked(
+    ctx: &Ctx,
+    reach: &[Reach],
+    population: Option<u32>,
+    category: &Slug,
+    skip: &HashSet<Key>,
+    params: &Params,
+    finish: impl FnOnce(&[Pick]) -> usize,
+) -> (Vec<Recommendation>, Vec<Pick>, Vec<Excluded>) {
     let prior = ctx.prior(category, params);
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
     let in_reach = ReachAdoptions::new(ctx, reach, category);
     let mut groups = in_service_groups(ctx, &in_reach, reach, category);
     let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
-    let ended = ended_counts(ctx, &in_reach, reach, category, &groups);
+    count_ended(ctx, &in_reach, reach, category, &mut groups);
     let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
     let best_known = best_known(ctx, &prior, category, population, skip, params);
-    let scoring = Scoring { ctx, category, population, skip, params, prior, best_known, ended, wsum };
-    let mut items: Vec<Recommendation> = groups.into_iter().filter_map(|(key, adopters)| scoring.score(key, &adopters)).collect();
-    rank(&mut items);
-    (items, excluded)
+    let scoring = Scoring { ctx, category, population, skip, params, prior, best_known, wsum };
+    let mut scored: Vec<Scored> = groups.into_iter().filter_map(|(key, group)| scoring.measure(key, group)).collect();
+    rank(&mut scored);
+    let picks: Vec<Pick> = scored.iter().map(|s| Pick { product: s.key.0.clone(), generation: s.key.1.cloned(), status: s.status }).collect();
+    scored.truncate(finish(&picks));
+    let items = scored.into_iter().map(|s| scoring.finish(s)).collect();
+    (items, picks, excluded)
 }
 
 /// The neighbourhood of a commune at a widening step, with kernel weights.
@@ -1230,15 +1431,15 @@ fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, p: &Params) -> (Vec<Reac
         (w, same_epci, km)
     };
     let mut out: Vec<Reach> = Vec::new();
-    let mut seen = vec![false; t.communes().len()];
-    seen[idx as usize] = true;
+    let mut seen = Marks::take(t.communes().len());
+    seen.set(idx as usize, 0);
     for n in t.within_hops(idx, radius) {
-        seen[n.idx as usize] = true;
+        seen.set(n.idx as usize, 0);
         let (weight, same_epci, distance_km) = kernel(n.idx, n.hops);
         out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
     }
     let mut add = |j: CommuneIdx| {
-        if !std::mem::replace(&mut seen[j as usize], true) {
+        if seen.set(j as usize, 0) == u32::MAX {
             let (weight, same_epci, distance_km) = kernel(j, radius + 1);
             out.push(Reach { idx: j, hops: None, weight, same_epci, distance_km: Some(distance_km) });
         }
@@ -1309,7 +1510,7 @@ impl<'c> Running<'c> {
     }
 }
 
-fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items: &[Recommendation], params: &Params) -> UpgradePath {
+fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items: &[Pick], params: &Params) -> UpgradePath {
     let run = Running::of(ctx, a, params);
     let (product, generation) = (run.product, run.generation);
     let r = ctx.index.ratings(a.id, ctx.today);
@@ -1321,12 +1522,12 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
         problem = Some(format!("{current} jugé peu fiable par la commune ({}/5 sur {} retours)", fr::decimal(r.mean_reliability, 1), r.n));
     }
     // The in-product path: the best-ranked newer generation of the same product.
-    let newer_generation = |i: &Recommendation| match (generation, product, &i.generation) {
+    let newer_generation = |i: &Pick| match (generation, product, &i.generation) {
         (Some(g), Some(p), Some(ig)) => p.generation(ig).is_some_and(|h| h.order > g.order),
         _ => false,
     };
     let path = items.iter().position(|i| i.product == a.product && newer_generation(i));
-    let name = |i: &Recommendation| ctx.catalog.label(&i.product, i.generation.as_ref());
+    let name = |i: &Pick| ctx.catalog.label(&i.product, i.generation.as_ref());
     let (advice, target, reason) = match &problem {
         None => match run.update_to(ctx, params) {
             Some((adv, why)) => {
@@ -1430,15 +1631,17 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
     for step in steps {
         let (reach, radius) = reach_at(ctx.territory, idx, step, params);
-        let (mut items, excluded) = score_candidates(ctx, &reach, Some(c.population), category, &skip, params);
-        let found = !items.is_empty();
-        // Widen until a proven option is found, or the territory is reached.
-        let proven = items.iter().any(|i| i.status == Status::Proven);
+        // Widen until a proven option is found, or the territory is reached. Only the `limit`
+        // returned at the step that answers get their evidence rows and reason written.
+        let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
+        let (items, picks, excluded) =
+            score_ranked(ctx, &reach, Some(c.population), category, &skip, params, |picks| if answers(picks) { params.limit } else { 0 });
+        let found = !picks.is_empty();
+        let proven = picks.iter().any(|i| i.status == Status::Proven);
         if !proven && step != Step::Territory {
             continue;
         }
-        let current = running.iter().map(|a| upgrade_path(ctx, a, category, c.population, &items, params)).collect();
-        items.truncate(params.limit);
+        let current = running.iter().map(|a| upgrade_path(ctx, a, category, c.population, &picks, params)).collect();
         let note = match (step, isolated) {
             (Step::Neighbours, false) => None,
             (Step::Neighbours, true) => {
@@ -1553,8 +1756,10 @@ mod tests {
                 v.sort();
                 v
             };
-            let mut pos = vec![u32::MAX; t.communes().len()];
-            reach.iter().enumerate().for_each(|(i, r)| pos[r.idx as usize] = i as u32);
+            let mut pos = Marks::take(t.communes().len());
+            reach.iter().enumerate().for_each(|(i, r)| {
+                pos.set(r.idx as usize, i as u32);
+            });
             let by_commune = ids(&ReachAdoptions::ByCommune);
             assert_eq!(by_commune, ids(&ReachAdoptions::ByCategory(pos)), "{step:?}");
             let expected = if step == Step::Neighbours { vec![1, 2] } else { vec![1, 2, 3] };
@@ -1796,5 +2001,87 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+/// The guard of the hot-path work (issue 17): the answers of the recommender on a fixed sample
+/// of the demo history, recorded before the work began, must not change.
+#[cfg(test)]
+mod golden {
+    use std::hash::Hasher;
+
+    use super::*;
+    use crate::core::simulate::{SimParams, simulate};
+
+    const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/recommend_top5.json");
+
+    /// One (commune, category) of the sample: the widening step, the communes considered, the
+    /// top 5 (product, generation, score) and the FNV-1a hash of the whole answer's JSON.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Case {
+        commune: String,
+        category: String,
+        step: String,
+        considered: usize,
+        top: Vec<(String, Option<String>, f64)>,
+        answer_fnv: String,
+    }
+
+    /// Every 20th commune of the embedded (Breton) seeds x every category, on the demo history
+    /// (seed 2026, until 2026-11-29), default parameters: the top 5 and the whole answer as
+    /// recorded in `tests/golden/recommend_top5.json` (scores within 1e-9, answers byte for
+    /// byte). `VOISINAGE_BLESS_GOLDEN=1` rewrites the file (only when the model changes on
+    /// purpose).
+    #[test]
+    fn answers_match_the_recorded_sample() {
+        let (t, c) = (crate::seeds::territory().unwrap(), crate::seeds::catalog().unwrap());
+        let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let demo = simulate(&t, &c, &SimParams::new(2026, today));
+        let mut h = AdoptionIndex::default();
+        demo.adoptions.into_iter().for_each(|a| h.add_adoption(a));
+        demo.feedback.into_iter().for_each(|f| {
+            h.add_feedback(f);
+        });
+        let ctx = Ctx::new(&t, &c, &h, today);
+        let mut cases = Vec::new();
+        for commune in t.communes().iter().step_by(20) {
+            for category in &c.categories {
+                let a = recommend(&ctx, &commune.code, &category.slug, &Params::default()).unwrap();
+                let json = serde_json::to_string(&a).unwrap();
+                let mut fnv = fnv::FnvHasher::default();
+                fnv.write(json.as_bytes());
+                cases.push(Case {
+                    commune: commune.code.to_string(),
+                    category: category.slug.to_string(),
+                    step: format!("{:?}", a.scope.step),
+                    considered: a.scope.communes_considered,
+                    top: a.items.iter().map(|i| (i.product.to_string(), i.generation.as_ref().map(|g| g.to_string()), i.score)).collect(),
+                    answer_fnv: format!("{:016x}", fnv.finish()),
+                });
+            }
+        }
+        assert!(cases.len() > 300, "{} cases", cases.len());
+        if std::env::var_os("VOISINAGE_BLESS_GOLDEN").is_some() {
+            std::fs::create_dir_all(std::path::Path::new(PATH).parent().unwrap()).unwrap();
+            let lines: Vec<String> = cases.iter().map(|c| serde_json::to_string(c).unwrap()).collect();
+            std::fs::write(PATH, format!("[\n{}\n]\n", lines.join(",\n"))).unwrap();
+            return;
+        }
+        let recorded: Vec<Case> = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+        assert_eq!(recorded.len(), cases.len());
+        let mut answers_differ = Vec::new();
+        for (want, got) in recorded.iter().zip(&cases) {
+            let at = format!("{} {}", want.commune, want.category);
+            assert_eq!((&want.commune, &want.category, &want.step, want.considered), (&got.commune, &got.category, &got.step, got.considered), "{at}");
+            assert_eq!(want.top.len(), got.top.len(), "{at}");
+            for (w, g) in want.top.iter().zip(&got.top) {
+                assert_eq!((&w.0, &w.1), (&g.0, &g.1), "{at}: order");
+                assert!((w.2 - g.2).abs() <= 1e-9, "{at}: {} score {} vs {}", w.0, w.2, g.2);
+            }
+            if want.answer_fnv != got.answer_fnv {
+                answers_differ.push(at);
+            }
+        }
+        assert!(answers_differ.is_empty(), "answers differ (evidence, reasons, excluded, current) for {answers_differ:?}");
     }
 }
