@@ -11,6 +11,7 @@
 
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -40,8 +41,12 @@ const pages = {
   connexion: '/connexion',
 };
 
+// axe-core is evaluated through the DevTools protocol, to which the pages' Content-Security-Policy
+// (no inline script) does not apply: a script tag added to the page would be refused by it.
+const axeSource = readFileSync(axePath, 'utf8');
+
 async function axe(page) {
-  await page.addScriptTag({ path: axePath });
+  await page.evaluate(axeSource);
   return page.evaluate(async () => {
     // eslint-disable-next-line no-undef
     const r = await axe.run(document);
