@@ -252,8 +252,6 @@ pub struct Service {
 pub struct StoreFailure {
     /// When the first failing write happened (UTC).
     pub since: chrono::DateTime<chrono::Utc>,
-    /// The store's error, with its causes (`storage error: sled: ... No space left on device`).
-    pub error: String,
 }
 
 /// What the store's watchdog should do ([`Service::watch_store`]).
@@ -795,7 +793,7 @@ impl Service {
     /// `Unavailable`. Nothing is acknowledged that was not durably written.
     fn write<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         if let Some(failure) = self.store_failure() {
-            return Err(unavailable(&failure));
+            return Err(failure.unavailable());
         }
         f().map_err(|e| self.note_store_error(e))
     }
@@ -813,8 +811,8 @@ impl Service {
         } else {
             tracing::debug!(error = %e.chain(), "the store still fails");
         }
-        let failure = slot.get_or_insert_with(|| StoreFailure { since: chrono::Utc::now(), error: e.chain() }).clone();
-        unavailable(&failure)
+        // The store's own error is in the log line above (it may name files): not in the answer.
+        slot.get_or_insert_with(|| StoreFailure { since: chrono::Utc::now() }).unavailable()
     }
 
     /// The store's current write failure, if one happened and no probe succeeded since.
@@ -1069,11 +1067,6 @@ impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
         (self.progress)("verifying", *self.read, self.total);
         Ok(n)
     }
-}
-
-/// The answer to a request while the store is failing (the store's own error stays in the log).
-fn unavailable(failure: &StoreFailure) -> Error {
-    failure.unavailable()
 }
 
 impl StoreFailure {
