@@ -104,7 +104,8 @@ pub async fn list_tokens(admin: AdminToken, s: web::Data<Service>, _no_query: Qu
 /// One token (admin).
 ///
 /// `GET /api/v1/tokens/{id}`: the token with its scope, label, creation and revocation
-/// dates, never its secret. The `Location` of a new token.
+/// dates, never its secret. The `Location` of a new token. A revoked token is still read here
+/// (with its `revoked` time): revocation keeps the record for the audit.
 #[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "get_token", security(("bearer" = [])),
     params(("id" = u64, Path, description = "Token id")),
     responses((status = 200, description = "The token", body = Token, example = json!({
@@ -119,7 +120,8 @@ pub async fn one_token(admin: AdminToken, s: web::Data<Service>, id: web::Path<R
 /// Revokes a token (admin).
 ///
 /// `DELETE /api/v1/tokens/{id}`: the token is refused from the next request on, and the
-/// sessions signed in with it end.
+/// sessions signed in with it end. Its record is kept for the audit: `GET` still reads it, with
+/// its `revoked` time.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "revoke_token", security(("bearer" = [])),
     params(("id" = u64, Path, description = "Token id")),
     responses((status = 200, description = "Revoked: the token with its revocation date", body = Token, example = json!({
