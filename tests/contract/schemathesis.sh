@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The API contract checked from outside: starts the service (demo data, a fresh store, an
 # admin token made with the CLI), fetches its OpenAPI document and runs schemathesis (PyPI)
-# against it with every check (`--checks all`): no 5xx; answers that follow the documented
+# against it with every check but one (`--checks all`, less `use_after_free`): no 5xx; answers that follow the documented
 # schemas, status codes, content types and headers; schema-valid requests accepted
 # (schemathesis.toml lists the 422 rules no schema can state) and schema-invalid ones refused;
 # 401 without a token on every write, 405 with `Allow` for other methods, a created adoption
@@ -22,12 +22,15 @@ RUST_LOG=warn,voisinage=info start_service "$bin" "$work/serve.log" --demo --dem
 echo "service on $addr"
 # Every operation, every phase. The hook works around a CPython 3.11 bug that made Hypothesis
 # stop, on any operation, about one run in three (see hypothesis_py311.py); the inventory
-# upload, where it was first met, now runs the coverage phase too.
+# upload, where it was first met, now runs the coverage phase too. Every check but
+# `use_after_free`: token revocation, the API's only DELETE, keeps the token's record readable
+# by design (see schemathesis.toml; tests/openapi.rs fails if another DELETE appears), and
+# `--checks all` overrides what the configuration file says of a check.
 set +e
 SCHEMATHESIS_HOOKS="$(cd "$(dirname "$0")" && pwd)/hypothesis_py311.py" \
   "$st" --config-file "$(dirname "$0")/schemathesis.toml" run "http://$addr/api/v1/openapi.json" \
   -H "Authorization: Bearer $token" \
-  --checks all \
+  --checks all --exclude-checks use_after_free \
   --max-examples 50 --seed 20261129 --no-color --workers 2 \
   --report json --report-dir "$work/report"
 rc=$?
