@@ -4,9 +4,10 @@
 //! The store is the durable source; this index is rebuilt from it at start and updated after
 //! each acknowledged write.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
+use fnv::FnvHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::core::catalog::{Catalog, months_between};
@@ -498,15 +499,22 @@ pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 #[derive(Debug, Default)]
 pub struct AdoptionIndex {
     adoptions: Vec<Adoption>,
-    by_id: HashMap<u64, u32>,
-    by_commune: HashMap<InseeCode, Vec<u32>>,
+    by_id: FnvHashMap<u64, u32>,
+    by_commune: FnvHashMap<InseeCode, Vec<u32>>,
     /// Per category (together, every adoption of the category): positions of the adoptions
     /// without an end (`until` unset), of those with one, and the latest end date: a wide
     /// search for what is in service reads the first list and, only when some end is later
     /// than its date, the second.
-    open: HashMap<Slug, Vec<u32>>,
-    closed: HashMap<Slug, Vec<u32>>,
-    latest_until: HashMap<Slug, NaiveDate>,
+    open: FnvHashMap<Slug, Vec<u32>>,
+    closed: FnvHashMap<Slug, Vec<u32>>,
+    latest_until: FnvHashMap<Slug, NaiveDate>,
+    /// Per category, the communes with an adoption in it (any date, in service or ended; a
+    /// replacement that moves an adoption leaves its old commune here: a superset), by code:
+    /// what a wide search reads instead of every commune of the territory.
+    category_communes: FnvHashMap<Slug, BTreeSet<InseeCode>>,
+    /// Per category, the positions of its adoptions per (product, generation or release as
+    /// recorded): which candidates the category can offer at all.
+    category_keys: FnvHashMap<Slug, BTreeMap<(Slug, Option<GenerationId>), Vec<u32>>>,
     /// Feedback per adoption, at the adoption's position.
     feedback: Vec<Vec<Feedback>>,
     slugs: HashSet<Slug>,
@@ -515,7 +523,9 @@ pub struct AdoptionIndex {
     version: u64,
     /// Category priors already computed, kept up to date as feedback arrives (see
     /// [`AdoptionIndex::category_prior`]).
-    priors: std::sync::Mutex<HashMap<PriorKey, PriorSums>>,
+    /// Behind a read-write lock: recommendations share it (read), a missing variant is written
+    /// once; a new feedback record updates it through `&mut self`, without locking.
+    priors: std::sync::RwLock<HashMap<PriorKey, PriorSums>>,
 }
 
 fn intern<T: Clone + Eq + std::hash::Hash>(set: &mut HashSet<T>, v: &mut T) {
@@ -541,6 +551,14 @@ impl AdoptionIndex {
             // contract end and the workstations, but the index does not rely on it).
             let old = &self.adoptions[i as usize];
             let (old_commune, old_category, was_open) = (old.commune, old.category.clone(), old.until.is_none());
+            let old_key = (old.product.clone(), old.generation.clone());
+            if old_category != a.category || old_key.0 != a.product || old_key.1 != a.generation {
+                if let Some(v) = self.category_keys.get_mut(&old_category).and_then(|m| m.get_mut(&old_key)) {
+                    v.retain(|&j| j != i);
+                }
+                self.note_key(&a, i);
+            }
+            self.category_communes.entry(a.category.clone()).or_default().insert(a.commune);
             if old_commune != a.commune {
                 Self::move_position(&mut self.by_commune, &old_commune, a.commune, i);
             }
@@ -562,11 +580,17 @@ impl AdoptionIndex {
         let list = if a.until.is_none() { &mut self.open } else { &mut self.closed };
         list.entry(a.category.clone()).or_default().push(i);
         self.note_until(&a);
+        self.note_key(&a, i);
+        self.category_communes.entry(a.category.clone()).or_default().insert(a.commune);
         self.adoptions.push(a);
         self.feedback.push(Vec::new());
     }
 
-    fn move_position<K: std::hash::Hash + Eq>(index: &mut HashMap<K, Vec<u32>>, from: &K, to: K, i: u32) {
+    fn note_key(&mut self, a: &Adoption, i: u32) {
+        self.category_keys.entry(a.category.clone()).or_default().entry((a.product.clone(), a.generation.clone())).or_default().push(i);
+    }
+
+    fn move_position<K: std::hash::Hash + Eq>(index: &mut FnvHashMap<K, Vec<u32>>, from: &K, to: K, i: u32) {
         if let Some(v) = index.get_mut(from) {
             v.retain(|&j| j != i);
         }
@@ -592,7 +616,7 @@ impl AdoptionIndex {
         let Err(at) = v.binary_search_by_key(&f.id, |g| g.id) else { return false };
         let a = &self.adoptions[i as usize];
         {
-            let mut priors = self.priors.lock().unwrap_or_else(|e| e.into_inner());
+            let priors = self.priors.get_mut().unwrap_or_else(|e| e.into_inner());
             for (k, p) in priors.iter_mut().filter(|(k, _)| k.category == a.category && f.date <= k.today) {
                 p.add(a, quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty)));
             }
@@ -611,6 +635,25 @@ impl AdoptionIndex {
         self.by_commune.values_mut().for_each(Vec::shrink_to_fit);
         self.open.values_mut().for_each(Vec::shrink_to_fit);
         self.closed.values_mut().for_each(Vec::shrink_to_fit);
+        self.category_keys.values_mut().flat_map(|m| m.values_mut()).for_each(Vec::shrink_to_fit);
+    }
+
+    /// The communes with an adoption in `category` (any date; possibly a few more, see the
+    /// field), in code order.
+    pub fn communes_in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a InseeCode> + 'a {
+        self.category_communes.get(category).into_iter().flatten()
+    }
+
+    /// The (product, generation or release as recorded) of the adoptions of `category`, in
+    /// key order, each with whether one of its adoptions is in service on `date` (started by
+    /// then and not ended).
+    pub fn keys_in_category<'a>(&'a self, category: &Slug, date: NaiveDate) -> impl Iterator<Item = (&'a Slug, Option<&'a GenerationId>, bool)> + 'a {
+        self.category_keys
+            .get(category)
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| !v.is_empty())
+            .map(move |((p, g), v)| (p, g.as_ref(), v.iter().any(|&i| self.adoptions[i as usize].active_on(date))))
     }
 
     /// Number of changes applied so far (adoptions added or replaced, feedback added): an
@@ -650,7 +693,7 @@ impl AdoptionIndex {
 
     fn with_prior_sums<T>(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate, read: impl FnOnce(&PriorSums) -> T) -> T {
         let key = PriorKey { category: category.clone(), incident_penalty: incident_penalty.to_bits(), downtime_penalty: downtime_penalty.to_bits(), today };
-        if let Some(p) = self.priors.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(p) = self.priors.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return read(p);
         }
         let mut sums = PriorSums::default();
@@ -660,7 +703,7 @@ impl AdoptionIndex {
             }
         }
         let out = read(&sums);
-        let mut priors = self.priors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut priors = self.priors.write().unwrap_or_else(|e| e.into_inner());
         if priors.len() >= 256 {
             priors.clear();
         }

@@ -11,6 +11,7 @@ pub mod map;
 pub mod pooling;
 pub mod prices;
 pub mod recommend;
+pub mod scratch;
 pub mod session;
 pub mod simulate;
 pub mod territory;

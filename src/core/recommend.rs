@@ -43,7 +43,6 @@
 //! is not recommended back; instead an [`UpgradePath`] says whether to stay, update in place,
 //! move to a newer generation or switch product.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{Months, NaiveDate};
@@ -54,6 +53,7 @@ use crate::core::catalog::{Catalog, Generation, Product, Support, months_between
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
 use crate::core::history::{Adoption, AdoptionIndex, Feedback};
+use crate::core::scratch::Marks;
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
 
@@ -622,14 +622,19 @@ type KeyRef<'a> = (&'a Slug, Option<&'a GenerationId>);
 /// its generation or release id, or the id itself where the catalogue does not list it (the
 /// same as [`Catalog::generation_key`]).
 fn key_ref<'a>(catalog: &'a Catalog, a: &'a Adoption) -> KeyRef<'a> {
-    let generation = a.generation.as_ref().and_then(|id| {
-        let p = catalog.product(&a.product).ok()?;
+    key_ref_of(catalog, &a.product, a.generation.as_ref())
+}
+
+/// [`key_ref`] of a product and a generation or release id as recorded.
+fn key_ref_of<'a>(catalog: &'a Catalog, product: &'a Slug, generation: Option<&'a GenerationId>) -> KeyRef<'a> {
+    let generation = generation.and_then(|id| {
+        let p = catalog.product(product).ok()?;
         if p.generations.is_empty() {
             return Some(id);
         }
         Some(p.generation(id).map_or(id, |g| &g.id))
     });
-    (&a.product, generation)
+    (product, generation)
 }
 
 /// Whether `key` is one of `skip` (a handful: what the asking commune runs).
@@ -640,70 +645,6 @@ fn skips(skip: &HashSet<Key>, key: KeyRef) -> bool {
 fn gen_of<'c>(catalog: &'c Catalog, product: &Slug, generation: Option<&GenerationId>) -> Option<(&'c Product, Option<&'c Generation>)> {
     let p = catalog.product(product).ok()?;
     Some((p, generation.and_then(|g| p.generation(g))))
-}
-
-/// A set of communes of the territory, as a slot per commune (`u32::MAX`: not in it), kept by
-/// the thread between calls instead of an array the size of the territory allocated and zeroed
-/// on each: only the slots a call set are cleared when it is done (see [`Marks::take`]).
-struct Marks(MarkBuffers);
-
-/// The buffers of [`Marks`]: every slot `u32::MAX` but those listed in `touched`.
-#[derive(Default)]
-struct MarkBuffers {
-    slot: Vec<u32>,
-    touched: Vec<u32>,
-}
-
-thread_local! {
-    /// Spare [`Marks`] buffers of this thread, all clear (a few: a call rarely holds more than
-    /// one at a time).
-    static SPARE_MARKS: RefCell<Vec<MarkBuffers>> = const { RefCell::new(Vec::new()) };
-}
-
-impl Marks {
-    /// Empty marks for a territory of `n` communes: a spare of this thread's, or new.
-    fn take(n: usize) -> Marks {
-        let mut b = SPARE_MARKS.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop())).ok().flatten().unwrap_or_default();
-        if b.slot.len() != n {
-            b.slot.clear();
-            b.slot.resize(n, u32::MAX);
-            b.touched.clear();
-        }
-        Marks(b)
-    }
-
-    /// The value of commune `i` (`u32::MAX`: unset; `None`: out of the territory).
-    fn get(&self, i: usize) -> Option<u32> {
-        self.0.slot.get(i).copied()
-    }
-
-    /// Sets commune `i` to `v` (not `u32::MAX`); returns the value it had.
-    fn set(&mut self, i: usize, v: u32) -> u32 {
-        let old = std::mem::replace(&mut self.0.slot[i], v);
-        if old == u32::MAX {
-            self.0.touched.push(i as u32);
-        }
-        old
-    }
-}
-
-impl Drop for Marks {
-    /// Clears the slots set and gives the buffers back to the thread (at most 4 kept).
-    fn drop(&mut self) {
-        let mut b = std::mem::take(&mut self.0);
-        for &i in &b.touched {
-            b.slot[i as usize] = u32::MAX;
-        }
-        b.touched.clear();
-        // During the thread's exit the spares may be gone: the buffers are then just freed.
-        let _ = SPARE_MARKS.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut()
-                && s.len() < 4
-            {
-                s.push(b);
-            }
-        });
-    }
 }
 
 fn round(x: f64, d: i32) -> f64 {
@@ -818,9 +759,11 @@ enum ReachAdoptions {
 }
 
 impl ReachAdoptions {
-    fn new(ctx: &Ctx, reach: &[Reach], category: &Slug) -> Self {
-        // Adoptions read: reach x (all adoptions / communes) one way, the category's the other.
-        let by_commune = reach.len() as f64 * ctx.index.adoptions().len() as f64 / ctx.territory.communes().len().max(1) as f64;
+    /// `considered`: the number of communes of the search area (at a wide step, more than the
+    /// reach holds: see [`StepReach`]), which the choice is made on.
+    fn new(ctx: &Ctx, reach: &[Reach], considered: usize, category: &Slug) -> Self {
+        // Adoptions read: area x (all adoptions / communes) one way, the category's the other.
+        let by_commune = considered as f64 * ctx.index.adoptions().len() as f64 / ctx.territory.communes().len().max(1) as f64;
         if by_commune <= ctx.index.category_len(category) as f64 {
             return ReachAdoptions::ByCommune;
         }
@@ -1380,16 +1323,19 @@ pub fn score_candidates(
     skip: &HashSet<Key>,
     params: &Params,
 ) -> (Vec<Recommendation>, Vec<Excluded>) {
-    let (items, _, excluded) = score_ranked(ctx, reach, population, category, skip, params, |_| usize::MAX);
+    let (items, _, excluded) = score_ranked(ctx, reach, reach.len(), population, category, skip, params, |_| usize::MAX);
     (items, excluded)
 }
 
 /// [`score_candidates`], with only the first `finish(picks)` ranked candidates written out as
 /// [`Recommendation`]s (evidence, notes, reason); every ranked candidate is in the picks.
-/// Returns (those items, every candidate's pick, excluded).
+/// Returns (those items, every candidate's pick, excluded). `considered`: see
+/// [`ReachAdoptions::new`].
+#[allow(clippy::too_many_arguments)]
 fn score_ranked(
     ctx: &Ctx,
     reach: &[Reach],
+    considered: usize,
     population: Option<u32>,
     category: &Slug,
     skip: &HashSet<Key>,
@@ -1399,7 +1345,7 @@ fn score_ranked(
     let prior = ctx.prior(category, params);
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
-    let in_reach = ReachAdoptions::new(ctx, reach, category);
+    let in_reach = ReachAdoptions::new(ctx, reach, considered, category);
     let mut groups = in_service_groups(ctx, &in_reach, reach, category);
     let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
     count_ended(ctx, &in_reach, reach, category, &mut groups);
@@ -1414,8 +1360,24 @@ fn score_ranked(
     (items, picks, excluded)
 }
 
-/// The neighbourhood of a commune at a widening step, with kernel weights.
-fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, p: &Params) -> (Vec<Reach>, u32) {
+/// The neighbourhood of a commune at a widening step.
+struct StepReach {
+    /// The communes read, with their kernel weights: every commune within the radius and of
+    /// the EPCI; at the wide steps (department, size class, territory), of the other communes of
+    /// the area only those with an adoption in the category (the others have nothing to read),
+    /// in index order after the EPCI's.
+    reach: Vec<Reach>,
+    /// Graph radius in edges.
+    radius: u32,
+    /// Number of communes of the search area, the origin left out, whether they have an
+    /// adoption in the category or not.
+    considered: usize,
+}
+
+/// The neighbourhood of `idx` for `category` at a widening step, with kernel weights. A wide
+/// step costs what the category's communes cost (read from the index), not the territory's.
+fn reach_at(ctx: &Ctx, idx: CommuneIdx, category: &Slug, step: Step, p: &Params) -> StepReach {
+    let t = ctx.territory;
     let c = t.commune(idx);
     let radius = if step == Step::Neighbours { p.hops } else { (p.hops + 2).min(8) };
     let size = c.size_class();
@@ -1438,7 +1400,7 @@ fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, p: &Params) -> (Vec<Reac
         let (weight, same_epci, distance_km) = kernel(n.idx, n.hops);
         out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
     }
-    let mut add = |j: CommuneIdx| {
+    let add = |out: &mut Vec<Reach>, seen: &mut Marks, j: CommuneIdx| {
         if seen.set(j as usize, 0) == u32::MAX {
             let (weight, same_epci, distance_km) = kernel(j, radius + 1);
             out.push(Reach { idx: j, hops: None, weight, same_epci, distance_km: Some(distance_km) });
@@ -1446,17 +1408,50 @@ fn reach_at(t: &Territory, idx: CommuneIdx, step: Step, p: &Params) -> (Vec<Reac
     };
     if let Some(s) = &c.epci {
         for &m in t.members(s) {
-            add(m);
+            add(&mut out, &mut seen, m);
         }
     }
-    let all = 0..t.communes().len() as CommuneIdx;
-    match step {
-        Step::Department => all.filter(|&j| t.commune(j).department == c.department).for_each(&mut add),
-        Step::SizeClass => all.filter(|&j| t.commune(j).size_class() == size).for_each(&mut add),
-        Step::Territory => all.for_each(&mut add),
-        Step::Neighbours | Step::WiderNeighbours => {}
+    let in_area = |j: CommuneIdx| match step {
+        Step::Department => t.commune(j).department == c.department,
+        Step::SizeClass => t.commune(j).size_class() == size,
+        Step::Territory => true,
+        Step::Neighbours | Step::WiderNeighbours => false,
+    };
+    let area_size = match step {
+        Step::Department => t.department_size(&c.department),
+        Step::SizeClass => t.size_class_size(size),
+        Step::Territory => t.communes().len(),
+        Step::Neighbours | Step::WiderNeighbours => 0,
+    };
+    if area_size == 0 {
+        let considered = out.len();
+        return StepReach { reach: out, radius, considered };
     }
-    (out, radius)
+    // The area's communes not read yet: all of it but the origin (in its own area) and the
+    // communes already in the reach.
+    let considered = out.len() + area_size - 1 - out.iter().filter(|r| in_area(r.idx)).count();
+    let mut wide: Vec<CommuneIdx> = ctx.index.communes_in_category(category).filter_map(|code| t.idx_of(code)).filter(|&j| in_area(j)).collect();
+    wide.sort_unstable();
+    for j in wide {
+        add(&mut out, &mut seen, j);
+    }
+    StepReach { reach: out, radius, considered }
+}
+
+/// When no generation of the category in service anywhere on `ctx.today` can be proposed to
+/// the commune (it runs the newest of everything, or the others are left out), every widening
+/// step finds nothing and the answer is the territory's: `Some` of what it excludes (in key
+/// order, as the territory step gives it), read from the category's keys in O(keys) instead of
+/// every adoption of the territory. `None` when some generation could be proposed.
+fn nothing_to_offer(ctx: &Ctx, category: &Slug, skip: &HashSet<Key>, population: Option<u32>, params: &Params) -> Option<Vec<Excluded>> {
+    let mut keys: BTreeMap<KeyRef, ()> = BTreeMap::new();
+    for (product, generation, in_service) in ctx.index.keys_in_category(category, ctx.today) {
+        if in_service {
+            keys.insert(key_ref_of(ctx.catalog, product, generation), ());
+        }
+    }
+    let excluded = drop_unproposable(ctx, &mut keys, skip, category, population, params);
+    keys.is_empty().then_some(excluded)
 }
 
 fn size_label(s: SizeClass) -> &'static str {
@@ -1629,13 +1624,23 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     let skip: HashSet<Key> = running.iter().map(|a| key_of(ctx.catalog, a)).collect();
     let isolated = !ctx.territory.has_border_neighbour(idx);
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
+    let nothing = nothing_to_offer(ctx, category, &skip, Some(c.population), params);
     for step in steps {
-        let (reach, radius) = reach_at(ctx.territory, idx, step, params);
-        // Widen until a proven option is found, or the territory is reached. Only the `limit`
-        // returned at the step that answers get their evidence rows and reason written.
-        let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
-        let (items, picks, excluded) =
-            score_ranked(ctx, &reach, Some(c.population), category, &skip, params, |picks| if answers(picks) { params.limit } else { 0 });
+        let (considered, radius, items, picks, excluded) = match (&nothing, step) {
+            // Nothing to offer: the steps before the territory would find nothing either.
+            (Some(_), Step::Neighbours | Step::WiderNeighbours | Step::Department | Step::SizeClass) => continue,
+            (Some(excluded), Step::Territory) => (ctx.territory.communes().len() - 1, (params.hops + 2).min(8), Vec::new(), Vec::new(), excluded.clone()),
+            (None, _) => {
+                let StepReach { reach, radius, considered } = reach_at(ctx, idx, category, step, params);
+                // Widen until a proven option is found, or the territory is reached. Only the
+                // `limit` returned at the step that answers get their evidence rows and reason
+                // written.
+                let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
+                let (items, picks, excluded) =
+                    score_ranked(ctx, &reach, considered, Some(c.population), category, &skip, params, |picks| if answers(picks) { params.limit } else { 0 });
+                (considered, radius, items, picks, excluded)
+            }
+        };
         let found = !picks.is_empty();
         let proven = picks.iter().any(|i| i.status == Status::Proven);
         if !proven && step != Step::Territory {
@@ -1669,7 +1674,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
             category: category.clone(),
             as_of: ctx.today,
             params: *params,
-            scope: SearchArea { step, hops: radius, isolated, communes_considered: reach.len(), note },
+            scope: SearchArea { step, hops: radius, isolated, communes_considered: considered, note },
             current,
             items,
             excluded,
@@ -1750,7 +1755,10 @@ mod tests {
         let ctx = Ctx::new(&t, &c, &h, d("2026-01-01"));
         let a = t.find(&code("35001")).unwrap();
         for step in [Step::Neighbours, Step::Territory] {
-            let (reach, _) = reach_at(&t, a, step, &classic());
+            let StepReach { reach, considered, .. } = reach_at(&ctx, a, &web(), step, &classic());
+            // The territory step counts every commune but A, and reads only those with an
+            // adoption in the category.
+            assert_eq!(considered, if step == Step::Neighbours { reach.len() } else { t.communes().len() - 1 }, "{step:?}");
             let ids = |way: &ReachAdoptions| {
                 let mut v: Vec<(u64, CommuneIdx)> = way.iter(&ctx, &reach, &web(), InService::Yes, |_| true).map(|(r, x)| (x.id, r.idx)).collect();
                 v.sort();

@@ -3,7 +3,7 @@
 //! Sources: INSEE COG 2026 (communes, EPCI, populations) and IGN Admin Express COG 2018
 //! polygons, derived by `voisinage import` into `seeds/` (see `seeds/README.md`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use geo::{Distance, Haversine, Point};
 use petgraph::graph::{NodeIndex, UnGraph};
@@ -11,6 +11,7 @@ use petgraph::visit::EdgeRef;
 use serde::{Deserialize, Serialize};
 
 use crate::core::domain::{InseeCode, Siren, SizeClass};
+use crate::core::scratch::Marks;
 use crate::error::{Error, Result};
 
 /// Index of a commune in [`Territory::communes`] (and its node index in the graph).
@@ -249,8 +250,18 @@ pub struct Territory {
     alias_by_commune: Vec<Vec<usize>>,
     /// [`search_key`] of each EPCI's name, same order as `epcis`.
     epci_keys: Vec<String>,
-    by_code: HashMap<InseeCode, CommuneIdx>,
+    by_code: fnv::FnvHashMap<InseeCode, CommuneIdx>,
     graph: UnGraph<CommuneIdx, Edge>,
+    /// The graph's adjacency in CSR form, for the walks of the hot path: the neighbours of
+    /// commune `i` are `adjacency[adjacency_start[i]..adjacency_start[i + 1]]` (one entry per
+    /// edge end; `communes.len() + 1` offsets).
+    adjacency_start: Vec<u32>,
+    adjacency: Vec<CommuneIdx>,
+    /// Rank of each commune in INSEE code order (sorting by it sorts by code, comparing `u32`s).
+    code_rank: Vec<u32>,
+    /// Number of communes per department code, and per population class.
+    department_size: HashMap<String, usize>,
+    size_class_size: HashMap<SizeClass, usize>,
     epcis: Vec<Epci>,
     epci_by_siren: HashMap<Siren, usize>,
     members_in_seeds: HashMap<Siren, Vec<CommuneIdx>>,
@@ -337,8 +348,13 @@ impl Territory {
             alias_by_code: HashMap::new(),
             alias_by_commune: Vec::new(),
             epci_keys: Vec::new(),
-            by_code: HashMap::new(),
+            by_code: fnv::FnvHashMap::default(),
             graph: UnGraph::default(),
+            adjacency_start: Vec::new(),
+            adjacency: Vec::new(),
+            code_rank: Vec::new(),
+            department_size: HashMap::new(),
+            size_class_size: HashMap::new(),
             epcis: Vec::new(),
             epci_by_siren: HashMap::new(),
             members_in_seeds: HashMap::new(),
@@ -416,7 +432,67 @@ impl Territory {
             t.alias_keys.push(if r.kind == AliasKind::PostalCode { String::new() } else { search_key(&r.name) });
             t.aliases.push(Alias { kind: r.kind, code, name: r.name, commune });
         }
+        t.index_graph();
         Ok(t)
+    }
+
+    /// Builds the CSR adjacency and the code ranks from the graph and the communes.
+    fn index_graph(&mut self) {
+        let n = self.communes.len();
+        let mut degree = vec![0u32; n + 1];
+        for e in self.graph.edge_references() {
+            degree[e.source().index()] += 1;
+            degree[e.target().index()] += 1;
+        }
+        let mut start = Vec::with_capacity(n + 1);
+        let mut total = 0u32;
+        for d in &degree[..n] {
+            start.push(total);
+            total += d;
+        }
+        start.push(total);
+        let mut fill = start.clone();
+        let mut adjacency = vec![0 as CommuneIdx; total as usize];
+        for e in self.graph.edge_references() {
+            let (a, b) = (e.source().index(), e.target().index());
+            adjacency[fill[a] as usize] = b as CommuneIdx;
+            fill[a] += 1;
+            adjacency[fill[b] as usize] = a as CommuneIdx;
+            fill[b] += 1;
+        }
+        let mut by_code: Vec<u32> = (0..n as u32).collect();
+        by_code.sort_by_key(|&i| self.communes[i as usize].code);
+        let mut code_rank = vec![0u32; n];
+        for (rank, &i) in by_code.iter().enumerate() {
+            code_rank[i as usize] = rank as u32;
+        }
+        self.adjacency_start = start;
+        self.adjacency = adjacency;
+        self.code_rank = code_rank;
+        for c in &self.communes {
+            *self.department_size.entry(c.department.clone()).or_default() += 1;
+            *self.size_class_size.entry(c.size_class()).or_default() += 1;
+        }
+    }
+
+    /// Number of communes of a department (0 for an unknown code).
+    pub fn department_size(&self, department: &str) -> usize {
+        self.department_size.get(department).copied().unwrap_or(0)
+    }
+
+    /// Number of communes of a population class.
+    pub fn size_class_size(&self, class: SizeClass) -> usize {
+        self.size_class_size.get(&class).copied().unwrap_or(0)
+    }
+
+    /// The direct neighbours of a commune, in no particular order (CSR slice; empty for an
+    /// index out of the territory).
+    pub fn adjacent(&self, idx: CommuneIdx) -> &[CommuneIdx] {
+        let i = idx as usize;
+        match (self.adjacency_start.get(i), self.adjacency_start.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.adjacency[a as usize..b as usize],
+            _ => &[],
+        }
     }
 
     /// Every other code and name of the communes (delegated and associated communes,
@@ -556,26 +632,35 @@ impl Territory {
     /// Communes within `max_hops` edges of `idx` (excluding `idx` itself), breadth-first, each
     /// with its hop count; sorted by hops then INSEE code. `max_hops = 0` gives an empty list.
     pub fn within_hops(&self, idx: CommuneIdx, max_hops: u32) -> Vec<Neighbour> {
-        let mut seen = vec![u32::MAX; self.communes.len()];
-        seen[idx as usize] = 0;
-        let mut queue = VecDeque::from([idx]);
         let mut out = Vec::new();
-        while let Some(n) = queue.pop_front() {
-            let h = seen[n as usize];
-            if h >= max_hops {
-                continue;
-            }
-            for m in self.graph.neighbors(NodeIndex::new(n as usize)) {
-                let m = m.index();
-                if seen[m] == u32::MAX {
-                    seen[m] = h + 1;
-                    out.push(Neighbour { idx: m as CommuneIdx, hops: h + 1 });
-                    queue.push_back(m as CommuneIdx);
+        self.within_hops_into(idx, max_hops, &mut out);
+        out
+    }
+
+    /// [`Territory::within_hops`] into `out` (cleared first): the hot path's walk, over the CSR
+    /// adjacency with the thread's scratch marks (nothing the size of the territory allocated or
+    /// zeroed), sorted by hops then code rank. The list itself is the queue of the walk.
+    pub fn within_hops_into(&self, idx: CommuneIdx, max_hops: u32, out: &mut Vec<Neighbour>) {
+        out.clear();
+        let mut seen = Marks::take(self.communes.len());
+        seen.set(idx as usize, 0);
+        // The origin is not in `out`: its neighbours are read first, then `out` is walked in
+        // order (breadth-first: hops never decrease along it).
+        let mut next = 0usize;
+        let mut from = Some((idx, 0u32));
+        while let Some((n, h)) = from {
+            if h < max_hops {
+                for &m in self.adjacent(n) {
+                    if seen.get(m as usize) == Some(u32::MAX) {
+                        seen.set(m as usize, h + 1);
+                        out.push(Neighbour { idx: m, hops: h + 1 });
+                    }
                 }
             }
+            from = out.get(next).map(|nb| (nb.idx, nb.hops));
+            next += 1;
         }
-        out.sort_by(|a, b| a.hops.cmp(&b.hops).then(self.communes[a.idx as usize].code.cmp(&self.communes[b.idx as usize].code)));
-        out
+        out.sort_unstable_by_key(|nb| (nb.hops, self.code_rank[nb.idx as usize]));
     }
 
     /// Distance in km between the centroids of two communes (haversine, mean Earth radius);

@@ -223,8 +223,8 @@ pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody + 'static>
 /// `ETag`, `Cache-Control` and `304 Not Modified` on reads.
 ///
 /// A GET or HEAD answered 200 with a body in memory (not a stream) gets a weak `ETag`
-/// (`W/"` and the first 16 bytes of the SHA-256 of the body in hex `"`: weak, as the body may
-/// be sent compressed) and, unless the handler set its own, `Cache-Control: no-cache` (a cache
+/// (`W/"` and the 128-bit XXH3 hash of the body in hex `"`: weak, as the body may be sent
+/// compressed) and, unless the handler set its own, `Cache-Control: no-cache` (a cache
 /// may keep the answer but must revalidate it every time, as any write may change it;
 /// `private, no-cache` for a request with a token or a cookie). A request whose
 /// `If-None-Match` lists that tag (weak comparison) or `*` gets 304 with the `ETag` and
@@ -264,12 +264,11 @@ pub async fn conditional(req: ServiceRequest, next: Next<impl MessageBody + 'sta
     Ok(ServiceResponse::new(req, head.set_body(BoxBody::new(bytes))))
 }
 
-/// The weak entity tag of a body: `W/"` + 32 hex digits (16 bytes of its SHA-256) + `"`.
+/// The weak entity tag of a body: `W/"` + 32 hex digits (its 128-bit XXH3 hash) + `"`. A
+/// fast non-cryptographic hash: the tag only has to change when the body does (2^-128 odds of
+/// a collision), and every read answer is hashed on its way out.
 pub fn etag_of(body: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(body);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("W/\"{hex}\"")
+    format!("W/\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(body))
 }
 
 /// Whether an `If-None-Match` value (`*`, or entity tags separated by commas) matches `tag`
