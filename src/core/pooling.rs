@@ -34,7 +34,7 @@ use crate::core::catalog::{Catalog, Category, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
 use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, estimate_for};
-use crate::core::recommend::{Ctx, Params, Reach, Recommendation, score_candidates};
+use crate::core::recommend::{Ctx, Params, Pick, Reach, Recommendation, score_and_choose};
 use crate::core::territory::{CommuneIdx, Epci};
 use crate::error::{Error, Result};
 
@@ -402,10 +402,10 @@ fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], category: &Slug, horizon
 }
 
 /// The option of a groupement: the best-ranked generation in service in `reach` (scored with
-/// `params`, nothing skipped) that no concerned member rates poorly and whose support does not
-/// end within `horizon_months` (its users would need the next purchase before this one is
-/// over); `None` when there is none.
-fn group_option(ctx: &Ctx, items: &[Recommendation], category: &Slug, concerned: &[Concerned], horizon_months: u32) -> Option<Recommendation> {
+/// `params`, nothing skipped; `picks` in rank order) that no concerned member rates poorly and
+/// whose support does not end within `horizon_months` (its users would need the next purchase
+/// before this one is over): its position in `picks`, `None` when there is none.
+fn choose_option(ctx: &Ctx, picks: &[Pick], concerned: &[Concerned], horizon_months: u32) -> Option<usize> {
     // Never propose what a member reports as unreliable.
     let poor: HashSet<(Slug, Option<GenerationId>)> = concerned
         .iter()
@@ -417,19 +417,24 @@ fn group_option(ctx: &Ctx, items: &[Recommendation], category: &Slug, concerned:
     // Nor an option whose support ends within the horizon: its users would need the next
     // purchase before this one is over.
     let horizon_end = ctx.today.checked_add_months(chrono::Months::new(horizon_months)).unwrap_or(NaiveDate::MAX);
-    let ends_in_horizon = |i: &crate::core::recommend::Recommendation| {
+    let ends_in_horizon = |i: &Pick| {
         let g = ctx.catalog.product(&i.product).ok().and_then(|p| i.generation.as_ref().and_then(|g| p.generation(g)));
         g.and_then(|g| g.end_of_support).is_some_and(|eos| eos <= horizon_end)
     };
-    let mut option = items.iter().find(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i))?.clone();
-    // Obligations to check over the groupement's horizon (not the recommendations' margin).
+    picks.iter().position(|i| !poor.contains(&(i.product.clone(), i.generation.clone())) && !ends_in_horizon(i))
+}
+
+/// The option chosen ([`choose_option`]) as the groupement shows it: the obligations to check
+/// over the groupement's horizon (not the recommendations' margin), in its reason too.
+fn group_option(ctx: &Ctx, mut option: Recommendation, category: &Slug, horizon_months: u32) -> Recommendation {
+    let horizon_end = ctx.today.checked_add_months(chrono::Months::new(horizon_months)).unwrap_or(NaiveDate::MAX);
     let g = ctx.catalog.product(&option.product).ok().and_then(|p| option.generation.as_ref().and_then(|g| p.generation(g)));
     option.to_check = crate::core::recommend::compliance_to_check(ctx, category, g, None, horizon_end);
     let mut parts: Vec<String> =
         option.reason.trim_end_matches('.').split(" ; ").filter(|p| !p.starts_with("conformité à vérifier")).map(str::to_string).collect();
     parts.extend(crate::core::recommend::compliance_note(&option.to_check));
     option.reason = parts.join(" ; ") + ".";
-    Some(option)
+    option
 }
 
 /// Estimated volume of a groupement: communes and population of the `concerned` members,
@@ -504,9 +509,9 @@ fn groupement(
     if concerned.is_empty() {
         return None;
     }
-    let (items, _) = score_candidates(ctx, reach, None, &cat.slug, &HashSet::new(), params);
-    let option = group_option(ctx, &items, &cat.slug, &concerned, horizon_months);
-    let (concerned, own_path) = split_by_path(ctx, concerned, option.as_ref(), &items);
+    let (option, picks) = score_and_choose(ctx, reach, None, &cat.slug, &HashSet::new(), params, |picks| choose_option(ctx, picks, &concerned, horizon_months));
+    let option = option.map(|o| group_option(ctx, o, &cat.slug, horizon_months));
+    let (concerned, own_path) = split_by_path(ctx, concerned, option.as_ref(), &picks);
     if concerned.is_empty() {
         return None;
     }
@@ -567,14 +572,14 @@ fn groupement(
 /// path stays in their product. A member changes product only for a stated reason: it runs
 /// nothing, a poor rating, or its generation must go (support ended, an obligation it fails)
 /// with no newer generation of its product in service among the members and their neighbours
-/// (`items`). A support ending later or a contract to renew, on another product than the
+/// (`picks`, every candidate of the reach). A support ending later or a contract to renew, on another product than the
 /// option's, is not a reason to switch either.
-fn split_by_path(ctx: &Ctx, concerned: Vec<Concerned>, option: Option<&Recommendation>, items: &[Recommendation]) -> (Vec<Concerned>, Vec<Concerned>) {
+fn split_by_path(ctx: &Ctx, concerned: Vec<Concerned>, option: Option<&Recommendation>, picks: &[Pick]) -> (Vec<Concerned>, Vec<Concerned>) {
     let Some(o) = option else { return (concerned, Vec::new()) };
     let successor_in_reach = |product: &Slug, generation: &Option<GenerationId>| {
         let Ok(p) = ctx.catalog.product(product) else { return false };
         let Some(g) = generation.as_ref().and_then(|g| p.generation(g)) else { return false };
-        items.iter().any(|i| &i.product == product && i.generation.as_ref().and_then(|x| p.generation(x)).is_some_and(|h| h.order > g.order))
+        picks.iter().any(|i| &i.product == product && i.generation.as_ref().and_then(|x| p.generation(x)).is_some_and(|h| h.order > g.order))
     };
     concerned.into_iter().partition(|c| match &c.need {
         Need::NoProduct | Need::PoorRating { .. } => true,

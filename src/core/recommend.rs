@@ -1125,10 +1125,13 @@ struct Scored<'g> {
 /// A candidate as the upgrade paths and the widening read it: its key and status, for every
 /// candidate, ranked.
 #[derive(Clone, Debug)]
-struct Pick {
-    product: Slug,
-    generation: Option<GenerationId>,
-    status: Status,
+pub(crate) struct Pick {
+    /// The product.
+    pub(crate) product: Slug,
+    /// Its generation (the candidate's key, see [`Catalog::generation_key`]).
+    pub(crate) generation: Option<GenerationId>,
+    /// Maturity status.
+    pub(crate) status: Status,
 }
 
 impl Scoring<'_, '_> {
@@ -1323,12 +1326,33 @@ pub fn score_candidates(
     skip: &HashSet<Key>,
     params: &Params,
 ) -> (Vec<Recommendation>, Vec<Excluded>) {
-    let (items, _, excluded) = score_ranked(ctx, reach, reach.len(), population, category, skip, params, |_| usize::MAX);
+    let (items, _, excluded) = score_ranked(ctx, reach, reach.len(), population, category, skip, params, |_| 0..usize::MAX);
     (items, excluded)
 }
 
-/// [`score_candidates`], with only the first `finish(picks)` ranked candidates written out as
-/// [`Recommendation`]s (evidence, notes, reason); every ranked candidate is in the picks.
+/// [`score_candidates`] for a groupement: every candidate ranked as a [`Pick`], and only the
+/// one `choose` picks among them (an index into the picks) written out as a
+/// [`Recommendation`] (evidence rows and reason are the costly part). Returns (that one, the
+/// picks).
+pub(crate) fn score_and_choose(
+    ctx: &Ctx,
+    reach: &[Reach],
+    population: Option<u32>,
+    category: &Slug,
+    skip: &HashSet<Key>,
+    params: &Params,
+    choose: impl FnOnce(&[Pick]) -> Option<usize>,
+) -> (Option<Recommendation>, Vec<Pick>) {
+    let (items, picks, _) = score_ranked(ctx, reach, reach.len(), population, category, skip, params, |picks| match choose(picks) {
+        Some(i) => i..i + 1,
+        None => 0..0,
+    });
+    (items.into_iter().next(), picks)
+}
+
+/// [`score_candidates`], with only the ranked candidates at the positions `finish(picks)`
+/// gives written out as [`Recommendation`]s (evidence, notes, reason); every ranked candidate
+/// is in the picks.
 /// Returns (those items, every candidate's pick, excluded). `considered`: see
 /// [`ReachAdoptions::new`].
 #[allow(clippy::too_many_arguments)]
@@ -1340,7 +1364,7 @@ fn score_ranked(
     category: &Slug,
     skip: &HashSet<Key>,
     params: &Params,
-    finish: impl FnOnce(&[Pick]) -> usize,
+    finish: impl FnOnce(&[Pick]) -> std::ops::Range<usize>,
 ) -> (Vec<Recommendation>, Vec<Pick>, Vec<Excluded>) {
     let prior = ctx.prior(category, params);
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
@@ -1355,8 +1379,8 @@ fn score_ranked(
     let mut scored: Vec<Scored> = groups.into_iter().filter_map(|(key, group)| scoring.measure(key, group)).collect();
     rank(&mut scored);
     let picks: Vec<Pick> = scored.iter().map(|s| Pick { product: s.key.0.clone(), generation: s.key.1.cloned(), status: s.status }).collect();
-    scored.truncate(finish(&picks));
-    let items = scored.into_iter().map(|s| scoring.finish(s)).collect();
+    let range = finish(&picks);
+    let items = scored.into_iter().enumerate().filter(|(i, _)| range.contains(i)).map(|(_, s)| scoring.finish(s)).collect();
     (items, picks, excluded)
 }
 
@@ -1637,7 +1661,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
                 // written.
                 let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
                 let (items, picks, excluded) =
-                    score_ranked(ctx, &reach, considered, Some(c.population), category, &skip, params, |picks| if answers(picks) { params.limit } else { 0 });
+                    score_ranked(ctx, &reach, considered, Some(c.population), category, &skip, params, |picks| if answers(picks) { 0..params.limit } else { 0..0 });
                 (considered, radius, items, picks, excluded)
             }
         };
