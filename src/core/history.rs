@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::NaiveDate;
 use fnv::FnvHashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::core::catalog::{Catalog, months_between};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
@@ -411,6 +412,23 @@ impl Ratings {
     pub fn is_poor(&self) -> bool {
         is_poor_rating(self.mean_reliability, self.n)
     }
+
+    /// Summary of `feedback` given on or before `date`.
+    fn of(feedback: &[Feedback], date: NaiveDate) -> Ratings {
+        let mut r = Ratings::default();
+        for f in feedback.iter().filter(|f| f.date <= date) {
+            r.n += 1;
+            r.mean_reliability += f64::from(f.reliability);
+            r.mean_support += f64::from(f.support);
+            r.incidents = r.incidents.saturating_add(f.incidents);
+            r.downtime_hours += f.downtime_hours;
+        }
+        if r.n > 0 {
+            r.mean_reliability /= f64::from(r.n);
+            r.mean_support /= f64::from(r.n);
+        }
+        r
+    }
 }
 
 impl Serialize for Ratings {
@@ -512,6 +530,10 @@ pub struct AdoptionIndex {
     /// replacement that moves an adoption leaves its old commune here: a superset), by code:
     /// what a wide search reads instead of every commune of the territory.
     category_communes: FnvHashMap<Slug, BTreeSet<InseeCode>>,
+    /// Per category and commune, the positions of the commune's adoptions in the category, in
+    /// the order of `by_commune`: a reach reads its communes' adoptions in one category without
+    /// going through their others.
+    by_category_commune: FnvHashMap<Slug, FnvHashMap<InseeCode, SmallVec<[u32; 2]>>>,
     /// Per category, the positions of its adoptions per (product, generation or release as
     /// recorded): which candidates the category can offer at all.
     category_keys: FnvHashMap<Slug, BTreeMap<(Slug, Option<GenerationId>), Vec<u32>>>,
@@ -562,6 +584,12 @@ impl AdoptionIndex {
             if old_commune != a.commune {
                 Self::move_position(&mut self.by_commune, &old_commune, a.commune, i);
             }
+            if old_commune != a.commune || old_category != a.category {
+                if let Some(v) = self.by_category_commune.get_mut(&old_category).and_then(|m| m.get_mut(&old_commune)) {
+                    v.retain(|j| *j != i);
+                }
+                self.by_category_commune.entry(a.category.clone()).or_default().entry(a.commune).or_default().push(i);
+            }
             if was_open != a.until.is_none() || old_category != a.category {
                 let from = if was_open { &mut self.open } else { &mut self.closed };
                 if let Some(v) = from.get_mut(&old_category) {
@@ -577,6 +605,7 @@ impl AdoptionIndex {
         let i = u32::try_from(self.adoptions.len()).expect("fewer than 2^32 adoptions");
         self.by_id.insert(a.id, i);
         self.by_commune.entry(a.commune).or_default().push(i);
+        self.by_category_commune.entry(a.category.clone()).or_default().entry(a.commune).or_default().push(i);
         let list = if a.until.is_none() { &mut self.open } else { &mut self.closed };
         list.entry(a.category.clone()).or_default().push(i);
         self.note_until(&a);
@@ -698,7 +727,7 @@ impl AdoptionIndex {
         }
         let mut sums = PriorSums::default();
         for a in self.in_category(category) {
-            for f in self.feedback(a.id).iter().filter(|f| f.date <= today) {
+            for f in self.feedback_of(a).iter().filter(|f| f.date <= today) {
                 sums.add(a, quality_of(f, incident_penalty, downtime_penalty));
             }
         }
@@ -725,6 +754,18 @@ impl AdoptionIndex {
     pub fn of_commune<'a>(&'a self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
         let v = self.by_commune.get(code);
         v.into_iter().flatten().map(|&i| &self.adoptions[i as usize])
+    }
+
+    /// A commune's adoptions in a category, oldest first (the order of
+    /// [`AdoptionIndex::of_commune`]).
+    pub fn of_commune_in<'a>(&'a self, code: &InseeCode, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
+        self.in_category_by_commune(category).of_commune(code)
+    }
+
+    /// The adoptions of one category, read commune by commune ([`CategoryByCommune::of_commune`]):
+    /// the category is looked up once for many communes.
+    pub fn in_category_by_commune<'a>(&'a self, category: &Slug) -> CategoryByCommune<'a> {
+        CategoryByCommune { index: self, lists: self.by_category_commune.get(category) }
     }
 
     /// All adoptions in a category: those without an end, then the ended ones.
@@ -762,19 +803,35 @@ impl AdoptionIndex {
         // one (by `date`) and still in service after this one's end. An upgrade that starts
         // before the previous generation ends (2022 from 2024-01-15, 2016 until 2024-03-01)
         // continues the product.
-        !self.of_commune(&a.commune).any(|b| {
-            b.id != a.id && b.category == a.category && b.product == a.product && b.since >= a.since && b.since <= date && b.until.is_none_or(|v| v > u)
-        })
+        !self
+            .of_commune_in(&a.commune, &a.category)
+            .any(|b| b.id != a.id && b.product == a.product && b.since >= a.since && b.since <= date && b.until.is_none_or(|v| v > u))
     }
 
     /// A commune's adoptions in a category that are in service on `date`.
     pub fn active<'a>(&'a self, code: &InseeCode, category: &'a Slug, date: NaiveDate) -> impl Iterator<Item = &'a Adoption> + 'a {
-        self.of_commune(code).filter(move |a| &a.category == category && a.active_on(date))
+        self.of_commune_in(code, category).filter(move |a| a.active_on(date))
     }
 
     /// Feedback on an adoption, in id order (the order it was recorded in).
     pub fn feedback(&self, adoption_id: u64) -> &[Feedback] {
         self.by_id.get(&adoption_id).map_or(&[], |&i| self.feedback[i as usize].as_slice())
+    }
+
+    /// [`AdoptionIndex::feedback`] of an adoption read from this index (found by its place in
+    /// memory, without the lookup by id: the hot path's way); by id for any other.
+    pub fn feedback_of(&self, a: &Adoption) -> &[Feedback] {
+        let (base, at, size) = (self.adoptions.as_ptr() as usize, std::ptr::from_ref(a) as usize, std::mem::size_of::<Adoption>());
+        match at.checked_sub(base).map(|off| (off / size, off % size)) {
+            Some((i, 0)) if i < self.adoptions.len() && self.adoptions[i].id == a.id => self.feedback[i].as_slice(),
+            _ => self.feedback(a.id),
+        }
+    }
+
+    /// [`AdoptionIndex::ratings`] of an adoption read from this index (see
+    /// [`AdoptionIndex::feedback_of`]).
+    pub fn ratings_of(&self, a: &Adoption, date: NaiveDate) -> Ratings {
+        Ratings::of(self.feedback_of(a), date)
     }
 
     /// Number of feedback records.
@@ -784,19 +841,22 @@ impl AdoptionIndex {
 
     /// Summary of the feedback on an adoption given on or before `date`.
     pub fn ratings(&self, adoption_id: u64, date: NaiveDate) -> Ratings {
-        let mut r = Ratings::default();
-        for f in self.feedback(adoption_id).iter().filter(|f| f.date <= date) {
-            r.n += 1;
-            r.mean_reliability += f64::from(f.reliability);
-            r.mean_support += f64::from(f.support);
-            r.incidents = r.incidents.saturating_add(f.incidents);
-            r.downtime_hours += f.downtime_hours;
-        }
-        if r.n > 0 {
-            r.mean_reliability /= f64::from(r.n);
-            r.mean_support /= f64::from(r.n);
-        }
-        r
+        Ratings::of(self.feedback(adoption_id), date)
+    }
+}
+
+/// The adoptions of one category of an [`AdoptionIndex`], by commune.
+#[derive(Clone, Copy)]
+pub struct CategoryByCommune<'a> {
+    index: &'a AdoptionIndex,
+    lists: Option<&'a FnvHashMap<InseeCode, SmallVec<[u32; 2]>>>,
+}
+
+impl<'a> CategoryByCommune<'a> {
+    /// A commune's adoptions in the category, oldest first.
+    pub fn of_commune(self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
+        let positions = self.lists.and_then(|m| m.get(code)).map_or(&[][..], |v| v.as_slice());
+        positions.iter().map(move |&i| &self.index.adoptions[i as usize])
     }
 }
 
@@ -888,6 +948,14 @@ mod tests {
         assert_eq!(h.in_service_in_category(&other, d("2026-01-01")).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
         assert_eq!(h.of_commune(&InseeCode::parse("29232").unwrap()).count(), 0);
         assert_eq!(h.of_commune(&InseeCode::parse("35238").unwrap()).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
+        // The per-category lists and keys follow the move too.
+        assert_eq!(h.of_commune_in(&InseeCode::parse("35238").unwrap(), &other).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(h.of_commune_in(&InseeCode::parse("29232").unwrap(), &cat).count(), 0);
+        assert_eq!(h.of_commune_in(&InseeCode::parse("29019").unwrap(), &cat).map(|a| a.id).collect::<Vec<_>>(), vec![1]);
+        let keys = |c: &Slug| h.keys_in_category(c, d("2026-01-01")).map(|(p, g, on)| (p.to_string(), g.map(|g| g.to_string()), on)).collect::<Vec<_>>();
+        assert_eq!(keys(&cat), vec![("copieur-a".to_string(), Some("2024".to_string()), true)]);
+        assert_eq!(keys(&other), vec![("copieur-b".to_string(), Some("2024".to_string()), true)]);
+        assert_eq!(h.communes_in_category(&other).map(|c| c.to_string()).collect::<Vec<_>>(), vec!["35238"]);
     }
 
     #[test]

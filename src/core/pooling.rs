@@ -333,7 +333,7 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
         if let Some(d) = a.contract_end.filter(|d| *d <= horizon) {
             return Some(Need::ContractEnds { product, generation, date: d });
         }
-        let r = ctx.index.ratings(a.id, ctx.today);
+        let r = ctx.index.ratings_of(a, ctx.today);
         if r.is_poor() {
             return Some(Need::PoorRating { product, generation, mean_reliability: (r.mean_reliability * 100.0).round() / 100.0, n: r.n });
         }

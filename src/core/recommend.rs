@@ -43,6 +43,7 @@
 //! is not recommended back; instead an [`UpgradePath`] says whether to stay, update in place,
 //! move to a newer generation or switch product.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{Months, NaiveDate};
@@ -788,10 +789,13 @@ impl ReachAdoptions {
         let today = ctx.today;
         let wanted = std::rc::Rc::new(move |a: &Adoption| a.since <= today && a.active_on(today) == (in_service == InService::Yes) && keep(a));
         match self {
-            ReachAdoptions::ByCommune => Box::new(reach.iter().flat_map(move |r| {
-                let wanted = wanted.clone();
-                ctx.index.of_commune(&ctx.territory.commune(r.idx).code).filter(move |a| &a.category == category && wanted(a)).map(move |a| (r, a))
-            })),
+            ReachAdoptions::ByCommune => {
+                let in_category = ctx.index.in_category_by_commune(category);
+                Box::new(reach.iter().flat_map(move |r| {
+                    let wanted = wanted.clone();
+                    in_category.of_commune(&ctx.territory.commune(r.idx).code).filter(move |a| wanted(a)).map(move |a| (r, a))
+                }))
+            }
             ReachAdoptions::ByCategory(pos) => {
                 let adoptions: Box<dyn Iterator<Item = &'a Adoption> + 'a> = match in_service {
                     InService::Yes => Box::new(ctx.index.in_service_in_category(category, today)),
@@ -913,9 +917,8 @@ fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Ge
         if months >= params.proven_months {
             long += 1;
         }
-        for f in ctx.index.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
-            let age = months_between(f.date, ctx.today).max(0) as f64;
-            let w = r.weight * 0.5f64.powf(age / params.half_life_months);
+        for f in ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today) {
+            let w = r.weight * recency(months_between(f.date, ctx.today).max(0), params.half_life_months);
             let q = quality(f, params);
             sw += w;
             swq += w * q;
@@ -926,6 +929,38 @@ fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Ge
     GenerationSums { sum_k: sk, sum_k_months: skm, sum_w: sw, sum_wq: swq, local_q, long }
 }
 
+thread_local! {
+    /// `0.5^(age / half_life)` for whole months of age from 0 (up to 1199), for the half-life
+    /// (its bits; 0 before any) the thread used last: the same values `powf` gives, computed
+    /// once instead of per record.
+    static RECENCY: RefCell<(u64, Vec<f64>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// Recency weight of a record `age_months` old (0 or more): `0.5^(age / half_life_months)`.
+fn recency(age_months: i64, half_life_months: f64) -> f64 {
+    let direct = || 0.5f64.powf(age_months as f64 / half_life_months);
+    let Ok(age) = usize::try_from(age_months) else { return direct() };
+    if age >= 1200 {
+        return direct();
+    }
+    RECENCY
+        .try_with(|cell| {
+            let Ok(mut cell) = cell.try_borrow_mut() else { return direct() };
+            let (bits, table) = &mut *cell;
+            if *bits != half_life_months.to_bits() {
+                *bits = half_life_months.to_bits();
+                table.clear();
+            }
+            // Filled up to the oldest age asked so far.
+            if table.len() <= age {
+                let from = table.len();
+                table.extend((from..=age).map(|k| 0.5f64.powf(k as f64 / half_life_months)));
+            }
+            table[age]
+        })
+        .unwrap_or_else(|_| direct())
+}
+
 /// One [`EvidenceDraft`] per adopter, in adopter order (distance rounded to 0.1 km, weight to 3
 /// decimals, mean rating to 2): only for the candidates returned.
 fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)]) -> Vec<EvidenceDraft> {
@@ -933,7 +968,7 @@ fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)]) -> Vec<EvidenceDr
         .iter()
         .map(|(r, a)| {
             let (mut n, mut sum) = (0u32, 0.0);
-            for f in ctx.index.feedback(a.id).iter().filter(|f| f.date <= ctx.today) {
+            for f in ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today) {
                 n += 1;
                 sum += f64::from(f.reliability);
             }
@@ -1661,7 +1696,16 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
                 // written.
                 let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
                 let (items, picks, excluded) =
-                    score_ranked(ctx, &reach, considered, Some(c.population), category, &skip, params, |picks| if answers(picks) { 0..params.limit } else { 0..0 });
+                    score_ranked(
+                        ctx,
+                        &reach,
+                        considered,
+                        Some(c.population),
+                        category,
+                        &skip,
+                        params,
+                        |picks| if answers(picks) { 0..params.limit } else { 0..0 },
+                    );
                 (considered, radius, items, picks, excluded)
             }
         };
