@@ -1,6 +1,7 @@
 //! The `voisinage` command: `serve` runs the HTTP service, `token` manages bearer tokens,
 //! `import` derives the seeds from the shared open data, `eval` backtests the recommender,
-//! `check` reports the store's integrity and `accept-loss` accepts a damaged store's losses.
+//! `check` reports the store's integrity and `accept-loss` accepts a damaged store's losses;
+//! `migrate` brings a store of an older format to the current one.
 //! `backup` and `restore` save the store to a verified file and rebuild one from it.
 //! Each command builds what it needs through [`Service::open`] (serve, token) or the core
 //! (import, eval).
@@ -151,6 +152,14 @@ enum Command {
         #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Migrates a stopped store of an older format to the current one (JSON values to the
+    /// compact binary form), after writing a backup into DATA_DIR/backups/; the service and the
+    /// other commands do the same when they open such a store. Says what was done.
+    Migrate {
+        /// Folder of the durable store.
+        #[arg(long, default_value = "./data", env = "VOISINAGE_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Saves a backup of the store to a file (gzip JSON Lines, `voisinage::backup`): through the
     /// running service's admin API (--url), or from a stopped store (--data-dir). The file is
     /// written as FILE.partial, checked, synced, then renamed to FILE; the counts are printed.
@@ -243,6 +252,7 @@ fn main() {
         Command::Health { url, timeout } => run_health(url, timeout),
         Command::Check { data_dir, json } => run_check(&data_dir, json),
         Command::AcceptLoss { data_dir } => run_accept_loss(&data_dir),
+        Command::Migrate { data_dir } => run_migrate(&data_dir),
         Command::Backup { to, data_dir, url, token_file } => run_backup(&to, data_dir.as_deref(), url.as_deref(), token_file.as_deref()),
         Command::Restore { from, data_dir } => run_restore(&from, &data_dir),
         Command::Eval { seeds, until, cuts, overrides, sim, no_ablation, json } => {
@@ -271,7 +281,42 @@ fn run_serve(bind: &str, config: &Config, http: HttpConfig) -> Result<(), Error>
     std::thread::Builder::new().name("store-watchdog".into()).spawn(move || watch_store(&watched))?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), cors_origins = ?http.cors_origins, trusted_proxies = ?http.trusted_proxies, "voisinage listening");
     let rt = actix_rt::System::new();
-    rt.block_on(async { serve(service, listener, http)?.await })?;
+    rt.block_on(async { serve(service.clone(), listener, http)?.await })?;
+    // A clean shutdown: the server has stopped taking requests and finished those under way.
+    if let Err(e) = service.close() {
+        tracing::warn!(error = %e.chain(), "no index snapshot written: the next start rebuilds the index from the records");
+    }
+    Ok(())
+}
+
+/// `voisinage migrate`: opens the store in `data_dir`, which migrates it when it is of an older
+/// format (backup first, progress bars), and says what was done.
+fn run_migrate(data_dir: &Path) -> Result<(), Error> {
+    if !data_dir.join("store").is_dir() {
+        return Err(Error::NotFound(format!("{} holds no voisinage store (no store/ folder in it)", data_dir.display())));
+    }
+    let mut steps = Steps::default();
+    let opened = Store::open_with_progress(data_dir, &mut |step, done, total| steps.update(step, done, total));
+    steps.finish();
+    let (store, migration) = opened.map_err(|e| match e {
+        Error::Storage { context, source } if context.starts_with("opening") => {
+            Error::Storage { context: format!("{context} (is the service running on this data folder? stop it first)"), source }
+        }
+        e => e,
+    })?;
+    match migration {
+        Some(m) => println!(
+            "{}: migrated from store format {} to {} ({} records read, {} rewritten; backup taken first: {}); {} bytes on disk",
+            data_dir.display(),
+            m.from,
+            m.to,
+            m.records,
+            m.rewritten,
+            m.backup.display(),
+            store.size_on_disk()
+        ),
+        None => println!("{}: already of store format {}, nothing to migrate", data_dir.display(), voisinage::store::records::FORMAT),
+    }
     Ok(())
 }
 

@@ -32,7 +32,7 @@ use crate::core::session::{Session, Sessions};
 use crate::core::simulate::{SimParams, simulate_with_progress};
 use crate::core::territory::Territory;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
+use crate::progress::{Progress, Steps};
 use crate::seeds;
 use crate::store::{DemoInfo, Idempotency, Store};
 
@@ -272,11 +272,29 @@ impl Service {
     /// catalogue version, loads the demo history if asked and the store is empty, and builds
     /// the index from every stored record. Errors: `Data` for reference data, `Storage` when
     /// the store cannot be opened (locked by a running service, corrupt) or read; `StoreDamaged`
-    /// when it lost acknowledged records (see [`crate::store`]).
+    /// when it lost acknowledged records (see [`crate::store`]), or is of a newer format than
+    /// this program reads. A store of an older format is backed up and migrated first, with a
+    /// progress bar (or log lines) per step ([`Store::open_with_progress`]).
     pub fn open(config: &Config) -> Result<Service> {
         let data = ReferenceData::load(config.seeds.as_deref(), config.catalog.as_deref())?;
-        let store = Store::open(&config.data_dir)?;
+        let mut steps = Steps::default();
+        let opened = Store::open_with_progress(&config.data_dir, &mut |step, done, total| steps.update(step, done, total));
+        steps.finish();
+        let (store, _) = opened?;
         Service::with_store(data, store, config)
+    }
+
+    /// The end of a clean shutdown, once no request runs: writes the index snapshot that makes
+    /// the next start fast ([`Store::write_snapshot`]), with a progress bar (or log lines).
+    /// Errors: `Storage` (the next start then rebuilds the index from the records).
+    pub fn close(&self) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut progress = Progress::new("snapshot", 0);
+        let written = self.store.write_snapshot(&mut |done, total| progress.update(done, total));
+        progress.finish();
+        let bytes = written?;
+        tracing::info!(bytes, ms = started.elapsed().as_millis() as u64, "index snapshot written for the next start");
+        Ok(())
     }
 
     fn with_store(data: ReferenceData, store: Store, config: &Config) -> Result<Service> {

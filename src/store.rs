@@ -58,10 +58,14 @@
 //! store that is then closed and opened again: the records are then above the ledger's
 //! high-water ids, and counted at that open.
 
+#[cfg(test)]
+mod format_tests;
 pub mod ledger;
+pub mod records;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sled::Transactional;
@@ -76,8 +80,20 @@ use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
 use ledger::{Census, Found, Kind, LedgerFile, LedgerState};
 pub use ledger::{IntegrityReport, KindReport, Verdict};
+use records::IdemRecord;
 
 const DEMO_LOADING: &[u8] = b"demo_loading";
+
+/// `meta` key of the store's format version (one byte, [`records::FORMAT`]), written once every
+/// value is of that format; absent: the first format (JSON values, [`records::FORMAT_JSON`]).
+const FORMAT_KEY: &[u8] = b"format";
+
+/// `meta` key of the write counter (u64, big-endian): raised by one in the transaction of every
+/// write of a record (in-place updates included), part of the snapshot's fingerprint.
+const WRITES_KEY: &[u8] = b"writes";
+
+/// Values rewritten per sled batch during a migration.
+const MIGRATION_BATCH: usize = 1000;
 
 /// Prefix of the idempotency keys in `meta`.
 const IDEM_PREFIX: &[u8] = b"idem:";
@@ -124,6 +140,9 @@ struct Ledger {
 pub struct Store {
     dir: PathBuf,
     sync: Arc<Syncer>,
+    /// Whether `DATA_DIR/index.snapshot` may exist: the first write after a start (or after a
+    /// snapshot was written) deletes it and clears this.
+    snapshot_armed: Arc<AtomicBool>,
     ledger: Arc<Ledger>,
     db: sled::Db,
     meta: sled::Tree,
@@ -133,6 +152,38 @@ pub struct Store {
     tokens: sled::Tree,
     token_hashes: sled::Tree,
     price_estimates: sled::Tree,
+}
+
+/// What a migration of the store's format did ([`Store::open_with_progress`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    /// The format version found.
+    pub from: u8,
+    /// The format version written ([`records::FORMAT`]).
+    pub to: u8,
+    /// The backup written before anything was changed.
+    pub backup: PathBuf,
+    /// Values read (every record, and every idempotency key).
+    pub records: u64,
+    /// Values rewritten (fewer than `records` when an earlier migration was cut short).
+    pub rewritten: u64,
+}
+
+/// Deletes the index snapshot of the store in `data_dir`, if any, and syncs the folder.
+fn remove_snapshot(data_dir: &Path) -> Result<()> {
+    let path = snapshot::path(data_dir);
+    match std::fs::remove_file(&path) {
+        Ok(()) => std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(|e| Error::storage(format!("syncing {}", data_dir.display()), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::storage(format!("removing {}", path.display()), e)),
+    }
+}
+
+/// Raises the write counter (`meta` `writes`) inside a write's transaction.
+fn count_write(meta: &sled::transaction::TransactionalTree) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
+    let n = meta.get(WRITES_KEY)?.map_or(0, |v| be(&v));
+    meta.insert(WRITES_KEY, &(n + 1).to_be_bytes())?;
+    Ok(())
 }
 
 /// What [`Store::open_with`] does with a store that lost acknowledged records.
@@ -256,7 +307,8 @@ fn tally_adoption(ledger: &mut LedgerState, a: &Adoption) {
     ledger.add(Kind::ByCommune, &id_key(a.commune.as_bytes(), a.id), a.id);
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+/// The JSON of a `meta` value that is not a record (the demo description).
+fn meta_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(st)
 }
 
@@ -275,13 +327,6 @@ pub struct Idempotency {
     pub key: String,
     /// Fingerprint of the request body.
     pub fingerprint: u64,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct IdemRecord {
-    fingerprint: u64,
-    id: u64,
-    adoption_id: Option<u64>,
 }
 
 impl Idempotency {
@@ -312,14 +357,64 @@ pub struct DemoInfo {
     pub simulated_dates: Vec<crate::core::simulate::SimulatedDate>,
 }
 
+/// Builds the index from a snapshot whose header matched; `Err` with the reason when the file
+/// turns out damaged (the index built so far is dropped). Returns it with the records read.
+fn index_from_snapshot(mut r: snapshot::Reader, progress: &mut dyn FnMut(u64, u64)) -> std::result::Result<(AdoptionIndex, u64), String> {
+    let (adoptions, total) = (r.header.adoptions, r.header.adoptions + r.header.feedback);
+    let why = |m: snapshot::Miss| match m {
+        snapshot::Miss::Damaged(s) | snapshot::Miss::Stale(s) => s,
+        snapshot::Miss::Absent => "the file went away".into(),
+    };
+    let mut h = AdoptionIndex::default();
+    let (mut done, mut orphans) = (0u64, 0u64);
+    while let Some(v) = r.next_value().map_err(why)? {
+        if done < adoptions {
+            h.add_adoption(records::decode(v).map_err(|e| e.to_string())?);
+        } else if !h.add_feedback(records::decode(v).map_err(|e| e.to_string())?) {
+            orphans += 1;
+        }
+        done += 1;
+        if done.is_multiple_of(PROGRESS_EVERY) {
+            progress(done, total);
+        }
+    }
+    r.finish().map_err(why)?;
+    progress(done, done);
+    if orphans > 0 {
+        tracing::warn!(orphans, "feedback records without their adoption (or repeated) were left out of the index");
+    }
+    h.shrink_to_fit();
+    Ok((h, done))
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, after the checks of the module doc (interrupted
     /// snapshots set aside, records counted against the ledger). Errors: `Storage` when the
     /// folder cannot be created or the files are locked by another process or unreadable;
     /// `StoreDamaged` when acknowledged records are missing (the message says which and what
     /// to do).
+    ///
+    /// A store of an older format is migrated first ([`Store::open_with_progress`]); a store of
+    /// a format newer than this program reads is refused with `Storage` (the message says its
+    /// version and what to do).
     pub fn open(dir: &Path) -> Result<Store> {
-        Store::open_with(dir, OnDamage::Refuse).map(|(s, _)| s)
+        Store::open_with_progress(dir, &mut |_, _, _| {}).map(|(s, _)| s)
+    }
+
+    /// [`Store::open`], saying what a migration did (`None`: none was needed) and calling
+    /// `progress(step, done, total)` during one: step `backup before migration` (records
+    /// written to the backup), then `migration` (values read). A migration of a store of format
+    /// 0 (JSON values): first a backup, `DATA_DIR/backups/voisinage-YYYYMMDD-HHMMSS-pre-migrate.jsonl.gz`
+    /// (the [`crate::backup`] format, read back whole before going on); then every value is
+    /// rewritten in the current format, in batches (keys unchanged, so the ledger still holds);
+    /// then, flushed, the `meta` key `format` is written last. A crash at any point leaves a
+    /// store that reads whole (each value says its format by its first byte) and that the next
+    /// open finishes migrating (with one more backup). Errors: those of [`Store::open`]; `Io`
+    /// or `Storage` when the backup cannot be written (nothing is migrated then).
+    pub fn open_with_progress(dir: &Path, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<(Store, Option<Migration>)> {
+        let (store, _) = Store::open_with(dir, OnDamage::Refuse)?;
+        let migration = store.migrate_if_needed(dir, progress)?;
+        Ok((store, migration))
     }
 
     /// Reports the state of the store in `dir` without changing anything under `dir`: refuses
@@ -390,6 +485,7 @@ impl Store {
         let store = Store {
             dir: store_dir,
             sync: Arc::new(Syncer::default()),
+            snapshot_armed: Arc::new(AtomicBool::new(true)),
             ledger: Arc::new(Ledger::default()),
             meta: db.open_tree("meta").map_err(st)?,
             adoptions: db.open_tree("adoptions").map_err(st)?,
@@ -400,8 +496,141 @@ impl Store {
             price_estimates: db.open_tree("price_estimates").map_err(st)?,
             db,
         };
+        let format = store.format()?;
+        if format > records::FORMAT {
+            return Err(records::too_new(&format!("the store in {}", dir.display()), format));
+        }
+        let started = std::time::Instant::now();
         let report = store.recover(dir, set_aside, on_damage)?;
+        let records: u64 = report.kinds.iter().map(|k| k.held + k.after_ledger).sum();
+        tracing::info!(records, format, ms = started.elapsed().as_millis() as u64, "store opened and its records counted against the ledger");
         Ok((store, report))
+    }
+
+    /// The store's format version (`meta` `format`; [`records::FORMAT_JSON`] without it).
+    fn format(&self) -> Result<u8> {
+        Ok(self.meta.get(FORMAT_KEY).map_err(st)?.and_then(|v| v.first().copied()).unwrap_or(records::FORMAT_JSON))
+    }
+
+    /// Whether no tree holds a record (a new store).
+    fn holds_no_record(&self) -> Result<bool> {
+        let idem = self.meta.scan_prefix(IDEM_PREFIX).next().transpose().map_err(st)?;
+        Ok([&self.adoptions, &self.feedback, &self.tokens, &self.price_estimates].iter().all(|t| t.is_empty()) && idem.is_none())
+    }
+
+    /// Migrates the store when its format is older than [`records::FORMAT`] (a new, empty
+    /// store is simply marked as of the current format).
+    fn migrate_if_needed(&self, data_dir: &Path, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<Option<Migration>> {
+        if self.format()? == records::FORMAT {
+            return Ok(None);
+        }
+        if self.holds_no_record()? {
+            self.meta.insert(FORMAT_KEY, &[records::FORMAT]).map_err(st)?;
+            self.flush()?;
+            return Ok(None);
+        }
+        self.migrate(data_dir, progress).map(Some)
+    }
+
+    /// The migration of [`Store::open_with_progress`].
+    fn migrate(&self, data_dir: &Path, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<Migration> {
+        let from = self.format()?;
+        let started = std::time::Instant::now();
+        tracing::info!(data_dir = %data_dir.display(), from, to = records::FORMAT, "the store is of an older format: it is backed up, then migrated");
+        remove_snapshot(data_dir)?;
+        let backup = self.backup_before_migration(data_dir, progress)?;
+        let (records, rewritten) = self.upgrade_values(None, &mut |done, total| progress("migration", done, total))?;
+        self.flush()?;
+        // Last: a crash before this leaves a store that the next open migrates again.
+        self.meta.insert(FORMAT_KEY, &[records::FORMAT]).map_err(st)?;
+        self.flush()?;
+        progress("migration", records, records);
+        let m = Migration { from, to: records::FORMAT, backup, records, rewritten };
+        tracing::info!(
+            from = m.from,
+            to = m.to,
+            records = m.records,
+            rewritten = m.rewritten,
+            backup = %m.backup.display(),
+            seconds = started.elapsed().as_secs(),
+            size_on_disk = self.size_on_disk(),
+            "store migrated"
+        );
+        Ok(m)
+    }
+
+    /// Writes a backup of the store into `DATA_DIR/backups/` before a migration, reads it back
+    /// whole, and returns its path.
+    fn backup_before_migration(&self, data_dir: &Path, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<PathBuf> {
+        let folder = data_dir.join("backups");
+        let created = chrono::Utc::now();
+        let name = format!("voisinage-{}-pre-migrate.jsonl.gz", created.format("%Y%m%d-%H%M%S"));
+        let (path, partial) = (folder.join(&name), folder.join(format!("{name}.partial")));
+        let io = |e: std::io::Error| Error::storage(format!("writing the backup {}", partial.display()), e);
+        let result = (|| {
+            std::fs::create_dir_all(&folder).map_err(io)?;
+            let mut file = std::fs::File::create(&partial).map_err(io)?;
+            let step = "backup before migration";
+            let written = crate::backup::write_with_progress(self, &mut file, created, &mut |done, total| progress(step, done, total))?;
+            file.sync_all().map_err(io)?;
+            drop(file);
+            let read = crate::backup::read(std::io::BufReader::new(std::fs::File::open(&partial).map_err(io)?), &mut |_| Ok(()))?;
+            if read.counts != written.counts {
+                return Err(Error::storage_state(format!("the backup {} reads back {}, {} were written", partial.display(), read.counts, written.counts)));
+            }
+            std::fs::rename(&partial, &path).map_err(io)?;
+            std::fs::File::open(&folder).and_then(|d| d.sync_all()).map_err(io)?;
+            tracing::info!(path = %path.display(), records = written.counts.total(), "backup written before the migration");
+            Ok(path.clone())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
+    }
+
+    /// Rewrites every value not of the current format, tree by tree in batches of
+    /// [`MIGRATION_BATCH`] (each batch atomic), stopping after `limit` values rewritten when
+    /// given (tests: a migration cut short). Returns the values read and rewritten.
+    fn upgrade_values(&self, limit: Option<u64>, progress: &mut dyn FnMut(u64, u64)) -> Result<(u64, u64)> {
+        use records::upgrade;
+        let total = self.export_count();
+        let (mut done, mut rewritten) = (0u64, 0u64);
+        type Upgrade = fn(&[u8]) -> Result<Option<Vec<u8>>>;
+        let trees: [(&sled::Tree, &[u8], Upgrade); 5] = [
+            (&self.adoptions, b"", upgrade::<Adoption>),
+            (&self.feedback, b"", upgrade::<Feedback>),
+            (&self.tokens, b"", upgrade::<Token>),
+            (&self.price_estimates, b"", upgrade::<PriceEstimate>),
+            (&self.meta, IDEM_PREFIX, upgrade::<IdemRecord>),
+        ];
+        for (tree, prefix, upgrade) in trees {
+            let mut batch = sled::Batch::default();
+            let mut pending = 0usize;
+            for kv in tree.scan_prefix(prefix) {
+                if limit.is_some_and(|l| rewritten >= l) {
+                    break;
+                }
+                let (k, v) = kv.map_err(st)?;
+                if let Some(new) = upgrade(&v)? {
+                    batch.insert(k, new);
+                    pending += 1;
+                    rewritten += 1;
+                }
+                done += 1;
+                if pending == MIGRATION_BATCH {
+                    tree.apply_batch(std::mem::take(&mut batch)).map_err(st)?;
+                    pending = 0;
+                }
+                if done.is_multiple_of(PROGRESS_EVERY) {
+                    progress(done, total.max(done));
+                }
+            }
+            if pending > 0 {
+                tree.apply_batch(batch).map_err(st)?;
+            }
+        }
+        Ok((done, rewritten))
     }
 
     /// Start-up repairs and checks: a demo load interrupted by a crash is wiped (the demo is only
@@ -493,7 +722,7 @@ impl Store {
         }
         for kv in self.meta.scan_prefix(IDEM_PREFIX) {
             let (k, v) = kv.map_err(st)?;
-            c.add(l, Kind::IdempotencyKeys, &k, serde_json::from_slice::<IdemRecord>(&v).map_or(0, |r| r.id));
+            c.add(l, Kind::IdempotencyKeys, &k, records::decode::<IdemRecord>(&v).map_or(0, |r| r.id));
         }
         Ok(c)
     }
@@ -585,9 +814,8 @@ impl Store {
 
     /// All adoptions and feedback, in key order (to rebuild the in-memory index).
     pub fn load(&self) -> Result<(Vec<Adoption>, Vec<Feedback>)> {
-        let a =
-            self.adoptions.iter().values().map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st))).collect::<Result<Vec<Adoption>>>()?;
-        let f = self.feedback.iter().values().map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st))).collect::<Result<Vec<Feedback>>>()?;
+        let a = self.adoptions.iter().values().map(|v| v.map_err(st).and_then(|v| records::decode(&v))).collect::<Result<Vec<Adoption>>>()?;
+        let f = self.feedback.iter().values().map(|v| v.map_err(st).and_then(|v| records::decode(&v))).collect::<Result<Vec<Feedback>>>()?;
         Ok((a, f))
     }
 
@@ -601,7 +829,100 @@ impl Store {
     /// [`Store::load_index`], calling `progress(records read, records in the store)` every
     /// [`PROGRESS_EVERY`] records (the total from the ledger's counts, read without a scan), the
     /// last call with `done == total` (the records actually read).
+    ///
+    /// Reads `DATA_DIR/index.snapshot` ([`snapshot`]) instead of the trees when its
+    /// fingerprint is the store's now (the ledger state checked at open and the write counter);
+    /// else, or when the file turns out damaged (a warning), decodes every record, logging why
+    /// (`snapshot absent`, `snapshot stale`).
     pub fn load_index_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<AdoptionIndex> {
+        let started = std::time::Instant::now();
+        let data_dir = self.data_dir()?;
+        let path = snapshot::path(&data_dir);
+        match snapshot::Reader::open(&path, &self.fingerprint()?, records::FORMAT) {
+            Ok(reader) => match index_from_snapshot(reader, progress) {
+                Ok((h, n)) => {
+                    tracing::info!(path = %path.display(), records = n, ms = started.elapsed().as_millis() as u64, "index read from the snapshot");
+                    return Ok(h);
+                }
+                Err(why) => tracing::warn!(path = %path.display(), reason = %why, "snapshot damaged: ignored, index rebuilt from the records"),
+            },
+            Err(snapshot::Miss::Absent) => tracing::info!(path = %path.display(), "snapshot absent: index rebuilt from the records"),
+            Err(snapshot::Miss::Stale(why)) => tracing::info!(path = %path.display(), reason = %why, "snapshot stale: index rebuilt from the records"),
+            Err(snapshot::Miss::Damaged(why)) => {
+                tracing::warn!(path = %path.display(), reason = %why, "snapshot damaged: ignored, index rebuilt from the records")
+            }
+        }
+        let h = self.index_from_records(progress)?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "index rebuilt from the records");
+        Ok(h)
+    }
+
+    /// The data folder (the sled folder's parent).
+    fn data_dir(&self) -> Result<PathBuf> {
+        self.dir.parent().map(Path::to_path_buf).ok_or_else(|| Error::storage_state("the store has no data folder"))
+    }
+
+    /// The state a snapshot is checked against: the in-memory ledger (checked against the
+    /// records at open, kept by every write since) and the write counter.
+    fn fingerprint(&self) -> Result<snapshot::Fingerprint> {
+        let state = self.tally().clone();
+        let writes = self.meta.get(WRITES_KEY).map_err(st)?.map_or(0, |v| be(&v));
+        Ok(snapshot::Fingerprint::new(&state, writes))
+    }
+
+    /// Deletes the index snapshot before the first write after a start (or after a snapshot was
+    /// written): from then on it would describe a store that moved on. Errors: `Storage` when
+    /// the file cannot be removed (the write is not made).
+    fn before_write(&self) -> Result<()> {
+        if self.snapshot_armed.swap(false, Ordering::SeqCst)
+            && let Err(e) = self.data_dir().and_then(|d| remove_snapshot(&d))
+        {
+            self.snapshot_armed.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes `DATA_DIR/index.snapshot` ([`snapshot`]): every adoption and feedback value as
+    /// stored, behind the fingerprint of the store now; for a clean shutdown, once no write
+    /// runs (a write that runs meanwhile makes it fail, and the next write deletes it anyway).
+    /// `progress(records written, records)` is called every [`PROGRESS_EVERY`] records.
+    /// Returns the file's size, bytes. Errors: `Storage` (no snapshot is left then).
+    pub fn write_snapshot(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+        let data_dir = self.data_dir()?;
+        let path = snapshot::path(&data_dir);
+        self.snapshot_armed.store(true, Ordering::SeqCst);
+        let before = self.fingerprint()?;
+        let (adoptions, feedback) = {
+            let l = self.tally();
+            (l.tally(Kind::Adoptions).count, l.tally(Kind::Feedback).count)
+        };
+        let header = snapshot::Header { version: snapshot::VERSION, record_format: records::FORMAT, fingerprint: before.clone(), adoptions, feedback };
+        let total = adoptions + feedback;
+        let mut done = 0u64;
+        let mut values = self.adoptions.iter().values().chain(self.feedback.iter().values()).map(|v| {
+            let v = v.map_err(st)?;
+            if records::version_of(&v)? != records::FORMAT {
+                return Err(Error::storage_state("a record of an older format (the store is not migrated)"));
+            }
+            done += 1;
+            if done.is_multiple_of(PROGRESS_EVERY) {
+                progress(done, total.max(done));
+            }
+            Ok(v)
+        });
+        let bytes = snapshot::write(&path, &header, &mut values)?;
+        drop(values);
+        progress(total, total);
+        if self.fingerprint()? != before || !self.snapshot_armed.load(Ordering::SeqCst) {
+            remove_snapshot(&data_dir)?;
+            return Err(Error::storage_state("the store was written while its snapshot was taken: no snapshot kept"));
+        }
+        Ok(bytes)
+    }
+
+    /// Builds the index from the trees, decoding every record.
+    fn index_from_records(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<AdoptionIndex> {
         let total = {
             let ledger = self.tally();
             ledger.tally(Kind::Adoptions).count + ledger.tally(Kind::Feedback).count
@@ -615,12 +936,12 @@ impl Store {
         };
         let mut h = AdoptionIndex::default();
         for v in self.adoptions.iter().values() {
-            h.add_adoption(serde_json::from_slice(&v.map_err(st)?).map_err(st)?);
+            h.add_adoption(records::decode(&v.map_err(st)?)?);
             step(&mut done);
         }
         let mut orphans = 0u64;
         for v in self.feedback.iter().values() {
-            if !h.add_feedback(serde_json::from_slice(&v.map_err(st)?).map_err(st)?) {
+            if !h.add_feedback(records::decode(&v.map_err(st)?)?) {
                 orphans += 1;
             }
             step(&mut done);
@@ -636,7 +957,7 @@ impl Store {
     /// One adoption by id.
     pub fn adoption(&self, id: u64) -> Result<Option<Adoption>> {
         match self.adoptions.get(id.to_be_bytes()).map_err(st)? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(st)?)),
+            Some(v) => Ok(Some(records::decode(&v)?)),
             None => Ok(None),
         }
     }
@@ -651,7 +972,7 @@ impl Store {
     pub fn adoption_for_key(&self, idem: &Idempotency) -> Result<Option<Adoption>> {
         match self.meta.get(idem.store_key()).map_err(st)? {
             Some(v) => {
-                let rec: IdemRecord = serde_json::from_slice(&v).map_err(st)?;
+                let rec: IdemRecord = records::decode(&v)?;
                 idem.check(&rec)?;
                 self.adoption(rec.id)
             }
@@ -664,26 +985,28 @@ impl Store {
     /// first adoption is returned with `true`. Errors: `Invalid` when the key was used for a
     /// different request.
     pub fn insert_adoption_once(&self, new: NewAdoption, idem: Option<&Idempotency>) -> Result<(Adoption, bool)> {
+        self.before_write()?;
         let mut ledger = self.tally();
         let a = (&self.meta, &self.adoptions, &self.by_commune)
             .transaction(|(meta, adoptions, by_commune)| {
                 if let Some(i) = idem
                     && let Some(v) = meta.get(i.store_key())?
                 {
-                    let rec: IdemRecord = serde_json::from_slice(&v).map_err(|e| abort(st(e)))?;
+                    let rec: IdemRecord = records::decode(&v).map_err(abort)?;
                     i.check(&rec).map_err(abort)?;
                     let first = adoptions.get(rec.id.to_be_bytes())?.ok_or_else(|| abort(Error::storage_state("idempotency record without its adoption")))?;
-                    return Ok((serde_json::from_slice::<Adoption>(&first).map_err(|e| abort(st(e)))?, true));
+                    return Ok((records::decode::<Adoption>(&first).map_err(abort)?, true));
                 }
                 let id = meta.get(b"next_id")?.map_or(1, |v| be(&v));
                 meta.insert(b"next_id", &(id + 1).to_be_bytes())?;
+                count_write(meta)?;
                 let a = new.clone().with_id(id, false);
-                adoptions.insert(&id.to_be_bytes(), json(&a).map_err(abort)?)?;
+                adoptions.insert(&id.to_be_bytes(), records::encode(&a).map_err(abort)?)?;
                 let mut key = a.commune.as_bytes().to_vec();
                 key.extend_from_slice(&id.to_be_bytes());
                 by_commune.insert(key, &[])?;
                 if let Some(i) = idem {
-                    meta.insert(i.store_key(), json(&IdemRecord { fingerprint: i.fingerprint, id, adoption_id: None }).map_err(abort)?)?;
+                    meta.insert(i.store_key(), records::encode(&IdemRecord { fingerprint: i.fingerprint, id, adoption_id: None }).map_err(abort)?)?;
                 }
                 Ok((a, false))
             })
@@ -706,6 +1029,7 @@ impl Store {
         if news.is_empty() {
             return Ok(Vec::new());
         }
+        self.before_write()?;
         let mut ledger = self.tally();
         let written = (&self.meta, &self.adoptions, &self.by_commune)
             .transaction(|(meta, adoptions, by_commune)| {
@@ -714,13 +1038,14 @@ impl Store {
                 for (k, new) in news.iter().enumerate() {
                     let id = first + k as u64;
                     let a = new.clone().with_id(id, false);
-                    adoptions.insert(&id.to_be_bytes(), json(&a).map_err(abort)?)?;
+                    adoptions.insert(&id.to_be_bytes(), records::encode(&a).map_err(abort)?)?;
                     let mut key = a.commune.as_bytes().to_vec();
                     key.extend_from_slice(&id.to_be_bytes());
                     by_commune.insert(key, &[])?;
                     out.push(a);
                 }
                 meta.insert(b"next_id", &(first + news.len() as u64).to_be_bytes())?;
+                count_write(meta)?;
                 Ok(out)
             })
             .map_err(tx_err)?;
@@ -735,12 +1060,14 @@ impl Store {
     /// Replaces a stored adoption (same id) with its changed version, durably. The caller has
     /// validated it. Errors: `NotFound` when no adoption has this id.
     pub fn update_adoption(&self, a: &Adoption) -> Result<()> {
-        self.adoptions
-            .transaction(|adoptions| {
+        self.before_write()?;
+        (&self.meta, &self.adoptions)
+            .transaction(|(meta, adoptions)| {
                 if adoptions.get(a.id.to_be_bytes())?.is_none() {
                     return Err(abort(Error::NotFound(format!("no adoption {}", a.id))));
                 }
-                adoptions.insert(&a.id.to_be_bytes(), json(a).map_err(abort)?)?;
+                adoptions.insert(&a.id.to_be_bytes(), records::encode(a).map_err(abort)?)?;
+                count_write(meta)?;
                 Ok(())
             })
             .map_err(tx_err)?;
@@ -756,30 +1083,35 @@ impl Store {
     /// Like [`Store::insert_feedback`], with an idempotency key (see
     /// [`Store::insert_adoption_once`]).
     pub fn insert_feedback_once(&self, adoption_id: u64, new: NewFeedback, idem: Option<&Idempotency>) -> Result<(Feedback, bool)> {
+        self.before_write()?;
         let mut ledger = self.tally();
         let f = (&self.meta, &self.adoptions, &self.feedback)
             .transaction(|(meta, adoptions, feedback)| {
                 if let Some(i) = idem
                     && let Some(v) = meta.get(i.store_key())?
                 {
-                    let rec: IdemRecord = serde_json::from_slice(&v).map_err(|e| abort(st(e)))?;
+                    let rec: IdemRecord = records::decode(&v).map_err(abort)?;
                     i.check(&rec).map_err(abort)?;
                     let mut key = rec.adoption_id.unwrap_or(adoption_id).to_be_bytes().to_vec();
                     key.extend_from_slice(&rec.id.to_be_bytes());
                     let first = feedback.get(key)?.ok_or_else(|| abort(Error::storage_state("idempotency record without its feedback")))?;
-                    return Ok((serde_json::from_slice::<Feedback>(&first).map_err(|e| abort(st(e)))?, true));
+                    return Ok((records::decode::<Feedback>(&first).map_err(abort)?, true));
                 }
                 if adoptions.get(adoption_id.to_be_bytes())?.is_none() {
                     return Err(abort(Error::NotFound(format!("no adoption {adoption_id}"))));
                 }
                 let id = meta.get(b"next_id")?.map_or(1, |v| be(&v));
                 meta.insert(b"next_id", &(id + 1).to_be_bytes())?;
+                count_write(meta)?;
                 let f = new.clone().with_id(id, adoption_id, false);
                 let mut key = adoption_id.to_be_bytes().to_vec();
                 key.extend_from_slice(&id.to_be_bytes());
-                feedback.insert(key, json(&f).map_err(abort)?)?;
+                feedback.insert(key, records::encode(&f).map_err(abort)?)?;
                 if let Some(i) = idem {
-                    meta.insert(i.store_key(), json(&IdemRecord { fingerprint: i.fingerprint, id, adoption_id: Some(adoption_id) }).map_err(abort)?)?;
+                    meta.insert(
+                        i.store_key(),
+                        records::encode(&IdemRecord { fingerprint: i.fingerprint, id, adoption_id: Some(adoption_id) }).map_err(abort)?,
+                    )?;
                 }
                 Ok((f, false))
             })
@@ -808,13 +1140,15 @@ impl Store {
         getrandom::fill(&mut bytes).map_err(|e| Error::Internal { context: format!("random source: {e}"), source: None })?;
         let secret = TokenHash::secret_from_bytes(&bytes);
         let hash = TokenHash::of_secret(&secret)?;
+        self.before_write()?;
         let mut ledger = self.tally();
         let token = (&self.meta, &self.tokens, &self.token_hashes)
             .transaction(|(meta, tokens, hashes)| {
                 let id = meta.get(b"next_token_id")?.map_or(1, |v| be(&v));
                 meta.insert(b"next_token_id", &(id + 1).to_be_bytes())?;
+                count_write(meta)?;
                 let t = Token { id, scope, label: label.to_string(), created: now, revoked: None };
-                tokens.insert(&id.to_be_bytes(), json(&t).map_err(abort)?)?;
+                tokens.insert(&id.to_be_bytes(), records::encode(&t).map_err(abort)?)?;
                 hashes.insert(&hash.0, &id.to_be_bytes())?;
                 Ok(t)
             })
@@ -837,27 +1171,28 @@ impl Store {
     /// One token by id.
     pub fn token(&self, id: u64) -> Result<Option<Token>> {
         match self.tokens.get(id.to_be_bytes()).map_err(st)? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(st)?)),
+            Some(v) => Ok(Some(records::decode(&v)?)),
             None => Ok(None),
         }
     }
 
     /// Every token, by id (revoked ones included).
     pub fn tokens(&self) -> Result<Vec<Token>> {
-        self.tokens.iter().values().map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st))).collect()
+        self.tokens.iter().values().map(|v| v.map_err(st).and_then(|v| records::decode(&v))).collect()
     }
 
     /// Revokes a token, durably; revoking twice keeps the first time. Errors: `NotFound` for an
     /// unknown id.
     pub fn revoke_token(&self, id: u64, now: chrono::DateTime<chrono::Utc>) -> Result<Token> {
-        let t = self
-            .tokens
-            .transaction(|tokens| {
+        self.before_write()?;
+        let t = (&self.meta, &self.tokens)
+            .transaction(|(meta, tokens)| {
                 let Some(v) = tokens.get(id.to_be_bytes())? else { return Err(abort(Error::NotFound(format!("no token {id}")))) };
-                let mut t: Token = serde_json::from_slice(&v).map_err(|e| abort(st(e)))?;
+                let mut t: Token = records::decode(&v).map_err(abort)?;
                 if t.revoked.is_none() {
                     t.revoked = Some(now);
-                    tokens.insert(&id.to_be_bytes(), json(&t).map_err(abort)?)?;
+                    tokens.insert(&id.to_be_bytes(), records::encode(&t).map_err(abort)?)?;
+                    count_write(meta)?;
                 }
                 Ok(t)
             })
@@ -869,15 +1204,17 @@ impl Store {
     /// Records an EPCI's price estimate under a fresh id, durably (flushed and synced before it
     /// returns). The caller has validated it.
     pub fn insert_price_estimate(&self, new: NewPriceEstimate, by: EstimateAuthor, now: chrono::DateTime<chrono::Utc>) -> Result<PriceEstimate> {
+        self.before_write()?;
         let mut ledger = self.tally();
         let e = (&self.meta, &self.price_estimates)
             .transaction(|(meta, estimates)| {
                 let id = meta.get(b"next_price_estimate_id")?.map_or(1, |v| be(&v));
                 meta.insert(b"next_price_estimate_id", &(id + 1).to_be_bytes())?;
+                count_write(meta)?;
                 let e = new.clone().with_id(id, by.clone(), now);
                 let mut key = e.epci.as_str().as_bytes().to_vec();
                 key.extend_from_slice(&id.to_be_bytes());
-                estimates.insert(key, json(&e).map_err(abort)?)?;
+                estimates.insert(key, records::encode(&e).map_err(abort)?)?;
                 Ok(e)
             })
             .map_err(tx_err)?;
@@ -889,11 +1226,7 @@ impl Store {
 
     /// Every price estimate of an EPCI, in recording order (history included).
     pub fn price_estimates(&self, epci: &Siren) -> Result<Vec<PriceEstimate>> {
-        self.price_estimates
-            .scan_prefix(epci.as_str().as_bytes())
-            .values()
-            .map(|v| v.map_err(st).and_then(|v| serde_json::from_slice(&v).map_err(st)))
-            .collect()
+        self.price_estimates.scan_prefix(epci.as_str().as_bytes()).values().map(|v| v.map_err(st).and_then(|v| records::decode(&v))).collect()
     }
 
     /// Writes a simulated history into an empty store, record by record, then flushes. Ids of the
@@ -917,6 +1250,7 @@ impl Store {
         if !self.is_empty() {
             return Err(Error::Invalid("the store already holds adoptions: demo data is only loaded into an empty store".into()));
         }
+        self.before_write()?;
         // Marker first: a crash before the end leaves it, and the next start wipes the partial load.
         self.meta.insert(DEMO_LOADING, &[1]).map_err(st)?;
         self.flush()?;
@@ -928,7 +1262,7 @@ impl Store {
         // The ledger is held from each insert to its tally (see `Ledger::state`).
         for a in &h.adoptions {
             let mut ledger = self.tally();
-            self.adoptions.insert(a.id.to_be_bytes(), json(a)?).map_err(st)?;
+            self.adoptions.insert(a.id.to_be_bytes(), records::encode(a)?).map_err(st)?;
             let mut key = a.commune.as_bytes().to_vec();
             key.extend_from_slice(&a.id.to_be_bytes());
             self.by_commune.insert(key, &[]).map_err(st)?;
@@ -940,7 +1274,7 @@ impl Store {
         for f in &h.feedback {
             let mut ledger = self.tally();
             let key = id_key(&f.adoption_id.to_be_bytes(), f.id);
-            self.feedback.insert(&key, json(f)?).map_err(st)?;
+            self.feedback.insert(&key, records::encode(f)?).map_err(st)?;
             ledger.add(Kind::Feedback, &key, f.id);
             max_id = max_id.max(f.id);
             drop(ledger);
@@ -948,7 +1282,9 @@ impl Store {
         }
         let info = DemoInfo { seed, end, adoptions: h.adoptions.len(), feedback: h.feedback.len(), simulated_dates: h.simulated_dates.clone() };
         self.meta.insert(b"next_id", &(max_id + 1).to_be_bytes()).map_err(st)?;
-        self.meta.insert(b"demo", json(&info)?).map_err(st)?;
+        self.meta.insert(b"demo", meta_json(&info)?).map_err(st)?;
+        let writes = self.meta.get(WRITES_KEY).map_err(st)?.map_or(0, |v| be(&v));
+        self.meta.insert(WRITES_KEY, &(writes + 1).to_be_bytes()).map_err(st)?;
         self.flush()?;
         self.meta.remove(DEMO_LOADING).map_err(st)?;
         self.flush()?;
@@ -1004,9 +1340,7 @@ impl Store {
     /// idempotency keys (each kind in key order). Errors (per item): `Storage`.
     pub fn export_records<'a>(&'a self, state: &BackupState) -> impl Iterator<Item = Result<Record>> + 'a {
         let (n, nt, np) = (state.next_id, state.next_token_id, state.next_price_estimate_id);
-        fn decode<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T> {
-            serde_json::from_slice(v).map_err(st)
-        }
+        use records::decode;
         // Keys end with the record's id (after the adoption id, the INSEE code or the SIREN).
         let tail = |k: &[u8]| be(&k[k.len().saturating_sub(8)..]);
         let adoptions = self.adoptions.range(..n.to_be_bytes()).values().map(move |v| decode(&v.map_err(st)?).map(Record::Adoption));
@@ -1032,7 +1366,7 @@ impl Store {
                 Ok(kv) => kv,
                 Err(e) => return Some(Err(st(e))),
             };
-            let rec: IdemRecord = match serde_json::from_slice(&v) {
+            let rec: IdemRecord = match records::decode(&v) {
                 Ok(r) => r,
                 Err(e) => return Some(Err(st(e))),
             };
@@ -1063,7 +1397,7 @@ impl Store {
         };
         match r {
             Record::Adoption(a) => {
-                once(&self.adoptions, a.id.to_be_bytes().to_vec(), json(&a)?, format!("adoption {}", a.id))?;
+                once(&self.adoptions, a.id.to_be_bytes().to_vec(), records::encode(&a)?, format!("adoption {}", a.id))?;
                 let mut key = a.commune.as_bytes().to_vec();
                 key.extend_from_slice(&a.id.to_be_bytes());
                 self.by_commune.insert(key, &[]).map_err(st)?;
@@ -1071,21 +1405,21 @@ impl Store {
             Record::Feedback(f) => {
                 let mut key = f.adoption_id.to_be_bytes().to_vec();
                 key.extend_from_slice(&f.id.to_be_bytes());
-                once(&self.feedback, key, json(&f)?, format!("feedback {}", f.id))?;
+                once(&self.feedback, key, records::encode(&f)?, format!("feedback {}", f.id))?;
             }
             Record::Token(t, hash) => {
-                once(&self.tokens, t.id.to_be_bytes().to_vec(), json(&t)?, format!("token {}", t.id))?;
+                once(&self.tokens, t.id.to_be_bytes().to_vec(), records::encode(&t)?, format!("token {}", t.id))?;
                 once(&self.token_hashes, hash.0.to_vec(), t.id.to_be_bytes().to_vec(), format!("the hash of token {}", t.id))?;
             }
             Record::PriceEstimate(e) => {
                 let mut key = e.epci.as_str().as_bytes().to_vec();
                 key.extend_from_slice(&e.id.to_be_bytes());
-                once(&self.price_estimates, key, json(&e)?, format!("price estimate {}", e.id))?;
+                once(&self.price_estimates, key, records::encode(&e)?, format!("price estimate {}", e.id))?;
             }
             Record::Idempotency(i) => {
                 let key = Idempotency { scope: i.scope, key: i.key, fingerprint: i.fingerprint };
                 let rec = IdemRecord { fingerprint: i.fingerprint, id: i.id, adoption_id: i.adoption_id };
-                once(&self.meta, key.store_key(), json(&rec)?, format!("idempotency key '{}' of {}", key.key, key.scope))?;
+                once(&self.meta, key.store_key(), records::encode(&rec)?, format!("idempotency key '{}' of {}", key.key, key.scope))?;
             }
         }
         Ok(())
@@ -1101,7 +1435,7 @@ impl Store {
             self.meta.insert(b"catalog_version", v.as_bytes()).map_err(st)?;
         }
         if let Some(d) = &state.demo {
-            self.meta.insert(b"demo", json(d)?).map_err(st)?;
+            self.meta.insert(b"demo", meta_json(d)?).map_err(st)?;
         }
         self.flush()
     }
@@ -1376,17 +1710,17 @@ mod tests {
             // description written just before the marker would have been removed.
             s.meta.insert(DEMO_LOADING, &[1]).unwrap();
             s.meta
-                .insert(b"demo", json(&DemoInfo { seed: 1, end: chrono::NaiveDate::MIN, adoptions: 1, feedback: 0, simulated_dates: Vec::new() }).unwrap())
+                .insert(b"demo", meta_json(&DemoInfo { seed: 1, end: chrono::NaiveDate::MIN, adoptions: 1, feedback: 0, simulated_dates: Vec::new() }).unwrap())
                 .unwrap();
             let a = new_adoption().with_id(7, true);
-            s.adoptions.insert(7u64.to_be_bytes(), json(&a).unwrap()).unwrap();
+            s.adoptions.insert(7u64.to_be_bytes(), records::encode(&a).unwrap()).unwrap();
             s.flush().unwrap();
         }
         let s = reopen(dir.path());
         assert!(s.is_empty(), "partial demo data removed");
         assert!(s.demo_info().unwrap().is_none(), "and its description");
         // Records present without next_id (an older store): new ids go past them.
-        s.adoptions.insert(41u64.to_be_bytes(), json(&new_adoption().with_id(41, false)).unwrap()).unwrap();
+        s.adoptions.insert(41u64.to_be_bytes(), records::encode(&new_adoption().with_id(41, false)).unwrap()).unwrap();
         s.meta.remove(b"next_id").unwrap();
         s.flush().unwrap();
         drop(s);

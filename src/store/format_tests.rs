@@ -1,0 +1,325 @@
+//! Tests of the store's record format, its migration from JSON values, and the index snapshot.
+//!
+//! The old stores of these tests are made by a test-only path ([`make_json`]) that rewrites every
+//! value of a store as the code before the binary format wrote it: `serde_json::to_vec` of the
+//! domain type (`Adoption`, `Feedback`, `Token`, `PriceEstimate`, and the idempotency record's
+//! three fields), with no `format` key in `meta`. (A store made by the binary before the change,
+//! the Brittany demo, was also migrated by hand; see the report of the change.)
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+
+use super::*;
+use crate::core::domain::{InseeCode, Slug};
+use crate::core::prices::{EurHt, PriceBasis};
+
+fn reopen(dir: &Path) -> Store {
+    reopen_with(dir).0
+}
+
+/// Opens a store just dropped in this process (sled releases its lock a moment after the drop).
+fn reopen_with(dir: &Path) -> (Store, Option<Migration>) {
+    for _ in 0..200 {
+        match Store::open_with_progress(dir, &mut |_, _, _| {}) {
+            Ok(s) => return s,
+            Err(e) if e.chain().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
+            Err(e) => panic!("{}", e.chain()),
+        }
+    }
+    panic!("the store lock was never released")
+}
+
+fn open_err(dir: &Path) -> Error {
+    for _ in 0..200 {
+        match Store::open(dir) {
+            Err(e) if e.chain().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
+            Err(e) => return e,
+            Ok(_) => panic!("the store opened"),
+        }
+    }
+    panic!("the store lock was never released")
+}
+
+fn new_adoption(commune: &str) -> NewAdoption {
+    NewAdoption {
+        commune: InseeCode::parse(commune).unwrap(),
+        category: Slug::parse("elections").unwrap(),
+        product: Slug::parse("openelec").unwrap(),
+        generation: None,
+        since: NaiveDate::from_ymd_opt(2019, 3, 1).unwrap(),
+        until: None,
+        contract_end: None,
+        workstations: Some(3),
+    }
+}
+
+fn feedback(comment: Option<&str>) -> NewFeedback {
+    NewFeedback {
+        date: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+        reliability: 4,
+        incidents: 1,
+        downtime_hours: 2.5,
+        support: 3,
+        comment: comment.map(str::to_string),
+    }
+}
+
+/// A store with records of every kind: 5 adoptions (one ended in place), 6 feedback records
+/// (one with an idempotency key), 2 tokens (one revoked), 1 price estimate.
+fn fill(s: &Store) {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123456Z").unwrap().to_utc();
+    let idem = Idempotency { scope: "POST /x".into(), key: "k1".into(), fingerprint: 42 };
+    let (a, _) = s.insert_adoption_once(new_adoption("29019"), Some(&idem)).unwrap();
+    let more = s.insert_adoptions(&[new_adoption("35238"), new_adoption("2A004"), new_adoption("29232"), new_adoption("56260")]).unwrap();
+    let mut ended = more[0].clone();
+    ended.until = Some(NaiveDate::from_ymd_opt(2024, 6, 30).unwrap());
+    s.update_adoption(&ended).unwrap();
+    let fidem = Idempotency { scope: "POST /f".into(), key: "k2".into(), fingerprint: 43 };
+    s.insert_feedback_once(a.id, feedback(Some("lent le lundi")), Some(&fidem)).unwrap();
+    for m in &more {
+        s.insert_feedback(m.id, feedback(None)).unwrap();
+    }
+    s.insert_feedback(a.id, feedback(None)).unwrap();
+    s.create_token(TokenScope::Admin, "admin", now).unwrap();
+    s.create_token(TokenScope::parse("commune:29019").unwrap(), "Brest", now).unwrap();
+    s.revoke_token(2, now).unwrap();
+    let by = EstimateAuthor { token_id: 1, scope: TokenScope::Admin, name: "x".into() };
+    let estimate = NewPriceEstimate {
+        epci: Siren::parse("243500139").unwrap(),
+        product: Slug::parse("openelec").unwrap(),
+        generation: None,
+        basis: PriceBasis::PerSeat,
+        amount_eur_ht: EurHt::from_cents(123_456),
+        made_on: NaiveDate::from_ymd_opt(2026, 10, 8).unwrap(),
+        note: Some("devis".into()),
+    };
+    s.insert_price_estimate(estimate, by, now).unwrap();
+}
+
+/// Every record the store holds, as a backup gives them.
+fn records_of(s: &Store) -> Vec<Record> {
+    let state = s.backup_state().unwrap();
+    s.export_records(&state).collect::<Result<Vec<_>>>().unwrap()
+}
+
+/// Every value of the record trees (and the idempotency values), with its tree's name.
+fn values(s: &Store) -> Vec<(&'static str, sled::IVec)> {
+    let mut out = Vec::new();
+    for (name, tree, prefix) in [
+        ("adoptions", &s.adoptions, &b""[..]),
+        ("feedback", &s.feedback, b""),
+        ("tokens", &s.tokens, b""),
+        ("price_estimates", &s.price_estimates, b""),
+        ("idem", &s.meta, IDEM_PREFIX),
+    ] {
+        out.extend(tree.scan_prefix(prefix).values().map(|v| (name, v.unwrap())));
+    }
+    out
+}
+
+/// Rewrites every value as the code before the binary format did (JSON of the domain type) and
+/// removes the `format` key: a store of format 0.
+fn make_json(s: &Store) {
+    fn rewrite<T: records::Codec + serde::Serialize>(tree: &sled::Tree, prefix: &[u8]) {
+        for kv in tree.scan_prefix(prefix) {
+            let (k, v) = kv.unwrap();
+            let record: T = records::decode(&v).unwrap();
+            tree.insert(k, serde_json::to_vec(&record).unwrap()).unwrap();
+        }
+    }
+    rewrite::<Adoption>(&s.adoptions, b"");
+    rewrite::<Feedback>(&s.feedback, b"");
+    rewrite::<Token>(&s.tokens, b"");
+    rewrite::<PriceEstimate>(&s.price_estimates, b"");
+    rewrite::<IdemRecord>(&s.meta, IDEM_PREFIX);
+    s.meta.remove(FORMAT_KEY).unwrap();
+    s.flush().unwrap();
+}
+
+/// A JSON store in `dir` holding [`fill`]'s records; returns them.
+fn json_store(dir: &Path) -> Vec<Record> {
+    let s = Store::open(dir).unwrap();
+    fill(&s);
+    let before = records_of(&s);
+    make_json(&s);
+    assert!(values(&s).iter().all(|(_, v)| v[0] == b'{'), "every value is JSON");
+    assert_eq!(s.format().unwrap(), records::FORMAT_JSON);
+    assert_eq!(records_of(&s), before, "a JSON store reads the same");
+    before
+}
+
+#[test]
+fn a_new_store_is_of_the_current_format_and_writes_binary_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, migration) = reopen_with(dir.path());
+    assert_eq!(migration, None);
+    assert_eq!(s.format().unwrap(), records::FORMAT);
+    fill(&s);
+    let v = values(&s);
+    assert_eq!(v.len(), 5 + 6 + 2 + 1 + 2);
+    assert!(v.iter().all(|(_, v)| v[0] == records::FORMAT), "{v:?}");
+    assert!(!dir.path().join("backups").exists(), "no backup for a new store");
+}
+
+#[test]
+fn a_json_store_is_migrated_after_a_backup_and_reads_back_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = json_store(dir.path());
+    let (s, migration) = reopen_with(dir.path());
+    let m = migration.expect("migrated");
+    assert_eq!((m.from, m.to, m.records, m.rewritten), (0, 1, 16, 16));
+    assert_eq!(s.format().unwrap(), records::FORMAT);
+    assert!(values(&s).iter().all(|(_, v)| v[0] == records::FORMAT));
+    assert_eq!(records_of(&s), before, "every record reads back equal");
+    // The tokens still authenticate, the idempotency keys still answer.
+    let idem = Idempotency { scope: "POST /x".into(), key: "k1".into(), fingerprint: 42 };
+    assert_eq!(s.adoption_for_key(&idem).unwrap().map(|a| a.id), Some(1));
+    assert_eq!(s.tokens().unwrap().iter().map(|t| t.revoked.is_some()).collect::<Vec<_>>(), [false, true]);
+    // The backup: in DATA_DIR/backups, named with the date and pre-migrate, and it restores.
+    assert_eq!(m.backup.parent().unwrap(), dir.path().join("backups"));
+    let name = m.backup.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with(&format!("voisinage-{}", chrono::Utc::now().format("%Y%m%d"))) && name.ends_with("-pre-migrate.jsonl.gz"), "{name}");
+    let restored = tempfile::tempdir().unwrap();
+    let target = restored.path().join("data");
+    let summary = crate::service::restore(&m.backup, &target, &mut |_, _, _| {}).unwrap();
+    assert_eq!(summary.counts.total(), 16);
+    let r = reopen(&target);
+    assert_eq!(r.format().unwrap(), records::FORMAT);
+    assert_eq!(records_of(&r), before, "the backup restores the same records");
+    drop(s);
+    // Opened again: nothing more to do.
+    let (s, migration) = reopen_with(dir.path());
+    assert_eq!(migration, None);
+    assert_eq!(records_of(&s), before);
+    assert_eq!(std::fs::read_dir(dir.path().join("backups")).unwrap().count(), 1);
+}
+
+#[test]
+fn a_migration_cut_short_is_finished_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = json_store(dir.path());
+    {
+        // What a crash mid-migration leaves: some values rewritten, no `format` key.
+        let (s, _) = Store::open_with(dir.path(), OnDamage::Refuse).unwrap();
+        assert_eq!(s.upgrade_values(Some(7), &mut |_, _| {}).unwrap(), (7, 7));
+        s.flush().unwrap();
+        let v = values(&s);
+        assert_eq!(v.iter().filter(|(_, v)| v[0] == records::FORMAT).count(), 7);
+        assert_eq!(v.iter().filter(|(_, v)| v[0] == b'{').count(), 9);
+        assert_eq!(records_of(&s), before, "a half-migrated store reads whole");
+    }
+    // The next open checks the ledger (the keys did not change) and finishes.
+    let (s, migration) = reopen_with(dir.path());
+    let m = migration.expect("migrated");
+    assert_eq!((m.records, m.rewritten), (16, 9));
+    assert!(values(&s).iter().all(|(_, v)| v[0] == records::FORMAT));
+    assert_eq!(records_of(&s), before);
+}
+
+#[test]
+fn a_store_of_a_newer_format_is_refused_with_a_storage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.insert_adoption(new_adoption("29019")).unwrap();
+        s.meta.insert(FORMAT_KEY, &[records::FORMAT + 1]).unwrap();
+        s.flush().unwrap();
+    }
+    let e = open_err(dir.path());
+    assert!(matches!(e, Error::Storage { source: None, .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("is of store format version 2, newer than this program reads (up to 1)"), "{msg}");
+    assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+    assert!(!dir.path().join("backups").exists(), "nothing was written");
+}
+
+/// A store with records and a snapshot written, then reopened.
+fn store_with_snapshot(dir: &Path) -> Store {
+    {
+        let s = Store::open(dir).unwrap();
+        fill(&s);
+        let bytes = s.write_snapshot(&mut |_, _| {}).unwrap();
+        assert_eq!(bytes, std::fs::metadata(snapshot::path(dir)).unwrap().len());
+    }
+    reopen(dir)
+}
+
+/// Changes adoption 1's workstations in sled behind the store's back (no write counted): an
+/// index read from the snapshot still has 3, one rebuilt from the records has 99.
+fn change_behind_the_back(s: &Store) {
+    let mut a: Adoption = records::decode(&s.adoptions.get(1u64.to_be_bytes()).unwrap().unwrap()).unwrap();
+    a.workstations = Some(99);
+    s.adoptions.insert(1u64.to_be_bytes(), records::encode(&a).unwrap()).unwrap();
+}
+
+fn workstations(h: &AdoptionIndex) -> Option<u32> {
+    h.adoption(1).unwrap().workstations
+}
+
+#[test]
+fn the_snapshot_is_read_when_fresh_and_gives_the_same_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with_snapshot(dir.path());
+    let rebuilt = s.index_from_records(&mut |_, _| {}).unwrap();
+    change_behind_the_back(&s);
+    let mut calls = Vec::new();
+    let h = s.load_index_with_progress(&mut |done, total| calls.push((done, total))).unwrap();
+    assert_eq!(workstations(&h), Some(3), "read from the snapshot");
+    assert_eq!(calls.last(), Some(&(11, 11)));
+    for id in 1..=5 {
+        assert_eq!(h.adoption(id), rebuilt.adoption(id));
+        assert_eq!(h.feedback(id), rebuilt.feedback(id));
+    }
+    assert_eq!((h.adoptions().len(), h.feedback_count()), (5, 6));
+    // Read again (no write since): still fresh.
+    assert_eq!(workstations(&s.load_index().unwrap()), Some(3));
+}
+
+#[test]
+fn the_first_write_deletes_the_snapshot_and_a_stale_one_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with_snapshot(dir.path());
+    let path = snapshot::path(dir.path());
+    let kept = std::fs::read(&path).unwrap();
+    // An in-place update: the ledger does not change, the write counter does.
+    let mut a = s.adoption(2).unwrap().unwrap();
+    a.contract_end = Some(NaiveDate::from_ymd_opt(2030, 1, 1).unwrap());
+    s.update_adoption(&a).unwrap();
+    assert!(!path.exists(), "deleted before the first write");
+    // Put back (as if the write had not deleted it): stale, the index is rebuilt.
+    std::fs::write(&path, &kept).unwrap();
+    drop(s);
+    let s = reopen(dir.path());
+    change_behind_the_back(&s);
+    let h = s.load_index().unwrap();
+    assert_eq!(workstations(&h), Some(99), "rebuilt from the records");
+    assert_eq!(h.adoption(2).unwrap().contract_end, a.contract_end);
+    // A snapshot written now is fresh again, and a write after it deletes it.
+    s.write_snapshot(&mut |_, _| {}).unwrap();
+    assert!(path.exists());
+    s.insert_feedback(2, feedback(None)).unwrap();
+    assert!(!path.exists(), "a write after a snapshot deletes it");
+}
+
+#[test]
+fn a_damaged_or_truncated_snapshot_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with_snapshot(dir.path());
+    change_behind_the_back(&s);
+    let path = snapshot::path(dir.path());
+    let good = std::fs::read(&path).unwrap();
+    let mut flipped = good.clone();
+    let at = good.len() - 20;
+    flipped[at] ^= 0x40;
+    for (what, bytes) in
+        [("a flipped byte", flipped), ("truncated", good[..good.len() - 9].to_vec()), ("header only", good[..40].to_vec()), ("empty", Vec::new())]
+    {
+        std::fs::write(&path, &bytes).unwrap();
+        let h = s.load_index().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(workstations(&h), Some(99), "{what}: rebuilt from the records");
+        assert_eq!((h.adoptions().len(), h.feedback_count()), (5, 6), "{what}");
+    }
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(workstations(&s.load_index().unwrap()), Some(3), "the good file is read again");
+}

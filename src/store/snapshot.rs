@@ -1,0 +1,254 @@
+//! The index snapshot, `DATA_DIR/index.snapshot`: every adoption and feedback record in one
+//! sequential file, written on a clean shutdown ([`crate::store::Store::write_snapshot`]) so
+//! that the next start reads one file instead of walking sled's trees
+//! ([`crate::store::Store::load_index_with_progress`]).
+//!
+//! **Never trusted blindly.** The header holds the [`Fingerprint`] of the store it was taken
+//! from: the ledger's high-water ids, per-kind counts and key digests (already checked against
+//! the records by the census at open), and the store's write counter (`meta` `writes`, raised
+//! in the transaction of every write, in-place updates included). It is read only when that
+//! fingerprint equals the store's at start; the file ends with a CRC-32 of every byte before
+//! it, and a file that is short, damaged, or does not decode is ignored with a warning (the
+//! index is then rebuilt from the records). The store deletes the file before its first write
+//! after a start, so a crash cannot leave a snapshot behind a store that moved on (and the write
+//! counter would tell anyway).
+//!
+//! **File**, integers little-endian:
+//!
+//! | bytes | field |
+//! |-------|-------|
+//! | 8 | magic `VSNINDEX` |
+//! | 4 | header length `h` |
+//! | `h` | header: postcard of [`Header`] (snapshot version, record format, fingerprint, counts) |
+//! | per record | 4 bytes length `n`, then the record's value as the store keeps it (`n` bytes: the format version byte, then postcard; [`crate::store::records`]) — the adoptions, then the feedback, each in key order |
+//! | 4 | CRC-32 (IEEE) of every byte above |
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ledger::{KINDS, LedgerState};
+use crate::error::{Error, Result};
+
+/// Version of the snapshot file layout.
+pub const VERSION: u32 = 1;
+
+const MAGIC: &[u8; 8] = b"VSNINDEX";
+
+/// Longest record or header accepted, bytes (a record is well under 10 KB; bounds what a
+/// damaged length can make the reader allocate).
+const MAX_ITEM_BYTES: u32 = 1 << 20;
+
+/// Path of the snapshot of the store in `data_dir`.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("index.snapshot")
+}
+
+/// What a snapshot was taken from: the ledger state and the write counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// `next_id`, `next_token_id`, `next_price_estimate_id`.
+    pub high_water: [u64; 3],
+    /// Per ledger kind, in its order: count and key digest.
+    pub tallies: [(u64, u64); KINDS.len()],
+    /// The store's write counter (`meta` `writes`).
+    pub writes: u64,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a store whose ledger state is `l` and write counter `writes`.
+    pub fn new(l: &LedgerState, writes: u64) -> Fingerprint {
+        Fingerprint { high_water: [l.next_id, l.next_token_id, l.next_price_estimate_id], tallies: l.tallies.map(|t| (t.count, t.digest)), writes }
+    }
+
+    /// What differs from `other`, in words (for the log).
+    pub fn difference(&self, other: &Fingerprint) -> String {
+        if self.writes != other.writes {
+            format!("{} writes since the snapshot's {}", other.writes, self.writes)
+        } else if self.high_water != other.high_water {
+            "the high-water ids differ".into()
+        } else {
+            "the records counted differ".into()
+        }
+    }
+}
+
+/// The header of a snapshot file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// [`VERSION`].
+    pub version: u32,
+    /// The record format of the values ([`crate::store::records::FORMAT`]).
+    pub record_format: u8,
+    /// The store it was taken from.
+    pub fingerprint: Fingerprint,
+    /// Adoption records that follow.
+    pub adoptions: u64,
+    /// Feedback records that follow them.
+    pub feedback: u64,
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::storage(format!("writing {}", path.display()), e)
+}
+
+/// Writes a snapshot to `path` (whole under a temporary name, synced, renamed, folder synced):
+/// the header, then the values given by `values` (adoptions then feedback: `header.adoptions +
+/// header.feedback` of them, checked). Errors: `Storage` (no file is left at `path` then,
+/// except one that was there before).
+pub fn write(path: &Path, header: &Header, values: &mut dyn Iterator<Item = Result<sled::IVec>>) -> Result<u64> {
+    let tmp = path.with_extension("snapshot.tmp");
+    let result = (|| {
+        let file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, Crc { inner: file, crc: crc32fast::Hasher::new() });
+        let head = postcard::to_allocvec(header).map_err(|e| Error::storage("encoding the snapshot header", e))?;
+        w.write_all(MAGIC).map_err(|e| io(&tmp, e))?;
+        w.write_all(&(head.len() as u32).to_le_bytes()).map_err(|e| io(&tmp, e))?;
+        w.write_all(&head).map_err(|e| io(&tmp, e))?;
+        let mut n = 0u64;
+        for v in values {
+            let v = v?;
+            w.write_all(&(v.len() as u32).to_le_bytes()).map_err(|e| io(&tmp, e))?;
+            w.write_all(&v).map_err(|e| io(&tmp, e))?;
+            n += 1;
+        }
+        if n != header.adoptions + header.feedback {
+            return Err(Error::storage_state(format!("the snapshot found {n} records, the ledger counts {}", header.adoptions + header.feedback)));
+        }
+        let mut inner = w.into_inner().map_err(|e| io(&tmp, e.into_error()))?;
+        let crc = inner.crc.clone().finalize();
+        inner.inner.write_all(&crc.to_le_bytes()).map_err(|e| io(&tmp, e))?;
+        inner.inner.sync_all().map_err(|e| io(&tmp, e))?;
+        let bytes = inner.inner.metadata().map(|m| m.len()).unwrap_or(0);
+        std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(path, e))?;
+        }
+        Ok(bytes)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Why a snapshot was not used.
+#[derive(Debug)]
+pub enum Miss {
+    /// No file.
+    Absent,
+    /// A whole file, of another store state or format: the reason.
+    Stale(String),
+    /// A file that cannot be read to its end, or whose checksum or content is wrong.
+    Damaged(String),
+}
+
+/// An open snapshot whose header was read and matched: [`Reader::next_value`] gives the values,
+/// [`Reader::finish`] checks the end.
+pub struct Reader {
+    input: Crc<BufReader<std::fs::File>>,
+    /// The header read.
+    pub header: Header,
+    left: u64,
+    buf: Vec<u8>,
+}
+
+fn damaged(e: impl std::fmt::Display) -> Miss {
+    Miss::Damaged(e.to_string())
+}
+
+impl Reader {
+    /// Opens the snapshot at `path` and reads its header; `Err` when it is absent, damaged, or
+    /// not of `expected` (the store's fingerprint now) and `record_format`.
+    pub fn open(path: &Path, expected: &Fingerprint, record_format: u8) -> std::result::Result<Reader, Miss> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Miss::Absent),
+            Err(e) => return Err(damaged(e)),
+        };
+        let mut input = Crc { inner: BufReader::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new() };
+        let mut magic = [0u8; 8];
+        input.read_exact(&mut magic).map_err(damaged)?;
+        if &magic != MAGIC {
+            return Err(Miss::Damaged("not a snapshot file (magic)".into()));
+        }
+        let mut buf = Vec::new();
+        read_item(&mut input, &mut buf)?;
+        let header: Header = postcard::from_bytes(&buf).map_err(|e| damaged(format!("header: {e}")))?;
+        if header.version != VERSION || header.record_format != record_format {
+            return Err(Miss::Stale(format!("snapshot version {} with record format {}", header.version, header.record_format)));
+        }
+        if header.fingerprint != *expected {
+            return Err(Miss::Stale(header.fingerprint.difference(expected)));
+        }
+        let left = header.adoptions + header.feedback;
+        Ok(Reader { input, header, left, buf })
+    }
+
+    /// The next value (adoptions first, then feedback), `None` after the last.
+    pub fn next_value(&mut self) -> std::result::Result<Option<&[u8]>, Miss> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        read_item(&mut self.input, &mut self.buf)?;
+        Ok(Some(&self.buf))
+    }
+
+    /// Checks the end: every record read, the CRC-32, nothing after it.
+    pub fn finish(mut self) -> std::result::Result<(), Miss> {
+        if self.left != 0 {
+            return Err(Miss::Damaged(format!("{} records not read", self.left)));
+        }
+        let computed = self.input.crc.clone().finalize();
+        let mut stored = [0u8; 4];
+        self.input.inner.read_exact(&mut stored).map_err(damaged)?;
+        if u32::from_le_bytes(stored) != computed {
+            return Err(Miss::Damaged("checksum mismatch".into()));
+        }
+        let mut rest = [0u8; 1];
+        match self.input.inner.read(&mut rest) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(Miss::Damaged("bytes after the checksum".into())),
+            Err(e) => Err(damaged(e)),
+        }
+    }
+}
+
+/// Reads a 4-byte length then that many bytes into `buf`.
+fn read_item(input: &mut impl Read, buf: &mut Vec<u8>) -> std::result::Result<(), Miss> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len).map_err(damaged)?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_ITEM_BYTES {
+        return Err(Miss::Damaged(format!("an item of {len} bytes")));
+    }
+    buf.resize(len as usize, 0);
+    input.read_exact(buf).map_err(damaged)
+}
+
+/// A reader or writer that keeps the CRC-32 of the bytes that went through it.
+struct Crc<T> {
+    inner: T,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: Read> Read for Crc<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Crc<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
