@@ -1,17 +1,22 @@
 //! The durable store: sled 0.34 under the data directory. This module is the only user of sled.
 //!
-//! Trees and keys (all ids are u64, big-endian in keys):
+//! Trees and keys (all ids are u64, big-endian in keys). A *record* below is a value of the
+//! store format of [`records`]: a format version byte, then the store's own record struct
+//! encoded with postcard (format 1; a value starting with `{` is the JSON of the stores made
+//! before it, read as such and rewritten by the migration at open, after a backup):
 //! - `meta`: `next_id` (u64 BE, shared by adoptions and feedback), `catalog_version` (text),
-//!   `demo` (JSON: seed and end date of the simulated history, when one was loaded),
-//!   `demo_loading` (present only while a demo load is under way), `idem:{METHOD path}\n{key}`
-//!   (JSON: the record an `Idempotency-Key` created, written in the same transaction);
-//! - `adoptions`: `id` → JSON [`Adoption`];
+//!   `format` (the store format version), `writes` (the write counter the index snapshot's
+//!   fingerprint holds), `demo` (JSON: seed and end date of the simulated history, when one was
+//!   loaded), `demo_loading` (present only while a demo load is under way),
+//!   `idem:{METHOD path}\n{key}` (record: what an `Idempotency-Key` created, written in the
+//!   same transaction);
+//! - `adoptions`: `id` → record of an [`Adoption`];
 //! - `adoptions_by_commune`: INSEE code (5 bytes) ++ `id` → empty;
-//! - `feedback`: adoption `id` ++ feedback `id` → JSON [`Feedback`];
-//! - `tokens`: token `id` → JSON [`Token`] (scope, label, creation and revocation times);
+//! - `feedback`: adoption `id` ++ feedback `id` → record of a [`Feedback`];
+//! - `tokens`: token `id` → record of a [`Token`] (scope, label, creation and revocation times);
 //! - `token_hashes`: SHA-256 of the secret (32 bytes) → token `id`. Secrets are never stored.
 //!   Token ids come from `meta` `next_token_id`;
-//! - `price_estimates`: EPCI SIREN (9 bytes) ++ estimate `id` → JSON [`PriceEstimate`]; every
+//! - `price_estimates`: EPCI SIREN (9 bytes) ++ estimate `id` → record of a [`PriceEstimate`]; every
 //!   estimate is kept (the latest in force wins when read, see [`crate::core::prices`]). Ids
 //!   come from `meta` `next_price_estimate_id`.
 //!
