@@ -81,13 +81,20 @@ impl Siren {
 /// A slug: 1 to 64 characters among `a-z`, `0-9` and `-`, used for category and product ids
 /// (`etat-civil`, `libreoffice`). Shared text (`Arc<str>`, 16 bytes): clones are cheap and the
 /// in-memory history keeps one copy of each distinct slug (see `AdoptionIndex`).
-#[derive(Clone, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Slug(Arc<str>);
 
 impl PartialEq for Slug {
     /// The same text; two handles of one interned copy compare without reading it.
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl std::hash::Hash for Slug {
+    /// The text's hash (equal slugs, same text: same hash).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
 

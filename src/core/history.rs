@@ -502,6 +502,9 @@ impl PriorSums {
     }
 }
 
+/// A product and its generation or release as an adoption records them.
+type RecordedKey = (Slug, Option<GenerationId>);
+
 /// Quality sums of the reports of a category: per (product, generation or release as
 /// recorded), `(Σ q, n)`.
 pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
@@ -536,7 +539,7 @@ pub struct AdoptionIndex {
     by_category_commune: FnvHashMap<Slug, FnvHashMap<InseeCode, SmallVec<[u32; 2]>>>,
     /// Per category, the positions of its adoptions per (product, generation or release as
     /// recorded): which candidates the category can offer at all.
-    category_keys: FnvHashMap<Slug, BTreeMap<(Slug, Option<GenerationId>), Vec<u32>>>,
+    category_keys: FnvHashMap<Slug, BTreeMap<RecordedKey, Vec<u32>>>,
     /// Feedback per adoption, at the adoption's position.
     feedback: Vec<Vec<Feedback>>,
     slugs: HashSet<Slug>,
