@@ -461,22 +461,9 @@ pub fn read(input: impl Read, on_record: &mut dyn FnMut(Record) -> Result<()>) -
 mod tests {
     use super::*;
     use crate::core::auth::TokenScope;
-    use crate::core::domain::{InseeCode, Slug};
-    use crate::core::history::NewAdoption;
+    use crate::core::domain::Slug;
+    use crate::store::tests::{new_adoption, reopen};
     use chrono::NaiveDate;
-
-    fn new_adoption() -> NewAdoption {
-        NewAdoption {
-            commune: InseeCode::parse("29019").unwrap(),
-            category: Slug::parse("elections").unwrap(),
-            product: Slug::parse("openelec").unwrap(),
-            generation: None,
-            since: NaiveDate::from_ymd_opt(2019, 3, 1).unwrap(),
-            until: None,
-            contract_end: None,
-            workstations: Some(3),
-        }
-    }
 
     /// A small store and its backup, uncompressed.
     fn sample() -> (tempfile::TempDir, Vec<u8>, Summary, String) {
@@ -488,18 +475,6 @@ mod tests {
         let mut out = Vec::new();
         let s = write(&store, &mut out, now).unwrap();
         (dir, out, s, secret)
-    }
-
-    /// Reopens a store just dropped in this process (sled may release its lock a moment later).
-    fn reopen(dir: &std::path::Path) -> Store {
-        for _ in 0..200 {
-            match Store::open(dir) {
-                Ok(s) => return s,
-                Err(e) if e.chain().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
-                Err(e) => panic!("{}", e.chain()),
-            }
-        }
-        panic!("the store lock was never released")
     }
 
     fn gunzip(bytes: &[u8]) -> String {

@@ -1447,35 +1447,46 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::core::domain::{InseeCode, Slug};
     use chrono::NaiveDate;
 
-    /// Reopens a store just dropped in this process: sled releases its file lock when its last
-    /// internal handle goes, which may be a moment after the drop.
-    fn reopen(dir: &Path) -> Store {
+    /// `open(dir)` on a store just dropped in this process, tried again while sled's file lock
+    /// is held (sled releases it when its last internal handle goes, which may be a moment after
+    /// the drop): the first answer that is not a lock error.
+    pub(crate) fn open_unlocked<T>(dir: &Path, open: impl Fn(&Path) -> Result<T>) -> Result<T> {
         for _ in 0..200 {
-            match Store::open(dir) {
-                Ok(s) => return s,
-                Err(e) if e.to_string().contains("could not acquire lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
-                Err(e) => panic!("{e}"),
+            match open(dir) {
+                Err(e) if e.chain().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
+                other => return other,
             }
         }
         panic!("the store lock was never released")
     }
 
-    fn new_adoption() -> NewAdoption {
+    /// Reopens a store just dropped in this process ([`open_unlocked`]).
+    pub(crate) fn reopen(dir: &Path) -> Store {
+        open_unlocked(dir, Store::open).unwrap_or_else(|e| panic!("{}", e.chain()))
+    }
+
+    /// An adoption of openElec (élections) since 2019-03-01 by `commune`, 3 workstations.
+    pub(crate) fn new_adoption_in(commune: &str) -> NewAdoption {
         NewAdoption {
-            commune: InseeCode::parse("29019").unwrap(),
+            commune: InseeCode::parse(commune).unwrap(),
             category: Slug::parse("elections").unwrap(),
             product: Slug::parse("openelec").unwrap(),
             generation: None,
             since: NaiveDate::from_ymd_opt(2019, 3, 1).unwrap(),
             until: None,
             contract_end: None,
-            workstations: None,
+            workstations: Some(3),
         }
+    }
+
+    /// [`new_adoption_in`] Brest (29019).
+    pub(crate) fn new_adoption() -> NewAdoption {
+        new_adoption_in("29019")
     }
 
     #[test]
@@ -1630,15 +1641,11 @@ mod tests {
     }
 
     fn reopen_err(dir: &Path) -> String {
-        for _ in 0..200 {
-            match Store::open(dir) {
-                Err(Error::StoreDamaged(m)) => return m,
-                Err(e) if e.to_string().contains("could not acquire lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
-                Err(e) => panic!("{}", e.chain()),
-                Ok(_) => panic!("the store opened"),
-            }
+        match open_unlocked(dir, Store::open) {
+            Err(Error::StoreDamaged(m)) => m,
+            Err(e) => panic!("{}", e.chain()),
+            Ok(_) => panic!("the store opened"),
         }
-        panic!("the store lock was never released")
     }
 
     #[test]

@@ -11,46 +11,20 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use super::*;
-use crate::core::domain::{InseeCode, Slug};
+use crate::core::domain::Slug;
 use crate::core::prices::{EurHt, PriceBasis};
 
-fn reopen(dir: &Path) -> Store {
-    reopen_with(dir).0
-}
+use super::tests::{new_adoption_in as new_adoption, open_unlocked, reopen};
 
-/// Opens a store just dropped in this process (sled releases its lock a moment after the drop).
+/// Opens a store just dropped in this process, migrating it if need be.
 fn reopen_with(dir: &Path) -> (Store, Option<Migration>) {
-    for _ in 0..200 {
-        match Store::open_with_progress(dir, &mut |_, _, _| {}) {
-            Ok(s) => return s,
-            Err(e) if e.chain().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
-            Err(e) => panic!("{}", e.chain()),
-        }
-    }
-    panic!("the store lock was never released")
+    open_unlocked(dir, |d| Store::open_with_progress(d, &mut |_, _, _| {})).unwrap_or_else(|e| panic!("{}", e.chain()))
 }
 
 fn open_err(dir: &Path) -> Error {
-    for _ in 0..200 {
-        match Store::open(dir) {
-            Err(e) if e.chain().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(25)),
-            Err(e) => return e,
-            Ok(_) => panic!("the store opened"),
-        }
-    }
-    panic!("the store lock was never released")
-}
-
-fn new_adoption(commune: &str) -> NewAdoption {
-    NewAdoption {
-        commune: InseeCode::parse(commune).unwrap(),
-        category: Slug::parse("elections").unwrap(),
-        product: Slug::parse("openelec").unwrap(),
-        generation: None,
-        since: NaiveDate::from_ymd_opt(2019, 3, 1).unwrap(),
-        until: None,
-        contract_end: None,
-        workstations: Some(3),
+    match open_unlocked(dir, Store::open) {
+        Err(e) => e,
+        Ok(_) => panic!("the store opened"),
     }
 }
 
