@@ -149,6 +149,9 @@ pub struct Store {
     /// snapshot was written) deletes it and clears this.
     snapshot_armed: Arc<AtomicBool>,
     ledger: Arc<Ledger>,
+    /// The index being read from the snapshot while the records are counted at open
+    /// ([`Store::open`]), taken by the first [`Store::load_index_with_progress`].
+    prefetched: Arc<Mutex<Option<Prefetch>>>,
     db: sled::Db,
     meta: sled::Tree,
     adoptions: sled::Tree,
@@ -184,7 +187,8 @@ fn remove_snapshot(data_dir: &Path) -> Result<()> {
     }
 }
 
-/// Raises the write counter (`meta` `writes`) inside a write's transaction.
+/// Raises the write counter (`meta` `writes`: writes of adoptions and feedback, what the index
+/// snapshot holds) inside a write's transaction.
 fn count_write(meta: &sled::transaction::TransactionalTree) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
     let n = meta.get(WRITES_KEY)?.map_or(0, |v| be(&v));
     meta.insert(WRITES_KEY, &(n + 1).to_be_bytes())?;
@@ -362,6 +366,37 @@ pub struct DemoInfo {
     pub simulated_dates: Vec<crate::core::simulate::SimulatedDate>,
 }
 
+/// An index snapshot read in the background from the start of [`Store::open`], against the
+/// fingerprint the ledger file promised.
+struct Prefetch {
+    /// The fingerprint it was read against.
+    expected: snapshot::Fingerprint,
+    /// The reading.
+    job: std::thread::JoinHandle<SnapshotRead>,
+}
+
+impl Prefetch {
+    /// Its result when it was read against `expected` (the store's fingerprint once counted);
+    /// `None` otherwise, or when the reader panicked (the caller then reads the snapshot itself).
+    fn result_for(self, expected: &snapshot::Fingerprint) -> Option<SnapshotRead> {
+        let same = self.expected == *expected;
+        let read = self.job.join().ok();
+        if !same {
+            tracing::info!(reason = %self.expected.difference(expected), "the snapshot read during the open was of another store state: read again");
+        }
+        read.filter(|_| same)
+    }
+}
+
+/// The index and the number of records read from a snapshot, or why it was not used.
+type SnapshotRead = std::result::Result<(AdoptionIndex, u64), snapshot::Miss>;
+
+/// Reads the index from the snapshot at `path` when it is of `expected` ([`index_from_snapshot`]).
+fn read_snapshot(path: &Path, expected: &snapshot::Fingerprint, progress: &mut dyn FnMut(u64, u64)) -> SnapshotRead {
+    let reader = snapshot::Reader::open(path, expected, records::FORMAT)?;
+    index_from_snapshot(reader, progress).map_err(snapshot::Miss::Damaged)
+}
+
 /// Builds the index from a snapshot whose header matched; `Err` with the reason when the file
 /// turns out damaged (the index built so far is dropped). Returns it with the records read.
 fn index_from_snapshot(mut r: snapshot::Reader, progress: &mut dyn FnMut(u64, u64)) -> std::result::Result<(AdoptionIndex, u64), String> {
@@ -492,6 +527,7 @@ impl Store {
             sync: Arc::new(Syncer::default()),
             snapshot_armed: Arc::new(AtomicBool::new(true)),
             ledger: Arc::new(Ledger::default()),
+            prefetched: Arc::default(),
             meta: db.open_tree("meta").map_err(st)?,
             adoptions: db.open_tree("adoptions").map_err(st)?,
             by_commune: db.open_tree("adoptions_by_commune").map_err(st)?,
@@ -504,6 +540,9 @@ impl Store {
         let format = store.format()?;
         if format > records::FORMAT {
             return Err(records::too_new(&format!("the store in {}", dir.display()), format));
+        }
+        if on_damage == OnDamage::Refuse && format == records::FORMAT {
+            store.prefetch_index(dir)?;
         }
         let started = std::time::Instant::now();
         let report = store.recover(dir, set_aside, on_damage)?;
@@ -708,27 +747,45 @@ impl Store {
 
     /// One pass over the keys of every tree, counting records against `l`'s high-water ids.
     fn census(&self, l: &LedgerState) -> Result<Census> {
-        let mut c = Census::new(l);
-        for (kind, tree) in [
-            (Kind::Adoptions, &self.adoptions),
-            (Kind::ByCommune, &self.by_commune),
-            (Kind::Feedback, &self.feedback),
-            (Kind::Tokens, &self.tokens),
-            (Kind::PriceEstimates, &self.price_estimates),
-        ] {
+        // Two passes in parallel (the largest tree, feedback, alone; the others together): the
+        // census is a sum, merged in any order (`Census::merge`), and half the cold start.
+        let keyed = |c: &mut Census, kind: Kind, tree: &sled::Tree| -> Result<()> {
             for k in tree.iter().keys() {
                 let k = k.map_err(st)?;
                 c.add(l, kind, &k, be(&k[k.len().saturating_sub(8)..]));
             }
-        }
-        for kv in self.token_hashes.iter() {
-            let (k, v) = kv.map_err(st)?;
-            c.add(l, Kind::TokenHashes, &k, be(&v));
-        }
-        for kv in self.meta.scan_prefix(IDEM_PREFIX) {
-            let (k, v) = kv.map_err(st)?;
-            c.add(l, Kind::IdempotencyKeys, &k, records::decode::<IdemRecord>(&v).map_or(0, |r| r.id));
-        }
+            Ok(())
+        };
+        let (feedback, rest) = std::thread::scope(|s| {
+            let feedback = s.spawn(|| {
+                let started = std::time::Instant::now();
+                let mut c = Census::new(l);
+                let r = keyed(&mut c, Kind::Feedback, &self.feedback).map(|()| c);
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "feedback records counted");
+                r
+            });
+            let started = std::time::Instant::now();
+            let rest = (|| {
+                let mut c = Census::new(l);
+                for (kind, tree) in [(Kind::Adoptions, &self.adoptions), (Kind::ByCommune, &self.by_commune), (Kind::Tokens, &self.tokens), (Kind::PriceEstimates, &self.price_estimates)] {
+                    keyed(&mut c, kind, tree)?;
+                }
+                for kv in self.token_hashes.iter() {
+                    let (k, v) = kv.map_err(st)?;
+                    c.add(l, Kind::TokenHashes, &k, be(&v));
+                }
+                for kv in self.meta.scan_prefix(IDEM_PREFIX) {
+                    let (k, v) = kv.map_err(st)?;
+                    c.add(l, Kind::IdempotencyKeys, &k, records::decode::<IdemRecord>(&v).map_or(0, |r| r.id));
+                }
+                Ok::<_, Error>(c)
+            })();
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "other records counted");
+            (feedback.join(), rest)
+        });
+        let feedback = feedback.map_err(|_| Error::storage_state("the census of the feedback records failed (a thread panicked)"))??;
+        let mut c = rest?;
+        c.merge(feedback);
         Ok(c)
     }
 
@@ -843,14 +900,22 @@ impl Store {
         let started = std::time::Instant::now();
         let data_dir = self.data_dir()?;
         let path = snapshot::path(&data_dir);
-        match snapshot::Reader::open(&path, &self.fingerprint()?, records::FORMAT) {
-            Ok(reader) => match index_from_snapshot(reader, progress) {
-                Ok((h, n)) => {
-                    tracing::info!(path = %path.display(), records = n, ms = started.elapsed().as_millis() as u64, "index read from the snapshot");
-                    return Ok(h);
+        let expected = self.fingerprint()?;
+        let prefetched = self.prefetched.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let read = match prefetched.and_then(|p| p.result_for(&expected)) {
+            Some(read) => {
+                if let Ok((_, n)) = &read {
+                    progress(*n, *n);
                 }
-                Err(why) => tracing::warn!(path = %path.display(), reason = %why, "snapshot damaged: ignored, index rebuilt from the records"),
-            },
+                read
+            }
+            None => read_snapshot(&path, &expected, progress),
+        };
+        match read {
+            Ok((h, n)) => {
+                tracing::info!(path = %path.display(), records = n, ms = started.elapsed().as_millis() as u64, "index read from the snapshot");
+                return Ok(h);
+            }
             Err(snapshot::Miss::Absent) => tracing::info!(path = %path.display(), "snapshot absent: index rebuilt from the records"),
             Err(snapshot::Miss::Stale(why)) => tracing::info!(path = %path.display(), reason = %why, "snapshot stale: index rebuilt from the records"),
             Err(snapshot::Miss::Damaged(why)) => {
@@ -860,6 +925,31 @@ impl Store {
         let h = self.index_from_records(progress)?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, "index rebuilt from the records");
         Ok(h)
+    }
+
+    /// Starts reading the index snapshot in the background, expecting the fingerprint of the
+    /// ledger file as it is on disk (the store's own, once its records are counted, when
+    /// nothing was lost): the two take about as long, and run on two cores. A snapshot of
+    /// another fingerprint is not read past its header.
+    fn prefetch_index(&self, data_dir: &Path) -> Result<()> {
+        let Found::Slot { state, .. } = ledger::read(&ledger::path(data_dir))? else { return Ok(()) };
+        let writes = self.meta.get(WRITES_KEY).map_err(st)?.map_or(0, |v| be(&v));
+        let expected = snapshot::Fingerprint::new(&state, writes);
+        let path = snapshot::path(data_dir);
+        let job = {
+            let expected = expected.clone();
+            std::thread::Builder::new()
+                .name("snapshot-read".into())
+                .spawn(move || {
+                    let started = std::time::Instant::now();
+                    let read = read_snapshot(&path, &expected, &mut |_, _| {});
+                    tracing::debug!(ms = started.elapsed().as_millis() as u64, ok = read.is_ok(), "snapshot read during the open");
+                    read
+                })
+                .map_err(|e| Error::storage("starting the snapshot reader", e))?
+        };
+        *self.prefetched.lock().unwrap_or_else(|e| e.into_inner()) = Some(Prefetch { expected, job });
+        Ok(())
     }
 
     /// The data folder (the sled folder's parent).
@@ -1145,13 +1235,12 @@ impl Store {
         getrandom::fill(&mut bytes).map_err(|e| Error::Internal { context: format!("random source: {e}"), source: None })?;
         let secret = TokenHash::secret_from_bytes(&bytes);
         let hash = TokenHash::of_secret(&secret)?;
-        self.before_write()?;
+        // Tokens are not in the index snapshot: it stays fresh (neither deleted nor counted).
         let mut ledger = self.tally();
         let token = (&self.meta, &self.tokens, &self.token_hashes)
             .transaction(|(meta, tokens, hashes)| {
                 let id = meta.get(b"next_token_id")?.map_or(1, |v| be(&v));
                 meta.insert(b"next_token_id", &(id + 1).to_be_bytes())?;
-                count_write(meta)?;
                 let t = Token { id, scope, label: label.to_string(), created: now, revoked: None };
                 tokens.insert(&id.to_be_bytes(), records::encode(&t).map_err(abort)?)?;
                 hashes.insert(&hash.0, &id.to_be_bytes())?;
@@ -1189,15 +1278,15 @@ impl Store {
     /// Revokes a token, durably; revoking twice keeps the first time. Errors: `NotFound` for an
     /// unknown id.
     pub fn revoke_token(&self, id: u64, now: chrono::DateTime<chrono::Utc>) -> Result<Token> {
-        self.before_write()?;
-        let t = (&self.meta, &self.tokens)
-            .transaction(|(meta, tokens)| {
+        // Not in the index snapshot, which stays fresh.
+        let t = self
+            .tokens
+            .transaction(|tokens| {
                 let Some(v) = tokens.get(id.to_be_bytes())? else { return Err(abort(Error::NotFound(format!("no token {id}")))) };
                 let mut t: Token = records::decode(&v).map_err(abort)?;
                 if t.revoked.is_none() {
                     t.revoked = Some(now);
                     tokens.insert(&id.to_be_bytes(), records::encode(&t).map_err(abort)?)?;
-                    count_write(meta)?;
                 }
                 Ok(t)
             })
@@ -1209,13 +1298,12 @@ impl Store {
     /// Records an EPCI's price estimate under a fresh id, durably (flushed and synced before it
     /// returns). The caller has validated it.
     pub fn insert_price_estimate(&self, new: NewPriceEstimate, by: EstimateAuthor, now: chrono::DateTime<chrono::Utc>) -> Result<PriceEstimate> {
-        self.before_write()?;
+        // Not in the index snapshot, which stays fresh.
         let mut ledger = self.tally();
         let e = (&self.meta, &self.price_estimates)
             .transaction(|(meta, estimates)| {
                 let id = meta.get(b"next_price_estimate_id")?.map_or(1, |v| be(&v));
                 meta.insert(b"next_price_estimate_id", &(id + 1).to_be_bytes())?;
-                count_write(meta)?;
                 let e = new.clone().with_id(id, by.clone(), now);
                 let mut key = e.epci.as_str().as_bytes().to_vec();
                 key.extend_from_slice(&id.to_be_bytes());

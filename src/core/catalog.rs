@@ -5,7 +5,6 @@
 //! `procurement.toml`) and endoflife.date (imported into `generations.toml`). A fact the
 //! sources do not give is `None`, never guessed.
 
-use std::collections::HashMap;
 use std::hash::Hasher;
 
 use chrono::{Months, NaiveDate};
@@ -298,7 +297,7 @@ pub struct Catalog {
     pub thresholds: Vec<Threshold>,
     /// Content hash of the five files (16 hex digits, FNV-1a 64): changes when any file does.
     pub version: String,
-    product_idx: HashMap<Slug, usize>,
+    product_idx: fnv::FnvHashMap<Slug, usize>,
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(name: &str, text: &str) -> Result<T> {
@@ -314,7 +313,7 @@ impl Catalog {
         let imported = parse::<GenerationsFile>("generations.toml", t.generations)?.generation;
         let regulations = parse::<RegulationsFile>("regulations.toml", t.regulations)?.regulation;
         let thresholds = parse::<ProcurementFile>("procurement.toml", t.procurement)?.threshold;
-        let mut product_idx = HashMap::new();
+        let mut product_idx = fnv::FnvHashMap::default();
         for (i, p) in products.iter().enumerate() {
             if product_idx.insert(p.id.clone(), i).is_some() {
                 return Err(Error::Data(format!("catalog: product {} listed twice", p.id)));

@@ -542,6 +542,12 @@ pub struct AdoptionIndex {
     category_keys: FnvHashMap<Slug, BTreeMap<RecordedKey, Vec<u32>>>,
     /// Feedback per adoption, at the adoption's position.
     feedback: Vec<Vec<Feedback>>,
+    /// Per adoption, at its position: for an ended one, the earliest start of an adoption of
+    /// the same product in the same commune and category that continues it (started on or
+    /// after it, in service after its end); `None` when none does or it has no end. Kept by
+    /// [`AdoptionIndex::add_adoption`] for the commune's adoptions in the category, so that
+    /// [`AdoptionIndex::abandoned_by`] reads one date instead of the commune's adoptions.
+    continued_from: Vec<Option<NaiveDate>>,
     slugs: HashSet<Slug>,
     generations: HashSet<GenerationId>,
     n_feedback: usize,
@@ -602,7 +608,12 @@ impl AdoptionIndex {
                 to.entry(a.category.clone()).or_default().push(i);
             }
             self.note_until(&a);
+            let (commune, category) = (a.commune, a.category.clone());
             self.adoptions[i as usize] = a;
+            self.note_continuations(&commune, &category);
+            if old_commune != commune || old_category != category {
+                self.note_continuations(&old_commune, &old_category);
+            }
             return;
         }
         let i = u32::try_from(self.adoptions.len()).expect("fewer than 2^32 adoptions");
@@ -614,8 +625,28 @@ impl AdoptionIndex {
         self.note_until(&a);
         self.note_key(&a, i);
         self.category_communes.entry(a.category.clone()).or_default().insert(a.commune);
+        let (commune, category) = (a.commune, a.category.clone());
         self.adoptions.push(a);
         self.feedback.push(Vec::new());
+        self.continued_from.push(None);
+        self.note_continuations(&commune, &category);
+    }
+
+    /// Recomputes `continued_from` for the adoptions of `commune` in `category` (a handful:
+    /// quadratic in their number).
+    fn note_continuations(&mut self, commune: &InseeCode, category: &Slug) {
+        let Some(positions) = self.by_category_commune.get(category).and_then(|m| m.get(commune)) else { return };
+        for &i in positions {
+            let a = &self.adoptions[i as usize];
+            self.continued_from[i as usize] = a.until.and_then(|u| {
+                positions
+                    .iter()
+                    .map(|&j| &self.adoptions[j as usize])
+                    .filter(|b| b.id != a.id && b.product == a.product && b.since >= a.since && b.until.is_none_or(|v| v > u))
+                    .map(|b| b.since)
+                    .min()
+            });
+        }
     }
 
     fn note_key(&mut self, a: &Adoption, i: u32) {
@@ -664,6 +695,7 @@ impl AdoptionIndex {
         self.adoptions.shrink_to_fit();
         self.feedback.iter_mut().for_each(Vec::shrink_to_fit);
         self.feedback.shrink_to_fit();
+        self.continued_from.shrink_to_fit();
         self.by_commune.values_mut().for_each(Vec::shrink_to_fit);
         self.open.values_mut().for_each(Vec::shrink_to_fit);
         self.closed.values_mut().for_each(Vec::shrink_to_fit);
@@ -805,10 +837,15 @@ impl AdoptionIndex {
         // Continued: another adoption of the same product in the category, started since this
         // one (by `date`) and still in service after this one's end. An upgrade that starts
         // before the previous generation ends (2022 from 2024-01-15, 2016 until 2024-03-01)
-        // continues the product.
-        !self
-            .of_commune_in(&a.commune, &a.category)
-            .any(|b| b.id != a.id && b.product == a.product && b.since >= a.since && b.since <= date && b.until.is_none_or(|v| v > u))
+        // continues the product. Read from `continued_from` (the earliest such start) for an
+        // adoption of this index, from the commune's adoptions for any other.
+        let continued = match self.position_of(a) {
+            Some(i) => self.continued_from[i].is_some_and(|c| c <= date),
+            None => self
+                .of_commune_in(&a.commune, &a.category)
+                .any(|b| b.id != a.id && b.product == a.product && b.since >= a.since && b.since <= date && b.until.is_none_or(|v| v > u)),
+        };
+        !continued
     }
 
     /// A commune's adoptions in a category that are in service on `date`.
@@ -824,10 +861,19 @@ impl AdoptionIndex {
     /// [`AdoptionIndex::feedback`] of an adoption read from this index (found by its place in
     /// memory, without the lookup by id: the hot path's way); by id for any other.
     pub fn feedback_of(&self, a: &Adoption) -> &[Feedback] {
+        match self.position_of(a) {
+            Some(i) => self.feedback[i].as_slice(),
+            None => self.feedback(a.id),
+        }
+    }
+
+    /// The position of an adoption read from this index (its place in memory, checked by id),
+    /// `None` for any other.
+    fn position_of(&self, a: &Adoption) -> Option<usize> {
         let (base, at, size) = (self.adoptions.as_ptr() as usize, std::ptr::from_ref(a) as usize, std::mem::size_of::<Adoption>());
         match at.checked_sub(base).map(|off| (off / size, off % size)) {
-            Some((i, 0)) if i < self.adoptions.len() && self.adoptions[i].id == a.id => self.feedback[i].as_slice(),
-            _ => self.feedback(a.id),
+            Some((i, 0)) if i < self.adoptions.len() && self.adoptions[i].id == a.id => Some(i),
+            _ => None,
         }
     }
 
@@ -894,6 +940,53 @@ mod tests {
             comment: None,
             simulated: true,
         }
+    }
+
+    #[test]
+    fn abandonment_is_read_from_the_kept_continuation_and_follows_replacements() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // A copy of each adoption (not read from the index) takes the commune-by-commune way.
+        let both = |h: &AdoptionIndex, id: u64, date: &str| {
+            let a = h.adoption(id).unwrap();
+            let (kept, scanned) = (h.abandoned_by(a, d(date)), h.abandoned_by(&a.clone(), d(date)));
+            assert_eq!(kept, scanned, "adoption {id} on {date}");
+            kept
+        };
+        let mut h = AdoptionIndex::default();
+        // 1: product a, 2020 to 2024-03-01; 2: a again from 2024-01-15 (overlapping upgrade);
+        // 3: product b from 2019, ended 2022-06-01, never continued; 4: b from 2023 (a return,
+        // started after 3), in another commune: not a continuation of 3.
+        let mut a1 = adoption(1, "29019", "copieur-a");
+        a1.until = Some(d("2024-03-01"));
+        h.add_adoption(a1);
+        let mut b3 = adoption(3, "29019", "copieur-b");
+        b3.since = d("2019-01-01");
+        b3.until = Some(d("2022-06-01"));
+        h.add_adoption(b3);
+        let mut b4 = adoption(4, "29232", "copieur-b");
+        b4.since = d("2023-01-01");
+        h.add_adoption(b4.clone());
+        assert!(both(&h, 1, "2024-06-01"), "ended, nothing continues it yet");
+        assert!(!both(&h, 1, "2024-02-01"), "not ended on that date");
+        let mut a2 = adoption(2, "29019", "copieur-a");
+        a2.since = d("2024-01-15");
+        h.add_adoption(a2.clone());
+        assert!(!both(&h, 1, "2024-06-01"), "continued by 2 (started 2024-01-15)");
+        assert!(both(&h, 3, "2026-01-01"));
+        // Moving 4 into 3's commune continues 3 from 2023-01-01 (after 3's end); moving it back
+        // ends that.
+        b4.commune = InseeCode::parse("29019").unwrap();
+        h.add_adoption(b4.clone());
+        assert!(!both(&h, 3, "2026-01-01"));
+        assert!(both(&h, 3, "2022-12-31"), "the continuation had not started on that date");
+        b4.commune = InseeCode::parse("29232").unwrap();
+        h.add_adoption(b4);
+        assert!(both(&h, 3, "2026-01-01"));
+        // Ending 2 before 1's end: it no longer continues 1.
+        a2.until = Some(d("2024-02-01"));
+        h.add_adoption(a2);
+        assert!(both(&h, 1, "2024-06-01"));
+        assert!(both(&h, 2, "2024-06-01"));
     }
 
     #[test]

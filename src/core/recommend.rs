@@ -44,10 +44,10 @@
 //! move to a newer generation or switch product.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate};
-use fnv::FnvHashMap;
+use fnv::{FnvHashMap, FnvHashSet};
 use serde::Serialize;
 
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
@@ -639,7 +639,7 @@ fn key_ref_of<'a>(catalog: &'a Catalog, product: &'a Slug, generation: Option<&'
 }
 
 /// Whether `key` is one of `skip` (a handful: what the asking commune runs).
-fn skips(skip: &HashSet<Key>, key: KeyRef) -> bool {
+fn skips(skip: &FnvHashSet<Key>, key: KeyRef) -> bool {
     skip.iter().any(|(p, g)| p == key.0 && g.as_ref() == key.1)
 }
 
@@ -839,7 +839,7 @@ fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a 
 fn drop_unproposable<V>(
     ctx: &Ctx,
     groups: &mut BTreeMap<KeyRef, V>,
-    skip: &HashSet<Key>,
+    skip: &FnvHashSet<Key>,
     category: &Slug,
     population: Option<u32>,
     params: &Params,
@@ -992,7 +992,7 @@ fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)]) -> Vec<EvidenceDr
 /// with reports that could be proposed to the commune (not what it runs, not left out by
 /// [`exclusion`]); the category mean when there is none. A nearby generation rated more than
 /// `rating_sd` below it is [`Status::RatedPoorly`], not proven.
-fn best_known(ctx: &Ctx, prior: &Prior, category: &Slug, population: Option<u32>, skip: &HashSet<Key>, params: &Params) -> f64 {
+fn best_known(ctx: &Ctx, prior: &Prior, category: &Slug, population: Option<u32>, skip: &FnvHashSet<Key>, params: &Params) -> f64 {
     prior
         .generation
         .keys()
@@ -1111,7 +1111,7 @@ struct Scoring<'c, 'a> {
     ctx: &'c Ctx<'a>,
     category: &'c Slug,
     population: Option<u32>,
-    skip: &'c HashSet<Key>,
+    skip: &'c FnvHashSet<Key>,
     params: &'c Params,
     prior: Prior,
     /// The best territory mean among the generations that could be proposed ([`best_known`]).
@@ -1358,7 +1358,7 @@ pub fn score_candidates(
     reach: &[Reach],
     population: Option<u32>,
     category: &Slug,
-    skip: &HashSet<Key>,
+    skip: &FnvHashSet<Key>,
     params: &Params,
 ) -> (Vec<Recommendation>, Vec<Excluded>) {
     let (items, _, excluded) = score_ranked(ctx, reach, reach.len(), population, category, skip, params, |_| 0..usize::MAX);
@@ -1374,7 +1374,7 @@ pub(crate) fn score_and_choose(
     reach: &[Reach],
     population: Option<u32>,
     category: &Slug,
-    skip: &HashSet<Key>,
+    skip: &FnvHashSet<Key>,
     params: &Params,
     choose: impl FnOnce(&[Pick]) -> Option<usize>,
 ) -> (Option<Recommendation>, Vec<Pick>) {
@@ -1397,7 +1397,7 @@ fn score_ranked(
     considered: usize,
     population: Option<u32>,
     category: &Slug,
-    skip: &HashSet<Key>,
+    skip: &FnvHashSet<Key>,
     params: &Params,
     finish: impl FnOnce(&[Pick]) -> std::ops::Range<usize>,
 ) -> (Vec<Recommendation>, Vec<Pick>, Vec<Excluded>) {
@@ -1502,7 +1502,7 @@ fn reach_at(ctx: &Ctx, idx: CommuneIdx, category: &Slug, step: Step, p: &Params)
 /// step finds nothing and the answer is the territory's: `Some` of what it excludes (in key
 /// order, as the territory step gives it), read from the category's keys in O(keys) instead of
 /// every adoption of the territory. `None` when some generation could be proposed.
-fn nothing_to_offer(ctx: &Ctx, category: &Slug, skip: &HashSet<Key>, population: Option<u32>, params: &Params) -> Option<Vec<Excluded>> {
+fn nothing_to_offer(ctx: &Ctx, category: &Slug, skip: &FnvHashSet<Key>, population: Option<u32>, params: &Params) -> Option<Vec<Excluded>> {
     let mut keys: BTreeMap<KeyRef, ()> = BTreeMap::new();
     for (product, generation, in_service) in ctx.index.keys_in_category(category, ctx.today) {
         if in_service {
@@ -1680,7 +1680,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     ctx.catalog.category(category)?;
     let c = ctx.territory.commune(idx);
     let running: Vec<&Adoption> = ctx.index.active(commune, category, ctx.today).collect();
-    let skip: HashSet<Key> = running.iter().map(|a| key_of(ctx.catalog, a)).collect();
+    let skip: FnvHashSet<Key> = running.iter().map(|a| key_of(ctx.catalog, a)).collect();
     let isolated = !ctx.territory.has_border_neighbour(idx);
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
     let nothing = nothing_to_offer(ctx, category, &skip, Some(c.population), params);

@@ -281,6 +281,8 @@ fn a_damaged_or_truncated_snapshot_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let s = store_with_snapshot(dir.path());
     change_behind_the_back(&s);
+    // The snapshot read during the open (before the file is damaged below) is taken first.
+    assert_eq!(workstations(&s.load_index().unwrap()), Some(3), "read during the open");
     let path = snapshot::path(dir.path());
     let good = std::fs::read(&path).unwrap();
     let mut flipped = good.clone();
@@ -296,4 +298,61 @@ fn a_damaged_or_truncated_snapshot_is_ignored() {
     }
     std::fs::write(&path, &good).unwrap();
     assert_eq!(workstations(&s.load_index().unwrap()), Some(3), "the good file is read again");
+}
+
+#[test]
+fn a_snapshot_read_during_the_open_is_dropped_when_the_count_finds_more_than_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with_snapshot(dir.path());
+    assert_eq!(s.load_index().unwrap().feedback_count(), 6);
+    let (ledger_file, snapshot_file) = (ledger::path(dir.path()), snapshot::path(dir.path()));
+    let (ledger_before, snapshot_before) = (std::fs::read(&ledger_file).unwrap(), std::fs::read(&snapshot_file).unwrap());
+    let writes = s.meta.get(WRITES_KEY).unwrap().unwrap();
+    // A feedback record synced, then a crash before the ledger was written: the ledger file and
+    // the write counter still say what the snapshot was taken from.
+    s.insert_feedback(2, feedback(Some("after the ledger"))).unwrap();
+    s.meta.insert(WRITES_KEY, writes).unwrap();
+    s.flush().unwrap();
+    drop(s);
+    std::fs::write(&ledger_file, &ledger_before).unwrap();
+    std::fs::write(&snapshot_file, &snapshot_before).unwrap();
+    let s = reopen(dir.path());
+    // The open counted one feedback record more than the ledger promised: the snapshot read
+    // meanwhile (it matched the ledger file) is not used; the index is rebuilt with the record.
+    let h = s.load_index().unwrap();
+    assert_eq!((h.adoptions().len(), h.feedback_count()), (5, 7));
+    assert_eq!(h.feedback(2).iter().filter(|f| f.comment.as_deref() == Some("after the ledger")).count(), 1);
+}
+
+#[test]
+fn tokens_and_price_estimates_leave_the_snapshot_fresh() {
+    use crate::core::auth::TokenScope;
+    use crate::core::domain::Siren;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with_snapshot(dir.path());
+    let path = snapshot::path(dir.path());
+    let now = chrono::DateTime::parse_from_rfc3339("2026-10-08T09:00:00Z").unwrap().to_utc();
+    let (t, _) = s.create_token(TokenScope::Admin, "exploitant", now).unwrap();
+    s.revoke_token(t.id, now).unwrap();
+    let rm = Siren::parse("243500139").unwrap();
+    let estimate = NewPriceEstimate {
+        epci: rm,
+        product: Slug::parse("openelec").unwrap(),
+        generation: None,
+        basis: PriceBasis::PerCommune,
+        amount_eur_ht: EurHt::from_whole_euros(1_000),
+        made_on: NaiveDate::from_ymd_opt(2026, 10, 8).unwrap(),
+        note: None,
+    };
+    s.insert_price_estimate(estimate, EstimateAuthor { token_id: t.id, scope: TokenScope::Epci(rm), name: "Rennes Métropole".into() }, now).unwrap();
+    assert!(path.exists(), "neither is in the snapshot: it is kept");
+    drop(s);
+    let s = reopen(dir.path());
+    change_behind_the_back(&s);
+    assert_eq!(workstations(&s.load_index().unwrap()), Some(3), "still fresh: read from the snapshot");
+    // `fill` made two tokens and one estimate for Rennes Métropole.
+    assert_eq!((s.tokens().unwrap().len(), s.price_estimates(&rm).unwrap().len()), (3, 2));
+    // An adoption's write, by contrast, deletes it.
+    s.insert_feedback(2, feedback(None)).unwrap();
+    assert!(!path.exists());
 }

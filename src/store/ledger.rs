@@ -356,6 +356,24 @@ impl Census {
         }
     }
 
+    /// Adds what `other` counted (a census of other keys against the same ledger): counts and
+    /// digests add up (wrapping), the highest ids seen are kept, the present ids joined. The
+    /// result does not depend on the order of the merges, so trees can be counted in parallel.
+    pub fn merge(&mut self, other: Census) {
+        for k in 0..KINDS.len() {
+            for (mine, theirs) in [(&mut self.below[k], other.below[k]), (&mut self.above[k], other.above[k])] {
+                mine.count += theirs.count;
+                mine.digest = mine.digest.wrapping_add(theirs.digest);
+            }
+        }
+        for (mine, theirs) in self.next_seen.iter_mut().zip(other.next_seen) {
+            *mine = (*mine).max(theirs);
+        }
+        for (mine, theirs) in self.present.iter_mut().zip(other.present) {
+            *mine |= theirs;
+        }
+    }
+
     /// Highest id seen + 1 in a space (1 when none).
     pub fn next_seen(&self, space: IdSpace) -> u64 {
         self.next_seen[space_index(space)]
@@ -612,6 +630,24 @@ mod tests {
         }
         assert_eq!(c.count, a.count);
         assert_ne!(c.digest, a.digest);
+    }
+
+    #[test]
+    fn censuses_of_parts_merged_equal_the_census_of_the_whole() {
+        let l = LedgerState { next_id: 41, next_token_id: 3, ..LedgerState::default() };
+        let records: Vec<(Kind, u64)> = (1..=45).map(|id| (if id % 3 == 0 { Kind::Feedback } else { Kind::Adoptions }, id)).chain([(Kind::Tokens, 1), (Kind::Tokens, 4)]).collect();
+        let mut whole = Census::new(&l);
+        let (mut feedback, mut rest) = (Census::new(&l), Census::new(&l));
+        for &(kind, id) in &records {
+            whole.add(&l, kind, &id.to_be_bytes(), id);
+            let part = if kind == Kind::Feedback { &mut feedback } else { &mut rest };
+            part.add(&l, kind, &id.to_be_bytes(), id);
+        }
+        rest.merge(feedback);
+        assert_eq!((rest.below, rest.above, rest.next_seen), (whole.below, whole.above, whole.next_seen));
+        assert_eq!(rest.present, whole.present);
+        assert_eq!((rest.below[Kind::Feedback.index()].count, rest.above[Kind::Adoptions.index()].count, rest.next_seen), (13, 3, [46, 5, 1]));
+        assert!(rest.absent_ids(41).is_empty());
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! ([`crate::store::Store::load_index_with_progress`]).
 //!
 //! **Never trusted blindly.** The header holds the [`Fingerprint`] of the store it was taken
-//! from: the ledger's high-water ids, per-kind counts and key digests (already checked against
-//! the records by the census at open), and the store's write counter (`meta` `writes`, raised
-//! in the transaction of every write, in-place updates included). It is read only when that
+//! from: the ledger's high-water record id, the counts and key digests of adoptions and
+//! feedback (already checked against the records by the census at open), and the store's
+//! write counter (`meta` `writes`, raised in the transaction of every write of an adoption or
+//! a feedback record, in-place updates included; tokens and price estimates, which the snapshot
+//! does not hold, leave it fresh). It is read only when that
 //! fingerprint equals the store's at start; the file ends with a CRC-32 of every byte before
 //! it, and a file that is short, damaged, or does not decode is ignored with a warning (the
 //! index is then rebuilt from the records). The store deletes the file before its first write
@@ -28,11 +30,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::ledger::{KINDS, LedgerState};
+use super::ledger::{Kind, LedgerState};
 use crate::error::{Error, Result};
 
 /// Version of the snapshot file layout.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 const MAGIC: &[u8; 8] = b"VSNINDEX";
 
@@ -45,28 +47,34 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("index.snapshot")
 }
 
-/// What a snapshot was taken from: the ledger state and the write counter.
+/// What a snapshot was taken from: the part of the ledger state that covers what it holds
+/// (adoptions and feedback) and the write counter. Tokens, price estimates and idempotency
+/// keys are not in the snapshot: writing them leaves it fresh.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
-    /// `next_id`, `next_token_id`, `next_price_estimate_id`.
-    pub high_water: [u64; 3],
-    /// Per ledger kind, in its order: count and key digest.
-    pub tallies: [(u64, u64); KINDS.len()],
-    /// The store's write counter (`meta` `writes`).
+    /// `next_id`: every adoption and feedback id below it was given out.
+    pub next_id: u64,
+    /// Count and key digest of the adoptions, their by-commune entries and the feedback, in
+    /// that order.
+    pub tallies: [(u64, u64); 3],
+    /// The store's write counter (`meta` `writes`: writes of adoptions and feedback).
     pub writes: u64,
 }
+
+/// The ledger kinds a snapshot holds, in the order of [`Fingerprint::tallies`].
+const HELD: [Kind; 3] = [Kind::Adoptions, Kind::ByCommune, Kind::Feedback];
 
 impl Fingerprint {
     /// The fingerprint of a store whose ledger state is `l` and write counter `writes`.
     pub fn new(l: &LedgerState, writes: u64) -> Fingerprint {
-        Fingerprint { high_water: [l.next_id, l.next_token_id, l.next_price_estimate_id], tallies: l.tallies.map(|t| (t.count, t.digest)), writes }
+        Fingerprint { next_id: l.next_id, tallies: HELD.map(|k| l.tally(k)).map(|t| (t.count, t.digest)), writes }
     }
 
     /// What differs from `other`, in words (for the log).
     pub fn difference(&self, other: &Fingerprint) -> String {
         if self.writes != other.writes {
             format!("{} writes since the snapshot's {}", other.writes, self.writes)
-        } else if self.high_water != other.high_water {
+        } else if self.next_id != other.next_id {
             "the high-water ids differ".into()
         } else {
             "the records counted differ".into()
@@ -175,6 +183,12 @@ impl Reader {
         }
         let mut buf = Vec::new();
         read_item(&mut input, &mut buf)?;
+        // The version first: an older header may not decode as this one.
+        match postcard::take_from_bytes::<u32>(&buf) {
+            Ok((version, _)) if version != VERSION => return Err(Miss::Stale(format!("snapshot version {version}"))),
+            Ok(_) => {}
+            Err(e) => return Err(damaged(format!("header: {e}"))),
+        }
         let header: Header = postcard::from_bytes(&buf).map_err(|e| damaged(format!("header: {e}")))?;
         if header.version != VERSION || header.record_format != record_format {
             return Err(Miss::Stale(format!("snapshot version {} with record format {}", header.version, header.record_format)));
