@@ -51,6 +51,8 @@ fn benches(c: &mut Criterion) {
     demo.feedback.into_iter().for_each(|f| {
         history.add_feedback(f);
     });
+    // As the service does: the feedback sums kept for the date and the default parameters.
+    history.keep_feedback_sums(Params::default().sums_basis(today));
     let mut g = c.benchmark_group("brittany");
     // Quimper's postes de travail: the worst case (nothing to propose, widened to the territory).
     let cases = [
@@ -148,9 +150,10 @@ fn national(c: &mut Criterion) {
     };
     let territory = seeds::territory_from_dir(std::path::Path::new(&seeds_dir)).unwrap();
     let catalog = seeds::catalog().unwrap();
-    let history = voisinage::store::Store::open(std::path::Path::new(&store_dir)).unwrap().load_index().unwrap();
-    println!("national: {} communes, {} adoptions, {} feedback records", territory.communes().len(), history.adoptions().len(), history.feedback_count());
+    let mut history = voisinage::store::Store::open(std::path::Path::new(&store_dir)).unwrap().load_index().unwrap();
     let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    history.keep_feedback_sums(Params::default().sums_basis(today));
+    println!("national: {} communes, {} adoptions, {} feedback records", territory.communes().len(), history.adoptions().len(), history.feedback_count());
     let mut g = c.benchmark_group("national");
     // Paris, Lyon, a rural commune of the Creuse (Aubusson), Rennes.
     let cases = [

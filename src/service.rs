@@ -306,8 +306,10 @@ impl Service {
             load_demo(&data, &store, demo)?;
         }
         let mut progress = Progress::new("index", 0);
-        let index = store.load_index_with_progress(&mut |done, total| progress.update(done, total))?;
+        let mut index = store.load_index_with_progress(&mut |done, total| progress.update(done, total))?;
         progress.finish();
+        let today = config.today.unwrap_or_else(paris_today);
+        index.keep_feedback_sums(Params::default().sums_basis(today));
         let demo = store.demo_info()?;
         Ok(Service {
             territory: data.territory,
@@ -344,7 +346,7 @@ impl Service {
     /// The reference date of every answer: the configured one, or today in metropolitan France
     /// (Europe/Paris: a mairie entering a date just after midnight gets its own day).
     pub fn today(&self) -> NaiveDate {
-        self.today.unwrap_or_else(|| chrono::Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive())
+        self.today.unwrap_or_else(paris_today)
     }
 
     /// The index, read-locked (readers share it; a write waits for them).
@@ -352,17 +354,37 @@ impl Service {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The index, read-locked, for questions asked at `date`: at the reference date, its
+    /// feedback sums are first made to be kept for that date and the default parameters
+    /// ([`AdoptionIndex::keep_feedback_sums`]: once a day, under the write lock, O(feedback
+    /// records); every write keeps them after that). At another date, or with other
+    /// parameters, a recommendation reads the records (the same answers).
+    fn index_at(&self, date: NaiveDate) -> RwLockReadGuard<'_, AdoptionIndex> {
+        let basis = Params::default().sums_basis(date);
+        {
+            let h = self.index();
+            if date != self.today() || h.kept_sums_basis() == Some(basis) {
+                return h;
+            }
+        }
+        let started = std::time::Instant::now();
+        self.index.write().unwrap_or_else(|p| p.into_inner()).keep_feedback_sums(basis);
+        tracing::info!(date = %date, ms = started.elapsed().as_millis() as u64, "feedback sums computed for the day");
+        self.index()
+    }
+
     /// Runs `f` with a recommendation context over the index at the reference date.
     pub fn with_ctx<R>(&self, f: impl FnOnce(&Ctx<'_>) -> R) -> R {
-        let h = self.index();
-        f(&Ctx::new(&self.territory, &self.catalog, &h, self.today()))
+        let today = self.today();
+        let h = self.index_at(today);
+        f(&Ctx::new(&self.territory, &self.catalog, &h, today))
     }
 
     /// Runs `f` with a recommendation context at `as_of` ([`Service::as_of`]). Errors:
     /// `Invalid` for `as_of`.
     pub fn with_ctx_at<R>(&self, as_of: Option<NaiveDate>, f: impl FnOnce(&Ctx<'_>) -> R) -> Result<R> {
         let today = self.as_of(as_of)?;
-        let h = self.index();
+        let h = self.index_at(today);
         Ok(f(&Ctx::new(&self.territory, &self.catalog, &h, today)))
     }
 
@@ -620,7 +642,7 @@ impl Service {
     pub fn recommend_json(&self, code: &InseeCode, category: &Slug, params: &Params, as_of: Option<NaiveDate>) -> Result<Arc<[u8]>> {
         let today = self.as_of(as_of)?;
         let key = format!("{code}\n{category}\n{today}\n{}", serde_json::to_string(params).unwrap_or_default());
-        let h = self.index();
+        let h = self.index_at(today);
         let version = h.version();
         let mut cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.get(&key).filter(|c| c.version == version && c.today == today) {
@@ -1123,6 +1145,11 @@ fn own_adoption<'h>(h: &'h AdoptionIndex, code: &InseeCode, id: u64) -> Result<&
 
 /// An adoption with its state, ratings and feedback on `today`, for a reader who may see the
 /// comments or not (`visible`).
+/// Today's date in Europe/Paris.
+fn paris_today() -> NaiveDate {
+    chrono::Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive()
+}
+
 fn view(h: &AdoptionIndex, a: &Adoption, today: NaiveDate, visible: bool) -> AdoptionView {
     AdoptionView {
         adoption: a.clone(),

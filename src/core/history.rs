@@ -476,6 +476,83 @@ pub fn quality_of(f: &Feedback, incident_penalty: f64, downtime_penalty: f64) ->
     (f64::from(f.reliability) - incident_penalty * f64::from(f.incidents).ln_1p() - downtime_penalty * f.downtime_hours.max(0.0).ln_1p()).clamp(1.0, 5.0)
 }
 
+/// What [`FeedbackSums`] are computed for: a reference date (records dated after it are left
+/// out, ages are counted to it), the two quality penalties ([`quality_of`]) and the recency
+/// half-life in months. Compared by value (the floats by their bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SumsBasis {
+    today: NaiveDate,
+    incident_penalty: u64,
+    downtime_penalty: u64,
+    half_life_months: u64,
+}
+
+impl SumsBasis {
+    /// The basis of a recommendation at `today` with these parameters.
+    pub fn new(today: NaiveDate, incident_penalty: f64, downtime_penalty: f64, half_life_months: f64) -> SumsBasis {
+        SumsBasis { today, incident_penalty: incident_penalty.to_bits(), downtime_penalty: downtime_penalty.to_bits(), half_life_months: half_life_months.to_bits() }
+    }
+
+    /// The reference date.
+    pub fn today(&self) -> NaiveDate {
+        self.today
+    }
+
+    /// Recency weight of a record dated `date` (on or before the reference date):
+    /// `0.5^(age / half_life)`, `age` in whole months ([`months_between`], 0 at least).
+    pub fn recency(&self, date: NaiveDate) -> f64 {
+        0.5f64.powf(months_between(date, self.today).max(0) as f64 / f64::from_bits(self.half_life_months))
+    }
+
+    /// [`quality_of`] with this basis's penalties.
+    pub fn quality(&self, f: &Feedback) -> f64 {
+        quality_of(f, f64::from_bits(self.incident_penalty), f64::from_bits(self.downtime_penalty))
+    }
+
+    /// The sums of `records` (in their order) dated on or before the reference date.
+    fn sums(&self, records: &[Feedback]) -> FeedbackSums {
+        let mut s = FeedbackSums::default();
+        for f in records {
+            s.add(self, f);
+        }
+        s
+    }
+}
+
+/// The sufficient statistics of one adoption's feedback for a [`SumsBasis`]: what the scoring
+/// reads instead of the records. Kept by the index on every write ([`AdoptionIndex::keep_feedback_sums`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FeedbackSums {
+    /// Records counted (dated on or before the reference date).
+    pub n: u32,
+    /// Σ r, `r` the recency weight ([`SumsBasis::recency`]), dimensionless.
+    pub sum_r: f64,
+    /// Σ r·q, `q` the quality on the 1-5 scale ([`SumsBasis::quality`]).
+    pub sum_rq: f64,
+    /// Σ q (unweighted).
+    pub sum_q: f64,
+}
+
+impl FeedbackSums {
+    /// Counts one record if it is dated on or before the basis's date.
+    fn add(&mut self, basis: &SumsBasis, f: &Feedback) {
+        if f.date <= basis.today {
+            let (r, q) = (basis.recency(f.date), basis.quality(f));
+            self.n += 1;
+            self.sum_r += r;
+            self.sum_rq += r * q;
+            self.sum_q += q;
+        }
+    }
+}
+
+/// [`FeedbackSums`] of every adoption, at its position, for one basis.
+#[derive(Debug)]
+struct KeptSums {
+    basis: SumsBasis,
+    per_adoption: Vec<FeedbackSums>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PriorKey {
     category: Slug,
@@ -548,6 +625,9 @@ pub struct AdoptionIndex {
     /// [`AdoptionIndex::add_adoption`] for the commune's adoptions in the category, so that
     /// [`AdoptionIndex::abandoned_by`] reads one date instead of the commune's adoptions.
     continued_from: Vec<Option<NaiveDate>>,
+    /// The feedback sums of every adoption for one basis (the service keeps them for its date
+    /// and the default parameters), kept up to date by every write; `None` until asked for.
+    kept_sums: Option<KeptSums>,
     slugs: HashSet<Slug>,
     generations: HashSet<GenerationId>,
     n_feedback: usize,
@@ -629,7 +709,33 @@ impl AdoptionIndex {
         self.adoptions.push(a);
         self.feedback.push(Vec::new());
         self.continued_from.push(None);
+        if let Some(k) = &mut self.kept_sums {
+            k.per_adoption.push(FeedbackSums::default());
+        }
         self.note_continuations(&commune, &category);
+    }
+
+    /// Computes and from then on keeps the [`FeedbackSums`] of every adoption for `basis`
+    /// (replacing those of another basis): O(feedback records) once, then O(1) per new record.
+    /// Does nothing when they are already kept for it.
+    pub fn keep_feedback_sums(&mut self, basis: SumsBasis) {
+        if self.kept_sums.as_ref().is_some_and(|k| k.basis == basis) {
+            return;
+        }
+        let per_adoption = self.feedback.iter().map(|records| basis.sums(records)).collect();
+        self.kept_sums = Some(KeptSums { basis, per_adoption });
+    }
+
+    /// The basis the feedback sums are kept for, if any.
+    pub fn kept_sums_basis(&self) -> Option<SumsBasis> {
+        self.kept_sums.as_ref().map(|k| k.basis)
+    }
+
+    /// The kept [`FeedbackSums`] of an adoption read from this index, when they are kept for
+    /// `basis`; `None` otherwise (the caller reads the records: [`AdoptionIndex::feedback_of`]).
+    pub fn feedback_sums_of(&self, a: &Adoption, basis: &SumsBasis) -> Option<FeedbackSums> {
+        let k = self.kept_sums.as_ref().filter(|k| k.basis == *basis)?;
+        k.per_adoption.get(self.position_of(a)?).copied()
     }
 
     /// Recomputes `continued_from` for the adoptions of `commune` in `category` (a handful:
@@ -684,6 +790,16 @@ impl AdoptionIndex {
                 p.add(a, quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty)));
             }
         }
+        if let Some(k) = &mut self.kept_sums {
+            if at == v.len() {
+                k.per_adoption[i as usize].add(&k.basis, &f);
+            } else {
+                // Out of id order (rare): summed again in the records' order.
+                let mut records = v.clone();
+                records.insert(at, f.clone());
+                k.per_adoption[i as usize] = k.basis.sums(&records);
+            }
+        }
         v.insert(at, f);
         self.n_feedback += 1;
         self.version += 1;
@@ -696,6 +812,9 @@ impl AdoptionIndex {
         self.feedback.iter_mut().for_each(Vec::shrink_to_fit);
         self.feedback.shrink_to_fit();
         self.continued_from.shrink_to_fit();
+        if let Some(k) = &mut self.kept_sums {
+            k.per_adoption.shrink_to_fit();
+        }
         self.by_commune.values_mut().for_each(Vec::shrink_to_fit);
         self.open.values_mut().for_each(Vec::shrink_to_fit);
         self.closed.values_mut().for_each(Vec::shrink_to_fit);
@@ -987,6 +1106,56 @@ mod tests {
         h.add_adoption(a2);
         assert!(both(&h, 1, "2024-06-01"));
         assert!(both(&h, 2, "2024-06-01"));
+    }
+
+    #[test]
+    fn kept_feedback_sums_follow_every_write_and_equal_sums_made_afresh() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let basis = SumsBasis::new(d("2026-11-29"), 0.5, 0.1, 24.0);
+        let record = |id: u64, adoption_id: u64, date: &str, reliability: u8, incidents: u32| Feedback {
+            date: d(date),
+            incidents,
+            ..feedback(id, adoption_id, reliability)
+        };
+        let mut h = AdoptionIndex::default();
+        h.add_adoption(adoption(1, "29019", "copieur-a"));
+        h.add_feedback(record(10, 1, "2025-11-30", 4, 0));
+        h.keep_feedback_sums(basis);
+        // Appended, out of id order, dated after the basis (not counted), on a new adoption.
+        h.add_feedback(record(12, 1, "2026-06-15", 2, 3));
+        h.add_feedback(record(11, 1, "2024-01-31", 5, 0));
+        h.add_feedback(record(13, 1, "2026-12-01", 1, 0));
+        h.add_adoption(adoption(2, "29232", "copieur-a"));
+        h.add_feedback(record(14, 2, "2026-11-29", 3, 1));
+        // A replacement of the adoption keeps its records and their sums.
+        let mut moved = adoption(1, "35238", "copieur-a");
+        moved.until = Some(d("2026-10-01"));
+        h.add_adoption(moved);
+        let mut afresh = AdoptionIndex::default();
+        for id in [1, 2] {
+            afresh.add_adoption(h.adoption(id).unwrap().clone());
+        }
+        for id in [1, 2] {
+            for f in h.feedback(id) {
+                afresh.add_feedback(f.clone());
+            }
+        }
+        afresh.keep_feedback_sums(basis);
+        for id in [1, 2] {
+            let (kept, made) = (h.feedback_sums_of(h.adoption(id).unwrap(), &basis).unwrap(), afresh.feedback_sums_of(afresh.adoption(id).unwrap(), &basis).unwrap());
+            assert_eq!(kept, made, "adoption {id}");
+        }
+        let one = h.feedback_sums_of(h.adoption(1).unwrap(), &basis).unwrap();
+        // 12, 10 and 11 (13 is after the basis date): ages 5, 11 (30 Nov to 29 Nov) and 33 months.
+        assert_eq!(one.n, 3);
+        let r = |age: f64| 0.5f64.powf(age / 24.0);
+        assert!((one.sum_r - (r(5.0) + r(11.0) + r(33.0))).abs() < 1e-12, "{one:?}");
+        let q12 = 2.0 - 0.5 * 4f64.ln();
+        assert!((one.sum_q - (4.0 + 5.0 + 1f64.max(q12))).abs() < 1e-12, "{one:?}");
+        // Another basis: not served.
+        assert_eq!(h.feedback_sums_of(h.adoption(1).unwrap(), &SumsBasis::new(d("2026-11-29"), 0.5, 0.1, 12.0)), None);
+        // An adoption not read from the index (a copy): not served either.
+        assert_eq!(h.feedback_sums_of(&h.adoption(1).unwrap().clone(), &basis), None);
     }
 
     #[test]
