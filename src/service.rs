@@ -367,8 +367,26 @@ impl Service {
                 return h;
             }
         }
+        // A new day: the sums are computed under the read lock (readers go on), then installed
+        // in a moment under the write lock, unless a write came in between (then again; after
+        // three tries, computed under the write lock).
         let started = std::time::Instant::now();
-        self.index.write().unwrap_or_else(|p| p.into_inner()).keep_feedback_sums(basis);
+        for attempt in 1..=3 {
+            let table = {
+                let h = self.index();
+                if h.kept_sums_basis() == Some(basis) {
+                    return h;
+                }
+                h.feedback_sums(basis)
+            };
+            let mut h = self.index.write().unwrap_or_else(|p| p.into_inner());
+            if h.install_feedback_sums(table) || h.kept_sums_basis() == Some(basis) {
+                break;
+            }
+            if attempt == 3 {
+                h.keep_feedback_sums(basis);
+            }
+        }
         tracing::info!(date = %date, ms = started.elapsed().as_millis() as u64, "feedback sums computed for the day");
         self.index()
     }

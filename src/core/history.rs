@@ -531,6 +531,8 @@ pub struct FeedbackSums {
     pub sum_rq: f64,
     /// Σ q (unweighted).
     pub sum_q: f64,
+    /// Σ of the reliability ratings (1-5 each), for the mean rating shown as evidence.
+    pub sum_reliability: u32,
 }
 
 impl FeedbackSums {
@@ -542,8 +544,17 @@ impl FeedbackSums {
             self.sum_r += r;
             self.sum_rq += r * q;
             self.sum_q += q;
+            self.sum_reliability += u32::from(f.reliability);
         }
     }
+}
+
+/// [`FeedbackSums`] of every adoption of an index at one version, computed apart
+/// ([`AdoptionIndex::feedback_sums`]) to be installed in it.
+#[derive(Debug)]
+pub struct FeedbackSumsTable {
+    version: u64,
+    sums: KeptSums,
 }
 
 /// [`FeedbackSums`] of every adoption, at its position, for one basis.
@@ -719,11 +730,26 @@ impl AdoptionIndex {
     /// (replacing those of another basis): O(feedback records) once, then O(1) per new record.
     /// Does nothing when they are already kept for it.
     pub fn keep_feedback_sums(&mut self, basis: SumsBasis) {
-        if self.kept_sums.as_ref().is_some_and(|k| k.basis == basis) {
-            return;
+        if self.kept_sums_basis() != Some(basis) {
+            let sums = self.feedback_sums(basis);
+            self.install_feedback_sums(sums);
         }
-        let per_adoption = self.feedback.iter().map(|records| basis.sums(records)).collect();
-        self.kept_sums = Some(KeptSums { basis, per_adoption });
+    }
+
+    /// Computes the [`FeedbackSums`] of every adoption for `basis` without changing the index
+    /// (readers go on meanwhile), for [`AdoptionIndex::install_feedback_sums`].
+    pub fn feedback_sums(&self, basis: SumsBasis) -> FeedbackSumsTable {
+        FeedbackSumsTable { version: self.version, sums: KeptSums { basis, per_adoption: self.feedback.iter().map(|records| basis.sums(records)).collect() } }
+    }
+
+    /// Keeps sums computed by [`AdoptionIndex::feedback_sums`] from then on, if the index did not
+    /// change since (returns whether they were taken; when not, compute them again).
+    pub fn install_feedback_sums(&mut self, table: FeedbackSumsTable) -> bool {
+        let fresh = table.version == self.version;
+        if fresh {
+            self.kept_sums = Some(table.sums);
+        }
+        fresh
     }
 
     /// The basis the feedback sums are kept for, if any.
@@ -1152,10 +1178,21 @@ mod tests {
         assert!((one.sum_r - (r(5.0) + r(11.0) + r(33.0))).abs() < 1e-12, "{one:?}");
         let q12 = 2.0 - 0.5 * 4f64.ln();
         assert!((one.sum_q - (4.0 + 5.0 + 1f64.max(q12))).abs() < 1e-12, "{one:?}");
-        // Another basis: not served.
-        assert_eq!(h.feedback_sums_of(h.adoption(1).unwrap(), &SumsBasis::new(d("2026-11-29"), 0.5, 0.1, 12.0)), None);
+        assert_eq!(one.sum_reliability, 4 + 5 + 2);
+        // Another basis: not served. Sums of the next day computed apart are refused when a
+        // write came in between, and taken otherwise.
+        let next_day = SumsBasis::new(d("2026-11-30"), 0.5, 0.1, 24.0);
+        assert_eq!(h.feedback_sums_of(h.adoption(1).unwrap(), &next_day), None);
+        let table = h.feedback_sums(next_day);
+        h.add_feedback(record(15, 2, "2026-11-30", 5, 0));
+        assert!(!h.install_feedback_sums(table));
+        assert_eq!(h.kept_sums_basis(), Some(basis));
+        let table = h.feedback_sums(next_day);
+        assert!(h.install_feedback_sums(table));
+        assert_eq!(h.feedback_sums_of(h.adoption(2).unwrap(), &next_day).map(|s| (s.n, s.sum_reliability)), Some((2, 8)));
+        assert_eq!(h.feedback_sums_of(h.adoption(2).unwrap(), &basis), None);
         // An adoption not read from the index (a copy): not served either.
-        assert_eq!(h.feedback_sums_of(&h.adoption(1).unwrap().clone(), &basis), None);
+        assert_eq!(h.feedback_sums_of(&h.adoption(1).unwrap().clone(), &next_day), None);
     }
 
     #[test]

@@ -779,9 +779,10 @@ impl ReachAdoptions {
     /// `considered`: the number of communes of the search area (at a wide step, more than the
     /// reach holds: see [`StepReach`]), which the choice is made on.
     fn new(ctx: &Ctx, reach: &[Reach], considered: usize, category: &Slug) -> Self {
-        // Adoptions read: area x (all adoptions / communes) one way, the category's the other.
-        let by_commune = considered as f64 * ctx.index.adoptions().len() as f64 / ctx.territory.communes().len().max(1) as f64;
-        if by_commune <= ctx.index.category_len(category) as f64 {
+        // Lookups: one per commune of the reach one way (its adoptions in the category are
+        // listed together), one per adoption of the category the other (its commune's place).
+        let _ = considered;
+        if reach.len() <= ctx.index.category_len(category) {
             return ReachAdoptions::ByCommune;
         }
         let mut pos = Marks::take(ctx.territory.communes().len());
@@ -990,15 +991,17 @@ fn recency(age_months: i64, half_life_months: f64) -> f64 {
 
 /// One [`EvidenceDraft`] per adopter, in adopter order (distance rounded to 0.1 km, weight to 3
 /// decimals, mean rating to 2): only for the candidates returned.
-fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)]) -> Vec<EvidenceDraft> {
+fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Vec<EvidenceDraft> {
+    let basis = params.sums_basis(ctx.today);
+    let kept = ctx.kept_sums && ctx.index.kept_sums_basis() == Some(basis);
     adopters
         .iter()
         .map(|(r, a)| {
-            let (mut n, mut sum) = (0u32, 0.0);
-            for f in ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today) {
-                n += 1;
-                sum += f64::from(f.reliability);
-            }
+            // Whole ratings: the same sum either way.
+            let (n, sum) = match kept.then(|| ctx.index.feedback_sums_of(a, &basis)).flatten() {
+                Some(s) => (s.n, f64::from(s.sum_reliability)),
+                None => ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability))),
+            };
             EvidenceDraft {
                 idx: r.idx,
                 code: ctx.territory.commune(r.idx).code,
@@ -1309,7 +1312,7 @@ impl Scoring<'_, '_> {
         if same_product {
             notes.push("même produit que celui en place".to_string());
         }
-        let mut evidence = evidence_drafts(ctx, &adopters);
+        let mut evidence = evidence_drafts(ctx, &adopters, params);
         evidence.sort_by(|a, b| a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)).then(b.weight.total_cmp(&a.weight)).then(a.code.cmp(&b.code)));
         let n = evidence.len();
         let advised = generation.and_then(|g| product.advised_release(g, ctx.today, params.teething_months));
