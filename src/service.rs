@@ -302,12 +302,19 @@ impl Service {
             tracing::info!(version = %data.catalog.version, "catalogue version recorded");
             store.set_catalog_version(&data.catalog.version)?;
         }
-        if let Some(demo) = config.demo {
-            load_demo(&data, &store, demo)?;
-        }
-        let mut progress = Progress::new("index", 0);
-        let mut index = store.load_index_with_progress(&mut |done, total| progress.update(done, total))?;
-        progress.finish();
+        let loaded = match config.demo {
+            Some(demo) => load_demo(&data, &store, demo)?,
+            None => None,
+        };
+        let mut index = match loaded {
+            Some(index) => index,
+            None => {
+                let mut progress = Progress::new("index", 0);
+                let index = store.load_index_with_progress(&mut |done, total| progress.update(done, total))?;
+                progress.finish();
+                index
+            }
+        };
         let today = config.today.unwrap_or_else(paris_today);
         index.keep_feedback_sums(Params::default().sums_basis(today));
         let demo = store.demo_info()?;
@@ -1140,20 +1147,42 @@ impl StoreFailure {
 
 /// Loads the simulated history into an empty store (a store holding adoptions is never
 /// touched). Errors: `Storage`.
-fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<()> {
+/// Simulates the demo history and loads it into an empty store; returns the index of what it
+/// wrote, built from the same records in a second thread while the store writes them (`None`
+/// when the store was not empty and nothing was loaded).
+fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<Option<AdoptionIndex>> {
     if !store.is_empty() {
         tracing::info!("store not empty: demo history not loaded again");
-        return Ok(());
+        return Ok(None);
     }
     tracing::info!(seed = demo.seed, end = %demo.until, "simulating the demo history (simulated data, not real opinions)");
     let mut progress = Progress::new("simulation", 0).unit("months");
     let h = simulate_with_progress(&data.territory, &data.catalog, &SimParams::new(demo.seed, demo.until), &mut |done, total| progress.update(done, total));
     progress.finish();
     let mut progress = Progress::new("demo load", 0);
-    let info = store.load_demo_with_progress(&h, demo.seed, demo.until, &mut |done, total| progress.update(done, total))?;
+    let (loaded, index) = std::thread::scope(|s| {
+        let building = s.spawn(|| {
+            let mut index = AdoptionIndex::default();
+            h.adoptions.iter().for_each(|a| index.add_adoption(a.clone()));
+            h.feedback.iter().for_each(|f| {
+                index.add_feedback(f.clone());
+            });
+            index.shrink_to_fit();
+            index
+        });
+        let loaded = store.load_demo_with_progress(&h, demo.seed, demo.until, &mut |done, total| progress.update(done, total));
+        (loaded, building.join())
+    });
     progress.finish();
+    let info = loaded?;
     tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
-    Ok(())
+    match index {
+        Ok(index) if index.adoptions().len() == info.adoptions && index.feedback_count() == info.feedback => Ok(Some(index)),
+        _ => {
+            tracing::warn!("the index built beside the demo load does not match what was stored: rebuilt from the store");
+            Ok(None)
+        }
+    }
 }
 
 /// Adoption `id` if it is commune `code`'s. Errors: `NotFound`.
@@ -1161,13 +1190,13 @@ fn own_adoption<'h>(h: &'h AdoptionIndex, code: &InseeCode, id: u64) -> Result<&
     h.adoption(id).filter(|a| a.commune == *code).ok_or_else(|| Error::NotFound(format!("commune {code} has no adoption {id}")))
 }
 
-/// An adoption with its state, ratings and feedback on `today`, for a reader who may see the
-/// comments or not (`visible`).
 /// Today's date in Europe/Paris.
 fn paris_today() -> NaiveDate {
     chrono::Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive()
 }
 
+/// An adoption with its state, ratings and feedback on `today`, for a reader who may see the
+/// comments or not (`visible`).
 fn view(h: &AdoptionIndex, a: &Adoption, today: NaiveDate, visible: bool) -> AdoptionView {
     AdoptionView {
         adoption: a.clone(),

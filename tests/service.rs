@@ -84,3 +84,30 @@ fn tokens_are_managed_by_admins_only_and_never_revoke_themselves() {
     s.revoke_token(&Principal::OPERATOR, admin.id).unwrap();
     assert!(matches!(s.authenticate(&secret), Err(Error::Unauthorized(_))));
 }
+
+/// The first start with `--demo` builds its index from the simulated records beside the store
+/// load instead of reading them back: it is the index a restart reads from the store (every
+/// adoption and feedback record, and the same answers).
+#[test]
+fn the_index_built_beside_the_demo_load_is_the_one_read_back_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let questions = [("35238", "poste-de-travail"), ("29019", "etat-civil"), ("29155", "site-web"), ("56260", "finances")];
+    let read = |s: &voisinage::service::Service| {
+        let h = s.index();
+        let adoptions = h.adoptions().to_vec();
+        let feedback: Vec<_> = adoptions.iter().flat_map(|a| h.feedback(a.id).to_vec()).collect();
+        drop(h);
+        let answers: Vec<Vec<u8>> = questions
+            .iter()
+            .map(|(c, cat)| s.recommend_json(&code(c), &Slug::parse(cat).unwrap(), &Default::default(), None).unwrap().to_vec())
+            .collect();
+        (adoptions, feedback, answers)
+    };
+    let first = read(&common::open(dir.path(), true));
+    let again = read(&common::open(dir.path(), false));
+    assert_eq!(first.0.len(), again.0.len());
+    assert!(first.0.len() > 10_000 && first.1.len() > 40_000, "{} adoptions, {} feedback records", first.0.len(), first.1.len());
+    assert!(first.0 == again.0, "adoptions differ");
+    assert!(first.1 == again.1, "feedback differs");
+    assert!(first.2 == again.2, "answers differ");
+}
