@@ -767,7 +767,12 @@ impl Store {
             let started = std::time::Instant::now();
             let rest = (|| {
                 let mut c = Census::new(l);
-                for (kind, tree) in [(Kind::Adoptions, &self.adoptions), (Kind::ByCommune, &self.by_commune), (Kind::Tokens, &self.tokens), (Kind::PriceEstimates, &self.price_estimates)] {
+                for (kind, tree) in [
+                    (Kind::Adoptions, &self.adoptions),
+                    (Kind::ByCommune, &self.by_commune),
+                    (Kind::Tokens, &self.tokens),
+                    (Kind::PriceEstimates, &self.price_estimates),
+                ] {
                     keyed(&mut c, kind, tree)?;
                 }
                 for kv in self.token_hashes.iter() {

@@ -97,10 +97,8 @@ fn the_index_built_beside_the_demo_load_is_the_one_read_back_from_the_store() {
         let adoptions = h.adoptions().to_vec();
         let feedback: Vec<_> = adoptions.iter().flat_map(|a| h.feedback(a.id).to_vec()).collect();
         drop(h);
-        let answers: Vec<Vec<u8>> = questions
-            .iter()
-            .map(|(c, cat)| s.recommend_json(&code(c), &Slug::parse(cat).unwrap(), &Default::default(), None).unwrap().to_vec())
-            .collect();
+        let answers: Vec<Vec<u8>> =
+            questions.iter().map(|(c, cat)| s.recommend_json(&code(c), &Slug::parse(cat).unwrap(), &Default::default(), None).unwrap().to_vec()).collect();
         (adoptions, feedback, answers)
     };
     let first = read(&common::open(dir.path(), true));

@@ -490,7 +490,12 @@ pub struct SumsBasis {
 impl SumsBasis {
     /// The basis of a recommendation at `today` with these parameters.
     pub fn new(today: NaiveDate, incident_penalty: f64, downtime_penalty: f64, half_life_months: f64) -> SumsBasis {
-        SumsBasis { today, incident_penalty: incident_penalty.to_bits(), downtime_penalty: downtime_penalty.to_bits(), half_life_months: half_life_months.to_bits() }
+        SumsBasis {
+            today,
+            incident_penalty: incident_penalty.to_bits(),
+            downtime_penalty: downtime_penalty.to_bits(),
+            half_life_months: half_life_months.to_bits(),
+        }
     }
 
     /// The reference date.
@@ -1168,7 +1173,8 @@ mod tests {
         }
         afresh.keep_feedback_sums(basis);
         for id in [1, 2] {
-            let (kept, made) = (h.feedback_sums_of(h.adoption(id).unwrap(), &basis).unwrap(), afresh.feedback_sums_of(afresh.adoption(id).unwrap(), &basis).unwrap());
+            let (kept, made) =
+                (h.feedback_sums_of(h.adoption(id).unwrap(), &basis).unwrap(), afresh.feedback_sums_of(afresh.adoption(id).unwrap(), &basis).unwrap());
             assert_eq!(kept, made, "adoption {id}");
         }
         let one = h.feedback_sums_of(h.adoption(1).unwrap(), &basis).unwrap();

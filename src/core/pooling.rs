@@ -509,7 +509,8 @@ fn groupement(
     if concerned.is_empty() {
         return None;
     }
-    let (option, picks) = score_and_choose(ctx, reach, None, &cat.slug, &fnv::FnvHashSet::default(), params, |picks| choose_option(ctx, picks, &concerned, horizon_months));
+    let (option, picks) =
+        score_and_choose(ctx, reach, None, &cat.slug, &fnv::FnvHashSet::default(), params, |picks| choose_option(ctx, picks, &concerned, horizon_months));
     let option = option.map(|o| group_option(ctx, o, &cat.slug, horizon_months));
     let (concerned, own_path) = split_by_path(ctx, concerned, option.as_ref(), &picks);
     if concerned.is_empty() {

@@ -1000,7 +1000,9 @@ fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) 
             // Whole ratings: the same sum either way.
             let (n, sum) = match kept.then(|| ctx.index.feedback_sums_of(a, &basis)).flatten() {
                 Some(s) => (s.n, f64::from(s.sum_reliability)),
-                None => ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability))),
+                None => {
+                    ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability)))
+                }
             };
             EvidenceDraft {
                 idx: r.idx,

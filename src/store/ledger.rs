@@ -635,7 +635,8 @@ mod tests {
     #[test]
     fn censuses_of_parts_merged_equal_the_census_of_the_whole() {
         let l = LedgerState { next_id: 41, next_token_id: 3, ..LedgerState::default() };
-        let records: Vec<(Kind, u64)> = (1..=45).map(|id| (if id % 3 == 0 { Kind::Feedback } else { Kind::Adoptions }, id)).chain([(Kind::Tokens, 1), (Kind::Tokens, 4)]).collect();
+        let records: Vec<(Kind, u64)> =
+            (1..=45).map(|id| (if id % 3 == 0 { Kind::Feedback } else { Kind::Adoptions }, id)).chain([(Kind::Tokens, 1), (Kind::Tokens, 4)]).collect();
         let mut whole = Census::new(&l);
         let (mut feedback, mut rest) = (Census::new(&l), Census::new(&l));
         for &(kind, id) in &records {
