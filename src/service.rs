@@ -11,6 +11,12 @@
 //! idempotent retry, check against the index, write to the store **durably**, then update the
 //! index (so that the running service never shows what is not stored), which also retires the
 //! cached answers (they carry the index version they were computed at), then audit.
+//!
+//! The index keeps, for the reference date and the default parameters, the feedback sums of
+//! every adoption that the scoring reads instead of the records
+//! ([`AdoptionIndex::keep_feedback_sums`]); every write keeps them, and on a new day they are
+//! computed again under the read lock and installed in a moment. A question at another date
+//! (`as_of`) or with other parameters reads the records: the same answers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

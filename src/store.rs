@@ -43,7 +43,10 @@
 //! behind: records at or above the ledger's high-water ids are accepted at the next start.
 //!
 //! At [`Store::open`], one pass over the keys (values are not decoded, except the few
-//! idempotency records) counts and digests the records below the ledger's high-water ids; any
+//! idempotency records; the feedback tree in one thread, the others in a second, the index
+//! snapshot read meanwhile in a third against the fingerprint the ledger file promises, and
+//! used only if the count agrees: [`Store::load_index_with_progress`]) counts and digests the
+//! records below the ledger's high-water ids; any
 //! difference and the store refuses to open with [`Error::StoreDamaged`], saying what was found
 //! and what to do: restore the latest backup, or run [`Store::accept_loss`] (`voisinage
 //! accept-loss`), which rewrites the ledger to what the store holds and keeps the high-water ids,

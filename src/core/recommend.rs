@@ -2177,9 +2177,7 @@ mod golden {
             }
             v
         };
-        let mut overridden = Params::default();
-        overridden.half_life_months = 12.0;
-        overridden.incident_penalty = 0.8;
+        let overridden = Params { half_life_months: 12.0, incident_penalty: 0.8, ..Params::default() };
         let mut compared = 0;
         for (k, commune) in t.communes().iter().enumerate() {
             for category in &c.categories {
