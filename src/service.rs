@@ -291,8 +291,10 @@ impl Service {
     }
 
     /// The end of a clean shutdown, once no request runs: writes the index snapshot that makes
-    /// the next start fast ([`Store::write_snapshot`]), with a progress bar (or log lines).
-    /// Errors: `Storage` (the next start then rebuilds the index from the records).
+    /// the next start fast ([`Store::write_snapshot`]), with a progress bar (or log lines), then
+    /// seals the store ([`Store::seal`]: the next start need not count its records if it is
+    /// unchanged). Nothing may be written after it. Errors: `Storage` (the next start then
+    /// rebuilds the index, or counts the records).
     pub fn close(&self) -> Result<()> {
         let started = std::time::Instant::now();
         let mut progress = Progress::new("snapshot", 0);
@@ -300,6 +302,9 @@ impl Service {
         progress.finish();
         let bytes = written?;
         tracing::info!(bytes, ms = started.elapsed().as_millis() as u64, "index snapshot written for the next start");
+        let started = std::time::Instant::now();
+        self.store.seal()?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "store sealed: the next start does not count its records again if it is unchanged");
         Ok(())
     }
 

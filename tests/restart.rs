@@ -154,3 +154,36 @@ fn the_cli_audits_the_tokens_it_creates_and_revokes() {
     let (_, log) = run(&["token", "revoke", "1"]);
     assert!(log.lines().any(|l| l.contains("voisinage::audit") && l.contains("action=\"token.revoke\"") && l.contains("record=1")), "{log}");
 }
+
+/// A clean stop (SIGTERM) writes the index snapshot and seals the store: the next start reads
+/// the snapshot and does not count the records again. The seal is used once: after a SIGKILL
+/// (no clean stop) the next start counts them.
+#[tokio::test]
+async fn a_clean_stop_seals_the_store_and_only_the_next_start_skips_the_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let seal = dir.path().join("store.seal");
+    let adoptions = |base: String| async move {
+        let h: Value = reqwest::get(format!("{base}/health")).await.unwrap().json().await.unwrap();
+        h["adoptions"].as_u64().unwrap()
+    };
+    let has = |log: &Log, text: &str| log.lock().unwrap().iter().any(|l| l.contains(text));
+    let (mut child, base, _) = start_logged(dir.path(), &["--demo", "--demo-until", "2026-11-29"]);
+    let n = adoptions(base).await;
+    assert!(n > 20_000);
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success(), "a clean stop");
+    assert!(seal.exists(), "sealed on the clean stop");
+    let (mut child, base, log) = start_logged(dir.path(), &[]);
+    assert_eq!(adoptions(base).await, n);
+    assert!(has(&log, "store opened, unchanged since its seal"), "{:?}", log.lock().unwrap());
+    assert!(has(&log, "index read from the snapshot"));
+    assert!(!seal.exists(), "a seal is used once");
+    child.kill().unwrap(); // SIGKILL: no seal
+    child.wait().unwrap();
+    let (mut child, base, log) = start_logged(dir.path(), &[]);
+    assert_eq!(adoptions(base).await, n);
+    assert!(has(&log, "store opened and its records counted against the ledger"), "{:?}", log.lock().unwrap());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -356,3 +356,46 @@ fn tokens_and_price_estimates_leave_the_snapshot_fresh() {
     s.insert_feedback(2, feedback(None)).unwrap();
     assert!(!path.exists());
 }
+
+/// Opens the store in `dir` as the service does, with its integrity report.
+fn open_reporting(dir: &Path) -> Result<(Store, ledger::IntegrityReport)> {
+    super::tests::open_unlocked(dir, |d| Store::open_with(d, OnDamage::Refuse))
+}
+
+#[test]
+fn a_store_unchanged_since_its_seal_is_not_counted_again_and_a_changed_one_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store_dir, ledger_file) = (dir.path().join("store"), ledger::path(dir.path()));
+    {
+        let s = Store::open(dir.path()).unwrap();
+        fill(&s);
+        s.seal().unwrap();
+        assert!(seal::path(dir.path()).exists());
+    }
+    // Sealed again once sled has let go of its files (dropping a store may write).
+    let s = reopen(dir.path());
+    drop(s);
+    seal::write(dir.path(), &store_dir, &ledger_file).unwrap();
+    let (s, report) = open_reporting(dir.path()).unwrap();
+    assert!(report.sealed, "{report}");
+    assert_eq!(report.verdict, ledger::Verdict::Ok);
+    assert!(!seal::path(dir.path()).exists(), "a seal is used once");
+    assert_eq!((s.load_index().unwrap().adoptions().len(), s.tokens().unwrap().len()), (5, 2));
+    // Sealed in that state; then a feedback record lost behind the store's back (sled opened
+    // directly): the files differ from the seal, the records are counted and the loss found.
+    drop(s);
+    seal::write(dir.path(), &store_dir, &ledger_file).unwrap();
+    {
+        let db = open_unlocked(&store_dir, |d| open_sled(d).map_err(st)).unwrap();
+        let feedback = db.open_tree("feedback").unwrap();
+        let key = feedback.iter().keys().next().unwrap().unwrap();
+        feedback.remove(key).unwrap();
+        db.flush().unwrap();
+    }
+    let e = match open_reporting(dir.path()) {
+        Err(e) => e,
+        Ok((_, report)) => panic!("opened: {report}"),
+    };
+    assert!(matches!(e, Error::StoreDamaged(_)), "{e}");
+    assert!(e.to_string().contains("feedback"), "{e}");
+}

@@ -333,6 +333,18 @@ fn space_index(s: IdSpace) -> usize {
 }
 
 impl Census {
+    /// What a census of a store holding exactly what `ledger` says finds: its tallies below the
+    /// high-water ids, nothing above (a store sealed at a clean stop and unchanged since:
+    /// `store::seal`). Present ids are not tracked.
+    pub fn of_ledger(ledger: &LedgerState) -> Census {
+        Census {
+            below: ledger.tallies,
+            above: [Tally::default(); KINDS.len()],
+            next_seen: [ledger.next_id, ledger.next_token_id, ledger.next_price_estimate_id],
+            present: Vec::new(),
+        }
+    }
+
     /// An empty census against the high-water ids of `ledger`.
     pub fn new(ledger: &LedgerState) -> Census {
         let bits = if ledger.next_id < 1 << 32 { ledger.next_id.div_ceil(64) as usize } else { 0 };
@@ -462,6 +474,9 @@ pub struct IntegrityReport {
     pub set_aside: Vec<PathBuf>,
     /// The verdict.
     pub verdict: Verdict,
+    /// Whether the store was unchanged since its seal at the last clean stop, so that its
+    /// records were not counted again (the ledger's tallies stand for the census).
+    pub sealed: bool,
 }
 
 impl IntegrityReport {
@@ -489,7 +504,7 @@ impl IntegrityReport {
         };
         let next_id = acknowledged.map_or(1, |a| a.next_id);
         let ids_missing = if kinds.iter().any(|k| !k.matches && matches!(k.kind, "adoptions" | "feedback")) { census.absent_ids(next_id) } else { Vec::new() };
-        IntegrityReport { ledger, next_id, kinds, ids_missing, set_aside, verdict }
+        IntegrityReport { ledger, next_id, kinds, ids_missing, set_aside, verdict, sealed: false }
     }
 
     /// What was found, in one line: the kinds that differ, the ids missing, the snapshots set
