@@ -419,6 +419,11 @@ fn run_token(action: TokenAction, config: &Config) -> Result<(), Error> {
             println!("token {} ({}) revoked at {}", t.id, t.scope, t.revoked.map(|r| r.to_rfc3339()).unwrap_or_default());
         }
     }
+    // Sealed again (opening it took the seal): the index snapshot is still fresh, tokens are
+    // not in it, and the next start need not count the records.
+    if let Err(e) = service.seal() {
+        tracing::warn!(error = %e.chain(), "the store is not sealed: the next start counts its records");
+    }
     Ok(())
 }
 

@@ -308,6 +308,13 @@ impl Service {
         Ok(())
     }
 
+    /// Seals the store without writing the index snapshot ([`Store::seal`]): for a command that
+    /// wrote nothing the snapshot holds (a token), so that the next start need not count the
+    /// records. Nothing may be written after it. Errors: `Storage`.
+    pub fn seal(&self) -> Result<()> {
+        self.store.seal()
+    }
+
     fn with_store(data: ReferenceData, store: Store, config: &Config) -> Result<Service> {
         if store.catalog_version()?.as_deref() != Some(data.catalog.version.as_str()) {
             tracing::info!(version = %data.catalog.version, "catalogue version recorded");

@@ -155,9 +155,9 @@ fn the_cli_audits_the_tokens_it_creates_and_revokes() {
     assert!(log.lines().any(|l| l.contains("voisinage::audit") && l.contains("action=\"token.revoke\"") && l.contains("record=1")), "{log}");
 }
 
-/// A clean stop (SIGTERM) writes the index snapshot and seals the store: the next start reads
-/// the snapshot and does not count the records again. The seal is used once: after a SIGKILL
-/// (no clean stop) the next start counts them.
+/// A clean stop (SIGTERM) writes the index snapshot and seals the store, and so does the token
+/// CLI after its write: the next start reads the snapshot and does not count the records
+/// again. The seal is used once: after a SIGKILL (no clean stop) the next start counts them.
 #[tokio::test]
 async fn a_clean_stop_seals_the_store_and_only_the_next_start_skips_the_count() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,6 +174,9 @@ async fn a_clean_stop_seals_the_store_and_only_the_next_start_skips_the_count() 
     assert!(term.success());
     assert!(child.wait().unwrap().success(), "a clean stop");
     assert!(seal.exists(), "sealed on the clean stop");
+    // The token CLI opens the store (taking the seal), writes a token, and seals it again.
+    token(dir.path(), "admin");
+    assert!(seal.exists(), "sealed again by the CLI");
     let (mut child, base, log) = start_logged(dir.path(), &[]);
     assert_eq!(adoptions(base).await, n);
     assert!(has(&log, "store opened, unchanged since its seal"), "{:?}", log.lock().unwrap());
