@@ -50,7 +50,8 @@
 //! difference and the store refuses to open with [`Error::StoreDamaged`], saying what was found
 //! and what to do: restore the latest backup, or run [`Store::accept_loss`] (`voisinage
 //! accept-loss`), which rewrites the ledger to what the store holds and keeps the high-water ids,
-//! so that lost ids are never given again. A store without a ledger (made before it, or just
+//! so that lost ids are never given again. A store sealed at its last clean stop and byte for
+//! byte the same since is not counted again ([`seal`]). A store without a ledger (made before it, or just
 //! rebuilt from a backup) gets one made from its records. [`Store::check`] (`voisinage check`)
 //! reports the same on a copy, changing nothing.
 //!
@@ -774,7 +775,8 @@ impl Store {
     /// One pass over the keys of every tree, counting records against `l`'s high-water ids.
     fn census(&self, l: &LedgerState) -> Result<Census> {
         // Two passes in parallel (the largest tree, feedback, alone; the others together): the
-        // census is a sum, merged in any order (`Census::merge`), and half the cold start.
+        // census is a sum, merged in any order (`Census::merge`). (More passes were slower on
+        // two cores: sled's threads contend.)
         let keyed = |c: &mut Census, kind: Kind, tree: &sled::Tree| -> Result<()> {
             for k in tree.iter().keys() {
                 let k = k.map_err(st)?;

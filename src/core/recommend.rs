@@ -577,6 +577,13 @@ impl<'a> Ctx<'a> {
         Ctx { territory, catalog, index, today, kept_sums: true }
     }
 
+    /// The basis of the feedback sums the index keeps, when a recommendation with `params` may
+    /// read them (kept for this date and these parameters, and not [`Ctx::exact`]).
+    fn kept_basis(&self, params: &Params) -> Option<SumsBasis> {
+        let basis = params.sums_basis(self.today);
+        (self.kept_sums && self.index.kept_sums_basis() == Some(basis)).then_some(basis)
+    }
+
     /// The same context on the exact path: every feedback record read, as when the index keeps
     /// no sums for the request's date and parameters
     /// ([`AdoptionIndex::keep_feedback_sums`]); the answers are the same (within float
@@ -759,29 +766,25 @@ impl EvidenceDraft {
     }
 }
 
-/// How the adoptions of a reach in a category are found: commune by commune (reading all
-/// their adoptions), or through the category's own index, keeping the adoptions of communes in
-/// the reach (a position per commune of the territory, `u32::MAX` outside), whichever reads
-/// fewer adoptions: the second for wide reaches (a size class, the territory). Both give
-/// every adoption of the reach in the category.
+/// Whether the adoptions read are those in service on the reference date or the ended ones.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum InService {
     Yes,
     No,
 }
 
+/// How the adoptions of a reach in a category are found: commune by commune (the commune's
+/// adoptions in the category are listed together: one lookup per commune), or through the
+/// category's own lists, keeping the adoptions of communes in the reach (a position per commune
+/// of the territory, `u32::MAX` outside: one lookup per adoption), whichever looks up less.
+/// Both give every adoption of the reach in the category.
 enum ReachAdoptions {
     ByCommune,
     ByCategory(Marks),
 }
 
 impl ReachAdoptions {
-    /// `considered`: the number of communes of the search area (at a wide step, more than the
-    /// reach holds: see [`StepReach`]), which the choice is made on.
-    fn new(ctx: &Ctx, reach: &[Reach], considered: usize, category: &Slug) -> Self {
-        // Lookups: one per commune of the reach one way (its adoptions in the category are
-        // listed together), one per adoption of the category the other (its commune's place).
-        let _ = considered;
+    fn new(ctx: &Ctx, reach: &[Reach], category: &Slug) -> Self {
         if reach.len() <= ctx.index.category_len(category) {
             return ReachAdoptions::ByCommune;
         }
@@ -929,8 +932,7 @@ fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Ge
     let mut long = 0usize;
     // The index's kept sums when they are of this date and these parameters: per adopter
     // `w·Σr` and `w·Σr·q` instead of `Σ w·r` and `Σ w·r·q` over its records.
-    let basis = params.sums_basis(ctx.today);
-    let kept = ctx.kept_sums && ctx.index.kept_sums_basis() == Some(basis);
+    let kept = ctx.kept_basis(params);
     for (r, a) in adopters {
         let months = a.months_in_service(ctx.today);
         sk += r.weight;
@@ -938,7 +940,7 @@ fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Ge
         if months >= params.proven_months {
             long += 1;
         }
-        if let Some(s) = kept.then(|| ctx.index.feedback_sums_of(a, &basis)).flatten() {
+        if let Some(s) = kept.and_then(|b| ctx.index.feedback_sums_of(a, &b)) {
             sw += r.weight * s.sum_r;
             swq += r.weight * s.sum_rq;
             local_q.0 += s.sum_q;
@@ -992,13 +994,12 @@ fn recency(age_months: i64, half_life_months: f64) -> f64 {
 /// One [`EvidenceDraft`] per adopter, in adopter order (distance rounded to 0.1 km, weight to 3
 /// decimals, mean rating to 2): only for the candidates returned.
 fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Vec<EvidenceDraft> {
-    let basis = params.sums_basis(ctx.today);
-    let kept = ctx.kept_sums && ctx.index.kept_sums_basis() == Some(basis);
+    let kept = ctx.kept_basis(params);
     adopters
         .iter()
         .map(|(r, a)| {
             // Whole ratings: the same sum either way.
-            let (n, sum) = match kept.then(|| ctx.index.feedback_sums_of(a, &basis)).flatten() {
+            let (n, sum) = match kept.and_then(|b| ctx.index.feedback_sums_of(a, &b)) {
                 Some(s) => (s.n, f64::from(s.sum_reliability)),
                 None => {
                     ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability)))
@@ -1393,7 +1394,7 @@ pub fn score_candidates(
     skip: &FnvHashSet<Key>,
     params: &Params,
 ) -> (Vec<Recommendation>, Vec<Excluded>) {
-    let (items, _, excluded) = score_ranked(ctx, reach, reach.len(), population, category, skip, params, |_| 0..usize::MAX);
+    let (items, _, excluded) = score_ranked(ctx, reach, population, category, skip, params, |_| 0..usize::MAX);
     (items, excluded)
 }
 
@@ -1410,7 +1411,7 @@ pub(crate) fn score_and_choose(
     params: &Params,
     choose: impl FnOnce(&[Pick]) -> Option<usize>,
 ) -> (Option<Recommendation>, Vec<Pick>) {
-    let (items, picks, _) = score_ranked(ctx, reach, reach.len(), population, category, skip, params, |picks| match choose(picks) {
+    let (items, picks, _) = score_ranked(ctx, reach, population, category, skip, params, |picks| match choose(picks) {
         Some(i) => i..i + 1,
         None => 0..0,
     });
@@ -1420,13 +1421,10 @@ pub(crate) fn score_and_choose(
 /// [`score_candidates`], with only the ranked candidates at the positions `finish(picks)`
 /// gives written out as [`Recommendation`]s (evidence, notes, reason); every ranked candidate
 /// is in the picks.
-/// Returns (those items, every candidate's pick, excluded). `considered`: see
-/// [`ReachAdoptions::new`].
-#[allow(clippy::too_many_arguments)]
+/// Returns (those items, every candidate's pick, excluded).
 fn score_ranked(
     ctx: &Ctx,
     reach: &[Reach],
-    considered: usize,
     population: Option<u32>,
     category: &Slug,
     skip: &FnvHashSet<Key>,
@@ -1436,7 +1434,7 @@ fn score_ranked(
     let prior = ctx.prior(category, params);
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
-    let in_reach = ReachAdoptions::new(ctx, reach, considered, category);
+    let in_reach = ReachAdoptions::new(ctx, reach, category);
     let mut groups = in_service_groups(ctx, &in_reach, reach, category);
     let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
     count_ended(ctx, &in_reach, reach, category, &mut groups);
@@ -1728,16 +1726,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
                 // written.
                 let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
                 let (items, picks, excluded) =
-                    score_ranked(
-                        ctx,
-                        &reach,
-                        considered,
-                        Some(c.population),
-                        category,
-                        &skip,
-                        params,
-                        |picks| if answers(picks) { 0..params.limit } else { 0..0 },
-                    );
+                    score_ranked(ctx, &reach, Some(c.population), category, &skip, params, |picks| if answers(picks) { 0..params.limit } else { 0..0 });
                 (considered, radius, items, picks, excluded)
             }
         };
