@@ -769,6 +769,23 @@ impl AdoptionIndex {
         k.per_adoption.get(self.position_of(a)?).copied()
     }
 
+    /// The number of feedback records on an adoption read from this index dated on or before
+    /// `today`, and their mean reliability (1-5; 0 without records): from the kept sums when
+    /// they are kept for a basis dated `today` (whatever its penalties and half-life, which
+    /// these two figures do not depend on), else from the records. Both give the same values:
+    /// the ratings are small integers, summed exactly.
+    pub fn reliability_of(&self, a: &Adoption, today: NaiveDate) -> (u32, f64) {
+        let kept = self.kept_sums.as_ref().filter(|k| k.basis.today == today).and_then(|k| k.per_adoption.get(self.position_of(a)?));
+        match kept {
+            Some(s) if s.n > 0 => (s.n, f64::from(s.sum_reliability) / f64::from(s.n)),
+            Some(_) => (0, 0.0),
+            None => {
+                let r = self.ratings_of(a, today);
+                (r.n, r.mean_reliability)
+            }
+        }
+    }
+
     /// Recomputes `continued_from` for the adoptions of `commune` in `category` (a handful:
     /// quadratic in their number).
     fn note_continuations(&mut self, commune: &InseeCode, category: &Slug) {
@@ -1199,6 +1216,33 @@ mod tests {
         assert_eq!(h.feedback_sums_of(h.adoption(2).unwrap(), &basis), None);
         // An adoption not read from the index (a copy): not served either.
         assert_eq!(h.feedback_sums_of(&h.adoption(1).unwrap().clone(), &next_day), None);
+    }
+
+    #[test]
+    fn reliability_read_from_kept_sums_equals_the_records_for_any_parameters_of_the_same_date() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let record = |id: u64, adoption_id: u64, date: &str, reliability: u8| Feedback { date: d(date), ..feedback(id, adoption_id, reliability) };
+        let mut h = AdoptionIndex::default();
+        h.add_adoption(adoption(1, "29019", "copieur-a"));
+        h.add_adoption(adoption(2, "29232", "copieur-a"));
+        // Adoption 1: 2, 1, 2 on or before the date and a 5 after it; adoption 2: none.
+        for (id, date, r) in [(10, "2025-01-10", 2), (11, "2026-03-01", 1), (12, "2026-11-29", 2), (13, "2026-12-01", 5)] {
+            h.add_feedback(record(id, 1, date, r));
+        }
+        let today = d("2026-11-29");
+        let (one, two) = (h.adoption(1).unwrap().clone(), h.adoption(2).unwrap().clone());
+        let from_records = (h.reliability_of(h.adoption(1).unwrap(), today), h.reliability_of(h.adoption(2).unwrap(), today));
+        assert_eq!(from_records, ((3, 5.0 / 3.0), (0, 0.0)));
+        // Kept for the same date with other penalties and half-life: the same figures, read from
+        // the sums (a record added after is counted there too).
+        h.keep_feedback_sums(SumsBasis::new(today, 0.9, 0.3, 6.0));
+        h.add_feedback(record(14, 2, "2026-06-01", 4));
+        assert_eq!(h.feedback_sums_of(h.adoption(2).unwrap(), &SumsBasis::new(today, 0.9, 0.3, 6.0)).map(|s| s.n), Some(1));
+        assert_eq!((h.reliability_of(h.adoption(1).unwrap(), today), h.reliability_of(h.adoption(2).unwrap(), today)), ((3, 5.0 / 3.0), (1, 4.0)));
+        assert_eq!(h.ratings_of(h.adoption(2).unwrap(), today).mean_reliability, 4.0);
+        // Another date, or a copy not read from the index: the records, with that date's cut.
+        assert_eq!(h.reliability_of(h.adoption(1).unwrap(), d("2026-12-31")), (4, 10.0 / 4.0));
+        assert_eq!((h.reliability_of(&one, today), h.reliability_of(&two, today)), ((3, 5.0 / 3.0), (1, 4.0)));
     }
 
     #[test]

@@ -29,10 +29,12 @@ use std::collections::HashSet;
 
 use chrono::{Months, NaiveDate};
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::core::catalog::{Catalog, Category, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
+use crate::core::history::{Adoption, is_poor_rating};
 use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, estimate_for};
 use crate::core::recommend::{Ctx, Params, Pick, Reach, Recommendation, score_and_choose};
 use crate::core::territory::{CommuneIdx, Epci};
@@ -269,13 +271,14 @@ pub struct MembersToCheck {
 }
 
 /// The compliance checks of the members over the horizon, per category and obligation.
-fn members_to_check(ctx: &Ctx, members: &[CommuneIdx], horizon_months: u32) -> Vec<MembersToCheck> {
+/// `in_service`: per category of the catalogue, in its order, [`in_service`] of `members`.
+fn members_to_check(ctx: &Ctx, members: &[CommuneIdx], in_service: &[InService], horizon_months: u32) -> Vec<MembersToCheck> {
     let until = ctx.today.checked_add_months(Months::new(horizon_months)).unwrap_or(ctx.today);
     let mut out: Vec<MembersToCheck> = Vec::new();
-    for cat in &ctx.catalog.categories {
-        for &m in members {
+    for (cat, lists) in ctx.catalog.categories.iter().zip(in_service) {
+        for (&m, active) in members.iter().zip(lists) {
             let c = ctx.territory.commune(m);
-            for a in ctx.index.active(&c.code, &cat.slug, ctx.today) {
+            for &a in active {
                 let g = ctx.catalog.product(&a.product).ok().and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
                 for check in crate::core::recommend::compliance_to_check(ctx, &cat.slug, g, Some(c.population), until) {
                     let entry = match out.iter_mut().position(|x| x.category == cat.slug && x.check == check) {
@@ -300,15 +303,32 @@ fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
     Member { code: c.code, name: c.name.clone(), population: c.population }
 }
 
+/// Per member (in the order of the members given), its adoptions in service on the context's
+/// date in one category.
+type InService<'a> = Vec<SmallVec<[&'a Adoption; 2]>>;
+
+/// [`InService`] of `members` in `category`: the category's lists are looked up once for all
+/// members.
+fn in_service<'a>(ctx: &Ctx<'a>, members: &[CommuneIdx], category: &Slug) -> InService<'a> {
+    let by_commune = ctx.index.in_category_by_commune(category);
+    members.iter().map(|&m| by_commune.of_commune(&ctx.territory.commune(m).code).filter(|a| a.active_on(ctx.today)).collect()).collect()
+}
+
 /// Whether and why a member needs something in a category within `horizon_months`.
 pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32) -> Option<Need> {
-    let active: Vec<_> = ctx.index.active(code, category, ctx.today).collect();
+    let active: SmallVec<[&Adoption; 2]> = ctx.index.active(code, category, ctx.today).collect();
+    let population = ctx.territory.idx_of(code).map_or(0, |i| ctx.territory.commune(i).population);
+    need_given(ctx, &active, population, category, horizon_months)
+}
+
+/// [`need_of`] a commune of `population` inhabitants whose adoptions in service in `category`
+/// are `active`.
+fn need_given(ctx: &Ctx, active: &[&Adoption], population: u32, category: &Slug, horizon_months: u32) -> Option<Need> {
     if active.is_empty() {
         return Some(Need::NoProduct);
     }
     let horizon = ctx.today.checked_add_months(Months::new(horizon_months)).unwrap_or(ctx.today);
-    let population = ctx.territory.idx_of(code).map_or(0, |i| ctx.territory.commune(i).population);
-    for a in &active {
+    for &a in active {
         let (product, generation) = (a.product.clone(), a.generation.clone());
         let g = ctx.catalog.product(&a.product).ok().and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
         if let Some(g) = g {
@@ -333,9 +353,9 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
         if let Some(d) = a.contract_end.filter(|d| *d <= horizon) {
             return Some(Need::ContractEnds { product, generation, date: d });
         }
-        let r = ctx.index.ratings_of(a, ctx.today);
-        if r.is_poor() {
-            return Some(Need::PoorRating { product, generation, mean_reliability: (r.mean_reliability * 100.0).round() / 100.0, n: r.n });
+        let (n, mean_reliability) = ctx.reliability_of(a);
+        if is_poor_rating(mean_reliability, n) {
+            return Some(Need::PoorRating { product, generation, mean_reliability: (mean_reliability * 100.0).round() / 100.0, n });
         }
     }
     None
@@ -387,13 +407,15 @@ fn group_reach(ctx: &Ctx, members: &[CommuneIdx]) -> Vec<Reach> {
 
 /// The members that need something in `category` within `horizon_months` ([`need_of`]), with
 /// the reason and their registered workstations, earliest deadline first (then by code).
-fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], category: &Slug, horizon_months: u32) -> Vec<Concerned> {
+/// `in_service`: [`in_service`] of `members` in `category`.
+fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], in_service: &InService, category: &Slug, horizon_months: u32) -> Vec<Concerned> {
     let mut concerned: Vec<Concerned> = members
         .iter()
-        .filter_map(|&m| {
-            let code = ctx.territory.commune(m).code;
-            let workstations = ctx.index.active(&code, category, ctx.today).filter_map(|a| a.workstations).max();
-            need_of(ctx, &code, category, horizon_months).map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need, workstations })
+        .zip(in_service)
+        .filter_map(|(&m, active)| {
+            let workstations = active.iter().filter_map(|a| a.workstations).max();
+            need_given(ctx, active, ctx.territory.commune(m).population, category, horizon_months)
+                .map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need, workstations })
         })
         .collect();
     concerned
@@ -499,13 +521,14 @@ fn groupement(
     ctx: &Ctx,
     epci: &Epci,
     members: &[CommuneIdx],
+    in_service: &InService,
     reach: &[Reach],
     cat: &Category,
     horizon_months: u32,
     params: &Params,
     estimates: &[PriceEstimate],
 ) -> Option<Groupement> {
-    let concerned = concerned_members(ctx, members, &cat.slug, horizon_months);
+    let concerned = concerned_members(ctx, members, in_service, &cat.slug, horizon_months);
     if concerned.is_empty() {
         return None;
     }
@@ -521,13 +544,11 @@ fn groupement(
         .map(|o| {
             members
                 .iter()
-                .copied()
-                .filter(|&m| {
-                    ctx.index
-                        .active(&ctx.territory.commune(m).code, &cat.slug, ctx.today)
-                        .any(|a| a.product == o.product && ctx.catalog.generation_key(&a.product, a.generation.as_ref()) == o.generation)
+                .zip(in_service)
+                .filter(|(_, active)| {
+                    active.iter().any(|a| a.product == o.product && ctx.catalog.generation_key(&a.product, a.generation.as_ref()) == o.generation)
                 })
-                .map(|m| member(ctx, m))
+                .map(|(&m, _)| member(ctx, m))
                 .collect()
         })
         .unwrap_or_default();
@@ -610,8 +631,14 @@ pub fn pooled_purchases_with(ctx: &Ctx, siren: &Siren, horizon_months: u32, esti
     let members = ctx.territory.members(siren);
     let reach = group_reach(ctx, members);
     let params = Params::default();
-    let mut groupements: Vec<Groupement> =
-        ctx.catalog.categories.iter().filter_map(|cat| groupement(ctx, epci, members, &reach, cat, horizon_months, &params, &own)).collect();
+    let in_service: Vec<InService> = ctx.catalog.categories.iter().map(|cat| in_service(ctx, members, &cat.slug)).collect();
+    let mut groupements: Vec<Groupement> = ctx
+        .catalog
+        .categories
+        .iter()
+        .zip(&in_service)
+        .filter_map(|(cat, lists)| groupement(ctx, epci, members, lists, &reach, cat, horizon_months, &params, &own))
+        .collect();
     let order: Vec<&Slug> = ctx.catalog.categories.iter().map(|c| &c.slug).collect();
     let pos = |s: &Slug| order.iter().position(|x| *x == s).unwrap_or(usize::MAX);
     groupements.sort_by(|a, b| {
@@ -623,7 +650,7 @@ pub fn pooled_purchases_with(ctx: &Ctx, siren: &Siren, horizon_months: u32, esti
     // A need met by a free update in place is no need here (needs are per generation); a need
     // of one commune alone is its own purchase.
     let (groupements, single_needs) = groupements.into_iter().partition(|g| g.concerned.len() >= 2);
-    let to_check = members_to_check(ctx, members, horizon_months);
+    let to_check = members_to_check(ctx, members, &in_service, horizon_months);
     Ok(PooledPurchases {
         epci: epci.siren,
         name: epci.name.clone(),

@@ -53,7 +53,7 @@ use serde::Serialize;
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
-use crate::core::history::{Adoption, AdoptionIndex, Feedback, SumsBasis};
+use crate::core::history::{Adoption, AdoptionIndex, Feedback, SumsBasis, is_poor_rating};
 use crate::core::scratch::Marks;
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
@@ -582,6 +582,19 @@ impl<'a> Ctx<'a> {
     fn kept_basis(&self, params: &Params) -> Option<SumsBasis> {
         let basis = params.sums_basis(self.today);
         (self.kept_sums && self.index.kept_sums_basis() == Some(basis)).then_some(basis)
+    }
+
+    /// The number of feedback records on `a` dated on or before the context's date and their
+    /// mean reliability (1-5; 0 without records), from the sums the index keeps for this date
+    /// when they may be read ([`AdoptionIndex::reliability_of`]), else from the records: the
+    /// same values either way.
+    pub fn reliability_of(&self, a: &Adoption) -> (u32, f64) {
+        if self.kept_sums {
+            self.index.reliability_of(a, self.today)
+        } else {
+            let r = self.index.ratings(a.id, self.today);
+            (r.n, r.mean_reliability)
+        }
     }
 
     /// The same context on the exact path: every feedback record read, as when the index keeps
@@ -1597,13 +1610,14 @@ impl<'c> Running<'c> {
 fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items: &[Pick], params: &Params) -> UpgradePath {
     let run = Running::of(ctx, a, params);
     let (product, generation) = (run.product, run.generation);
-    let r = ctx.index.ratings(a.id, ctx.today);
-    let own_rating = (r.n > 0).then(|| (round(r.mean_reliability, 2), r.n));
+    let (reports, mean_reliability) = ctx.reliability_of(a);
+    let poor = is_poor_rating(mean_reliability, reports);
+    let own_rating = (reports > 0).then(|| (round(mean_reliability, 2), reports));
     let current = ctx.catalog.label(&a.product, generation.map(|g| &g.id).or(a.generation.as_ref()));
     // Whose date it is: the generation in place, named.
     let mut problem = generation.and_then(|g| exclusion(ctx, category, g, Some(population), params)).map(|p| format!("{current} : {p}"));
-    if problem.is_none() && r.is_poor() {
-        problem = Some(format!("{current} jugé peu fiable par la commune ({}/5 sur {} retours)", fr::decimal(r.mean_reliability, 1), r.n));
+    if problem.is_none() && poor {
+        problem = Some(format!("{current} jugé peu fiable par la commune ({}/5 sur {reports} retours)", fr::decimal(mean_reliability, 1)));
     }
     // The in-product path: the best-ranked newer generation of the same product.
     let newer_generation = |i: &Pick| match (generation, product, &i.generation) {
@@ -1636,12 +1650,12 @@ fn upgrade_path(ctx: &Ctx, a: &Adoption, category: &Slug, population: u32, items
                     || g.phase_out.is_some()
                     || g.end_of_support.is_some_and(|e| ctx.today.checked_add_months(Months::new(params.support_margin_months)).is_some_and(|m| e <= m))
             });
-            let may_switch = path.is_none() || r.is_poor() || !support_problem;
+            let may_switch = path.is_none() || poor || !support_problem;
             let switch_to =
                 if may_switch { items[..path.unwrap_or(items.len())].iter().find(|i| i.product != a.product && i.status == Status::Proven) } else { None };
             match (switch_to, path.map(|k| &items[k])) {
                 (Some(o), n) => {
-                    let why = if n.is_none() && support_problem && !r.is_poor() {
+                    let why = if n.is_none() && support_problem && !poor {
                         format!(" ; aucune génération suivante de {} en service à proximité", product.map_or_else(|| a.product.to_string(), |p| p.name.clone()))
                     } else {
                         String::new()
@@ -2233,4 +2247,69 @@ mod golden {
         }
         assert!(answers_differ.is_empty(), "answers differ (evidence, reasons, excluded, current) for {answers_differ:?}");
     }
+    const POOLED_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/pooled.json");
+
+    /// The FNV-1a hash of a JSON value's text, as 16 hex digits.
+    fn fnv_of(v: &serde_json::Value) -> String {
+        let mut fnv = fnv::FnvHasher::default();
+        fnv.write(serde_json::to_string(v).unwrap().as_bytes());
+        format!("{:016x}", fnv.finish())
+    }
+
+    /// The pooled purchases (24 months) of every Breton EPCI on the demo history, byte for byte
+    /// as recorded in `tests/golden/pooled.json` (per EPCI: its SIREN, the categories of its
+    /// groupements and single needs, and the FNV-1a hash of the whole answer's JSON), on the
+    /// records; and the same answers, option scores aside (within 1e-9), from the feedback sums
+    /// the index keeps. `VOISINAGE_BLESS_GOLDEN=1` rewrites the file.
+    #[test]
+    fn pooled_purchases_match_the_recorded_ones_on_either_path() {
+        let (t, c, mut h, today) = demo();
+        let answers = |h: &AdoptionIndex| -> Vec<serde_json::Value> {
+            let ctx = Ctx::new(&t, &c, h, today);
+            t.epcis().iter().map(|e| serde_json::to_value(crate::core::pooling::pooled_purchases(&ctx, &e.siren, 24).unwrap()).unwrap()).collect()
+        };
+        let exact = answers(&h);
+        let cases: Vec<serde_json::Value> = exact
+            .iter()
+            .map(|a| {
+                let categories = |k: &str| a[k].as_array().unwrap().iter().map(|g| g["category"].clone()).collect::<Vec<_>>();
+                serde_json::json!({ "epci": a["epci"], "groupements": categories("groupements"), "single_needs": categories("single_needs"), "answer_fnv": fnv_of(a) })
+            })
+            .collect();
+        assert!(cases.len() > 50, "{} EPCI", cases.len());
+        let with_groupements = cases.iter().filter(|c| !c["groupements"].as_array().unwrap().is_empty()).count();
+        assert!(with_groupements * 2 >= cases.len(), "{with_groupements} of {} EPCI with a groupement", cases.len());
+        if std::env::var_os("VOISINAGE_BLESS_GOLDEN").is_some() {
+            let lines: Vec<String> = cases.iter().map(|c| serde_json::to_string(c).unwrap()).collect();
+            std::fs::write(POOLED_PATH, format!("[\n{}\n]\n", lines.join(",\n"))).unwrap();
+        } else {
+            let recorded: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(POOLED_PATH).unwrap()).unwrap();
+            assert_eq!(recorded, cases);
+        }
+        // From the kept sums: the same answers, the options' scores within 1e-9.
+        h.keep_feedback_sums(Params::default().sums_basis(today));
+        let kept = answers(&h);
+        fn scores_out(v: &mut serde_json::Value, scores: &mut Vec<f64>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(s) = m.remove("score") {
+                        scores.push(s.as_f64().unwrap());
+                        m.remove("parts");
+                    }
+                    m.values_mut().for_each(|x| scores_out(x, scores));
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scores_out(x, scores)),
+                _ => {}
+            }
+        }
+        for (mut k, mut e) in kept.into_iter().zip(exact) {
+            let (mut ks, mut es) = (Vec::new(), Vec::new());
+            scores_out(&mut k, &mut ks);
+            scores_out(&mut e, &mut es);
+            assert_eq!(k, e);
+            assert_eq!(ks.len(), es.len());
+            assert!(ks.iter().zip(&es).all(|(a, b)| (a - b).abs() <= 1e-9), "{ks:?} {es:?}");
+        }
+    }
+
 }
