@@ -155,6 +155,11 @@ pub struct Product {
     /// (or none). Computed, never read from a file (a `generations` key there is ignored).
     #[serde(default, deserialize_with = "computed")]
     pub generations: Vec<Generation>,
+    /// Per generation id, then per release id not already there, the position in
+    /// `generations` of the generation it names or belongs to (the first that lists it), as
+    /// [`Product::generation`] reads it; built with `generations` by [`Catalog::from_texts`].
+    #[serde(skip)]
+    generation_idx: fnv::FnvHashMap<GenerationId, usize>,
 }
 
 /// A field that is computed, never read: whatever a file holds under its name is ignored.
@@ -335,6 +340,15 @@ impl Catalog {
                 }
             }
             p.generations = group_releases(&p.releases, p.generation_rule)?;
+            p.generation_idx = fnv::FnvHashMap::default();
+            for (k, g) in p.generations.iter().enumerate() {
+                p.generation_idx.entry(g.id.clone()).or_insert(k);
+            }
+            for (k, g) in p.generations.iter().enumerate() {
+                for r in &g.releases {
+                    p.generation_idx.entry(r.clone()).or_insert(k);
+                }
+            }
         }
         if let Some(r) = regulations.iter().find(|r| !r.categories.iter().all(known)) {
             return Err(Error::Data(format!("regulations.toml: {} names an unknown category", r.id)));
@@ -406,8 +420,9 @@ impl Catalog {
 
 impl Product {
     /// A known generation by its id, or the generation of a known release.
+    /// One hash lookup ([`Catalog::from_texts`] indexes every id), not a scan of the releases.
     pub fn generation(&self, id: &GenerationId) -> Option<&Generation> {
-        self.generations.iter().find(|g| &g.id == id).or_else(|| self.generations.iter().find(|g| g.releases.contains(id)))
+        self.generation_idx.get(id).map(|&k| &self.generations[k])
     }
 
     /// A known release by id.
@@ -576,6 +591,30 @@ pub(crate) mod tests {
         assert_eq!(c.regulations_applying(&web, Some(3500)).count(), 0);
         assert_eq!(c.regulations_applying(&web, Some(3501)).count(), 1);
         assert_eq!(c.regulations_applying(&web, None).count(), 0, "a group: only the rules without a population bound");
+    }
+
+    /// The indexed [`Product::generation`] gives, for every generation id and release id of
+    /// the shipped catalogue, the generation a scan finds (by id first, then the first that
+    /// lists the release), and nothing for an unknown id.
+    #[test]
+    fn the_generation_index_finds_what_a_scan_finds() {
+        let c = crate::seeds::catalog().unwrap();
+        let scan = |p: &Product, id: &GenerationId| -> Option<GenerationId> {
+            p.generations.iter().find(|g| &g.id == id).or_else(|| p.generations.iter().find(|g| g.releases.contains(id))).map(|g| g.id.clone())
+        };
+        let mut checked = 0;
+        for p in &c.products {
+            for id in p.generations.iter().map(|g| &g.id).chain(p.releases.iter().map(|r| &r.id)) {
+                assert_eq!(p.generation(id).map(|g| g.id.clone()), scan(p, id), "{} {id}", p.id);
+                assert!(p.generation(id).is_some());
+                checked += 1;
+            }
+            assert!(p.generation(&GenerationId::parse("no-such-generation").unwrap()).is_none());
+        }
+        assert!(checked > 100, "{checked} ids");
+        // A release resolves to its generation: Windows 11 24H2 is Windows 11.
+        let windows = c.product(&Slug::parse("windows").unwrap()).unwrap();
+        assert_eq!(windows.generation(&GenerationId::parse("11-24h2-w").unwrap()).map(|g| g.id.as_str()), Some("11"));
     }
 
     #[test]
