@@ -311,7 +311,7 @@ type InService<'a> = Vec<SmallVec<[&'a Adoption; 2]>>;
 /// members.
 fn in_service<'a>(ctx: &Ctx<'a>, members: &[CommuneIdx], category: &Slug) -> InService<'a> {
     let by_commune = ctx.index.in_category_by_commune(category);
-    members.iter().map(|&m| by_commune.of_commune(&ctx.territory.commune(m).code).filter(|a| a.active_on(ctx.today)).collect()).collect()
+    members.iter().map(|&m| by_commune.of_commune(ctx.territory.code(m)).filter(|a| a.active_on(ctx.today)).collect()).collect()
 }
 
 /// Whether and why a member needs something in a category within `horizon_months`.

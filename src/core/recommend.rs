@@ -826,7 +826,7 @@ impl ReachAdoptions {
                 let in_category = ctx.index.in_category_by_commune(category);
                 Box::new(reach.iter().flat_map(move |r| {
                     let wanted = wanted.clone();
-                    in_category.of_commune(&ctx.territory.commune(r.idx).code).filter(move |a| wanted(a)).map(move |a| (r, a))
+                    in_category.of_commune(ctx.territory.code(r.idx)).filter(move |a| wanted(a)).map(move |a| (r, a))
                 }))
             }
             ReachAdoptions::ByCategory(pos) => {

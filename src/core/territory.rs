@@ -259,6 +259,9 @@ pub struct Territory {
     adjacency: Vec<CommuneIdx>,
     /// Rank of each commune in INSEE code order (sorting by it sorts by code, comparing `u32`s).
     code_rank: Vec<u32>,
+    /// Each commune's INSEE code, by index: 5 bytes a commune, what the hot path reads of a
+    /// commune of a reach (instead of its whole record).
+    codes: Vec<InseeCode>,
     /// Number of communes per department code, and per population class.
     department_size: HashMap<String, usize>,
     size_class_size: HashMap<SizeClass, usize>,
@@ -353,6 +356,7 @@ impl Territory {
             adjacency_start: Vec::new(),
             adjacency: Vec::new(),
             code_rank: Vec::new(),
+            codes: Vec::new(),
             department_size: HashMap::new(),
             size_class_size: HashMap::new(),
             epcis: Vec::new(),
@@ -469,6 +473,7 @@ impl Territory {
         self.adjacency_start = start;
         self.adjacency = adjacency;
         self.code_rank = code_rank;
+        self.codes = self.communes.iter().map(|c| c.code).collect();
         for c in &self.communes {
             *self.department_size.entry(c.department.clone()).or_default() += 1;
             *self.size_class_size.entry(c.size_class()).or_default() += 1;
@@ -532,6 +537,12 @@ impl Territory {
     /// The commune at an index. Panics never: indices only come from this territory.
     pub fn commune(&self, idx: CommuneIdx) -> &Commune {
         &self.communes[idx as usize]
+    }
+
+    /// The INSEE code of the commune at `idx` (its [`Commune::code`], read from a dense array).
+    /// Panics if `idx` is not an index of this territory.
+    pub fn code(&self, idx: CommuneIdx) -> &InseeCode {
+        &self.codes[idx as usize]
     }
 
     /// Index of a commune by INSEE code; `None` when the code is not a seeded commune.
@@ -890,6 +901,16 @@ pub(crate) mod tests {
         let epci = t.epci(&Siren::parse("200000002").unwrap()).unwrap();
         assert_eq!(epci.members.len(), 2);
         assert!(!epci.members[0].in_seeds, "44001 is outside the seeds and the largest member");
+    }
+
+    #[test]
+    fn the_dense_codes_are_the_records_codes() {
+        let t = crate::seeds::territory().unwrap();
+        let brest = t.find(&InseeCode::parse("29019").unwrap()).unwrap();
+        assert_eq!(t.code(brest).as_str(), "29019");
+        for (i, c) in t.communes().iter().enumerate() {
+            assert_eq!(t.code(i as CommuneIdx), &c.code);
+        }
     }
 
     #[test]
