@@ -629,7 +629,7 @@ pub struct AdoptionIndex {
     /// Per category and commune, the positions of the commune's adoptions in the category, in
     /// the order of `by_commune`: a reach reads its communes' adoptions in one category without
     /// going through their others.
-    by_category_commune: FnvHashMap<Slug, FnvHashMap<InseeCode, SmallVec<[u32; 2]>>>,
+    by_category_commune: FnvHashMap<Slug, CommuneLists>,
     /// Per category, the positions of its adoptions per (product, generation or release as
     /// recorded): which candidates the category can offer at all.
     category_keys: FnvHashMap<Slug, BTreeMap<RecordedKey, Vec<u32>>>,
@@ -693,7 +693,7 @@ impl AdoptionIndex {
                 if let Some(v) = self.by_category_commune.get_mut(&old_category).and_then(|m| m.get_mut(&old_commune)) {
                     v.retain(|j| *j != i);
                 }
-                self.by_category_commune.entry(a.category.clone()).or_default().entry(a.commune).or_default().push(i);
+                self.by_category_commune.entry(a.category.clone()).or_default().entry(&a.commune).push(i);
             }
             if was_open != a.until.is_none() || old_category != a.category {
                 let from = if was_open { &mut self.open } else { &mut self.closed };
@@ -715,7 +715,7 @@ impl AdoptionIndex {
         let i = u32::try_from(self.adoptions.len()).expect("fewer than 2^32 adoptions");
         self.by_id.insert(a.id, i);
         self.by_commune.entry(a.commune).or_default().push(i);
-        self.by_category_commune.entry(a.category.clone()).or_default().entry(a.commune).or_default().push(i);
+        self.by_category_commune.entry(a.category.clone()).or_default().entry(&a.commune).push(i);
         let list = if a.until.is_none() { &mut self.open } else { &mut self.closed };
         list.entry(a.category.clone()).or_default().push(i);
         self.note_until(&a);
@@ -1061,17 +1061,68 @@ impl AdoptionIndex {
     }
 }
 
+/// The number of an INSEE code's slot in [`CommuneLists`]: the code read as a number
+/// (`35238` → 35,238) and, for Corsica, 100,000 + 1,000 × (0 for `2A`, 1 for `2B`) + its last
+/// three digits (`2B033` → 101,033): one slot per code, below 102,000, with neighbouring
+/// communes (codes close in their department) in nearby slots.
+fn code_slot(code: &InseeCode) -> usize {
+    let b = code.as_bytes();
+    let number = |s: &[u8]| s.iter().fold(0usize, |n, &c| n * 10 + usize::from(c.wrapping_sub(b'0') % 10));
+    match b[1] {
+        b'A' | b'B' => 100_000 + usize::from(b[1] - b'A') * 1000 + number(&b[2..]),
+        _ => number(b),
+    }
+}
+
+/// Per commune, the positions of its adoptions in one category, in a dense array by
+/// [`code_slot`] from the lowest slot in use to the highest: a commune's list is found by its
+/// code's number, without hashing, and the communes of a reach (close codes) sit in nearby
+/// memory. 16 bytes a slot (a list of up to 2 positions inline).
+#[derive(Debug, Default)]
+struct CommuneLists {
+    /// The slot of `dense[0]`.
+    base: usize,
+    dense: Vec<SmallVec<[u32; 2]>>,
+}
+
+impl CommuneLists {
+    /// The positions of `code`'s adoptions (empty when it has none).
+    fn get(&self, code: &InseeCode) -> Option<&[u32]> {
+        code_slot(code).checked_sub(self.base).and_then(|k| self.dense.get(k)).map(SmallVec::as_slice)
+    }
+
+    fn get_mut(&mut self, code: &InseeCode) -> Option<&mut SmallVec<[u32; 2]>> {
+        code_slot(code).checked_sub(self.base).and_then(|k| self.dense.get_mut(k))
+    }
+
+    /// The list of `code`, the array widened to its slot if needed.
+    fn entry(&mut self, code: &InseeCode) -> &mut SmallVec<[u32; 2]> {
+        let slot = code_slot(code);
+        if self.dense.is_empty() {
+            self.base = slot;
+        } else if slot < self.base {
+            self.dense.splice(0..0, std::iter::repeat_with(SmallVec::new).take(self.base - slot));
+            self.base = slot;
+        }
+        let k = slot - self.base;
+        if k >= self.dense.len() {
+            self.dense.resize_with(k + 1, SmallVec::new);
+        }
+        &mut self.dense[k]
+    }
+}
+
 /// The adoptions of one category of an [`AdoptionIndex`], by commune.
 #[derive(Clone, Copy)]
 pub struct CategoryByCommune<'a> {
     index: &'a AdoptionIndex,
-    lists: Option<&'a FnvHashMap<InseeCode, SmallVec<[u32; 2]>>>,
+    lists: Option<&'a CommuneLists>,
 }
 
 impl<'a> CategoryByCommune<'a> {
     /// A commune's adoptions in the category, oldest first.
     pub fn of_commune(self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
-        let positions = self.lists.and_then(|m| m.get(code)).map_or(&[][..], |v| v.as_slice());
+        let positions = self.lists.and_then(|m| m.get(code)).unwrap_or(&[]);
         positions.iter().map(move |&i| &self.index.adoptions[i as usize])
     }
 }
@@ -1216,6 +1267,31 @@ mod tests {
         assert_eq!(h.feedback_sums_of(h.adoption(2).unwrap(), &basis), None);
         // An adoption not read from the index (a copy): not served either.
         assert_eq!(h.feedback_sums_of(&h.adoption(1).unwrap().clone(), &next_day), None);
+    }
+
+    #[test]
+    fn every_code_has_its_own_slot_and_the_lists_widen_both_ways() {
+        let code = |s: &str| InseeCode::parse(s).unwrap();
+        let slots: Vec<usize> = ["01001", "29019", "35238", "97617", "2A004", "2B033", "2a004"].iter().map(|c| code_slot(&code(c))).collect();
+        assert_eq!(slots, [1_001, 29_019, 35_238, 97_617, 100_004, 101_033, 100_004]);
+        assert_eq!(code_slot(&code("00000")), 0);
+        assert_eq!(code_slot(&code("99999")), 99_999);
+        assert_eq!(code_slot(&code("2B999")), 101_999);
+        let mut lists = CommuneLists::default();
+        lists.entry(&code("35238")).push(1);
+        lists.entry(&code("29019")).push(2);
+        lists.entry(&code("2B033")).push(3);
+        lists.entry(&code("35238")).extend([4, 5]);
+        assert_eq!(lists.base, 29_019);
+        assert_eq!(lists.dense.len(), 101_033 - 29_019 + 1);
+        assert_eq!(lists.get(&code("35238")), Some(&[1, 4, 5][..]));
+        assert_eq!(lists.get(&code("29019")), Some(&[2][..]));
+        assert_eq!(lists.get(&code("2B033")), Some(&[3][..]));
+        assert_eq!(lists.get(&code("29020")), Some(&[][..]), "in the range, no adoption");
+        assert_eq!(lists.get(&code("22278")), None, "below the range");
+        assert_eq!(lists.get(&code("2B034")), None, "above the range");
+        lists.get_mut(&code("35238")).unwrap().retain(|i| *i != 4);
+        assert_eq!(lists.get(&code("35238")), Some(&[1, 5][..]));
     }
 
     #[test]
