@@ -1074,41 +1074,53 @@ fn code_slot(code: &InseeCode) -> usize {
     }
 }
 
-/// Per commune, the positions of its adoptions in one category, in a dense array by
-/// [`code_slot`] from the lowest slot in use to the highest: a commune's list is found by its
-/// code's number, without hashing, and the communes of a reach (close codes) sit in nearby
-/// memory. 16 bytes a slot (a list of up to 2 positions inline).
+/// Per commune, the positions of its adoptions in one category: a dense array by
+/// [`code_slot`], from the lowest slot in use to the highest, holds for each code the place of
+/// its list among the lists (4 bytes a slot, `u32::MAX` for none); the lists themselves sit
+/// together in the order their communes first appeared (16 bytes each, up to 2 positions
+/// inline). A commune's list is found by its code's number, without hashing; the slots of a
+/// reach's communes (close codes) share cache lines, and a small territory's lists stay in cache.
 #[derive(Debug, Default)]
 struct CommuneLists {
-    /// The slot of `dense[0]`.
+    /// The slot of `slots[0]`.
     base: usize,
-    dense: Vec<SmallVec<[u32; 2]>>,
+    slots: Vec<u32>,
+    lists: Vec<SmallVec<[u32; 2]>>,
 }
 
 impl CommuneLists {
-    /// The positions of `code`'s adoptions (empty when it has none).
+    fn place(&self, code: &InseeCode) -> Option<usize> {
+        let k = code_slot(code).checked_sub(self.base)?;
+        self.slots.get(k).copied().filter(|&p| p != u32::MAX).map(|p| p as usize)
+    }
+
+    /// The positions of `code`'s adoptions; `None` when it never had one here.
     fn get(&self, code: &InseeCode) -> Option<&[u32]> {
-        code_slot(code).checked_sub(self.base).and_then(|k| self.dense.get(k)).map(SmallVec::as_slice)
+        self.place(code).map(|p| self.lists[p].as_slice())
     }
 
     fn get_mut(&mut self, code: &InseeCode) -> Option<&mut SmallVec<[u32; 2]>> {
-        code_slot(code).checked_sub(self.base).and_then(|k| self.dense.get_mut(k))
+        self.place(code).map(|p| &mut self.lists[p])
     }
 
-    /// The list of `code`, the array widened to its slot if needed.
+    /// The list of `code`, made (and the slots widened to its slot) if needed.
     fn entry(&mut self, code: &InseeCode) -> &mut SmallVec<[u32; 2]> {
         let slot = code_slot(code);
-        if self.dense.is_empty() {
+        if self.slots.is_empty() {
             self.base = slot;
         } else if slot < self.base {
-            self.dense.splice(0..0, std::iter::repeat_with(SmallVec::new).take(self.base - slot));
+            self.slots.splice(0..0, std::iter::repeat_n(u32::MAX, self.base - slot));
             self.base = slot;
         }
         let k = slot - self.base;
-        if k >= self.dense.len() {
-            self.dense.resize_with(k + 1, SmallVec::new);
+        if k >= self.slots.len() {
+            self.slots.resize(k + 1, u32::MAX);
         }
-        &mut self.dense[k]
+        if self.slots[k] == u32::MAX {
+            self.slots[k] = u32::try_from(self.lists.len()).expect("fewer than 2^32 communes");
+            self.lists.push(SmallVec::new());
+        }
+        &mut self.lists[self.slots[k] as usize]
     }
 }
 
@@ -1283,15 +1295,17 @@ mod tests {
         lists.entry(&code("2B033")).push(3);
         lists.entry(&code("35238")).extend([4, 5]);
         assert_eq!(lists.base, 29_019);
-        assert_eq!(lists.dense.len(), 101_033 - 29_019 + 1);
+        assert_eq!(lists.slots.len(), 101_033 - 29_019 + 1);
+        assert_eq!(lists.lists.len(), 3, "one list per commune, in the order they came");
         assert_eq!(lists.get(&code("35238")), Some(&[1, 4, 5][..]));
         assert_eq!(lists.get(&code("29019")), Some(&[2][..]));
         assert_eq!(lists.get(&code("2B033")), Some(&[3][..]));
-        assert_eq!(lists.get(&code("29020")), Some(&[][..]), "in the range, no adoption");
+        assert_eq!(lists.get(&code("29020")), None, "in the range, no adoption");
         assert_eq!(lists.get(&code("22278")), None, "below the range");
         assert_eq!(lists.get(&code("2B034")), None, "above the range");
         lists.get_mut(&code("35238")).unwrap().retain(|i| *i != 4);
         assert_eq!(lists.get(&code("35238")), Some(&[1, 5][..]));
+        assert_eq!(lists.get(&code("29019")), Some(&[2][..]), "the others unmoved");
     }
 
     #[test]

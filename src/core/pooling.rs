@@ -414,8 +414,12 @@ fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], in_service: &InService, 
         .zip(in_service)
         .filter_map(|(&m, active)| {
             let workstations = active.iter().filter_map(|a| a.workstations).max();
-            need_given(ctx, active, ctx.territory.commune(m).population, category, horizon_months)
-                .map(|need| Concerned { member: member(ctx, m), reason: reason(ctx, &need), need, workstations })
+            need_given(ctx, active, ctx.territory.commune(m).population, category, horizon_months).map(|need| Concerned {
+                member: member(ctx, m),
+                reason: reason(ctx, &need),
+                need,
+                workstations,
+            })
         })
         .collect();
     concerned

@@ -2311,5 +2311,4 @@ mod golden {
             assert!(ks.iter().zip(&es).all(|(a, b)| (a - b).abs() <= 1e-9), "{ks:?} {es:?}");
         }
     }
-
 }
