@@ -407,12 +407,6 @@ pub fn is_poor_rating(mean_reliability: f64, n: u32) -> bool {
 }
 
 impl Ratings {
-    /// Whether these ratings are poor: mean reliability under [`POOR_RATING`] (2.5 on 1-5) over
-    /// at least [`POOR_RATING_MIN_REPORTS`] (2) records; see [`is_poor_rating`].
-    pub fn is_poor(&self) -> bool {
-        is_poor_rating(self.mean_reliability, self.n)
-    }
-
     /// Summary of `feedback` given on or before `date`.
     fn of(feedback: &[Feedback], date: NaiveDate) -> Ratings {
         let mut r = Ratings::default();
