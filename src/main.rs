@@ -306,7 +306,7 @@ fn run_migrate(data_dir: &Path) -> Result<(), Error> {
     })?;
     match migration {
         Some(m) => println!(
-            "{}: migrated from store format {} to {} ({} records read, {} rewritten; backup taken first: {}); {} bytes on disk",
+            "{}: migrated from store format {} to {} ({} values read, {} written; backup taken first: {}); {} bytes on disk",
             data_dir.display(),
             m.from,
             m.to,

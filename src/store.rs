@@ -12,7 +12,11 @@
 //!   same transaction);
 //! - `adoptions`: `id` → record of an [`Adoption`];
 //! - `adoptions_by_commune`: INSEE code (5 bytes) ++ `id` → empty;
-//! - `feedback`: adoption `id` ++ feedback `id` → record of a [`Feedback`];
+//! - `feedback`: adoption `id` → the adoption's feedback records, one value (a
+//!   [`records::FeedbackGroup`], records in id order; format 2). Stores of formats 0 and 1 held
+//!   one value per record under adoption `id` ++ feedback `id` (16 bytes); the migration groups
+//!   them, and every reader takes either key (a store half-way through its migration reads
+//!   whole). The ledger counts and digests feedback *records* by that 16-byte key either way;
 //! - `tokens`: token `id` → record of a [`Token`] (scope, label, creation and revocation times);
 //! - `token_hashes`: SHA-256 of the secret (32 bytes) → token `id`. Secrets are never stored.
 //!   Token ids come from `meta` `next_token_id`;
@@ -90,7 +94,7 @@ use crate::core::simulate::DemoHistory;
 use crate::error::{Error, Result};
 use ledger::{Census, Found, Kind, LedgerFile, LedgerState};
 pub use ledger::{IntegrityReport, KindReport, Verdict};
-use records::IdemRecord;
+use records::{FeedbackGroup, IdemRecord};
 
 const DEMO_LOADING: &[u8] = b"demo_loading";
 
@@ -104,6 +108,32 @@ const WRITES_KEY: &[u8] = b"writes";
 
 /// Values rewritten per sled batch during a migration.
 const MIGRATION_BATCH: usize = 1000;
+
+/// Length of a `feedback` key of format 2: the adoption id (its group of records).
+const GROUP_KEY: usize = 8;
+
+/// Length of a `feedback` key of formats 0 and 1: adoption id ++ record id (one record).
+const SINGLE_KEY: usize = 16;
+
+/// The feedback records under one key of the `feedback` tree: an adoption's group (8-byte key,
+/// format 2) or one record (16-byte key, a store of format 0 or 1 not yet migrated). Errors:
+/// `Storage` for a value that does not decode or a key of another length.
+fn feedback_entries(k: &[u8], v: &[u8]) -> Result<Vec<Feedback>> {
+    match k.len() {
+        GROUP_KEY => records::decode::<FeedbackGroup>(v).map(|g| g.0),
+        SINGLE_KEY => records::decode::<Feedback>(v).map(|f| vec![f]),
+        n => Err(Error::storage_state(format!("a feedback key of {n} bytes"))),
+    }
+}
+
+/// The adoption's feedback group in a transaction (empty when it has none yet). Errors:
+/// `Storage` (aborting) for a value that does not decode.
+fn group_in(feedback: &sled::transaction::TransactionalTree, adoption_id: u64) -> std::result::Result<FeedbackGroup, ConflictableTransactionError<Error>> {
+    match feedback.get(adoption_id.to_be_bytes())? {
+        Some(v) => records::decode::<FeedbackGroup>(&v).map_err(abort),
+        None => Ok(FeedbackGroup::default()),
+    }
+}
 
 /// Prefix of the idempotency keys in `meta`.
 const IDEM_PREFIX: &[u8] = b"idem:";
@@ -178,7 +208,9 @@ pub struct Migration {
     pub backup: PathBuf,
     /// Values read (every record, and every idempotency key).
     pub records: u64,
-    /// Values rewritten (fewer than `records` when an earlier migration was cut short).
+    /// Values written: records rewritten in the current format (fewer than `records` when an
+    /// earlier migration was cut short), plus the feedback groups made from single records
+    /// (format 2).
     pub rewritten: u64,
 }
 
@@ -448,13 +480,17 @@ impl Store {
 
     /// [`Store::open`], saying what a migration did (`None`: none was needed) and calling
     /// `progress(step, done, total)` during one: step `backup before migration` (records
-    /// written to the backup), then `migration` (values read). A migration of a store of format
-    /// 0 (JSON values): first a backup, `DATA_DIR/backups/voisinage-YYYYMMDD-HHMMSS-pre-migrate.jsonl.gz`
-    /// (the [`crate::backup`] format, read back whole before going on); then every value is
-    /// rewritten in the current format, in batches (keys unchanged, so the ledger still holds);
-    /// then, flushed, the `meta` key `format` is written last. A crash at any point leaves a
-    /// store that reads whole (each value says its format by its first byte) and that the next
-    /// open finishes migrating (with one more backup). Errors: those of [`Store::open`]; `Io`
+    /// written to the backup), then `migration` (values read), then `grouping feedback`
+    /// (feedback records read). A migration of a store of format 0 (JSON values) or 1 (one
+    /// feedback record per key): first a backup,
+    /// `DATA_DIR/backups/voisinage-YYYYMMDD-HHMMSS-pre-migrate.jsonl.gz` (the [`crate::backup`]
+    /// format, read back whole before going on); then every JSON value is rewritten in postcard,
+    /// in batches (keys unchanged); then the feedback records are grouped per adoption, in
+    /// batches (the ledger counts records by the same keys either way, so it still holds); then,
+    /// flushed, the `meta` key `format` is written last. A crash at any point leaves a store
+    /// that reads whole (each value says its format by its first byte, each feedback key by its
+    /// length whether it holds a group or one record) and that the next open finishes migrating
+    /// (with one more backup). Errors: those of [`Store::open`]; `Io`
     /// or `Storage` when the backup cannot be written (nothing is migrated then).
     pub fn open_with_progress(dir: &Path, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<(Store, Option<Migration>)> {
         let (store, _) = Store::open_with(dir, OnDamage::Refuse)?;
@@ -602,11 +638,13 @@ impl Store {
         let backup = self.backup_before_migration(data_dir, progress)?;
         let (records, rewritten) = self.upgrade_values(None, &mut |done, total| progress("migration", done, total))?;
         self.flush()?;
+        let grouped = self.group_feedback(None, &mut |done, total| progress("grouping feedback", done, total))?;
+        self.flush()?;
         // Last: a crash before this leaves a store that the next open migrates again.
         self.meta.insert(FORMAT_KEY, &[records::FORMAT]).map_err(st)?;
         self.flush()?;
         progress("migration", records, records);
-        let m = Migration { from, to: records::FORMAT, backup, records, rewritten };
+        let m = Migration { from, to: records::FORMAT, backup, records, rewritten: rewritten + grouped };
         tracing::info!(
             from = m.from,
             to = m.to,
@@ -657,13 +695,15 @@ impl Store {
         use records::upgrade;
         let total = self.export_count();
         let (mut done, mut rewritten) = (0u64, 0u64);
-        type Upgrade = fn(&[u8]) -> Result<Option<Vec<u8>>>;
+        type Upgrade = fn(&[u8], &[u8]) -> Result<Option<Vec<u8>>>;
         let trees: [(&sled::Tree, &[u8], Upgrade); 5] = [
-            (&self.adoptions, b"", upgrade::<Adoption>),
-            (&self.feedback, b"", upgrade::<Feedback>),
-            (&self.tokens, b"", upgrade::<Token>),
-            (&self.price_estimates, b"", upgrade::<PriceEstimate>),
-            (&self.meta, IDEM_PREFIX, upgrade::<IdemRecord>),
+            (&self.adoptions, b"", |_, v| upgrade::<Adoption>(v)),
+            // Groups (format 2) are written in the current format; single records are upgraded
+            // here, then grouped by `group_feedback`.
+            (&self.feedback, b"", |k, v| if k.len() == GROUP_KEY { Ok(None) } else { upgrade::<Feedback>(v) }),
+            (&self.tokens, b"", |_, v| upgrade::<Token>(v)),
+            (&self.price_estimates, b"", |_, v| upgrade::<PriceEstimate>(v)),
+            (&self.meta, IDEM_PREFIX, |_, v| upgrade::<IdemRecord>(v)),
         ];
         for (tree, prefix, upgrade) in trees {
             let mut batch = sled::Batch::default();
@@ -673,7 +713,7 @@ impl Store {
                     break;
                 }
                 let (k, v) = kv.map_err(st)?;
-                if let Some(new) = upgrade(&v)? {
+                if let Some(new) = upgrade(&k, &v)? {
                     batch.insert(k, new);
                     pending += 1;
                     rewritten += 1;
@@ -692,6 +732,67 @@ impl Store {
             }
         }
         Ok((done, rewritten))
+    }
+
+    /// Format 2: rewrites the feedback records stored one per key (16-byte keys) as one group
+    /// per adoption (8-byte key, records in id order, merged with a group a previous, cut-short
+    /// run wrote), in batches of [`MIGRATION_BATCH`] adoptions; each batch writes the groups and
+    /// removes their single records atomically, so that a crash leaves every record in exactly
+    /// one place. Stops after `limit` groups when given (tests). `progress(records read,
+    /// records)`. Returns the groups written.
+    fn group_feedback(&self, limit: Option<u64>, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+        let total = self.tally().tally(Kind::Feedback).count;
+        let mut batch = sled::Batch::default();
+        let (mut pending, mut groups, mut done) = (0usize, 0u64, 0u64);
+        // The adoption being read: its key, its records, the single keys they came from.
+        let mut current: Option<(sled::IVec, Vec<Feedback>, Vec<sled::IVec>)> = None;
+        let close = |c: (sled::IVec, Vec<Feedback>, Vec<sled::IVec>), batch: &mut sled::Batch| -> Result<bool> {
+            let (adoption, mut fs, singles) = c;
+            if singles.is_empty() {
+                return Ok(false);
+            }
+            fs.sort_by_key(|f| f.id);
+            fs.dedup_by_key(|f| f.id);
+            batch.insert(adoption, records::encode_group(&fs)?);
+            singles.into_iter().for_each(|k| batch.remove(k));
+            Ok(true)
+        };
+        for kv in self.feedback.iter() {
+            if limit.is_some_and(|l| groups >= l) {
+                current = None;
+                break;
+            }
+            let (k, v) = kv.map_err(st)?;
+            let fs = feedback_entries(&k, &v)?;
+            done += fs.len() as u64;
+            let adoption = sled::IVec::from(&k[..GROUP_KEY]);
+            if let Some(c) = current.take_if(|c| c.0 != adoption)
+                && close(c, &mut batch)?
+            {
+                groups += 1;
+                pending += 1;
+                if pending == MIGRATION_BATCH {
+                    self.feedback.apply_batch(std::mem::take(&mut batch)).map_err(st)?;
+                    pending = 0;
+                }
+            }
+            let c = current.get_or_insert_with(|| (adoption, Vec::new(), Vec::new()));
+            c.1.extend(fs);
+            if k.len() == SINGLE_KEY {
+                c.2.push(k);
+            }
+            if done.is_multiple_of(PROGRESS_EVERY) {
+                progress(done, total.max(done));
+            }
+        }
+        if let Some(c) = current
+            && close(c, &mut batch)?
+        {
+            groups += 1;
+        }
+        self.feedback.apply_batch(batch).map_err(st)?;
+        progress(done, done);
+        Ok(groups)
     }
 
     /// Start-up repairs and checks: a demo load interrupted by a crash is wiped (the demo is only
@@ -784,11 +885,28 @@ impl Store {
             }
             Ok(())
         };
+        // Feedback records are counted by their 16-byte key whether stored alone (formats 0
+        // and 1) or in their adoption's group (format 2: the group is decoded for its ids; a
+        // group that does not decode counts none of its records, which the ledger then misses).
+        let grouped = |c: &mut Census| -> Result<()> {
+            for kv in self.feedback.iter() {
+                let (k, v) = kv.map_err(st)?;
+                if k.len() != GROUP_KEY {
+                    c.add(l, Kind::Feedback, &k, be(&k[k.len().saturating_sub(8)..]));
+                    continue;
+                }
+                match records::decode::<FeedbackGroup>(&v) {
+                    Ok(g) => g.0.iter().for_each(|f| c.add(l, Kind::Feedback, &id_key(&k, f.id), f.id)),
+                    Err(e) => tracing::warn!(adoption = be(&k), error = %e, "a feedback group that does not decode: its records are not counted"),
+                }
+            }
+            Ok(())
+        };
         let (feedback, rest) = std::thread::scope(|s| {
             let feedback = s.spawn(|| {
                 let started = std::time::Instant::now();
                 let mut c = Census::new(l);
-                let r = keyed(&mut c, Kind::Feedback, &self.feedback).map(|()| c);
+                let r = grouped(&mut c).map(|()| c);
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "feedback records counted");
                 r
             });
@@ -910,7 +1028,11 @@ impl Store {
     /// All adoptions and feedback, in key order (to rebuild the in-memory index).
     pub fn load(&self) -> Result<(Vec<Adoption>, Vec<Feedback>)> {
         let a = self.adoptions.iter().values().map(|v| v.map_err(st).and_then(|v| records::decode(&v))).collect::<Result<Vec<Adoption>>>()?;
-        let f = self.feedback.iter().values().map(|v| v.map_err(st).and_then(|v| records::decode(&v))).collect::<Result<Vec<Feedback>>>()?;
+        let mut f = Vec::new();
+        for kv in self.feedback.iter() {
+            let (k, v) = kv.map_err(st)?;
+            f.extend(feedback_entries(&k, &v)?);
+        }
         Ok((a, f))
     }
 
@@ -1038,9 +1160,16 @@ impl Store {
         let header = snapshot::Header { version: snapshot::VERSION, record_format: records::FORMAT, fingerprint: before.clone(), adoptions, feedback };
         let total = adoptions + feedback;
         let mut done = 0u64;
-        let mut values = self.adoptions.iter().values().chain(self.feedback.iter().values()).map(|v| {
-            let v = v.map_err(st)?;
-            if records::version_of(&v)? != records::FORMAT {
+        // One value per record, feedback records taken out of their groups.
+        let feedback = self.feedback.iter().flat_map(|kv| -> Vec<Result<sled::IVec>> {
+            match kv.map_err(st).and_then(|(k, v)| feedback_entries(&k, &v)) {
+                Ok(fs) => fs.iter().map(|f| records::encode(f).map(sled::IVec::from)).collect(),
+                Err(e) => vec![Err(e)],
+            }
+        });
+        let mut values = self.adoptions.iter().values().map(|v| v.map_err(st)).chain(feedback).map(|v| {
+            let v = v?;
+            if !records::is_postcard(&v)? {
                 return Err(Error::storage_state("a record of an older format (the store is not migrated)"));
             }
             done += 1;
@@ -1078,11 +1207,14 @@ impl Store {
             step(&mut done);
         }
         let mut orphans = 0u64;
-        for v in self.feedback.iter().values() {
-            if !h.add_feedback(records::decode(&v.map_err(st)?)?) {
-                orphans += 1;
+        for kv in self.feedback.iter() {
+            let (k, v) = kv.map_err(st)?;
+            for f in feedback_entries(&k, &v)? {
+                if !h.add_feedback(f) {
+                    orphans += 1;
+                }
+                step(&mut done);
             }
-            step(&mut done);
         }
         progress(done, done);
         if orphans > 0 {
@@ -1230,10 +1362,9 @@ impl Store {
                 {
                     let rec: IdemRecord = records::decode(&v).map_err(abort)?;
                     i.check(&rec).map_err(abort)?;
-                    let mut key = rec.adoption_id.unwrap_or(adoption_id).to_be_bytes().to_vec();
-                    key.extend_from_slice(&rec.id.to_be_bytes());
-                    let first = feedback.get(key)?.ok_or_else(|| abort(Error::storage_state("idempotency record without its feedback")))?;
-                    return Ok((records::decode::<Feedback>(&first).map_err(abort)?, true));
+                    let group = group_in(feedback, rec.adoption_id.unwrap_or(adoption_id))?;
+                    let first = group.0.into_iter().find(|f| f.id == rec.id);
+                    return Ok((first.ok_or_else(|| abort(Error::storage_state("idempotency record without its feedback")))?, true));
                 }
                 if adoptions.get(adoption_id.to_be_bytes())?.is_none() {
                     return Err(abort(Error::NotFound(format!("no adoption {adoption_id}"))));
@@ -1242,9 +1373,10 @@ impl Store {
                 meta.insert(b"next_id", &(id + 1).to_be_bytes())?;
                 count_write(meta)?;
                 let f = new.clone().with_id(id, adoption_id, false);
-                let mut key = adoption_id.to_be_bytes().to_vec();
-                key.extend_from_slice(&id.to_be_bytes());
-                feedback.insert(key, records::encode(&f).map_err(abort)?)?;
+                // Ids only grow: the group stays in id order.
+                let mut group = group_in(feedback, adoption_id)?;
+                group.0.push(f.clone());
+                feedback.insert(&adoption_id.to_be_bytes(), records::encode(&group).map_err(abort)?)?;
                 if let Some(i) = idem {
                     meta.insert(
                         i.store_key(),
@@ -1407,14 +1539,19 @@ impl Store {
             drop(ledger);
             step(&mut done);
         }
-        for f in &h.feedback {
+        // One value per adoption: its records in id order.
+        let mut order: Vec<&Feedback> = h.feedback.iter().collect();
+        order.sort_unstable_by_key(|f| (f.adoption_id, f.id));
+        for group in order.chunk_by(|a, b| a.adoption_id == b.adoption_id) {
             let mut ledger = self.tally();
-            let key = id_key(&f.adoption_id.to_be_bytes(), f.id);
-            self.feedback.insert(&key, records::encode(f)?).map_err(st)?;
-            ledger.add(Kind::Feedback, &key, f.id);
-            max_id = max_id.max(f.id);
+            let adoption = group[0].adoption_id.to_be_bytes();
+            self.feedback.insert(adoption, records::encode_group(group.iter().copied())?).map_err(st)?;
+            for f in group {
+                ledger.add(Kind::Feedback, &id_key(&adoption, f.id), f.id);
+                max_id = max_id.max(f.id);
+            }
             drop(ledger);
-            step(&mut done);
+            group.iter().for_each(|_| step(&mut done));
         }
         let info = DemoInfo { seed, end, adoptions: h.adoptions.len(), feedback: h.feedback.len(), simulated_dates: h.simulated_dates.clone() };
         self.meta.insert(b"next_id", &(max_id + 1).to_be_bytes()).map_err(st)?;
@@ -1480,9 +1617,11 @@ impl Store {
         // Keys end with the record's id (after the adoption id, the INSEE code or the SIREN).
         let tail = |k: &[u8]| be(&k[k.len().saturating_sub(8)..]);
         let adoptions = self.adoptions.range(..n.to_be_bytes()).values().map(move |v| decode(&v.map_err(st)?).map(Record::Adoption));
-        let feedback = self.feedback.range(..n.to_be_bytes()).filter_map(move |kv| match kv {
-            Ok((k, v)) => (tail(&k) < n).then(|| decode(&v).map(Record::Feedback)),
-            Err(e) => Some(Err(st(e))),
+        let feedback = self.feedback.range(..n.to_be_bytes()).flat_map(move |kv| -> Vec<Result<Record>> {
+            match kv.map_err(st).and_then(|(k, v)| feedback_entries(&k, &v)) {
+                Ok(fs) => fs.into_iter().filter(|f| f.id < n).map(|f| Ok(Record::Feedback(f))).collect(),
+                Err(e) => vec![Err(e)],
+            }
         });
         let tokens = self.token_hashes.iter().filter_map(move |kv| match kv {
             Ok((hash, id)) if be(&id) < nt => Some((|| {
@@ -1539,9 +1678,17 @@ impl Store {
                 self.by_commune.insert(key, &[]).map_err(st)?;
             }
             Record::Feedback(f) => {
-                let mut key = f.adoption_id.to_be_bytes().to_vec();
-                key.extend_from_slice(&f.id.to_be_bytes());
-                once(&self.feedback, key, records::encode(&f)?, format!("feedback {}", f.id))?;
+                let key = f.adoption_id.to_be_bytes();
+                let mut group = match self.feedback.get(key).map_err(st)? {
+                    Some(v) => records::decode::<FeedbackGroup>(&v)?,
+                    None => FeedbackGroup::default(),
+                };
+                let at = group.0.partition_point(|g| g.id < f.id);
+                if group.0.get(at).is_some_and(|g| g.id == f.id) {
+                    return Err(Error::Invalid(format!("feedback {} is in the backup twice", f.id)));
+                }
+                group.0.insert(at, f);
+                self.feedback.insert(key, records::encode(&group)?).map_err(st)?;
             }
             Record::Token(t, hash) => {
                 once(&self.tokens, t.id.to_be_bytes().to_vec(), records::encode(&t)?, format!("token {}", t.id))?;
@@ -1817,8 +1964,9 @@ pub(crate) mod tests {
         let (k, _) = s.token_hashes.iter().next().unwrap().unwrap();
         s.token_hashes.remove(k).unwrap();
         let (k, v) = s.feedback.iter().next().unwrap().unwrap();
-        s.feedback.remove(&k).unwrap();
-        s.feedback.insert(id_key(&k[..8], 2), v).unwrap();
+        let mut group = records::decode::<FeedbackGroup>(&v).unwrap();
+        group.0[0].id = 2;
+        s.feedback.insert(k, records::encode(&group).unwrap()).unwrap();
         s.db.flush().unwrap();
         drop(s);
         let msg = reopen_err(dir.path());

@@ -1,9 +1,11 @@
-//! Tests of the store's record format, its migration from JSON values, and the index snapshot.
+//! Tests of the store's record format, its migration from JSON values and from one feedback
+//! record per key, and the index snapshot.
 //!
-//! The old stores of these tests are made by a test-only path ([`make_json`]) that rewrites every
-//! value of a store as the code before the binary format wrote it: `serde_json::to_vec` of the
-//! domain type (`Adoption`, `Feedback`, `Token`, `PriceEstimate`, and the idempotency record's
-//! three fields), with no `format` key in `meta`. (A store made by the binary before the change,
+//! The old stores of these tests are made by test-only paths: [`make_format_1`] stores every
+//! feedback record alone under adoption id ++ record id, as format 1 did; [`make_json`] then
+//! also rewrites every value as the code before the binary format wrote it: `serde_json::to_vec`
+//! of the domain type (`Adoption`, `Feedback`, `Token`, `PriceEstimate`, and the idempotency
+//! record's three fields), with no `format` key in `meta`. (A store made by the binary before the change,
 //! the Brittany demo, was also migrated by hand; see the report of the change.)
 
 use std::path::Path;
@@ -92,9 +94,32 @@ fn values(s: &Store) -> Vec<(&'static str, sled::IVec)> {
     out
 }
 
-/// Rewrites every value as the code before the binary format did (JSON of the domain type) and
-/// removes the `format` key: a store of format 0.
+/// Stores every feedback record alone under adoption id ++ record id, its value's version byte
+/// 1, and sets the `format` key to 1: a store of format 1.
+fn make_format_1(s: &Store) {
+    for kv in s.feedback.iter() {
+        let (k, v) = kv.unwrap();
+        assert_eq!(k.len(), GROUP_KEY);
+        s.feedback.remove(&k).unwrap();
+        for f in records::decode::<FeedbackGroup>(&v).unwrap().0 {
+            let mut single = records::encode(&f).unwrap();
+            single[0] = records::FORMAT_POSTCARD_1;
+            s.feedback.insert(id_key(&k, f.id), single).unwrap();
+        }
+    }
+    s.meta.insert(FORMAT_KEY, &[records::FORMAT_POSTCARD_1]).unwrap();
+    s.flush().unwrap();
+}
+
+/// The lengths of the `feedback` tree's keys, in key order.
+fn feedback_key_lengths(s: &Store) -> Vec<usize> {
+    s.feedback.iter().keys().map(|k| k.unwrap().len()).collect()
+}
+
+/// Rewrites every value as the code before the binary format did (JSON of the domain type, one
+/// feedback record per key) and removes the `format` key: a store of format 0.
 fn make_json(s: &Store) {
+    make_format_1(s);
     fn rewrite<T: records::Codec + serde::Serialize>(tree: &sled::Tree, prefix: &[u8]) {
         for kv in tree.scan_prefix(prefix) {
             let (k, v) = kv.unwrap();
@@ -131,8 +156,14 @@ fn a_new_store_is_of_the_current_format_and_writes_binary_values() {
     assert_eq!(s.format().unwrap(), records::FORMAT);
     fill(&s);
     let v = values(&s);
-    assert_eq!(v.len(), 5 + 6 + 2 + 1 + 2);
+    // 6 feedback records in 5 groups: two on the first adoption, one on each other.
+    assert_eq!(v.len(), 5 + 5 + 2 + 1 + 2);
     assert!(v.iter().all(|(_, v)| v[0] == records::FORMAT), "{v:?}");
+    assert_eq!(feedback_key_lengths(&s), [8; 5]);
+    assert_eq!(
+        records::decode::<FeedbackGroup>(&s.feedback.get(1u64.to_be_bytes()).unwrap().unwrap()).unwrap().0.iter().map(|f| f.id).collect::<Vec<_>>(),
+        [6, 11]
+    );
     assert!(!dir.path().join("backups").exists(), "no backup for a new store");
 }
 
@@ -142,9 +173,11 @@ fn a_json_store_is_migrated_after_a_backup_and_reads_back_equal() {
     let before = json_store(dir.path());
     let (s, migration) = reopen_with(dir.path());
     let m = migration.expect("migrated");
-    assert_eq!((m.from, m.to, m.records, m.rewritten), (0, 1, 16, 16));
+    // 16 values rewritten in postcard, then the 6 feedback records grouped in 5 values.
+    assert_eq!((m.from, m.to, m.records, m.rewritten), (0, 2, 16, 16 + 5));
     assert_eq!(s.format().unwrap(), records::FORMAT);
     assert!(values(&s).iter().all(|(_, v)| v[0] == records::FORMAT));
+    assert_eq!(feedback_key_lengths(&s), [8; 5]);
     assert_eq!(records_of(&s), before, "every record reads back equal");
     // The tokens still authenticate, the idempotency keys still answer.
     let idem = Idempotency { scope: "POST /x".into(), key: "k1".into(), fingerprint: 42 };
@@ -186,9 +219,47 @@ fn a_migration_cut_short_is_finished_at_the_next_open() {
     // The next open checks the ledger (the keys did not change) and finishes.
     let (s, migration) = reopen_with(dir.path());
     let m = migration.expect("migrated");
-    assert_eq!((m.records, m.rewritten), (16, 9));
+    assert_eq!((m.records, m.rewritten), (16, 9 + 5));
     assert!(values(&s).iter().all(|(_, v)| v[0] == records::FORMAT));
     assert_eq!(records_of(&s), before);
+}
+
+#[test]
+fn a_store_of_format_1_is_grouped_and_a_grouping_cut_short_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let s = Store::open(dir.path()).unwrap();
+        fill(&s);
+        let before = records_of(&s);
+        make_format_1(&s);
+        assert_eq!(feedback_key_lengths(&s), [16; 6]);
+        assert_eq!(records_of(&s), before, "a store of format 1 reads the same");
+        before
+    };
+    {
+        // What a crash mid-grouping leaves: two adoptions' records grouped, the others alone.
+        let (s, _) = Store::open_with(dir.path(), OnDamage::Refuse).unwrap();
+        assert_eq!(s.group_feedback(Some(2), &mut |_, _| {}).unwrap(), 2);
+        s.flush().unwrap();
+        assert_eq!(feedback_key_lengths(&s), [8, 8, 16, 16, 16]);
+        assert_eq!(records_of(&s), before, "a half-grouped store reads whole");
+        assert_eq!(s.load_index().unwrap().feedback(1).iter().map(|f| f.id).collect::<Vec<_>>(), [6, 11]);
+    }
+    // The next open counts every record where it is (the ledger holds), then groups the rest:
+    // 15 values read (5 adoptions, 2 feedback groups and 3 feedback records, 2 tokens, 1 price
+    // estimate, 2 idempotency keys), none rewritten in postcard, three groups written.
+    let (s, migration) = reopen_with(dir.path());
+    let m = migration.expect("migrated");
+    assert_eq!((m.from, m.to, m.records, m.rewritten), (1, 2, 15, 3));
+    assert_eq!(feedback_key_lengths(&s), [8; 5]);
+    assert_eq!(records_of(&s), before);
+    // New feedback joins its adoption's group, after the records already there.
+    let f = s.insert_feedback(1, feedback(Some("après"))).unwrap();
+    let group = records::decode::<FeedbackGroup>(&s.feedback.get(1u64.to_be_bytes()).unwrap().unwrap()).unwrap();
+    assert_eq!(group.0.iter().map(|f| f.id).collect::<Vec<_>>(), [6, 11, f.id]);
+    drop(s);
+    let s = reopen(dir.path());
+    assert_eq!(s.load_index().unwrap().feedback(1).len(), 3);
 }
 
 #[test]
@@ -203,7 +274,7 @@ fn a_store_of_a_newer_format_is_refused_with_a_storage_error() {
     let e = open_err(dir.path());
     assert!(matches!(e, Error::Storage { source: None, .. }), "{e:?}");
     let msg = e.to_string();
-    assert!(msg.contains("is of store format version 2, newer than this program reads (up to 1)"), "{msg}");
+    assert!(msg.contains("is of store format version 3, newer than this program reads (up to 2)"), "{msg}");
     assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
     assert!(!dir.path().join("backups").exists(), "nothing was written");
 }
