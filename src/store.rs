@@ -638,12 +638,12 @@ impl Store {
         let backup = self.backup_before_migration(data_dir, progress)?;
         let (records, rewritten) = self.upgrade_values(None, &mut |done, total| progress("migration", done, total))?;
         self.flush()?;
+        progress("migration", records, records);
         let grouped = self.group_feedback(None, &mut |done, total| progress("grouping feedback", done, total))?;
         self.flush()?;
         // Last: a crash before this leaves a store that the next open migrates again.
         self.meta.insert(FORMAT_KEY, &[records::FORMAT]).map_err(st)?;
         self.flush()?;
-        progress("migration", records, records);
         let m = Migration { from, to: records::FORMAT, backup, records, rewritten: rewritten + grouped };
         tracing::info!(
             from = m.from,
