@@ -1216,13 +1216,7 @@ fn paris_today() -> NaiveDate {
 /// An adoption with its state, ratings and feedback on `today`, for a reader who may see the
 /// comments or not (`visible`).
 fn view(h: &AdoptionIndex, a: &Adoption, today: NaiveDate, visible: bool) -> AdoptionView {
-    AdoptionView {
-        adoption: a.clone(),
-        active: a.active_on(today),
-        ratings: h.ratings(a.id, today),
-        feedback: h.feedback(a.id).to_vec(),
-        comments_visible: visible,
-    }
+    AdoptionView { adoption: a.clone(), active: a.active_on(today), ratings: h.ratings(a.id, today), feedback: h.feedback(a.id), comments_visible: visible }
 }
 
 /// Logs a write on an EPCI's own data for the audit trail, like [`audit`], naming the EPCI.

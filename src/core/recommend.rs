@@ -53,7 +53,7 @@ use serde::Serialize;
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
-use crate::core::history::{Adoption, AdoptionIndex, Feedback, SumsBasis, is_poor_rating};
+use crate::core::history::{Adoption, AdoptionIndex, Report, SumsBasis, is_poor_rating};
 use crate::core::scratch::Marks;
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
@@ -622,7 +622,7 @@ impl<'a> Ctx<'a> {
 /// Quality score of one feedback record on the 1-5 scale:
 /// `reliability - incident_penalty·ln(1 + incidents) - downtime_penalty·ln(1 + hours)`, clamped
 /// to [1, 5].
-pub fn quality(f: &Feedback, p: &Params) -> f64 {
+pub fn quality(f: &Report, p: &Params) -> f64 {
     crate::core::history::quality_of(f, p.incident_penalty, p.downtime_penalty)
 }
 
@@ -960,7 +960,7 @@ fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Ge
             local_q.1 += u64::from(s.n);
             continue;
         }
-        for f in ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today) {
+        for f in ctx.index.reports_of(a).iter().filter(|f| f.date <= ctx.today) {
             let w = r.weight * recency(months_between(f.date, ctx.today).max(0), params.half_life_months);
             let q = quality(f, params);
             sw += w;
@@ -1014,9 +1014,7 @@ fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) 
             // Whole ratings: the same sum either way.
             let (n, sum) = match kept.and_then(|b| ctx.index.feedback_sums_of(a, &b)) {
                 Some(s) => (s.n, f64::from(s.sum_reliability)),
-                None => {
-                    ctx.index.feedback_of(a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability)))
-                }
+                None => ctx.index.reports_of(a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability))),
             };
             EvidenceDraft {
                 idx: r.idx,
@@ -1790,6 +1788,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
 mod tests {
     use super::*;
     use crate::core::catalog::tests::small as small_catalog;
+    use crate::core::history::Feedback;
     use crate::core::territory::tests::small as small_territory;
 
     fn d(s: &str) -> NaiveDate {
@@ -2168,9 +2167,9 @@ mod golden {
         let basis = Params::default().sums_basis(today);
         h.keep_feedback_sums(basis);
         assert_eq!(h.kept_sums_basis(), Some(basis));
-        let with_feedback = h.adoptions().iter().find(|a| !h.feedback_of(a).is_empty()).unwrap();
+        let with_feedback = h.adoptions().iter().find(|a| !h.reports_of(a).is_empty()).unwrap();
         let sums = h.feedback_sums_of(with_feedback, &basis).unwrap();
-        assert_eq!(sums.n as usize, h.feedback_of(with_feedback).iter().filter(|f| f.date <= today).count());
+        assert_eq!(sums.n as usize, h.reports_of(with_feedback).iter().filter(|f| f.date <= today).count());
         let (kept, exact) = (Ctx::new(&t, &c, &h, today), Ctx::new(&t, &c, &h, today).exact());
         let without_scores = |a: &Answer| {
             let mut v = serde_json::to_value(a).unwrap();
