@@ -11,7 +11,10 @@
 //!   `idem:{METHOD path}\n{key}` (record: what an `Idempotency-Key` created, written in the
 //!   same transaction);
 //! - `adoptions`: `id` → record of an [`Adoption`];
-//! - `adoptions_by_commune`: INSEE code (5 bytes) ++ `id` → empty;
+//! - `adoptions_by_commune`: empty since format 2. Formats 0 and 1 kept INSEE code (5 bytes) ++
+//!   `id` → empty there for every adoption, which nothing read (the index is in memory) and
+//!   which cost a million sled values at national scale; the migration empties it
+//!   ([`Store::open_with_progress`]);
 //! - `feedback`: adoption `id` → the adoption's feedback records, one value (a
 //!   [`records::FeedbackGroup`], records in id order; format 2). Stores of formats 0 and 1 held
 //!   one value per record under adoption `id` ++ feedback `id` (16 bytes); the migration groups
@@ -97,6 +100,10 @@ pub use ledger::{IntegrityReport, KindReport, Verdict};
 use records::{FeedbackGroup, IdemRecord};
 
 const DEMO_LOADING: &[u8] = b"demo_loading";
+
+/// `meta` key present while the migration to format 2 empties `adoptions_by_commune` (tree and
+/// ledger count): a start that finds it finishes the job before counting the records.
+const DROPPING_BY_COMMUNE: &[u8] = b"dropping_by_commune";
 
 /// `meta` key of the store's format version (one byte, [`records::FORMAT`]), written once every
 /// value is of that format; absent: the first format (JSON values, [`records::FORMAT_JSON`]).
@@ -350,7 +357,6 @@ fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {
 /// Adds an adoption just written (its record and its commune index entry) to the ledger.
 fn tally_adoption(ledger: &mut LedgerState, a: &Adoption) {
     ledger.add(Kind::Adoptions, &a.id.to_be_bytes(), a.id);
-    ledger.add(Kind::ByCommune, &id_key(a.commune.as_bytes(), a.id), a.id);
 }
 
 /// The JSON of a `meta` value that is not a record (the demo description).
@@ -641,6 +647,7 @@ impl Store {
         progress("migration", records, records);
         let grouped = self.group_feedback(None, &mut |done, total| progress("grouping feedback", done, total))?;
         self.flush()?;
+        self.drop_by_commune()?;
         // Last: a crash before this leaves a store that the next open migrates again.
         self.meta.insert(FORMAT_KEY, &[records::FORMAT]).map_err(st)?;
         self.flush()?;
@@ -734,6 +741,21 @@ impl Store {
         Ok((done, rewritten))
     }
 
+    /// Format 2: empties `adoptions_by_commune` and its count in the ledger. The marker
+    /// [`DROPPING_BY_COMMUNE`] is made durable first and removed last: a crash in between
+    /// leaves it, and the next open ([`Store::recover`]) finishes before counting, so that the
+    /// tree and the ledger never disagree at a count.
+    fn drop_by_commune(&self) -> Result<()> {
+        self.meta.insert(DROPPING_BY_COMMUNE, &[1]).map_err(st)?;
+        self.flush()?;
+        self.by_commune.clear().map_err(st)?;
+        self.tally().clear(Kind::ByCommune);
+        // sled flushed, then the ledger written without the count.
+        self.flush()?;
+        self.meta.remove(DROPPING_BY_COMMUNE).map_err(st)?;
+        self.flush()
+    }
+
     /// Format 2: rewrites the feedback records stored one per key (16-byte keys) as one group
     /// per adoption (8-byte key, records in id order, merged with a group a previous, cut-short
     /// run wrote), in batches of [`MIGRATION_BATCH`] adoptions; each batch writes the groups and
@@ -822,6 +844,17 @@ impl Store {
             self.meta.remove(b"next_id").map_err(st)?;
             self.meta.remove(b"demo").map_err(st)?;
             self.meta.remove(DEMO_LOADING).map_err(st)?;
+            self.flush()?;
+        }
+        if self.meta.get(DROPPING_BY_COMMUNE).map_err(st)?.is_some() {
+            tracing::info!("a migration was emptying adoptions_by_commune: finished before the count");
+            self.by_commune.clear().map_err(st)?;
+            if let Some(a) = &mut acknowledged {
+                a.clear(Kind::ByCommune);
+                // Before the marker goes: a crash in between finishes again at the next start.
+                LedgerFile::create(&ledger_path, a)?;
+            }
+            self.meta.remove(DROPPING_BY_COMMUNE).map_err(st)?;
             self.flush()?;
         }
         // Without a ledger every record is above the high-water ids (1): all are accepted.
@@ -1257,8 +1290,8 @@ impl Store {
     pub fn insert_adoption_once(&self, new: NewAdoption, idem: Option<&Idempotency>) -> Result<(Adoption, bool)> {
         self.before_write()?;
         let mut ledger = self.tally();
-        let a = (&self.meta, &self.adoptions, &self.by_commune)
-            .transaction(|(meta, adoptions, by_commune)| {
+        let a = (&self.meta, &self.adoptions)
+            .transaction(|(meta, adoptions)| {
                 if let Some(i) = idem
                     && let Some(v) = meta.get(i.store_key())?
                 {
@@ -1272,9 +1305,6 @@ impl Store {
                 count_write(meta)?;
                 let a = new.clone().with_id(id, false);
                 adoptions.insert(&id.to_be_bytes(), records::encode(&a).map_err(abort)?)?;
-                let mut key = a.commune.as_bytes().to_vec();
-                key.extend_from_slice(&id.to_be_bytes());
-                by_commune.insert(key, &[])?;
                 if let Some(i) = idem {
                     meta.insert(i.store_key(), records::encode(&IdemRecord { fingerprint: i.fingerprint, id, adoption_id: None }).map_err(abort)?)?;
                 }
@@ -1301,17 +1331,14 @@ impl Store {
         }
         self.before_write()?;
         let mut ledger = self.tally();
-        let written = (&self.meta, &self.adoptions, &self.by_commune)
-            .transaction(|(meta, adoptions, by_commune)| {
+        let written = (&self.meta, &self.adoptions)
+            .transaction(|(meta, adoptions)| {
                 let first = meta.get(b"next_id")?.map_or(1, |v| be(&v));
                 let mut out = Vec::with_capacity(news.len());
                 for (k, new) in news.iter().enumerate() {
                     let id = first + k as u64;
                     let a = new.clone().with_id(id, false);
                     adoptions.insert(&id.to_be_bytes(), records::encode(&a).map_err(abort)?)?;
-                    let mut key = a.commune.as_bytes().to_vec();
-                    key.extend_from_slice(&id.to_be_bytes());
-                    by_commune.insert(key, &[])?;
                     out.push(a);
                 }
                 meta.insert(b"next_id", &(first + news.len() as u64).to_be_bytes())?;
@@ -1531,9 +1558,6 @@ impl Store {
         for a in &h.adoptions {
             let mut ledger = self.tally();
             self.adoptions.insert(a.id.to_be_bytes(), records::encode(a)?).map_err(st)?;
-            let mut key = a.commune.as_bytes().to_vec();
-            key.extend_from_slice(&a.id.to_be_bytes());
-            self.by_commune.insert(key, &[]).map_err(st)?;
             tally_adoption(&mut ledger, a);
             max_id = max_id.max(a.id);
             drop(ledger);
@@ -1673,9 +1697,6 @@ impl Store {
         match r {
             Record::Adoption(a) => {
                 once(&self.adoptions, a.id.to_be_bytes().to_vec(), records::encode(&a)?, format!("adoption {}", a.id))?;
-                let mut key = a.commune.as_bytes().to_vec();
-                key.extend_from_slice(&a.id.to_be_bytes());
-                self.by_commune.insert(key, &[]).map_err(st)?;
             }
             Record::Feedback(f) => {
                 let key = f.adoption_id.to_be_bytes();

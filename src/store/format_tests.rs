@@ -95,8 +95,15 @@ fn values(s: &Store) -> Vec<(&'static str, sled::IVec)> {
 }
 
 /// Stores every feedback record alone under adoption id ++ record id, its value's version byte
-/// 1, and sets the `format` key to 1: a store of format 1.
+/// 1, fills `adoptions_by_commune` (INSEE code ++ adoption id, counted by the ledger) and sets
+/// the `format` key to 1: a store of format 1.
 fn make_format_1(s: &Store) {
+    for v in s.adoptions.iter().values() {
+        let a: Adoption = records::decode(&v.unwrap()).unwrap();
+        let key = id_key(a.commune.as_bytes(), a.id);
+        s.by_commune.insert(&key, &[]).unwrap();
+        s.tally().add(Kind::ByCommune, &key, a.id);
+    }
     for kv in s.feedback.iter() {
         let (k, v) = kv.unwrap();
         assert_eq!(k.len(), GROUP_KEY);
@@ -109,6 +116,11 @@ fn make_format_1(s: &Store) {
     }
     s.meta.insert(FORMAT_KEY, &[records::FORMAT_POSTCARD_1]).unwrap();
     s.flush().unwrap();
+}
+
+/// Whether `adoptions_by_commune` is empty and the ledger counts none there (format 2).
+fn by_commune_gone(s: &Store) -> bool {
+    s.by_commune.is_empty() && s.tally().tally(Kind::ByCommune).count == 0
 }
 
 /// The lengths of the `feedback` tree's keys, in key order.
@@ -160,6 +172,7 @@ fn a_new_store_is_of_the_current_format_and_writes_binary_values() {
     assert_eq!(v.len(), 5 + 5 + 2 + 1 + 2);
     assert!(v.iter().all(|(_, v)| v[0] == records::FORMAT), "{v:?}");
     assert_eq!(feedback_key_lengths(&s), [8; 5]);
+    assert!(by_commune_gone(&s), "format 2 writes nothing there");
     assert_eq!(
         records::decode::<FeedbackGroup>(&s.feedback.get(1u64.to_be_bytes()).unwrap().unwrap()).unwrap().0.iter().map(|f| f.id).collect::<Vec<_>>(),
         [6, 11]
@@ -178,6 +191,7 @@ fn a_json_store_is_migrated_after_a_backup_and_reads_back_equal() {
     assert_eq!(s.format().unwrap(), records::FORMAT);
     assert!(values(&s).iter().all(|(_, v)| v[0] == records::FORMAT));
     assert_eq!(feedback_key_lengths(&s), [8; 5]);
+    assert!(by_commune_gone(&s));
     assert_eq!(records_of(&s), before, "every record reads back equal");
     // The tokens still authenticate, the idempotency keys still answer.
     let idem = Idempotency { scope: "POST /x".into(), key: "k1".into(), fingerprint: 42 };
@@ -233,6 +247,7 @@ fn a_store_of_format_1_is_grouped_and_a_grouping_cut_short_is_finished() {
         let before = records_of(&s);
         make_format_1(&s);
         assert_eq!(feedback_key_lengths(&s), [16; 6]);
+        assert_eq!(s.by_commune.len(), 5);
         assert_eq!(records_of(&s), before, "a store of format 1 reads the same");
         before
     };
@@ -252,6 +267,7 @@ fn a_store_of_format_1_is_grouped_and_a_grouping_cut_short_is_finished() {
     let m = migration.expect("migrated");
     assert_eq!((m.from, m.to, m.records, m.rewritten), (1, 2, 15, 3));
     assert_eq!(feedback_key_lengths(&s), [8; 5]);
+    assert!(by_commune_gone(&s));
     assert_eq!(records_of(&s), before);
     // New feedback joins its adoption's group, after the records already there.
     let f = s.insert_feedback(1, feedback(Some("après"))).unwrap();
@@ -260,6 +276,36 @@ fn a_store_of_format_1_is_grouped_and_a_grouping_cut_short_is_finished() {
     drop(s);
     let s = reopen(dir.path());
     assert_eq!(s.load_index().unwrap().feedback(1).len(), 3);
+}
+
+#[test]
+fn a_migration_cut_while_it_empties_adoptions_by_commune_is_finished_before_the_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let s = Store::open(dir.path()).unwrap();
+        fill(&s);
+        let before = records_of(&s);
+        make_format_1(&s);
+        before
+    };
+    {
+        // The marker durable, the tree emptied, then a crash before the ledger was written:
+        // the ledger still counts 5 records in a tree that holds none.
+        let (s, _) = Store::open_with(dir.path(), OnDamage::Refuse).unwrap();
+        s.meta.insert(DROPPING_BY_COMMUNE, &[1]).unwrap();
+        s.flush().unwrap();
+        s.by_commune.clear().unwrap();
+        s.db.flush().unwrap();
+        assert_eq!(s.tally().tally(Kind::ByCommune).count, 5);
+    }
+    // The next open finishes the drop first (no damage reported), then migrates the rest.
+    let (s, migration) = reopen_with(dir.path());
+    assert_eq!(migration.map(|m| (m.from, m.to)), Some((1, 2)));
+    assert!(by_commune_gone(&s));
+    assert!(s.meta.get(DROPPING_BY_COMMUNE).unwrap().is_none());
+    assert_eq!(records_of(&s), before);
+    drop(s);
+    assert_eq!(open_reporting(dir.path()).unwrap().1.verdict, ledger::Verdict::Ok);
 }
 
 #[test]

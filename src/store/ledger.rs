@@ -52,7 +52,7 @@ const SLOT_USED: usize = 8 + 4 + 8 + 3 * 8 + KINDS.len() * 16 + 4;
 pub enum Kind {
     /// `adoptions` tree.
     Adoptions,
-    /// `adoptions_by_commune` index entries.
+    /// `adoptions_by_commune` index entries (none since store format 2: the tree stays empty).
     ByCommune,
     /// `feedback` tree.
     Feedback,
