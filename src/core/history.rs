@@ -920,6 +920,7 @@ impl AdoptionIndex {
         self.open.values_mut().for_each(Vec::shrink_to_fit);
         self.closed.values_mut().for_each(Vec::shrink_to_fit);
         self.category_keys.values_mut().flat_map(|m| m.values_mut()).for_each(Vec::shrink_to_fit);
+        self.by_category_commune.values_mut().for_each(CommuneLists::shrink_to_fit);
     }
 
     /// The communes with an adoption in `category` (any date; possibly a few more, see the
@@ -1149,6 +1150,13 @@ struct CommuneLists {
 }
 
 impl CommuneLists {
+    /// Gives back the spare capacity (after a bulk load).
+    fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.lists.shrink_to_fit();
+        self.lists.iter_mut().for_each(SmallVec::shrink_to_fit);
+    }
+
     fn place(&self, code: &InseeCode) -> Option<usize> {
         let k = code_slot(code).checked_sub(self.base)?;
         self.slots.get(k).copied().filter(|&p| p != u32::MAX).map(|p| p as usize)
