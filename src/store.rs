@@ -16,10 +16,11 @@
 //!   which cost a million sled values at national scale; the migration empties it
 //!   ([`Store::open_with_progress`]);
 //! - `feedback`: adoption `id` → the adoption's feedback records, one value (a
-//!   [`records::FeedbackGroup`], records in id order; format 2). Stores of formats 0 and 1 held
-//!   one value per record under adoption `id` ++ feedback `id` (16 bytes); the migration groups
-//!   them, and every reader takes either key (a store half-way through its migration reads
-//!   whole). The ledger counts and digests feedback *records* by that 16-byte key either way;
+//!   [`records::FeedbackGroup`], records in id order; format 2), at most [`GROUP_MAX`] of them:
+//!   past that, the adoption's later records are stored one per key, under adoption `id` ++
+//!   feedback `id` (16 bytes). Stores of formats 0 and 1 held every record that way; the
+//!   migration groups them, and every reader takes either key (a store half-way through its
+//!   migration reads whole). The ledger counts and digests feedback *records* by that 16-byte key either way;
 //! - `tokens`: token `id` → record of a [`Token`] (scope, label, creation and revocation times);
 //! - `token_hashes`: SHA-256 of the secret (32 bytes) → token `id`. Secrets are never stored.
 //!   Token ids come from `meta` `next_token_id`;
@@ -119,8 +120,15 @@ const MIGRATION_BATCH: usize = 1000;
 /// Length of a `feedback` key of format 2: the adoption id (its group of records).
 const GROUP_KEY: usize = 8;
 
-/// Length of a `feedback` key of formats 0 and 1: adoption id ++ record id (one record).
+/// Length of a `feedback` key of formats 0 and 1: adoption id ++ record id (one record). Format
+/// 2 uses it too for the records of an adoption past [`GROUP_MAX`].
 const SINGLE_KEY: usize = 16;
+
+/// Most records in one feedback group (about 7 KB): an adoption's later records are stored one
+/// per key, so that a write never rewrites more than this, however many reports one adoption
+/// gathers (an adoption hammered by a benchmark took 15,000 in a minute, a 400 KB value
+/// rewritten at every write).
+const GROUP_MAX: usize = 256;
 
 /// The feedback records under one key of the `feedback` tree: an adoption's group (8-byte key,
 /// format 2) or one record (16-byte key, a store of format 0 or 1 not yet migrated). Errors:
@@ -799,8 +807,11 @@ impl Store {
             }
             fs.sort_by_key(|f| f.id);
             fs.dedup_by_key(|f| f.id);
-            batch.insert(adoption, records::encode_group(&fs)?);
-            singles.into_iter().for_each(|k| batch.remove(k));
+            // The first GROUP_MAX records in the group; the others stay alone.
+            let grouped = &fs[..fs.len().min(GROUP_MAX)];
+            let last = grouped.last().map_or(0, |f| f.id);
+            batch.insert(adoption, records::encode_group(grouped)?);
+            singles.into_iter().filter(|k| be(&k[GROUP_KEY..]) <= last).for_each(|k| batch.remove(k));
             Ok(true)
         };
         for kv in self.feedback.iter() {
@@ -1413,8 +1424,11 @@ impl Store {
                 {
                     let rec: IdemRecord = records::decode(&v).map_err(abort)?;
                     i.check(&rec).map_err(abort)?;
-                    let group = group_in(feedback, rec.adoption_id.unwrap_or(adoption_id))?;
-                    let first = group.0.into_iter().find(|f| f.id == rec.id);
+                    let owner = rec.adoption_id.unwrap_or(adoption_id);
+                    let first = match group_in(feedback, owner)?.0.into_iter().find(|f| f.id == rec.id) {
+                        Some(f) => Some(f),
+                        None => feedback.get(id_key(&owner.to_be_bytes(), rec.id))?.map(|v| records::decode::<Feedback>(&v)).transpose().map_err(abort)?,
+                    };
                     return Ok((first.ok_or_else(|| abort(Error::storage_state("idempotency record without its feedback")))?, true));
                 }
                 if adoptions.get(adoption_id.to_be_bytes())?.is_none() {
@@ -1424,10 +1438,14 @@ impl Store {
                 meta.insert(b"next_id", &(id + 1).to_be_bytes())?;
                 count_write(meta)?;
                 let f = new.clone().with_id(id, adoption_id, false);
-                // Ids only grow: the group stays in id order.
+                // Ids only grow: the group stays in id order; a full one is left as it is.
                 let mut group = group_in(feedback, adoption_id)?;
-                group.0.push(f.clone());
-                feedback.insert(&adoption_id.to_be_bytes(), records::encode(&group).map_err(abort)?)?;
+                if group.0.len() < GROUP_MAX {
+                    group.0.push(f.clone());
+                    feedback.insert(&adoption_id.to_be_bytes(), records::encode(&group).map_err(abort)?)?;
+                } else {
+                    feedback.insert(id_key(&adoption_id.to_be_bytes(), id), records::encode(&f).map_err(abort)?)?;
+                }
                 if let Some(i) = idem {
                     meta.insert(
                         i.store_key(),
@@ -1593,7 +1611,11 @@ impl Store {
         for group in order.chunk_by(|a, b| a.adoption_id == b.adoption_id) {
             let mut ledger = self.tally();
             let adoption = group[0].adoption_id.to_be_bytes();
-            self.feedback.insert(adoption, records::encode_group(group.iter().copied())?).map_err(st)?;
+            let (grouped, alone) = group.split_at(group.len().min(GROUP_MAX));
+            self.feedback.insert(adoption, records::encode_group(grouped.iter().copied())?).map_err(st)?;
+            for f in alone {
+                self.feedback.insert(id_key(&adoption, f.id), records::encode(*f)?).map_err(st)?;
+            }
             for f in group {
                 ledger.add(Kind::Feedback, &id_key(&adoption, f.id), f.id);
                 max_id = max_id.max(f.id);
@@ -1728,6 +1750,10 @@ impl Store {
                     Some(v) => records::decode::<FeedbackGroup>(&v)?,
                     None => FeedbackGroup::default(),
                 };
+                if group.0.len() >= GROUP_MAX {
+                    once(&self.feedback, id_key(&key, f.id), records::encode(&f)?, format!("feedback {}", f.id))?;
+                    return Ok(());
+                }
                 let at = group.0.partition_point(|g| g.id < f.id);
                 if group.0.get(at).is_some_and(|g| g.id == f.id) {
                     return Err(Error::Invalid(format!("feedback {} is in the backup twice", f.id)));
@@ -2006,6 +2032,18 @@ pub(crate) mod tests {
         let h = s.load_index().unwrap();
         assert_eq!(h.reports(a.id).iter().map(|r| r.id).collect::<Vec<_>>(), ids);
         assert_eq!(ids.len(), 2000);
+        // The first GROUP_MAX in the group, the others one per key; a backup restores the same.
+        let group = records::decode::<FeedbackGroup>(&s.feedback.get(a.id.to_be_bytes()).unwrap().unwrap()).unwrap();
+        assert_eq!(group.0.iter().map(|f| f.id).collect::<Vec<_>>(), ids[..GROUP_MAX]);
+        assert_eq!(s.feedback.len(), 1 + 2000 - GROUP_MAX);
+        let state = s.backup_state().unwrap();
+        let records = s.export_records(&state).collect::<Result<Vec<_>>>().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let r = Store::open(other.path()).unwrap();
+        records.into_iter().for_each(|rec| r.import_record(rec).unwrap());
+        r.import_finish(&state).unwrap();
+        assert_eq!(r.feedback.len(), 1 + 2000 - GROUP_MAX);
+        assert_eq!(r.load_index().unwrap().reports(a.id).iter().map(|r| r.id).collect::<Vec<_>>(), ids);
     }
 
     #[test]

@@ -106,6 +106,12 @@ fn make_format_1(s: &Store) {
     }
     for kv in s.feedback.iter() {
         let (k, v) = kv.unwrap();
+        if k.len() == SINGLE_KEY {
+            let mut single = v.to_vec();
+            single[0] = records::FORMAT_POSTCARD_1;
+            s.feedback.insert(k, single).unwrap();
+            continue;
+        }
         assert_eq!(k.len(), GROUP_KEY);
         s.feedback.remove(&k).unwrap();
         for f in records::decode::<FeedbackGroup>(&v).unwrap().0 {
@@ -515,4 +521,24 @@ fn a_store_unchanged_since_its_seal_is_not_counted_again_and_a_changed_one_is() 
     };
     assert!(matches!(e, Error::StoreDamaged(_)), "{e}");
     assert!(e.to_string().contains("feedback"), "{e}");
+}
+
+#[test]
+fn an_adoption_past_a_group_keeps_its_later_records_alone_through_a_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let s = Store::open(dir.path()).unwrap();
+        let a = s.insert_adoption(new_adoption("29019")).unwrap();
+        for _ in 0..GROUP_MAX + 44 {
+            s.insert_feedback(a.id, feedback(None)).unwrap();
+        }
+        assert_eq!(feedback_key_lengths(&s), [[8].as_slice(), &[16; 44]].concat(), "written past a full group: one per key");
+        let before = records_of(&s);
+        make_format_1(&s);
+        before
+    };
+    let (s, migration) = reopen_with(dir.path());
+    assert_eq!(migration.map(|m| m.rewritten), Some(1), "one group written");
+    assert_eq!(feedback_key_lengths(&s), [[8].as_slice(), &[16; 44]].concat());
+    assert_eq!(records_of(&s), before);
 }
