@@ -177,7 +177,9 @@ print([a["id"] for a in rows if a["product"] == "openelec" and a["since"] == "20
   export TOKEN=$token FEEDBACK_PATH="/api/v1/communes/35238/adoptions/$id/feedback"
   for c in 1 16 64; do
     t=$([ "$c" -lt 2 ] && echo 1 || echo 2)
-    echo "$c connections: $(checked "$(wrk -t"$t" -c"$c" -d"${secs}s" --latency -s bench/feedback.lua "$base" | grep '^RESULT')")"
+    # (Assigned first: a failed check inside `echo "$(...)"` would not stop the run.)
+    writes=$(checked "$(wrk -t"$t" -c"$c" -d"${secs}s" --latency -s bench/feedback.lua "$base" | grep '^RESULT')")
+    echo "$c connections: $writes"
   done
   curl -sf "$base/metrics" | grep -E '^voisinage_store_bytes '
   stop
