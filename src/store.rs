@@ -51,7 +51,7 @@
 //! behind: records at or above the ledger's high-water ids are accepted at the next start.
 //!
 //! At [`Store::open`], one pass over the keys (values are not decoded, except the few
-//! idempotency records; the feedback tree in one thread, the others in a second, the index
+//! idempotency records and the feedback groups, read for their records' ids; the feedback tree in one thread, the others in a second, the index
 //! snapshot read meanwhile in a third against the fingerprint the ledger file promises, and
 //! used only if the count agrees: [`Store::load_index_with_progress`]) counts and digests the
 //! records below the ledger's high-water ids; any
@@ -866,31 +866,12 @@ impl Store {
         };
         if self.meta.get(DEMO_LOADING).map_err(st)?.is_some() {
             tracing::warn!("an interrupted demo load was found: its partial data is removed");
-            for t in [&self.adoptions, &self.by_commune, &self.feedback] {
-                t.clear().map_err(st)?;
-            }
-            if let Some(a) = &mut acknowledged {
-                for k in [Kind::Adoptions, Kind::ByCommune, Kind::Feedback] {
-                    a.clear(k);
-                }
-                // Before the marker goes: a crash in between wipes again at the next start.
-                LedgerFile::create(&ledger_path, a)?;
-            }
-            self.meta.remove(b"next_id").map_err(st)?;
-            self.meta.remove(b"demo").map_err(st)?;
-            self.meta.remove(DEMO_LOADING).map_err(st)?;
-            self.flush()?;
+            let trees = [(&self.adoptions, Kind::Adoptions), (&self.by_commune, Kind::ByCommune), (&self.feedback, Kind::Feedback)];
+            self.empty_behind_marker(&trees, &[b"next_id", b"demo", DEMO_LOADING], &mut acknowledged, &ledger_path)?;
         }
         if self.meta.get(DROPPING_BY_COMMUNE).map_err(st)?.is_some() {
             tracing::info!("a migration was emptying adoptions_by_commune: finished before the count");
-            self.by_commune.clear().map_err(st)?;
-            if let Some(a) = &mut acknowledged {
-                a.clear(Kind::ByCommune);
-                // Before the marker goes: a crash in between finishes again at the next start.
-                LedgerFile::create(&ledger_path, a)?;
-            }
-            self.meta.remove(DROPPING_BY_COMMUNE).map_err(st)?;
-            self.flush()?;
+            self.empty_behind_marker(&[(&self.by_commune, Kind::ByCommune)], &[DROPPING_BY_COMMUNE], &mut acknowledged, &ledger_path)?;
         }
         // Without a ledger every record is above the high-water ids (1): all are accepted.
         let base = acknowledged.clone().unwrap_or_default();
@@ -939,6 +920,30 @@ impl Store {
         sync_tree(&self.dir)?;
         *self.ledger.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(LedgerFile::create(&ledger_path, &state)?);
         Ok(report)
+    }
+
+    /// The end of a job a crash interrupted, at start, before the count: empties `trees`, clears
+    /// their kinds in the `acknowledged` ledger state and writes it, then removes the `meta`
+    /// keys (the job's marker last) and flushes. A crash in between leaves the marker: the next
+    /// start does it all again.
+    fn empty_behind_marker(
+        &self,
+        trees: &[(&sled::Tree, Kind)],
+        meta_keys: &[&[u8]],
+        acknowledged: &mut Option<LedgerState>,
+        ledger_path: &Path,
+    ) -> Result<()> {
+        for (t, _) in trees {
+            t.clear().map_err(st)?;
+        }
+        if let Some(a) = acknowledged {
+            trees.iter().for_each(|(_, k)| a.clear(*k));
+            LedgerFile::create(ledger_path, a)?;
+        }
+        for k in meta_keys {
+            self.meta.remove(k).map_err(st)?;
+        }
+        self.flush()
     }
 
     /// One pass over the keys of every tree, counting records against `l`'s high-water ids.

@@ -154,6 +154,18 @@ fn make_json(s: &Store) {
     s.flush().unwrap();
 }
 
+/// A store of format 1 in `dir` holding [`fill`]'s records; returns them.
+fn format_1_store(dir: &Path) -> Vec<Record> {
+    let s = Store::open(dir).unwrap();
+    fill(&s);
+    let before = records_of(&s);
+    make_format_1(&s);
+    assert_eq!(feedback_key_lengths(&s), [16; 6]);
+    assert_eq!(s.by_commune.len(), 5);
+    assert_eq!(records_of(&s), before, "a store of format 1 reads the same");
+    before
+}
+
 /// A JSON store in `dir` holding [`fill`]'s records; returns them.
 fn json_store(dir: &Path) -> Vec<Record> {
     let s = Store::open(dir).unwrap();
@@ -247,16 +259,7 @@ fn a_migration_cut_short_is_finished_at_the_next_open() {
 #[test]
 fn a_store_of_format_1_is_grouped_and_a_grouping_cut_short_is_finished() {
     let dir = tempfile::tempdir().unwrap();
-    let before = {
-        let s = Store::open(dir.path()).unwrap();
-        fill(&s);
-        let before = records_of(&s);
-        make_format_1(&s);
-        assert_eq!(feedback_key_lengths(&s), [16; 6]);
-        assert_eq!(s.by_commune.len(), 5);
-        assert_eq!(records_of(&s), before, "a store of format 1 reads the same");
-        before
-    };
+    let before = format_1_store(dir.path());
     {
         // What a crash mid-grouping leaves: two adoptions' records grouped, the others alone.
         let (s, _) = Store::open_with(dir.path(), OnDamage::Refuse).unwrap();
@@ -287,13 +290,7 @@ fn a_store_of_format_1_is_grouped_and_a_grouping_cut_short_is_finished() {
 #[test]
 fn a_migration_cut_while_it_empties_adoptions_by_commune_is_finished_before_the_count() {
     let dir = tempfile::tempdir().unwrap();
-    let before = {
-        let s = Store::open(dir.path()).unwrap();
-        fill(&s);
-        let before = records_of(&s);
-        make_format_1(&s);
-        before
-    };
+    let before = format_1_store(dir.path());
     {
         // The marker durable, the tree emptied, then a crash before the ledger was written:
         // the ledger still counts 5 records in a tree that holds none.

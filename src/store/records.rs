@@ -16,12 +16,13 @@
 //! Format versions: `0` (no `format` key in `meta`): JSON values; `1`: postcard values as
 //! below, one feedback record per key; `2`: the same record values, except that the `feedback`
 //! tree holds one value per adoption, a [`FeedbackGroup`] (its first 256 records in id order;
-//! later ones one per key, as before), instead of one per record: 4.4 M small values at national scale became 0.9 M, which is what sled's size
-//! on disk, its memory at open and the demo load's time follow (measured with
-//! `examples/store_layout.rs` of commit c698691, before the change: 1,247 MB as stored, 669 MB grouped). A single
-//! record's value is the same postcard layout in formats 1 and 2: [`decode`] reads both, and a
-//! migration from 1 rewrites only the feedback tree. A change to any `Stored…` struct takes a
-//! new version, and a migration.
+//! later ones one per key, as before), instead of one per record: 4.2 M small values at
+//! national scale became 0.9 M, which is what sled's size on disk, its memory at open and the
+//! demo load's time follow (measured with `examples/store_layout.rs` of commit c698691, before
+//! the change: 1,247 MB as stored, 669 MB grouped). A single record's value is the same
+//! postcard layout in formats 1 and 2: [`decode`] reads both, and a migration from 1 rewrites
+//! only the feedback tree (and empties `adoptions_by_commune`). A change to any `Stored…`
+//! struct takes a new version, and a migration.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::de::DeserializeOwned;

@@ -62,7 +62,8 @@ pub fn path(data_dir: &Path) -> PathBuf {
 pub struct Fingerprint {
     /// `next_id`: every adoption and feedback id below it was given out.
     pub next_id: u64,
-    /// Count and key digest of the adoptions, their by-commune entries and the feedback, in
+    /// Count and key digest of the adoptions, their by-commune entries (none since store format
+    /// 2) and the feedback, in
     /// that order.
     pub tallies: [(u64, u64); 3],
     /// The store's write counter (`meta` `writes`: writes of adoptions and feedback).
