@@ -31,7 +31,7 @@ use chrono::{Months, NaiveDate};
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::core::catalog::{Catalog, Category, Support, Threshold};
+use crate::core::catalog::{Catalog, Category, Generation, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
 use crate::core::history::{Adoption, is_poor_rating};
@@ -278,9 +278,8 @@ fn members_to_check(ctx: &Ctx, members: &[CommuneIdx], in_service: &[InService],
     for (cat, lists) in ctx.catalog.categories.iter().zip(in_service) {
         for (&m, active) in members.iter().zip(lists) {
             let c = ctx.territory.commune(m);
-            for &a in active {
-                let g = ctx.catalog.product(&a.product).ok().and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
-                for check in crate::core::recommend::compliance_to_check(ctx, &cat.slug, g, Some(c.population), until) {
+            for h in active {
+                for check in crate::core::recommend::compliance_to_check(ctx, &cat.slug, h.generation, Some(c.population), until) {
                     let entry = match out.iter_mut().position(|x| x.category == cat.slug && x.check == check) {
                         Some(i) => &mut out[i],
                         None => {
@@ -303,34 +302,57 @@ fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
     Member { code: c.code, name: c.name.clone(), population: c.population }
 }
 
+/// An adoption in service with its generation as the catalogue knows it (`None` for an
+/// unknown product or generation, or none recorded), looked up once for every reader.
+#[derive(Clone, Copy)]
+struct Held<'a> {
+    adoption: &'a Adoption,
+    generation: Option<&'a Generation>,
+}
+
+impl<'a> Held<'a> {
+    fn new(catalog: &'a Catalog, adoption: &'a Adoption) -> Self {
+        let generation = adoption.generation.as_ref().and_then(|g| catalog.product(&adoption.product).ok()?.generation(g));
+        Held { adoption, generation }
+    }
+
+    /// Whether it is of `product`'s generation `key` as a candidate names it
+    /// ([`Catalog::generation_key`], for a product the catalogue knows).
+    fn is_of(&self, product: &Slug, key: Option<&GenerationId>) -> bool {
+        &self.adoption.product == product && self.generation.map(|g| &g.id).or(self.adoption.generation.as_ref()) == key
+    }
+}
+
 /// Per member (in the order of the members given), its adoptions in service on the context's
-/// date in one category.
-type InService<'a> = Vec<SmallVec<[&'a Adoption; 2]>>;
+/// date in one category, each with its generation.
+type InService<'a> = Vec<SmallVec<[Held<'a>; 2]>>;
 
 /// [`InService`] of `members` in `category`: the category's lists are looked up once for all
 /// members.
 fn in_service<'a>(ctx: &Ctx<'a>, members: &[CommuneIdx], category: &Slug) -> InService<'a> {
     let by_commune = ctx.index.in_category_by_commune(category);
-    members.iter().map(|&m| by_commune.of_commune(ctx.territory.code(m)).filter(|a| a.active_on(ctx.today)).collect()).collect()
+    members
+        .iter()
+        .map(|&m| by_commune.of_commune(ctx.territory.code(m)).filter(|a| a.active_on(ctx.today)).map(|a| Held::new(ctx.catalog, a)).collect())
+        .collect()
 }
 
 /// Whether and why a member needs something in a category within `horizon_months`.
 pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32) -> Option<Need> {
-    let active: SmallVec<[&Adoption; 2]> = ctx.index.active(code, category, ctx.today).collect();
+    let active: SmallVec<[Held; 2]> = ctx.index.active(code, category, ctx.today).map(|a| Held::new(ctx.catalog, a)).collect();
     let population = ctx.territory.idx_of(code).map_or(0, |i| ctx.territory.commune(i).population);
     need_given(ctx, &active, population, category, horizon_months)
 }
 
 /// [`need_of`] a commune of `population` inhabitants whose adoptions in service in `category`
 /// are `active`.
-fn need_given(ctx: &Ctx, active: &[&Adoption], population: u32, category: &Slug, horizon_months: u32) -> Option<Need> {
+fn need_given(ctx: &Ctx, active: &[Held], population: u32, category: &Slug, horizon_months: u32) -> Option<Need> {
     if active.is_empty() {
         return Some(Need::NoProduct);
     }
     let horizon = ctx.today.checked_add_months(Months::new(horizon_months)).unwrap_or(ctx.today);
-    for &a in active {
+    for &Held { adoption: a, generation: g } in active {
         let (product, generation) = (a.product.clone(), a.generation.clone());
-        let g = ctx.catalog.product(&a.product).ok().and_then(|p| a.generation.as_ref().and_then(|g| p.generation(g)));
         if let Some(g) = g {
             match g.support(ctx.today) {
                 Support::Ended(d) => return Some(Need::EndOfSupport { product, generation, date: Some(d) }),
@@ -413,7 +435,7 @@ fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], in_service: &InService, 
         .iter()
         .zip(in_service)
         .filter_map(|(&m, active)| {
-            let workstations = active.iter().filter_map(|a| a.workstations).max();
+            let workstations = active.iter().filter_map(|h| h.adoption.workstations).max();
             need_given(ctx, active, ctx.territory.commune(m).population, category, horizon_months).map(|need| Concerned {
                 member: member(ctx, m),
                 reason: reason(ctx, &need),
@@ -549,9 +571,7 @@ fn groupement(
             members
                 .iter()
                 .zip(in_service)
-                .filter(|(_, active)| {
-                    active.iter().any(|a| a.product == o.product && ctx.catalog.generation_key(&a.product, a.generation.as_ref()) == o.generation)
-                })
+                .filter(|(_, active)| active.iter().any(|h| h.is_of(&o.product, o.generation.as_ref())))
                 .map(|(&m, _)| member(ctx, m))
                 .collect()
         })
