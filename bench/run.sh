@@ -203,6 +203,12 @@ grep -E '^LATENCY|^SLOWEST|^national:|time:|^(brittany|national)/' "$work/bench.
 median() { grep "^LATENCY $1 " "$work/bench.log" | sed -E 's/.*median_us=([0-9.]+).*/\1/'; }
 figure "recommend() in-process, median over the rotation" "$(median "${prefix}recommend/rotation-70")" µs 20 le
 figure "recommend() worst case, Quimper 29232 poste-de-travail" "$(python3 -c "print($(median "${prefix}recommend/quimper/poste-de-travail") / 1000)")" ms 1 le
+if [ "$scale" != brittany ]; then
+  # The same goal for the searches that widen to the whole territory with candidates to read
+  # there (benches/core.rs): the kind the Quimper case stands for.
+  figure "recommend() widened to the territory, Paris 75056 sauvegarde" "$(python3 -c "print($(median "${prefix}recommend/paris/sauvegarde") / 1000)")" ms 1 le
+  figure "recommend() widened to the territory, Aubusson 23008 bureautique" "$(python3 -c "print($(median "${prefix}recommend/aubusson/bureautique") / 1000)")" ms 1 le
+fi
 figure "pooled purchases of the largest EPCI ($(grep -o 'largest EPCI .*' "$work/bench.log" | sed 's/^largest EPCI //' | head -1 || echo 'Rennes Métropole'))" "$(python3 -c "print($(median "$pooled") / 1000)")" ms 3 le
 if [ "$scale" = national ]; then
   echo "== PostgreSQL peer"

@@ -155,12 +155,17 @@ fn national(c: &mut Criterion) {
     history.keep_feedback_sums(Params::default().sums_basis(today));
     println!("national: {} communes, {} adoptions, {} feedback records", territory.communes().len(), history.adoptions().len(), history.feedback_count());
     let mut g = c.benchmark_group("national");
-    // Paris, Lyon, a rural commune of the Creuse (Aubusson), Rennes.
+    // Paris, Lyon, a rural commune of the Creuse (Aubusson), Rennes; then the searches that
+    // widen to the whole territory with candidates to read there (on the demo history of seed
+    // 2026): Paris's sauvegarde (one proven candidate, about 2,000 adopters in France) and
+    // Aubusson's bureautique (the one candidate rated poorly, about 17,000 adopters).
     let cases = [
         ("paris/poste-de-travail", "75056", "poste-de-travail"),
         ("lyon/etat-civil", "69123", "etat-civil"),
         ("aubusson/site-web", "23008", "site-web"),
         ("rennes/poste-de-travail", "35238", "poste-de-travail"),
+        ("paris/sauvegarde", "75056", "sauvegarde"),
+        ("aubusson/bureautique", "23008", "bureautique"),
     ];
     // Some national cases take tens of milliseconds (widened to the territory): fewer samples,
     // and 200 timed calls rather than 2,000.

@@ -39,6 +39,22 @@ impl InseeCode {
         Ok(InseeCode(out))
     }
 
+    /// Number of slots [`InseeCode::slot`] gives (every slot is below it).
+    pub const SLOTS: usize = 102_000;
+
+    /// The code's slot in a dense array by code: the code read as a number (`35238` → 35,238)
+    /// and, for Corsica, 100,000 + 1,000 × (0 for `2A`, 1 for `2B`) + its last three digits
+    /// (`2B033` → 101,033): one slot per code, below [`InseeCode::SLOTS`], with neighbouring
+    /// communes (codes close in their department) in nearby slots.
+    pub fn slot(&self) -> usize {
+        let b = &self.0;
+        let number = |s: &[u8]| s.iter().fold(0usize, |n, &c| n * 10 + usize::from(c.wrapping_sub(b'0') % 10));
+        match b[1] {
+            b'A' | b'B' => 100_000 + usize::from(b[1] - b'A') * 1000 + number(&b[2..]),
+            _ => number(b),
+        }
+    }
+
     /// The code as text, e.g. `"35238"`.
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes are ever stored.

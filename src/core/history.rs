@@ -4,7 +4,7 @@
 //! The store is the durable source; this index is rebuilt from it at start and updated after
 //! each acknowledged write.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use fnv::FnvHashMap;
@@ -669,10 +669,6 @@ pub struct AdoptionIndex {
     open: FnvHashMap<Slug, Vec<u32>>,
     closed: FnvHashMap<Slug, Vec<u32>>,
     latest_until: FnvHashMap<Slug, NaiveDate>,
-    /// Per category, the communes with an adoption in it (any date, in service or ended; a
-    /// replacement that moves an adoption leaves its old commune here: a superset), by code:
-    /// what a wide search reads instead of every commune of the territory.
-    category_communes: FnvHashMap<Slug, BTreeSet<InseeCode>>,
     /// Per category and commune, the positions of the commune's adoptions in the category, in
     /// the order of `by_commune`: a reach reads its communes' adoptions in one category without
     /// going through their others.
@@ -734,7 +730,6 @@ impl AdoptionIndex {
                 }
                 self.note_key(&a, i);
             }
-            self.category_communes.entry(a.category.clone()).or_default().insert(a.commune);
             if old_commune != a.commune {
                 Self::move_position(&mut self.by_commune, &old_commune, a.commune, i);
             }
@@ -769,7 +764,6 @@ impl AdoptionIndex {
         list.entry(a.category.clone()).or_default().push(i);
         self.note_until(&a);
         self.note_key(&a, i);
-        self.category_communes.entry(a.category.clone()).or_default().insert(a.commune);
         let (commune, category) = (a.commune, a.category.clone());
         self.adoptions.push(a);
         self.feedback.push(Vec::new());
@@ -923,12 +917,6 @@ impl AdoptionIndex {
         self.by_category_commune.values_mut().for_each(CommuneLists::shrink_to_fit);
     }
 
-    /// The communes with an adoption in `category` (any date; possibly a few more, see the
-    /// field), in code order.
-    pub fn communes_in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a InseeCode> + 'a {
-        self.category_communes.get(category).into_iter().flatten()
-    }
-
     /// The (product, generation or release as recorded) of the adoptions of `category`, in
     /// key order, each with whether one of its adoptions is in service on `date` (started by
     /// then and not ended).
@@ -939,6 +927,19 @@ impl AdoptionIndex {
             .flatten()
             .filter(|(_, v)| !v.is_empty())
             .map(move |((p, g), v)| (p, g.as_ref(), v.iter().any(|&i| self.adoptions[i as usize].active_on(date))))
+    }
+
+    /// The (product, generation or release as recorded) of the adoptions of `category`, in key
+    /// order, each with its adoptions (in service or not, in the order they were added): what a
+    /// wide search reads for the few candidates it can propose, instead of every adoption of the
+    /// category.
+    pub fn adoptions_by_key<'a>(&'a self, category: &Slug) -> impl Iterator<Item = (&'a Slug, Option<&'a GenerationId>, KeyAdoptions<'a>)> + 'a {
+        self.category_keys
+            .get(category)
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| !v.is_empty())
+            .map(move |((p, g), v)| (p, g.as_ref(), KeyAdoptions { index: self, positions: v }))
     }
 
     /// Number of changes applied so far (adoptions added or replaced, feedback added): an
@@ -1122,17 +1123,24 @@ impl AdoptionIndex {
     }
 }
 
-/// The number of an INSEE code's slot in [`CommuneLists`]: the code read as a number
-/// (`35238` → 35,238) and, for Corsica, 100,000 + 1,000 × (0 for `2A`, 1 for `2B`) + its last
-/// three digits (`2B033` → 101,033): one slot per code, below 102,000, with neighbouring
-/// communes (codes close in their department) in nearby slots.
-fn code_slot(code: &InseeCode) -> usize {
-    let b = code.as_bytes();
-    let number = |s: &[u8]| s.iter().fold(0usize, |n, &c| n * 10 + usize::from(c.wrapping_sub(b'0') % 10));
-    match b[1] {
-        b'A' | b'B' => 100_000 + usize::from(b[1] - b'A') * 1000 + number(&b[2..]),
-        _ => number(b),
+/// The adoptions of one (product, generation or release as recorded) of a category
+/// ([`AdoptionIndex::adoptions_by_key`]).
+#[derive(Clone, Copy)]
+pub struct KeyAdoptions<'a> {
+    index: &'a AdoptionIndex,
+    positions: &'a [u32],
+}
+
+impl<'a> KeyAdoptions<'a> {
+    /// The adoptions, in the order they were added.
+    pub fn iter(self) -> impl Iterator<Item = &'a Adoption> + 'a {
+        self.positions.iter().map(move |&i| &self.index.adoptions[i as usize])
     }
+}
+
+/// The number of an INSEE code's slot in [`CommuneLists`] ([`InseeCode::slot`]).
+fn code_slot(code: &InseeCode) -> usize {
+    code.slot()
 }
 
 /// Per commune, the positions of its adoptions in one category: a dense array by
@@ -1465,7 +1473,8 @@ mod tests {
         let keys = |c: &Slug| h.keys_in_category(c, d("2026-01-01")).map(|(p, g, on)| (p.to_string(), g.map(|g| g.to_string()), on)).collect::<Vec<_>>();
         assert_eq!(keys(&cat), vec![("copieur-a".to_string(), Some("2024".to_string()), true)]);
         assert_eq!(keys(&other), vec![("copieur-b".to_string(), Some("2024".to_string()), true)]);
-        assert_eq!(h.communes_in_category(&other).map(|c| c.to_string()).collect::<Vec<_>>(), vec!["35238"]);
+        let adopters = |c: &Slug| h.adoptions_by_key(c).flat_map(|(.., x)| x.iter().map(|a| a.commune.to_string())).collect::<Vec<_>>();
+        assert_eq!((adopters(&cat), adopters(&other)), (vec!["29019".to_string()], vec!["35238".to_string()]));
     }
 
     #[test]

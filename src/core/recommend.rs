@@ -49,11 +49,12 @@ use std::collections::BTreeMap;
 use chrono::{Months, NaiveDate};
 use fnv::{FnvHashMap, FnvHashSet};
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
-use crate::core::history::{Adoption, AdoptionIndex, Report, SumsBasis, is_poor_rating};
+use crate::core::history::{Adoption, AdoptionIndex, KeyAdoptions, Report, SumsBasis, is_poor_rating};
 use crate::core::scratch::Marks;
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
@@ -818,7 +819,7 @@ impl ReachAdoptions {
         category: &'a Slug,
         in_service: InService,
         keep: impl Fn(&Adoption) -> bool + 'a,
-    ) -> Box<dyn Iterator<Item = (&'a Reach, &'a Adoption)> + 'a> {
+    ) -> Box<dyn Iterator<Item = (Reach, &'a Adoption)> + 'a> {
         let today = ctx.today;
         let wanted = std::rc::Rc::new(move |a: &Adoption| a.since <= today && a.active_on(today) == (in_service == InService::Yes) && keep(a));
         match self {
@@ -826,7 +827,7 @@ impl ReachAdoptions {
                 let in_category = ctx.index.in_category_by_commune(category);
                 Box::new(reach.iter().flat_map(move |r| {
                     let wanted = wanted.clone();
-                    in_category.of_commune(ctx.territory.code(r.idx)).filter(move |a| wanted(a)).map(move |a| (r, a))
+                    in_category.of_commune(ctx.territory.code(r.idx)).filter(move |a| wanted(a)).map(move |a| (*r, a))
                 }))
             }
             ReachAdoptions::ByCategory(pos) => {
@@ -837,7 +838,7 @@ impl ReachAdoptions {
                 Box::new(adoptions.filter(move |a| wanted(a)).filter_map(move |a| {
                     let i = ctx.territory.idx_of(&a.commune)?;
                     let p = pos.get(i as usize)?;
-                    (p != u32::MAX).then(|| (&reach[p as usize], a))
+                    (p != u32::MAX).then(|| (reach[p as usize], a))
                 }))
             }
         }
@@ -860,7 +861,7 @@ struct Group<'a> {
 fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug) -> BTreeMap<KeyRef<'a>, Group<'a>> {
     let mut groups: BTreeMap<KeyRef<'a>, Group<'a>> = BTreeMap::new();
     for (r, a) in in_reach.iter(ctx, reach, category, InService::Yes, |_| true) {
-        groups.entry(key_ref(ctx.catalog, a)).or_insert_with(|| Group { adopters: Vec::new(), ended: 0, abandoned: 0 }).adopters.push((*r, a));
+        groups.entry(key_ref(ctx.catalog, a)).or_insert_with(|| Group { adopters: Vec::new(), ended: 0, abandoned: 0 }).adopters.push((r, a));
     }
     groups
 }
@@ -919,6 +920,72 @@ fn count_ended<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach
             }
         }
     }
+}
+
+/// The groups of a wide step ([`Area`]) and what it excludes, the same as
+/// [`in_service_groups`], [`drop_unproposable`] and [`count_ended`] give over `reach` plus every
+/// commune of the area (the origin left out), but read candidate by candidate: the category's
+/// adoptions are taken by (product, generation as recorded), and only those of the candidates
+/// that can be proposed are looked at, each adopter's kernel computed as it is read. A wide step
+/// thus costs what its candidates' adoptions cost, not the category's or the area's.
+fn wide_groups<'a>(
+    ctx: &'a Ctx,
+    reach: &'a [Reach],
+    area: &Area,
+    category: &'a Slug,
+    skip: &FnvHashSet<Key>,
+    population: Option<u32>,
+    params: &Params,
+) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Excluded>) {
+    let t = ctx.territory;
+    let mut pos = Marks::take(t.communes().len());
+    for (i, r) in reach.iter().enumerate() {
+        pos.set(r.idx as usize, i as u32);
+    }
+    // An adoption's commune as the step reads it: its entry of `reach`, or one computed for a
+    // commune of the area; `None` outside both, and for the origin.
+    let reach_of = |a: &Adoption| -> Option<Reach> {
+        let j = t.idx_of(&a.commune)?;
+        match pos.get(j as usize) {
+            Some(p) if p != u32::MAX => Some(reach[p as usize]),
+            _ => (j != area.origin && area.contains(t, j)).then(|| area.far(t, j, params)),
+        }
+    };
+    let today = ctx.today;
+    let started = |a: &Adoption| a.since <= today;
+    // The candidates of the category, each with the adoptions of its recorded keys.
+    let mut keys: BTreeMap<KeyRef<'a>, SmallVec<[KeyAdoptions<'a>; 1]>> = BTreeMap::new();
+    for (product, generation, adoptions) in ctx.index.adoptions_by_key(category) {
+        keys.entry(key_ref_of(ctx.catalog, product, generation)).or_default().push(adoptions);
+    }
+    let every = |lists: &SmallVec<[KeyAdoptions<'a>; 1]>| lists.clone().into_iter().flat_map(KeyAdoptions::iter);
+    // Only a candidate with an adopter in service in the step's reach is one there (for an
+    // excluded one, looked up until the first; for the others, their group is empty).
+    let all = keys.clone();
+    let mut excluded = drop_unproposable(ctx, &mut keys, skip, category, population, params);
+    excluded.retain(|x| {
+        let key = all.iter().find(|(k, _)| k.0 == &x.product && k.1 == x.generation.as_ref());
+        key.is_some_and(|(_, lists)| every(lists).any(|a| started(a) && a.active_on(today) && reach_of(a).is_some()))
+    });
+    let mut groups = BTreeMap::new();
+    for (key, lists) in keys {
+        let mut group = Group { adopters: Vec::new(), ended: 0, abandoned: 0 };
+        for a in every(&lists).filter(|a| started(a)) {
+            let Some(r) = reach_of(a) else { continue };
+            if a.active_on(today) {
+                group.adopters.push((r, a));
+            } else {
+                group.ended += 1;
+                if ctx.index.abandoned_by(a, today) {
+                    group.abandoned += 1;
+                }
+            }
+        }
+        if !group.adopters.is_empty() {
+            groups.insert(key, group);
+        }
+    }
+    (groups, excluded)
 }
 
 /// Sums over the adopters of one generation, in adopter order then feedback order.
@@ -1002,6 +1069,25 @@ fn recency(age_months: i64, half_life_months: f64) -> f64 {
             table[age]
         })
         .unwrap_or_else(|_| direct())
+}
+
+/// Evidence rows of a recommendation at most.
+const EVIDENCE_ROWS: usize = 20;
+
+/// The `rows` adopters an answer shows, closest first: by hops (beyond the radius last), then
+/// kernel weight rounded to 3 decimals (highest first), then code, then reading order. The
+/// first `rows` are selected before they are sorted: O(adopters), not O(adopters · log).
+fn shown<'a>(ctx: &Ctx, adopters: &[(Reach, &'a Adoption)], rows: usize) -> Vec<(Reach, &'a Adoption)> {
+    let mut order: Vec<(u32, f64, InseeCode, usize)> =
+        adopters.iter().enumerate().map(|(i, (r, _))| (r.hops.unwrap_or(u32::MAX), round(r.weight, 3), *ctx.territory.code(r.idx), i)).collect();
+    let closest =
+        |a: &(u32, f64, InseeCode, usize), b: &(u32, f64, InseeCode, usize)| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3));
+    if order.len() > rows && rows > 0 {
+        order.select_nth_unstable_by(rows - 1, closest);
+    }
+    order.truncate(rows);
+    order.sort_unstable_by(closest);
+    order.into_iter().map(|(.., i)| adopters[i]).collect()
 }
 
 /// One [`EvidenceDraft`] per adopter, in adopter order (distance rounded to 0.1 km, weight to 3
@@ -1112,13 +1198,35 @@ fn with_continuity(base: f64, same_product: bool, params: &Params) -> f64 {
 /// French phrase saying where the `evidence` communes are (all adopters): up to how many km
 /// (centroid distances); for group queries (no distance: members at hop 0, their neighbours
 /// at hop 1), how many are members. Graph hops are in the JSON only.
-fn where_phrase(evidence: &[EvidenceDraft]) -> String {
-    if let Some(km) = evidence.iter().filter_map(|e| e.distance_km).reduce(f64::max) {
+/// What a reason says of all the adopters of a candidate (not only the evidence rows shown).
+struct EvidenceSummary {
+    /// Adopters.
+    n: usize,
+    /// The farthest adopter's distance, km rounded to 0.1 (`None` for group queries).
+    farthest_km: Option<f64>,
+    /// Adopters that are members of the group asking (0 hops).
+    members: usize,
+    /// Whether every adopter is simulated.
+    simulated: bool,
+}
+
+impl EvidenceSummary {
+    fn of(adopters: &[(Reach, &Adoption)]) -> Self {
+        EvidenceSummary {
+            n: adopters.len(),
+            farthest_km: adopters.iter().filter_map(|(r, _)| r.distance_km.map(|d| round(d, 1))).reduce(f64::max),
+            members: adopters.iter().filter(|(r, _)| r.hops == Some(0)).count(),
+            simulated: adopters.iter().all(|(_, a)| a.simulated),
+        }
+    }
+}
+
+fn where_phrase(evidence: &EvidenceSummary) -> String {
+    if let Some(km) = evidence.farthest_km {
         return format!("à {} au plus", fr::km(km));
     }
-    let members = evidence.iter().filter(|e| e.hops == Some(0)).count();
-    match members {
-        m if m == evidence.len() => "parmi les membres".to_string(),
+    match evidence.members {
+        m if m == evidence.n => "parmi les membres".to_string(),
         0 => "parmi les voisines des membres".to_string(),
         m => format!("dont {m} parmi les membres"),
     }
@@ -1128,8 +1236,8 @@ fn where_phrase(evidence: &[EvidenceDraft]) -> String {
 /// in service (months, or years and months), mean and lower bound of reliability (1 decimal,
 /// decimal comma), then the `notes` (plus "données simulées" when every adopter is
 /// simulated), ending with a full stop.
-fn reason_text(label: &str, evidence: &[EvidenceDraft], mean_months: f64, rel: &Shrunk, mut notes: Vec<String>) -> String {
-    let n = evidence.len();
+fn reason_text(label: &str, evidence: &EvidenceSummary, mean_months: f64, rel: &Shrunk, mut notes: Vec<String>) -> String {
+    let n = evidence.n;
     let where_ = where_phrase(evidence);
     let mut reason = format!(
         "{label} : en service dans {n} commune{}{} depuis {} en moyenne ; fiabilité {}/5 (au moins {}/5)",
@@ -1139,7 +1247,7 @@ fn reason_text(label: &str, evidence: &[EvidenceDraft], mean_months: f64, rel: &
         fr::decimal(rel.mean, 1),
         fr::decimal(rel.lower, 1)
     );
-    if evidence.iter().all(|e| e.simulated) {
+    if evidence.simulated {
         notes.push("données simulées".to_string());
     }
     for note in notes {
@@ -1326,9 +1434,9 @@ impl Scoring<'_, '_> {
         if same_product {
             notes.push("même produit que celui en place".to_string());
         }
-        let mut evidence = evidence_drafts(ctx, &adopters, params);
-        evidence.sort_by(|a, b| a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)).then(b.weight.total_cmp(&a.weight)).then(a.code.cmp(&b.code)));
-        let n = evidence.len();
+        let summary = EvidenceSummary::of(&adopters);
+        let evidence = evidence_drafts(ctx, &shown(ctx, &adopters, EVIDENCE_ROWS), params);
+        let n = adopters.len();
         let advised = generation.and_then(|g| product.advised_release(g, ctx.today, params.teething_months));
         if let Some(r) = advised.filter(|_| generation.is_some_and(|g| g.releases.len() > 1)) {
             notes.push(format!("version conseillée : {}", ctx.catalog.label(key.0, Some(&r.id))));
@@ -1343,8 +1451,7 @@ impl Scoring<'_, '_> {
                 fr::months(i64::from(params.service_life_months))
             ));
         }
-        let reason = reason_text(&ctx.catalog.label(key.0, key.1), &evidence, input.mean_months, &rel, notes);
-        evidence.truncate(20);
+        let reason = reason_text(&ctx.catalog.label(key.0, key.1), &summary, input.mean_months, &rel, notes);
         let evidence = evidence.into_iter().map(|e| e.named(ctx.territory)).collect();
         Recommendation {
             product: key.0.clone(),
@@ -1405,7 +1512,7 @@ pub fn score_candidates(
     skip: &FnvHashSet<Key>,
     params: &Params,
 ) -> (Vec<Recommendation>, Vec<Excluded>) {
-    let (items, _, excluded) = score_ranked(ctx, reach, population, category, skip, params, |_| 0..usize::MAX);
+    let (items, _, excluded) = score_ranked(ctx, reach, None, population, category, skip, params, |_| 0..usize::MAX);
     (items, excluded)
 }
 
@@ -1422,7 +1529,7 @@ pub(crate) fn score_and_choose(
     params: &Params,
     choose: impl FnOnce(&[Pick]) -> Option<usize>,
 ) -> (Option<Recommendation>, Vec<Pick>) {
-    let (items, picks, _) = score_ranked(ctx, reach, population, category, skip, params, |picks| match choose(picks) {
+    let (items, picks, _) = score_ranked(ctx, reach, None, population, category, skip, params, |picks| match choose(picks) {
         Some(i) => i..i + 1,
         None => 0..0,
     });
@@ -1431,11 +1538,14 @@ pub(crate) fn score_and_choose(
 
 /// [`score_candidates`], with only the ranked candidates at the positions `finish(picks)`
 /// gives written out as [`Recommendation`]s (evidence, notes, reason); every ranked candidate
-/// is in the picks.
+/// is in the picks. At a wide step, `area` adds the communes of the area to `reach` (read
+/// candidate by candidate, [`wide_groups`]).
 /// Returns (those items, every candidate's pick, excluded).
+#[allow(clippy::too_many_arguments)]
 fn score_ranked(
     ctx: &Ctx,
     reach: &[Reach],
+    area: Option<&Area>,
     population: Option<u32>,
     category: &Slug,
     skip: &FnvHashSet<Key>,
@@ -1445,10 +1555,17 @@ fn score_ranked(
     let prior = ctx.prior(category, params);
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
-    let in_reach = ReachAdoptions::new(ctx, reach, category);
-    let mut groups = in_service_groups(ctx, &in_reach, reach, category);
-    let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
-    count_ended(ctx, &in_reach, reach, category, &mut groups);
+    let in_reach = area.is_none().then(|| ReachAdoptions::new(ctx, reach, category));
+    let (groups, excluded) = match (area, &in_reach) {
+        (Some(area), _) => wide_groups(ctx, reach, area, category, skip, population, params),
+        (None, in_reach) => {
+            let in_reach = in_reach.as_ref().expect("made when there is no area");
+            let mut groups = in_service_groups(ctx, in_reach, reach, category);
+            let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
+            count_ended(ctx, in_reach, reach, category, &mut groups);
+            (groups, excluded)
+        }
+    };
     let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
     let best_known = best_known(ctx, &prior, category, population, skip, params);
     let scoring = Scoring { ctx, category, population, skip, params, prior, best_known, wsum };
@@ -1463,10 +1580,11 @@ fn score_ranked(
 /// The neighbourhood of a commune at a widening step.
 struct StepReach {
     /// The communes read, with their kernel weights: every commune within the radius and of
-    /// the EPCI; at the wide steps (department, size class, territory), of the other communes of
-    /// the area only those with an adoption in the category (the others have nothing to read),
-    /// in index order after the EPCI's.
+    /// the EPCI.
     reach: Vec<Reach>,
+    /// At the wide steps (department, size class, territory), the rest of the area: its
+    /// communes are read too, those of the candidates only ([`wide_groups`]).
+    area: Option<Area>,
     /// Graph radius in edges.
     radius: u32,
     /// Number of communes of the search area, the origin left out, whether they have an
@@ -1474,49 +1592,78 @@ struct StepReach {
     considered: usize,
 }
 
-/// The neighbourhood of `idx` for `category` at a widening step, with kernel weights. A wide
-/// step costs what the category's communes cost (read from the index), not the territory's.
-fn reach_at(ctx: &Ctx, idx: CommuneIdx, category: &Slug, step: Step, p: &Params) -> StepReach {
+/// The area of a wide step (department, size class, territory) beyond its reach.
+#[derive(Clone, Copy)]
+struct Area {
+    step: Step,
+    /// The commune asking (never in its own reach).
+    origin: CommuneIdx,
+    /// The step's radius in edges: a commune of the area beyond the reach is weighted as one
+    /// edge further.
+    radius: u32,
+    size: SizeClass,
+}
+
+impl Area {
+    /// Whether commune `j` is of the area.
+    fn contains(&self, t: &Territory, j: CommuneIdx) -> bool {
+        match self.step {
+            Step::Department => t.same_department(j, self.origin),
+            Step::SizeClass => t.size_class_of(j) == self.size,
+            Step::Territory => true,
+            Step::Neighbours | Step::WiderNeighbours => false,
+        }
+    }
+
+    /// The [`Reach`] of commune `j` of the area, beyond the radius ([`kernel`]).
+    fn far(&self, t: &Territory, j: CommuneIdx, p: &Params) -> Reach {
+        let (weight, same_epci, distance_km) = kernel(t, self.origin, j, self.radius + 1, p);
+        Reach { idx: j, hops: None, weight, same_epci, distance_km: Some(distance_km) }
+    }
+}
+
+/// The kernel weight of commune `j`'s evidence for `origin`, `hops` edges away (dimensionless:
+/// `hop_decay^(hops − 1) · exp(−km / distance_scale_km) · (1 + epci_bonus if same EPCI) ·
+/// (1 + size_bonus if same size class)`), with whether `j` is of the same EPCI and the distance
+/// in km between centroids (haversine; 0 without a centroid).
+fn kernel(t: &Territory, origin: CommuneIdx, j: CommuneIdx, hops: u32, p: &Params) -> (f64, bool, f64) {
+    let (c, o) = (t.commune(origin), t.commune(j));
+    let same_epci = c.epci.is_some() && o.epci == c.epci;
+    // Communes linked in the graph always have a centroid (their own or a derived one).
+    let km = t.distance_km(origin, j).unwrap_or(0.0);
+    let w = p.hop_decay.powi(hops as i32 - 1)
+        * (-km / p.distance_scale_km).exp()
+        * (1.0 + p.epci_bonus * f64::from(u8::from(same_epci)))
+        * (1.0 + p.size_bonus * f64::from(u8::from(o.size_class() == c.size_class())));
+    (w, same_epci, km)
+}
+
+/// The neighbourhood of `idx` for `category` at a widening step, with kernel weights: the
+/// communes within the radius and of the EPCI and, at a wide step, the area beyond them, read
+/// candidate by candidate ([`wide_groups`]): a wide step costs what its candidates cost, not
+/// the category's communes or the territory's.
+fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
     let t = ctx.territory;
     let c = t.commune(idx);
     let radius = if step == Step::Neighbours { p.hops } else { (p.hops + 2).min(8) };
     let size = c.size_class();
-    let kernel = |j: CommuneIdx, hops: u32| -> (f64, bool, f64) {
-        let o = t.commune(j);
-        let same_epci = c.epci.is_some() && o.epci == c.epci;
-        // Communes linked in the graph always have a centroid (their own or a derived one).
-        let km = t.distance_km(idx, j).unwrap_or(0.0);
-        let w = p.hop_decay.powi(hops as i32 - 1)
-            * (-km / p.distance_scale_km).exp()
-            * (1.0 + p.epci_bonus * f64::from(u8::from(same_epci)))
-            * (1.0 + p.size_bonus * f64::from(u8::from(o.size_class() == size)));
-        (w, same_epci, km)
-    };
     let mut out: Vec<Reach> = Vec::new();
     let mut seen = Marks::take(t.communes().len());
     seen.set(idx as usize, 0);
     for n in t.within_hops(idx, radius) {
         seen.set(n.idx as usize, 0);
-        let (weight, same_epci, distance_km) = kernel(n.idx, n.hops);
+        let (weight, same_epci, distance_km) = kernel(t, idx, n.idx, n.hops, p);
         out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
     }
-    let add = |out: &mut Vec<Reach>, seen: &mut Marks, j: CommuneIdx| {
-        if seen.set(j as usize, 0) == u32::MAX {
-            let (weight, same_epci, distance_km) = kernel(j, radius + 1);
-            out.push(Reach { idx: j, hops: None, weight, same_epci, distance_km: Some(distance_km) });
-        }
-    };
     if let Some(s) = &c.epci {
         for &m in t.members(s) {
-            add(&mut out, &mut seen, m);
+            if seen.set(m as usize, 0) == u32::MAX {
+                let (weight, same_epci, distance_km) = kernel(t, idx, m, radius + 1, p);
+                out.push(Reach { idx: m, hops: None, weight, same_epci, distance_km: Some(distance_km) });
+            }
         }
     }
-    let in_area = |j: CommuneIdx| match step {
-        Step::Department => t.commune(j).department == c.department,
-        Step::SizeClass => t.commune(j).size_class() == size,
-        Step::Territory => true,
-        Step::Neighbours | Step::WiderNeighbours => false,
-    };
+    let area = Area { step, origin: idx, radius, size };
     let area_size = match step {
         Step::Department => t.department_size(&c.department),
         Step::SizeClass => t.size_class_size(size),
@@ -1525,17 +1672,12 @@ fn reach_at(ctx: &Ctx, idx: CommuneIdx, category: &Slug, step: Step, p: &Params)
     };
     if area_size == 0 {
         let considered = out.len();
-        return StepReach { reach: out, radius, considered };
+        return StepReach { reach: out, area: None, radius, considered };
     }
     // The area's communes not read yet: all of it but the origin (in its own area) and the
     // communes already in the reach.
-    let considered = out.len() + area_size - 1 - out.iter().filter(|r| in_area(r.idx)).count();
-    let mut wide: Vec<CommuneIdx> = ctx.index.communes_in_category(category).filter_map(|code| t.idx_of(code)).filter(|&j| in_area(j)).collect();
-    wide.sort_unstable();
-    for j in wide {
-        add(&mut out, &mut seen, j);
-    }
-    StepReach { reach: out, radius, considered }
+    let considered = out.len() + area_size - 1 - out.iter().filter(|r| area.contains(t, r.idx)).count();
+    StepReach { reach: out, area: Some(area), radius, considered }
 }
 
 /// When no generation of the category in service anywhere on `ctx.today` can be proposed to
@@ -1727,21 +1869,23 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
     let nothing = nothing_to_offer(ctx, category, &skip, Some(c.population), params);
     for step in steps {
-        let (considered, radius, items, picks, excluded) = match (&nothing, step) {
-            // Nothing to offer: the steps before the territory would find nothing either.
-            (Some(_), Step::Neighbours | Step::WiderNeighbours | Step::Department | Step::SizeClass) => continue,
-            (Some(excluded), Step::Territory) => (ctx.territory.communes().len() - 1, (params.hops + 2).min(8), Vec::new(), Vec::new(), excluded.clone()),
-            (None, _) => {
-                let StepReach { reach, radius, considered } = reach_at(ctx, idx, category, step, params);
-                // Widen until a proven option is found, or the territory is reached. Only the
-                // `limit` returned at the step that answers get their evidence rows and reason
-                // written.
-                let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
-                let (items, picks, excluded) =
-                    score_ranked(ctx, &reach, Some(c.population), category, &skip, params, |picks| if answers(picks) { 0..params.limit } else { 0..0 });
-                (considered, radius, items, picks, excluded)
-            }
-        };
+        let (considered, radius, items, picks, excluded) =
+            match (&nothing, step) {
+                // Nothing to offer: the steps before the territory would find nothing either.
+                (Some(_), Step::Neighbours | Step::WiderNeighbours | Step::Department | Step::SizeClass) => continue,
+                (Some(excluded), Step::Territory) => (ctx.territory.communes().len() - 1, (params.hops + 2).min(8), Vec::new(), Vec::new(), excluded.clone()),
+                (None, _) => {
+                    let StepReach { reach, area, radius, considered } = reach_at(ctx, idx, step, params);
+                    // Widen until a proven option is found, or the territory is reached. Only the
+                    // `limit` returned at the step that answers get their evidence rows and reason
+                    // written.
+                    let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
+                    let (items, picks, excluded) = score_ranked(ctx, &reach, area.as_ref(), Some(c.population), category, &skip, params, |picks| {
+                        if answers(picks) { 0..params.limit } else { 0..0 }
+                    });
+                    (considered, radius, items, picks, excluded)
+                }
+            };
         let found = !picks.is_empty();
         let proven = picks.iter().any(|i| i.status == Status::Proven);
         if !proven && step != Step::Territory {
@@ -1857,10 +2001,11 @@ mod tests {
         let ctx = Ctx::new(&t, &c, &h, d("2026-01-01"));
         let a = t.find(&code("35001")).unwrap();
         for step in [Step::Neighbours, Step::Territory] {
-            let StepReach { reach, considered, .. } = reach_at(&ctx, a, &web(), step, &classic());
-            // The territory step counts every commune but A, and reads only those with an
-            // adoption in the category.
+            let StepReach { reach, area, considered, .. } = reach_at(&ctx, a, step, &classic());
+            // The territory step counts every commune but A; its reach is the neighbourhood, the
+            // rest of the territory is its area.
             assert_eq!(considered, if step == Step::Neighbours { reach.len() } else { t.communes().len() - 1 }, "{step:?}");
+            assert_eq!(area.is_some(), step == Step::Territory);
             let ids = |way: &ReachAdoptions| {
                 let mut v: Vec<(u64, CommuneIdx)> = way.iter(&ctx, &reach, &web(), InService::Yes, |_| true).map(|(r, x)| (x.id, r.idx)).collect();
                 v.sort();
@@ -1872,9 +2017,61 @@ mod tests {
             });
             let by_commune = ids(&ReachAdoptions::ByCommune);
             assert_eq!(by_commune, ids(&ReachAdoptions::ByCategory(pos)), "{step:?}");
+            // 35004 is within the territory step's radius (4 edges), not the first step's (2).
             let expected = if step == Step::Neighbours { vec![1, 2] } else { vec![1, 2, 3] };
             assert_eq!(by_commune.iter().map(|x| x.0).collect::<Vec<_>>(), expected, "{step:?}: A itself is never in its reach");
+            if let Some(area) = area {
+                let skip = FnvHashSet::default();
+                let web = web();
+                let (wide, excluded) = wide_groups(&ctx, &reach, &area, &web, &skip, Some(1000), &classic());
+                assert_eq!(group_rows(&wide), group_rows(&area_read_whole(&ctx, &reach, &area, &web, &skip, Some(1000), &classic()).0));
+                // cms 2 (35002), cms 3 (35003), spip (35004): A's own spip is not read.
+                assert_eq!(group_rows(&wide).iter().map(|g| (g.0.as_str(), g.2.len())).collect::<Vec<_>>(), vec![("cms", 1), ("cms", 1), ("spip", 1)]);
+                assert!(excluded.is_empty());
+            }
         }
+    }
+
+    /// A group as compared: product, generation, adopters (id, commune, weight's bits) by id,
+    /// ended and abandoned.
+    pub(super) type GroupRow = (String, Option<String>, Vec<(u64, CommuneIdx, u64)>, usize, usize);
+
+    pub(super) fn group_rows(groups: &BTreeMap<KeyRef, Group>) -> Vec<GroupRow> {
+        groups
+            .iter()
+            .map(|(k, g)| {
+                let mut adopters: Vec<(u64, CommuneIdx, u64)> = g.adopters.iter().map(|(r, a)| (a.id, r.idx, r.weight.to_bits())).collect();
+                adopters.sort();
+                (k.0.to_string(), k.1.map(|g| g.to_string()), adopters, g.ended, g.abandoned)
+            })
+            .collect()
+    }
+
+    /// What a wide step read before [`wide_groups`]: every commune of the area added to the
+    /// reach, every adoption of the category in it grouped, then the candidates that cannot be
+    /// proposed dropped and the ended adoptions counted.
+    pub(super) fn area_read_whole<'a>(
+        ctx: &'a Ctx,
+        reach: &[Reach],
+        area: &Area,
+        category: &'a Slug,
+        skip: &FnvHashSet<Key>,
+        population: Option<u32>,
+        p: &Params,
+    ) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Excluded>) {
+        let t = ctx.territory;
+        let mut whole = reach.to_vec();
+        for j in 0..t.communes().len() as CommuneIdx {
+            if j != area.origin && !reach.iter().any(|r| r.idx == j) && area.contains(t, j) {
+                whole.push(area.far(t, j, p));
+            }
+        }
+        let whole: &'a [Reach] = Box::leak(whole.into_boxed_slice());
+        let in_reach: &'a ReachAdoptions = Box::leak(Box::new(ReachAdoptions::ByCommune));
+        let mut groups = in_service_groups(ctx, in_reach, whole, category);
+        let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, p);
+        count_ended(ctx, in_reach, whole, category, &mut groups);
+        (groups, excluded)
     }
 
     /// The parameters these unit tests check the formulas with: a radius of 2 edges, a prior
@@ -2154,6 +2351,41 @@ mod golden {
             h.add_feedback(f);
         });
         (t, c, h, today)
+    }
+
+    /// Issue 17, item 1: a wide step (department, size class, territory) reads its candidates'
+    /// adoptions only, and finds the same groups (adopters with their weights, ended,
+    /// abandoned) and the same exclusions as reading every commune of its area, on every 15th
+    /// Breton commune x every category of the demo history, with what the commune runs skipped.
+    #[test]
+    fn a_wide_step_reads_the_same_adopters_as_its_whole_area() {
+        let (t, c, mut h, today) = demo();
+        h.keep_feedback_sums(Params::default().sums_basis(today));
+        let ctx = Ctx::new(&t, &c, &h, today);
+        let p = Params::default();
+        let (mut compared, mut adopters, mut ended, mut excluded) = (0, 0, 0, 0);
+        for (k, commune) in t.communes().iter().enumerate().step_by(15) {
+            for category in &c.categories {
+                let skip: FnvHashSet<Key> = h.active(&commune.code, &category.slug, today).map(|a| key_of(&c, a)).collect();
+                for step in [Step::Department, Step::SizeClass, Step::Territory] {
+                    let StepReach { reach, area, .. } = reach_at(&ctx, k as CommuneIdx, step, &p);
+                    let area = area.expect("a wide step has an area");
+                    let (wide, wide_excluded) = wide_groups(&ctx, &reach, &area, &category.slug, &skip, Some(commune.population), &p);
+                    let (whole, whole_excluded) = super::tests::area_read_whole(&ctx, &reach, &area, &category.slug, &skip, Some(commune.population), &p);
+                    let at = format!("{} {} {step:?}", commune.code, category.slug);
+                    assert_eq!(super::tests::group_rows(&wide), super::tests::group_rows(&whole), "{at}");
+                    let names = |x: &[Excluded]| x.iter().map(|e| (e.product.clone(), e.generation.clone(), e.why.clone())).collect::<Vec<_>>();
+                    assert_eq!(names(&wide_excluded), names(&whole_excluded), "{at}");
+                    compared += 1;
+                    adopters += wide.values().map(|g| g.adopters.len()).sum::<usize>();
+                    ended += wide.values().map(|g| g.ended).sum::<usize>();
+                    excluded += wide_excluded.len();
+                }
+            }
+        }
+        // Not vacuous: groups, ended adoptions and exclusions were compared.
+        assert_eq!(compared, t.communes().len().div_ceil(15) * c.categories.len() * 3);
+        assert!(adopters > 10_000 && ended > 100 && excluded > 10, "{adopters} adopters, {ended} ended, {excluded} excluded");
     }
 
     /// Issue 17, item 1: on every Breton commune x category, the answer from the feedback

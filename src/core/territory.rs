@@ -251,6 +251,9 @@ pub struct Territory {
     /// [`search_key`] of each EPCI's name, same order as `epcis`.
     epci_keys: Vec<String>,
     by_code: fnv::FnvHashMap<InseeCode, CommuneIdx>,
+    /// The same by [`InseeCode::slot`] (`u32::MAX` for none): what [`Territory::idx_of`] reads,
+    /// without hashing (built with the CSR adjacency).
+    by_slot: Vec<CommuneIdx>,
     graph: UnGraph<CommuneIdx, Edge>,
     /// The graph's adjacency in CSR form, for the walks of the hot path: the neighbours of
     /// commune `i` are `adjacency[adjacency_start[i]..adjacency_start[i + 1]]` (one entry per
@@ -262,6 +265,9 @@ pub struct Territory {
     /// Each commune's INSEE code, by index: 5 bytes a commune, what the hot path reads of a
     /// commune of a reach (instead of its whole record).
     codes: Vec<InseeCode>,
+    /// Each commune's department (a number per department code, in order of first
+    /// appearance) and population class, by index: what a wide search tests of each adopter.
+    classes: Vec<(u16, SizeClass)>,
     /// Number of communes per department code, and per population class.
     department_size: HashMap<String, usize>,
     size_class_size: HashMap<SizeClass, usize>,
@@ -352,11 +358,13 @@ impl Territory {
             alias_by_commune: Vec::new(),
             epci_keys: Vec::new(),
             by_code: fnv::FnvHashMap::default(),
+            by_slot: Vec::new(),
             graph: UnGraph::default(),
             adjacency_start: Vec::new(),
             adjacency: Vec::new(),
             code_rank: Vec::new(),
             codes: Vec::new(),
+            classes: Vec::new(),
             department_size: HashMap::new(),
             size_class_size: HashMap::new(),
             epcis: Vec::new(),
@@ -474,6 +482,19 @@ impl Territory {
         self.adjacency = adjacency;
         self.code_rank = code_rank;
         self.codes = self.communes.iter().map(|c| c.code).collect();
+        let mut departments: HashMap<&str, u16> = HashMap::new();
+        self.classes = self
+            .communes
+            .iter()
+            .map(|c| {
+                let next = departments.len() as u16;
+                (*departments.entry(c.department.as_str()).or_insert(next), c.size_class())
+            })
+            .collect();
+        self.by_slot = vec![CommuneIdx::MAX; InseeCode::SLOTS];
+        for (i, c) in self.communes.iter().enumerate() {
+            self.by_slot[c.code.slot()] = i as CommuneIdx;
+        }
         for c in &self.communes {
             *self.department_size.entry(c.department.clone()).or_default() += 1;
             *self.size_class_size.entry(c.size_class()).or_default() += 1;
@@ -545,9 +566,24 @@ impl Territory {
         &self.codes[idx as usize]
     }
 
+    /// Whether communes `a` and `b` are of the same department.
+    pub fn same_department(&self, a: CommuneIdx, b: CommuneIdx) -> bool {
+        self.classes[a as usize].0 == self.classes[b as usize].0
+    }
+
+    /// The population class of commune `i` ([`Commune::size_class`]).
+    pub fn size_class_of(&self, i: CommuneIdx) -> SizeClass {
+        self.classes[i as usize].1
+    }
+
     /// Index of a commune by INSEE code; `None` when the code is not a seeded commune.
     pub fn idx_of(&self, code: &InseeCode) -> Option<CommuneIdx> {
-        self.by_code.get(code).copied()
+        match self.by_slot.get(code.slot()) {
+            Some(&i) if i != CommuneIdx::MAX => Some(i),
+            Some(_) => None,
+            // Before the territory is indexed (while it is read).
+            None => self.by_code.get(code).copied(),
+        }
     }
 
     /// A commune by code, or `Error::NotFound` (naming the commune nouvelle when the code is
