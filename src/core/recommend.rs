@@ -859,11 +859,40 @@ struct Group<'a> {
 /// The in-service adoptions of the reach in `category`, grouped by (product, generation), in
 /// key order; each with its commune's [`Reach`].
 fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug) -> BTreeMap<KeyRef<'a>, Group<'a>> {
-    let mut groups: BTreeMap<KeyRef<'a>, Group<'a>> = BTreeMap::new();
+    let mut memo = KeyMemo::default();
+    let mut groups: Vec<(KeyRef<'a>, Group<'a>)> = Vec::new();
     for (r, a) in in_reach.iter(ctx, reach, category, InService::Yes, |_| true) {
-        groups.entry(key_ref(ctx.catalog, a)).or_insert_with(|| Group { adopters: Vec::new(), ended: 0, abandoned: 0 }).adopters.push((r, a));
+        let slot = memo.slot(ctx.catalog, a, &mut groups);
+        groups[slot].1.adopters.push((r, a));
     }
-    groups
+    groups.into_iter().collect()
+}
+
+/// The candidate ([`key_ref`]) of the adoptions read, remembered by the text of their product
+/// and generation (the index interns them: one allocation per distinct slug, so an address
+/// stands for one text): a reach's adoptions are of a few dozen (product, generation) at most,
+/// each looked up once in the catalogue instead of once per adoption. A text held twice is
+/// only looked up twice.
+#[derive(Default)]
+struct KeyMemo(SmallVec<[((usize, usize, usize, usize), usize); 16]>);
+
+impl KeyMemo {
+    /// The position in `groups` of `a`'s candidate, added (with an empty group) when new.
+    fn slot<'a>(&mut self, catalog: &'a Catalog, a: &'a Adoption, groups: &mut Vec<(KeyRef<'a>, Group<'a>)>) -> usize {
+        let text = |s: &str| (s.as_ptr() as usize, s.len());
+        let (p, g) = (text(a.product.as_str()), a.generation.as_ref().map_or((0, 0), |g| text(g.as_str())));
+        let id = (p.0, p.1, g.0, g.1);
+        if let Some(&(_, slot)) = self.0.iter().find(|(x, _)| *x == id) {
+            return slot;
+        }
+        let key = key_ref(catalog, a);
+        let slot = groups.iter().position(|(k, _)| *k == key).unwrap_or_else(|| {
+            groups.push((key, Group { adopters: Vec::new(), ended: 0, abandoned: 0 }));
+            groups.len() - 1
+        });
+        self.0.push((id, slot));
+        slot
+    }
 }
 
 /// Drops from `groups` the generations that cannot be proposed, before the costly part: what
@@ -1627,14 +1656,13 @@ impl Area {
 /// (1 + size_bonus if same size class)`), with whether `j` is of the same EPCI and the distance
 /// in km between centroids (haversine; 0 without a centroid).
 fn kernel(t: &Territory, origin: CommuneIdx, j: CommuneIdx, hops: u32, p: &Params) -> (f64, bool, f64) {
-    let (c, o) = (t.commune(origin), t.commune(j));
-    let same_epci = c.epci.is_some() && o.epci == c.epci;
+    let same_epci = t.same_epci(origin, j);
     // Communes linked in the graph always have a centroid (their own or a derived one).
     let km = t.distance_km(origin, j).unwrap_or(0.0);
     let w = p.hop_decay.powi(hops as i32 - 1)
         * (-km / p.distance_scale_km).exp()
         * (1.0 + p.epci_bonus * f64::from(u8::from(same_epci)))
-        * (1.0 + p.size_bonus * f64::from(u8::from(o.size_class() == c.size_class())));
+        * (1.0 + p.size_bonus * f64::from(u8::from(t.size_class_of(j) == t.size_class_of(origin))));
     (w, same_epci, km)
 }
 

@@ -268,6 +268,9 @@ pub struct Territory {
     /// Each commune's department (a number per department code, in order of first
     /// appearance) and population class, by index: what a wide search tests of each adopter.
     classes: Vec<(u16, SizeClass)>,
+    /// Each commune's centroid ([`Commune::centroid`]) and EPCI (a number per SIREN, `u32::MAX`
+    /// for none), by index: what a kernel weight reads of a commune.
+    places: Vec<(Option<(f64, f64)>, u32)>,
     /// Number of communes per department code, and per population class.
     department_size: HashMap<String, usize>,
     size_class_size: HashMap<SizeClass, usize>,
@@ -365,6 +368,7 @@ impl Territory {
             code_rank: Vec::new(),
             codes: Vec::new(),
             classes: Vec::new(),
+            places: Vec::new(),
             department_size: HashMap::new(),
             size_class_size: HashMap::new(),
             epcis: Vec::new(),
@@ -491,6 +495,15 @@ impl Territory {
                 (*departments.entry(c.department.as_str()).or_insert(next), c.size_class())
             })
             .collect();
+        let mut epcis: HashMap<Siren, u32> = HashMap::new();
+        self.places = self
+            .communes
+            .iter()
+            .map(|c| {
+                let next = epcis.len() as u32;
+                (c.centroid, c.epci.map_or(u32::MAX, |s| *epcis.entry(s).or_insert(next)))
+            })
+            .collect();
         self.by_slot = vec![CommuneIdx::MAX; InseeCode::SLOTS];
         for (i, c) in self.communes.iter().enumerate() {
             self.by_slot[c.code.slot()] = i as CommuneIdx;
@@ -569,6 +582,12 @@ impl Territory {
     /// Whether communes `a` and `b` are of the same department.
     pub fn same_department(&self, a: CommuneIdx, b: CommuneIdx) -> bool {
         self.classes[a as usize].0 == self.classes[b as usize].0
+    }
+
+    /// Whether communes `a` and `b` are members of the same EPCI (`false` when `a` is of none).
+    pub fn same_epci(&self, a: CommuneIdx, b: CommuneIdx) -> bool {
+        let e = self.places[a as usize].1;
+        e != u32::MAX && self.places[b as usize].1 == e
     }
 
     /// The population class of commune `i` ([`Commune::size_class`]).
@@ -713,8 +732,11 @@ impl Territory {
     /// Distance in km between the centroids of two communes (haversine, mean Earth radius);
     /// `None` when one has no centroid (it then has no neighbour either).
     pub fn distance_km(&self, a: CommuneIdx, b: CommuneIdx) -> Option<f64> {
-        let (ca, cb) = (&self.communes[a as usize], &self.communes[b as usize]);
-        Some(haversine_km(ca.centroid?, cb.centroid?))
+        match self.places.get(a as usize).zip(self.places.get(b as usize)) {
+            Some((pa, pb)) => Some(haversine_km(pa.0?, pb.0?)),
+            // Before the territory is indexed (while it is read).
+            None => Some(haversine_km(self.communes[a as usize].centroid?, self.communes[b as usize].centroid?)),
+        }
     }
 
     /// Number of graph edges.
@@ -946,6 +968,38 @@ pub(crate) mod tests {
         assert_eq!(t.code(brest).as_str(), "29019");
         for (i, c) in t.communes().iter().enumerate() {
             assert_eq!(t.code(i as CommuneIdx), &c.code);
+        }
+    }
+
+    /// The per-commune arrays the hot path reads (by slot, department, size class, centroid,
+    /// EPCI) say what the commune records say, on every pair of the small territory and every
+    /// commune of the Breton seeds.
+    #[test]
+    fn the_dense_facts_are_the_records_facts() {
+        let t = small();
+        let n = t.communes().len() as CommuneIdx;
+        let at = |c: &str| t.idx_of(&InseeCode::parse(c).unwrap()).unwrap();
+        assert_eq!((at("35001"), at("35005")), (0, 4));
+        assert_eq!(t.idx_of(&InseeCode::parse("35006").unwrap()), None);
+        assert_eq!(t.idx_of(&InseeCode::parse("2A004").unwrap()), None);
+        assert!(t.same_epci(at("35001"), at("35003")) && !t.same_epci(at("35003"), at("35004")));
+        assert!(!t.same_epci(at("35005"), at("35005")), "E is of no EPCI");
+        assert_eq!(t.size_class_of(at("35003")), SizeClass::of(4000));
+        for a in 0..n {
+            for b in 0..n {
+                let (ca, cb) = (t.commune(a), t.commune(b));
+                assert_eq!(t.same_epci(a, b), ca.epci.is_some() && ca.epci == cb.epci);
+                assert_eq!(t.same_department(a, b), ca.department == cb.department);
+                assert_eq!(t.distance_km(a, b), Some(haversine_km(ca.centroid.unwrap(), cb.centroid.unwrap())));
+            }
+        }
+        let t = crate::seeds::territory().unwrap();
+        let (brest, corsica_free) = (t.find(&InseeCode::parse("29019").unwrap()).unwrap(), t.communes().iter().all(|c| c.code.slot() < 100_000));
+        assert!(corsica_free, "the Breton seeds have no Corsican code");
+        assert_eq!(t.size_class_of(brest), t.commune(brest).size_class());
+        for (i, c) in t.communes().iter().enumerate() {
+            assert_eq!(t.idx_of(&c.code), Some(i as CommuneIdx));
+            assert_eq!(t.same_department(i as CommuneIdx, brest), c.department == "29");
         }
     }
 
