@@ -1666,7 +1666,7 @@ fn kernel(t: &Territory, origin: CommuneIdx, j: CommuneIdx, hops: u32, p: &Param
     (w, same_epci, km)
 }
 
-/// The neighbourhood of `idx` for `category` at a widening step, with kernel weights: the
+/// The neighbourhood of `idx` at a widening step, with kernel weights (any category): the
 /// communes within the radius and of the EPCI and, at a wide step, the area beyond them, read
 /// candidate by candidate ([`wide_groups`]): a wide step costs what its candidates cost, not
 /// the category's communes or the territory's.
