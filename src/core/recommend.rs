@@ -874,7 +874,11 @@ fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a 
 /// each looked up once in the catalogue instead of once per adoption. A text held twice is
 /// only looked up twice.
 #[derive(Default)]
-struct KeyMemo(SmallVec<[((usize, usize, usize, usize), usize); 16]>);
+struct KeyMemo(SmallVec<[(TextIds, usize); 16]>);
+
+/// The address and length of an adoption's product text, then of its generation text ((0, 0)
+/// for none): [`KeyMemo`]'s key.
+type TextIds = (usize, usize, usize, usize);
 
 impl KeyMemo {
     /// The position in `groups` of `a`'s candidate, added (with an empty group) when new.
