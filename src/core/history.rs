@@ -1138,13 +1138,8 @@ impl<'a> KeyAdoptions<'a> {
     }
 }
 
-/// The number of an INSEE code's slot in [`CommuneLists`] ([`InseeCode::slot`]).
-fn code_slot(code: &InseeCode) -> usize {
-    code.slot()
-}
-
 /// Per commune, the positions of its adoptions in one category: a dense array by
-/// [`code_slot`], from the lowest slot in use to the highest, holds for each code the place of
+/// [`InseeCode::slot`], from the lowest slot in use to the highest, holds for each code the place of
 /// its list among the lists (4 bytes a slot, `u32::MAX` for none); the lists themselves sit
 /// together in the order their communes first appeared (16 bytes each, up to 2 positions
 /// inline). A commune's list is found by its code's number, without hashing; the slots of a
@@ -1166,7 +1161,7 @@ impl CommuneLists {
     }
 
     fn place(&self, code: &InseeCode) -> Option<usize> {
-        let k = code_slot(code).checked_sub(self.base)?;
+        let k = code.slot().checked_sub(self.base)?;
         self.slots.get(k).copied().filter(|&p| p != u32::MAX).map(|p| p as usize)
     }
 
@@ -1181,7 +1176,7 @@ impl CommuneLists {
 
     /// The list of `code`, made (and the slots widened to its slot) if needed.
     fn entry(&mut self, code: &InseeCode) -> &mut SmallVec<[u32; 2]> {
-        let slot = code_slot(code);
+        let slot = code.slot();
         if self.slots.is_empty() {
             self.base = slot;
         } else if slot < self.base {
@@ -1360,11 +1355,11 @@ mod tests {
     #[test]
     fn every_code_has_its_own_slot_and_the_lists_widen_both_ways() {
         let code = |s: &str| InseeCode::parse(s).unwrap();
-        let slots: Vec<usize> = ["01001", "29019", "35238", "97617", "2A004", "2B033", "2a004"].iter().map(|c| code_slot(&code(c))).collect();
+        let slots: Vec<usize> = ["01001", "29019", "35238", "97617", "2A004", "2B033", "2a004"].iter().map(|c| code(c).slot()).collect();
         assert_eq!(slots, [1_001, 29_019, 35_238, 97_617, 100_004, 101_033, 100_004]);
-        assert_eq!(code_slot(&code("00000")), 0);
-        assert_eq!(code_slot(&code("99999")), 99_999);
-        assert_eq!(code_slot(&code("2B999")), 101_999);
+        assert_eq!(code("00000").slot(), 0);
+        assert_eq!(code("99999").slot(), 99_999);
+        assert_eq!(code("2B999").slot(), 101_999);
         let mut lists = CommuneLists::default();
         lists.entry(&code("35238")).push(1);
         lists.entry(&code("29019")).push(2);

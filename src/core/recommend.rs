@@ -997,8 +997,8 @@ fn wide_groups<'a>(
     let all = keys.clone();
     let mut excluded = drop_unproposable(ctx, &mut keys, skip, category, population, params);
     excluded.retain(|x| {
-        let key = all.iter().find(|(k, _)| k.0 == &x.product && k.1 == x.generation.as_ref());
-        key.is_some_and(|(_, lists)| every(lists).any(|a| started(a) && a.active_on(today) && reach_of(a).is_some()))
+        let lists = all.get(&(&x.product, x.generation.as_ref()));
+        lists.is_some_and(|lists| every(lists).any(|a| started(a) && a.active_on(today) && reach_of(a).is_some()))
     });
     let mut groups = BTreeMap::new();
     for (key, lists) in keys {
@@ -1228,9 +1228,6 @@ fn with_continuity(base: f64, same_product: bool, params: &Params) -> f64 {
     (base + params.continuity_bonus * f64::from(u8::from(same_product))) / (1.0 + params.continuity_bonus)
 }
 
-/// French phrase saying where the `evidence` communes are (all adopters): up to how many km
-/// (centroid distances); for group queries (no distance: members at hop 0, their neighbours
-/// at hop 1), how many are members. Graph hops are in the JSON only.
 /// What a reason says of all the adopters of a candidate (not only the evidence rows shown).
 struct EvidenceSummary {
     /// Adopters.
@@ -1254,6 +1251,9 @@ impl EvidenceSummary {
     }
 }
 
+/// French phrase saying where the `evidence` communes are (all adopters): up to how many km
+/// (centroid distances); for group queries (no distance: members at hop 0, their neighbours
+/// at hop 1), how many are members. Graph hops are in the JSON only.
 fn where_phrase(evidence: &EvidenceSummary) -> String {
     if let Some(km) = evidence.farthest_km {
         return format!("à {} au plus", fr::km(km));
@@ -1588,14 +1588,14 @@ fn score_ranked(
     let prior = ctx.prior(category, params);
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
-    let in_reach = area.is_none().then(|| ReachAdoptions::new(ctx, reach, category));
-    let (groups, excluded) = match (area, &in_reach) {
-        (Some(area), _) => wide_groups(ctx, reach, area, category, skip, population, params),
-        (None, in_reach) => {
-            let in_reach = in_reach.as_ref().expect("made when there is no area");
-            let mut groups = in_service_groups(ctx, in_reach, reach, category);
+    let in_reach;
+    let (groups, excluded) = match area {
+        Some(area) => wide_groups(ctx, reach, area, category, skip, population, params),
+        None => {
+            in_reach = ReachAdoptions::new(ctx, reach, category);
+            let mut groups = in_service_groups(ctx, &in_reach, reach, category);
             let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
-            count_ended(ctx, in_reach, reach, category, &mut groups);
+            count_ended(ctx, &in_reach, reach, category, &mut groups);
             (groups, excluded)
         }
     };

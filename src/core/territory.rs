@@ -250,9 +250,8 @@ pub struct Territory {
     alias_by_commune: Vec<Vec<usize>>,
     /// [`search_key`] of each EPCI's name, same order as `epcis`.
     epci_keys: Vec<String>,
-    by_code: fnv::FnvHashMap<InseeCode, CommuneIdx>,
-    /// The same by [`InseeCode::slot`] (`u32::MAX` for none): what [`Territory::idx_of`] reads,
-    /// without hashing (built with the CSR adjacency).
+    /// Each commune's index by its code's [`InseeCode::slot`] (`u32::MAX` for none), filled as
+    /// the communes are read: what [`Territory::idx_of`] reads, without hashing.
     by_slot: Vec<CommuneIdx>,
     graph: UnGraph<CommuneIdx, Edge>,
     /// The graph's adjacency in CSR form, for the walks of the hot path: the neighbours of
@@ -360,8 +359,7 @@ impl Territory {
             alias_by_code: HashMap::new(),
             alias_by_commune: Vec::new(),
             epci_keys: Vec::new(),
-            by_code: fnv::FnvHashMap::default(),
-            by_slot: Vec::new(),
+            by_slot: vec![CommuneIdx::MAX; InseeCode::SLOTS],
             graph: UnGraph::default(),
             adjacency_start: Vec::new(),
             adjacency: Vec::new(),
@@ -379,7 +377,7 @@ impl Territory {
             let code = data(InseeCode::parse(&r.code), "communes.csv")?;
             let epci = if r.epci_siren.is_empty() { None } else { Some(data(Siren::parse(&r.epci_siren), "communes.csv")?) };
             let idx = t.communes.len() as CommuneIdx;
-            t.by_code.insert(code, idx);
+            t.by_slot[code.slot()] = idx;
             t.graph.add_node(idx);
             if let Some(s) = epci {
                 t.members_in_seeds.entry(s).or_default().push(idx);
@@ -413,7 +411,7 @@ impl Territory {
             let code = data(InseeCode::parse(&r.code), "epci_members.csv")?;
             let i = *t.epci_by_siren.get(&siren).ok_or_else(|| Error::Data(format!("epci_members.csv: unknown EPCI {siren}")))?;
             // A seeded member shows the same population as its commune record (one source).
-            let seeded = t.by_code.get(&code).map(|&j| t.communes[j as usize].population);
+            let seeded = t.idx_of(&code).map(|j| t.communes[j as usize].population);
             t.epcis[i].members.push(EpciMember { code, name: r.name, population: seeded.unwrap_or(r.population), in_seeds: seeded.is_some() });
         }
         for e in &mut t.epcis {
@@ -504,10 +502,6 @@ impl Territory {
                 (c.centroid, c.epci.map_or(u32::MAX, |s| *epcis.entry(s).or_insert(next)))
             })
             .collect();
-        self.by_slot = vec![CommuneIdx::MAX; InseeCode::SLOTS];
-        for (i, c) in self.communes.iter().enumerate() {
-            self.by_slot[c.code.slot()] = i as CommuneIdx;
-        }
         for c in &self.communes {
             *self.department_size.entry(c.department.clone()).or_default() += 1;
             *self.size_class_size.entry(c.size_class()).or_default() += 1;
@@ -597,12 +591,7 @@ impl Territory {
 
     /// Index of a commune by INSEE code; `None` when the code is not a seeded commune.
     pub fn idx_of(&self, code: &InseeCode) -> Option<CommuneIdx> {
-        match self.by_slot.get(code.slot()) {
-            Some(&i) if i != CommuneIdx::MAX => Some(i),
-            Some(_) => None,
-            // Before the territory is indexed (while it is read).
-            None => self.by_code.get(code).copied(),
-        }
+        self.by_slot.get(code.slot()).copied().filter(|&i| i != CommuneIdx::MAX)
     }
 
     /// A commune by code, or `Error::NotFound` (naming the commune nouvelle when the code is
@@ -732,11 +721,7 @@ impl Territory {
     /// Distance in km between the centroids of two communes (haversine, mean Earth radius);
     /// `None` when one has no centroid (it then has no neighbour either).
     pub fn distance_km(&self, a: CommuneIdx, b: CommuneIdx) -> Option<f64> {
-        match self.places.get(a as usize).zip(self.places.get(b as usize)) {
-            Some((pa, pb)) => Some(haversine_km(pa.0?, pb.0?)),
-            // Before the territory is indexed (while it is read).
-            None => Some(haversine_km(self.communes[a as usize].centroid?, self.communes[b as usize].centroid?)),
-        }
+        Some(haversine_km(self.places.get(a as usize)?.0?, self.places.get(b as usize)?.0?))
     }
 
     /// Number of graph edges.
