@@ -921,12 +921,7 @@ impl AdoptionIndex {
     /// key order, each with whether one of its adoptions is in service on `date` (started by
     /// then and not ended).
     pub fn keys_in_category<'a>(&'a self, category: &Slug, date: NaiveDate) -> impl Iterator<Item = (&'a Slug, Option<&'a GenerationId>, bool)> + 'a {
-        self.category_keys
-            .get(category)
-            .into_iter()
-            .flatten()
-            .filter(|(_, v)| !v.is_empty())
-            .map(move |((p, g), v)| (p, g.as_ref(), v.iter().any(|&i| self.adoptions[i as usize].active_on(date))))
+        self.adoptions_by_key(category).map(move |(p, g, adoptions)| (p, g, adoptions.iter().any(|a| a.active_on(date))))
     }
 
     /// The (product, generation or release as recorded) of the adoptions of `category`, in key
