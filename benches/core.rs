@@ -153,7 +153,7 @@ fn national(c: &mut Criterion) {
     let mut history = voisinage::store::Store::open(std::path::Path::new(&store_dir)).unwrap().load_index().unwrap();
     let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
     history.keep_feedback_sums(Params::default().sums_basis(today));
-    println!("national: {} communes, {} adoptions, {} feedback records", territory.communes().len(), history.adoptions().len(), history.feedback_count());
+    println!("national: {} communes, {} adoptions, {} feedback records", territory.communes().len(), history.adoption_count(), history.feedback_count());
     let mut g = c.benchmark_group("national");
     // Paris, Lyon, a rural commune of the Creuse (Aubusson), Rennes; then the searches that
     // widen to the whole territory with candidates to read there (on the demo history of seed

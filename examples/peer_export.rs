@@ -169,6 +169,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         writeln!(w, "{code},{category},{step},{},\"{}\",{:.1}", answer.items.len(), top3.join(";"), times[10])?;
     }
-    eprintln!("{} communes, {} adoptions, {} feedback records written to {}", n, history.adoptions().len(), history.feedback_count(), args.out.display());
+    eprintln!("{} communes, {} adoptions, {} feedback records written to {}", n, history.adoption_count(), history.feedback_count(), args.out.display());
     Ok(())
 }

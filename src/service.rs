@@ -7,20 +7,27 @@
 //! write use case takes the caller's [`Principal`] and, where a retry must not write twice, an
 //! optional [`Idempotency`] key, checks the caller's rights, and writes its audit line.
 //!
-//! The order of every write is fixed here and nowhere else: take the write lock, replay an
-//! idempotent retry, check against the index, write to the store **durably**, then update the
-//! index (so that the running service never shows what is not stored), which also retires the
-//! cached answers (they carry the index version they were computed at), then audit.
+//! The order of every write is fixed here and nowhere else: take the writers' lock (a feedback
+//! record takes it only to publish), replay an idempotent retry, check against the index, write
+//! to the store **durably**, then publish the index with the change (so that the running
+//! service never shows what is not stored), which also retires the cached answers (they carry
+//! the index version they were computed at), then audit.
+//!
+//! Reads never wait for writes (issue 17, item 4): the index is published whole behind an
+//! [`ArcSwap`]; a reader takes the version published when it starts and keeps it to its end; a
+//! writer applies its change to a clone that shares every part the change does not touch and
+//! publishes it. Writers are serialised among themselves only.
 //!
 //! The index keeps, for the reference date and the default parameters, the feedback sums of
 //! every adoption that the scoring reads instead of the records
 //! ([`AdoptionIndex::keep_feedback_sums`]); every write keeps them, and on a new day they are
-//! computed again under the read lock and installed in a moment. A question at another date
+//! computed again from the published version while readers go on, and published with it. A question at another date
 //! (`as_of`) or with other parameters reads the records: the same answers.
 
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
@@ -231,9 +238,13 @@ pub struct Service {
     catalog: Catalog,
     shapes: Shapes,
     store: Store,
-    /// In-memory index of the store, changed only after a durable write.
-    index: RwLock<AdoptionIndex>,
-    /// Serialises writes: the duplicate check and the write happen as one step.
+    /// In-memory index of the store, as last published: a reader takes the version published
+    /// when it starts and keeps it to its end, never waiting for a writer; a writer applies its
+    /// change to a clone (which shares all but the parts the change touches, see
+    /// [`AdoptionIndex`]) after the durable write and publishes it ([`Service::publish`]).
+    index: ArcSwap<AdoptionIndex>,
+    /// Serialises writers among themselves (never readers): an adoption's duplicate check and
+    /// write happen as one step, and each publication of the index starts from the last one.
     write_lock: Mutex<()>,
     /// Recommendation answers by commune, category and parameters; each is served while the
     /// index version and the date are those it was computed at.
@@ -341,7 +352,7 @@ impl Service {
             catalog: data.catalog,
             shapes: data.shapes,
             store,
-            index: RwLock::new(index),
+            index: ArcSwap::from_pointee(index),
             write_lock: Mutex::new(()),
             answers: Mutex::default(),
             today: config.today,
@@ -374,27 +385,42 @@ impl Service {
         self.today.unwrap_or_else(paris_today)
     }
 
-    /// The index, read-locked (readers share it; a write waits for them).
-    pub fn index(&self) -> RwLockReadGuard<'_, AdoptionIndex> {
-        self.index.read().unwrap_or_else(|p| p.into_inner())
+    /// The index as last published: the caller keeps this version as long as it holds it
+    /// (later writes publish new versions without waiting for it, and it never sees them).
+    pub fn index(&self) -> Arc<AdoptionIndex> {
+        self.index.load_full()
     }
 
-    /// The index, read-locked, for questions asked at `date`: at the reference date, its
-    /// feedback sums are first made to be kept for that date and the default parameters
-    /// ([`AdoptionIndex::keep_feedback_sums`]: once a day, under the write lock, O(feedback
-    /// records); every write keeps them after that). At another date, or with other
+    /// Publishes the index changed by `change`, applied to a clone of the last one published
+    /// (readers keep the version they hold). Call only with `write_lock` held, after the
+    /// durable write the change reflects.
+    fn publish(&self, change: impl FnOnce(&mut AdoptionIndex)) {
+        let mut next = AdoptionIndex::clone(&self.index.load());
+        change(&mut next);
+        self.index.store(Arc::new(next));
+    }
+
+    /// The writers' lock (see the `write_lock` field).
+    fn writers(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index for questions asked at `date`: at the reference date, its feedback sums are
+    /// first made to be kept for that date and the default parameters
+    /// ([`AdoptionIndex::keep_feedback_sums`]: once a day, O(feedback records), computed
+    /// while readers go on; every write keeps them after that). At another date, or with other
     /// parameters, a recommendation reads the records (the same answers).
-    fn index_at(&self, date: NaiveDate) -> RwLockReadGuard<'_, AdoptionIndex> {
+    fn index_at(&self, date: NaiveDate) -> Arc<AdoptionIndex> {
         let basis = Params::default().sums_basis(date);
-        {
-            let h = self.index();
-            if date != self.today() || h.kept_sums_basis() == Some(basis) {
-                return h;
-            }
+        let h = self.index();
+        if date != self.today() || h.kept_sums_basis() == Some(basis) {
+            return h;
         }
-        // A new day: the sums are computed under the read lock (readers go on), then installed
-        // in a moment under the write lock, unless a write came in between (then again; after
-        // three tries, computed under the write lock).
+        drop(h);
+        // A new day: the sums are computed from the version published (nobody waits), then
+        // published with it under the writers' lock, unless a write came in between (then
+        // again; after three tries, computed under the writers' lock: writers wait, readers
+        // do not).
         let started = std::time::Instant::now();
         for attempt in 1..=3 {
             let table = {
@@ -404,12 +430,19 @@ impl Service {
                 }
                 h.feedback_sums(basis)
             };
-            let mut h = self.index.write().unwrap_or_else(|p| p.into_inner());
-            if h.install_feedback_sums(table) || h.kept_sums_basis() == Some(basis) {
+            let _writers = self.writers();
+            let current = self.index();
+            if current.kept_sums_basis() == Some(basis) {
                 break;
             }
-            if attempt == 3 {
-                h.keep_feedback_sums(basis);
+            if table.version() == current.version() || attempt == 3 {
+                drop(current);
+                self.publish(|h| {
+                    if !h.install_feedback_sums(table) {
+                        h.keep_feedback_sums(basis);
+                    }
+                });
+                break;
             }
         }
         tracing::info!(date = %date, ms = started.elapsed().as_millis() as u64, "feedback sums computed for the day");
@@ -460,7 +493,7 @@ impl Service {
     pub fn stats(&self) -> Stats {
         let h = self.index();
         Stats {
-            adoptions: h.adoptions().len(),
+            adoptions: h.adoption_count(),
             feedback: h.feedback_count(),
             store_bytes: self.store.size_on_disk(),
             store_errors: self.store_errors.load(std::sync::atomic::Ordering::Relaxed),
@@ -532,7 +565,7 @@ impl Service {
     pub fn record_adoption(&self, who: &Principal, code: &InseeCode, draft: AdoptionDraft, idem: Option<&Idempotency>) -> Result<Written<Adoption>> {
         self.authorize_commune(who, code)?;
         let new = self.new_adoption(code, draft)?;
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.writers();
         if let Some(i) = idem
             && let Some(a) = self.store.adoption_for_key(i)?
         {
@@ -541,7 +574,7 @@ impl Service {
         new.check_duplicate(&self.index())?;
         let (a, replayed) = self.write(|| self.store.insert_adoption_once(new, idem))?;
         if !replayed {
-            self.index.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
+            self.publish(|h| h.add_adoption(a.clone()));
             audit(who, "adoption.create", Some(&a.commune), a.id);
         }
         Ok(Written { record: a, replayed })
@@ -575,7 +608,7 @@ impl Service {
     /// start never change). Errors: `Forbidden`, `NotFound`, `Invalid`, `Conflict`, `Storage`.
     pub fn amend_adoption(&self, who: &Principal, code: &InseeCode, id: u64, changes: AdoptionChanges) -> Result<AdoptionView> {
         self.authorize_commune(who, code)?;
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.writers();
         let mut a = own_adoption(&self.index(), code, id)?.clone();
         if let Some(u) = changes.until {
             a.until = u;
@@ -590,7 +623,7 @@ impl Service {
         new.validate(&self.catalog, self.today())?;
         new.check_duplicate_except(&self.index(), Some(id))?;
         self.write(|| self.store.update_adoption(&a))?;
-        self.index.write().unwrap_or_else(|p| p.into_inner()).add_adoption(a.clone());
+        self.publish(|h| h.add_adoption(a.clone()));
         audit(who, "adoption.update", Some(&a.commune), a.id);
         Ok(view(&self.index(), &a, self.today(), true))
     }
@@ -610,9 +643,14 @@ impl Service {
             comment: draft.comment.filter(|c| !c.trim().is_empty()),
         };
         new.validate(&adoption, self.today())?;
+        // Written without the writers' lock (concurrent feedback writes share the store's syncs),
+        // then published under it.
         let (f, replayed) = self.write(|| self.store.insert_feedback_once(id, new, idem))?;
         if !replayed {
-            self.index.write().unwrap_or_else(|p| p.into_inner()).add_feedback(f.clone());
+            let _guard = self.writers();
+            self.publish(|h| {
+                h.add_feedback(f.clone());
+            });
             audit(who, "feedback.create", Some(code), f.id);
         }
         Ok(Written { record: f, replayed })
@@ -632,7 +670,7 @@ impl Service {
     pub fn import_inventory(&self, who: &Principal, siren: &Siren, rows: &[InventoryRow], dry_run: bool) -> Result<InventoryReport> {
         self.authorize_epci(who, siren)?;
         // Checked and written under the write lock, so that no other write slips in between.
-        let _guard = (!dry_run).then(|| self.write_lock.lock().unwrap_or_else(|p| p.into_inner()));
+        let _guard = (!dry_run).then(|| self.writers());
         let checked = {
             let h = self.index();
             check_inventory(&self.territory, &self.catalog, &h, siren, rows, self.today())
@@ -644,12 +682,11 @@ impl Service {
         }
         let news: Vec<NewAdoption> = adoptions.iter().map(|(_, a)| a.clone()).collect();
         let written = self.write(|| self.store.insert_adoptions(&news))?;
-        {
-            let mut h = self.index.write().unwrap_or_else(|p| p.into_inner());
+        self.publish(|h| {
             for a in &written {
                 h.add_adoption(a.clone());
             }
-        }
+        });
         for ((line, _), a) in adoptions.iter().zip(&written) {
             report.lines[*line].adoption = Some(a.id);
             audit(who, "adoption.import", Some(&a.commune), a.id);
@@ -1195,7 +1232,7 @@ fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<O
     let info = loaded?;
     tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
     match index {
-        Ok(index) if index.adoptions().len() == info.adoptions && index.feedback_count() == info.feedback => Ok(Some(index)),
+        Ok(index) if index.adoption_count() == info.adoptions && index.feedback_count() == info.feedback => Ok(Some(index)),
         _ => {
             tracing::warn!("the index built beside the demo load does not match what was stored: rebuilt from the store");
             Ok(None)

@@ -79,3 +79,41 @@ async fn parallel_writers_on_one_commune_lose_nothing() {
     // Group commit: concurrent writers shared syncs (fewer syncs than writes).
     assert!(app.service.store_syncs() < 480 + 2 + created + 2, "syncs {}", app.service.store_syncs());
 }
+
+/// Issue 17, item 4: a reader holding the index (a long export, a territory-wide search) never
+/// makes a write wait, and keeps the version it started with; the next reader sees the write.
+/// Under the former read-write lock the writes below waited for `held` for ever (the timeout
+/// is only there to fail instead of hanging).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_holding_the_index_never_makes_a_write_wait() {
+    let app = common::spawn(false).await;
+    let c = app.client_with(&app.token("commune:29019"));
+    let r = c.post(app.url("/api/v1/communes/29019/adoptions")).json(&json!({"product": "openelec", "since": "2019-03-01"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let adoption = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    let held = app.service.index();
+    let version = held.version();
+    let writes = async {
+        let feedback = json!({"reliability": 4, "incidents": 1, "downtime_hours": 2.0, "support": 3, "date": "2026-01-15"});
+        let r = c.post(app.url(&format!("/api/v1/communes/29019/adoptions/{adoption}/feedback"))).json(&feedback).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let r = c.patch(app.url(&format!("/api/v1/communes/29019/adoptions/{adoption}"))).json(&json!({"until": "2026-02-01"})).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let r = c.post(app.url("/api/v1/communes/29019/adoptions")).json(&json!({"product": "spip", "since": "2018-01-01"})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+    };
+    let added = tokio::time::timeout(std::time::Duration::from_secs(120), writes).await.expect("the writes waited for a reader");
+    // The version held is unchanged; the next reader sees all three writes.
+    let now = app.service.index();
+    assert_eq!(held.version(), version);
+    assert_eq!((held.reports(adoption).len(), held.adoption(adoption).unwrap().until, held.adoption(added).is_none()), (0, None, true));
+    assert_eq!(now.version(), version + 3);
+    assert_eq!(
+        (now.reports(adoption).len(), now.adoption(adoption).unwrap().until.map(|d| d.to_string()), now.adoption(added).is_some()),
+        (1, Some("2026-02-01".into()), true)
+    );
+    drop(held);
+    let list: Value = c.get(app.url("/api/v1/communes/29019/adoptions")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["count"], 2);
+}

@@ -94,7 +94,7 @@ fn the_index_built_beside_the_demo_load_is_the_one_read_back_from_the_store() {
     let questions = [("35238", "poste-de-travail"), ("29019", "etat-civil"), ("29155", "site-web"), ("56260", "finances")];
     let read = |s: &voisinage::service::Service| {
         let h = s.index();
-        let adoptions = h.adoptions().to_vec();
+        let adoptions: Vec<_> = h.adoptions().cloned().collect();
         let feedback: Vec<_> = adoptions.iter().flat_map(|a| h.feedback(a.id).to_vec()).collect();
         drop(h);
         let answers: Vec<Vec<u8>> =

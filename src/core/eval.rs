@@ -244,7 +244,7 @@ impl Running {
         let n = t.communes().len();
         let words = n.div_ceil(64);
         let mut r = Running { global: HashMap::new(), by_commune: vec![HashMap::new(); n], users: HashMap::new() };
-        for a in h.adoptions().iter().filter(|a| a.since < cut && a.active_on(cut)) {
+        for a in h.adoptions().filter(|a| a.since < cut && a.active_on(cut)) {
             let Some(i) = t.idx_of(&a.commune) else { continue };
             let key = key_of(catalog, a);
             *r.global.entry(a.category.clone()).or_default().entry(key.clone()).or_default() += 1;
@@ -338,7 +338,7 @@ fn realised(
     // (dept, category, key) → (sum of quality, reports, communes).
     let mut sums: HashMap<(String, Slug, Key), (f64, usize, HashSet<InseeCode>)> = HashMap::new();
     let mut adopted: HashMap<(InseeCode, Slug), Vec<(NaiveDate, Key)>> = HashMap::new();
-    for a in h.adoptions().iter().filter(|a| a.since >= cut && a.since < window_end) {
+    for a in h.adoptions().filter(|a| a.since >= cut && a.since < window_end) {
         let Some(i) = t.idx_of(&a.commune) else { continue };
         let key = key_of(catalog, a);
         adopted.entry((a.commune, a.category.clone())).or_default().push((a.since, key.clone()));
@@ -379,7 +379,7 @@ fn realised(
 fn bayes_bounds(catalog: &Catalog, h: &AdoptionIndex, cut: NaiveDate, p: &Params) -> HashMap<(Slug, Key), f64> {
     let mut sums: HashMap<(Slug, Key), (f64, f64)> = HashMap::new();
     let mut cat_sums: HashMap<Slug, (f64, f64)> = HashMap::new();
-    for a in h.adoptions().iter().filter(|a| a.since < cut) {
+    for a in h.adoptions().filter(|a| a.since < cut) {
         for f in h.reports(a.id).iter().filter(|f| f.date < cut) {
             let q = quality_of(f, p.incident_penalty, p.downtime_penalty);
             for e in [sums.entry((a.category.clone(), key_of(catalog, a))).or_default(), cat_sums.entry(a.category.clone()).or_default()] {

@@ -13,7 +13,9 @@ use smallvec::SmallVec;
 
 use crate::core::catalog::{Catalog, months_between};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
+use crate::core::shared::{Chunks, ShardedMap};
 use crate::error::{Error, Result};
+use std::sync::{Arc, RwLock};
 
 /// A commune's use of a product generation for a category.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -609,11 +611,30 @@ pub struct FeedbackSumsTable {
     sums: KeptSums,
 }
 
+impl FeedbackSumsTable {
+    /// The [`AdoptionIndex::version`] the sums were computed at.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
 /// [`FeedbackSums`] of every adoption, at its position, for one basis.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct KeptSums {
     basis: SumsBasis,
-    per_adoption: Vec<FeedbackSums>,
+    per_adoption: Chunks<FeedbackSums, 12>,
+}
+
+/// The category priors already computed ([`AdoptionIndex::category_prior`]), behind a read-write
+/// lock: recommendations share it (read), a missing variant is written once; a new feedback
+/// record updates it through `&mut`, without locking. A clone of the index gets a copy.
+#[derive(Debug, Default)]
+struct PriorCache(RwLock<HashMap<PriorKey, PriorSums>>);
+
+impl Clone for PriorCache {
+    fn clone(&self) -> Self {
+        PriorCache(RwLock::new(self.0.read().unwrap_or_else(|e| e.into_inner()).clone()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -645,6 +666,10 @@ impl PriorSums {
 /// A product and its generation or release as an adoption records them.
 type RecordedKey = (Slug, Option<GenerationId>);
 
+/// Per (product, generation or release as recorded) of one category, the positions of its
+/// adoptions (each list shared between index versions until changed).
+type KeyLists = BTreeMap<RecordedKey, Arc<Vec<u32>>>;
+
 /// Quality sums of the reports of a category: per (product, generation or release as
 /// recorded), `(Σ q, n)`.
 pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
@@ -657,35 +682,42 @@ pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 /// slug, 16-byte handles in the records); indexes by id, commune and category (in service or
 /// ended) hold `u32` positions into that `Vec`, not copies; feedback sits in a `Vec` per adoption at the same
 /// position.
-#[derive(Debug, Default)]
+///
+/// Versions: a clone shares every part with the original ([`Chunks`], [`ShardedMap`], `Arc`s);
+/// a write applied to a clone copies only the parts it touches (a chunk of adoptions or of
+/// feedback lists, a shard of the map by id, one category's lists). The service applies each
+/// write to a clone and publishes it whole, so that a reader keeps the version it started with
+/// and never waits for a writer (issue 17, item 4).
+#[derive(Debug, Default, Clone)]
 pub struct AdoptionIndex {
-    adoptions: Vec<Adoption>,
-    by_id: FnvHashMap<u64, u32>,
-    by_commune: FnvHashMap<InseeCode, Vec<u32>>,
+    adoptions: Chunks<Adoption, 14>,
+    by_id: ShardedMap<u32>,
+    /// Per commune, by its code's slot ([`InseeCode::slot`]): the positions of its adoptions.
+    by_commune: Chunks<Vec<u32>, 10>,
     /// Per category (together, every adoption of the category): positions of the adoptions
     /// without an end (`until` unset), of those with one, and the latest end date: a wide
     /// search for what is in service reads the first list and, only when some end is later
     /// than its date, the second.
-    open: FnvHashMap<Slug, Vec<u32>>,
-    closed: FnvHashMap<Slug, Vec<u32>>,
+    open: FnvHashMap<Slug, Arc<Vec<u32>>>,
+    closed: FnvHashMap<Slug, Arc<Vec<u32>>>,
     latest_until: FnvHashMap<Slug, NaiveDate>,
     /// Per category and commune, the positions of the commune's adoptions in the category, in
     /// the order of `by_commune`: a reach reads its communes' adoptions in one category without
     /// going through their others.
-    by_category_commune: FnvHashMap<Slug, CommuneLists>,
+    by_category_commune: FnvHashMap<Slug, Arc<CommuneLists>>,
     /// Per category, the positions of its adoptions per (product, generation or release as
     /// recorded): which candidates the category can offer at all.
-    category_keys: FnvHashMap<Slug, BTreeMap<RecordedKey, Vec<u32>>>,
+    category_keys: FnvHashMap<Slug, Arc<KeyLists>>,
     /// Feedback per adoption, at the adoption's position, in id order.
-    feedback: Vec<Vec<Report>>,
+    feedback: Chunks<Vec<Report>, 10>,
     /// The comments of the feedback records that have one, by record id.
-    comments: FnvHashMap<u64, Box<str>>,
+    comments: ShardedMap<Box<str>>,
     /// Per adoption, at its position: for an ended one, the earliest start of an adoption of
     /// the same product in the same commune and category that continues it (started on or
     /// after it, in service after its end); `None` when none does or it has no end. Kept by
     /// [`AdoptionIndex::add_adoption`] for the commune's adoptions in the category, so that
     /// [`AdoptionIndex::abandoned_by`] reads one date instead of the commune's adoptions.
-    continued_from: Vec<Option<NaiveDate>>,
+    continued_from: Chunks<Option<NaiveDate>, 12>,
     /// The feedback sums of every adoption for one basis (the service keeps them for its date
     /// and the default parameters), kept up to date by every write; `None` until asked for.
     kept_sums: Option<KeptSums>,
@@ -695,9 +727,7 @@ pub struct AdoptionIndex {
     version: u64,
     /// Category priors already computed, kept up to date as feedback arrives (see
     /// [`AdoptionIndex::category_prior`]).
-    /// Behind a read-write lock: recommendations share it (read), a missing variant is written
-    /// once; a new feedback record updates it through `&mut self`, without locking.
-    priors: std::sync::RwLock<HashMap<PriorKey, PriorSums>>,
+    priors: PriorCache,
 }
 
 fn intern<T: Clone + Eq + std::hash::Hash>(set: &mut HashSet<T>, v: &mut T) {
@@ -725,31 +755,36 @@ impl AdoptionIndex {
             let (old_commune, old_category, was_open) = (old.commune, old.category.clone(), old.until.is_none());
             let old_key = (old.product.clone(), old.generation.clone());
             if old_category != a.category || old_key.0 != a.product || old_key.1 != a.generation {
-                if let Some(v) = self.category_keys.get_mut(&old_category).and_then(|m| m.get_mut(&old_key)) {
-                    v.retain(|&j| j != i);
+                if let Some(v) = self.category_keys.get_mut(&old_category).and_then(|m| Arc::make_mut(m).get_mut(&old_key)) {
+                    Arc::make_mut(v).retain(|&j| j != i);
                 }
                 self.note_key(&a, i);
             }
             if old_commune != a.commune {
-                Self::move_position(&mut self.by_commune, &old_commune, a.commune, i);
+                if let Some(v) = self.by_commune.get_mut(old_commune.slot()) {
+                    v.retain(|&j| j != i);
+                }
+                self.commune_list(&a.commune).push(i);
             }
             if old_commune != a.commune || old_category != a.category {
-                if let Some(v) = self.by_category_commune.get_mut(&old_category).and_then(|m| m.get_mut(&old_commune)) {
+                if let Some(v) = self.by_category_commune.get_mut(&old_category).and_then(|m| Arc::make_mut(m).get_mut(&old_commune)) {
                     v.retain(|j| *j != i);
                 }
-                self.by_category_commune.entry(a.category.clone()).or_default().entry(&a.commune).push(i);
+                Arc::make_mut(self.by_category_commune.entry(a.category.clone()).or_default()).entry(&a.commune).push(i);
             }
             if was_open != a.until.is_none() || old_category != a.category {
                 let from = if was_open { &mut self.open } else { &mut self.closed };
                 if let Some(v) = from.get_mut(&old_category) {
-                    v.retain(|&j| j != i);
+                    Arc::make_mut(v).retain(|&j| j != i);
                 }
                 let to = if a.until.is_none() { &mut self.open } else { &mut self.closed };
-                to.entry(a.category.clone()).or_default().push(i);
+                Arc::make_mut(to.entry(a.category.clone()).or_default()).push(i);
             }
             self.note_until(&a);
             let (commune, category) = (a.commune, a.category.clone());
-            self.adoptions[i as usize] = a;
+            if let Some(slot) = self.adoptions.get_mut(i as usize) {
+                *slot = a;
+            }
             self.note_continuations(&commune, &category);
             if old_commune != commune || old_category != category {
                 self.note_continuations(&old_commune, &old_category);
@@ -758,10 +793,10 @@ impl AdoptionIndex {
         }
         let i = u32::try_from(self.adoptions.len()).expect("fewer than 2^32 adoptions");
         self.by_id.insert(a.id, i);
-        self.by_commune.entry(a.commune).or_default().push(i);
-        self.by_category_commune.entry(a.category.clone()).or_default().entry(&a.commune).push(i);
+        self.commune_list(&a.commune).push(i);
+        Arc::make_mut(self.by_category_commune.entry(a.category.clone()).or_default()).entry(&a.commune).push(i);
         let list = if a.until.is_none() { &mut self.open } else { &mut self.closed };
-        list.entry(a.category.clone()).or_default().push(i);
+        Arc::make_mut(list.entry(a.category.clone()).or_default()).push(i);
         self.note_until(&a);
         self.note_key(&a, i);
         let (commune, category) = (a.commune, a.category.clone());
@@ -833,28 +868,44 @@ impl AdoptionIndex {
     /// quadratic in their number).
     fn note_continuations(&mut self, commune: &InseeCode, category: &Slug) {
         let Some(positions) = self.by_category_commune.get(category).and_then(|m| m.get(commune)) else { return };
-        for &i in positions {
-            let a = &self.adoptions[i as usize];
-            self.continued_from[i as usize] = a.until.and_then(|u| {
-                positions
-                    .iter()
-                    .map(|&j| &self.adoptions[j as usize])
-                    .filter(|b| b.id != a.id && b.product == a.product && b.since >= a.since && b.until.is_none_or(|v| v > u))
-                    .map(|b| b.since)
-                    .min()
-            });
+        let continued: SmallVec<[(u32, Option<NaiveDate>); 4]> = positions
+            .iter()
+            .map(|&i| {
+                let a = &self.adoptions[i as usize];
+                let from = a.until.and_then(|u| {
+                    positions
+                        .iter()
+                        .map(|&j| &self.adoptions[j as usize])
+                        .filter(|b| b.id != a.id && b.product == a.product && b.since >= a.since && b.until.is_none_or(|v| v > u))
+                        .map(|b| b.since)
+                        .min()
+                });
+                (i, from)
+            })
+            .collect();
+        for (i, from) in continued {
+            // Written only when it changes: an unchanged chunk stays shared with older versions.
+            if self.continued_from[i as usize] != from
+                && let Some(c) = self.continued_from.get_mut(i as usize)
+            {
+                *c = from;
+            }
         }
     }
 
     fn note_key(&mut self, a: &Adoption, i: u32) {
-        self.category_keys.entry(a.category.clone()).or_default().entry((a.product.clone(), a.generation.clone())).or_default().push(i);
+        let keys = Arc::make_mut(self.category_keys.entry(a.category.clone()).or_default());
+        Arc::make_mut(keys.entry((a.product.clone(), a.generation.clone())).or_default()).push(i);
     }
 
-    fn move_position<K: std::hash::Hash + Eq>(index: &mut FnvHashMap<K, Vec<u32>>, from: &K, to: K, i: u32) {
-        if let Some(v) = index.get_mut(from) {
-            v.retain(|&j| j != i);
+    /// The positions of `code`'s adoptions, to change (made empty, with the empty lists of the
+    /// slots before it, if needed).
+    fn commune_list(&mut self, code: &InseeCode) -> &mut Vec<u32> {
+        let slot = code.slot();
+        while self.by_commune.len() <= slot {
+            self.by_commune.push(Vec::new());
         }
-        index.entry(to).or_default().push(i);
+        self.by_commune.get_mut(slot).expect("the list was just made")
     }
 
     /// Keeps the latest end per category (never lowered: a later search only reads a few
@@ -873,23 +924,25 @@ impl AdoptionIndex {
         let Some(&i) = self.by_id.get(&f.adoption_id) else { return false };
         let (f, comment) = (Report::from(&f), f.comment);
         // Kept in id order (the order of recording): a new record goes last, found in O(log n).
-        let v = &mut self.feedback[i as usize];
-        let Err(at) = v.binary_search_by_key(&f.id, |g| g.id) else { return false };
+        let Err(at) = self.feedback[i as usize].binary_search_by_key(&f.id, |g| g.id) else { return false };
+        let Some(v) = self.feedback.get_mut(i as usize) else { return false };
         let a = &self.adoptions[i as usize];
         {
-            let priors = self.priors.get_mut().unwrap_or_else(|e| e.into_inner());
+            let priors = self.priors.0.get_mut().unwrap_or_else(|e| e.into_inner());
             for (k, p) in priors.iter_mut().filter(|(k, _)| k.category == a.category && f.date <= k.today) {
                 p.add(a, quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty)));
             }
         }
-        if let Some(k) = &mut self.kept_sums {
+        if let Some(k) = &mut self.kept_sums
+            && let Some(sums) = k.per_adoption.get_mut(i as usize)
+        {
             if at == v.len() {
-                k.per_adoption[i as usize].add(&k.basis, &f);
+                sums.add(&k.basis, &f);
             } else {
                 // Out of id order (rare): summed again in the records' order.
                 let mut records = v.clone();
                 records.insert(at, f);
-                k.per_adoption[i as usize] = k.basis.sums(&records);
+                *sums = k.basis.sums(&records);
             }
         }
         v.insert(at, f);
@@ -903,18 +956,21 @@ impl AdoptionIndex {
 
     /// Gives back the spare capacity of the vectors (after a bulk load).
     pub fn shrink_to_fit(&mut self) {
-        self.adoptions.shrink_to_fit();
-        self.feedback.iter_mut().for_each(Vec::shrink_to_fit);
-        self.feedback.shrink_to_fit();
-        self.continued_from.shrink_to_fit();
+        self.adoptions.shrink_each(|_| ());
+        self.feedback.shrink_each(Vec::shrink_to_fit);
+        self.continued_from.shrink_each(|_| ());
         if let Some(k) = &mut self.kept_sums {
-            k.per_adoption.shrink_to_fit();
+            k.per_adoption.shrink_each(|_| ());
         }
-        self.by_commune.values_mut().for_each(Vec::shrink_to_fit);
-        self.open.values_mut().for_each(Vec::shrink_to_fit);
-        self.closed.values_mut().for_each(Vec::shrink_to_fit);
-        self.category_keys.values_mut().flat_map(|m| m.values_mut()).for_each(Vec::shrink_to_fit);
-        self.by_category_commune.values_mut().for_each(CommuneLists::shrink_to_fit);
+        self.by_id.shrink_to_fit();
+        self.comments.shrink_to_fit();
+        self.by_commune.shrink_each(Vec::shrink_to_fit);
+        self.open.values_mut().for_each(|v| Arc::make_mut(v).shrink_to_fit());
+        self.closed.values_mut().for_each(|v| Arc::make_mut(v).shrink_to_fit());
+        for keys in self.category_keys.values_mut() {
+            Arc::make_mut(keys).values_mut().for_each(|v| Arc::make_mut(v).shrink_to_fit());
+        }
+        self.by_category_commune.values_mut().for_each(|m| Arc::make_mut(m).shrink_to_fit());
     }
 
     /// The (product, generation or release as recorded) of the adoptions of `category`, in
@@ -932,9 +988,9 @@ impl AdoptionIndex {
         self.category_keys
             .get(category)
             .into_iter()
-            .flatten()
+            .flat_map(|m| m.iter())
             .filter(|(_, v)| !v.is_empty())
-            .map(move |((p, g), v)| (p, g.as_ref(), KeyAdoptions { index: self, positions: v }))
+            .map(move |((p, g), v)| (p, g.as_ref(), KeyAdoptions { index: self, positions: v.as_slice() }))
     }
 
     /// Number of changes applied so far (adoptions added or replaced, feedback added): an
@@ -974,7 +1030,7 @@ impl AdoptionIndex {
 
     fn with_prior_sums<T>(&self, category: &Slug, incident_penalty: f64, downtime_penalty: f64, today: NaiveDate, read: impl FnOnce(&PriorSums) -> T) -> T {
         let key = PriorKey { category: category.clone(), incident_penalty: incident_penalty.to_bits(), downtime_penalty: downtime_penalty.to_bits(), today };
-        if let Some(p) = self.priors.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(p) = self.priors.0.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return read(p);
         }
         let mut sums = PriorSums::default();
@@ -984,7 +1040,7 @@ impl AdoptionIndex {
             }
         }
         let out = read(&sums);
-        let mut priors = self.priors.write().unwrap_or_else(|e| e.into_inner());
+        let mut priors = self.priors.0.write().unwrap_or_else(|e| e.into_inner());
         if priors.len() >= 256 {
             priors.clear();
         }
@@ -998,13 +1054,18 @@ impl AdoptionIndex {
     }
 
     /// All adoptions, in insertion order.
-    pub fn adoptions(&self) -> &[Adoption] {
-        &self.adoptions
+    pub fn adoptions(&self) -> impl Iterator<Item = &Adoption> + '_ {
+        self.adoptions.iter()
+    }
+
+    /// Number of adoptions.
+    pub fn adoption_count(&self) -> usize {
+        self.adoptions.len()
     }
 
     /// A commune's adoptions, oldest first.
     pub fn of_commune<'a>(&'a self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
-        let v = self.by_commune.get(code);
+        let v = self.by_commune.get(code.slot());
         v.into_iter().flatten().map(|&i| &self.adoptions[i as usize])
     }
 
@@ -1017,32 +1078,32 @@ impl AdoptionIndex {
     /// The adoptions of one category, read commune by commune ([`CategoryByCommune::of_commune`]):
     /// the category is looked up once for many communes.
     pub fn in_category_by_commune<'a>(&'a self, category: &Slug) -> CategoryByCommune<'a> {
-        CategoryByCommune { index: self, lists: self.by_category_commune.get(category) }
+        CategoryByCommune { index: self, lists: self.by_category_commune.get(category).map(|m| &**m) }
     }
 
     /// All adoptions in a category: those without an end, then the ended ones.
     pub fn in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
         let lists = [self.open.get(category), self.closed.get(category)];
-        lists.into_iter().flatten().flatten().map(|&i| &self.adoptions[i as usize])
+        lists.into_iter().flatten().flat_map(|v| v.iter()).map(|&i| &self.adoptions[i as usize])
     }
 
     /// Adoptions of a category in service on `date`, in no particular order: those without an
     /// end, then (only if some end in the category is later than `date`) those ending after it.
     pub fn in_service_in_category<'a>(&'a self, category: &Slug, date: NaiveDate) -> impl Iterator<Item = &'a Adoption> + 'a {
-        let open = self.open.get(category).map(Vec::as_slice).unwrap_or(&[]);
+        let open = self.open.get(category).map(|v| v.as_slice()).unwrap_or(&[]);
         let later_ends = self.latest_until.get(category).is_some_and(|u| *u > date);
-        let closed = if later_ends { self.closed.get(category).map(Vec::as_slice).unwrap_or(&[]) } else { &[] };
+        let closed = if later_ends { self.closed.get(category).map(|v| v.as_slice()).unwrap_or(&[]) } else { &[] };
         open.iter().chain(closed).map(|&i| &self.adoptions[i as usize]).filter(move |a| a.active_on(date))
     }
 
     /// Adoptions of a category that have an end date (any), in no particular order.
     pub fn ended_in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
-        self.closed.get(category).into_iter().flatten().map(|&i| &self.adoptions[i as usize])
+        self.closed.get(category).into_iter().flat_map(|v| v.iter()).map(|&i| &self.adoptions[i as usize])
     }
 
     /// Number of adoptions in a category (all dates).
     pub fn category_len(&self, category: &Slug) -> usize {
-        [&self.open, &self.closed].iter().filter_map(|m| m.get(category)).map(Vec::len).sum()
+        [&self.open, &self.closed].iter().filter_map(|m| m.get(category)).map(|v| v.len()).sum()
     }
 
     /// Whether an adoption ended on or before `date` by leaving the product: it has an `until`
@@ -1094,11 +1155,7 @@ impl AdoptionIndex {
     /// The position of an adoption read from this index (its place in memory, checked by id),
     /// `None` for any other.
     fn position_of(&self, a: &Adoption) -> Option<usize> {
-        let (base, at, size) = (self.adoptions.as_ptr() as usize, std::ptr::from_ref(a) as usize, std::mem::size_of::<Adoption>());
-        match at.checked_sub(base).map(|off| (off / size, off % size)) {
-            Some((i, 0)) if i < self.adoptions.len() && self.adoptions[i].id == a.id => Some(i),
-            _ => None,
-        }
+        self.adoptions.position_of(a).filter(|&i| self.adoptions[i].id == a.id)
     }
 
     /// [`AdoptionIndex::ratings`] of an adoption read from this index (see
@@ -1139,7 +1196,7 @@ impl<'a> KeyAdoptions<'a> {
 /// together in the order their communes first appeared (16 bytes each, up to 2 positions
 /// inline). A commune's list is found by its code's number, without hashing; the slots of a
 /// reach's communes (close codes) share cache lines, and a small territory's lists stay in cache.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct CommuneLists {
     /// The slot of `slots[0]`.
     base: usize,
@@ -1485,7 +1542,7 @@ mod tests {
         let mut ended = adoption(2, "29232", "copieur-b");
         ended.until = NaiveDate::from_ymd_opt(2022, 1, 1);
         h.add_adoption(ended.clone());
-        assert_eq!(h.adoptions().len(), 2);
+        assert_eq!(h.adoption_count(), 2);
         assert_eq!(h.adoption(2), Some(&ended));
         assert_eq!(h.ratings(2, NaiveDate::from_ymd_opt(2023, 1, 1).unwrap()).mean_reliability, 4.0);
         assert_eq!(h.of_commune(&InseeCode::parse("29232").unwrap()).count(), 1);
@@ -1502,5 +1559,109 @@ mod tests {
         // Every field comes back, the adoption id from the record's place, the comment from aside.
         assert_eq!(h.feedback(2), vec![with_comment, feedback(11, 2, 3)]);
         assert_eq!(h.reports(2).iter().map(|r| (r.id, r.reliability, r.incidents)).collect::<Vec<_>>(), vec![(10, 4, 2), (11, 3, 0)]);
+    }
+
+    /// Everything the index answers about its records, as text: two indexes that answer the
+    /// same give the same digest.
+    fn digest(h: &AdoptionIndex, basis: &SumsBasis) -> String {
+        let date = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
+        let mut out = format!("{} adoptions, {} feedback\n", h.adoption_count(), h.feedback_count());
+        let mut ids: Vec<u64> = h.adoptions().map(|a| a.id).collect();
+        ids.sort();
+        for id in ids {
+            let a = h.adoption(id).unwrap();
+            // Read by address (the hot path's way) and by id: the same.
+            assert_eq!(h.reports_of(a), h.reports(id));
+            assert_eq!(h.abandoned_by(a, date), h.abandoned_by(&a.clone(), date));
+            out += &format!(
+                "{a:?} {:?} abandoned {} sums {:?} rel {:?}\n",
+                h.feedback(id),
+                h.abandoned_by(a, date),
+                h.feedback_sums_of(a, basis).map(|s| (s.n, s.sum_r.to_bits(), s.sum_rq.to_bits())),
+                h.reliability_of(a, basis.today())
+            );
+        }
+        for code in ["29019", "29232", "35238", "56260"] {
+            let code = InseeCode::parse(code).unwrap();
+            out += &format!("{code}: {:?}\n", h.of_commune(&code).map(|a| a.id).collect::<Vec<_>>());
+        }
+        for category in ["copieur", "site-web"] {
+            let c = Slug::parse(category).unwrap();
+            let mut all: Vec<u64> = h.in_category(&c).map(|a| a.id).collect();
+            all.sort();
+            let mut active: Vec<u64> = h.in_service_in_category(&c, date).map(|a| a.id).collect();
+            active.sort();
+            let keys: Vec<String> = h.adoptions_by_key(&c).map(|(p, g, v)| format!("{p}/{g:?}: {:?}", v.iter().map(|a| a.id).collect::<Vec<_>>())).collect();
+            let by_commune = h.in_category_by_commune(&c).of_commune(&InseeCode::parse("29019").unwrap()).map(|a| a.id).collect::<Vec<_>>();
+            out += &format!("{c}: {all:?} {active:?} {keys:?} {by_commune:?} prior {}\n", h.category_prior(&c, 0.5, 0.1, date).to_bits());
+        }
+        out
+    }
+
+    #[test]
+    fn a_clone_is_a_version_that_the_writes_to_the_next_do_not_change() {
+        let d = |y: i32, m: u32| NaiveDate::from_ymd_opt(y, m, 1).unwrap();
+        let basis = SumsBasis::new(d(2024, 6), 0.5, 0.1, 24.0);
+        let communes = ["29019", "29232", "35238", "56260"];
+        // 5,000 adoptions (more than one chunk of feedback lists and of kept sums), in two
+        // categories, some ended, with 3 reports each.
+        let record = |id: u64| {
+            let mut a = adoption(id, communes[(id % 4) as usize], ["copieur-a", "copieur-b", "copieur-c"][(id % 3) as usize]);
+            if id.is_multiple_of(7) {
+                a.category = Slug::parse("site-web").unwrap();
+            }
+            a.since = d(2015 + (id % 8) as i32, 1 + (id % 12) as u32);
+            if id.is_multiple_of(5) {
+                a.until = Some(a.since + chrono::Days::new(400));
+            }
+            a
+        };
+        let reports = |id: u64| {
+            (0..3).map(move |k| Feedback {
+                date: d(2023, 1 + k as u32),
+                comment: (k == 1).then(|| format!("note {id}")),
+                ..feedback(10_000 + id * 3 + k, id, 1 + ((id + k) % 5) as u8)
+            })
+        };
+        let build = |ids: std::ops::Range<u64>, then: &dyn Fn(&mut AdoptionIndex)| {
+            let mut h = AdoptionIndex::default();
+            for id in ids.clone() {
+                h.add_adoption(record(id));
+            }
+            for id in ids {
+                reports(id).for_each(|f| assert!(h.add_feedback(f)));
+            }
+            h.keep_feedback_sums(basis);
+            then(&mut h);
+            h
+        };
+        // The writes: new adoptions with feedback, an adoption ended, one moved to another
+        // commune and category, feedback on old adoptions (one out of id order).
+        let writes = |h: &mut AdoptionIndex| {
+            for id in 5_000..5_040 {
+                h.add_adoption(record(id));
+                reports(id).for_each(|f| assert!(h.add_feedback(f)));
+            }
+            let mut ended = record(12);
+            ended.until = Some(d(2024, 1));
+            h.add_adoption(ended);
+            let mut moved = record(13);
+            moved.commune = InseeCode::parse("29019").unwrap();
+            moved.category = Slug::parse("site-web").unwrap();
+            h.add_adoption(moved);
+            assert!(h.add_feedback(feedback(900_000, 4_321, 2)));
+            assert!(h.add_feedback(feedback(5, 1, 5)));
+        };
+        let before = build(0..5_000, &|_| ());
+        let mut next = before.clone();
+        let held = before.clone();
+        writes(&mut next);
+        // The version held answers as before the writes; the next one as if built with them.
+        assert_eq!(digest(&held, &basis), digest(&build(0..5_000, &|_| ()), &basis));
+        assert_eq!(digest(&next, &basis), digest(&build(0..5_000, &writes), &basis));
+        assert_ne!(digest(&held, &basis), digest(&next, &basis));
+        assert_eq!((held.adoption_count(), next.adoption_count(), held.version() < next.version()), (5_000, 5_040, true));
+        assert_eq!(held.adoption(12).unwrap().until, record(12).until);
+        assert_eq!(next.adoption(12).unwrap().until, Some(d(2024, 1)));
     }
 }

@@ -13,5 +13,6 @@ pub mod prices;
 pub mod recommend;
 pub mod scratch;
 pub mod session;
+pub mod shared;
 pub mod simulate;
 pub mod territory;

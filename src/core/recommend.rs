@@ -2431,7 +2431,7 @@ mod golden {
         let basis = Params::default().sums_basis(today);
         h.keep_feedback_sums(basis);
         assert_eq!(h.kept_sums_basis(), Some(basis));
-        let with_feedback = h.adoptions().iter().find(|a| !h.reports_of(a).is_empty()).unwrap();
+        let with_feedback = h.adoptions().find(|a| !h.reports_of(a).is_empty()).unwrap();
         let sums = h.feedback_sums_of(with_feedback, &basis).unwrap();
         assert_eq!(sums.n as usize, h.reports_of(with_feedback).iter().filter(|f| f.date <= today).count());
         let (kept, exact) = (Ctx::new(&t, &c, &h, today), Ctx::new(&t, &c, &h, today).exact());

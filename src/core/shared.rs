@@ -1,0 +1,267 @@
+//! Containers whose clones share their contents, copied piece by piece on write: what lets the
+//! service publish a new [`crate::core::history::AdoptionIndex`] after each write while readers
+//! keep the one they started with (issue 17, item 4). Cloning one costs a pointer per piece;
+//! a change copies only the piece it touches, and only when another clone still holds it.
+//!
+//! Why not `imbl`'s persistent vector: the recommender reads adoptions at random positions
+//! (hundreds to tens of thousands per answer), and a tree of 64-wide nodes is four dependent
+//! loads deep at national scale where [`Chunks`] is two; and the index finds an adoption's
+//! position from its address ([`Chunks::position_of`]), which a tree does not offer.
+
+use fnv::FnvHashMap;
+use std::sync::Arc;
+
+/// A vector of `T` in chunks of `2^SHIFT` elements, each behind an [`Arc`]. Reading element `i`
+/// is one more indirection than a `Vec`; a clone copies `len / 2^SHIFT` pointers; a change
+/// copies the chunk it touches if another clone shares it (`2^SHIFT` clones of `T`).
+///
+/// It also keeps its chunks sorted by address, so that [`Chunks::position_of`] finds the
+/// position of an element from a reference to it in O(log chunks).
+#[derive(Debug)]
+pub struct Chunks<T, const SHIFT: u32> {
+    chunks: Vec<Arc<Vec<T>>>,
+    len: usize,
+    /// `(address of the chunk's first element, chunk number)`, sorted by address.
+    by_address: Arc<Vec<(usize, u32)>>,
+}
+
+impl<T, const SHIFT: u32> Clone for Chunks<T, SHIFT> {
+    fn clone(&self) -> Self {
+        Chunks { chunks: self.chunks.clone(), len: self.len, by_address: self.by_address.clone() }
+    }
+}
+
+impl<T, const SHIFT: u32> Default for Chunks<T, SHIFT> {
+    fn default() -> Self {
+        Chunks { chunks: Vec::new(), len: 0, by_address: Arc::default() }
+    }
+}
+
+impl<T, const SHIFT: u32> Chunks<T, SHIFT> {
+    const SIZE: usize = 1 << SHIFT;
+    const MASK: usize = (1 << SHIFT) - 1;
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Element `i`, `None` past the end.
+    pub fn get(&self, i: usize) -> Option<&T> {
+        (i < self.len).then(|| &self.chunks[i >> SHIFT][i & Self::MASK])
+    }
+
+    /// The elements in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// The position of the element `x` refers to, if it is one of these chunks' elements (by
+    /// address: an equal value held elsewhere is `None`); `None` for a zero-sized `T`.
+    pub fn position_of(&self, x: &T) -> Option<usize> {
+        let size = std::mem::size_of::<T>();
+        if size == 0 {
+            return None;
+        }
+        let at = std::ptr::from_ref(x) as usize;
+        let k = self.by_address.partition_point(|&(start, _)| start <= at).checked_sub(1)?;
+        let (start, c) = self.by_address[k];
+        let (i, rest) = ((at - start) / size, (at - start) % size);
+        (rest == 0 && i < self.chunks[c as usize].len()).then(|| ((c as usize) << SHIFT) + i)
+    }
+
+    /// Notes that chunk `c` may have moved from `before` (its address before a change).
+    fn moved(&mut self, c: usize, before: Option<usize>) {
+        let now = self.chunks[c].as_ptr() as usize;
+        if before == Some(now) {
+            return;
+        }
+        let table = Arc::make_mut(&mut self.by_address);
+        if let Some(b) = before
+            && let Ok(k) = table.binary_search(&(b, c as u32))
+        {
+            table.remove(k);
+        }
+        let entry = (now, u32::try_from(c).expect("fewer than 2^32 chunks"));
+        let k = table.partition_point(|e| *e < entry);
+        table.insert(k, entry);
+    }
+}
+
+impl<T: Clone, const SHIFT: u32> Chunks<T, SHIFT> {
+    /// Appends `v`: copies the last chunk first if another clone shares it.
+    pub fn push(&mut self, v: T) {
+        if self.len & Self::MASK == 0 {
+            self.chunks.push(Arc::new(Vec::with_capacity(Self::SIZE)));
+            self.moved(self.chunks.len() - 1, None);
+        }
+        let c = self.chunks.len() - 1;
+        let before = self.chunks[c].as_ptr() as usize;
+        Arc::make_mut(&mut self.chunks[c]).push(v);
+        self.moved(c, Some(before));
+        self.len += 1;
+    }
+
+    /// Element `i` to change, `None` past the end: copies its chunk first if another clone
+    /// shares it.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        if i >= self.len {
+            return None;
+        }
+        let c = i >> SHIFT;
+        let before = self.chunks[c].as_ptr() as usize;
+        Arc::make_mut(&mut self.chunks[c]);
+        self.moved(c, Some(before));
+        Arc::get_mut(&mut self.chunks[c]).map(|v| &mut v[i & Self::MASK])
+    }
+
+    /// Calls `f` on every element to change it (copying the shared chunks), then gives back the
+    /// last chunk's spare capacity: after a bulk load.
+    pub fn shrink_each(&mut self, mut f: impl FnMut(&mut T)) {
+        for c in 0..self.chunks.len() {
+            let before = self.chunks[c].as_ptr() as usize;
+            let chunk = Arc::make_mut(&mut self.chunks[c]);
+            chunk.iter_mut().for_each(&mut f);
+            chunk.shrink_to_fit();
+            self.moved(c, Some(before));
+        }
+    }
+}
+
+impl<T: Clone, const SHIFT: u32> FromIterator<T> for Chunks<T, SHIFT> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut out = Chunks::default();
+        for v in iter {
+            out.push(v);
+        }
+        out
+    }
+}
+
+impl<T, const SHIFT: u32> std::ops::Index<usize> for Chunks<T, SHIFT> {
+    type Output = T;
+
+    /// Element `i`. Panics past the end, as a slice does.
+    fn index(&self, i: usize) -> &T {
+        assert!(i < self.len, "index {i} past the end ({})", self.len);
+        &self.chunks[i >> SHIFT][i & Self::MASK]
+    }
+}
+
+/// Number of shards of a [`ShardedMap`].
+const SHARDS: usize = 256;
+
+/// A map from `u64` record ids to `V` in 256 shards (by the id's low bits: record ids are
+/// consecutive), each behind an [`Arc`]: a clone copies 256 pointers, an insertion copies the
+/// one shard it touches if another clone shares it.
+#[derive(Debug)]
+pub struct ShardedMap<V> {
+    shards: Vec<Arc<FnvHashMap<u64, V>>>,
+    len: usize,
+}
+
+impl<V> Clone for ShardedMap<V> {
+    fn clone(&self) -> Self {
+        ShardedMap { shards: self.shards.clone(), len: self.len }
+    }
+}
+
+impl<V> Default for ShardedMap<V> {
+    fn default() -> Self {
+        ShardedMap { shards: (0..SHARDS).map(|_| Arc::default()).collect(), len: 0 }
+    }
+}
+
+impl<V> ShardedMap<V> {
+    fn shard(id: u64) -> usize {
+        (id as usize) % SHARDS
+    }
+
+    /// The value of `id`.
+    pub fn get(&self, id: &u64) -> Option<&V> {
+        self.shards[Self::shard(*id)].get(id)
+    }
+
+    /// Number of ids held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no id is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<V: Clone> ShardedMap<V> {
+    /// Sets the value of `id`, returning the one it replaces.
+    pub fn insert(&mut self, id: u64, v: V) -> Option<V> {
+        let old = Arc::make_mut(&mut self.shards[Self::shard(id)]).insert(id, v);
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    /// Gives back spare capacity (after a bulk load).
+    pub fn shrink_to_fit(&mut self) {
+        self.shards.iter_mut().for_each(|s| Arc::make_mut(s).shrink_to_fit());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_keeps_its_values_while_the_other_changes() {
+        let mut a: Chunks<u64, 2> = (0..10).collect();
+        let b = a.clone();
+        *a.get_mut(5).unwrap() = 50;
+        a.push(10);
+        assert_eq!(a.iter().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 50, 6, 7, 8, 9, 10]);
+        assert_eq!(b.iter().copied().collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert_eq!((a.len(), b.len(), a[5], b[5], a.get(11), b.get(10)), (11, 10, 50, 5, None, None));
+        // Only the touched chunks were copied: chunk 0 (0..4) is still shared.
+        assert!(Arc::ptr_eq(&a.chunks[0], &b.chunks[0]));
+        assert!(!Arc::ptr_eq(&a.chunks[1], &b.chunks[1]));
+        assert!(!Arc::ptr_eq(&a.chunks[2], &b.chunks[2]));
+    }
+
+    #[test]
+    fn an_element_is_found_by_its_address_in_either_clone() {
+        let mut a: Chunks<(u64, u8), 3> = (0..100).map(|i| (i, 0)).collect();
+        let b = a.clone();
+        a.get_mut(42).unwrap().1 = 1;
+        a.push((100, 0));
+        for i in 0..a.len() {
+            assert_eq!(a.position_of(&a[i]), Some(i));
+        }
+        for i in 0..b.len() {
+            assert_eq!(b.position_of(&b[i]), Some(i));
+        }
+        // The copied chunk's old element belongs to `b` only; a value held elsewhere to neither.
+        assert_eq!(a.position_of(&b[42]), None);
+        assert_eq!(b.position_of(&a[42]), None);
+        assert_eq!(a.position_of(&b[41]), None, "chunk 5 (40..48) was copied in a");
+        assert_eq!(a.position_of(&b[0]), Some(0), "chunk 0 is shared");
+        assert_eq!(a.position_of(&(3, 0)), None);
+    }
+
+    #[test]
+    fn a_sharded_map_clone_keeps_its_values() {
+        let mut a: ShardedMap<u32> = ShardedMap::default();
+        for id in 1..1000u64 {
+            a.insert(id, id as u32 * 2);
+        }
+        let b = a.clone();
+        assert_eq!(a.insert(7, 0), Some(14));
+        a.insert(5000, 1);
+        assert_eq!((a.get(&7), b.get(&7), a.get(&5000), b.get(&5000), a.len(), b.len()), (Some(&0), Some(&14), Some(&1), None, 1000, 999));
+    }
+}
