@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use crate::core::catalog::{Catalog, months_between};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
-use crate::core::shared::{Chunks, ShardedMap};
+use crate::core::shared::{Chunks, ListChunks, ShardedMap};
 use crate::error::{Error, Result};
 use std::sync::{Arc, RwLock};
 
@@ -677,11 +677,12 @@ pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 /// The in-memory index of every adoption and feedback record (rebuilt from the store at start,
 /// updated after each durable write), as the recommender, pooling and pages read them.
 ///
-/// Layout (measured in `BENCHMARKS.md`): adoptions in one `Vec` in insertion order, each with its
-/// category, product and generation as shared text interned here (one copy of each distinct
-/// slug, 16-byte handles in the records); indexes by id, commune and category (in service or
-/// ended) hold `u32` positions into that `Vec`, not copies; feedback sits in a `Vec` per adoption at the same
-/// position.
+/// Layout (measured in `BENCHMARKS.md`): adoptions in insertion order in chunks of 16,384
+/// ([`Chunks`]), each with its category, product and generation as shared text interned here
+/// (one copy of each distinct slug, 16-byte handles in the records); indexes by id, commune and
+/// category (in service or ended) hold `u32` positions into them, not copies; each adoption's
+/// feedback is a list at the same position, the lists of 1,024 adoptions end to end in one
+/// vector ([`ListChunks`]).
 ///
 /// Versions: a clone shares every part with the original ([`Chunks`], [`ShardedMap`], `Arc`s);
 /// a write applied to a clone copies only the parts it touches (a chunk of adoptions or of
@@ -709,7 +710,7 @@ pub struct AdoptionIndex {
     /// recorded): which candidates the category can offer at all.
     category_keys: FnvHashMap<Slug, Arc<KeyLists>>,
     /// Feedback per adoption, at the adoption's position, in id order.
-    feedback: Chunks<Vec<Report>, 10>,
+    feedback: ListChunks<Report, 10>,
     /// The comments of the feedback records that have one, by record id.
     comments: ShardedMap<Box<str>>,
     /// Per adoption, at its position: for an ended one, the earliest start of an adoption of
@@ -801,7 +802,7 @@ impl AdoptionIndex {
         self.note_key(&a, i);
         let (commune, category) = (a.commune, a.category.clone());
         self.adoptions.push(a);
-        self.feedback.push(Vec::new());
+        self.feedback.push_empty();
         self.continued_from.push(None);
         if let Some(k) = &mut self.kept_sums {
             k.per_adoption.push(FeedbackSums::default());
@@ -924,8 +925,8 @@ impl AdoptionIndex {
         let Some(&i) = self.by_id.get(&f.adoption_id) else { return false };
         let (f, comment) = (Report::from(&f), f.comment);
         // Kept in id order (the order of recording): a new record goes last, found in O(log n).
-        let Err(at) = self.feedback[i as usize].binary_search_by_key(&f.id, |g| g.id) else { return false };
-        let Some(v) = self.feedback.get_mut(i as usize) else { return false };
+        let v = self.feedback.get(i as usize).unwrap_or(&[]);
+        let Err(at) = v.binary_search_by_key(&f.id, |g| g.id) else { return false };
         let a = &self.adoptions[i as usize];
         {
             let priors = self.priors.0.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -933,19 +934,21 @@ impl AdoptionIndex {
                 p.add(a, quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty)));
             }
         }
+        // Out of id order (rare): the sums are made again in the records' order.
+        let records = (at < v.len()).then(|| {
+            let mut records = v.to_vec();
+            records.insert(at, f);
+            records
+        });
         if let Some(k) = &mut self.kept_sums
             && let Some(sums) = k.per_adoption.get_mut(i as usize)
         {
-            if at == v.len() {
-                sums.add(&k.basis, &f);
-            } else {
-                // Out of id order (rare): summed again in the records' order.
-                let mut records = v.clone();
-                records.insert(at, f);
-                *sums = k.basis.sums(&records);
+            match &records {
+                None => sums.add(&k.basis, &f),
+                Some(records) => *sums = k.basis.sums(records),
             }
         }
-        v.insert(at, f);
+        self.feedback.insert(i as usize, at, f);
         if let Some(c) = comment {
             self.comments.insert(f.id, c.into_boxed_str());
         }
@@ -957,7 +960,7 @@ impl AdoptionIndex {
     /// Gives back the spare capacity of the vectors (after a bulk load).
     pub fn shrink_to_fit(&mut self) {
         self.adoptions.shrink_each(|_| ());
-        self.feedback.shrink_each(Vec::shrink_to_fit);
+        self.feedback.shrink_to_fit();
         self.continued_from.shrink_each(|_| ());
         if let Some(k) = &mut self.kept_sums {
             k.per_adoption.shrink_each(|_| ());
@@ -1140,14 +1143,14 @@ impl AdoptionIndex {
 
     /// The feedback on an adoption as the index keeps it, in id order.
     pub fn reports(&self, adoption_id: u64) -> &[Report] {
-        self.by_id.get(&adoption_id).map_or(&[], |&i| self.feedback[i as usize].as_slice())
+        self.by_id.get(&adoption_id).and_then(|&i| self.feedback.get(i as usize)).unwrap_or(&[])
     }
 
     /// [`AdoptionIndex::reports`] of an adoption read from this index (found by its place in
     /// memory, without the lookup by id: the hot path's way); by id for any other.
     pub fn reports_of(&self, a: &Adoption) -> &[Report] {
         match self.position_of(a) {
-            Some(i) => self.feedback[i].as_slice(),
+            Some(i) => self.feedback.get(i).unwrap_or(&[]),
             None => self.reports(a.id),
         }
     }
