@@ -627,13 +627,20 @@ struct KeptSums {
 
 /// The category priors already computed ([`AdoptionIndex::category_prior`]), behind a read-write
 /// lock: recommendations share it (read), a missing variant is written once; a new feedback
-/// record updates it through `&mut`, without locking. A clone of the index gets a copy.
+/// record updates it through `&mut`, without locking. A clone of the index gets a copy, or an
+/// empty cache if a reader is writing a variant at that moment: a writer never makes a reader
+/// wait, even on this cache (the variants are computed again when asked).
 #[derive(Debug, Default)]
 struct PriorCache(RwLock<HashMap<PriorKey, PriorSums>>);
 
 impl Clone for PriorCache {
     fn clone(&self) -> Self {
-        PriorCache(RwLock::new(self.0.read().unwrap_or_else(|e| e.into_inner()).clone()))
+        let copy = match self.0.try_read() {
+            Ok(priors) => priors.clone(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().clone(),
+            Err(std::sync::TryLockError::WouldBlock) => HashMap::new(),
+        };
+        PriorCache(RwLock::new(copy))
     }
 }
 
@@ -1666,5 +1673,22 @@ mod tests {
         assert_eq!((held.adoption_count(), next.adoption_count(), held.version() < next.version()), (5_000, 5_040, true));
         assert_eq!(held.adoption(12).unwrap().until, record(12).until);
         assert_eq!(next.adoption(12).unwrap().until, Some(d(2024, 1)));
+    }
+
+    #[test]
+    fn a_clone_made_while_a_reader_fills_the_prior_cache_starts_with_an_empty_one() {
+        let mut h = AdoptionIndex::default();
+        h.add_adoption(adoption(1, "29019", "copieur-a"));
+        assert!(h.add_feedback(feedback(2, 1, 4)));
+        let (cat, date) = (Slug::parse("copieur").unwrap(), NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
+        let prior = h.category_prior(&cat, 0.5, 0.1, date);
+        // A reader writing a variant into the cache: the clone does not wait for it.
+        let filling = h.priors.0.write().unwrap();
+        let clone = h.clone();
+        drop(filling);
+        assert!(clone.priors.0.read().unwrap().is_empty());
+        assert_eq!(clone.category_prior(&cat, 0.5, 0.1, date), prior);
+        // Otherwise the clone takes the variants already computed.
+        assert_eq!(h.clone().priors.0.read().unwrap().len(), 1);
     }
 }
