@@ -155,7 +155,7 @@ const IDEM_PREFIX: &[u8] = b"idem:";
 
 /// sled's page cache budget, bytes. sled fills it while it recovers at open and counts it by
 /// serialised size, so it costs several times the budget in resident memory: on the national
-/// store, about 210 MB more at 64 MiB than at 8 MiB (issue 17; BENCHMARKS.md). The read path
+/// store, about 200 MiB more at 64 MiB than at 8 MiB (issue 17; BENCHMARKS.md). The read path
 /// is served from the in-memory index, so the cache only serves writes (the leaves they
 /// change), tokens and idempotency keys.
 const CACHE_BYTES: u64 = 8 * 1024 * 1024;
