@@ -21,8 +21,9 @@
 //! The index keeps, for the reference date and the default parameters, the feedback sums of
 //! every adoption that the scoring reads instead of the records
 //! ([`AdoptionIndex::keep_feedback_sums`]); every write keeps them, and on a new day they are
-//! computed again from the published version while readers go on, and published with it. A question at another date
-//! (`as_of`) or with other parameters reads the records: the same answers.
+//! computed again from the published version while readers go on, and published with it. A
+//! question at another date (`as_of`) or with other parameters reads the records: the same
+//! answers.
 
 use arc_swap::ArcSwap;
 use std::collections::HashMap;

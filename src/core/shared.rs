@@ -8,7 +8,6 @@
 //! loads deep at national scale where [`Chunks`] is two; and the index finds an adoption's
 //! position from its address ([`Chunks::position_of`]), which a tree does not offer.
 
-use fnv::FnvHashMap;
 use std::sync::Arc;
 
 /// A vector of `T` in chunks of `2^SHIFT` elements, each behind an [`Arc`]. Reading element `i`
@@ -258,12 +257,30 @@ impl<T: Clone, const SHIFT: u32> ListChunks<T, SHIFT> {
 const SHARDS: usize = 256;
 
 /// A map from `u64` record ids to `V` in 256 shards (by the id's low bits: record ids are
-/// consecutive), each behind an [`Arc`]: a clone copies 256 pointers, an insertion copies the
-/// one shard it touches if another clone shares it.
+/// consecutive), each a sorted array of ids beside their values (12 bytes an entry for a `u32`,
+/// where a hash table half full takes 32), behind an [`Arc`]: a clone copies 256 pointers, an
+/// insertion copies the one shard it touches if another clone shares it. The ids of adoptions
+/// come in increasing order (the store's order, and every new one is the largest): an insertion
+/// is then a push, a lookup a binary search in a shard of a few thousand ids. An id out of
+/// order moves the larger ids of its shard (the comments' feedback ids, few, come by adoption).
 #[derive(Debug)]
 pub struct ShardedMap<V> {
-    shards: Vec<Arc<FnvHashMap<u64, V>>>,
+    shards: Vec<Arc<Shard<V>>>,
     len: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Shard<V> {
+    /// Sorted.
+    ids: Vec<u64>,
+    /// The value of `ids[k]` at `k`.
+    values: Vec<V>,
+}
+
+impl<V> Default for Shard<V> {
+    fn default() -> Self {
+        Shard { ids: Vec::new(), values: Vec::new() }
+    }
 }
 
 impl<V> Clone for ShardedMap<V> {
@@ -280,12 +297,13 @@ impl<V> Default for ShardedMap<V> {
 
 impl<V> ShardedMap<V> {
     fn shard(id: u64) -> usize {
-        (id as usize) % SHARDS
+        (id % SHARDS as u64) as usize
     }
 
     /// The value of `id`.
     pub fn get(&self, id: &u64) -> Option<&V> {
-        self.shards[Self::shard(*id)].get(id)
+        let s = &self.shards[Self::shard(*id)];
+        s.ids.binary_search(id).ok().map(|k| &s.values[k])
     }
 
     /// Number of ids held.
@@ -302,16 +320,29 @@ impl<V> ShardedMap<V> {
 impl<V: Clone> ShardedMap<V> {
     /// Sets the value of `id`, returning the one it replaces.
     pub fn insert(&mut self, id: u64, v: V) -> Option<V> {
-        let old = Arc::make_mut(&mut self.shards[Self::shard(id)]).insert(id, v);
-        if old.is_none() {
-            self.len += 1;
-        }
-        old
+        let s = Arc::make_mut(&mut self.shards[Self::shard(id)]);
+        // The usual case first: a new id, larger than every other.
+        let at = if s.ids.last().is_none_or(|&last| last < id) {
+            s.ids.len()
+        } else {
+            match s.ids.binary_search(&id) {
+                Ok(k) => return Some(std::mem::replace(&mut s.values[k], v)),
+                Err(k) => k,
+            }
+        };
+        s.ids.insert(at, id);
+        s.values.insert(at, v);
+        self.len += 1;
+        None
     }
 
     /// Gives back spare capacity (after a bulk load).
     pub fn shrink_to_fit(&mut self) {
-        self.shards.iter_mut().for_each(|s| Arc::make_mut(s).shrink_to_fit());
+        for s in &mut self.shards {
+            let s = Arc::make_mut(s);
+            s.ids.shrink_to_fit();
+            s.values.shrink_to_fit();
+        }
     }
 }
 
@@ -388,9 +419,17 @@ mod tests {
         for id in 1..1000u64 {
             a.insert(id, id as u32 * 2);
         }
+        // After, before and between the ids of their shard (0, 2,560 and 1,280 share one).
+        for id in [100_000u64, 0, 2_560, 1_280] {
+            assert_eq!(a.insert(id, 3), None);
+        }
+        assert_eq!((a.get(&0), a.get(&100_000), a.get(&1_280), a.get(&2_560), a.get(&1_536), a.len()), (Some(&3), Some(&3), Some(&3), Some(&3), None, 1_003));
+        for id in [100_000u64, 0, 2_560, 1_280] {
+            assert_eq!(a.insert(id, 0), Some(3));
+        }
         let b = a.clone();
         assert_eq!(a.insert(7, 0), Some(14));
         a.insert(5000, 1);
-        assert_eq!((a.get(&7), b.get(&7), a.get(&5000), b.get(&5000), a.len(), b.len()), (Some(&0), Some(&14), Some(&1), None, 1000, 999));
+        assert_eq!((a.get(&7), b.get(&7), a.get(&5000), b.get(&5000), a.len(), b.len()), (Some(&0), Some(&14), Some(&1), None, 1_004, 1_003));
     }
 }
