@@ -16,18 +16,12 @@ use std::sync::Arc;
 ///
 /// It also keeps its chunks sorted by address, so that [`Chunks::position_of`] finds the
 /// position of an element from a reference to it in O(log chunks).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Chunks<T, const SHIFT: u32> {
     chunks: Vec<Arc<Vec<T>>>,
     len: usize,
     /// `(address of the chunk's first element, chunk number)`, sorted by address.
     by_address: Arc<Vec<(usize, u32)>>,
-}
-
-impl<T, const SHIFT: u32> Clone for Chunks<T, SHIFT> {
-    fn clone(&self) -> Self {
-        Chunks { chunks: self.chunks.clone(), len: self.len, by_address: self.by_address.clone() }
-    }
 }
 
 impl<T, const SHIFT: u32> Default for Chunks<T, SHIFT> {
@@ -119,8 +113,8 @@ impl<T: Clone, const SHIFT: u32> Chunks<T, SHIFT> {
         Arc::get_mut(&mut self.chunks[c]).map(|v| &mut v[i & Self::MASK])
     }
 
-    /// Calls `f` on every element to change it (copying the shared chunks), then gives back the
-    /// last chunk's spare capacity: after a bulk load.
+    /// Calls `f` on every element to change it (copying the shared chunks), then gives back
+    /// every chunk's spare capacity: after a bulk load.
     pub fn shrink_each(&mut self, mut f: impl FnMut(&mut T)) {
         for c in 0..self.chunks.len() {
             let before = self.chunks[c].as_ptr() as usize;
@@ -159,7 +153,7 @@ impl<T, const SHIFT: u32> std::ops::Index<usize> for Chunks<T, SHIFT> {
 ///
 /// Inserting into a list moves the items of the chunk's later lists: cheap when lists are
 /// filled in position order (a bulk load) or the chunk is being copied anyway (a write).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ListChunks<T, const SHIFT: u32> {
     chunks: Vec<Arc<ListChunk<T>>>,
     len: usize,
@@ -170,12 +164,6 @@ struct ListChunk<T> {
     /// Where each list starts in `items`, and where the last one ends (one more than lists).
     starts: Vec<u32>,
     items: Vec<T>,
-}
-
-impl<T, const SHIFT: u32> Clone for ListChunks<T, SHIFT> {
-    fn clone(&self) -> Self {
-        ListChunks { chunks: self.chunks.clone(), len: self.len }
-    }
 }
 
 impl<T, const SHIFT: u32> Default for ListChunks<T, SHIFT> {
@@ -263,10 +251,9 @@ const SHARDS: usize = 256;
 /// come in increasing order (the store's order, and every new one is the largest): an insertion
 /// is then a push, a lookup a binary search in a shard of a few thousand ids. An id out of
 /// order moves the larger ids of its shard (the comments' feedback ids, few, come by adoption).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ShardedMap<V> {
     shards: Vec<Arc<Shard<V>>>,
-    len: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -283,15 +270,9 @@ impl<V> Default for Shard<V> {
     }
 }
 
-impl<V> Clone for ShardedMap<V> {
-    fn clone(&self) -> Self {
-        ShardedMap { shards: self.shards.clone(), len: self.len }
-    }
-}
-
 impl<V> Default for ShardedMap<V> {
     fn default() -> Self {
-        ShardedMap { shards: (0..SHARDS).map(|_| Arc::default()).collect(), len: 0 }
+        ShardedMap { shards: (0..SHARDS).map(|_| Arc::default()).collect() }
     }
 }
 
@@ -304,16 +285,6 @@ impl<V> ShardedMap<V> {
     pub fn get(&self, id: &u64) -> Option<&V> {
         let s = &self.shards[Self::shard(*id)];
         s.ids.binary_search(id).ok().map(|k| &s.values[k])
-    }
-
-    /// Number of ids held.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no id is held.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -332,7 +303,6 @@ impl<V: Clone> ShardedMap<V> {
         };
         s.ids.insert(at, id);
         s.values.insert(at, v);
-        self.len += 1;
         None
     }
 
@@ -423,13 +393,16 @@ mod tests {
         for id in [100_000u64, 0, 2_560, 1_280] {
             assert_eq!(a.insert(id, 3), None);
         }
-        assert_eq!((a.get(&0), a.get(&100_000), a.get(&1_280), a.get(&2_560), a.get(&1_536), a.len()), (Some(&3), Some(&3), Some(&3), Some(&3), None, 1_003));
+        assert_eq!((a.get(&0), a.get(&100_000), a.get(&1_280), a.get(&2_560), a.get(&1_536)), (Some(&3), Some(&3), Some(&3), Some(&3), None));
         for id in [100_000u64, 0, 2_560, 1_280] {
             assert_eq!(a.insert(id, 0), Some(3));
         }
         let b = a.clone();
         assert_eq!(a.insert(7, 0), Some(14));
         a.insert(5000, 1);
-        assert_eq!((a.get(&7), b.get(&7), a.get(&5000), b.get(&5000), a.len(), b.len()), (Some(&0), Some(&14), Some(&1), None, 1_004, 1_003));
+        assert_eq!(
+            (a.get(&7), b.get(&7), a.get(&5000), b.get(&5000), a.get(&999), b.get(&1_280)),
+            (Some(&0), Some(&14), Some(&1), None, Some(&1_998), Some(&0))
+        );
     }
 }
