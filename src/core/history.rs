@@ -675,7 +675,50 @@ type RecordedKey = (Slug, Option<GenerationId>);
 
 /// Per (product, generation or release as recorded) of one category, the positions of its
 /// adoptions (each list shared between index versions until changed).
-type KeyLists = BTreeMap<RecordedKey, Arc<Vec<u32>>>;
+type KeyLists = BTreeMap<RecordedKey, Arc<KeyList>>;
+
+/// The positions of one key's adoptions, in the order they were added, with the two dates that
+/// tell, most of the time without reading them, whether one is in service on a date: a key whose
+/// adoptions all ended long ago (an old generation with tens of thousands of them at national
+/// scale) is known out of service in O(1).
+#[derive(Debug, Default, Clone)]
+struct KeyList {
+    positions: Vec<u32>,
+    /// The earliest start of the adoptions without an end.
+    open_since: Option<NaiveDate>,
+    /// The latest end of the adoptions with one.
+    latest_end: Option<NaiveDate>,
+}
+
+impl KeyList {
+    /// Takes `a`'s dates into the two bounds (an adoption added to the list).
+    fn note(&mut self, a: &Adoption) {
+        match a.until {
+            None => self.open_since = Some(self.open_since.map_or(a.since, |s| s.min(a.since))),
+            Some(u) => self.latest_end = Some(self.latest_end.map_or(u, |e| e.max(u))),
+        }
+    }
+
+    /// Both bounds computed again from the adoptions (after one was replaced or moved away).
+    fn bounds(&self, adoptions: &Chunks<Adoption, 14>) -> (Option<NaiveDate>, Option<NaiveDate>) {
+        let mut fresh = KeyList::default();
+        self.positions.iter().for_each(|&i| fresh.note(&adoptions[i as usize]));
+        (fresh.open_since, fresh.latest_end)
+    }
+
+    /// Whether one of the adoptions is in service on `date` (started by then and not ended): an
+    /// adoption without an end started by then answers yes; when none did and no end is later
+    /// than `date`, no; only otherwise are the adoptions read.
+    fn in_service(&self, adoptions: &Chunks<Adoption, 14>, date: NaiveDate) -> bool {
+        if self.open_since.is_some_and(|s| s <= date) {
+            return true;
+        }
+        if self.latest_end.is_none_or(|e| e <= date) {
+            return false;
+        }
+        self.positions.iter().any(|&i| adoptions[i as usize].active_on(date))
+    }
+}
 
 /// Quality sums of the reports of a category: per (product, generation or release as
 /// recorded), `(Σ q, n)`.
@@ -764,7 +807,9 @@ impl AdoptionIndex {
             let old_key = (old.product.clone(), old.generation.clone());
             if old_category != a.category || old_key.0 != a.product || old_key.1 != a.generation {
                 if let Some(v) = self.category_keys.get_mut(&old_category).and_then(|m| Arc::make_mut(m).get_mut(&old_key)) {
-                    Arc::make_mut(v).retain(|&j| j != i);
+                    let v = Arc::make_mut(v);
+                    v.positions.retain(|&j| j != i);
+                    (v.open_since, v.latest_end) = v.bounds(&self.adoptions);
                 }
                 self.note_key(&a, i);
             }
@@ -790,8 +835,19 @@ impl AdoptionIndex {
             }
             self.note_until(&a);
             let (commune, category) = (a.commune, a.category.clone());
+            let key = (a.product.clone(), a.generation.clone());
             if let Some(slot) = self.adoptions.get_mut(i as usize) {
                 *slot = a;
+            }
+            // Its dates may have changed: the key's bounds are computed again (its list is copied
+            // from the older versions' only if they moved).
+            let bounds = self.category_keys.get(&category).and_then(|m| m.get(&key)).map(|v| (v.bounds(&self.adoptions), (v.open_since, v.latest_end)));
+            if let Some((fresh, (open_since, latest_end))) = bounds
+                && fresh != (open_since, latest_end)
+                && let Some(v) = self.category_keys.get_mut(&category).and_then(|m| Arc::make_mut(m).get_mut(&key))
+            {
+                let v = Arc::make_mut(v);
+                (v.open_since, v.latest_end) = fresh;
             }
             self.note_continuations(&commune, &category);
             if old_commune != commune || old_category != category {
@@ -903,7 +959,9 @@ impl AdoptionIndex {
 
     fn note_key(&mut self, a: &Adoption, i: u32) {
         let keys = Arc::make_mut(self.category_keys.entry(a.category.clone()).or_default());
-        Arc::make_mut(keys.entry((a.product.clone(), a.generation.clone())).or_default()).push(i);
+        let list = Arc::make_mut(keys.entry((a.product.clone(), a.generation.clone())).or_default());
+        list.positions.push(i);
+        list.note(a);
     }
 
     /// The positions of `code`'s adoptions, to change (made empty, with the empty lists of the
@@ -978,7 +1036,7 @@ impl AdoptionIndex {
         self.open.values_mut().for_each(|v| Arc::make_mut(v).shrink_to_fit());
         self.closed.values_mut().for_each(|v| Arc::make_mut(v).shrink_to_fit());
         for keys in self.category_keys.values_mut() {
-            Arc::make_mut(keys).values_mut().for_each(|v| Arc::make_mut(v).shrink_to_fit());
+            Arc::make_mut(keys).values_mut().for_each(|v| Arc::make_mut(v).positions.shrink_to_fit());
         }
         self.by_category_commune.values_mut().for_each(|m| Arc::make_mut(m).shrink_to_fit());
     }
@@ -987,7 +1045,8 @@ impl AdoptionIndex {
     /// key order, each with whether one of its adoptions is in service on `date` (started by
     /// then and not ended).
     pub fn keys_in_category<'a>(&'a self, category: &Slug, date: NaiveDate) -> impl Iterator<Item = (&'a Slug, Option<&'a GenerationId>, bool)> + 'a {
-        self.adoptions_by_key(category).map(move |(p, g, adoptions)| (p, g, adoptions.iter().any(|a| a.active_on(date))))
+        let lists = self.category_keys.get(category).into_iter().flat_map(|m| m.iter()).filter(|(_, v)| !v.positions.is_empty());
+        lists.map(move |((p, g), v)| (p, g.as_ref(), v.in_service(&self.adoptions, date)))
     }
 
     /// The (product, generation or release as recorded) of the adoptions of `category`, in key
@@ -999,8 +1058,8 @@ impl AdoptionIndex {
             .get(category)
             .into_iter()
             .flat_map(|m| m.iter())
-            .filter(|(_, v)| !v.is_empty())
-            .map(move |((p, g), v)| (p, g.as_ref(), KeyAdoptions { index: self, positions: v.as_slice() }))
+            .filter(|(_, v)| !v.positions.is_empty())
+            .map(move |((p, g), v)| (p, g.as_ref(), KeyAdoptions { index: self, positions: v.positions.as_slice() }))
     }
 
     /// Number of changes applied so far (adoptions added or replaced, feedback added): an
@@ -1532,6 +1591,51 @@ mod tests {
         assert_eq!(keys(&other), vec![("copieur-b".to_string(), Some("2024".to_string()), true)]);
         let adopters = |c: &Slug| h.adoptions_by_key(c).flat_map(|(.., x)| x.iter().map(|a| a.commune.to_string())).collect::<Vec<_>>();
         assert_eq!((adopters(&cat), adopters(&other)), (vec!["29019".to_string()], vec!["35238".to_string()]));
+    }
+
+    #[test]
+    fn whether_a_key_is_in_service_is_what_its_adoptions_say_after_any_replacement() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let cat = Slug::parse("copieur").unwrap();
+        let dates = ["2015-01-01", "2019-12-31", "2020-01-01", "2021-06-30", "2021-07-01", "2023-01-01", "2024-12-31", "2025-01-01", "2030-01-01"];
+        // Every key at every date, from the bounds and from reading every adoption of the key.
+        let check = |h: &AdoptionIndex, when: &str| {
+            for date in dates.map(d) {
+                let kept: Vec<bool> = h.keys_in_category(&cat, date).map(|(.., on)| on).collect();
+                let read: Vec<bool> = h.adoptions_by_key(&cat).map(|(.., x)| x.iter().any(|a| a.active_on(date))).collect();
+                assert_eq!(kept, read, "{when}, {date}");
+            }
+        };
+        let mut h = AdoptionIndex::default();
+        let mut a = adoption(1, "29019", "copieur-a"); // since 2020-01-01
+        a.until = Some(d("2021-07-01"));
+        h.add_adoption(a.clone());
+        let mut b = adoption(2, "29232", "copieur-a");
+        b.since = d("2024-12-31");
+        h.add_adoption(b.clone());
+        check(&h, "one ended, one open from 2024-12-31");
+        // The old key of copieur-a, all ended: out of service on 2023-01-01 without reading them.
+        assert_eq!(h.keys_in_category(&cat, d("2023-01-01")).map(|(.., on)| on).collect::<Vec<_>>(), vec![false]);
+        assert_eq!(h.keys_in_category(&cat, d("2021-06-30")).map(|(.., on)| on).collect::<Vec<_>>(), vec![true]);
+        // The open one ends earlier than the other: the key's latest end and open start move.
+        b.until = Some(d("2025-01-01"));
+        h.add_adoption(b.clone());
+        check(&h, "both ended");
+        // Its end moves back earlier (a correction): the bound is computed again, not kept.
+        b.until = Some(d("2024-12-31"));
+        h.add_adoption(b.clone());
+        check(&h, "an end moved earlier");
+        // Reopened, then moved to another product: both keys follow.
+        a.until = None;
+        h.add_adoption(a.clone());
+        check(&h, "reopened");
+        a.product = Slug::parse("copieur-b").unwrap();
+        h.add_adoption(a);
+        check(&h, "moved to another key");
+        assert_eq!(
+            h.keys_in_category(&cat, d("2023-01-01")).map(|(p, _, on)| (p.to_string(), on)).collect::<Vec<_>>(),
+            vec![("copieur-a".to_string(), false), ("copieur-b".to_string(), true)]
+        );
     }
 
     #[test]
