@@ -18,6 +18,12 @@
 //! - [`progress`] shows the progress of long work (a bar on a terminal, else log lines);
 //! - `main.rs` is the CLI that wires them.
 
+/// The memory allocator of every program built on this crate (the service, its tests and
+/// benchmarks): mimalloc instead of the system's, for the many small short-lived allocations of
+/// a recommendation (measured in `BENCHMARKS.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod backup;
 pub mod core;
 pub mod error;
