@@ -345,7 +345,7 @@ fn realised(
         let dept = t.commune(i).department.clone();
         for f in h.reports(a.id).iter().filter(|f| f.date >= cut && f.date <= reports_end) {
             let e = sums.entry((dept.clone(), a.category.clone(), key.clone())).or_default();
-            e.0 += quality_of(f, 0.25, 0.15);
+            e.0 += quality_of(&f, 0.25, 0.15);
             e.1 += 1;
             e.2.insert(a.commune);
         }
@@ -381,7 +381,7 @@ fn bayes_bounds(catalog: &Catalog, h: &AdoptionIndex, cut: NaiveDate, p: &Params
     let mut cat_sums: HashMap<Slug, (f64, f64)> = HashMap::new();
     for a in h.adoptions().filter(|a| a.since < cut) {
         for f in h.reports(a.id).iter().filter(|f| f.date < cut) {
-            let q = quality_of(f, p.incident_penalty, p.downtime_penalty);
+            let q = quality_of(&f, p.incident_penalty, p.downtime_penalty);
             for e in [sums.entry((a.category.clone(), key_of(catalog, a))).or_default(), cat_sums.entry(a.category.clone()).or_default()] {
                 e.0 += q;
                 e.1 += 1.0;

@@ -13,7 +13,8 @@ use smallvec::SmallVec;
 
 use crate::core::catalog::{Catalog, months_between};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
-use crate::core::shared::{Chunks, ListChunks, ShardedMap};
+use crate::core::packed::{PackedReports, Reports};
+use crate::core::shared::{Chunks, ShardedMap};
 use crate::error::{Error, Result};
 use std::sync::{Arc, RwLock};
 
@@ -78,10 +79,10 @@ pub struct Feedback {
     pub simulated: bool,
 }
 
-/// A feedback record as the index keeps it in memory: what the scoring and the ratings read, in
-/// 32 bytes ([`Feedback`] takes 64). The adoption is the record's place in the index and the
-/// comment, rare, is kept aside ([`AdoptionIndex::feedback`] gives back whole records): at
-/// national scale (4.2 M records) this is 135 MB less resident memory.
+/// A feedback record as the scoring and the ratings read it, without its adoption (the record's
+/// place in the index) and its comment (rare, kept aside: [`AdoptionIndex::feedback`] gives back
+/// whole records). The index keeps them packed, a few bytes each ([`PackedReports`]), and gives
+/// them back decoded ([`Reports`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Report {
     /// Identifier of the feedback record, unique in the store.
@@ -463,7 +464,7 @@ pub fn is_poor_rating(mean_reliability: f64, n: u32) -> bool {
 
 impl Ratings {
     /// Summary of `feedback` given on or before `date`.
-    fn of(feedback: &[Report], date: NaiveDate) -> Ratings {
+    fn of(feedback: Reports, date: NaiveDate) -> Ratings {
         let mut r = Ratings::default();
         for f in feedback.iter().filter(|f| f.date <= date) {
             r.n += 1;
@@ -564,10 +565,10 @@ impl SumsBasis {
     }
 
     /// The sums of `records` (in their order) dated on or before the reference date.
-    fn sums(&self, records: &[Report]) -> FeedbackSums {
+    fn sums(&self, records: impl IntoIterator<Item = Report>) -> FeedbackSums {
         let mut s = FeedbackSums::default();
         for f in records {
-            s.add(self, f);
+            s.add(self, &f);
         }
         s
     }
@@ -731,8 +732,8 @@ pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 /// ([`Chunks`]), each with its category, product and generation as shared text interned here
 /// (one copy of each distinct slug, 16-byte handles in the records); indexes by id, commune and
 /// category (in service or ended) hold `u32` positions into them, not copies; each adoption's
-/// feedback is a list at the same position, the lists of 1,024 adoptions end to end in one
-/// vector ([`ListChunks`]).
+/// feedback is a list of packed reports at the same position, the lists of 1,024 adoptions end
+/// to end in one byte vector ([`PackedReports`]: about 6 bytes a record).
 ///
 /// Versions: a clone shares every part with the original ([`Chunks`], [`ShardedMap`], `Arc`s);
 /// a write applied to a clone copies only the parts it touches (a chunk of adoptions or of
@@ -760,7 +761,7 @@ pub struct AdoptionIndex {
     /// recorded): which candidates the category can offer at all.
     category_keys: FnvHashMap<Slug, Arc<KeyLists>>,
     /// Feedback per adoption, at the adoption's position, in id order.
-    feedback: ListChunks<Report, 10>,
+    feedback: PackedReports,
     /// The comments of the feedback records that have one, by record id.
     comments: ShardedMap<Box<str>>,
     /// Per adoption, at its position: for an ended one, the earliest start of an adoption of
@@ -990,8 +991,8 @@ impl AdoptionIndex {
         let Some(&i) = self.by_id.get(&f.adoption_id) else { return false };
         let (f, comment) = (Report::from(&f), f.comment);
         // Kept in id order (the order of recording): a new record goes last, found in O(log n).
-        let v = self.feedback.get(i as usize).unwrap_or(&[]);
-        let Err(at) = v.binary_search_by_key(&f.id, |g| g.id) else { return false };
+        let v = self.feedback.get(i as usize).unwrap_or(Reports::EMPTY);
+        let Some((at, last)) = v.place_of(f.id) else { return false };
         let a = &self.adoptions[i as usize];
         {
             let priors = self.priors.0.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -1000,7 +1001,7 @@ impl AdoptionIndex {
             }
         }
         // Out of id order (rare): the sums are made again in the records' order.
-        let records = (at < v.len()).then(|| {
+        let records = (!last).then(|| {
             let mut records = v.to_vec();
             records.insert(at, f);
             records
@@ -1010,7 +1011,7 @@ impl AdoptionIndex {
         {
             match &records {
                 None => sums.add(&k.basis, &f),
-                Some(records) => *sums = k.basis.sums(records),
+                Some(records) => *sums = k.basis.sums(records.iter().copied()),
             }
         }
         self.feedback.insert(i as usize, at, f);
@@ -1105,7 +1106,7 @@ impl AdoptionIndex {
         let mut sums = PriorSums::default();
         for a in self.in_category(category) {
             for f in self.reports_of(a).iter().filter(|f| f.date <= today) {
-                sums.add(a, quality_of(f, incident_penalty, downtime_penalty));
+                sums.add(a, quality_of(&f, incident_penalty, downtime_penalty));
             }
         }
         let out = read(&sums);
@@ -1208,15 +1209,15 @@ impl AdoptionIndex {
     }
 
     /// The feedback on an adoption as the index keeps it, in id order.
-    pub fn reports(&self, adoption_id: u64) -> &[Report] {
-        self.by_id.get(&adoption_id).and_then(|&i| self.feedback.get(i as usize)).unwrap_or(&[])
+    pub fn reports(&self, adoption_id: u64) -> Reports<'_> {
+        self.by_id.get(&adoption_id).and_then(|&i| self.feedback.get(i as usize)).unwrap_or(Reports::EMPTY)
     }
 
     /// [`AdoptionIndex::reports`] of an adoption read from this index (found by its place in
     /// memory, without the lookup by id: the hot path's way); by id for any other.
-    pub fn reports_of(&self, a: &Adoption) -> &[Report] {
+    pub fn reports_of(&self, a: &Adoption) -> Reports<'_> {
         match self.position_of(a) {
-            Some(i) => self.feedback.get(i).unwrap_or(&[]),
+            Some(i) => self.feedback.get(i).unwrap_or(Reports::EMPTY),
             None => self.reports(a.id),
         }
     }

@@ -8,6 +8,7 @@ pub mod fr;
 pub mod history;
 pub mod inventory;
 pub mod map;
+pub mod packed;
 pub mod pooling;
 pub mod prices;
 pub mod recommend;

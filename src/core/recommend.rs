@@ -1062,7 +1062,7 @@ fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Ge
         }
         for f in ctx.index.reports_of(a).iter().filter(|f| f.date <= ctx.today) {
             let w = r.weight * recency(months_between(f.date, ctx.today).max(0), params.half_life_months);
-            let q = quality(f, params);
+            let q = quality(&f, params);
             sw += w;
             swq += w * q;
             local_q.0 += q;

@@ -146,101 +146,6 @@ impl<T, const SHIFT: u32> std::ops::Index<usize> for Chunks<T, SHIFT> {
     }
 }
 
-/// Per position, a list of `T`, in chunks of `2^SHIFT` positions each behind an [`Arc`]: a
-/// chunk holds its lists end to end in one vector, with where each starts (4 bytes a position
-/// instead of a vector's 24 and its allocation). A clone copies a pointer per chunk; a change
-/// copies the chunk it touches if another clone shares it.
-///
-/// Inserting into a list moves the items of the chunk's later lists: cheap when lists are
-/// filled in position order (a bulk load) or the chunk is being copied anyway (a write).
-#[derive(Debug, Clone)]
-pub struct ListChunks<T, const SHIFT: u32> {
-    chunks: Vec<Arc<ListChunk<T>>>,
-    len: usize,
-}
-
-#[derive(Debug, Clone)]
-struct ListChunk<T> {
-    /// Where each list starts in `items`, and where the last one ends (one more than lists).
-    starts: Vec<u32>,
-    items: Vec<T>,
-}
-
-impl<T, const SHIFT: u32> Default for ListChunks<T, SHIFT> {
-    fn default() -> Self {
-        ListChunks { chunks: Vec::new(), len: 0 }
-    }
-}
-
-impl<T, const SHIFT: u32> ListChunks<T, SHIFT> {
-    const MASK: usize = (1 << SHIFT) - 1;
-
-    /// Number of lists (positions).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether there is no list.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The list at position `i`, `None` past the end.
-    pub fn get(&self, i: usize) -> Option<&[T]> {
-        if i >= self.len {
-            return None;
-        }
-        let (c, k) = (&self.chunks[i >> SHIFT], i & Self::MASK);
-        Some(&c.items[c.starts[k] as usize..c.starts[k + 1] as usize])
-    }
-
-    /// The lists in position order.
-    pub fn iter(&self) -> impl Iterator<Item = &[T]> + '_ {
-        self.chunks.iter().flat_map(|c| c.starts.windows(2).map(|w| &c.items[w[0] as usize..w[1] as usize]))
-    }
-}
-
-impl<T: Clone, const SHIFT: u32> ListChunks<T, SHIFT> {
-    /// Appends an empty list (a new position).
-    pub fn push_empty(&mut self) {
-        if self.len & Self::MASK == 0 {
-            let mut starts = Vec::with_capacity((1 << SHIFT) + 1);
-            starts.push(0);
-            self.chunks.push(Arc::new(ListChunk { starts, items: Vec::new() }));
-        }
-        if let Some(last) = self.chunks.last_mut() {
-            let c = Arc::make_mut(last);
-            c.starts.push(u32::try_from(c.items.len()).expect("fewer than 2^32 items in a chunk"));
-        }
-        self.len += 1;
-    }
-
-    /// Inserts `v` at place `at` of the list at position `i` (`at` at most the list's length);
-    /// false, changing nothing, past the end.
-    pub fn insert(&mut self, i: usize, at: usize, v: T) -> bool {
-        if i >= self.len {
-            return false;
-        }
-        let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & Self::MASK);
-        let place = c.starts[k] as usize + at;
-        if place > c.starts[k + 1] as usize {
-            return false;
-        }
-        c.items.insert(place, v);
-        c.starts[k + 1..].iter_mut().for_each(|s| *s += 1);
-        true
-    }
-
-    /// Gives back spare capacity (after a bulk load).
-    pub fn shrink_to_fit(&mut self) {
-        for c in &mut self.chunks {
-            let c = Arc::make_mut(c);
-            c.starts.shrink_to_fit();
-            c.items.shrink_to_fit();
-        }
-    }
-}
-
 /// Number of shards of a [`ShardedMap`].
 const SHARDS: usize = 256;
 
@@ -353,34 +258,6 @@ mod tests {
         assert_eq!(a.position_of(&b[41]), None, "chunk 5 (40..48) was copied in a");
         assert_eq!(a.position_of(&b[0]), Some(0), "chunk 0 is shared");
         assert_eq!(a.position_of(&(3, 0)), None);
-    }
-
-    #[test]
-    fn lists_keep_their_items_in_place_and_clones_keep_theirs() {
-        let mut a: ListChunks<u32, 2> = ListChunks::default();
-        for _ in 0..10 {
-            a.push_empty();
-        }
-        // Filled out of position order, and in the middle of a list.
-        assert!(a.insert(5, 0, 50));
-        assert!(a.insert(4, 0, 40));
-        assert!(a.insert(5, 1, 52));
-        assert!(a.insert(5, 1, 51));
-        assert!(a.insert(9, 0, 90));
-        assert!(!a.insert(10, 0, 1), "past the end");
-        assert!(!a.insert(4, 2, 1), "past the list's end");
-        let b = a.clone();
-        assert!(a.insert(6, 0, 60));
-        a.push_empty();
-        assert!(a.insert(10, 0, 100));
-        let lists = |x: &ListChunks<u32, 2>| x.iter().map(<[u32]>::to_vec).collect::<Vec<_>>();
-        let e = Vec::new;
-        assert_eq!(lists(&b), vec![e(), e(), e(), e(), vec![40], vec![50, 51, 52], e(), e(), e(), vec![90]]);
-        assert_eq!(lists(&a), vec![e(), e(), e(), e(), vec![40], vec![50, 51, 52], vec![60], e(), e(), vec![90], vec![100]]);
-        assert_eq!((a.get(5), b.get(6), a.get(11), a.len(), b.len()), (Some(&[50, 51, 52][..]), Some(&[][..]), None, 11, 10));
-        // Chunk 0 (positions 0-3) was never touched: still shared.
-        assert!(Arc::ptr_eq(&a.chunks[0], &b.chunks[0]));
-        assert!(!Arc::ptr_eq(&a.chunks[1], &b.chunks[1]));
     }
 
     #[test]
