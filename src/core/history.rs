@@ -990,9 +990,8 @@ impl AdoptionIndex {
     pub fn add_feedback(&mut self, f: Feedback) -> bool {
         let Some(&i) = self.by_id.get(&f.adoption_id) else { return false };
         let (f, comment) = (Report::from(&f), f.comment);
-        // Kept in id order (the order of recording): a new record goes last, found in O(log n).
-        let v = self.feedback.get(i as usize).unwrap_or(Reports::EMPTY);
-        let Some((at, last)) = v.place_of(f.id) else { return false };
+        // Kept in id order (the order of recording): a new record goes last.
+        let Some((_, last)) = self.feedback.insert_by_id(i as usize, f) else { return false };
         let a = &self.adoptions[i as usize];
         {
             let priors = self.priors.0.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -1000,21 +999,16 @@ impl AdoptionIndex {
                 p.add(a, quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty)));
             }
         }
-        // Out of id order (rare): the sums are made again in the records' order.
-        let records = (!last).then(|| {
-            let mut records = v.to_vec();
-            records.insert(at, f);
-            records
-        });
         if let Some(k) = &mut self.kept_sums
             && let Some(sums) = k.per_adoption.get_mut(i as usize)
         {
-            match &records {
-                None => sums.add(&k.basis, &f),
-                Some(records) => *sums = k.basis.sums(records.iter().copied()),
+            if last {
+                sums.add(&k.basis, &f);
+            } else {
+                // Out of id order (rare): the sums are made again in the records' order.
+                *sums = k.basis.sums(self.feedback.get(i as usize).unwrap_or(Reports::EMPTY));
             }
         }
-        self.feedback.insert(i as usize, at, f);
         if let Some(c) = comment {
             self.comments.insert(f.id, c.into_boxed_str());
         }

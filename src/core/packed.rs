@@ -83,34 +83,40 @@ impl PackedReports {
         self.len += 1;
     }
 
-    /// Inserts `r` at place `at` of the list at position `i` (`at` at most the list's length;
-    /// the caller keeps the list in id order); false, changing nothing, past either end. Only
-    /// `r` and the report after it are written again: the others keep their bytes.
-    pub fn insert(&mut self, i: usize, at: usize, r: Report) -> bool {
-        if i >= self.len {
-            return false;
-        }
-        let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & MASK);
-        let (start, end) = (c.starts[k] as usize, c.starts[k + 1] as usize);
-        let mut read = ReportIter::new(&c.bytes[start..end]);
-        for _ in 0..at {
-            if read.next().is_none() {
-                return false;
+    /// Inserts `r` into the list at position `i`, at its place by id (the list is kept in id
+    /// order); returns that place and whether it is the end of the list. `None`, changing
+    /// nothing, past the end of the positions or when a report of that id is there already.
+    /// The list is read once, without decoding the reports before the place; only `r` and the
+    /// report after it are written again: the others keep their bytes.
+    pub fn insert_by_id(&mut self, i: usize, r: Report) -> Option<(usize, bool)> {
+        let list = self.get(i)?.bytes;
+        let mut read = ReportIter::new(list);
+        let mut at = 0;
+        loop {
+            let before = read.clone();
+            match read.skip_one() {
+                Some(id) if id == r.id => return None,
+                Some(id) if id < r.id => at += 1,
+                _ => {
+                    read = before;
+                    break;
+                }
             }
         }
-        let (from, before) = (start + (end - start - read.bytes.len()), read.state());
+        let (from, state) = (list.len() - read.bytes.len(), read.state());
         let after = read.next();
-        let to = start + (end - start - read.bytes.len());
+        let to = list.len() - read.bytes.len();
         let mut bytes = Vec::with_capacity(16);
-        let state = encode(&mut bytes, before, &r);
-        if let Some(next) = after {
-            encode(&mut bytes, state, &next);
+        let written = encode(&mut bytes, state, &r);
+        if let Some(next) = &after {
+            encode(&mut bytes, written, next);
         }
-        let grown = bytes.len() - (to - from);
-        c.bytes.splice(from..to, bytes);
-        let grown = u32::try_from(grown).expect("a report is a few bytes");
+        let grown = u32::try_from(bytes.len() - (to - from)).expect("a report is a few bytes");
+        let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & MASK);
+        let start = c.starts[k] as usize;
+        c.bytes.splice(start + from..start + to, bytes);
         c.starts[k + 1..].iter_mut().for_each(|s| *s += grown);
-        true
+        Some((at, after.is_none()))
     }
 
     /// Gives back spare capacity (after a bulk load).
@@ -154,22 +160,6 @@ impl<'a> Reports<'a> {
     pub fn to_vec(&self) -> Vec<Report> {
         self.iter().collect()
     }
-
-    /// Where a report of id `id` goes to keep the list in id order, and whether that is the end;
-    /// `None` when a report of that id is there already.
-    pub fn place_of(&self, id: u64) -> Option<(usize, bool)> {
-        let mut at = 0;
-        for r in self.iter() {
-            if r.id == id {
-                return None;
-            }
-            if r.id > id {
-                return Some((at, false));
-            }
-            at += 1;
-        }
-        Some((at, true))
-    }
 }
 
 impl<'a> IntoIterator for Reports<'a> {
@@ -196,6 +186,22 @@ impl<'a> ReportIter<'a> {
     /// What the next report is written relative to: the id and day of the one before it.
     fn state(&self) -> (u64, i64) {
         (self.id, self.day)
+    }
+
+    /// Moves past the next report without decoding it whole (no date, no downtime): its id.
+    fn skip_one(&mut self) -> Option<u64> {
+        let b = &mut self.bytes;
+        if b.is_empty() {
+            return None;
+        }
+        let id = self.id.wrapping_add(varint(b)?);
+        let day = self.day.wrapping_add(unzigzag(varint(b)?));
+        let flags = byte(b)?;
+        let tail = varint(b)?;
+        let extra = usize::from(flags & 7 == ESCAPE) + usize::from((flags >> 3) & 7 == ESCAPE) + [0, 4, 8, 8][(tail & 3) as usize];
+        *b = b.get(extra..)?;
+        (self.id, self.day) = (id, day);
+        Some(id)
     }
 }
 
@@ -327,25 +333,26 @@ mod tests {
         for order in [vec![0, 1, 2, 3, 4, 5], vec![5, 4, 3, 2, 1, 0], vec![3, 0, 5, 1, 4, 2]] {
             let mut p = PackedReports::default();
             (0..3).for_each(|_| p.push_empty());
-            for &k in &order {
+            for (n, &k) in order.iter().enumerate() {
                 let r = all[k];
-                let (at, _) = p.get(1).unwrap().place_of(r.id).unwrap();
-                assert!(p.insert(1, at, r));
+                // Its place: after the reports of lower ids inserted before it.
+                let at = order[..n].iter().filter(|&&j| j < k).count();
+                let last = order[..n].iter().all(|&j| j < k);
+                assert_eq!(p.insert_by_id(1, r), Some((at, last)), "{order:?}: {k}");
                 // The neighbours' lists are untouched.
                 assert!(p.get(0).unwrap().is_empty() && p.get(2).unwrap().is_empty());
             }
             assert_eq!(bits(&p.get(1).unwrap().to_vec()), bits(&all), "{order:?}");
             assert_eq!(p.get(1).unwrap().len(), 6);
-            // A second record with a known id has no place.
-            assert_eq!(p.get(1).unwrap().place_of(7), None);
-            assert_eq!(p.get(1).unwrap().place_of(8), Some((3, false)));
-            assert_eq!(p.get(1).unwrap().place_of(0), Some((0, false)));
+            // A second record with a known id changes nothing.
+            let held = p.clone();
+            assert_eq!(p.insert_by_id(1, report(7, "2026-01-01", 1, 1, 1.0, 1)), None);
+            assert!(Arc::ptr_eq(&p.chunks[0], &held.chunks[0]), "not even copied");
         }
-        // Past the end of the positions or of the list: nothing changes.
+        // Past the end of the positions: nothing changes.
         let mut p = PackedReports::default();
         p.push_empty();
-        assert!(!p.insert(1, 0, all[0]));
-        assert!(!p.insert(0, 1, all[0]));
+        assert_eq!(p.insert_by_id(1, all[0]), None);
         assert!(p.get(0).unwrap().is_empty() && p.get(1).is_none());
     }
 
@@ -365,7 +372,7 @@ mod tests {
                     support: 3,
                     simulated: true,
                 };
-                assert!(p.insert(i as usize, m as usize, r));
+                assert_eq!(p.insert_by_id(i as usize, r), Some((m as usize, true)));
             }
         }
         assert_eq!(p.chunks.len(), 3);
@@ -389,9 +396,9 @@ mod tests {
         let mut p = PackedReports::default();
         p.push_empty();
         let r = awkward();
-        p.insert(0, 0, r[0]);
+        p.insert_by_id(0, r[0]);
         let held = p.clone();
-        p.insert(0, 1, r[1]);
+        p.insert_by_id(0, r[1]);
         assert_eq!(bits(&held.get(0).unwrap().to_vec()), bits(&r[..1]));
         assert_eq!(bits(&p.get(0).unwrap().to_vec()), bits(&r[..2]));
     }
