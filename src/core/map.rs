@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use geo::orient::{Direction, Orient};
-use geo::{BoundingRect, Coord, InteriorPoint, MultiPolygon};
+use geo::{BoundingRect, Coord, InteriorPoint, LineString, MultiPolygon, Polygon};
 
 use crate::core::domain::InseeCode;
 use crate::core::pooling::Need;
@@ -17,8 +17,137 @@ use crate::error::{Error, Result};
 
 /// Simplified polygons of the communes, by INSEE code (WGS84 lon/lat degrees), outer rings
 /// counter-clockwise and holes clockwise (RFC 7946 §3.1.6) whatever the file's winding.
+///
+/// Kept packed ([`PackedShape`]: 2.3 bytes a point for the embedded Breton seeds' 4 decimals,
+/// instead of 16 for a `Coord<f64>`; 1.7 million points at national scale) and decoded when a
+/// map asks.
 #[derive(Debug, Default)]
-pub struct Shapes(HashMap<InseeCode, MultiPolygon<f64>>);
+pub struct Shapes(HashMap<InseeCode, PackedShape>);
+
+/// One commune's polygons as bytes: the number of decimals `k` (0 to 7) that every coordinate
+/// has, then the polygons, rings and points as LEB128 varints (counts, then each coordinate
+/// × 10^k as a zigzag delta from the point before). Decoding divides by 10^k, which gives back
+/// exactly the `f64` the text was parsed into (both are the nearest double to the same
+/// decimal). A shape with a coordinate of more than 7 decimals is kept as raw `f64`s
+/// (`k` = 255).
+#[derive(Debug, Clone)]
+pub struct PackedShape(Box<[u8]>);
+
+/// [`PackedShape`]'s mark for raw `f64` coordinates.
+const RAW: u8 = 255;
+
+/// 10^k for k decimals, 0 to 7.
+const SCALES: [f64; 8] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7];
+
+/// `v` × `scale` as an integer, when dividing it by `scale` gives `v` back bit for bit.
+fn quantized(v: f64, scale: f64) -> Option<i64> {
+    let q = (v * scale).round();
+    // Compared through the integer, as decoding computes it (so −0.0 does not hold).
+    (q.abs() < 9e15 && ((q as i64) as f64 / scale).to_bits() == v.to_bits()).then_some(q as i64)
+}
+
+impl PackedShape {
+    /// Packs `mp` (its coordinates given back bit for bit by [`PackedShape::unpack`]).
+    pub fn pack(mp: &MultiPolygon<f64>) -> PackedShape {
+        // The fewest decimals that hold every coordinate (one pass: a coordinate exact with k
+        // decimals is exact with more), checked again as each is written.
+        let rings = || mp.0.iter().flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()));
+        let mut k = 0;
+        for v in rings().flat_map(|r| r.0.iter()).flat_map(|c| [c.x, c.y]) {
+            while k < SCALES.len() && quantized(v, SCALES[k]).is_none() {
+                k += 1;
+            }
+        }
+        let k = (k < SCALES.len()).then_some(k);
+        let packed = Self::write(mp, k).or_else(|| Self::write(mp, None)).expect("raw coordinates always write");
+        PackedShape(packed.into_boxed_slice())
+    }
+
+    /// The bytes of `mp` with `k` decimals (`None`: raw); `None` if a coordinate does not hold.
+    fn write(mp: &MultiPolygon<f64>, k: Option<usize>) -> Option<Vec<u8>> {
+        let mut out = vec![k.map_or(RAW, |k| k as u8)];
+        put(&mut out, mp.0.len() as u64);
+        let mut prev = [0i64; 2];
+        for p in &mp.0 {
+            put(&mut out, 1 + p.interiors().len() as u64);
+            for ring in std::iter::once(p.exterior()).chain(p.interiors()) {
+                put(&mut out, ring.0.len() as u64);
+                for c in &ring.0 {
+                    for (axis, v) in [c.x, c.y].into_iter().enumerate() {
+                        match k {
+                            Some(k) => {
+                                let q = quantized(v, SCALES[k])?;
+                                let d = q.wrapping_sub(prev[axis]);
+                                put(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+                                prev[axis] = q;
+                            }
+                            None => out.extend_from_slice(&v.to_le_bytes()),
+                        }
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// The polygons, decoded; `None` if the bytes are not a packed shape.
+    pub fn unpack(&self) -> Option<MultiPolygon<f64>> {
+        let (&k, mut b) = self.0.split_first()?;
+        let scale = if k == RAW { None } else { Some(*SCALES.get(usize::from(k))?) };
+        let mut prev = [0i64; 2];
+        let mut coord = |b: &mut &[u8], axis: usize| -> Option<f64> {
+            match scale {
+                Some(scale) => {
+                    let z = get(b)?;
+                    prev[axis] = prev[axis].wrapping_add((z >> 1) as i64 ^ -((z & 1) as i64));
+                    Some(prev[axis] as f64 / scale)
+                }
+                None => {
+                    let (head, rest) = b.split_first_chunk::<8>()?;
+                    *b = rest;
+                    Some(f64::from_le_bytes(*head))
+                }
+            }
+        };
+        let polygons = get(&mut b)?;
+        let mut mp = Vec::new();
+        for _ in 0..polygons {
+            let mut rings = Vec::new();
+            for _ in 0..get(&mut b)? {
+                let mut ring = Vec::new();
+                for _ in 0..get(&mut b)? {
+                    let x = coord(&mut b, 0)?;
+                    ring.push(Coord { x, y: coord(&mut b, 1)? });
+                }
+                rings.push(LineString(ring));
+            }
+            let mut rings = rings.into_iter();
+            mp.push(Polygon::new(rings.next()?, rings.collect()));
+        }
+        Some(MultiPolygon(mp))
+    }
+}
+
+fn put(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get(b: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&x, rest) = b.split_first()?;
+        *b = rest;
+        v |= u64::from(x & 0x7f) << shift;
+        if x & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
 
 impl Shapes {
     /// Parses a GeoJSON FeatureCollection whose features carry `properties.code` (Polygon or
@@ -37,14 +166,14 @@ impl Shapes {
                 geo::Geometry::Polygon(p) => MultiPolygon(vec![p]),
                 _ => continue,
             };
-            m.insert(code, mp.orient(Direction::Default));
+            m.insert(code, PackedShape::pack(&mp.orient(Direction::Default)));
         }
         Ok(Shapes(m))
     }
 
-    /// The shape of a commune.
-    pub fn get(&self, code: &InseeCode) -> Option<&MultiPolygon<f64>> {
-        self.0.get(code)
+    /// The shape of a commune, decoded.
+    pub fn get(&self, code: &InseeCode) -> Option<MultiPolygon<f64>> {
+        self.0.get(code).and_then(PackedShape::unpack)
     }
 
     /// Number of shapes.
@@ -200,7 +329,7 @@ pub const MARKER_RADIUS_PX: f64 = 5.0;
 /// those communes are drawn last, so that their marker stays on top. `title` labels the map (an
 /// SVG group of links) for screen readers.
 pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> String {
-    let mut drawn: Vec<(&MapItem, &MultiPolygon<f64>)> = items.iter().filter_map(|i| shapes.get(&i.code).map(|s| (i, s))).collect();
+    let mut drawn: Vec<(&MapItem, MultiPolygon<f64>)> = items.iter().filter_map(|i| shapes.get(&i.code).map(|s| (i, s))).collect();
     let rects: Vec<_> = drawn.iter().filter_map(|(_, s)| s.bounding_rect()).collect();
     if rects.is_empty() {
         return format!("<p>{}</p>", escape("Pas de contour disponible pour ces communes."));
@@ -293,6 +422,67 @@ pub fn svg(shapes: &Shapes, items: &[MapItem], title: &str, width: f64) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every coordinate of `mp`, as bits, ring by ring.
+    fn bits(mp: &MultiPolygon<f64>) -> Vec<Vec<(u64, u64)>> {
+        mp.0.iter()
+            .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
+            .map(|r| r.0.iter().map(|c| (c.x.to_bits(), c.y.to_bits())).collect())
+            .collect()
+    }
+
+    #[test]
+    fn every_embedded_shape_comes_back_bit_for_bit_in_a_fifth_of_the_memory() {
+        let fc: geojson::FeatureCollection = crate::seeds::SHAPES.parse().unwrap();
+        let (mut points, mut bytes, mut n) = (0usize, 0usize, 0usize);
+        let shapes = crate::seeds::shapes().unwrap();
+        for f in fc.features {
+            let code = InseeCode::parse(f.property("code").unwrap().as_str().unwrap()).unwrap();
+            let g: geo::Geometry<f64> = (&f.geometry.unwrap().value).try_into().unwrap();
+            let mp = match g {
+                geo::Geometry::MultiPolygon(mp) => mp,
+                geo::Geometry::Polygon(p) => MultiPolygon(vec![p]),
+                _ => continue,
+            }
+            .orient(Direction::Default);
+            let packed = PackedShape::pack(&mp);
+            // 4 decimals, or finer where the importer needed it to stay valid: never raw.
+            assert!((4..=7).contains(&packed.0[0]), "{code}: {} decimals", packed.0[0]);
+            assert_eq!(bits(&packed.unpack().unwrap()), bits(&mp), "{code}");
+            assert_eq!(bits(&shapes.get(&code).unwrap()), bits(&mp), "{code}");
+            points += bits(&mp).iter().map(Vec::len).sum::<usize>();
+            bytes += packed.0.len();
+            n += 1;
+        }
+        assert_eq!(n, shapes.len());
+        // 16 bytes a point as `Coord<f64>`s; packed, 2.3 (187,105 bytes for 83,141 points).
+        assert!(bytes * 5 < points * 16, "{bytes} bytes for {points} points");
+    }
+
+    #[test]
+    fn odd_coordinates_come_back_exactly_too() {
+        let ring = |pts: &[(f64, f64)]| LineString(pts.iter().map(|&(x, y)| Coord { x, y }).collect());
+        let square = |x: f64, y: f64, d: f64| ring(&[(x, y), (x + d, y), (x + d, y + d), (x, y + d), (x, y)]);
+        // Whole degrees (0 decimals), a hole, far apart polygons (large deltas), negative
+        // values, 7 decimals; then one coordinate of 9 decimals: the shape is kept raw.
+        let cases = [
+            (MultiPolygon(vec![Polygon::new(square(-5.0, 48.0, 2.0), vec![]), Polygon::new(square(55.0, -21.0, 1.0), vec![])]), 0),
+            (MultiPolygon(vec![Polygon::new(square(-1.5, 47.25, 0.5), vec![square(-1.25, 47.5, 0.125)])]), 3),
+            (MultiPolygon(vec![Polygon::new(square(2.1234567, 41.3333333, 0.0000001), vec![])]), 7),
+            (MultiPolygon(vec![Polygon::new(ring(&[(0.123456789, 1.0), (1.0, 1.0), (1.0, 0.0), (0.123456789, 1.0)]), vec![])]), RAW),
+            (MultiPolygon(vec![Polygon::new(ring(&[(f64::MAX, -0.0), (1e300, 1e-300), (f64::MIN_POSITIVE, 0.0), (f64::MAX, -0.0)]), vec![])]), RAW),
+            // −0.0 would come back as 0.0 through an integer.
+            (MultiPolygon(vec![Polygon::new(ring(&[(-0.0, 1.5), (1.0, 1.5), (1.0, 0.0), (-0.0, 1.5)]), vec![])]), RAW),
+        ];
+        for (mp, k) in cases {
+            let packed = PackedShape::pack(&mp);
+            assert_eq!(packed.0[0], k, "{mp:?}");
+            assert_eq!(bits(&packed.unpack().unwrap()), bits(&mp), "{mp:?}");
+        }
+        // Bytes that are not a packed shape give nothing, not a panic.
+        assert!(PackedShape(Box::new([4, 1, 1, 200])).unpack().is_none());
+        assert!(PackedShape(Box::new([])).unpack().is_none());
+    }
 
     #[test]
     fn escapes_and_draws_one_path_per_shape() {

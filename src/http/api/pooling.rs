@@ -134,7 +134,7 @@ pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Q
                 );
                 props.insert(format!("{}_status", cat.slug), status.id().into());
             }
-            let geometry = geojson::Geometry::new(geojson::GeometryValue::from(shape));
+            let geometry = geojson::Geometry::new(geojson::GeometryValue::from(&shape));
             let id = Some(geojson::feature::Id::String(cm.code.to_string()));
             features.push(geojson::Feature { bbox: None, geometry: Some(geometry), id, properties: Some(props), foreign_members: None });
         }
