@@ -306,7 +306,7 @@ mod tests {
 
     fn report(id: u64, date: &str, reliability: u8, incidents: u32, downtime_hours: f64, support: u8) -> Report {
         let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
-        Report { id, downtime_hours, date, incidents, reliability, support, simulated: id % 2 == 0 }
+        Report { id, downtime_hours, date, incidents, reliability, support, simulated: id.is_multiple_of(2) }
     }
 
     /// Awkward values: escapes, dates before the epoch and far apart, ids far apart, every
