@@ -12,6 +12,7 @@ use geo::orient::{Direction, Orient};
 use geo::{BoundingRect, Coord, InteriorPoint, LineString, MultiPolygon, Polygon};
 
 use crate::core::domain::InseeCode;
+use crate::core::packed::{put_varint as put, varint as get};
 use crate::core::pooling::Need;
 use crate::error::{Error, Result};
 
@@ -126,27 +127,6 @@ impl PackedShape {
         }
         Some(MultiPolygon(mp))
     }
-}
-
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get(b: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&x, rest) = b.split_first()?;
-        *b = rest;
-        v |= u64::from(x & 0x7f) << shift;
-        if x & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 impl Shapes {

@@ -260,7 +260,8 @@ fn encode(out: &mut Vec<u8>, (id, day): (u64, i64), r: &Report) -> (u64, i64) {
     (r.id, r_day)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as an LEB128 varint (7 bits a byte, low first; also the commune shapes' format).
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -268,7 +269,8 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn varint(b: &mut &[u8]) -> Option<u64> {
+/// Reads an LEB128 varint off the front of `b`; `None` when `b` ends first or it is too long.
+pub(crate) fn varint(b: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let x = byte(b)?;
