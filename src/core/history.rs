@@ -806,7 +806,9 @@ impl AdoptionIndex {
             let old = &self.adoptions[i as usize];
             let (old_commune, old_category, was_open) = (old.commune, old.category.clone(), old.until.is_none());
             let old_key = (old.product.clone(), old.generation.clone());
-            if old_category != a.category || old_key.0 != a.product || old_key.1 != a.generation {
+            let old_dates = (old.since, old.until);
+            let key_moved = old_category != a.category || old_key.0 != a.product || old_key.1 != a.generation;
+            if key_moved {
                 if let Some(v) = self.category_keys.get_mut(&old_category).and_then(|m| Arc::make_mut(m).get_mut(&old_key)) {
                     let v = Arc::make_mut(v);
                     v.positions.retain(|&j| j != i);
@@ -836,13 +838,16 @@ impl AdoptionIndex {
             }
             self.note_until(&a);
             let (commune, category) = (a.commune, a.category.clone());
-            let key = (a.product.clone(), a.generation.clone());
+            let (key, dates) = ((a.product.clone(), a.generation.clone()), (a.since, a.until));
             if let Some(slot) = self.adoptions.get_mut(i as usize) {
                 *slot = a;
             }
-            // Its dates may have changed: the key's bounds are computed again (its list is copied
-            // from the older versions' only if they moved).
-            let bounds = self.category_keys.get(&category).and_then(|m| m.get(&key)).map(|v| (v.bounds(&self.adoptions), (v.open_since, v.latest_end)));
+            // Still in its key with other dates (an end recorded, say): the key's bounds are
+            // computed again, the list copied from the older versions' only if they moved. (Moved
+            // to another key, it was noted there as added, and its old key computed again.)
+            let redo = !key_moved && dates != old_dates;
+            let bounds =
+                self.category_keys.get(&category).and_then(|m| m.get(&key)).filter(|_| redo).map(|v| (v.bounds(&self.adoptions), (v.open_since, v.latest_end)));
             if let Some((fresh, (open_since, latest_end))) = bounds
                 && fresh != (open_since, latest_end)
                 && let Some(v) = self.category_keys.get_mut(&category).and_then(|m| Arc::make_mut(m).get_mut(&key))
@@ -1620,6 +1625,10 @@ mod tests {
         b.until = Some(d("2024-12-31"));
         h.add_adoption(b.clone());
         check(&h, "an end moved earlier");
+        // Only its workstations change: the dates, and so the bounds, stay.
+        b.workstations = Some(3);
+        h.add_adoption(b.clone());
+        check(&h, "workstations only");
         // Reopened, then moved to another product: both keys follow.
         a.until = None;
         h.add_adoption(a.clone());

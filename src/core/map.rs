@@ -27,10 +27,10 @@ pub struct Shapes(HashMap<InseeCode, PackedShape>);
 
 /// One commune's polygons as bytes: the number of decimals `k` (0 to 7) that every coordinate
 /// has, then the polygons, rings and points as LEB128 varints (counts, then each coordinate
-/// × 10^k as a zigzag delta from the point before). Decoding divides by 10^k, which gives back
-/// exactly the `f64` the text was parsed into (both are the nearest double to the same
-/// decimal). A shape with a coordinate of more than 7 decimals is kept as raw `f64`s
-/// (`k` = 255).
+/// × 10^k as a zigzag delta from the point before). Each coordinate is checked as it is written:
+/// decoding (the integer divided by 10^k) gives it back bit for bit. A shape where some
+/// coordinate has no such `k` (more than 7 decimals, −0.0, NaN, an infinity, or too large) is
+/// kept as raw `f64`s (`k` = 255).
 #[derive(Debug, Clone)]
 pub struct PackedShape(Box<[u8]>);
 

@@ -1,6 +1,6 @@
 //! Each adoption's feedback [`Report`]s packed as bytes: what the index keeps in memory for the
-//! 4.2 million records of the national demo history (about 7 bytes a record instead of the 32
-//! of a [`Report`]; measured in `BENCHMARKS.md`).
+//! 4.2 million records of the national demo history (about 6.4 bytes a record instead of the
+//! 32 of a [`Report`]; measured in `BENCHMARKS.md`).
 //!
 //! A list holds its reports in id order, each written relative to the one before it:
 //!
@@ -111,11 +111,12 @@ impl PackedReports {
         if let Some(next) = &after {
             encode(&mut bytes, written, next);
         }
+        // Never negative: the two reports written again take at least the bytes of the one there.
         let grown = u32::try_from(bytes.len() - (to - from)).expect("a report is a few bytes");
         let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & MASK);
         let start = c.starts[k] as usize;
         c.bytes.splice(start + from..start + to, bytes);
-        c.starts[k + 1..].iter_mut().for_each(|s| *s += grown);
+        c.starts[k + 1..].iter_mut().for_each(|s| *s = s.checked_add(grown).expect("fewer than 4 GiB of reports in a chunk"));
         Some((at, after.is_none()))
     }
 
@@ -131,7 +132,8 @@ impl PackedReports {
 }
 
 /// One adoption's reports as packed ([`PackedReports`]): read in id order by decoding them.
-/// Two lists are equal when they hold the same reports (the encoding of a list is unique).
+/// Two lists are equal when their bytes are: the same reports bit for bit (a downtime of −0.0
+/// is not one of +0.0 here, and a NaN equals the same NaN), the encoding of a list being unique.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reports<'a> {
     bytes: &'a [u8],
