@@ -733,7 +733,7 @@ pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 /// (one copy of each distinct slug, 16-byte handles in the records); indexes by id, commune and
 /// category (in service or ended) hold `u32` positions into them, not copies; each adoption's
 /// feedback is a list of packed reports at the same position, the lists of 1,024 adoptions end
-/// to end in one byte vector ([`PackedReports`]: about 6 bytes a record).
+/// to end in one byte vector ([`PackedReports`]: about 6.4 bytes a record).
 ///
 /// Versions: a clone shares every part with the original ([`Chunks`], [`ShardedMap`], `Arc`s);
 /// a write applied to a clone copies only the parts it touches (a chunk of adoptions or of
@@ -1045,8 +1045,7 @@ impl AdoptionIndex {
     /// key order, each with whether one of its adoptions is in service on `date` (started by
     /// then and not ended).
     pub fn keys_in_category<'a>(&'a self, category: &Slug, date: NaiveDate) -> impl Iterator<Item = (&'a Slug, Option<&'a GenerationId>, bool)> + 'a {
-        let lists = self.category_keys.get(category).into_iter().flat_map(|m| m.iter()).filter(|(_, v)| !v.positions.is_empty());
-        lists.map(move |((p, g), v)| (p, g.as_ref(), v.in_service(&self.adoptions, date)))
+        self.key_lists(category).map(move |((p, g), v)| (p, g.as_ref(), v.in_service(&self.adoptions, date)))
     }
 
     /// The (product, generation or release as recorded) of the adoptions of `category`, in key
@@ -1054,12 +1053,12 @@ impl AdoptionIndex {
     /// wide search reads for the few candidates it can propose, instead of every adoption of the
     /// category.
     pub fn adoptions_by_key<'a>(&'a self, category: &Slug) -> impl Iterator<Item = (&'a Slug, Option<&'a GenerationId>, KeyAdoptions<'a>)> + 'a {
-        self.category_keys
-            .get(category)
-            .into_iter()
-            .flat_map(|m| m.iter())
-            .filter(|(_, v)| !v.positions.is_empty())
-            .map(move |((p, g), v)| (p, g.as_ref(), KeyAdoptions { index: self, positions: v.positions.as_slice() }))
+        self.key_lists(category).map(move |((p, g), v)| (p, g.as_ref(), KeyAdoptions { index: self, positions: v.positions.as_slice() }))
+    }
+
+    /// The non-empty lists of `category`'s keys, in key order.
+    fn key_lists<'a>(&'a self, category: &Slug) -> impl Iterator<Item = (&'a RecordedKey, &'a Arc<KeyList>)> + 'a {
+        self.category_keys.get(category).into_iter().flat_map(|m| m.iter()).filter(|(_, v)| !v.positions.is_empty())
     }
 
     /// Number of changes applied so far (adoptions added or replaced, feedback added): an

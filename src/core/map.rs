@@ -48,19 +48,11 @@ fn quantized(v: f64, scale: f64) -> Option<i64> {
 }
 
 impl PackedShape {
-    /// Packs `mp` (its coordinates given back bit for bit by [`PackedShape::unpack`]).
+    /// Packs `mp` (its coordinates given back bit for bit by [`PackedShape::unpack`]) with the
+    /// fewest decimals that hold every coordinate (a try that does not hold stops at the first
+    /// coordinate that does not: usually the first), raw when none does.
     pub fn pack(mp: &MultiPolygon<f64>) -> PackedShape {
-        // The fewest decimals that hold every coordinate (one pass: a coordinate exact with k
-        // decimals is exact with more), checked again as each is written.
-        let rings = || mp.0.iter().flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()));
-        let mut k = 0;
-        for v in rings().flat_map(|r| r.0.iter()).flat_map(|c| [c.x, c.y]) {
-            while k < SCALES.len() && quantized(v, SCALES[k]).is_none() {
-                k += 1;
-            }
-        }
-        let k = (k < SCALES.len()).then_some(k);
-        let packed = Self::write(mp, k).or_else(|| Self::write(mp, None)).expect("raw coordinates always write");
+        let packed = (0..SCALES.len()).find_map(|k| Self::write(mp, Some(k))).or_else(|| Self::write(mp, None)).expect("raw coordinates always write");
         PackedShape(packed.into_boxed_slice())
     }
 

@@ -190,19 +190,21 @@ impl<'a> ReportIter<'a> {
         (self.id, self.day)
     }
 
-    /// Moves past the next report without decoding it whole (no date, no downtime): its id.
-    fn skip_one(&mut self) -> Option<u64> {
-        let b = &mut self.bytes;
+    /// The fields every report starts with (id, day, flags, incidents and downtime kind), read
+    /// off the front of `b` relative to the report before; `None` at the end or on a short read.
+    fn head(&self, b: &mut &[u8]) -> Option<(u64, i64, u8, u64)> {
         if b.is_empty() {
             return None;
         }
-        let id = self.id.wrapping_add(varint(b)?);
-        let day = self.day.wrapping_add(unzigzag(varint(b)?));
-        let flags = byte(b)?;
-        let tail = varint(b)?;
+        Some((self.id.wrapping_add(varint(b)?), self.day.wrapping_add(unzigzag(varint(b)?)), byte(b)?, varint(b)?))
+    }
+
+    /// Moves past the next report without decoding it whole (no date, no downtime): its id.
+    fn skip_one(&mut self) -> Option<u64> {
+        let mut b = self.bytes;
+        let (id, day, flags, tail) = self.head(&mut b)?;
         let extra = usize::from(flags & 7 == ESCAPE) + usize::from((flags >> 3) & 7 == ESCAPE) + [0, 4, 8, 8][(tail & 3) as usize];
-        *b = b.get(extra..)?;
-        (self.id, self.day) = (id, day);
+        (self.bytes, self.id, self.day) = (b.get(extra..)?, id, day);
         Some(id)
     }
 }
@@ -211,14 +213,9 @@ impl Iterator for ReportIter<'_> {
     type Item = Report;
 
     fn next(&mut self) -> Option<Report> {
-        let b = &mut self.bytes;
-        if b.is_empty() {
-            return None;
-        }
-        let id = self.id.wrapping_add(varint(b)?);
-        let day = self.day.wrapping_add(unzigzag(varint(b)?));
-        let flags = byte(b)?;
-        let tail = varint(b)?;
+        let mut bytes = self.bytes;
+        let b = &mut bytes;
+        let (id, day, flags, tail) = self.head(b)?;
         let reliability = if flags & 7 == ESCAPE { byte(b)? } else { flags & 7 };
         let support = if (flags >> 3) & 7 == ESCAPE { byte(b)? } else { (flags >> 3) & 7 };
         let downtime_hours = match tail & 3 {
@@ -227,8 +224,8 @@ impl Iterator for ReportIter<'_> {
             _ => f64::from_le_bytes(take(b)?),
         };
         let date = NaiveDate::from_num_days_from_ce_opt(i32::try_from(day).ok()?)?;
-        (self.id, self.day) = (id, day);
         let incidents = u32::try_from(tail >> 2).ok()?;
+        (self.bytes, self.id, self.day) = (bytes, id, day);
         Some(Report { id, downtime_hours, date, incidents, reliability, support, simulated: flags & 0x40 != 0 })
     }
 }
