@@ -116,7 +116,9 @@ impl PackedReports {
         let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & MASK);
         let start = c.starts[k] as usize;
         c.bytes.splice(start + from..start + to, bytes);
-        c.starts[k + 1..].iter_mut().for_each(|s| *s = s.checked_add(grown).expect("fewer than 4 GiB of reports in a chunk"));
+        // The last end is the largest: checked once, the loop stays a plain (vectorised) add.
+        c.starts.last().and_then(|e| e.checked_add(grown)).expect("fewer than 4 GiB of reports in a chunk");
+        c.starts[k + 1..].iter_mut().for_each(|s| *s += grown);
         Some((at, after.is_none()))
     }
 
