@@ -955,12 +955,153 @@ fn count_ended<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach
     }
 }
 
-/// The groups of a wide step ([`Area`]) and what it excludes, the same as
-/// [`in_service_groups`], [`drop_unproposable`] and [`count_ended`] give over `reach` plus every
-/// commune of the area (the origin left out), but read candidate by candidate: the category's
-/// adoptions are taken by (product, generation as recorded), and only those of the candidates
-/// that can be proposed are looked at, each adopter's kernel computed as it is read. A wide step
-/// thus costs what its candidates' adoptions cost, not the category's or the area's.
+/// The adoptions of a category's candidates for the wide steps (department, size class,
+/// territory), read once for the three: the steps share one reach (the same radius) and weigh
+/// a commune of their area the same way ([`Area::far`]), so they differ only in which communes
+/// they keep. Each started adoption of a candidate, the origin's left out, is read once with its
+/// commune's [`Reach`], whether it is in service, whether it was abandoned and the steps whose
+/// area holds it; [`WideRead::groups`] then gives each step's groups in O(its candidates'
+/// adoptions), without a kernel or an index lookup.
+struct WideRead<'a> {
+    /// The candidates that can be proposed, in key order, each with its started adoptions in
+    /// reading order (the order of [`AdoptionIndex::adoptions_by_key`]).
+    keys: Vec<(KeyRef<'a>, Vec<WideAdopter<'a>>)>,
+    /// The candidates [`exclusion`] rejects, in key order, each with the steps ([`step_bit`])
+    /// whose area holds one of its adoptions in service.
+    excluded: Vec<(Excluded, u8)>,
+}
+
+/// One adoption read by [`WideRead`].
+#[derive(Clone, Copy)]
+struct WideAdopter<'a> {
+    reach: Reach,
+    a: &'a Adoption,
+    /// In service on the reference date (else ended by then).
+    active: bool,
+    /// Ended by leaving the product (`AdoptionIndex::abandoned_by`).
+    abandoned: bool,
+    /// The wide steps whose area holds its commune ([`step_bit`]).
+    steps: u8,
+}
+
+/// A wide step's bit in [`WideAdopter::steps`] (0 for the neighbour steps).
+fn step_bit(step: Step) -> u8 {
+    match step {
+        Step::Department => 1,
+        Step::SizeClass => 2,
+        Step::Territory => 4,
+        Step::Neighbours | Step::WiderNeighbours => 0,
+    }
+}
+
+impl<'a> WideRead<'a> {
+    /// Reads the candidates of `category` for `origin`, whose reach at the wide steps'
+    /// `radius` is `reach`: what `skip` and [`drop_unproposable`] leave of the category's keys.
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        ctx: &'a Ctx,
+        reach: &[Reach],
+        origin: CommuneIdx,
+        radius: u32,
+        category: &'a Slug,
+        skip: &FnvHashSet<Key>,
+        population: Option<u32>,
+        params: &Params,
+    ) -> Self {
+        let t = ctx.territory;
+        let mut pos = Marks::take(t.communes().len());
+        for (i, r) in reach.iter().enumerate() {
+            pos.set(r.idx as usize, i as u32);
+        }
+        let size = t.size_class_of(origin);
+        // An adoption's commune as the wide steps read it: its entry of `reach` (in every
+        // step's area), or the kernel of a commune beyond it and the steps whose area holds it;
+        // `None` for the origin and a commune outside the territory.
+        let reach_of = |a: &Adoption| -> Option<(Reach, u8)> {
+            let j = t.idx_of(&a.commune)?;
+            match pos.get(j as usize) {
+                Some(p) if p != u32::MAX => Some((reach[p as usize], 7)),
+                _ if j == origin => None,
+                _ => {
+                    let steps = 4 | u8::from(t.same_department(j, origin)) | (u8::from(t.size_class_of(j) == size) << 1);
+                    let far = Area { step: Step::Territory, origin, radius, size };
+                    Some((far.far(t, j, params), steps))
+                }
+            }
+        };
+        let today = ctx.today;
+        let started = |a: &Adoption| a.since <= today;
+        // The candidates of the category, each with the adoptions of its recorded keys.
+        let mut keys: BTreeMap<KeyRef<'a>, SmallVec<[KeyAdoptions<'a>; 1]>> = BTreeMap::new();
+        for (product, generation, adoptions) in ctx.index.adoptions_by_key(category) {
+            keys.entry(key_ref_of(ctx.catalog, product, generation)).or_default().push(adoptions);
+        }
+        let every = |lists: &SmallVec<[KeyAdoptions<'a>; 1]>| lists.clone().into_iter().flat_map(KeyAdoptions::iter);
+        let all = keys.clone();
+        let excluded = drop_unproposable(ctx, &mut keys, skip, category, population, params);
+        // An excluded candidate is one at a step only with an adopter in service in the step's
+        // area: looked up until every step has one.
+        let excluded = excluded
+            .into_iter()
+            .map(|x| {
+                let mut steps = 0u8;
+                if let Some(lists) = all.get(&(&x.product, x.generation.as_ref())) {
+                    for a in every(lists).filter(|a| started(a) && a.active_on(today)) {
+                        steps |= reach_of(a).map_or(0, |(_, s)| s);
+                        if steps == 7 {
+                            break;
+                        }
+                    }
+                }
+                (x, steps)
+            })
+            .collect();
+        let keys = keys
+            .into_iter()
+            .map(|(key, lists)| {
+                let adopters = every(&lists)
+                    .filter(|a| started(a))
+                    .filter_map(|a| {
+                        let (reach, steps) = reach_of(a)?;
+                        let active = a.active_on(today);
+                        let abandoned = !active && ctx.index.abandoned_by(a, today);
+                        Some(WideAdopter { reach, a, active, abandoned, steps })
+                    })
+                    .collect();
+                (key, adopters)
+            })
+            .collect();
+        WideRead { keys, excluded }
+    }
+
+    /// The groups of wide step `step` and what it excludes: the same as [`in_service_groups`],
+    /// [`drop_unproposable`] and [`count_ended`] give over the reach plus every commune of the
+    /// step's area (the origin left out), adopters in the same order.
+    fn groups(&self, step: Step) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Excluded>) {
+        let bit = step_bit(step);
+        let mut groups = BTreeMap::new();
+        for (key, adopters) in &self.keys {
+            let mut group = Group { adopters: Vec::new(), ended: 0, abandoned: 0 };
+            for w in adopters.iter().filter(|w| w.steps & bit != 0) {
+                if w.active {
+                    group.adopters.push((w.reach, w.a));
+                } else {
+                    group.ended += 1;
+                    group.abandoned += usize::from(w.abandoned);
+                }
+            }
+            if !group.adopters.is_empty() {
+                groups.insert(*key, group);
+            }
+        }
+        let excluded = self.excluded.iter().filter(|(_, steps)| steps & bit != 0).map(|(x, _)| x.clone()).collect();
+        (groups, excluded)
+    }
+}
+
+/// The groups of a wide step ([`Area`]) and what it excludes, read alone ([`WideRead`] for
+/// this step only).
+#[cfg(test)]
 fn wide_groups<'a>(
     ctx: &'a Ctx,
     reach: &'a [Reach],
@@ -970,55 +1111,7 @@ fn wide_groups<'a>(
     population: Option<u32>,
     params: &Params,
 ) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Excluded>) {
-    let t = ctx.territory;
-    let mut pos = Marks::take(t.communes().len());
-    for (i, r) in reach.iter().enumerate() {
-        pos.set(r.idx as usize, i as u32);
-    }
-    // An adoption's commune as the step reads it: its entry of `reach`, or one computed for a
-    // commune of the area; `None` outside both, and for the origin.
-    let reach_of = |a: &Adoption| -> Option<Reach> {
-        let j = t.idx_of(&a.commune)?;
-        match pos.get(j as usize) {
-            Some(p) if p != u32::MAX => Some(reach[p as usize]),
-            _ => (j != area.origin && area.contains(t, j)).then(|| area.far(t, j, params)),
-        }
-    };
-    let today = ctx.today;
-    let started = |a: &Adoption| a.since <= today;
-    // The candidates of the category, each with the adoptions of its recorded keys.
-    let mut keys: BTreeMap<KeyRef<'a>, SmallVec<[KeyAdoptions<'a>; 1]>> = BTreeMap::new();
-    for (product, generation, adoptions) in ctx.index.adoptions_by_key(category) {
-        keys.entry(key_ref_of(ctx.catalog, product, generation)).or_default().push(adoptions);
-    }
-    let every = |lists: &SmallVec<[KeyAdoptions<'a>; 1]>| lists.clone().into_iter().flat_map(KeyAdoptions::iter);
-    // Only a candidate with an adopter in service in the step's reach is one there (for an
-    // excluded one, looked up until the first; for the others, their group is empty).
-    let all = keys.clone();
-    let mut excluded = drop_unproposable(ctx, &mut keys, skip, category, population, params);
-    excluded.retain(|x| {
-        let lists = all.get(&(&x.product, x.generation.as_ref()));
-        lists.is_some_and(|lists| every(lists).any(|a| started(a) && a.active_on(today) && reach_of(a).is_some()))
-    });
-    let mut groups = BTreeMap::new();
-    for (key, lists) in keys {
-        let mut group = Group { adopters: Vec::new(), ended: 0, abandoned: 0 };
-        for a in every(&lists).filter(|a| started(a)) {
-            let Some(r) = reach_of(a) else { continue };
-            if a.active_on(today) {
-                group.adopters.push((r, a));
-            } else {
-                group.ended += 1;
-                if ctx.index.abandoned_by(a, today) {
-                    group.abandoned += 1;
-                }
-            }
-        }
-        if !group.adopters.is_empty() {
-            groups.insert(key, group);
-        }
-    }
-    (groups, excluded)
+    WideRead::read(ctx, reach, area.origin, area.radius, category, skip, population, params).groups(area.step)
 }
 
 /// Sums over the adopters of one generation, in adopter order then feedback order.
@@ -1571,14 +1664,14 @@ pub(crate) fn score_and_choose(
 
 /// [`score_candidates`], with only the ranked candidates at the positions `finish(picks)`
 /// gives written out as [`Recommendation`]s (evidence, notes, reason); every ranked candidate
-/// is in the picks. At a wide step, `area` adds the communes of the area to `reach` (read
-/// candidate by candidate, [`wide_groups`]).
+/// is in the picks. At a wide step, `wide` gives the adopters of the step's area beyond
+/// `reach` ([`WideRead::groups`]).
 /// Returns (those items, every candidate's pick, excluded).
 #[allow(clippy::too_many_arguments)]
 fn score_ranked(
     ctx: &Ctx,
     reach: &[Reach],
-    area: Option<&Area>,
+    wide: Option<(&WideRead, Step)>,
     population: Option<u32>,
     category: &Slug,
     skip: &FnvHashSet<Key>,
@@ -1589,8 +1682,8 @@ fn score_ranked(
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
     let in_reach;
-    let (groups, excluded) = match area {
-        Some(area) => wide_groups(ctx, reach, area, category, skip, population, params),
+    let (groups, excluded) = match wide {
+        Some((wide, step)) => wide.groups(step),
         None => {
             in_reach = ReachAdoptions::new(ctx, reach, category);
             let mut groups = in_service_groups(ctx, &in_reach, reach, category);
@@ -1611,6 +1704,7 @@ fn score_ranked(
 }
 
 /// The neighbourhood of a commune at a widening step.
+#[cfg(test)]
 struct StepReach {
     /// The communes read, with their kernel weights: every commune within the radius and of
     /// the EPCI.
@@ -1670,15 +1764,17 @@ fn kernel(t: &Territory, origin: CommuneIdx, j: CommuneIdx, hops: u32, p: &Param
     (w, same_epci, km)
 }
 
-/// The neighbourhood of `idx` at a widening step, with kernel weights (any category): the
-/// communes within the radius and of the EPCI and, at a wide step, the area beyond them, read
-/// candidate by candidate ([`wide_groups`]): a wide step costs what its candidates cost, not
-/// the category's communes or the territory's.
-fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
+/// The graph radius in edges of a widening step: `hops` at the first, `hops + 2` (at most 8)
+/// at the others.
+fn step_radius(step: Step, p: &Params) -> u32 {
+    if step == Step::Neighbours { p.hops } else { (p.hops + 2).min(8) }
+}
+
+/// The reach of `idx` within `radius` edges, with kernel weights (any category): the communes
+/// within the radius (by hops, then code), then those of its EPCI beyond it, weighted as one
+/// edge further.
+fn reach_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Vec<Reach> {
     let t = ctx.territory;
-    let c = t.commune(idx);
-    let radius = if step == Step::Neighbours { p.hops } else { (p.hops + 2).min(8) };
-    let size = c.size_class();
     let mut out: Vec<Reach> = Vec::new();
     let mut seen = Marks::take(t.communes().len());
     seen.set(idx as usize, 0);
@@ -1687,7 +1783,7 @@ fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
         let (weight, same_epci, distance_km) = kernel(t, idx, n.idx, n.hops, p);
         out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
     }
-    if let Some(s) = &c.epci {
+    if let Some(s) = &t.commune(idx).epci {
         for &m in t.members(s) {
             if seen.set(m as usize, 0) == u32::MAX {
                 let (weight, same_epci, distance_km) = kernel(t, idx, m, radius + 1, p);
@@ -1695,21 +1791,39 @@ fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
             }
         }
     }
-    let area = Area { step, origin: idx, radius, size };
+    out
+}
+
+/// The number of communes of `idx`'s search area at `step` whose reach is `reach` (its
+/// [`reach_within`] at the step's radius), the origin left out, whether they have an adoption
+/// in the category or not: the reach, plus at a wide step the communes of the area beyond it.
+fn considered(ctx: &Ctx, idx: CommuneIdx, step: Step, radius: u32, reach: &[Reach]) -> usize {
+    let t = ctx.territory;
+    let c = t.commune(idx);
     let area_size = match step {
         Step::Department => t.department_size(&c.department),
-        Step::SizeClass => t.size_class_size(size),
+        Step::SizeClass => t.size_class_size(c.size_class()),
         Step::Territory => t.communes().len(),
-        Step::Neighbours | Step::WiderNeighbours => 0,
+        Step::Neighbours | Step::WiderNeighbours => return reach.len(),
     };
+    let area = Area { step, origin: idx, radius, size: c.size_class() };
     if area_size == 0 {
-        let considered = out.len();
-        return StepReach { reach: out, area: None, radius, considered };
+        return reach.len();
     }
     // The area's communes not read yet: all of it but the origin (in its own area) and the
     // communes already in the reach.
-    let considered = out.len() + area_size - 1 - out.iter().filter(|r| area.contains(t, r.idx)).count();
-    StepReach { reach: out, area: Some(area), radius, considered }
+    reach.len() + area_size - 1 - reach.iter().filter(|r| area.contains(t, r.idx)).count()
+}
+
+/// The neighbourhood of `idx` at a widening step ([`reach_within`] at its radius), with the
+/// area of a wide step and the communes considered.
+#[cfg(test)]
+fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
+    let radius = step_radius(step, p);
+    let reach = reach_within(ctx, idx, radius, p);
+    let considered = considered(ctx, idx, step, radius, &reach);
+    let area = (step_bit(step) != 0).then(|| Area { step, origin: idx, radius, size: ctx.territory.size_class_of(idx) });
+    StepReach { reach, area, radius, considered }
 }
 
 /// When no generation of the category in service anywhere on `ctx.today` can be proposed to
@@ -1900,24 +2014,38 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     let isolated = !ctx.territory.has_border_neighbour(idx);
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
     let nothing = nothing_to_offer(ctx, category, &skip, Some(c.population), params);
+    let (mut wider, mut wide): (Option<Vec<Reach>>, Option<WideRead>) = (None, None);
     for step in steps {
-        let (considered, radius, items, picks, excluded) =
-            match (&nothing, step) {
-                // Nothing to offer: the steps before the territory would find nothing either.
-                (Some(_), Step::Neighbours | Step::WiderNeighbours | Step::Department | Step::SizeClass) => continue,
-                (Some(excluded), Step::Territory) => (ctx.territory.communes().len() - 1, (params.hops + 2).min(8), Vec::new(), Vec::new(), excluded.clone()),
-                (None, _) => {
-                    let StepReach { reach, area, radius, considered } = reach_at(ctx, idx, step, params);
-                    // Widen until a proven option is found, or the territory is reached. Only the
-                    // `limit` returned at the step that answers get their evidence rows and reason
-                    // written.
-                    let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
-                    let (items, picks, excluded) = score_ranked(ctx, &reach, area.as_ref(), Some(c.population), category, &skip, params, |picks| {
-                        if answers(picks) { 0..params.limit } else { 0..0 }
-                    });
-                    (considered, radius, items, picks, excluded)
-                }
-            };
+        let (considered, radius, items, picks, excluded) = match (&nothing, step) {
+            // Nothing to offer: the steps before the territory would find nothing either.
+            (Some(_), Step::Neighbours | Step::WiderNeighbours | Step::Department | Step::SizeClass) => continue,
+            (Some(excluded), Step::Territory) => (ctx.territory.communes().len() - 1, (params.hops + 2).min(8), Vec::new(), Vec::new(), excluded.clone()),
+            (None, _) => {
+                let radius = step_radius(step, params);
+                let first;
+                // The steps after the first share one reach (the same radius), and the wide
+                // steps one read of their candidates' adoptions ([`WideRead`]).
+                let reach: &[Reach] = if step == Step::Neighbours {
+                    first = reach_within(ctx, idx, radius, params);
+                    &first
+                } else {
+                    wider.get_or_insert_with(|| reach_within(ctx, idx, radius, params))
+                };
+                let considered = considered(ctx, idx, step, radius, reach);
+                let wide_read = match step_bit(step) {
+                    0 => None,
+                    _ => Some(&*wide.get_or_insert_with(|| WideRead::read(ctx, reach, idx, radius, category, &skip, Some(c.population), params))),
+                };
+                // Widen until a proven option is found, or the territory is reached. Only the
+                // `limit` returned at the step that answers get their evidence rows and reason
+                // written.
+                let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
+                let (items, picks, excluded) = score_ranked(ctx, reach, wide_read.map(|w| (w, step)), Some(c.population), category, &skip, params, |picks| {
+                    if answers(picks) { 0..params.limit } else { 0..0 }
+                });
+                (considered, radius, items, picks, excluded)
+            }
+        };
         let found = !picks.is_empty();
         let proven = picks.iter().any(|i| i.status == Status::Proven);
         if !proven && step != Step::Territory {
