@@ -731,7 +731,11 @@ impl Service {
         }
         drop(cache);
         let answer = recommend(&Ctx::new(&self.territory, &self.catalog, &h, today), code, category, params)?;
-        let body: Arc<[u8]> = serde_json::to_vec(&answer).map_err(|e| Error::internal("serialising a recommendation", e))?.into();
+        // Written into a buffer of the usual size of an answer (a few items with 20 evidence rows
+        // each: 10 to 20 kB), not grown from empty.
+        let mut json = Vec::with_capacity(24 * 1024);
+        serde_json::to_writer(&mut json, &answer).map_err(|e| Error::internal("serialising a recommendation", e))?;
+        let body: Arc<[u8]> = json.into();
         cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED_ANSWERS {
             cache.clear();

@@ -1155,6 +1155,38 @@ impl AdoptionIndex {
         lists.into_iter().flatten().flat_map(|v| v.iter()).map(|&i| &self.adoptions[i as usize])
     }
 
+    /// [`AdoptionIndex::in_category`], each adoption with its place in the index.
+    pub fn in_category_placed<'a>(&'a self, category: &Slug) -> impl Iterator<Item = Placed<'a>> + 'a {
+        let lists = [self.open.get(category), self.closed.get(category)];
+        lists.into_iter().flatten().flat_map(|v| v.iter()).map(|&at| self.placed(at))
+    }
+
+    /// The adoption at position `at` (one this index gave), placed.
+    fn placed(&self, at: u32) -> Placed<'_> {
+        Placed { adoption: &self.adoptions[at as usize], at }
+    }
+
+    /// The place of an adoption in this index: its position when `p` was read from it (the
+    /// adoption there has its id), else looked up by address ([`AdoptionIndex::position_of`]).
+    fn place_of(&self, p: Placed) -> Option<usize> {
+        let at = p.at as usize;
+        if at < self.adoptions.len() && std::ptr::eq(&self.adoptions[at], p.adoption) { Some(at) } else { self.position_of(p.adoption) }
+    }
+
+    /// [`AdoptionIndex::feedback_sums_of`] of a placed adoption, read at its place.
+    pub fn feedback_sums_at(&self, p: Placed, basis: &SumsBasis) -> Option<FeedbackSums> {
+        let k = self.kept_sums.as_ref().filter(|k| k.basis == *basis)?;
+        k.per_adoption.get(self.place_of(p)?).copied()
+    }
+
+    /// [`AdoptionIndex::reports_of`] of a placed adoption, read at its place.
+    pub fn reports_at(&self, p: Placed) -> Reports<'_> {
+        match self.place_of(p) {
+            Some(i) => self.feedback.get(i).unwrap_or(Reports::EMPTY),
+            None => self.reports(p.id),
+        }
+    }
+
     /// Adoptions of a category in service on `date`, in no particular order: those without an
     /// end, then (only if some end in the category is later than `date`) those ending after it.
     pub fn in_service_in_category<'a>(&'a self, category: &Slug, date: NaiveDate) -> impl Iterator<Item = &'a Adoption> + 'a {
@@ -1252,9 +1284,30 @@ pub struct KeyAdoptions<'a> {
 }
 
 impl<'a> KeyAdoptions<'a> {
-    /// The adoptions, in the order they were added.
-    pub fn iter(self) -> impl Iterator<Item = &'a Adoption> + 'a {
-        self.positions.iter().map(move |&i| &self.index.adoptions[i as usize])
+    /// The adoptions, in the order they were added, each with its place in the index.
+    pub fn iter(self) -> impl Iterator<Item = Placed<'a>> + 'a {
+        self.positions.iter().map(move |&at| self.index.placed(at))
+    }
+}
+
+/// An adoption read from an [`AdoptionIndex`] with its place there, so that its feedback is
+/// read there directly ([`AdoptionIndex::feedback_sums_at`], [`AdoptionIndex::reports_at`]),
+/// not looked up by address ([`AdoptionIndex::reports_of`]). Reads as the adoption itself
+/// (`Deref`). Only the index that gave it knows its place: another index is never asked (the
+/// place is checked against the adoption's id there, and the lookup by address taken on a
+/// mismatch).
+#[derive(Clone, Copy, Debug)]
+pub struct Placed<'a> {
+    /// The adoption.
+    pub adoption: &'a Adoption,
+    /// Its position in the index.
+    at: u32,
+}
+
+impl std::ops::Deref for Placed<'_> {
+    type Target = Adoption;
+    fn deref(&self) -> &Adoption {
+        self.adoption
     }
 }
 
@@ -1327,6 +1380,12 @@ impl<'a> CategoryByCommune<'a> {
     pub fn of_commune(self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
         let positions = self.lists.and_then(|m| m.get(code)).unwrap_or(&[]);
         positions.iter().map(move |&i| &self.index.adoptions[i as usize])
+    }
+
+    /// [`CategoryByCommune::of_commune`], each adoption with its place in the index.
+    pub fn of_commune_placed(self, code: &InseeCode) -> impl Iterator<Item = Placed<'a>> + 'a {
+        let positions = self.lists.and_then(|m| m.get(code)).unwrap_or(&[]);
+        positions.iter().map(move |&at| self.index.placed(at))
     }
 }
 
@@ -1470,6 +1529,20 @@ mod tests {
         assert_eq!(h.feedback_sums_of(h.adoption(2).unwrap(), &basis), None);
         // An adoption not read from the index (a copy): not served either.
         assert_eq!(h.feedback_sums_of(&h.adoption(1).unwrap().clone(), &next_day), None);
+        // Read with their place: the same sums and records, in this index; an index that did
+        // not give the place (another one, its adoptions elsewhere) looks the adoption up by
+        // address, and serves no sums for an adoption it does not hold.
+        let copieur = Slug::parse("copieur").unwrap();
+        let placed: Vec<Placed> = h.in_category_placed(&copieur).collect();
+        assert_eq!(placed.iter().map(|p| p.id).collect::<Vec<_>>(), vec![2, 1], "open first, then ended");
+        for p in &placed {
+            assert_eq!(h.feedback_sums_at(*p, &next_day), h.feedback_sums_of(p.adoption, &next_day));
+            assert_eq!(h.reports_at(*p).to_vec(), h.reports_of(p.adoption).to_vec());
+            assert_eq!(afresh.feedback_sums_at(*p, &basis), None, "adoption {}", p.id);
+            assert_eq!(afresh.reports_at(*p).to_vec(), afresh.reports_of(afresh.adoption(p.id).unwrap()).to_vec());
+        }
+        let by_commune: Vec<u64> = h.in_category_by_commune(&copieur).of_commune_placed(&InseeCode::parse("29232").unwrap()).map(|p| p.id).collect();
+        assert_eq!(by_commune, vec![2]);
     }
 
     #[test]

@@ -54,7 +54,7 @@ use smallvec::SmallVec;
 use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
-use crate::core::history::{Adoption, AdoptionIndex, KeyAdoptions, Report, SumsBasis, is_poor_rating};
+use crate::core::history::{Adoption, AdoptionIndex, KeyAdoptions, Placed, Report, SumsBasis, is_poor_rating};
 use crate::core::scratch::Marks;
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
@@ -780,13 +780,6 @@ impl EvidenceDraft {
     }
 }
 
-/// Whether the adoptions read are those in service on the reference date or the ended ones.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum InService {
-    Yes,
-    No,
-}
-
 /// How the adoptions of a reach in a category are found: commune by commune (the commune's
 /// adoptions in the category are listed together: one lookup per commune), or through the
 /// category's own lists, keeping the adoptions of communes in the reach (a position per commune
@@ -809,38 +802,25 @@ impl ReachAdoptions {
         ReachAdoptions::ByCategory(pos)
     }
 
-    /// The adoptions of the reach in `category` started by `ctx.today`, in service on it or
-    /// not, that pass `keep` (tested before the commune is looked up), each with its commune's
-    /// reach.
-    fn iter<'a>(
-        &'a self,
-        ctx: &'a Ctx,
-        reach: &'a [Reach],
-        category: &'a Slug,
-        in_service: InService,
-        keep: impl Fn(&Adoption) -> bool + 'a,
-    ) -> Box<dyn Iterator<Item = (Reach, &'a Adoption)> + 'a> {
+    /// The adoptions of the reach in `category` started by `ctx.today` (in service on it or
+    /// ended), each with its commune's reach: commune by commune in reach order, or in the
+    /// category's order (those without an end, then the ended ones).
+    fn iter<'a>(&'a self, ctx: &'a Ctx, reach: &'a [Reach], category: &'a Slug) -> Box<dyn Iterator<Item = (Reach, Placed<'a>)> + 'a> {
         let today = ctx.today;
-        let wanted = std::rc::Rc::new(move |a: &Adoption| a.since <= today && a.active_on(today) == (in_service == InService::Yes) && keep(a));
         match self {
             ReachAdoptions::ByCommune => {
                 let in_category = ctx.index.in_category_by_commune(category);
-                Box::new(reach.iter().flat_map(move |r| {
-                    let wanted = wanted.clone();
-                    in_category.of_commune(ctx.territory.code(r.idx)).filter(move |a| wanted(a)).map(move |a| (*r, a))
-                }))
+                Box::new(
+                    reach
+                        .iter()
+                        .flat_map(move |r| in_category.of_commune_placed(ctx.territory.code(r.idx)).filter(move |a| a.since <= today).map(move |a| (*r, a))),
+                )
             }
-            ReachAdoptions::ByCategory(pos) => {
-                let adoptions: Box<dyn Iterator<Item = &'a Adoption> + 'a> = match in_service {
-                    InService::Yes => Box::new(ctx.index.in_service_in_category(category, today)),
-                    InService::No => Box::new(ctx.index.ended_in_category(category)),
-                };
-                Box::new(adoptions.filter(move |a| wanted(a)).filter_map(move |a| {
-                    let i = ctx.territory.idx_of(&a.commune)?;
-                    let p = pos.get(i as usize)?;
-                    (p != u32::MAX).then(|| (reach[p as usize], a))
-                }))
-            }
+            ReachAdoptions::ByCategory(pos) => Box::new(ctx.index.in_category_placed(category).filter(move |a| a.since <= today).filter_map(move |a| {
+                let i = ctx.territory.idx_of(&a.commune)?;
+                let p = pos.get(i as usize)?;
+                (p != u32::MAX).then(|| (reach[p as usize], a))
+            })),
         }
     }
 }
@@ -849,7 +829,7 @@ impl ReachAdoptions {
 /// ended ones there.
 struct Group<'a> {
     /// In service, each with its commune's [`Reach`], in reading order.
-    adopters: Vec<(Reach, &'a Adoption)>,
+    adopters: Vec<(Reach, Placed<'a>)>,
     /// Ended adoptions of the reach (filled only for the groups left by [`drop_unproposable`]).
     ended: usize,
     /// Of which abandoned: the commune later left the product (`AdoptionIndex::abandoned_by`).
@@ -857,15 +837,26 @@ struct Group<'a> {
 }
 
 /// The in-service adoptions of the reach in `category`, grouped by (product, generation), in
-/// key order; each with its commune's [`Reach`].
-fn in_service_groups<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug) -> BTreeMap<KeyRef<'a>, Group<'a>> {
+/// key order, each with its commune's [`Reach`]; and the ended ones (started and ended by
+/// `ctx.today`), for [`count_ended`]: one read of the reach for both.
+fn in_service_groups<'a>(
+    ctx: &'a Ctx,
+    in_reach: &'a ReachAdoptions,
+    reach: &'a [Reach],
+    category: &'a Slug,
+) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<&'a Adoption>) {
     let mut memo = KeyMemo::default();
     let mut groups: Vec<(KeyRef<'a>, Group<'a>)> = Vec::new();
-    for (r, a) in in_reach.iter(ctx, reach, category, InService::Yes, |_| true) {
-        let slot = memo.slot(ctx.catalog, a, &mut groups);
-        groups[slot].1.adopters.push((r, a));
+    let mut ended = Vec::new();
+    for (r, a) in in_reach.iter(ctx, reach, category) {
+        if a.active_on(ctx.today) {
+            let slot = memo.slot(ctx.catalog, a.adoption, &mut groups);
+            groups[slot].1.adopters.push((r, a));
+        } else {
+            ended.push(a.adoption);
+        }
     }
-    groups.into_iter().collect()
+    (groups.into_iter().collect(), ended)
 }
 
 /// The candidate ([`key_ref`]) of the adoptions read, remembered by the text of their product
@@ -935,17 +926,17 @@ fn drop_unproposable<V>(
     excluded
 }
 
-/// Counts the ended adoptions of the reach into the candidate generations left in `groups`
-/// (the others are not read further): ended, and of them abandoned (the commune later left the
-/// product, see `AdoptionIndex::abandoned_by`).
-fn count_ended<'a>(ctx: &'a Ctx, in_reach: &'a ReachAdoptions, reach: &'a [Reach], category: &'a Slug, groups: &mut BTreeMap<KeyRef<'a>, Group<'a>>) {
+/// Counts the `ended` adoptions of the reach ([`in_service_groups`]) into the candidate
+/// generations left in `groups` (the others are not read further): ended, and of them
+/// abandoned (the commune later left the product, see `AdoptionIndex::abandoned_by`).
+fn count_ended<'a>(ctx: &'a Ctx, ended: &[&'a Adoption], groups: &mut BTreeMap<KeyRef<'a>, Group<'a>>) {
     if groups.is_empty() {
         return;
     }
     // The product compared first (no key looked up): most ended adoptions are of generations
     // that are not candidates.
-    let products: Vec<&Slug> = groups.keys().map(|k| k.0).collect();
-    for (_, a) in in_reach.iter(ctx, reach, category, InService::No, move |a| products.contains(&&a.product)) {
+    let products: SmallVec<[&Slug; 8]> = groups.keys().map(|k| k.0).collect();
+    for a in ended.iter().filter(|a| products.contains(&&a.product)) {
         if let Some(g) = groups.get_mut(&key_ref(ctx.catalog, a)) {
             g.ended += 1;
             if ctx.index.abandoned_by(a, ctx.today) {
@@ -975,7 +966,7 @@ struct WideRead<'a> {
 #[derive(Clone, Copy)]
 struct WideAdopter<'a> {
     reach: Reach,
-    a: &'a Adoption,
+    a: Placed<'a>,
     /// In service on the reference date (else ended by then).
     active: bool,
     /// Ended by leaving the product (`AdoptionIndex::abandoned_by`).
@@ -1047,7 +1038,7 @@ impl<'a> WideRead<'a> {
                 let mut steps = 0u8;
                 if let Some(lists) = all.get(&(&x.product, x.generation.as_ref())) {
                     for a in every(lists).filter(|a| started(a) && a.active_on(today)) {
-                        steps |= reach_of(a).map_or(0, |(_, s)| s);
+                        steps |= reach_of(&a).map_or(0, |(_, s)| s);
                         if steps == 7 {
                             break;
                         }
@@ -1062,9 +1053,9 @@ impl<'a> WideRead<'a> {
                 let adopters = every(&lists)
                     .filter(|a| started(a))
                     .filter_map(|a| {
-                        let (reach, steps) = reach_of(a)?;
+                        let (reach, steps) = reach_of(&a)?;
                         let active = a.active_on(today);
-                        let abandoned = !active && ctx.index.abandoned_by(a, today);
+                        let abandoned = !active && ctx.index.abandoned_by(&a, today);
                         Some(WideAdopter { reach, a, active, abandoned, steps })
                     })
                     .collect();
@@ -1132,7 +1123,7 @@ struct GenerationSums {
 
 /// Per-generation evidence accumulation: kernel weights, months in service and recency-weighted
 /// feedback quality (records dated after `ctx.today` ignored). Allocates nothing.
-fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> GenerationSums {
+fn accumulate(ctx: &Ctx, adopters: &[(Reach, Placed)], params: &Params) -> GenerationSums {
     let (mut sk, mut skm, mut sw, mut swq) = (0.0, 0.0, 0.0, 0.0);
     let mut local_q = (0.0, 0u64);
     let mut long = 0usize;
@@ -1146,14 +1137,14 @@ fn accumulate(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Ge
         if months >= params.proven_months {
             long += 1;
         }
-        if let Some(s) = kept.and_then(|b| ctx.index.feedback_sums_of(a, &b)) {
+        if let Some(s) = kept.and_then(|b| ctx.index.feedback_sums_at(*a, &b)) {
             sw += r.weight * s.sum_r;
             swq += r.weight * s.sum_rq;
             local_q.0 += s.sum_q;
             local_q.1 += u64::from(s.n);
             continue;
         }
-        for f in ctx.index.reports_of(a).iter().filter(|f| f.date <= ctx.today) {
+        for f in ctx.index.reports_at(*a).iter().filter(|f| f.date <= ctx.today) {
             let w = r.weight * recency(months_between(f.date, ctx.today).max(0), params.half_life_months);
             let q = quality(&f, params);
             sw += w;
@@ -1203,7 +1194,7 @@ const EVIDENCE_ROWS: usize = 20;
 /// The `rows` adopters an answer shows, closest first: by hops (beyond the radius last), then
 /// kernel weight rounded to 3 decimals (highest first), then code, then reading order. The
 /// first `rows` are selected before they are sorted: O(adopters), not O(adopters · log).
-fn shown<'a>(ctx: &Ctx, adopters: &[(Reach, &'a Adoption)], rows: usize) -> Vec<(Reach, &'a Adoption)> {
+fn shown<'a>(ctx: &Ctx, adopters: &[(Reach, Placed<'a>)], rows: usize) -> Vec<(Reach, Placed<'a>)> {
     let mut order: Vec<(u32, f64, InseeCode, usize)> =
         adopters.iter().enumerate().map(|(i, (r, _))| (r.hops.unwrap_or(u32::MAX), round(r.weight, 3), *ctx.territory.code(r.idx), i)).collect();
     let closest =
@@ -1218,15 +1209,17 @@ fn shown<'a>(ctx: &Ctx, adopters: &[(Reach, &'a Adoption)], rows: usize) -> Vec<
 
 /// One [`EvidenceDraft`] per adopter, in adopter order (distance rounded to 0.1 km, weight to 3
 /// decimals, mean rating to 2): only for the candidates returned.
-fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, &Adoption)], params: &Params) -> Vec<EvidenceDraft> {
+fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, Placed)], params: &Params) -> Vec<EvidenceDraft> {
     let kept = ctx.kept_basis(params);
     adopters
         .iter()
         .map(|(r, a)| {
             // Whole ratings: the same sum either way.
-            let (n, sum) = match kept.and_then(|b| ctx.index.feedback_sums_of(a, &b)) {
+            let (n, sum) = match kept.and_then(|b| ctx.index.feedback_sums_at(*a, &b)) {
                 Some(s) => (s.n, f64::from(s.sum_reliability)),
-                None => ctx.index.reports_of(a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability))),
+                None => {
+                    ctx.index.reports_at(*a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability)))
+                }
             };
             EvidenceDraft {
                 idx: r.idx,
@@ -1334,7 +1327,7 @@ struct EvidenceSummary {
 }
 
 impl EvidenceSummary {
-    fn of(adopters: &[(Reach, &Adoption)]) -> Self {
+    fn of(adopters: &[(Reach, Placed)]) -> Self {
         EvidenceSummary {
             n: adopters.len(),
             farthest_km: adopters.iter().filter_map(|(r, _)| r.distance_km.map(|d| round(d, 1))).reduce(f64::max),
@@ -1418,7 +1411,7 @@ struct MaturityInput {
 /// reason are not written for the others).
 struct Scored<'g> {
     key: KeyRef<'g>,
-    adopters: Vec<(Reach, &'g Adoption)>,
+    adopters: Vec<(Reach, Placed<'g>)>,
     /// Prior mean of the local estimate ([`Prior::of`]).
     prior: f64,
     rel: Shrunk,
@@ -1686,9 +1679,9 @@ fn score_ranked(
         Some((wide, step)) => wide.groups(step),
         None => {
             in_reach = ReachAdoptions::new(ctx, reach, category);
-            let mut groups = in_service_groups(ctx, &in_reach, reach, category);
+            let (mut groups, ended) = in_service_groups(ctx, &in_reach, reach, category);
             let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
-            count_ended(ctx, &in_reach, reach, category, &mut groups);
+            count_ended(ctx, &ended, &mut groups);
             (groups, excluded)
         }
     };
@@ -2167,7 +2160,8 @@ mod tests {
             assert_eq!(considered, if step == Step::Neighbours { reach.len() } else { t.communes().len() - 1 }, "{step:?}");
             assert_eq!(area.is_some(), step == Step::Territory);
             let ids = |way: &ReachAdoptions| {
-                let mut v: Vec<(u64, CommuneIdx)> = way.iter(&ctx, &reach, &web(), InService::Yes, |_| true).map(|(r, x)| (x.id, r.idx)).collect();
+                let mut v: Vec<(u64, CommuneIdx)> =
+                    way.iter(&ctx, &reach, &web()).filter(|(_, x)| x.active_on(ctx.today)).map(|(r, x)| (x.id, r.idx)).collect();
                 v.sort();
                 v
             };
@@ -2228,9 +2222,9 @@ mod tests {
         }
         let whole: &'a [Reach] = Box::leak(whole.into_boxed_slice());
         let in_reach: &'a ReachAdoptions = Box::leak(Box::new(ReachAdoptions::ByCommune));
-        let mut groups = in_service_groups(ctx, in_reach, whole, category);
+        let (mut groups, ended) = in_service_groups(ctx, in_reach, whole, category);
         let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, p);
-        count_ended(ctx, in_reach, whole, category, &mut groups);
+        count_ended(ctx, &ended, &mut groups);
         (groups, excluded)
     }
 

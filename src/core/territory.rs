@@ -264,13 +264,9 @@ pub struct Territory {
     /// Each commune's INSEE code, by index: 5 bytes a commune, what the hot path reads of a
     /// commune of a reach (instead of its whole record).
     codes: Vec<InseeCode>,
-    /// Each commune's department (a number per department code, in order of first
-    /// appearance) and population class, by index: what a wide search tests of each adopter.
-    classes: Vec<(u16, SizeClass)>,
-    /// Each commune's centroid ([`Commune::centroid`]) as a point of the unit sphere
-    /// ([`unit_vector`]) and EPCI (a number per SIREN, `u32::MAX` for none), by index: what a
-    /// kernel weight reads of a commune.
-    places: Vec<(Option<[f64; 3]>, u32)>,
+    /// What a kernel weight and a wide search read of each commune, by index, in one record
+    /// (one cache line): its place, EPCI, department and population class ([`CommunePlace`]).
+    places: Vec<CommunePlace>,
     /// Number of communes per department code, and per population class.
     department_size: HashMap<String, usize>,
     size_class_size: HashMap<SizeClass, usize>,
@@ -366,7 +362,6 @@ impl Territory {
             adjacency: Vec::new(),
             code_rank: Vec::new(),
             codes: Vec::new(),
-            classes: Vec::new(),
             places: Vec::new(),
             department_size: HashMap::new(),
             size_class_size: HashMap::new(),
@@ -486,21 +481,18 @@ impl Territory {
         self.code_rank = code_rank;
         self.codes = self.communes.iter().map(|c| c.code).collect();
         let mut departments: HashMap<&str, u16> = HashMap::new();
-        self.classes = self
-            .communes
-            .iter()
-            .map(|c| {
-                let next = departments.len() as u16;
-                (*departments.entry(c.department.as_str()).or_insert(next), c.size_class())
-            })
-            .collect();
         let mut epcis: HashMap<Siren, u32> = HashMap::new();
         self.places = self
             .communes
             .iter()
             .map(|c| {
-                let next = epcis.len() as u32;
-                (c.centroid.map(unit_vector), c.epci.map_or(u32::MAX, |s| *epcis.entry(s).or_insert(next)))
+                let (next_department, next_epci) = (departments.len() as u16, epcis.len() as u32);
+                CommunePlace {
+                    unit: c.centroid.map(unit_vector),
+                    epci: c.epci.map_or(u32::MAX, |s| *epcis.entry(s).or_insert(next_epci)),
+                    department: *departments.entry(c.department.as_str()).or_insert(next_department),
+                    size: c.size_class(),
+                }
             })
             .collect();
         for c in &self.communes {
@@ -576,18 +568,18 @@ impl Territory {
 
     /// Whether communes `a` and `b` are of the same department.
     pub fn same_department(&self, a: CommuneIdx, b: CommuneIdx) -> bool {
-        self.classes[a as usize].0 == self.classes[b as usize].0
+        self.places[a as usize].department == self.places[b as usize].department
     }
 
     /// Whether communes `a` and `b` are members of the same EPCI (`false` when `a` is of none).
     pub fn same_epci(&self, a: CommuneIdx, b: CommuneIdx) -> bool {
-        let e = self.places[a as usize].1;
-        e != u32::MAX && self.places[b as usize].1 == e
+        let e = self.places[a as usize].epci;
+        e != u32::MAX && self.places[b as usize].epci == e
     }
 
     /// The population class of commune `i` ([`Commune::size_class`]).
     pub fn size_class_of(&self, i: CommuneIdx) -> SizeClass {
-        self.classes[i as usize].1
+        self.places[i as usize].size
     }
 
     /// Index of a commune by INSEE code; `None` when the code is not a seeded commune.
@@ -722,7 +714,7 @@ impl Territory {
     /// Distance in km between the centroids of two communes (haversine, mean Earth radius);
     /// `None` when one has no centroid (it then has no neighbour either).
     pub fn distance_km(&self, a: CommuneIdx, b: CommuneIdx) -> Option<f64> {
-        let (u, v) = (self.places.get(a as usize)?.0?, self.places.get(b as usize)?.0?);
+        let (u, v) = (self.places.get(a as usize)?.unit?, self.places.get(b as usize)?.unit?);
         // The haversine of the central angle is a quarter of the squared chord between the two
         // points of the unit sphere: the same distance as [`haversine_km`] (within 1e-9 km),
         // with no trigonometry but one `asin` per pair (the kernel's hot path).
@@ -897,6 +889,19 @@ pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     Haversine.distance(Point::new(a.0, a.1), Point::new(b.0, b.1)) / 1000.0
 }
 
+/// What the hot path reads of a commune ([`Territory`]'s `places`).
+#[derive(Clone, Copy, Debug)]
+struct CommunePlace {
+    /// The centroid ([`Commune::centroid`]) as a point of the unit sphere ([`unit_vector`]).
+    unit: Option<[f64; 3]>,
+    /// The EPCI: a number per SIREN, `u32::MAX` for none.
+    epci: u32,
+    /// The department: a number per department code, in order of first appearance.
+    department: u16,
+    /// The population class ([`Commune::size_class`]).
+    size: SizeClass,
+}
+
 /// The radius of [`haversine_km`] in km (the GRS80 mean radius, as `geo`'s `Haversine`).
 const EARTH_RADIUS_KM: f64 = geo::HaversineMeasure::GRS80_MEAN_RADIUS.radius() / 1000.0;
 
@@ -991,7 +996,8 @@ pub(crate) mod tests {
                 let (ca, cb) = (t.commune(a), t.commune(b));
                 assert_eq!(t.same_epci(a, b), ca.epci.is_some() && ca.epci == cb.epci);
                 assert_eq!(t.same_department(a, b), ca.department == cb.department);
-                assert_eq!(t.distance_km(a, b), Some(haversine_km(ca.centroid.unwrap(), cb.centroid.unwrap())));
+                let d = t.distance_km(a, b).unwrap();
+                assert!((d - haversine_km(ca.centroid.unwrap(), cb.centroid.unwrap())).abs() < 1e-9, "{d}");
             }
         }
         let t = crate::seeds::territory().unwrap();
