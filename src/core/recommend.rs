@@ -1705,8 +1705,6 @@ struct StepReach {
     /// At the wide steps (department, size class, territory), the rest of the area: its
     /// communes are read too, those of the candidates only ([`wide_groups`]).
     area: Option<Area>,
-    /// Graph radius in edges.
-    radius: u32,
     /// Number of communes of the search area, the origin left out, whether they have an
     /// adoption in the category or not.
     considered: usize,
@@ -1816,7 +1814,7 @@ fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
     let reach = reach_within(ctx, idx, radius, p);
     let considered = considered(ctx, idx, step, radius, &reach);
     let area = (step_bit(step) != 0).then(|| Area { step, origin: idx, radius, size: ctx.territory.size_class_of(idx) });
-    StepReach { reach, area, radius, considered }
+    StepReach { reach, area, considered }
 }
 
 /// When no generation of the category in service anywhere on `ctx.today` can be proposed to
