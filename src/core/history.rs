@@ -913,8 +913,13 @@ impl AdoptionIndex {
     /// The kept [`FeedbackSums`] of an adoption read from this index, when they are kept for
     /// `basis`; `None` otherwise (the caller reads the records: [`AdoptionIndex::reports_of`]).
     pub fn feedback_sums_of(&self, a: &Adoption, basis: &SumsBasis) -> Option<FeedbackSums> {
+        self.feedback_sums_in(self.position_of(a), basis)
+    }
+
+    /// The kept sums of the adoption at position `at`, when kept for `basis`.
+    fn feedback_sums_in(&self, at: Option<usize>, basis: &SumsBasis) -> Option<FeedbackSums> {
         let k = self.kept_sums.as_ref().filter(|k| k.basis == *basis)?;
-        k.per_adoption.get(self.position_of(a)?).copied()
+        k.per_adoption.get(at?).copied()
     }
 
     /// The number of feedback records on an adoption read from this index dated on or before
@@ -923,12 +928,18 @@ impl AdoptionIndex {
     /// these two figures do not depend on), else from the records. Both give the same values:
     /// the ratings are small integers, summed exactly.
     pub fn reliability_of(&self, a: &Adoption, today: NaiveDate) -> (u32, f64) {
-        let kept = self.kept_sums.as_ref().filter(|k| k.basis.today == today).and_then(|k| k.per_adoption.get(self.position_of(a)?));
+        self.reliability_in(self.position_of(a), || self.ratings_of(a, today), today)
+    }
+
+    /// [`AdoptionIndex::reliability_of`] the adoption at position `at` (`None`: not one of this
+    /// index's, its `ratings` read from the records).
+    fn reliability_in(&self, at: Option<usize>, ratings: impl FnOnce() -> Ratings, today: NaiveDate) -> (u32, f64) {
+        let kept = self.kept_sums.as_ref().filter(|k| k.basis.today == today).and_then(|k| k.per_adoption.get(at?));
         match kept {
             Some(s) if s.n > 0 => (s.n, f64::from(s.sum_reliability) / f64::from(s.n)),
             Some(_) => (0, 0.0),
             None => {
-                let r = self.ratings_of(a, today);
+                let r = ratings();
                 (r.n, r.mean_reliability)
             }
         }
@@ -1175,16 +1186,22 @@ impl AdoptionIndex {
 
     /// [`AdoptionIndex::feedback_sums_of`] of a placed adoption, read at its place.
     pub fn feedback_sums_at(&self, p: Placed, basis: &SumsBasis) -> Option<FeedbackSums> {
-        let k = self.kept_sums.as_ref().filter(|k| k.basis == *basis)?;
-        k.per_adoption.get(self.place_of(p)?).copied()
+        self.feedback_sums_in(self.place_of(p), basis)
+    }
+
+    /// [`AdoptionIndex::reliability_of`] a placed adoption, read at its place.
+    pub fn reliability_at(&self, p: Placed, today: NaiveDate) -> (u32, f64) {
+        self.reliability_in(self.place_of(p), || self.ratings_at(p, today), today)
+    }
+
+    /// [`AdoptionIndex::ratings_of`] a placed adoption, read at its place.
+    pub fn ratings_at(&self, p: Placed, date: NaiveDate) -> Ratings {
+        Ratings::of(self.reports_at(p), date)
     }
 
     /// [`AdoptionIndex::reports_of`] of a placed adoption, read at its place.
     pub fn reports_at(&self, p: Placed) -> Reports<'_> {
-        match self.place_of(p) {
-            Some(i) => self.feedback.get(i).unwrap_or(Reports::EMPTY),
-            None => self.reports(p.id),
-        }
+        self.reports_in(self.place_of(p), p.id)
     }
 
     /// Adoptions of a category in service on `date`, in no particular order: those without an
@@ -1246,9 +1263,15 @@ impl AdoptionIndex {
     /// [`AdoptionIndex::reports`] of an adoption read from this index (found by its place in
     /// memory, without the lookup by id: the hot path's way); by id for any other.
     pub fn reports_of(&self, a: &Adoption) -> Reports<'_> {
-        match self.position_of(a) {
+        self.reports_in(self.position_of(a), a.id)
+    }
+
+    /// The reports of the adoption at position `at`, or (`None`: not one of this index's) of
+    /// adoption `id`.
+    fn reports_in(&self, at: Option<usize>, id: u64) -> Reports<'_> {
+        match at {
             Some(i) => self.feedback.get(i).unwrap_or(Reports::EMPTY),
-            None => self.reports(a.id),
+            None => self.reports(id),
         }
     }
 

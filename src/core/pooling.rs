@@ -34,7 +34,7 @@ use smallvec::SmallVec;
 use crate::core::catalog::{Catalog, Category, Generation, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
-use crate::core::history::{Adoption, is_poor_rating};
+use crate::core::history::{Placed, is_poor_rating};
 use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, estimate_for};
 use crate::core::recommend::{Ctx, Params, Pick, Reach, Recommendation, score_and_choose};
 use crate::core::territory::{CommuneIdx, Epci};
@@ -306,12 +306,12 @@ fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
 /// unknown product or generation, or none recorded), looked up once for every reader.
 #[derive(Clone, Copy)]
 struct Held<'a> {
-    adoption: &'a Adoption,
+    adoption: Placed<'a>,
     generation: Option<&'a Generation>,
 }
 
 impl<'a> Held<'a> {
-    fn new(catalog: &'a Catalog, adoption: &'a Adoption) -> Self {
+    fn new(catalog: &'a Catalog, adoption: Placed<'a>) -> Self {
         let generation = adoption.generation.as_ref().and_then(|g| catalog.product(&adoption.product).ok()?.generation(g));
         Held { adoption, generation }
     }
@@ -333,13 +333,14 @@ fn in_service<'a>(ctx: &Ctx<'a>, members: &[CommuneIdx], category: &Slug) -> InS
     let by_commune = ctx.index.in_category_by_commune(category);
     members
         .iter()
-        .map(|&m| by_commune.of_commune(ctx.territory.code(m)).filter(|a| a.active_on(ctx.today)).map(|a| Held::new(ctx.catalog, a)).collect())
+        .map(|&m| by_commune.of_commune_placed(ctx.territory.code(m)).filter(|a| a.active_on(ctx.today)).map(|a| Held::new(ctx.catalog, a)).collect())
         .collect()
 }
 
 /// Whether and why a member needs something in a category within `horizon_months`.
 pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32) -> Option<Need> {
-    let active: SmallVec<[Held; 2]> = ctx.index.active(code, category, ctx.today).map(|a| Held::new(ctx.catalog, a)).collect();
+    let active: SmallVec<[Held; 2]> =
+        ctx.index.in_category_by_commune(category).of_commune_placed(code).filter(|a| a.active_on(ctx.today)).map(|a| Held::new(ctx.catalog, a)).collect();
     let population = ctx.territory.idx_of(code).map_or(0, |i| ctx.territory.commune(i).population);
     need_given(ctx, &active, population, category, horizon_months)
 }
@@ -375,7 +376,7 @@ fn need_given(ctx: &Ctx, active: &[Held], population: u32, category: &Slug, hori
         if let Some(d) = a.contract_end.filter(|d| *d <= horizon) {
             return Some(Need::ContractEnds { product, generation, date: d });
         }
-        let (n, mean_reliability) = ctx.reliability_of(a);
+        let (n, mean_reliability) = ctx.reliability_at(a);
         if is_poor_rating(mean_reliability, n) {
             return Some(Need::PoorRating { product, generation, mean_reliability: (mean_reliability * 100.0).round() / 100.0, n });
         }

@@ -591,11 +591,19 @@ impl<'a> Ctx<'a> {
     /// same values either way.
     pub fn reliability_of(&self, a: &Adoption) -> (u32, f64) {
         if self.kept_sums {
-            self.index.reliability_of(a, self.today)
-        } else {
-            let r = self.index.ratings(a.id, self.today);
-            (r.n, r.mean_reliability)
+            return self.index.reliability_of(a, self.today);
         }
+        let r = self.index.ratings(a.id, self.today);
+        (r.n, r.mean_reliability)
+    }
+
+    /// [`Ctx::reliability_of`] a placed adoption, read at its place.
+    pub fn reliability_at(&self, a: Placed) -> (u32, f64) {
+        if self.kept_sums {
+            return self.index.reliability_at(a, self.today);
+        }
+        let r = self.index.ratings_at(a, self.today);
+        (r.n, r.mean_reliability)
     }
 
     /// The same context on the exact path: every feedback record read, as when the index keeps

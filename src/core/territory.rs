@@ -708,7 +708,18 @@ impl Territory {
             from = out.get(next).map(|nb| (nb.idx, nb.hops));
             next += 1;
         }
-        out.sort_unstable_by_key(|nb| (nb.hops, self.code_rank[nb.idx as usize]));
+        if max_hops > 15 {
+            out.sort_unstable_by_key(|nb| (nb.hops, self.code_rank[nb.idx as usize]));
+            return;
+        }
+        // Sorted as packed keys, each commune's code rank read once (not at every comparison):
+        // hops (at most 15) in the top 4 bits, the rank in the next 28, the commune in the low 32.
+        let mut keys: Vec<u64> =
+            out.iter().map(|nb| (u64::from(nb.hops) << 60) | (u64::from(self.code_rank[nb.idx as usize]) << 32) | u64::from(nb.idx)).collect();
+        keys.sort_unstable();
+        for (nb, k) in out.iter_mut().zip(keys) {
+            *nb = Neighbour { idx: k as u32, hops: (k >> 60) as u32 };
+        }
     }
 
     /// Distance in km between the centroids of two communes (haversine, mean Earth radius);
@@ -949,6 +960,27 @@ pub(crate) mod tests {
         let edges =
             "a,b,kind,border_km,distance_km\n35001,35002,border,3.2,3.7\n35002,35003,border,2.0,3.7\n35003,35004,border,1.5,3.7\n35004,35005,nearest,,11.9\n";
         Territory::from_csv(communes, epcis, members, edges, "code_2018,code,via\n", "kind,code,name,commune\npostal_code,35500,,35001\n").unwrap()
+    }
+
+    /// `within_hops` is every commune at most `r` edges away with its shortest distance in
+    /// edges (petgraph's Dijkstra, unit weights), sorted by hops then code: for every 50th
+    /// Breton commune at radii 1, 6, 15 (packed sort keys) and 16 (the plain sort).
+    #[test]
+    fn within_hops_is_the_shortest_paths_sorted_by_hops_then_code() {
+        let t = crate::seeds::territory().unwrap();
+        let mut compared = 0;
+        for a in (0..t.communes().len() as CommuneIdx).step_by(50) {
+            let dist = petgraph::algo::dijkstra(&t.graph, NodeIndex::new(a as usize), None, |_| 1u32);
+            for r in [1, 6, 15, 16] {
+                let mut expected: Vec<(u32, InseeCode)> =
+                    dist.iter().filter(|(n, d)| n.index() != a as usize && **d <= r).map(|(n, d)| (*d, t.commune(n.index() as CommuneIdx).code)).collect();
+                expected.sort();
+                let got: Vec<(u32, InseeCode)> = t.within_hops(a, r).iter().map(|n| (n.hops, t.commune(n.idx).code)).collect();
+                assert_eq!(got, expected, "{} at {r}", t.commune(a).code);
+                compared += got.len();
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
     }
 
     #[test]
