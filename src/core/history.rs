@@ -747,12 +747,10 @@ pub struct AdoptionIndex {
     /// Per commune, by its code's slot ([`InseeCode::slot`]): the positions of its adoptions.
     by_commune: Chunks<Vec<u32>, 10>,
     /// Per category (together, every adoption of the category): positions of the adoptions
-    /// without an end (`until` unset), of those with one, and the latest end date: a wide
-    /// search for what is in service reads the first list and, only when some end is later
-    /// than its date, the second.
+    /// without an end (`until` unset), then of those with one ([`AdoptionIndex::in_category`]
+    /// reads them in that order).
     open: FnvHashMap<Slug, Arc<Vec<u32>>>,
     closed: FnvHashMap<Slug, Arc<Vec<u32>>>,
-    latest_until: FnvHashMap<Slug, NaiveDate>,
     /// Per category and commune, the positions of the commune's adoptions in the category, in
     /// the order of `by_commune`: a reach reads its communes' adoptions in one category without
     /// going through their others.
@@ -836,7 +834,6 @@ impl AdoptionIndex {
                 let to = if a.until.is_none() { &mut self.open } else { &mut self.closed };
                 Arc::make_mut(to.entry(a.category.clone()).or_default()).push(i);
             }
-            self.note_until(&a);
             let (commune, category) = (a.commune, a.category.clone());
             let (key, dates) = ((a.product.clone(), a.generation.clone()), (a.since, a.until));
             if let Some(slot) = self.adoptions.get_mut(i as usize) {
@@ -867,7 +864,6 @@ impl AdoptionIndex {
         Arc::make_mut(self.by_category_commune.entry(a.category.clone()).or_default()).entry(&a.commune).push(i);
         let list = if a.until.is_none() { &mut self.open } else { &mut self.closed };
         Arc::make_mut(list.entry(a.category.clone()).or_default()).push(i);
-        self.note_until(&a);
         self.note_key(&a, i);
         let (commune, category) = (a.commune, a.category.clone());
         self.adoptions.push(a);
@@ -989,15 +985,6 @@ impl AdoptionIndex {
             self.by_commune.push(Vec::new());
         }
         self.by_commune.get_mut(slot).expect("the list was just made")
-    }
-
-    /// Keeps the latest end per category (never lowered: a later search only reads a few
-    /// ended adoptions for nothing).
-    fn note_until(&mut self, a: &Adoption) {
-        if let Some(u) = a.until {
-            let latest = self.latest_until.entry(a.category.clone()).or_insert(u);
-            *latest = (*latest).max(u);
-        }
     }
 
     /// Adds a feedback record; returns false, ignoring it, if one with the same id is already
@@ -1202,20 +1189,6 @@ impl AdoptionIndex {
     /// [`AdoptionIndex::reports_of`] of a placed adoption, read at its place.
     pub fn reports_at(&self, p: Placed) -> Reports<'_> {
         self.reports_in(self.place_of(p), p.id)
-    }
-
-    /// Adoptions of a category in service on `date`, in no particular order: those without an
-    /// end, then (only if some end in the category is later than `date`) those ending after it.
-    pub fn in_service_in_category<'a>(&'a self, category: &Slug, date: NaiveDate) -> impl Iterator<Item = &'a Adoption> + 'a {
-        let open = self.open.get(category).map(|v| v.as_slice()).unwrap_or(&[]);
-        let later_ends = self.latest_until.get(category).is_some_and(|u| *u > date);
-        let closed = if later_ends { self.closed.get(category).map(|v| v.as_slice()).unwrap_or(&[]) } else { &[] };
-        open.iter().chain(closed).map(|&i| &self.adoptions[i as usize]).filter(move |a| a.active_on(date))
-    }
-
-    /// Adoptions of a category that have an end date (any), in no particular order.
-    pub fn ended_in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
-        self.closed.get(category).into_iter().flat_map(|v| v.iter()).map(|&i| &self.adoptions[i as usize])
     }
 
     /// Number of adoptions in a category (all dates).
@@ -1640,7 +1613,7 @@ mod tests {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let cat = Slug::parse("copieur").unwrap();
         let ids = |h: &AdoptionIndex, date: &str| {
-            let mut v: Vec<u64> = h.in_service_in_category(&cat, d(date)).map(|a| a.id).collect();
+            let mut v: Vec<u64> = h.in_category(&cat).filter(|a| a.active_on(d(date))).map(|a| a.id).collect();
             v.sort();
             v
         };
@@ -1659,22 +1632,22 @@ mod tests {
         h.add_adoption(a1.clone());
         assert_eq!(ids(&h, "2026-01-01"), Vec::<u64>::new());
         assert_eq!(ids(&h, "2024-12-31"), vec![1]);
-        let mut ended_ids: Vec<u64> = h.ended_in_category(&cat).map(|a| a.id).collect();
+        let mut ended_ids: Vec<u64> = h.in_category(&cat).filter(|a| a.until.is_some()).map(|a| a.id).collect();
         ended_ids.sort();
         assert_eq!(ended_ids, vec![1, 2]);
         a1.until = None;
         h.add_adoption(a1);
         assert_eq!(ids(&h, "2026-01-01"), vec![1]);
-        assert_eq!(h.ended_in_category(&cat).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(h.in_category(&cat).map(|a| a.id).collect::<Vec<_>>(), vec![1, 2], "without an end first");
         assert_eq!(h.category_len(&cat), 2);
         // A replacement in another category and commune is re-indexed there.
         let mut moved = adoption(2, "35238", "copieur-b");
         moved.category = Slug::parse("poste-de-travail").unwrap();
         h.add_adoption(moved);
         assert_eq!(h.category_len(&cat), 1);
-        assert!(h.ended_in_category(&cat).next().is_none());
+        assert_eq!(h.in_category(&cat).map(|a| a.id).collect::<Vec<_>>(), vec![1]);
         let other = Slug::parse("poste-de-travail").unwrap();
-        assert_eq!(h.in_service_in_category(&other, d("2026-01-01")).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(h.in_category(&other).filter(|a| a.active_on(d("2026-01-01"))).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
         assert_eq!(h.of_commune(&InseeCode::parse("29232").unwrap()).count(), 0);
         assert_eq!(h.of_commune(&InseeCode::parse("35238").unwrap()).map(|a| a.id).collect::<Vec<_>>(), vec![2]);
         // The per-category lists and keys follow the move too.
@@ -1802,7 +1775,7 @@ mod tests {
             let c = Slug::parse(category).unwrap();
             let mut all: Vec<u64> = h.in_category(&c).map(|a| a.id).collect();
             all.sort();
-            let mut active: Vec<u64> = h.in_service_in_category(&c, date).map(|a| a.id).collect();
+            let mut active: Vec<u64> = h.in_category(&c).filter(|a| a.active_on(date)).map(|a| a.id).collect();
             active.sort();
             let keys: Vec<String> = h.adoptions_by_key(&c).map(|(p, g, v)| format!("{p}/{g:?}: {:?}", v.iter().map(|a| a.id).collect::<Vec<_>>())).collect();
             let by_commune = h.in_category_by_commune(&c).of_commune(&InseeCode::parse("29019").unwrap()).map(|a| a.id).collect::<Vec<_>>();
