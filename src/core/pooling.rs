@@ -36,7 +36,7 @@ use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
 use crate::core::history::{Placed, is_poor_rating};
 use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, estimate_for};
-use crate::core::recommend::{Ctx, Params, Pick, Reach, Recommendation, score_and_choose};
+use crate::core::recommend::{Ctx, Params, Pick, Reach, Recommendation, read_reach, score_and_choose};
 use crate::core::territory::{CommuneIdx, Epci};
 use crate::error::{Error, Result};
 
@@ -337,6 +337,24 @@ fn in_service<'a>(ctx: &Ctx<'a>, members: &[CommuneIdx], category: &Slug) -> InS
         .collect()
 }
 
+/// [`InService`] of `members` from the started adoptions of their [`group_reach`] in one
+/// category ([`read_reach`]: the members come first, in order, each with its adoptions in the
+/// order of [`in_service`]).
+fn members_in_read<'a>(ctx: &Ctx<'a>, members: &[CommuneIdx], read: &[(Reach, Placed<'a>)]) -> InService<'a> {
+    let mut out: InService = vec![SmallVec::new(); members.len()];
+    let mut k = 0;
+    for (r, a) in read.iter().take_while(|(r, _)| r.hops == Some(0)) {
+        // The members' entries come in the members' order: move to this one's.
+        while k < members.len() && members[k] != r.idx {
+            k += 1;
+        }
+        if k < members.len() && a.active_on(ctx.today) {
+            out[k].push(Held::new(ctx.catalog, *a));
+        }
+    }
+    out
+}
+
 /// Whether and why a member needs something in a category within `horizon_months`.
 pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32) -> Option<Need> {
     let active: SmallVec<[Held; 2]> =
@@ -550,6 +568,7 @@ fn groupement(
     members: &[CommuneIdx],
     in_service: &InService,
     reach: &[Reach],
+    read: Option<&[(Reach, Placed)]>,
     cat: &Category,
     horizon_months: u32,
     params: &Params,
@@ -560,7 +579,7 @@ fn groupement(
         return None;
     }
     let (option, picks) =
-        score_and_choose(ctx, reach, None, &cat.slug, &fnv::FnvHashSet::default(), params, |picks| choose_option(ctx, picks, &concerned, horizon_months));
+        score_and_choose(ctx, reach, read, None, &cat.slug, &fnv::FnvHashSet::default(), params, |picks| choose_option(ctx, picks, &concerned, horizon_months));
     let option = option.map(|o| group_option(ctx, o, &cat.slug, horizon_months));
     let (concerned, own_path) = split_by_path(ctx, concerned, option.as_ref(), &picks);
     if concerned.is_empty() {
@@ -656,13 +675,26 @@ pub fn pooled_purchases_with(ctx: &Ctx, siren: &Siren, horizon_months: u32, esti
     let members = ctx.territory.members(siren);
     let reach = group_reach(ctx, members);
     let params = Params::default();
-    let in_service: Vec<InService> = ctx.catalog.categories.iter().map(|cat| in_service(ctx, members, &cat.slug)).collect();
+    // Each category's adoptions of the reach, read once for the members' needs and the scoring
+    // (when the reach is read commune by commune; else the members are read apart).
+    let reads: Vec<Option<Vec<(Reach, Placed)>>> = ctx.catalog.categories.iter().map(|cat| read_reach(ctx, &reach, &cat.slug)).collect();
+    let in_service: Vec<InService> = ctx
+        .catalog
+        .categories
+        .iter()
+        .zip(&reads)
+        .map(|(cat, read)| match read {
+            Some(read) => members_in_read(ctx, members, read),
+            None => in_service(ctx, members, &cat.slug),
+        })
+        .collect();
     let mut groupements: Vec<Groupement> = ctx
         .catalog
         .categories
         .iter()
         .zip(&in_service)
-        .filter_map(|(cat, lists)| groupement(ctx, epci, members, lists, &reach, cat, horizon_months, &params, &own))
+        .zip(&reads)
+        .filter_map(|((cat, lists), read)| groupement(ctx, epci, members, lists, &reach, read.as_deref(), cat, horizon_months, &params, &own))
         .collect();
     let order: Vec<&Slug> = ctx.catalog.categories.iter().map(|c| &c.slug).collect();
     let pos = |s: &Slug| order.iter().position(|x| *x == s).unwrap_or(usize::MAX);
@@ -889,5 +921,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The members' adoptions in service taken from their reach's read ([`members_in_read`])
+    /// are those read member by member ([`in_service`]), in the same order, for every Breton
+    /// EPCI × category of the demo history where the reach is read commune by commune.
+    #[test]
+    fn the_members_read_with_their_reach_are_those_read_apart() {
+        use crate::core::simulate::{SimParams, simulate};
+        let (t, c) = (crate::seeds::territory().unwrap(), crate::seeds::catalog().unwrap());
+        let today = d("2026-11-29");
+        let demo = simulate(&t, &c, &SimParams::new(2026, today));
+        let mut h = AdoptionIndex::default();
+        demo.adoptions.into_iter().for_each(|a| h.add_adoption(a));
+        let ctx = Ctx::new(&t, &c, &h, today);
+        let ids = |lists: &InService| lists.iter().map(|l| l.iter().map(|x| x.adoption.id).collect::<Vec<_>>()).collect::<Vec<_>>();
+        let (mut compared, mut held) = (0, 0);
+        for epci in t.epcis() {
+            let members = t.members(&epci.siren);
+            let reach = group_reach(&ctx, members);
+            for cat in &c.categories {
+                let Some(read) = read_reach(&ctx, &reach, &cat.slug) else { continue };
+                let apart = in_service(&ctx, members, &cat.slug);
+                assert_eq!(ids(&members_in_read(&ctx, members, &read)), ids(&apart), "{} {}", epci.siren, cat.slug);
+                compared += 1;
+                held += apart.iter().map(|l| l.len()).sum::<usize>();
+            }
+        }
+        assert!(compared > 500 && held > 10_000, "{compared} compared, {held} adoptions");
     }
 }

@@ -844,19 +844,14 @@ struct Group<'a> {
     abandoned: usize,
 }
 
-/// The in-service adoptions of the reach in `category`, grouped by (product, generation), in
-/// key order, each with its commune's [`Reach`]; and the ended ones (started and ended by
-/// `ctx.today`), for [`count_ended`]: one read of the reach for both.
-fn in_service_groups<'a>(
-    ctx: &'a Ctx,
-    in_reach: &'a ReachAdoptions,
-    reach: &'a [Reach],
-    category: &'a Slug,
-) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<&'a Adoption>) {
+/// The in-service ones of the started `adoptions` of a reach (each with its commune's
+/// [`Reach`]), grouped by (product, generation), in key order; and the ended ones (started and
+/// ended by `ctx.today`), for [`count_ended`]: one read of the reach for both.
+fn in_service_groups<'a>(ctx: &'a Ctx, adoptions: impl Iterator<Item = (Reach, Placed<'a>)>) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<&'a Adoption>) {
     let mut memo = KeyMemo::default();
     let mut groups: Vec<(KeyRef<'a>, Group<'a>)> = Vec::new();
     let mut ended = Vec::new();
-    for (r, a) in in_reach.iter(ctx, reach, category) {
+    for (r, a) in adoptions {
         if a.active_on(ctx.today) {
             let slot = memo.slot(ctx.catalog, a.adoption, &mut groups);
             groups[slot].1.adopters.push((r, a));
@@ -865,6 +860,17 @@ fn in_service_groups<'a>(
         }
     }
     (groups.into_iter().collect(), ended)
+}
+
+/// The started adoptions of `reach` in `category` (in service or ended by `ctx.today`), each
+/// with its commune's [`Reach`], in reach order, when the reach is read commune by commune
+/// (it is smaller than the category: [`ReachAdoptions::new`]); `None` otherwise. For a caller
+/// that reads them too before scoring ([`score_and_choose`]'s `read`): one read for both.
+pub(crate) fn read_reach<'a>(ctx: &'a Ctx, reach: &'a [Reach], category: &'a Slug) -> Option<Vec<(Reach, Placed<'a>)>> {
+    match ReachAdoptions::new(ctx, reach, category) {
+        ReachAdoptions::ByCommune => Some(ReachAdoptions::ByCommune.iter(ctx, reach, category).collect()),
+        ReachAdoptions::ByCategory(_) => None,
+    }
 }
 
 /// The candidate ([`key_ref`]) of the adoptions read, remembered by the text of their product
@@ -1639,24 +1645,27 @@ pub fn score_candidates(
     skip: &FnvHashSet<Key>,
     params: &Params,
 ) -> (Vec<Recommendation>, Vec<Excluded>) {
-    let (items, _, excluded) = score_ranked(ctx, reach, None, population, category, skip, params, |_| 0..usize::MAX);
+    let (items, _, excluded) = score_ranked(ctx, reach, Source::Reach, population, category, skip, params, |_| 0..usize::MAX);
     (items, excluded)
 }
 
 /// [`score_candidates`] for a groupement: every candidate ranked as a [`Pick`], and only the
 /// one `choose` picks among them (an index into the picks) written out as a
-/// [`Recommendation`] (evidence rows and reason are the costly part). Returns (that one, the
-/// picks).
+/// [`Recommendation`] (evidence rows and reason are the costly part); `read`: the reach's
+/// adoptions when the caller read them already ([`read_reach`]). Returns (that one, the picks).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn score_and_choose(
     ctx: &Ctx,
     reach: &[Reach],
+    read: Option<&[(Reach, Placed)]>,
     population: Option<u32>,
     category: &Slug,
     skip: &FnvHashSet<Key>,
     params: &Params,
     choose: impl FnOnce(&[Pick]) -> Option<usize>,
 ) -> (Option<Recommendation>, Vec<Pick>) {
-    let (items, picks, _) = score_ranked(ctx, reach, None, population, category, skip, params, |picks| match choose(picks) {
+    let source = read.map_or(Source::Reach, Source::Read);
+    let (items, picks, _) = score_ranked(ctx, reach, source, population, category, skip, params, |picks| match choose(picks) {
         Some(i) => i..i + 1,
         None => 0..0,
     });
@@ -1665,14 +1674,14 @@ pub(crate) fn score_and_choose(
 
 /// [`score_candidates`], with only the ranked candidates at the positions `finish(picks)`
 /// gives written out as [`Recommendation`]s (evidence, notes, reason); every ranked candidate
-/// is in the picks. At a wide step, `wide` gives the adopters of the step's area beyond
-/// `reach` ([`WideRead::groups`]).
+/// is in the picks. The groups come from `source`: the reach's adoptions read here or
+/// already read, or at a wide step the adopters of the step's area ([`WideRead::groups`]).
 /// Returns (those items, every candidate's pick, excluded).
 #[allow(clippy::too_many_arguments)]
 fn score_ranked(
     ctx: &Ctx,
     reach: &[Reach],
-    wide: Option<(&WideRead, Step)>,
+    source: Source,
     population: Option<u32>,
     category: &Slug,
     skip: &FnvHashSet<Key>,
@@ -1683,16 +1692,46 @@ fn score_ranked(
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
     let in_reach;
-    let (groups, excluded) = match wide {
-        Some((wide, step)) => wide.groups(step),
-        None => {
+    let (mut groups, ended) = match source {
+        Source::Wide(wide, step) => {
+            let (groups, excluded) = wide.groups(step);
+            return score_groups(ctx, groups, excluded, population, category, skip, params, prior, finish);
+        }
+        Source::Read(read) => in_service_groups(ctx, read.iter().copied()),
+        Source::Reach => {
             in_reach = ReachAdoptions::new(ctx, reach, category);
-            let (mut groups, ended) = in_service_groups(ctx, &in_reach, reach, category);
-            let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
-            count_ended(ctx, &ended, &mut groups);
-            (groups, excluded)
+            in_service_groups(ctx, in_reach.iter(ctx, reach, category))
         }
     };
+    let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, params);
+    count_ended(ctx, &ended, &mut groups);
+    score_groups(ctx, groups, excluded, population, category, skip, params, prior, finish)
+}
+
+/// Where [`score_ranked`] takes its groups from.
+#[derive(Clone, Copy)]
+enum Source<'s, 'a> {
+    /// The reach's adoptions, read there.
+    Reach,
+    /// The reach's started adoptions, already read ([`read_reach`]).
+    Read(&'s [(Reach, Placed<'a>)]),
+    /// A wide step: the adopters of its area beyond the reach ([`WideRead::groups`]).
+    Wide(&'s WideRead<'a>, Step),
+}
+
+/// [`score_ranked`] once the groups and what is excluded are known.
+#[allow(clippy::too_many_arguments)]
+fn score_groups<'a>(
+    ctx: &Ctx,
+    groups: BTreeMap<KeyRef<'a>, Group<'a>>,
+    excluded: Vec<Excluded>,
+    population: Option<u32>,
+    category: &Slug,
+    skip: &FnvHashSet<Key>,
+    params: &Params,
+    prior: Prior,
+    finish: impl FnOnce(&[Pick]) -> std::ops::Range<usize>,
+) -> (Vec<Recommendation>, Vec<Pick>, Vec<Excluded>) {
     let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
     let best_known = best_known(ctx, &prior, category, population, skip, params);
     let scoring = Scoring { ctx, category, population, skip, params, prior, best_known, wsum };
@@ -2039,9 +2078,18 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
                 // `limit` returned at the step that answers get their evidence rows and reason
                 // written.
                 let answers = |picks: &[Pick]| step == Step::Territory || picks.iter().any(|i| i.status == Status::Proven);
-                let (items, picks, excluded) = score_ranked(ctx, reach, wide_read.map(|w| (w, step)), Some(c.population), category, &skip, params, |picks| {
-                    if answers(picks) { 0..params.limit } else { 0..0 }
-                });
+                let (items, picks, excluded) = score_ranked(
+                    ctx,
+                    reach,
+                    wide_read.map_or(Source::Reach, |w| Source::Wide(w, step)),
+                    Some(c.population),
+                    category,
+                    &skip,
+                    params,
+                    |picks| {
+                        if answers(picks) { 0..params.limit } else { 0..0 }
+                    },
+                );
                 (considered, radius, items, picks, excluded)
             }
         };
@@ -2228,7 +2276,7 @@ mod tests {
         }
         let whole: &'a [Reach] = Box::leak(whole.into_boxed_slice());
         let in_reach: &'a ReachAdoptions = Box::leak(Box::new(ReachAdoptions::ByCommune));
-        let (mut groups, ended) = in_service_groups(ctx, in_reach, whole, category);
+        let (mut groups, ended) = in_service_groups(ctx, in_reach.iter(ctx, whole, category));
         let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, p);
         count_ended(ctx, &ended, &mut groups);
         (groups, excluded)
