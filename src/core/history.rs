@@ -1201,13 +1201,24 @@ impl AdoptionIndex {
     /// `date`), is in service after that end. An upgrade to another generation or release of
     /// the same product, overlapping or not, is not an abandonment.
     pub fn abandoned_by(&self, a: &Adoption, date: NaiveDate) -> bool {
+        self.abandoned_in(self.position_of(a), a, date)
+    }
+
+    /// [`AdoptionIndex::abandoned_by`] of a placed adoption, read at its place.
+    pub fn abandoned_at(&self, p: Placed, date: NaiveDate) -> bool {
+        self.abandoned_in(self.place_of(p), p.adoption, date)
+    }
+
+    /// [`AdoptionIndex::abandoned_by`] of `a`, at position `at` in this index (`None`: not one
+    /// of its adoptions).
+    fn abandoned_in(&self, at: Option<usize>, a: &Adoption, date: NaiveDate) -> bool {
         let Some(u) = a.until.filter(|u| *u <= date) else { return false };
         // Continued: another adoption of the same product in the category, started since this
         // one (by `date`) and still in service after this one's end. An upgrade that starts
         // before the previous generation ends (2022 from 2024-01-15, 2016 until 2024-03-01)
         // continues the product. Read from `continued_from` (the earliest such start) for an
         // adoption of this index, from the commune's adoptions for any other.
-        let continued = match self.position_of(a) {
+        let continued = match at {
             Some(i) => self.continued_from[i].is_some_and(|c| c <= date),
             None => self
                 .of_commune_in(&a.commune, &a.category)

@@ -847,7 +847,7 @@ struct Group<'a> {
 /// The in-service ones of the started `adoptions` of a reach (each with its commune's
 /// [`Reach`]), grouped by (product, generation), in key order; and the ended ones (started and
 /// ended by `ctx.today`), for [`count_ended`]: one read of the reach for both.
-fn in_service_groups<'a>(ctx: &'a Ctx, adoptions: impl Iterator<Item = (Reach, Placed<'a>)>) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<&'a Adoption>) {
+fn in_service_groups<'a>(ctx: &'a Ctx, adoptions: impl Iterator<Item = (Reach, Placed<'a>)>) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Placed<'a>>) {
     let mut memo = KeyMemo::default();
     let mut groups: Vec<(KeyRef<'a>, Group<'a>)> = Vec::new();
     let mut ended = Vec::new();
@@ -856,7 +856,7 @@ fn in_service_groups<'a>(ctx: &'a Ctx, adoptions: impl Iterator<Item = (Reach, P
             let slot = memo.slot(ctx.catalog, a.adoption, &mut groups);
             groups[slot].1.adopters.push((r, a));
         } else {
-            ended.push(a.adoption);
+            ended.push(a);
         }
     }
     (groups.into_iter().collect(), ended)
@@ -888,9 +888,7 @@ type TextIds = (usize, usize, usize, usize);
 impl KeyMemo {
     /// The position in `groups` of `a`'s candidate, added (with an empty group) when new.
     fn slot<'a>(&mut self, catalog: &'a Catalog, a: &'a Adoption, groups: &mut Vec<(KeyRef<'a>, Group<'a>)>) -> usize {
-        let text = |s: &str| (s.as_ptr() as usize, s.len());
-        let (p, g) = (text(a.product.as_str()), a.generation.as_ref().map_or((0, 0), |g| text(g.as_str())));
-        let id = (p.0, p.1, g.0, g.1);
+        let id = text_ids(a);
         if let Some(&(_, slot)) = self.0.iter().find(|(x, _)| *x == id) {
             return slot;
         }
@@ -902,6 +900,14 @@ impl KeyMemo {
         self.0.push((id, slot));
         slot
     }
+}
+
+/// [`KeyMemo`]'s key of an adoption: the address and length of its product's text, then of
+/// its generation's.
+fn text_ids(a: &Adoption) -> TextIds {
+    let text = |s: &str| (s.as_ptr() as usize, s.len());
+    let (p, g) = (text(a.product.as_str()), a.generation.as_ref().map_or((0, 0), |g| text(g.as_str())));
+    (p.0, p.1, g.0, g.1)
 }
 
 /// Drops from `groups` the generations that cannot be proposed, before the costly part: what
@@ -943,19 +949,30 @@ fn drop_unproposable<V>(
 /// Counts the `ended` adoptions of the reach ([`in_service_groups`]) into the candidate
 /// generations left in `groups` (the others are not read further): ended, and of them
 /// abandoned (the commune later left the product, see `AdoptionIndex::abandoned_by`).
-fn count_ended<'a>(ctx: &'a Ctx, ended: &[&'a Adoption], groups: &mut BTreeMap<KeyRef<'a>, Group<'a>>) {
+fn count_ended<'a>(ctx: &'a Ctx, ended: &[Placed<'a>], groups: &mut BTreeMap<KeyRef<'a>, Group<'a>>) {
     if groups.is_empty() {
         return;
     }
-    // The product compared first (no key looked up): most ended adoptions are of generations
-    // that are not candidates.
-    let products: SmallVec<[&Slug; 8]> = groups.keys().map(|k| k.0).collect();
-    for a in ended.iter().filter(|a| products.contains(&&a.product)) {
-        if let Some(g) = groups.get_mut(&key_ref(ctx.catalog, a)) {
-            g.ended += 1;
-            if ctx.index.abandoned_by(a, ctx.today) {
-                g.abandoned += 1;
-            }
+    // Per distinct text of product and generation ([`text_ids`]), its candidate if it is one
+    // of `groups` (looked up once: most ended adoptions are of generations that are not
+    // candidates) and its counts so far.
+    let mut seen: SmallVec<[(TextIds, Option<KeyRef<'a>>, usize, usize); 16]> = SmallVec::new();
+    for a in ended {
+        let id = text_ids(a.adoption);
+        let k = seen.iter().position(|(x, ..)| *x == id).unwrap_or_else(|| {
+            let key = key_ref(ctx.catalog, a.adoption);
+            seen.push((id, groups.contains_key(&key).then_some(key), 0, 0));
+            seen.len() - 1
+        });
+        if seen[k].1.is_some() {
+            seen[k].2 += 1;
+            seen[k].3 += usize::from(ctx.index.abandoned_at(*a, ctx.today));
+        }
+    }
+    for (_, key, ended, abandoned) in seen {
+        if let Some(g) = key.and_then(|key| groups.get_mut(&key)) {
+            g.ended += ended;
+            g.abandoned += abandoned;
         }
     }
 }
@@ -1069,7 +1086,7 @@ impl<'a> WideRead<'a> {
                     .filter_map(|a| {
                         let (reach, steps) = reach_of(&a)?;
                         let active = a.active_on(today);
-                        let abandoned = !active && ctx.index.abandoned_by(&a, today);
+                        let abandoned = !active && ctx.index.abandoned_at(a, today);
                         Some(WideAdopter { reach, a, active, abandoned, steps })
                     })
                     .collect();
