@@ -955,8 +955,9 @@ fn count_ended<'a>(ctx: &'a Ctx, ended: &[Placed<'a>], groups: &mut BTreeMap<Key
     }
     // Per distinct text of product and generation ([`text_ids`]), its candidate if it is one
     // of `groups` (looked up once: most ended adoptions are of generations that are not
-    // candidates) and its counts so far.
-    let mut seen: SmallVec<[(TextIds, Option<KeyRef<'a>>, usize, usize); 16]> = SmallVec::new();
+    // candidates) and its counts so far (ended, abandoned).
+    type Seen<'a> = (TextIds, Option<KeyRef<'a>>, usize, usize);
+    let mut seen: SmallVec<[Seen<'a>; 16]> = SmallVec::new();
     for a in ended {
         let id = text_ids(a.adoption);
         let k = seen.iter().position(|(x, ..)| *x == id).unwrap_or_else(|| {
