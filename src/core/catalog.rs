@@ -407,7 +407,7 @@ impl Catalog {
 
     /// Regulations of a category that apply to a commune of `population`; for `None` (a group
     /// of communes), those without a population bound.
-    pub fn regulations_applying<'a>(&'a self, category: &'a Slug, population: Option<u32>) -> impl Iterator<Item = &'a Regulation> + 'a {
+    pub fn regulations_applying<'c: 's, 's>(&'c self, category: &'s Slug, population: Option<u32>) -> impl Iterator<Item = &'c Regulation> + 's {
         self.regulations.iter().filter(move |r| {
             r.categories.contains(category)
                 && match population {

@@ -51,7 +51,7 @@ use fnv::{FnvHashMap, FnvHashSet};
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::core::catalog::{Catalog, Generation, Product, Support, months_between};
+use crate::core::catalog::{Catalog, Generation, Product, Regulation, Support, months_between};
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
 use crate::core::history::{Adoption, AdoptionIndex, KeyAdoptions, Placed, Report, SumsBasis, is_poor_rating};
@@ -704,27 +704,69 @@ fn round(x: f64, d: i32) -> f64 {
 /// is known not to meet (its support ends before the obligation's date, or the catalogue says
 /// it fails it), or support ending within the margin.
 pub fn exclusion(ctx: &Ctx, category: &Slug, g: &Generation, population: Option<u32>, p: &Params) -> Option<String> {
+    why_excluded(ctx, category, g, population, p).map(|why| why.to_string())
+}
+
+/// Why [`exclusion`] leaves a generation out, before it is written out: the text is made only
+/// for what an answer shows.
+#[derive(Clone, Copy, Debug)]
+enum Why<'c> {
+    SupportEnded(NaiveDate),
+    SupportEndedUndated,
+    PhaseOut(&'c str),
+    Fails(&'c Regulation),
+    SupportEndsBefore(NaiveDate, &'c Regulation),
+    SupportEndsSoon(NaiveDate),
+}
+
+impl std::fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Why::SupportEnded(d) => write!(f, "fin de support le {}", fr::date(*d)),
+            Why::SupportEndedUndated => f.write_str("fin de support (date non publiée)"),
+            Why::PhaseOut(p) => write!(f, "en cours d'arrêt : {p}"),
+            Why::Fails(r) => write!(f, "non conforme à l'obligation « {} » du {}", r.title, r.date),
+            Why::SupportEndsBefore(eos, r) => write!(f, "support terminé le {eos}, avant l'obligation « {} » du {}", r.title, r.date),
+            Why::SupportEndsSoon(eos) => write!(f, "fin de support proche, le {eos}"),
+        }
+    }
+}
+
+/// [`exclusion`], its reason not written out.
+fn why_excluded<'c>(ctx: &Ctx<'c>, category: &Slug, g: &'c Generation, population: Option<u32>, p: &Params) -> Option<Why<'c>> {
     match g.support(ctx.today) {
-        Support::Ended(d) => return Some(format!("fin de support le {}", fr::date(d))),
-        Support::EndedUndated(()) => return Some("fin de support (date non publiée)".into()),
+        Support::Ended(d) => return Some(Why::SupportEnded(d)),
+        Support::EndedUndated(()) => return Some(Why::SupportEndedUndated),
         _ => {}
     }
     if let Some(p) = &g.phase_out {
-        return Some(format!("en cours d'arrêt : {p}"));
+        return Some(Why::PhaseOut(p));
     }
     let margin_end = ctx.today.checked_add_months(Months::new(p.support_margin_months)).unwrap_or(ctx.today);
     for r in ctx.catalog.regulations_applying(category, population).filter(|r| r.date <= margin_end) {
         if g.fails.contains(&r.id) {
-            return Some(format!("non conforme à l'obligation « {} » du {}", r.title, r.date));
+            return Some(Why::Fails(r));
         }
         if let Some(eos) = g.end_of_support.filter(|eos| *eos < r.date) {
-            return Some(format!("support terminé le {eos}, avant l'obligation « {} » du {}", r.title, r.date));
+            return Some(Why::SupportEndsBefore(eos, r));
         }
     }
-    if let Some(eos) = g.end_of_support.filter(|eos| *eos <= margin_end) {
-        return Some(format!("fin de support proche, le {eos}"));
+    g.end_of_support.filter(|eos| *eos <= margin_end).map(Why::SupportEndsSoon)
+}
+
+/// A candidate left out by [`drop_unproposable`], written out as an [`Excluded`] only when an
+/// answer shows it.
+#[derive(Clone, Copy, Debug)]
+struct Left<'a> {
+    product: &'a Slug,
+    generation: Option<&'a GenerationId>,
+    why: Why<'a>,
+}
+
+impl Left<'_> {
+    fn written(&self) -> Excluded {
+        Excluded { product: self.product.clone(), generation: self.generation.cloned(), why: self.why.to_string() }
     }
-    None
 }
 
 /// An obligation taking effect soon whose compliance the catalogue does not state for a
@@ -813,7 +855,7 @@ impl ReachAdoptions {
     /// The adoptions of the reach in `category` started by `ctx.today` (in service on it or
     /// ended), each with its commune's reach: commune by commune in reach order, or in the
     /// category's order (those without an end, then the ended ones).
-    fn iter<'a>(&'a self, ctx: &'a Ctx, reach: &'a [Reach], category: &'a Slug) -> Box<dyn Iterator<Item = (Reach, Placed<'a>)> + 'a> {
+    fn iter<'s, 'a: 's>(&'s self, ctx: &'a Ctx, reach: &'s [Reach], category: &'s Slug) -> Box<dyn Iterator<Item = (Reach, Placed<'a>)> + 's> {
         let today = ctx.today;
         match self {
             ReachAdoptions::ByCommune => {
@@ -914,14 +956,14 @@ fn text_ids(a: &Adoption) -> TextIds {
 /// the commune runs (`skip`), unknown products, older generations of a product it runs (no
 /// downgrade), and generations [`exclusion`] rejects. Returns the latter with their reason, in
 /// key order.
-fn drop_unproposable<V>(
-    ctx: &Ctx,
-    groups: &mut BTreeMap<KeyRef, V>,
+fn drop_unproposable<'a, V>(
+    ctx: &Ctx<'a>,
+    groups: &mut BTreeMap<KeyRef<'a>, V>,
     skip: &FnvHashSet<Key>,
     category: &Slug,
     population: Option<u32>,
     params: &Params,
-) -> Vec<Excluded> {
+) -> Vec<Left<'a>> {
     // The no-downgrade floor per product: the newest generation it runs (the maximum, whatever
     // the order the running generations are read in).
     let mut running_order: FnvHashMap<&Slug, u32> = FnvHashMap::default();
@@ -935,9 +977,9 @@ fn drop_unproposable<V>(
         if skips(skip, *key) || matches!((running_order.get(key.0), generation), (Some(&o), Some(g)) if g.order < o) {
             return false;
         }
-        match generation.and_then(|g| exclusion(ctx, category, g, population, params)) {
+        match generation.and_then(|g| why_excluded(ctx, category, g, population, params)) {
             Some(why) => {
-                excluded.push(Excluded { product: key.0.clone(), generation: key.1.cloned(), why });
+                excluded.push(Left { product: key.0, generation: key.1, why });
                 false
             }
             None => true,
@@ -991,7 +1033,7 @@ struct WideRead<'a> {
     keys: Vec<(KeyRef<'a>, Vec<WideAdopter<'a>>)>,
     /// The candidates [`exclusion`] rejects, in key order, each with the steps ([`step_bit`])
     /// whose area holds one of its adoptions in service.
-    excluded: Vec<(Excluded, u8)>,
+    excluded: Vec<(Left<'a>, u8)>,
 }
 
 /// One adoption read by [`WideRead`].
@@ -1068,7 +1110,7 @@ impl<'a> WideRead<'a> {
             .into_iter()
             .map(|x| {
                 let mut steps = 0u8;
-                if let Some(lists) = all.get(&(&x.product, x.generation.as_ref())) {
+                if let Some(lists) = all.get(&(x.product, x.generation)) {
                     for a in every(lists).filter(|a| started(a) && a.active_on(today)) {
                         steps |= reach_of(&a).map_or(0, |(_, s)| s);
                         if steps == 7 {
@@ -1100,7 +1142,7 @@ impl<'a> WideRead<'a> {
     /// The groups of wide step `step` and what it excludes: the same as [`in_service_groups`],
     /// [`drop_unproposable`] and [`count_ended`] give over the reach plus every commune of the
     /// step's area (the origin left out), adopters in the same order.
-    fn groups(&self, step: Step) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Excluded>) {
+    fn groups(&self, step: Step) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Left<'a>>) {
         let bit = step_bit(step);
         let mut groups = BTreeMap::new();
         for (key, adopters) in &self.keys {
@@ -1117,7 +1159,7 @@ impl<'a> WideRead<'a> {
                 groups.insert(*key, group);
             }
         }
-        let excluded = self.excluded.iter().filter(|(_, steps)| steps & bit != 0).map(|(x, _)| x.clone()).collect();
+        let excluded = self.excluded.iter().filter(|(_, steps)| steps & bit != 0).map(|(x, _)| *x).collect();
         (groups, excluded)
     }
 }
@@ -1133,7 +1175,7 @@ fn wide_groups<'a>(
     skip: &FnvHashSet<Key>,
     population: Option<u32>,
     params: &Params,
-) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Excluded>) {
+) -> (BTreeMap<KeyRef<'a>, Group<'a>>, Vec<Left<'a>>) {
     WideRead::read(ctx, reach, area.origin, area.radius, category, skip, population, params).groups(area.step)
 }
 
@@ -1279,7 +1321,7 @@ fn best_known(ctx: &Ctx, prior: &Prior, category: &Slug, population: Option<u32>
         .keys()
         .filter(|k| !skip.contains(*k))
         .filter(|k| match gen_of(ctx.catalog, &k.0, k.1.as_ref()) {
-            Some((_, Some(g))) => exclusion(ctx, category, g, population, params).is_none(),
+            Some((_, Some(g))) => why_excluded(ctx, category, g, population, params).is_none(),
             Some((_, None)) => true,
             None => false,
         })
@@ -1481,7 +1523,7 @@ impl Scoring<'_, '_> {
     /// Whether an older generation of `product` than `generation` could still be proposed.
     fn older_supported(&self, product: &Product, generation: Option<&Generation>) -> bool {
         generation.is_some_and(|g| {
-            product.generations.iter().any(|h| h.order < g.order && exclusion(self.ctx, self.category, h, self.population, self.params).is_none())
+            product.generations.iter().any(|h| h.order < g.order && why_excluded(self.ctx, self.category, h, self.population, self.params).is_none())
         })
     }
 
@@ -1664,7 +1706,7 @@ pub fn score_candidates(
     params: &Params,
 ) -> (Vec<Recommendation>, Vec<Excluded>) {
     let (items, _, excluded) = score_ranked(ctx, reach, Source::Reach, population, category, skip, params, |_| 0..usize::MAX);
-    (items, excluded)
+    (items, excluded.iter().map(Left::written).collect())
 }
 
 /// [`score_candidates`] for a groupement: every candidate ranked as a [`Pick`], and only the
@@ -1696,16 +1738,16 @@ pub(crate) fn score_and_choose(
 /// already read, or at a wide step the adopters of the step's area ([`WideRead::groups`]).
 /// Returns (those items, every candidate's pick, excluded).
 #[allow(clippy::too_many_arguments)]
-fn score_ranked(
-    ctx: &Ctx,
+fn score_ranked<'a>(
+    ctx: &'a Ctx,
     reach: &[Reach],
-    source: Source,
+    source: Source<'_, 'a>,
     population: Option<u32>,
     category: &Slug,
     skip: &FnvHashSet<Key>,
     params: &Params,
     finish: impl FnOnce(&[Pick]) -> std::ops::Range<usize>,
-) -> (Vec<Recommendation>, Vec<Pick>, Vec<Excluded>) {
+) -> (Vec<Recommendation>, Vec<Pick>, Vec<Left<'a>>) {
     let prior = ctx.prior(category, params);
     // Adoptions of the reach in the category: active ones are candidates' evidence; ended ones
     // count for the abandonment share.
@@ -1742,14 +1784,14 @@ enum Source<'s, 'a> {
 fn score_groups<'a>(
     ctx: &Ctx,
     groups: BTreeMap<KeyRef<'a>, Group<'a>>,
-    excluded: Vec<Excluded>,
+    excluded: Vec<Left<'a>>,
     population: Option<u32>,
     category: &Slug,
     skip: &FnvHashSet<Key>,
     params: &Params,
     prior: Prior,
     finish: impl FnOnce(&[Pick]) -> std::ops::Range<usize>,
-) -> (Vec<Recommendation>, Vec<Pick>, Vec<Excluded>) {
+) -> (Vec<Recommendation>, Vec<Pick>, Vec<Left<'a>>) {
     let wsum = (params.w_reliability + params.w_maturity + params.w_proximity).max(f64::MIN_POSITIVE);
     let best_known = best_known(ctx, &prior, category, population, skip, params);
     let scoring = Scoring { ctx, category, population, skip, params, prior, best_known, wsum };
@@ -1887,7 +1929,7 @@ fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
 /// step finds nothing and the answer is the territory's: `Some` of what it excludes (in key
 /// order, as the territory step gives it), read from the category's keys in O(keys) instead of
 /// every adoption of the territory. `None` when some generation could be proposed.
-fn nothing_to_offer(ctx: &Ctx, category: &Slug, skip: &FnvHashSet<Key>, population: Option<u32>, params: &Params) -> Option<Vec<Excluded>> {
+fn nothing_to_offer<'a>(ctx: &'a Ctx, category: &Slug, skip: &FnvHashSet<Key>, population: Option<u32>, params: &Params) -> Option<Vec<Left<'a>>> {
     let mut keys: BTreeMap<KeyRef, ()> = BTreeMap::new();
     for (product, generation, in_service) in ctx.index.keys_in_category(category, ctx.today) {
         if in_service {
@@ -2147,7 +2189,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
             scope: SearchArea { step, hops: radius, isolated, communes_considered: considered, note },
             current,
             items,
-            excluded,
+            excluded: excluded.iter().map(Left::written).collect(),
         });
     }
     Err(Error::Data("no widening step answered".into()))
@@ -2292,12 +2334,10 @@ mod tests {
                 whole.push(area.far(t, j, p));
             }
         }
-        let whole: &'a [Reach] = Box::leak(whole.into_boxed_slice());
-        let in_reach: &'a ReachAdoptions = Box::leak(Box::new(ReachAdoptions::ByCommune));
-        let (mut groups, ended) = in_service_groups(ctx, in_reach.iter(ctx, whole, category));
+        let (mut groups, ended) = in_service_groups(ctx, ReachAdoptions::ByCommune.iter(ctx, &whole, category));
         let excluded = drop_unproposable(ctx, &mut groups, skip, category, population, p);
         count_ended(ctx, &ended, &mut groups);
-        (groups, excluded)
+        (groups, excluded.iter().map(Left::written).collect())
     }
 
     /// The parameters these unit tests check the formulas with: a radius of 2 edges, a prior
@@ -2601,6 +2641,7 @@ mod golden {
                     let at = format!("{} {} {step:?}", commune.code, category.slug);
                     assert_eq!(super::tests::group_rows(&wide), super::tests::group_rows(&whole), "{at}");
                     let names = |x: &[Excluded]| x.iter().map(|e| (e.product.clone(), e.generation.clone(), e.why.clone())).collect::<Vec<_>>();
+                    let wide_excluded: Vec<Excluded> = wide_excluded.iter().map(Left::written).collect();
                     assert_eq!(names(&wide_excluded), names(&whole_excluded), "{at}");
                     compared += 1;
                     adopters += wide.values().map(|g| g.adopters.len()).sum::<usize>();
