@@ -1164,8 +1164,8 @@ impl AdoptionIndex {
         Placed { adoption: &self.adoptions[at as usize], at }
     }
 
-    /// The place of an adoption in this index: its position when `p` was read from it (the
-    /// adoption there has its id), else looked up by address ([`AdoptionIndex::position_of`]).
+    /// The place of an adoption in this index: its position when the adoption there is `p`'s
+    /// (same address), else looked up by address ([`AdoptionIndex::position_of`]).
     fn place_of(&self, p: Placed) -> Option<usize> {
         let at = p.at as usize;
         if at < self.adoptions.len() && std::ptr::eq(&self.adoptions[at], p.adoption) { Some(at) } else { self.position_of(p.adoption) }
@@ -1300,9 +1300,9 @@ impl<'a> KeyAdoptions<'a> {
 /// An adoption read from an [`AdoptionIndex`] with its place there, so that its feedback is
 /// read there directly ([`AdoptionIndex::feedback_sums_at`], [`AdoptionIndex::reports_at`]),
 /// not looked up by address ([`AdoptionIndex::reports_of`]). Reads as the adoption itself
-/// (`Deref`). Only the index that gave it knows its place: another index is never asked (the
-/// place is checked against the adoption's id there, and the lookup by address taken on a
-/// mismatch).
+/// (`Deref`). The place is trusted only where the adoption at it is this very one (same
+/// address: the index that gave it, or a clone sharing its chunk); any other index looks the
+/// adoption up by address, then by id, as for a plain `&Adoption`.
 #[derive(Clone, Copy, Debug)]
 pub struct Placed<'a> {
     /// The adoption.

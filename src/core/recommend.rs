@@ -43,7 +43,7 @@
 //! is not recommended back; instead an [`UpgradePath`] says whether to stay, update in place,
 //! move to a newer generation or switch product.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate};
@@ -842,7 +842,7 @@ enum ReachAdoptions {
 
 impl ReachAdoptions {
     fn new(ctx: &Ctx, reach: &[Reach], category: &Slug) -> Self {
-        if reach.len() <= ctx.index.category_len(category) {
+        if Self::by_commune(ctx, reach, category) {
             return ReachAdoptions::ByCommune;
         }
         let mut pos = Marks::take(ctx.territory.communes().len());
@@ -850,6 +850,11 @@ impl ReachAdoptions {
             pos.set(r.idx as usize, i as u32);
         }
         ReachAdoptions::ByCategory(pos)
+    }
+
+    /// Whether the reach is read commune by commune (it is no larger than the category).
+    fn by_commune(ctx: &Ctx, reach: &[Reach], category: &Slug) -> bool {
+        reach.len() <= ctx.index.category_len(category)
     }
 
     /// The adoptions of the reach in `category` started by `ctx.today` (in service on it or
@@ -909,10 +914,7 @@ fn in_service_groups<'a>(ctx: &'a Ctx, adoptions: impl Iterator<Item = (Reach, P
 /// (it is smaller than the category: [`ReachAdoptions::new`]); `None` otherwise. For a caller
 /// that reads them too before scoring ([`score_and_choose`]'s `read`): one read for both.
 pub(crate) fn read_reach<'a>(ctx: &'a Ctx, reach: &'a [Reach], category: &'a Slug) -> Option<Vec<(Reach, Placed<'a>)>> {
-    match ReachAdoptions::new(ctx, reach, category) {
-        ReachAdoptions::ByCommune => Some(ReachAdoptions::ByCommune.iter(ctx, reach, category).collect()),
-        ReachAdoptions::ByCategory(_) => None,
-    }
+    ReachAdoptions::by_commune(ctx, reach, category).then(|| ReachAdoptions::ByCommune.iter(ctx, reach, category).collect())
 }
 
 /// The candidate ([`key_ref`]) of the adoptions read, remembered by the text of their product
@@ -1024,27 +1026,38 @@ fn count_ended<'a>(ctx: &'a Ctx, ended: &[Placed<'a>], groups: &mut BTreeMap<Key
 /// territory), read once for the three: the steps share one reach (the same radius) and weigh
 /// a commune of their area the same way ([`Area::far`]), so they differ only in which communes
 /// they keep. Each started adoption of a candidate, the origin's left out, is read once with its
-/// commune's [`Reach`], whether it is in service, whether it was abandoned and the steps whose
-/// area holds it; [`WideRead::groups`] then gives each step's groups in O(its candidates'
-/// adoptions), without a kernel or an index lookup.
+/// commune, whether it is in service and the steps whose area holds it; [`WideRead::groups`]
+/// then gives each step's groups in O(its candidates' adoptions). A commune's kernel weight
+/// beyond the reach and whether an ended adoption was abandoned are computed by the first step
+/// that keeps it, once: a department step computes them for the department only.
 struct WideRead<'a> {
     /// The candidates that can be proposed, in key order, each with its started adoptions in
     /// reading order (the order of [`AdoptionIndex::adoptions_by_key`]).
     keys: Vec<(KeyRef<'a>, Vec<WideAdopter<'a>>)>,
+    /// The communes beyond the reach, weighted as one edge further ([`Area::far`]).
+    far: Area,
+    territory: &'a Territory,
+    index: &'a AdoptionIndex,
+    today: NaiveDate,
+    params: Params,
     /// The candidates [`exclusion`] rejects, in key order, each with the steps ([`step_bit`])
     /// whose area holds one of its adoptions in service.
     excluded: Vec<(Left<'a>, u8)>,
 }
 
 /// One adoption read by [`WideRead`].
-#[derive(Clone, Copy)]
 struct WideAdopter<'a> {
-    reach: Reach,
+    /// Its commune.
+    j: CommuneIdx,
+    /// Its commune's [`Reach`]: its entry of the reach, or (beyond it) computed by the first
+    /// step that keeps it.
+    reach: Cell<Option<Reach>>,
     a: Placed<'a>,
     /// In service on the reference date (else ended by then).
     active: bool,
-    /// Ended by leaving the product (`AdoptionIndex::abandoned_by`).
-    abandoned: bool,
+    /// For an ended one, whether it ended by leaving the product (`AdoptionIndex::abandoned_by`),
+    /// found by the first step that counts it.
+    abandoned: Cell<Option<bool>>,
     /// The wide steps whose area holds its commune ([`step_bit`]).
     steps: u8,
 }
@@ -1079,19 +1092,15 @@ impl<'a> WideRead<'a> {
             pos.set(r.idx as usize, i as u32);
         }
         let size = t.size_class_of(origin);
-        // An adoption's commune as the wide steps read it: its entry of `reach` (in every
-        // step's area), or the kernel of a commune beyond it and the steps whose area holds it;
-        // `None` for the origin and a commune outside the territory.
-        let reach_of = |a: &Adoption| -> Option<(Reach, u8)> {
+        // An adoption's commune as the wide steps read it: the commune, its entry of `reach`
+        // (in every step's area) and the steps whose area holds it; `None` for the origin and a
+        // commune outside the territory.
+        let reach_of = |a: &Adoption| -> Option<(CommuneIdx, Option<Reach>, u8)> {
             let j = t.idx_of(&a.commune)?;
             match pos.get(j as usize) {
-                Some(p) if p != u32::MAX => Some((reach[p as usize], 7)),
+                Some(p) if p != u32::MAX => Some((j, Some(reach[p as usize]), 7)),
                 _ if j == origin => None,
-                _ => {
-                    let steps = 4 | u8::from(t.same_department(j, origin)) | (u8::from(t.size_class_of(j) == size) << 1);
-                    let far = Area { step: Step::Territory, origin, radius, size };
-                    Some((far.far(t, j, params), steps))
-                }
+                _ => Some((j, None, 4 | u8::from(t.same_department(j, origin)) | (u8::from(t.size_class_of(j) == size) << 1))),
             }
         };
         let today = ctx.today;
@@ -1112,7 +1121,7 @@ impl<'a> WideRead<'a> {
                 let mut steps = 0u8;
                 if let Some(lists) = all.get(&(x.product, x.generation)) {
                     for a in every(lists).filter(|a| started(a) && a.active_on(today)) {
-                        steps |= reach_of(&a).map_or(0, |(_, s)| s);
+                        steps |= reach_of(&a).map_or(0, |(.., s)| s);
                         if steps == 7 {
                             break;
                         }
@@ -1127,16 +1136,16 @@ impl<'a> WideRead<'a> {
                 let adopters = every(&lists)
                     .filter(|a| started(a))
                     .filter_map(|a| {
-                        let (reach, steps) = reach_of(&a)?;
+                        let (j, reach, steps) = reach_of(&a)?;
                         let active = a.active_on(today);
-                        let abandoned = !active && ctx.index.abandoned_at(a, today);
-                        Some(WideAdopter { reach, a, active, abandoned, steps })
+                        Some(WideAdopter { j, reach: Cell::new(reach), a, active, abandoned: Cell::new(None), steps })
                     })
                     .collect();
                 (key, adopters)
             })
             .collect();
-        WideRead { keys, excluded }
+        let far = Area { step: Step::Territory, origin, radius, size };
+        WideRead { keys, excluded, far, territory: t, index: ctx.index, today, params: *params }
     }
 
     /// The groups of wide step `step` and what it excludes: the same as [`in_service_groups`],
@@ -1149,10 +1158,20 @@ impl<'a> WideRead<'a> {
             let mut group = Group { adopters: Vec::new(), ended: 0, abandoned: 0 };
             for w in adopters.iter().filter(|w| w.steps & bit != 0) {
                 if w.active {
-                    group.adopters.push((w.reach, w.a));
+                    let reach = w.reach.get().unwrap_or_else(|| {
+                        let r = self.far.far(self.territory, w.j, &self.params);
+                        w.reach.set(Some(r));
+                        r
+                    });
+                    group.adopters.push((reach, w.a));
                 } else {
+                    let abandoned = w.abandoned.get().unwrap_or_else(|| {
+                        let b = self.index.abandoned_at(w.a, self.today);
+                        w.abandoned.set(Some(b));
+                        b
+                    });
                     group.ended += 1;
-                    group.abandoned += usize::from(w.abandoned);
+                    group.abandoned += usize::from(abandoned);
                 }
             }
             if !group.adopters.is_empty() {

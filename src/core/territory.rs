@@ -264,8 +264,8 @@ pub struct Territory {
     /// Each commune's INSEE code, by index: 5 bytes a commune, what the hot path reads of a
     /// commune of a reach (instead of its whole record).
     codes: Vec<InseeCode>,
-    /// What a kernel weight and a wide search read of each commune, by index, in one record
-    /// (one cache line): its place, EPCI, department and population class ([`CommunePlace`]).
+    /// What a kernel weight and a wide search read of each commune, by index, in one 40-byte
+    /// record: its place, EPCI, department and population class ([`CommunePlace`]).
     places: Vec<CommunePlace>,
     /// Number of communes per department code, and per population class.
     department_size: HashMap<String, usize>,
@@ -708,12 +708,13 @@ impl Territory {
             from = out.get(next).map(|nb| (nb.idx, nb.hops));
             next += 1;
         }
-        if max_hops > 15 {
+        if max_hops > 15 || self.communes.len() >= 1 << 28 {
             out.sort_unstable_by_key(|nb| (nb.hops, self.code_rank[nb.idx as usize]));
             return;
         }
         // Sorted as packed keys, each commune's code rank read once (not at every comparison):
-        // hops (at most 15) in the top 4 bits, the rank in the next 28, the commune in the low 32.
+        // hops (at most 15) in the top 4 bits, the rank (below 2^28) in the next 28, the commune
+        // in the low 32.
         let mut keys: Vec<u64> =
             out.iter().map(|nb| (u64::from(nb.hops) << 60) | (u64::from(self.code_rank[nb.idx as usize]) << 32) | u64::from(nb.idx)).collect();
         keys.sort_unstable();
