@@ -957,7 +957,7 @@ fn text_ids(a: &Adoption) -> TextIds {
 /// Drops from `groups` the generations that cannot be proposed, before the costly part: what
 /// the commune runs (`skip`), unknown products, older generations of a product it runs (no
 /// downgrade), and generations [`exclusion`] rejects. Returns the latter with their reason, in
-/// key order.
+/// key order, as [`Left`] values (the reason written out only for an answer that shows it).
 fn drop_unproposable<'a, V>(
     ctx: &Ctx<'a>,
     groups: &mut BTreeMap<KeyRef<'a>, V>,
@@ -1062,6 +1062,9 @@ struct WideAdopter<'a> {
     steps: u8,
 }
 
+/// The wide steps, whose areas go beyond the reach.
+const WIDE_STEPS: [Step; 3] = [Step::Department, Step::SizeClass, Step::Territory];
+
 /// A wide step's bit in [`WideAdopter::steps`] (0 for the neighbour steps).
 fn step_bit(step: Step) -> u8 {
     match step {
@@ -1100,7 +1103,7 @@ impl<'a> WideRead<'a> {
             match pos.get(j as usize) {
                 Some(p) if p != u32::MAX => Some((j, Some(reach[p as usize]), 7)),
                 _ if j == origin => None,
-                _ => Some((j, None, 4 | u8::from(t.same_department(j, origin)) | (u8::from(t.size_class_of(j) == size) << 1))),
+                _ => Some((j, None, WIDE_STEPS.iter().filter(|&&step| Area { step, origin, radius, size }.contains(t, j)).fold(0, |b, &s| b | step_bit(s)))),
             }
         };
         let today = ctx.today;
@@ -1829,7 +1832,7 @@ struct StepReach {
     /// the EPCI.
     reach: Vec<Reach>,
     /// At the wide steps (department, size class, territory), the rest of the area: its
-    /// communes are read too, those of the candidates only ([`wide_groups`]).
+    /// communes are read too, those of the candidates only ([`WideRead`]).
     area: Option<Area>,
     /// Number of communes of the search area, the origin left out, whether they have an
     /// adoption in the category or not.

@@ -723,8 +723,9 @@ impl Territory {
         }
     }
 
-    /// Distance in km between the centroids of two communes (haversine, mean Earth radius);
-    /// `None` when one has no centroid (it then has no neighbour either).
+    /// Distance in km between the centroids of two communes (great circle, mean Earth radius:
+    /// [`haversine_km`] within 1e-9 km, from their points of the unit sphere); `None` when one
+    /// has no centroid (it then has no neighbour either).
     pub fn distance_km(&self, a: CommuneIdx, b: CommuneIdx) -> Option<f64> {
         let (u, v) = (self.places.get(a as usize)?.unit?, self.places.get(b as usize)?.unit?);
         // The haversine of the central angle is a quarter of the squared chord between the two
