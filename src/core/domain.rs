@@ -95,10 +95,11 @@ impl Siren {
 }
 
 /// A slug: 1 to 64 characters among `a-z`, `0-9` and `-`, used for category and product ids
-/// (`etat-civil`, `libreoffice`). Shared text (`Arc<str>`, 16 bytes): clones are cheap and the
+/// (`etat-civil`, `libreoffice`). Shared text behind a thin pointer (`Arc<Box<str>>`, 8 bytes:
+/// every adoption in memory holds two slugs and a generation id): clones are cheap and the
 /// in-memory history keeps one copy of each distinct slug (see `AdoptionIndex`).
 #[derive(Clone, Eq, PartialOrd, Ord)]
-pub struct Slug(Arc<str>);
+pub struct Slug(Arc<Box<str>>);
 
 impl PartialEq for Slug {
     /// The same text; two handles of one interned copy compare without reading it.
@@ -118,7 +119,11 @@ impl Slug {
     /// Parses a slug; `Err(Error::Malformed)` otherwise.
     pub fn parse(s: &str) -> Result<Self, Error> {
         let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
-        if ok { Ok(Slug(Arc::from(s))) } else { Err(Error::Malformed(format!("'{}' is not an identifier (a-z, 0-9, '-', at most 64)", truncate(s, 40)))) }
+        if ok {
+            Ok(Slug(Arc::new(Box::from(s))))
+        } else {
+            Err(Error::Malformed(format!("'{}' is not an identifier (a-z, 0-9, '-', at most 64)", truncate(s, 40))))
+        }
     }
 
     /// The slug as text.
@@ -129,9 +134,9 @@ impl Slug {
 
 /// A product generation identifier within its product: 1 to 64 characters among ASCII letters,
 /// digits, space and `. _ - + ( ) /`, not starting or ending with a space (`24.8`,
-/// `11-24h2-w`, `ftth`, `5 (2024)`). Shared text, like [`Slug`].
+/// `11-24h2-w`, `ftth`, `5 (2024)`). Shared text behind a thin pointer, like [`Slug`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GenerationId(Arc<str>);
+pub struct GenerationId(Arc<Box<str>>);
 
 impl GenerationId {
     /// Parses a generation id; `Err(Error::Malformed)` when empty, longer than 64 characters,
@@ -139,7 +144,7 @@ impl GenerationId {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let ok = !s.is_empty() && s.len() <= 64 && s.trim() == s && s.bytes().all(|c| c.is_ascii_alphanumeric() || b" ._-+()/".contains(&c));
         if ok {
-            Ok(GenerationId(Arc::from(s)))
+            Ok(GenerationId(Arc::new(Box::from(s))))
         } else {
             Err(Error::Malformed(format!("'{}' is not a generation id (1 to 64 printable characters)", truncate(s, 40))))
         }

@@ -1400,6 +1400,15 @@ impl<'a> CategoryByCommune<'a> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_adoption_in_memory_takes_64_bytes() {
+        // What the national index holds a million of (BENCHMARKS.md, memory layout): slugs and
+        // generation ids behind thin pointers, dates with a niche for `None`.
+        assert_eq!(std::mem::size_of::<Slug>(), 8);
+        assert_eq!(std::mem::size_of::<Option<GenerationId>>(), 8);
+        assert_eq!(std::mem::size_of::<Adoption>(), 64);
+    }
+
     fn adoption(id: u64, commune: &str, product: &str) -> Adoption {
         Adoption {
             id,

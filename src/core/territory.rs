@@ -442,6 +442,12 @@ impl Territory {
             t.alias_keys.push(if r.kind == AliasKind::PostalCode { String::new() } else { search_key(&r.name) });
             t.aliases.push(Alias { kind: r.kind, code, name: r.name, commune });
         }
+        // Grown by doubling while read: give back the spare capacity (about 6 MB nationally).
+        t.communes.shrink_to_fit();
+        t.keys.shrink_to_fit();
+        t.aliases.shrink_to_fit();
+        t.alias_keys.shrink_to_fit();
+        t.graph.shrink_to_fit();
         t.index_graph();
         Ok(t)
     }
