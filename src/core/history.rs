@@ -790,6 +790,17 @@ fn intern<T: Clone + Eq + std::hash::Hash>(set: &mut HashSet<T>, v: &mut T) {
 }
 
 impl AdoptionIndex {
+    /// The index's own copy of the slug `text`, when one of its adoptions holds it (as category
+    /// or product): a reader decoding adoptions shares it instead of allocating another.
+    pub fn held_slug(&self, text: &str) -> Option<Slug> {
+        self.slugs.get(text).cloned()
+    }
+
+    /// The index's own copy of the generation id `text`, when one of its adoptions holds it.
+    pub fn held_generation(&self, text: &str) -> Option<GenerationId> {
+        self.generations.get(text).cloned()
+    }
+
     /// Adds (or replaces, same id) an adoption.
     pub fn add_adoption(&mut self, mut a: Adoption) {
         self.version += 1;
