@@ -1302,6 +1302,16 @@ pub struct KeyAdoptions<'a> {
 }
 
 impl<'a> KeyAdoptions<'a> {
+    /// How many adoptions the key has (in service or not).
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Whether the key has no adoption.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
     /// The adoptions, in the order they were added, each with its place in the index.
     pub fn iter(self) -> impl Iterator<Item = Placed<'a>> + 'a {
         self.positions.iter().map(move |&at| self.index.placed(at))

@@ -1136,14 +1136,13 @@ impl<'a> WideRead<'a> {
         let keys = keys
             .into_iter()
             .map(|(key, lists)| {
-                let adopters = every(&lists)
-                    .filter(|a| started(a))
-                    .filter_map(|a| {
-                        let (j, reach, steps) = reach_of(&a)?;
-                        let active = a.active_on(today);
-                        Some(WideAdopter { j, reach: Cell::new(reach), a, active, abandoned: Cell::new(None), steps })
-                    })
-                    .collect();
+                // Sized once: a key of a national category can have tens of thousands.
+                let mut adopters = Vec::with_capacity(lists.iter().map(KeyAdoptions::len).sum());
+                adopters.extend(every(&lists).filter(|a| started(a)).filter_map(|a| {
+                    let (j, reach, steps) = reach_of(&a)?;
+                    let active = a.active_on(today);
+                    Some(WideAdopter { j, reach: Cell::new(reach), a, active, abandoned: Cell::new(None), steps })
+                }));
                 (key, adopters)
             })
             .collect();
@@ -1158,8 +1157,9 @@ impl<'a> WideRead<'a> {
         let bit = step_bit(step);
         let mut groups = BTreeMap::new();
         for (key, adopters) in &self.keys {
-            let mut group = Group { adopters: Vec::new(), ended: 0, abandoned: 0 };
-            for w in adopters.iter().filter(|w| w.steps & bit != 0) {
+            let in_area = || adopters.iter().filter(|w| w.steps & bit != 0);
+            let mut group = Group { adopters: Vec::with_capacity(in_area().filter(|w| w.active).count()), ended: 0, abandoned: 0 };
+            for w in in_area() {
                 if w.active {
                     let reach = w.reach.get().unwrap_or_else(|| {
                         let r = self.far.far(self.territory, w.j, &self.params);
