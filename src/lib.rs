@@ -31,9 +31,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `BENCHMARKS.md`): the service purges at once while it loads, then goes back to the delay,
 /// which spares a system call per freed page while it answers.
 pub fn purge_freed_memory_at_once(at_once: bool) {
-    /// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (libmimalloc-sys 0.1.49 names only
-    /// some options); its default is 1,000 ms.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: `mi_option_set` has no precondition (any thread, any time): it sets a value the
     // allocator reads when it next purges.
     #[allow(unsafe_code)]
@@ -41,6 +38,10 @@ pub fn purge_freed_memory_at_once(at_once: bool) {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, if at_once { 0 } else { 1000 })
     }
 }
+
+/// `mi_option_purge_delay` in mimalloc's `mimalloc.h` (libmimalloc-sys 0.1.49 names only some
+/// options); its default is 1,000 ms in mimalloc 3 (tested).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 pub mod backup;
 pub mod core;
@@ -55,3 +56,20 @@ pub mod service;
 pub mod store;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_purge_delay_set_is_mimallocs_purge_delay() {
+        // SAFETY: `mi_option_get` has no precondition.
+        let get = || unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(get(), 1000, "the option's default is mimalloc 3's purge delay");
+        }
+        super::purge_freed_memory_at_once(true);
+        assert_eq!(get(), 0);
+        super::purge_freed_memory_at_once(false);
+        assert_eq!(get(), 1000);
+    }
+}
