@@ -24,18 +24,47 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Whether the allocator returns freed memory to the system at once (`true`) or after its
-/// usual delay of 1 s (`false`, the default). mimalloc purges a freed page only after that
-/// delay and only when it next allocates, so the memory that loading the index used and freed
-/// would stay resident in an idle service (about 35 MB at national scale, measured in
-/// `BENCHMARKS.md`): the service purges at once while it loads, then goes back to the delay,
-/// which spares a system call per freed page while it answers.
-pub fn purge_freed_memory_at_once(at_once: bool) {
-    // SAFETY: `mi_option_set` has no precondition (any thread, any time): it sets a value the
-    // allocator reads when it next purges.
+/// While it lives, the allocator returns freed memory to the system at once; dropped, it puts
+/// back the delay in force before (mimalloc's 1 s, or what `MIMALLOC_PURGE_DELAY` set). mimalloc
+/// purges a freed page only after that delay and only when it next allocates, so the memory that
+/// loading the index used and freed would stay resident in an idle service (about 35 MB at
+/// national scale: `BENCHMARKS.md`, tenth slice). The service purges at once while it loads,
+/// then goes back to the delay, which spares a system call per freed page while it answers.
+#[must_use = "the delay comes back when the guard is dropped"]
+pub struct PurgeAtOnce {
+    previous: std::ffi::c_long,
+}
+
+/// Starts purging freed memory at once, until the [`PurgeAtOnce`] returned is dropped.
+pub fn purge_freed_memory_at_once() -> PurgeAtOnce {
+    let previous = purge_delay();
+    set_purge_delay(0);
+    PurgeAtOnce { previous }
+}
+
+impl Drop for PurgeAtOnce {
+    fn drop(&mut self) {
+        set_purge_delay(self.previous);
+    }
+}
+
+/// mimalloc's purge delay in ms (read from `MIMALLOC_PURGE_DELAY` the first time).
+fn purge_delay() -> std::ffi::c_long {
+    // SAFETY: `mi_option_get` has no precondition.
     #[allow(unsafe_code)]
     unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, if at_once { 0 } else { 1000 })
+        libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY)
+    }
+}
+
+fn set_purge_delay(ms: std::ffi::c_long) {
+    // SAFETY: `mi_option_set` has no precondition; mimalloc documents its options as settable
+    // at run time. It writes the value with a plain store that a thread allocating at that
+    // moment may read: a race on one aligned word, which reads the old value or the new one.
+    // The service sets it before its workers start and once loading is done.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms)
     }
 }
 
@@ -60,16 +89,14 @@ pub use error::{Error, Result};
 #[cfg(test)]
 mod tests {
     #[test]
-    #[allow(unsafe_code)]
-    fn the_purge_delay_set_is_mimallocs_purge_delay() {
-        // SAFETY: `mi_option_get` has no precondition.
-        let get = || unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+    fn the_purge_delay_set_is_mimallocs_purge_delay_and_comes_back() {
+        let before = super::purge_delay();
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(get(), 1000, "the option's default is mimalloc 3's purge delay");
+            assert_eq!(before, 1000, "the option's default is mimalloc 3's purge delay");
         }
-        super::purge_freed_memory_at_once(true);
-        assert_eq!(get(), 0);
-        super::purge_freed_memory_at_once(false);
-        assert_eq!(get(), 1000);
+        let guard = super::purge_freed_memory_at_once();
+        assert_eq!(super::purge_delay(), 0);
+        drop(guard);
+        assert_eq!(super::purge_delay(), before);
     }
 }

@@ -275,9 +275,9 @@ const EXIT_STORE_RESTART: i32 = 75;
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn run_serve(bind: &str, config: &Config, http: HttpConfig) -> Result<(), Error> {
-    voisinage::purge_freed_memory_at_once(true);
+    let purging = voisinage::purge_freed_memory_at_once();
     let service = Arc::new(Service::open(config)?);
-    voisinage::purge_freed_memory_at_once(false);
+    drop(purging);
     let listener = TcpListener::bind(bind)?;
     let watched = service.clone();
     std::thread::Builder::new().name("store-watchdog".into()).spawn(move || watch_store(&watched))?;

@@ -790,13 +790,13 @@ fn intern<T: Clone + Eq + std::hash::Hash>(set: &mut HashSet<T>, v: &mut T) {
 }
 
 impl AdoptionIndex {
-    /// The index's own copy of the slug `text`, when one of its adoptions holds it (as category
-    /// or product): a reader decoding adoptions shares it instead of allocating another.
+    /// The index's own copy of the slug `text`, when it interned it (an adoption added held it as
+    /// category or product): a reader decoding adoptions shares it instead of allocating another.
     pub fn held_slug(&self, text: &str) -> Option<Slug> {
         self.slugs.get(text).cloned()
     }
 
-    /// The index's own copy of the generation id `text`, when one of its adoptions holds it.
+    /// The index's own copy of the generation id `text`, when it interned it.
     pub fn held_generation(&self, text: &str) -> Option<GenerationId> {
         self.generations.get(text).cloned()
     }
