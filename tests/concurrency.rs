@@ -46,7 +46,7 @@ async fn parallel_writers_on_one_commune_lose_nothing() {
         }));
     }
     let mut adoption_tasks = Vec::new();
-    for p in products.iter().take(12).cloned() {
+    for p in products.into_iter().take(12) {
         let (c, url) = (app.client_with(&secret), app.url("/api/v1/communes/29019/adoptions"));
         adoption_tasks.push(tokio::spawn(async move {
             let r = c.post(&url).json(&json!({"product": p, "since": "2020-01-01"})).send().await.unwrap();
