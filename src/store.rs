@@ -488,7 +488,7 @@ fn index_from_snapshot(mut r: snapshot::Reader, progress: &mut dyn FnMut(u64, u6
     let (mut done, mut orphans) = (0u64, 0u64);
     while let Some(v) = r.next_value().map_err(why)? {
         if done < adoptions {
-            h.add_adoption(records::decode_adoption(v, &h).map_err(|e| e.to_string())?);
+            h.add_adoption(records::decode(v).map_err(|e| e.to_string())?);
         } else if !h.add_feedback(records::decode(v).map_err(|e| e.to_string())?) {
             orphans += 1;
         }
@@ -1280,7 +1280,7 @@ impl Store {
         };
         let mut h = AdoptionIndex::default();
         for v in self.adoptions.iter().values() {
-            h.add_adoption(records::decode_adoption(&v.map_err(st)?, &h)?);
+            h.add_adoption(records::decode(&v.map_err(st)?)?);
             step(&mut done);
         }
         let mut orphans = 0u64;

@@ -115,13 +115,6 @@ impl std::hash::Hash for Slug {
     }
 }
 
-impl std::borrow::Borrow<str> for Slug {
-    /// The text (hashed and compared as the slug is): a set of slugs is searched by text.
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl Slug {
     /// Parses a slug; `Err(Error::Malformed)` otherwise.
     pub fn parse(s: &str) -> Result<Self, Error> {
@@ -144,13 +137,6 @@ impl Slug {
 /// `11-24h2-w`, `ftth`, `5 (2024)`). Shared text behind a thin pointer, like [`Slug`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GenerationId(Arc<Box<str>>);
-
-impl std::borrow::Borrow<str> for GenerationId {
-    /// The text (hashed and compared as the id is): a set of ids is searched by text.
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
 
 impl GenerationId {
     /// Parses a generation id; `Err(Error::Malformed)` when empty, longer than 64 characters,

@@ -790,17 +790,6 @@ fn intern<T: Clone + Eq + std::hash::Hash>(set: &mut HashSet<T>, v: &mut T) {
 }
 
 impl AdoptionIndex {
-    /// The index's own copy of the slug `text`, when it interned it (an adoption added held it as
-    /// category or product): a reader decoding adoptions shares it instead of allocating another.
-    pub fn held_slug(&self, text: &str) -> Option<Slug> {
-        self.slugs.get(text).cloned()
-    }
-
-    /// The index's own copy of the generation id `text`, when it interned it.
-    pub fn held_generation(&self, text: &str) -> Option<GenerationId> {
-        self.generations.get(text).cloned()
-    }
-
     /// Adds (or replaces, same id) an adoption.
     pub fn add_adoption(&mut self, mut a: Adoption) {
         self.version += 1;
@@ -1160,8 +1149,7 @@ impl AdoptionIndex {
 
     /// All adoptions in a category: those without an end, then the ended ones.
     pub fn in_category<'a>(&'a self, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
-        let lists = [self.open.get(category), self.closed.get(category)];
-        lists.into_iter().flatten().flat_map(|v| v.iter()).map(|&i| &self.adoptions[i as usize])
+        self.in_category_placed(category).map(|p| p.adoption)
     }
 
     /// [`AdoptionIndex::in_category`], each adoption with its place in the index.
@@ -1406,8 +1394,7 @@ pub struct CategoryByCommune<'a> {
 impl<'a> CategoryByCommune<'a> {
     /// A commune's adoptions in the category, oldest first.
     pub fn of_commune(self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
-        let positions = self.lists.and_then(|m| m.get(code)).unwrap_or(&[]);
-        positions.iter().map(move |&i| &self.index.adoptions[i as usize])
+        self.of_commune_placed(code).map(|p| p.adoption)
     }
 
     /// [`CategoryByCommune::of_commune`], each adoption with its place in the index.

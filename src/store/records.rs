@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::auth::{Token, TokenScope};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
-use crate::core::history::{Adoption, AdoptionIndex, Feedback};
+use crate::core::history::{Adoption, Feedback};
 use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate};
 use crate::error::{Error, Result};
 
@@ -87,40 +87,18 @@ pub fn encode_group<'a>(records: impl IntoIterator<Item = &'a Feedback>) -> Resu
 /// A value of any format this program reads, decoded. Errors: `Storage` for a damaged value,
 /// trailing bytes, or a format version newer than [`FORMAT`].
 pub fn decode<T: Codec>(v: &[u8]) -> Result<T> {
+    let bad = |e: &dyn std::fmt::Display| Error::storage_state(format!("a {} value that does not decode: {e}", T::WHAT));
     match version_of(v)? {
-        FORMAT | FORMAT_POSTCARD_1 => T::from_stored(stored::<T>(v)?),
-        FORMAT_JSON => serde_json::from_slice(v).map_err(|e| undecodable::<T>(&e)),
+        FORMAT | FORMAT_POSTCARD_1 => {
+            let (s, rest) = postcard::take_from_bytes::<T::Stored<'_>>(&v[1..]).map_err(|e| bad(&e))?;
+            if !rest.is_empty() {
+                return Err(bad(&format_args!("{} bytes after the record", rest.len())));
+            }
+            T::from_stored(s)
+        }
+        FORMAT_JSON => serde_json::from_slice(v).map_err(|e| bad(&e)),
         n => Err(too_new(&format!("a {} value", T::WHAT), n)),
     }
-}
-
-/// [`decode`] for an adoption, whose category, product and generation are taken from `index`
-/// when it already interned them instead of being allocated again: a start decodes a million
-/// adoptions, six short-lived allocations fewer each (BENCHMARKS.md, tenth slice: no change of
-/// the resident memory was measured from it). The same result and errors.
-pub fn decode_adoption(v: &[u8], index: &AdoptionIndex) -> Result<Adoption> {
-    match version_of(v)? {
-        FORMAT | FORMAT_POSTCARD_1 => adoption_from_stored(
-            stored::<Adoption>(v)?,
-            |t, what| index.held_slug(t).map_or_else(|| text(t, Slug::parse, what), Ok),
-            |t| index.held_generation(t).map_or_else(|| text(t, GenerationId::parse, "generation"), Ok),
-        ),
-        _ => decode(v),
-    }
-}
-
-/// The stored form of a postcard value (format 1 or 2). Errors: `Storage` when it does not
-/// decode or bytes follow it.
-fn stored<T: Codec>(v: &[u8]) -> Result<T::Stored<'_>> {
-    let (s, rest) = postcard::take_from_bytes::<T::Stored<'_>>(&v[1..]).map_err(|e| undecodable::<T>(&e))?;
-    if !rest.is_empty() {
-        return Err(undecodable::<T>(&format_args!("{} bytes after the record", rest.len())));
-    }
-    Ok(s)
-}
-
-fn undecodable<T: Codec>(e: &dyn std::fmt::Display) -> Error {
-    Error::storage_state(format!("a {} value that does not decode: {e}", T::WHAT))
 }
 
 /// `v` (of any format) in the current layout; `None` when it already is (a postcard value of
@@ -204,29 +182,19 @@ impl Codec for Adoption {
     }
 
     fn from_stored(s: StoredAdoption<'_>) -> Result<Adoption> {
-        adoption_from_stored(s, |t, what| text(t, Slug::parse, what), |t| text(t, GenerationId::parse, "generation"))
+        Ok(Adoption {
+            id: s.id,
+            commune: field(InseeCode::parse(std::str::from_utf8(&s.commune).unwrap_or("")), "INSEE code")?,
+            category: text(s.category, Slug::parse, "category")?,
+            product: text(s.product, Slug::parse, "product")?,
+            generation: s.generation.map(|g| text(g, GenerationId::parse, "generation")).transpose()?,
+            since: date(s.since)?,
+            until: s.until.map(date).transpose()?,
+            contract_end: s.contract_end.map(date).transpose()?,
+            workstations: s.workstations,
+            simulated: s.simulated,
+        })
     }
-}
-
-/// An adoption from its stored form, its slugs and generation made by `slug(text, what)` and
-/// `generation(text)` (parsed, or taken from those already held).
-fn adoption_from_stored(
-    s: StoredAdoption<'_>,
-    slug: impl Fn(&str, &str) -> Result<Slug>,
-    generation: impl Fn(&str) -> Result<GenerationId>,
-) -> Result<Adoption> {
-    Ok(Adoption {
-        id: s.id,
-        commune: field(InseeCode::parse(std::str::from_utf8(&s.commune).unwrap_or("")), "INSEE code")?,
-        category: slug(s.category, "category")?,
-        product: slug(s.product, "product")?,
-        generation: s.generation.map(generation).transpose()?,
-        since: date(s.since)?,
-        until: s.until.map(date).transpose()?,
-        contract_end: s.contract_end.map(date).transpose()?,
-        workstations: s.workstations,
-        simulated: s.simulated,
-    })
 }
 
 /// A feedback record as stored ([`Feedback`]).
@@ -437,42 +405,6 @@ mod tests {
             contract_end: None,
             workstations: Some(12),
             simulated: true,
-        }
-    }
-
-    #[test]
-    fn an_adoption_decoded_beside_an_index_shares_its_texts_and_equals_the_plain_decode() {
-        let a = adoption();
-        let v = encode(&a).unwrap();
-        let mut index = AdoptionIndex::default();
-        assert_eq!(decode_adoption(&v, &index).unwrap(), a, "nothing held yet: the texts are parsed");
-        index.add_adoption(a.clone());
-        let held = index.held_slug("openelec").unwrap();
-        let b = Adoption { id: 7, until: None, ..a.clone() };
-        let decoded = decode_adoption(&encode(&b).unwrap(), &index).unwrap();
-        assert_eq!(decoded, b);
-        // The index's own copy: the same allocation, not an equal one.
-        assert!(std::ptr::eq(decoded.product.as_str(), held.as_str()));
-        assert!(std::ptr::eq(decoded.generation.as_ref().unwrap().as_str(), index.held_generation("5 (2024)").unwrap().as_str()));
-        assert_eq!(index.held_slug("libreoffice"), None);
-        // A value of the first format (JSON) and a damaged value read as `decode` reads them.
-        assert_eq!(decode_adoption(&serde_json::to_vec(&b).unwrap(), &index).unwrap(), b);
-        let damaged = encode(&b).unwrap().replace_subslice(b"openelec", b"OpenElec");
-        let e = decode_adoption(&damaged, &index).unwrap_err();
-        assert_eq!(e.to_string(), decode::<Adoption>(&damaged).unwrap_err().to_string());
-        assert!(matches!(e, Error::Storage { .. }), "{e}");
-    }
-
-    /// `replace_subslice` for the test: the bytes with the first `from` replaced by `to`.
-    trait ReplaceSubslice {
-        fn replace_subslice(self, from: &[u8], to: &[u8]) -> Vec<u8>;
-    }
-
-    impl ReplaceSubslice for Vec<u8> {
-        fn replace_subslice(mut self, from: &[u8], to: &[u8]) -> Vec<u8> {
-            let at = self.windows(from.len()).position(|w| w == from).unwrap();
-            self.splice(at..at + from.len(), to.iter().copied());
-            self
         }
     }
 
