@@ -332,8 +332,8 @@ impl NewAdoption {
         let overlap =
             |a: &Adoption| a.since.max(self.since) < a.until.unwrap_or(NaiveDate::MAX).min(self.until.unwrap_or(NaiveDate::MAX)) || a.since == self.since;
         history
-            .of_commune(&self.commune)
-            .find(|a| Some(a.id) != except && a.category == self.category && a.product == self.product && a.generation == self.generation && overlap(a))
+            .of_commune_in(&self.commune, &self.category)
+            .find(|a| Some(a.id) != except && a.product == self.product && a.generation == self.generation && overlap(a))
     }
 
     /// The request an adoption would have been (to re-validate a change).
@@ -743,16 +743,17 @@ pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 #[derive(Debug, Default, Clone)]
 pub struct AdoptionIndex {
     adoptions: Chunks<Adoption, 14>,
-    by_id: ShardedMap<u32>,
-    /// Per commune, by its code's slot ([`InseeCode::slot`]): the positions of its adoptions.
-    by_commune: Chunks<Vec<u32>, 10>,
+    /// How an adoption's position is found from its id ([`ById`]).
+    by_id: ById,
+    /// The communes' numbers, by which their lists are found in `by_category_commune`.
+    numbers: Arc<CommuneNumbers>,
     /// Per category (together, every adoption of the category): positions of the adoptions
     /// without an end (`until` unset), then of those with one ([`AdoptionIndex::in_category`]
     /// reads them in that order).
     open: FnvHashMap<Slug, Arc<Vec<u32>>>,
     closed: FnvHashMap<Slug, Arc<Vec<u32>>>,
     /// Per category and commune, the positions of the commune's adoptions in the category, in
-    /// the order of `by_commune`: a reach reads its communes' adoptions in one category without
+    /// the order they were added: a reach reads its communes' adoptions in one category without
     /// going through their others.
     by_category_commune: FnvHashMap<Slug, Arc<CommuneLists>>,
     /// Per category, the positions of its adoptions per (product, generation or release as
@@ -780,6 +781,21 @@ pub struct AdoptionIndex {
     priors: PriorCache,
 }
 
+/// How an [`AdoptionIndex`] finds an adoption's position from its id. While the adoptions came
+/// in increasing id order (the store's order at a start, and every new one the largest: the
+/// service gives ids and publishes under its writers' lock), positions follow ids and a binary
+/// search over the adoptions finds one, with no map at all (the map took 12 bytes an adoption,
+/// 11.9 MB at national scale). The first id out of order makes the map of every position by
+/// id, used from then on: the same answers either way.
+#[derive(Debug, Default, Clone)]
+enum ById {
+    /// Positions in increasing id order: found by a binary search.
+    #[default]
+    Ordered,
+    /// Positions by id.
+    Mapped(ShardedMap<u32>),
+}
+
 fn intern<T: Clone + Eq + std::hash::Hash>(set: &mut HashSet<T>, v: &mut T) {
     match set.get(v) {
         Some(known) => *v = known.clone(),
@@ -798,7 +814,7 @@ impl AdoptionIndex {
         if let Some(g) = a.generation.as_mut() {
             intern(&mut self.generations, g);
         }
-        if let Some(&i) = self.by_id.get(&a.id) {
+        if let Some(i) = self.position_by_id(a.id) {
             // A replacement is re-indexed where it moved (the store only changes the end, the
             // contract end and the workstations, but the index does not rely on it).
             let old = &self.adoptions[i as usize];
@@ -814,17 +830,12 @@ impl AdoptionIndex {
                 }
                 self.note_key(&a, i);
             }
-            if old_commune != a.commune {
-                if let Some(v) = self.by_commune.get_mut(old_commune.slot()) {
-                    v.retain(|&j| j != i);
-                }
-                self.commune_list(&a.commune).push(i);
-            }
             if old_commune != a.commune || old_category != a.category {
-                if let Some(v) = self.by_category_commune.get_mut(&old_category).and_then(|m| Arc::make_mut(m).get_mut(&old_commune)) {
-                    v.retain(|j| *j != i);
+                if let (Some(m), Some(n)) = (self.by_category_commune.get_mut(&old_category), self.numbers.get(&old_commune)) {
+                    Arc::make_mut(m).remove(n, i);
                 }
-                Arc::make_mut(self.by_category_commune.entry(a.category.clone()).or_default()).entry(&a.commune).push(i);
+                let n = self.commune_number(&a.commune);
+                Arc::make_mut(self.by_category_commune.entry(a.category.clone()).or_default()).push(n, i);
             }
             if was_open != a.until.is_none() || old_category != a.category {
                 let from = if was_open { &mut self.open } else { &mut self.closed };
@@ -859,9 +870,9 @@ impl AdoptionIndex {
             return;
         }
         let i = u32::try_from(self.adoptions.len()).expect("fewer than 2^32 adoptions");
-        self.by_id.insert(a.id, i);
-        self.commune_list(&a.commune).push(i);
-        Arc::make_mut(self.by_category_commune.entry(a.category.clone()).or_default()).entry(&a.commune).push(i);
+        self.note_id(a.id, i);
+        let n = self.commune_number(&a.commune);
+        Arc::make_mut(self.by_category_commune.entry(a.category.clone()).or_default()).push(n, i);
         let list = if a.until.is_none() { &mut self.open } else { &mut self.closed };
         Arc::make_mut(list.entry(a.category.clone()).or_default()).push(i);
         self.note_key(&a, i);
@@ -873,6 +884,34 @@ impl AdoptionIndex {
             k.per_adoption.push(FeedbackSums::default());
         }
         self.note_continuations(&commune, &category);
+    }
+
+    /// The position of the adoption with id `id`, if the index holds it.
+    fn position_by_id(&self, id: u64) -> Option<u32> {
+        match &self.by_id {
+            ById::Ordered => self.adoptions.search_sorted(&id, |a| a.id).map(|i| i as u32),
+            ById::Mapped(m) => m.get(&id).copied(),
+        }
+    }
+
+    /// Notes that the new adoption `id` goes at position `i` (the end, before it is pushed):
+    /// nothing while ids come in increasing order; the map of every position by id from the
+    /// first one that does not.
+    fn note_id(&mut self, id: u64, i: u32) {
+        match &mut self.by_id {
+            ById::Ordered if self.adoptions.len().checked_sub(1).is_none_or(|k| self.adoptions[k].id < id) => {}
+            ById::Ordered => {
+                let mut m = ShardedMap::default();
+                for (k, a) in self.adoptions.iter().enumerate() {
+                    m.insert(a.id, u32::try_from(k).expect("fewer than 2^32 adoptions"));
+                }
+                m.insert(id, i);
+                self.by_id = ById::Mapped(m);
+            }
+            ById::Mapped(m) => {
+                m.insert(id, i);
+            }
+        }
     }
 
     /// Computes and from then on keeps the [`FeedbackSums`] of every adoption for `basis`
@@ -944,7 +983,8 @@ impl AdoptionIndex {
     /// Recomputes `continued_from` for the adoptions of `commune` in `category` (a handful:
     /// quadratic in their number).
     fn note_continuations(&mut self, commune: &InseeCode, category: &Slug) {
-        let Some(positions) = self.by_category_commune.get(category).and_then(|m| m.get(commune)) else { return };
+        let Some((m, n)) = self.by_category_commune.get(category).zip(self.numbers.get(commune)) else { return };
+        let positions = m.get(n);
         let continued: SmallVec<[(u32, Option<NaiveDate>); 4]> = positions
             .iter()
             .map(|&i| {
@@ -977,21 +1017,20 @@ impl AdoptionIndex {
         list.note(a);
     }
 
-    /// The positions of `code`'s adoptions, to change (made empty, with the empty lists of the
-    /// slots before it, if needed).
-    fn commune_list(&mut self, code: &InseeCode) -> &mut Vec<u32> {
-        let slot = code.slot();
-        while self.by_commune.len() <= slot {
-            self.by_commune.push(Vec::new());
+    /// `code`'s number ([`CommuneNumbers`]), given if it has none (the table copied then, if
+    /// another version shares it).
+    fn commune_number(&mut self, code: &InseeCode) -> u32 {
+        match self.numbers.get(code) {
+            Some(n) => n,
+            None => Arc::make_mut(&mut self.numbers).number(code),
         }
-        self.by_commune.get_mut(slot).expect("the list was just made")
     }
 
     /// Adds a feedback record; returns false, ignoring it, if one with the same id is already
     /// there or if its adoption is unknown (the store only holds feedback on stored adoptions:
     /// add the adoptions first). Cached category priors that cover its date take it in.
     pub fn add_feedback(&mut self, f: Feedback) -> bool {
-        let Some(&i) = self.by_id.get(&f.adoption_id) else { return false };
+        let Some(i) = self.position_by_id(f.adoption_id) else { return false };
         let (f, comment) = (Report::from(&f), f.comment);
         // Kept in id order (the order of recording): a new record goes last.
         let Some((_, last)) = self.feedback.insert_by_id(i as usize, f) else { return false };
@@ -1020,7 +1059,8 @@ impl AdoptionIndex {
         true
     }
 
-    /// Gives back the spare capacity of the vectors (after a bulk load).
+    /// Gives back the spare capacity of the vectors (after a bulk load), and numbers the
+    /// communes again in the order of their codes ([`CommuneNumbers::in_code_order`]).
     pub fn shrink_to_fit(&mut self) {
         self.adoptions.shrink_each(|_| ());
         self.feedback.shrink_to_fit();
@@ -1028,15 +1068,26 @@ impl AdoptionIndex {
         if let Some(k) = &mut self.kept_sums {
             k.per_adoption.shrink_each(|_| ());
         }
-        self.by_id.shrink_to_fit();
+        if let ById::Mapped(m) = &mut self.by_id {
+            m.shrink_to_fit();
+        }
         self.comments.shrink_to_fit();
-        self.by_commune.shrink_each(Vec::shrink_to_fit);
+        let (numbers, olds) = self.numbers.in_code_order();
+        for lists in self.by_category_commune.values_mut() {
+            // The lists in the new numbers' order, each appended whole at the end.
+            let mut fresh = CommuneLists::default();
+            for (new, &old) in (0u32..).zip(&olds) {
+                lists.get(old).iter().for_each(|&p| fresh.push(new, p));
+            }
+            fresh.shrink_to_fit();
+            *lists = Arc::new(fresh);
+        }
+        self.numbers = Arc::new(numbers);
         self.open.values_mut().for_each(|v| Arc::make_mut(v).shrink_to_fit());
         self.closed.values_mut().for_each(|v| Arc::make_mut(v).shrink_to_fit());
         for keys in self.category_keys.values_mut() {
             Arc::make_mut(keys).values_mut().for_each(|v| Arc::make_mut(v).positions.shrink_to_fit());
         }
-        self.by_category_commune.values_mut().for_each(|m| Arc::make_mut(m).shrink_to_fit());
     }
 
     /// The (product, generation or release as recorded) of the adoptions of `category`, in
@@ -1116,7 +1167,7 @@ impl AdoptionIndex {
 
     /// An adoption by id.
     pub fn adoption(&self, id: u64) -> Option<&Adoption> {
-        self.by_id.get(&id).map(|&i| &self.adoptions[i as usize])
+        self.position_by_id(id).map(|i| &self.adoptions[i as usize])
     }
 
     /// All adoptions, in insertion order.
@@ -1129,10 +1180,16 @@ impl AdoptionIndex {
         self.adoptions.len()
     }
 
-    /// A commune's adoptions, oldest first.
+    /// A commune's adoptions, in the order they were added (oldest first).
     pub fn of_commune<'a>(&'a self, code: &InseeCode) -> impl Iterator<Item = &'a Adoption> + 'a {
-        let v = self.by_commune.get(code.slot());
-        v.into_iter().flatten().map(|&i| &self.adoptions[i as usize])
+        // Gathered from the lists of every category (about 20): no list of its own is kept
+        // for what only the commune's page and a new adoption's duplicate check read.
+        let mut positions: Vec<u32> = match self.numbers.get(code) {
+            Some(n) => self.by_category_commune.values().flat_map(|m| m.get(n).iter().copied()).collect(),
+            None => Vec::new(),
+        };
+        positions.sort_unstable();
+        positions.into_iter().map(|i| &self.adoptions[i as usize])
     }
 
     /// A commune's adoptions in a category, oldest first (the order of
@@ -1240,7 +1297,7 @@ impl AdoptionIndex {
 
     /// The feedback on an adoption as the index keeps it, in id order.
     pub fn reports(&self, adoption_id: u64) -> Reports<'_> {
-        self.by_id.get(&adoption_id).and_then(|&i| self.feedback.get(i as usize)).unwrap_or(Reports::EMPTY)
+        self.position_by_id(adoption_id).and_then(|i| self.feedback.get(i as usize)).unwrap_or(Reports::EMPTY)
     }
 
     /// [`AdoptionIndex::reports`] of an adoption read from this index (found by its place in
@@ -1327,60 +1384,133 @@ impl std::ops::Deref for Placed<'_> {
     }
 }
 
-/// Per commune, the positions of its adoptions in one category: a dense array by
-/// [`InseeCode::slot`], from the lowest slot in use to the highest, holds for each code the place of
-/// its list among the lists (4 bytes a slot, `u32::MAX` for none); the lists themselves sit
-/// together in the order their communes first appeared (16 bytes each, up to 2 positions
-/// inline). A commune's list is found by its code's number, without hashing; the slots of a
-/// reach's communes (close codes) share cache lines, and a small territory's lists stay in cache.
+/// The communes that have (or had) an adoption in an index, numbered densely in the order they
+/// first came, found by their code's slot ([`InseeCode::slot`]) without hashing: 4 bytes a slot
+/// up to the highest in use (408 KB at national scale), one table for every category's
+/// [`CommuneLists`] and shared by every version of the index (copied only when a commune
+/// appears).
+#[derive(Debug, Default, Clone)]
+struct CommuneNumbers {
+    /// The number of each slot's commune, `u32::MAX` for none.
+    by_slot: Vec<u32>,
+    count: u32,
+}
+
+impl CommuneNumbers {
+    /// `code`'s number, if it has one.
+    fn get(&self, code: &InseeCode) -> Option<u32> {
+        self.by_slot.get(code.slot()).copied().filter(|&n| n != u32::MAX)
+    }
+
+    /// The same communes numbered in the order of their codes' slots, with, at each new
+    /// number, the old one: a reach's communes (close codes, mostly) then have close numbers,
+    /// and their lists sit together in a block.
+    fn in_code_order(&self) -> (CommuneNumbers, Vec<u32>) {
+        let mut fresh = CommuneNumbers { by_slot: vec![u32::MAX; self.by_slot.len()], count: 0 };
+        let mut olds = Vec::with_capacity(self.count as usize);
+        for (slot, &old) in self.by_slot.iter().enumerate().filter(|(_, n)| **n != u32::MAX) {
+            fresh.by_slot[slot] = fresh.count;
+            fresh.count += 1;
+            olds.push(old);
+        }
+        (fresh, olds)
+    }
+
+    /// `code`'s number, given the next one if it has none.
+    fn number(&mut self, code: &InseeCode) -> u32 {
+        let slot = code.slot();
+        if self.by_slot.len() <= slot {
+            self.by_slot.resize(slot + 1, u32::MAX);
+        }
+        if self.by_slot[slot] == u32::MAX {
+            self.by_slot[slot] = self.count;
+            self.count = self.count.checked_add(1).filter(|&c| c != u32::MAX).expect("fewer than 2^32 - 1 communes");
+        }
+        self.by_slot[slot]
+    }
+}
+
+/// Communes per [`ListBlock`].
+const LIST_BLOCK: usize = 256;
+
+/// Per commune, the positions of its adoptions in one category, by the commune's number
+/// ([`CommuneNumbers`]): the lists of 256 consecutive numbers sit end to end in one block, each
+/// block behind an [`Arc`] so that a write copies the one it changes (about 2.5 KB), not the
+/// category. A list costs 4 bytes beside its positions (16 to 24 in the per-commune small
+/// vectors before, plus 4 a slot in a table per category: 25 MB at national scale, 7 MB now).
 #[derive(Debug, Default, Clone)]
 struct CommuneLists {
-    /// The slot of `slots[0]`.
-    base: usize,
-    slots: Vec<u32>,
-    lists: Vec<SmallVec<[u32; 2]>>,
+    blocks: Vec<Arc<ListBlock>>,
+}
+
+/// The lists of [`LIST_BLOCK`] consecutive commune numbers: the list of the `j`-th is
+/// `positions[ends[j - 1]..ends[j]]` (from 0 for the first); `ends` stops at the last one with a
+/// list.
+#[derive(Debug, Default, Clone)]
+struct ListBlock {
+    ends: Vec<u32>,
+    positions: Vec<u32>,
+}
+
+impl ListBlock {
+    fn range(&self, j: usize) -> std::ops::Range<usize> {
+        match self.ends.get(j) {
+            Some(&end) => (if j == 0 { 0 } else { self.ends[j - 1] as usize })..end as usize,
+            None => 0..0,
+        }
+    }
+
+    fn push(&mut self, j: usize, position: u32) {
+        if self.ends.len() <= j {
+            let total = u32::try_from(self.positions.len()).expect("fewer than 2^32 adoptions");
+            self.ends.resize(j + 1, total);
+        }
+        self.positions.insert(self.ends[j] as usize, position);
+        self.ends[j..].iter_mut().for_each(|e| *e += 1);
+    }
+
+    fn remove(&mut self, j: usize, position: u32) {
+        let r = self.range(j);
+        if let Some(k) = self.positions[r.clone()].iter().position(|&p| p == position) {
+            self.positions.remove(r.start + k);
+            self.ends[j..].iter_mut().for_each(|e| *e -= 1);
+        }
+    }
 }
 
 impl CommuneLists {
     /// Gives back the spare capacity (after a bulk load).
     fn shrink_to_fit(&mut self) {
-        self.slots.shrink_to_fit();
-        self.lists.shrink_to_fit();
-        self.lists.iter_mut().for_each(SmallVec::shrink_to_fit);
-    }
-
-    fn place(&self, code: &InseeCode) -> Option<usize> {
-        let k = code.slot().checked_sub(self.base)?;
-        self.slots.get(k).copied().filter(|&p| p != u32::MAX).map(|p| p as usize)
-    }
-
-    /// The positions of `code`'s adoptions; `None` when it never had one here.
-    fn get(&self, code: &InseeCode) -> Option<&[u32]> {
-        self.place(code).map(|p| self.lists[p].as_slice())
-    }
-
-    fn get_mut(&mut self, code: &InseeCode) -> Option<&mut SmallVec<[u32; 2]>> {
-        self.place(code).map(|p| &mut self.lists[p])
-    }
-
-    /// The list of `code`, made (and the slots widened to its slot) if needed.
-    fn entry(&mut self, code: &InseeCode) -> &mut SmallVec<[u32; 2]> {
-        let slot = code.slot();
-        if self.slots.is_empty() {
-            self.base = slot;
-        } else if slot < self.base {
-            self.slots.splice(0..0, std::iter::repeat_n(u32::MAX, self.base - slot));
-            self.base = slot;
+        self.blocks.shrink_to_fit();
+        for b in &mut self.blocks {
+            let b = Arc::make_mut(b);
+            b.ends.shrink_to_fit();
+            b.positions.shrink_to_fit();
         }
-        let k = slot - self.base;
-        if k >= self.slots.len() {
-            self.slots.resize(k + 1, u32::MAX);
+    }
+
+    /// The positions of the adoptions of commune number `n`, in the order they were added
+    /// (empty when it has none here).
+    fn get(&self, n: u32) -> &[u32] {
+        let (b, j) = (n as usize / LIST_BLOCK, n as usize % LIST_BLOCK);
+        self.blocks.get(b).map_or(&[], |b| &b.positions[b.range(j)])
+    }
+
+    /// Adds `position` at the end of commune number `n`'s list.
+    fn push(&mut self, n: u32, position: u32) {
+        let (b, j) = (n as usize / LIST_BLOCK, n as usize % LIST_BLOCK);
+        if self.blocks.len() <= b {
+            self.blocks.resize_with(b + 1, Arc::default);
         }
-        if self.slots[k] == u32::MAX {
-            self.slots[k] = u32::try_from(self.lists.len()).expect("fewer than 2^32 communes");
-            self.lists.push(SmallVec::new());
+        Arc::make_mut(&mut self.blocks[b]).push(j, position);
+    }
+
+    /// Takes `position` out of commune number `n`'s list, if there (its block copied only then).
+    fn remove(&mut self, n: u32, position: u32) {
+        if self.get(n).contains(&position) {
+            let (b, j) = (n as usize / LIST_BLOCK, n as usize % LIST_BLOCK);
+            Arc::make_mut(&mut self.blocks[b]).remove(j, position);
         }
-        &mut self.lists[self.slots[k] as usize]
     }
 }
 
@@ -1399,7 +1529,7 @@ impl<'a> CategoryByCommune<'a> {
 
     /// [`CategoryByCommune::of_commune`], each adoption with its place in the index.
     pub fn of_commune_placed(self, code: &InseeCode) -> impl Iterator<Item = Placed<'a>> + 'a {
-        let positions = self.lists.and_then(|m| m.get(code)).unwrap_or(&[]);
+        let positions = self.lists.zip(self.index.numbers.get(code)).map_or(&[][..], |(m, n)| m.get(n));
         positions.iter().map(move |&at| self.index.placed(at))
     }
 }
@@ -1444,6 +1574,40 @@ mod tests {
             comment: None,
             simulated: true,
         }
+    }
+
+    #[test]
+    fn adoptions_are_found_by_id_without_a_map_while_ids_come_in_order_and_with_one_after() {
+        let mut h = AdoptionIndex::default();
+        // More than one chunk of 16,384, so that the search crosses chunks.
+        for id in (1..=40_000u64).map(|k| k * 3) {
+            h.add_adoption(adoption(id, "29232", "a"));
+        }
+        assert!(matches!(h.by_id, ById::Ordered));
+        assert_eq!(h.position_by_id(3), Some(0));
+        assert_eq!(h.position_by_id(16_385 * 3), Some(16_384));
+        assert_eq!(h.position_by_id(120_000), Some(39_999));
+        assert_eq!(h.position_by_id(4), None);
+        assert_eq!(h.position_by_id(0), None);
+        assert_eq!(h.position_by_id(120_003), None);
+        assert!(h.add_feedback(feedback(200_000, 16_385 * 3, 4)));
+        assert_eq!(h.reports(16_385 * 3).len(), 1);
+        // A replacement keeps its place and the order.
+        let mut moved = adoption(9, "29019", "b");
+        moved.until = NaiveDate::from_ymd_opt(2023, 1, 1);
+        h.add_adoption(moved);
+        assert!(matches!(h.by_id, ById::Ordered));
+        assert_eq!(h.adoption(9).map(|a| a.product.as_str()), Some("b"));
+        // An id smaller than the last: the map is made, every adoption still found.
+        h.add_adoption(adoption(4, "29232", "c"));
+        assert!(matches!(h.by_id, ById::Mapped(_)));
+        assert_eq!(h.position_by_id(4), Some(40_000));
+        assert_eq!(h.position_by_id(16_385 * 3), Some(16_384));
+        assert_eq!(h.adoption(9).map(|a| a.product.as_str()), Some("b"));
+        assert_eq!(h.adoption(5), None);
+        assert!(h.add_feedback(feedback(200_001, 4, 2)));
+        assert_eq!(h.reports(4).len(), 1);
+        assert!(!h.add_feedback(feedback(200_002, 5, 2)));
     }
 
     #[test]
@@ -1570,30 +1734,81 @@ mod tests {
     }
 
     #[test]
-    fn every_code_has_its_own_slot_and_the_lists_widen_both_ways() {
+    fn every_code_has_its_own_slot_and_number_and_each_list_keeps_to_its_commune() {
         let code = |s: &str| InseeCode::parse(s).unwrap();
         let slots: Vec<usize> = ["01001", "29019", "35238", "97617", "2A004", "2B033", "2a004"].iter().map(|c| code(c).slot()).collect();
         assert_eq!(slots, [1_001, 29_019, 35_238, 97_617, 100_004, 101_033, 100_004]);
         assert_eq!(code("00000").slot(), 0);
         assert_eq!(code("99999").slot(), 99_999);
         assert_eq!(code("2B999").slot(), 101_999);
+        // Numbers in the order communes come, whatever their slots.
+        let mut numbers = CommuneNumbers::default();
+        assert_eq!(
+            [numbers.number(&code("35238")), numbers.number(&code("2B033")), numbers.number(&code("29019")), numbers.number(&code("35238"))],
+            [0, 1, 2, 0]
+        );
+        assert_eq!((numbers.get(&code("2b033")), numbers.get(&code("29020")), numbers.get(&code("97617"))), (Some(1), None, None));
+        assert_eq!(numbers.by_slot.len(), 101_034);
+        let (fresh, olds) = numbers.in_code_order();
+        assert_eq!(
+            [fresh.get(&code("29019")), fresh.get(&code("35238")), fresh.get(&code("2B033")), fresh.get(&code("97617"))],
+            [Some(0), Some(1), Some(2), None]
+        );
+        assert_eq!((olds, fresh.count), (vec![2, 0, 1], 3));
+        // Lists across blocks of 256 numbers, pushed in any order of communes.
         let mut lists = CommuneLists::default();
-        lists.entry(&code("35238")).push(1);
-        lists.entry(&code("29019")).push(2);
-        lists.entry(&code("2B033")).push(3);
-        lists.entry(&code("35238")).extend([4, 5]);
-        assert_eq!(lists.base, 29_019);
-        assert_eq!(lists.slots.len(), 101_033 - 29_019 + 1);
-        assert_eq!(lists.lists.len(), 3, "one list per commune, in the order they came");
-        assert_eq!(lists.get(&code("35238")), Some(&[1, 4, 5][..]));
-        assert_eq!(lists.get(&code("29019")), Some(&[2][..]));
-        assert_eq!(lists.get(&code("2B033")), Some(&[3][..]));
-        assert_eq!(lists.get(&code("29020")), None, "in the range, no adoption");
-        assert_eq!(lists.get(&code("22278")), None, "below the range");
-        assert_eq!(lists.get(&code("2B034")), None, "above the range");
-        lists.get_mut(&code("35238")).unwrap().retain(|i| *i != 4);
-        assert_eq!(lists.get(&code("35238")), Some(&[1, 5][..]));
-        assert_eq!(lists.get(&code("29019")), Some(&[2][..]), "the others unmoved");
+        for (n, p) in [(0, 1), (300, 2), (2, 3), (0, 4), (255, 5), (256, 6), (0, 7), (2, 8)] {
+            lists.push(n, p);
+        }
+        assert_eq!(lists.blocks.len(), 2);
+        assert_eq!([lists.get(0), lists.get(1), lists.get(2), lists.get(255)], [&[1, 4, 7][..], &[], &[3, 8], &[5]]);
+        assert_eq!([lists.get(256), lists.get(299), lists.get(300), lists.get(301), lists.get(9_999)], [&[6][..], &[], &[2], &[], &[]]);
+        assert_eq!(lists.blocks[0].ends.len(), 256, "up to the last commune with a list");
+        // A list changed in a clone: the other keeps its own, the other lists unmoved.
+        let before = lists.clone();
+        lists.remove(0, 4);
+        lists.remove(2, 99);
+        assert_eq!([lists.get(0), lists.get(2), lists.get(255)], [&[1, 7][..], &[3, 8], &[5]]);
+        assert_eq!(before.get(0), &[1, 4, 7]);
+        assert!(Arc::ptr_eq(&lists.blocks[1], &before.blocks[1]), "the block not changed is still shared");
+        lists.remove(0, 1);
+        lists.remove(0, 7);
+        lists.push(1, 9);
+        assert_eq!([lists.get(0), lists.get(1), lists.get(2)], [&[][..], &[9], &[3, 8]]);
+    }
+
+    #[test]
+    fn numbering_the_communes_in_code_order_keeps_every_list() {
+        let mut h = AdoptionIndex::default();
+        let codes = ["35238", "29232", "2A004", "01001", "29019", "35001"];
+        let cats = ["copieur", "etat-civil"];
+        // 300 adoptions over six communes and two categories, communes in no order.
+        for id in 1..=300u64 {
+            let mut a = adoption(id, codes[(id * 7 % 6) as usize], if id % 3 == 0 { "a" } else { "b" });
+            a.category = Slug::parse(cats[(id % 2) as usize]).unwrap();
+            h.add_adoption(a);
+        }
+        let lists = |h: &AdoptionIndex| -> Vec<Vec<u64>> {
+            let code = |c: &str| InseeCode::parse(c).unwrap();
+            cats.iter()
+                .flat_map(|k| codes.iter().map(move |c| (Slug::parse(k).unwrap(), code(c))))
+                .map(|(k, c)| h.of_commune_in(&c, &k).map(|a| a.id).collect())
+                .collect()
+        };
+        let before = lists(&h);
+        let all_before: Vec<Vec<u64>> = codes.iter().map(|c| h.of_commune(&InseeCode::parse(c).unwrap()).map(|a| a.id).collect()).collect();
+        assert_eq!(before[0][..4], [6, 12, 18, 24], "copieur (even ids) of 35238 (id × 7 ≡ 0 mod 6)");
+        assert_eq!(h.numbers.get(&InseeCode::parse("35238").unwrap()), Some(5), "numbered as they came: 35238 last (its first adoption is id 6)");
+        h.shrink_to_fit();
+        assert_eq!(lists(&h), before);
+        assert_eq!(codes.iter().map(|c| h.of_commune(&InseeCode::parse(c).unwrap()).map(|a| a.id).collect::<Vec<_>>()).collect::<Vec<_>>(), all_before);
+        let numbers: Vec<Option<u32>> =
+            ["01001", "29019", "29232", "35001", "35238", "2A004"].iter().map(|c| h.numbers.get(&InseeCode::parse(c).unwrap())).collect();
+        assert_eq!(numbers, [Some(0), Some(1), Some(2), Some(3), Some(4), Some(5)]);
+        // A commune that comes after takes the next number.
+        h.add_adoption(adoption(301, "22278", "a"));
+        assert_eq!(h.numbers.get(&InseeCode::parse("22278").unwrap()), Some(6));
+        assert_eq!(h.of_commune(&InseeCode::parse("22278").unwrap()).map(|a| a.id).collect::<Vec<_>>(), [301]);
     }
 
     #[test]

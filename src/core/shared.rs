@@ -68,6 +68,15 @@ impl<T, const SHIFT: u32> Chunks<T, SHIFT> {
         (rest == 0 && i < self.chunks[c as usize].len()).then(|| ((c as usize) << SHIFT) + i)
     }
 
+    /// The position of the element whose key is `key`, for elements sorted by `key_of`
+    /// (ascending, no two equal): a binary search among the chunks by their first element,
+    /// then within one. `None` when no element has that key; meaningless if they are not sorted.
+    pub fn search_sorted<K: Ord>(&self, key: &K, key_of: impl Fn(&T) -> K) -> Option<usize> {
+        let c = self.chunks.partition_point(|chunk| chunk.first().is_some_and(|x| key_of(x) <= *key)).checked_sub(1)?;
+        let i = self.chunks[c].binary_search_by(|x| key_of(x).cmp(key)).ok()?;
+        Some((c << SHIFT) + i)
+    }
+
     /// Notes that chunk `c` may have moved from `before` (its address before a change).
     fn moved(&mut self, c: usize, before: Option<usize>) {
         let now = self.chunks[c].as_ptr() as usize;
