@@ -1,4 +1,5 @@
-# Multi-stage build: the builder compiles the release binary (seeds and catalogue are embedded),
+# Multi-stage build: the builder compiles the binary with the `dist` profile of Cargo.toml (release
+# with fat LTO; seeds and catalogue are embedded),
 # the runtime image holds only the stripped binary and an empty data folder.
 #
 # Base images are pinned by digest (the tags rust:1.95-bookworm and debian:bookworm-slim as a
@@ -16,7 +17,7 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && echo 'fn main() {}' > benches/core.rs \
-    && cargo build --release --locked \
+    && cargo build --profile dist --locked \
     && rm -rf src benches
 # The sources (touched: their checkout dates may be older than the empty targets just built).
 COPY src src
@@ -25,14 +26,14 @@ COPY seeds seeds
 # (declared in Cargo.toml: cargo refuses a manifest whose bench target is missing)
 COPY benches benches
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
-    && strip target/release/voisinage
+    && cargo build --profile dist --locked \
+    && strip target/dist/voisinage
 
 FROM ${RUNTIME_IMAGE}
 # A numeric, unprivileged user (Kubernetes' runAsNonRoot checks the number).
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home voisinage \
     && mkdir -p /data && chown 10001:10001 /data
-COPY --from=build /src/target/release/voisinage /usr/local/bin/voisinage
+COPY --from=build /src/target/dist/voisinage /usr/local/bin/voisinage
 USER 10001:10001
 ENV VOISINAGE_DATA_DIR=/data \
     VOISINAGE_BIND=0.0.0.0:8080 \

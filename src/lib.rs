@@ -25,7 +25,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// While it lives, the allocator returns freed memory to the system at once; dropped, it puts
-/// back the delay in force before (mimalloc's 1 s, or what `MIMALLOC_PURGE_DELAY` set). mimalloc
+/// back the delay in force before (mimalloc 2.3's 10 ms, or what `MIMALLOC_PURGE_DELAY` set). mimalloc
 /// purges a freed page only after that delay and only when it next allocates, so the memory that
 /// loading the index used and freed would stay resident in an idle service (about 35 MB at
 /// national scale: `BENCHMARKS.md`, tenth slice). The service purges at once while it loads,
@@ -69,7 +69,8 @@ fn set_purge_delay(ms: std::ffi::c_long) {
 }
 
 /// `mi_option_purge_delay` in mimalloc's `mimalloc.h` (libmimalloc-sys 0.1.49 names only some
-/// options); its default is 1,000 ms in mimalloc 3 (tested).
+/// options, the same in mimalloc 2 and 3); its default is 10 ms in mimalloc 2.3, the version this
+/// crate builds (feature `v2` in Cargo.toml; 1,000 ms in mimalloc 3), tested.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 pub mod backup;
@@ -92,7 +93,7 @@ mod tests {
     fn the_purge_delay_set_is_mimallocs_purge_delay_and_comes_back() {
         let before = super::purge_delay();
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(before, 1000, "the option's default is mimalloc 3's purge delay");
+            assert_eq!(before, 10, "the option's default is mimalloc 2.3's purge delay");
         }
         let guard = super::purge_freed_memory_at_once();
         assert_eq!(super::purge_delay(), 0);
