@@ -546,8 +546,8 @@ impl Service {
     pub fn adoptions_page(&self, viewer: Option<&Principal>, code: &InseeCode, offset: usize, limit: usize) -> Result<(Vec<AdoptionView>, usize)> {
         let visible = self.sees_comments(viewer, code)?;
         let h = self.index();
-        let total = h.of_commune(code).count();
-        Ok((h.of_commune(code).skip(offset).take(limit).map(|a| view(&h, a, self.today(), visible)).collect(), total))
+        let all: Vec<&Adoption> = h.of_commune(code).collect();
+        Ok((all.iter().skip(offset).take(limit).map(|a| view(&h, a, self.today(), visible)).collect(), all.len()))
     }
 
     /// One adoption of a commune, as `viewer` may see it. Errors: `NotFound` for an unknown

@@ -47,7 +47,7 @@ fn dependencies_are_built_in_their_own_layer_before_the_sources_are_copied() {
     let ins = instructions();
     let pos = |pred: &dyn Fn(&String) -> bool| ins.iter().position(pred).unwrap();
     let manifests = pos(&|l| l.starts_with("COPY Cargo.toml Cargo.lock"));
-    let deps = pos(&|l| l.starts_with("RUN ") && l.contains("cargo build --release --locked"));
+    let deps = pos(&|l| l.starts_with("RUN ") && l.contains("cargo build --profile dist --locked"));
     let sources = pos(&|l| l == "COPY src src");
     assert!(manifests < deps && deps < sources, "{ins:#?}");
 }
@@ -55,7 +55,14 @@ fn dependencies_are_built_in_their_own_layer_before_the_sources_are_copied() {
 #[test]
 fn the_runtime_runs_a_stripped_binary_as_a_numeric_non_root_user_with_a_healthcheck() {
     let ins = instructions();
-    assert!(ins.iter().any(|l| l.starts_with("RUN ") && l.contains("strip target/release/voisinage")));
+    // The operator's binary: the `dist` profile of Cargo.toml (release with fat LTO), stripped,
+    // and the one the runtime image copies.
+    assert!(ins.iter().any(|l| l.starts_with("RUN ") && l.contains("cargo build --profile dist --locked") && l.contains("strip target/dist/voisinage")));
+    assert!(ins.iter().any(|l| l.starts_with("COPY --from=build /src/target/dist/voisinage ")), "{ins:#?}");
+    let manifest = read("Cargo.toml");
+    let dist = manifest.split("[profile.dist]").nth(1).expect("Cargo.toml has a dist profile");
+    let dist = dist.split("\n[").next().unwrap_or(dist);
+    assert!(dist.contains("inherits = \"release\"") && dist.contains("lto = \"fat\""), "{dist}");
     let user = ins.iter().rev().find_map(|l| l.strip_prefix("USER ")).unwrap();
     let uid = user.split(':').next().unwrap();
     assert!(uid.parse::<u32>().is_ok_and(|u| u > 0), "USER {user}");

@@ -730,14 +730,17 @@ pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 ///
 /// Layout (measured in `BENCHMARKS.md`): adoptions in insertion order in chunks of 16,384
 /// ([`Chunks`]), each with its category, product and generation as shared text interned here
-/// (one copy of each distinct slug, 16-byte handles in the records); indexes by id, commune and
-/// category (in service or ended) hold `u32` positions into them, not copies; each adoption's
+/// (one copy of each distinct slug, 8-byte handles in the records); an adoption found by id with
+/// a binary search while ids came in order ([`ById`]); lists by category (in service or ended),
+/// by category and key, and by category and commune ([`CommuneLists`]) hold `u32` positions into
+/// them, not copies; each adoption's
 /// feedback is a list of packed reports at the same position, the lists of 1,024 adoptions end
 /// to end in one byte vector ([`PackedReports`]: about 6.4 bytes a record).
 ///
 /// Versions: a clone shares every part with the original ([`Chunks`], [`ShardedMap`], `Arc`s);
 /// a write applied to a clone copies only the parts it touches (a chunk of adoptions or of
-/// feedback lists, a shard of the map by id, one category's lists). The service applies each
+/// feedback lists, a block of a category's lists by commune, one category's other lists, a
+/// shard of the map by id when there is one). The service applies each
 /// write to a clone and publishes it whole, so that a reader keeps the version it started with
 /// and never waits for a writer (issue 17, item 4).
 #[derive(Debug, Default, Clone)]
@@ -753,7 +756,7 @@ pub struct AdoptionIndex {
     open: FnvHashMap<Slug, Arc<Vec<u32>>>,
     closed: FnvHashMap<Slug, Arc<Vec<u32>>>,
     /// Per category and commune, the positions of the commune's adoptions in the category, in
-    /// the order they were added: a reach reads its communes' adoptions in one category without
+    /// the order they were added or moved in: a reach reads its communes' adoptions in one category without
     /// going through their others.
     by_category_commune: FnvHashMap<Slug, Arc<CommuneLists>>,
     /// Per category, the positions of its adoptions per (product, generation or release as
@@ -1192,8 +1195,9 @@ impl AdoptionIndex {
         positions.into_iter().map(|i| &self.adoptions[i as usize])
     }
 
-    /// A commune's adoptions in a category, oldest first (the order of
-    /// [`AdoptionIndex::of_commune`]).
+    /// A commune's adoptions in a category, in the order they came into the category's list for
+    /// the commune: oldest first, an adoption moved there by a replacement (another commune or
+    /// category; the service never moves one) last.
     pub fn of_commune_in<'a>(&'a self, code: &InseeCode, category: &Slug) -> impl Iterator<Item = &'a Adoption> + 'a {
         self.in_category_by_commune(category).of_commune(code)
     }
@@ -1444,8 +1448,8 @@ struct CommuneLists {
 }
 
 /// The lists of [`LIST_BLOCK`] consecutive commune numbers: the list of the `j`-th is
-/// `positions[ends[j - 1]..ends[j]]` (from 0 for the first); `ends` stops at the last one with a
-/// list.
+/// `positions[ends[j - 1]..ends[j]]` (from 0 for the first); `ends` stops at the last one that was given
+/// a list (past it, every list is empty; a list emptied since stays, empty).
 #[derive(Debug, Default, Clone)]
 struct ListBlock {
     ends: Vec<u32>,
