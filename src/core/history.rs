@@ -1536,6 +1536,33 @@ impl<'a> CategoryByCommune<'a> {
         let positions = self.lists.zip(self.index.numbers.get(code)).map_or(&[][..], |(m, n)| m.get(n));
         positions.iter().map(move |&at| self.index.placed(at))
     }
+
+    /// The adoptions in the category of several communes at once, started by `started_by`
+    /// (`since` on or before it), each with the position `k` of its commune in `codes`: commune
+    /// by commune in `codes` order, each commune's oldest first (the order of
+    /// [`CategoryByCommune::of_commune_placed`] over `codes`), appended to `out`.
+    ///
+    /// Read in passes (the communes' numbers, then their lists, then the adoptions) so that the
+    /// memory reads of one pass do not wait on each other: a reach's communes and adoptions sit
+    /// far apart in memory, and one after the other each read would wait for the previous one.
+    pub fn gather_placed<'c>(self, codes: impl ExactSizeIterator<Item = &'c InseeCode>, started_by: NaiveDate, out: &mut Vec<(u32, Placed<'a>)>) {
+        let Some(lists) = self.lists else { return };
+        let numbers: Vec<u32> = codes.map(|c| self.index.numbers.get(c).unwrap_or(u32::MAX)).collect();
+        let from = out.len();
+        for (k, &n) in numbers.iter().enumerate() {
+            if n != u32::MAX {
+                out.extend(lists.get(n).iter().map(|&at| (k as u32, self.index.placed(at))));
+            }
+        }
+        let mut kept = from;
+        for i in from..out.len() {
+            if out[i].1.since <= started_by {
+                out[kept] = out[i];
+                kept += 1;
+            }
+        }
+        out.truncate(kept);
+    }
 }
 
 #[cfg(test)]
@@ -1735,6 +1762,38 @@ mod tests {
         }
         let by_commune: Vec<u64> = h.in_category_by_commune(&copieur).of_commune_placed(&InseeCode::parse("29232").unwrap()).map(|p| p.id).collect();
         assert_eq!(by_commune, vec![2]);
+    }
+
+    #[test]
+    fn several_communes_gathered_at_once_give_each_communes_list_in_turn() {
+        let mut h = AdoptionIndex::default();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let adds = [(1, "29232", "a", 2019), (2, "35238", "b", 2020), (3, "29232", "b", 2024), (4, "2A004", "a", 2021), (5, "35238", "c", 2027)];
+        for (id, commune, product, year) in adds {
+            h.add_adoption(Adoption { since: day(year, 3, 1), ..adoption(id, commune, product) });
+        }
+        h.add_adoption(Adoption { category: Slug::parse("site-web").unwrap(), ..adoption(6, "29232", "d") });
+        let copieur = Slug::parse("copieur").unwrap();
+        let codes: Vec<InseeCode> = ["35238", "01001", "29232", "2a004"].iter().map(|c| InseeCode::parse(c).unwrap()).collect();
+        let mut out = Vec::new();
+        h.in_category_by_commune(&copieur).gather_placed(codes.iter(), day(2026, 11, 29), &mut out);
+        // Commune by commune in the order asked (01001 has none), each oldest first; 5 starts
+        // after the date, 6 is of another category.
+        let got: Vec<(u32, u64)> = out.iter().map(|(k, p)| (*k, p.id)).collect();
+        assert_eq!(got, vec![(0, 2), (2, 1), (2, 3), (3, 4)]);
+        // The same as reading the communes one by one, with their places.
+        let one_by_one: Vec<(u32, u64, u32)> = codes
+            .iter()
+            .enumerate()
+            .flat_map(|(k, c)| {
+                h.in_category_by_commune(&copieur).of_commune_placed(c).filter(|p| p.since <= day(2026, 11, 29)).map(move |p| (k as u32, p.id, p.at))
+            })
+            .collect();
+        assert_eq!(out.iter().map(|(k, p)| (*k, p.id, p.at)).collect::<Vec<_>>(), one_by_one);
+        // Appended: what `out` held stays; a category with no list adds nothing.
+        h.in_category_by_commune(&Slug::parse("paie-rh").unwrap()).gather_placed(codes.iter(), day(2026, 11, 29), &mut out);
+        h.in_category_by_commune(&copieur).gather_placed(codes[..1].iter(), day(2027, 3, 1), &mut out);
+        assert_eq!(out.iter().map(|(k, p)| (*k, p.id)).collect::<Vec<_>>(), vec![(0, 2), (2, 1), (2, 3), (3, 4), (0, 2), (0, 5)]);
     }
 
     #[test]

@@ -864,12 +864,11 @@ impl ReachAdoptions {
         let today = ctx.today;
         match self {
             ReachAdoptions::ByCommune => {
-                let in_category = ctx.index.in_category_by_commune(category);
-                Box::new(
-                    reach
-                        .iter()
-                        .flat_map(move |r| in_category.of_commune_placed(ctx.territory.code(r.idx)).filter(move |a| a.since <= today).map(move |a| (*r, a))),
-                )
+                // Gathered at once ([`CategoryByCommune::gather_placed`]), then paired with the
+                // reach.
+                let mut read = Vec::new();
+                ctx.index.in_category_by_commune(category).gather_placed(reach.iter().map(|r| ctx.territory.code(r.idx)), today, &mut read);
+                Box::new(read.into_iter().map(move |(k, a)| (reach[k as usize], a)))
             }
             ReachAdoptions::ByCategory(pos) => Box::new(ctx.index.in_category_placed(category).filter(move |a| a.since <= today).filter_map(move |a| {
                 let i = ctx.territory.idx_of(&a.commune)?;
@@ -1095,11 +1094,10 @@ impl<'a> WideRead<'a> {
             pos.set(r.idx as usize, i as u32);
         }
         let size = t.size_class_of(origin);
-        // An adoption's commune as the wide steps read it: the commune, its entry of `reach`
+        // An adoption's commune `j` as the wide steps read it: the commune, its entry of `reach`
         // (in every step's area) and the steps whose area holds it; `None` for the origin and a
         // commune outside the territory.
-        let reach_of = |a: &Adoption| -> Option<(CommuneIdx, Option<Reach>, u8)> {
-            let j = t.idx_of(&a.commune)?;
+        let reach_of = |j: CommuneIdx| -> Option<(CommuneIdx, Option<Reach>, u8)> {
             match pos.get(j as usize) {
                 Some(p) if p != u32::MAX => Some((j, Some(reach[p as usize]), 7)),
                 _ if j == origin => None,
@@ -1124,7 +1122,7 @@ impl<'a> WideRead<'a> {
                 let mut steps = 0u8;
                 if let Some(lists) = all.get(&(x.product, x.generation)) {
                     for a in every(lists).filter(|a| started(a) && a.active_on(today)) {
-                        steps |= reach_of(&a).map_or(0, |(.., s)| s);
+                        steps |= t.idx_of(&a.commune).and_then(reach_of).map_or(0, |(.., s)| s);
                         if steps == 7 {
                             break;
                         }
@@ -1133,19 +1131,26 @@ impl<'a> WideRead<'a> {
                 (x, steps)
             })
             .collect();
-        let keys = keys
-            .into_iter()
-            .map(|(key, lists)| {
-                // Sized once: a key of a national category can have tens of thousands.
-                let mut adopters = Vec::with_capacity(lists.iter().map(KeyAdoptions::len).sum());
-                adopters.extend(every(&lists).filter(|a| started(a)).filter_map(|a| {
-                    let (j, reach, steps) = reach_of(&a)?;
-                    let active = a.active_on(today);
-                    Some(WideAdopter { j, reach: Cell::new(reach), a, active, abandoned: Cell::new(None), steps })
-                }));
-                (key, adopters)
-            })
-            .collect();
+        // Read in passes, each of reads that do not wait on each other (the adoptions, then
+        // their communes' numbers, then the communes): a key of a national category can have
+        // tens of thousands of adoptions all over memory. The same adopters, in the same order,
+        // as reading them one by one.
+        let mut read: Vec<(u32, Placed<'a>)> = Vec::with_capacity(keys.values().flat_map(|lists| lists.iter().map(KeyAdoptions::len)).sum());
+        for (k, lists) in keys.values().enumerate() {
+            read.extend(every(lists).filter(|a| started(a)).map(|a| (k as u32, a)));
+        }
+        let communes: Vec<Option<CommuneIdx>> = read.iter().map(|(_, a)| t.idx_of(&a.commune)).collect();
+        let mut adopters: Vec<Vec<WideAdopter<'a>>> = keys.values().map(|_| Vec::new()).collect();
+        let mut sizes = vec![0usize; adopters.len()];
+        read.iter().for_each(|(k, _)| sizes[*k as usize] += 1);
+        adopters.iter_mut().zip(&sizes).for_each(|(v, &n)| v.reserve_exact(n));
+        for ((k, a), j) in read.into_iter().zip(communes) {
+            if let Some((j, reach, steps)) = j.and_then(&reach_of) {
+                let active = a.active_on(today);
+                adopters[k as usize].push(WideAdopter { j, reach: Cell::new(reach), a, active, abandoned: Cell::new(None), steps });
+            }
+        }
+        let keys = keys.into_keys().zip(adopters).collect();
         let far = Area { step: Step::Territory, origin, radius, size };
         WideRead { keys, excluded, far, territory: t, index: ctx.index, today, params: *params }
     }
@@ -1895,20 +1900,21 @@ fn step_radius(step: Step, p: &Params) -> u32 {
 /// edge further.
 fn reach_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Vec<Reach> {
     let t = ctx.territory;
-    let mut out: Vec<Reach> = Vec::new();
+    let within = t.within_hops(idx, radius);
+    let members = t.commune(idx).epci.as_ref().map_or(&[][..], |s| t.members(s));
+    // Sized once: the communes within the radius and the EPCI's members at most.
+    let mut out: Vec<Reach> = Vec::with_capacity(within.len() + members.len());
     let mut seen = Marks::take(t.communes().len());
     seen.set(idx as usize, 0);
-    for n in t.within_hops(idx, radius) {
+    for n in within {
         seen.set(n.idx as usize, 0);
         let (weight, same_epci, distance_km) = kernel(t, idx, n.idx, n.hops, p);
         out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
     }
-    if let Some(s) = &t.commune(idx).epci {
-        for &m in t.members(s) {
-            if seen.set(m as usize, 0) == u32::MAX {
-                let (weight, same_epci, distance_km) = kernel(t, idx, m, radius + 1, p);
-                out.push(Reach { idx: m, hops: None, weight, same_epci, distance_km: Some(distance_km) });
-            }
+    for &m in members {
+        if seen.set(m as usize, 0) == u32::MAX {
+            let (weight, same_epci, distance_km) = kernel(t, idx, m, radius + 1, p);
+            out.push(Reach { idx: m, hops: None, weight, same_epci, distance_km: Some(distance_km) });
         }
     }
     out
