@@ -1294,17 +1294,22 @@ const EVIDENCE_ROWS: usize = 20;
 
 /// The `rows` adopters an answer shows, closest first: by hops (beyond the radius last), then
 /// kernel weight rounded to 3 decimals (highest first), then code, then reading order. The
-/// first `rows` are selected before they are sorted: O(adopters), not O(adopters · log).
+/// first `rows` are selected before they are sorted, on hops and weight alone (a commune's code
+/// is read only for the adopters tied with the last one shown): O(adopters), not
+/// O(adopters · log), and no code read per adopter of a candidate with thousands.
 fn shown<'a>(ctx: &Ctx, adopters: &[(Reach, Placed<'a>)], rows: usize) -> Vec<(Reach, Placed<'a>)> {
-    let mut order: Vec<(u32, f64, InseeCode, usize)> =
-        adopters.iter().enumerate().map(|(i, (r, _))| (r.hops.unwrap_or(u32::MAX), round(r.weight, 3), *ctx.territory.code(r.idx), i)).collect();
-    let closest =
-        |a: &(u32, f64, InseeCode, usize), b: &(u32, f64, InseeCode, usize)| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3));
-    if order.len() > rows && rows > 0 {
-        order.select_nth_unstable_by(rows - 1, closest);
+    let coarse = |a: &(u32, f64, usize), b: &(u32, f64, usize)| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1));
+    let mut near: Vec<(u32, f64, usize)> = adopters.iter().enumerate().map(|(i, (r, _))| (r.hops.unwrap_or(u32::MAX), round(r.weight, 3), i)).collect();
+    if near.len() > rows && rows > 0 {
+        near.select_nth_unstable_by(rows - 1, coarse);
+        // Past the `rows` first on hops and weight, only those tied with the last of them can
+        // come before it once codes are compared.
+        let last = near[rows - 1];
+        near.retain(|x| coarse(x, &last) != std::cmp::Ordering::Greater);
     }
+    let mut order: Vec<(u32, f64, InseeCode, usize)> = near.into_iter().map(|(h, w, i)| (h, w, *ctx.territory.code(adopters[i].0.idx), i)).collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
     order.truncate(rows);
-    order.sort_unstable_by(closest);
     order.into_iter().map(|(.., i)| adopters[i]).collect()
 }
 
@@ -2371,6 +2376,44 @@ mod tests {
     /// The parameters these unit tests check the formulas with: a radius of 2 edges, a prior
     /// worth 3 records and the three parts weighted 0.45, 0.30, 0.25 (the defaults before the
     /// decision-quality evaluation chose others; the formulas are the same).
+    #[test]
+    fn the_rows_shown_are_the_closest_in_full_order_ties_broken_by_code() {
+        let (t, c) = (small_territory(), small_catalog());
+        let mut h = AdoptionIndex::default();
+        for (id, commune) in [(1, "35002"), (2, "35003"), (3, "35004"), (4, "35005"), (5, "35001")] {
+            adopt(&mut h, id, commune, "cms", Some("2"), "2019-01-01", &[]);
+        }
+        let ctx = Ctx::new(&t, &c, &h, d("2026-01-01"));
+        let placed: Vec<Placed> = h.in_category_placed(&web()).collect();
+        // 40 adopters over 5 communes, many tied on hops and rounded weight (0.3004 and 0.2996
+        // both 0.3), some beyond the radius (no hops).
+        let adopters: Vec<(Reach, Placed)> = (0..40)
+            .map(|i: usize| {
+                let a = placed[(i * 7) % placed.len()];
+                let hops = [Some(1), Some(2), None][i % 3];
+                let weight = [0.3004, 0.2996, 0.5, 0.1][(i / 3) % 4];
+                (Reach { idx: t.idx_of(&a.commune).unwrap(), hops, weight, same_epci: false, distance_km: Some(1.0) }, a)
+            })
+            .collect();
+        let full = |rows: usize| {
+            let mut order: Vec<usize> = (0..adopters.len()).collect();
+            let key = |i: usize| (adopters[i].0.hops.unwrap_or(u32::MAX), -round(adopters[i].0.weight, 3), *t.code(adopters[i].0.idx), i);
+            order.sort_by(|&a, &b| key(a).partial_cmp(&key(b)).unwrap());
+            order.truncate(rows);
+            order
+        };
+        for rows in [0, 1, 5, 13, 20, 39, 40, 41] {
+            let got: Vec<(Option<u32>, f64, InseeCode)> = shown(&ctx, &adopters, rows).iter().map(|(r, a)| (r.hops, round(r.weight, 3), a.commune)).collect();
+            let want: Vec<(Option<u32>, f64, InseeCode)> =
+                full(rows).iter().map(|&i| (adopters[i].0.hops, round(adopters[i].0.weight, 3), adopters[i].1.commune)).collect();
+            assert_eq!(got, want, "{rows} rows");
+        }
+        // The first rows: hops 1 with weight 0.5, by code (35001 first, then 35002...).
+        let first: Vec<(Option<u32>, f64, String)> = shown(&ctx, &adopters, 3).iter().map(|(r, a)| (r.hops, r.weight, a.commune.to_string())).collect();
+        assert_eq!(first.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), vec![(Some(1), 0.5); 3]);
+        assert!(first.windows(2).all(|w| w[0].2 <= w[1].2), "{first:?}");
+    }
+
     fn classic() -> Params {
         Params { hops: 2, prior_weight: 3.0, w_reliability: 0.45, w_maturity: 0.30, w_proximity: 0.25, ..Params::default() }
     }
