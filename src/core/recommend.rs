@@ -1294,9 +1294,9 @@ const EVIDENCE_ROWS: usize = 20;
 
 /// The `rows` adopters an answer shows, closest first: by hops (beyond the radius last), then
 /// kernel weight rounded to 3 decimals (highest first), then code, then reading order. The
-/// first `rows` are selected before they are sorted, on hops and weight alone (a commune's code
-/// is read only for the adopters tied with the last one shown): O(adopters), not
-/// O(adopters · log), and no code read per adopter of a candidate with thousands.
+/// first `rows` are selected on hops and weight alone before they are sorted (O(adopters), not
+/// O(adopters · log) for a candidate with thousands), keeping those tied with the last of them:
+/// a commune's code is read only for the adopters kept (`rows` and the ties), not for all.
 fn shown<'a>(ctx: &Ctx, adopters: &[(Reach, Placed<'a>)], rows: usize) -> Vec<(Reach, Placed<'a>)> {
     let coarse = |a: &(u32, f64, usize), b: &(u32, f64, usize)| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1));
     let mut near: Vec<(u32, f64, usize)> = adopters.iter().enumerate().map(|(i, (r, _))| (r.hops.unwrap_or(u32::MAX), round(r.weight, 3), i)).collect();
@@ -2373,9 +2373,6 @@ mod tests {
         (groups, excluded.iter().map(Left::written).collect())
     }
 
-    /// The parameters these unit tests check the formulas with: a radius of 2 edges, a prior
-    /// worth 3 records and the three parts weighted 0.45, 0.30, 0.25 (the defaults before the
-    /// decision-quality evaluation chose others; the formulas are the same).
     #[test]
     fn the_rows_shown_are_the_closest_in_full_order_ties_broken_by_code() {
         let (t, c) = (small_territory(), small_catalog());
@@ -2414,6 +2411,9 @@ mod tests {
         assert!(first.windows(2).all(|w| w[0].2 <= w[1].2), "{first:?}");
     }
 
+    /// The parameters these unit tests check the formulas with: a radius of 2 edges, a prior
+    /// worth 3 records and the three parts weighted 0.45, 0.30, 0.25 (the defaults before the
+    /// decision-quality evaluation chose others; the formulas are the same).
     fn classic() -> Params {
         Params { hops: 2, prior_weight: 3.0, w_reliability: 0.45, w_maturity: 0.30, w_proximity: 0.25, ..Params::default() }
     }
