@@ -1441,7 +1441,8 @@ const LIST_BLOCK: usize = 256;
 /// ([`CommuneNumbers`]): the lists of 256 consecutive numbers sit end to end in one block, each
 /// block behind an [`Arc`] so that a write copies the one it changes (about 2.5 KB), not the
 /// category. A list costs 4 bytes beside its positions (16 to 24 in the per-commune small
-/// vectors before, plus 4 a slot in a table per category: 25 MB at national scale, 7 MB now).
+/// vectors before, plus 4 a slot in a table per category: about 25 MB at national scale;
+/// `BENCHMARKS.md` has what they take now).
 #[derive(Debug, Default, Clone)]
 struct CommuneLists {
     blocks: Vec<Arc<ListBlock>>,
@@ -1545,9 +1546,9 @@ impl<'a> CategoryByCommune<'a> {
     /// Read in passes (the communes' numbers, then their lists, then the adoptions) so that the
     /// memory reads of one pass do not wait on each other: a reach's communes and adoptions sit
     /// far apart in memory, and one after the other each read would wait for the previous one.
-    pub fn gather_placed<'c>(self, codes: impl ExactSizeIterator<Item = &'c InseeCode>, started_by: NaiveDate, out: &mut Vec<(u32, Placed<'a>)>) {
+    pub fn gather_placed<'c>(self, codes: impl IntoIterator<Item = &'c InseeCode>, started_by: NaiveDate, out: &mut Vec<(u32, Placed<'a>)>) {
         let Some(lists) = self.lists else { return };
-        let numbers: Vec<u32> = codes.map(|c| self.index.numbers.get(c).unwrap_or(u32::MAX)).collect();
+        let numbers: Vec<u32> = codes.into_iter().map(|c| self.index.numbers.get(c).unwrap_or(u32::MAX)).collect();
         let from = out.len();
         for (k, &n) in numbers.iter().enumerate() {
             if n != u32::MAX {

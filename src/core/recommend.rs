@@ -1132,18 +1132,17 @@ impl<'a> WideRead<'a> {
             })
             .collect();
         // Read in passes, each of reads that do not wait on each other (the adoptions, then
-        // their communes' numbers, then the communes): a key of a national category can have
-        // tens of thousands of adoptions all over memory. The same adopters, in the same order,
-        // as reading them one by one.
+        // their communes' places in the territory, then the steps' areas): a key of a national
+        // category can have tens of thousands of adoptions all over memory. The same adopters,
+        // in the same order, as reading them one by one.
         let mut read: Vec<(u32, Placed<'a>)> = Vec::with_capacity(keys.values().flat_map(|lists| lists.iter().map(KeyAdoptions::len)).sum());
+        let mut adopters: Vec<Vec<WideAdopter<'a>>> = Vec::with_capacity(keys.len());
         for (k, lists) in keys.values().enumerate() {
+            let before = read.len();
             read.extend(every(lists).filter(|a| started(a)).map(|a| (k as u32, a)));
+            adopters.push(Vec::with_capacity(read.len() - before));
         }
         let communes: Vec<Option<CommuneIdx>> = read.iter().map(|(_, a)| t.idx_of(&a.commune)).collect();
-        let mut adopters: Vec<Vec<WideAdopter<'a>>> = keys.values().map(|_| Vec::new()).collect();
-        let mut sizes = vec![0usize; adopters.len()];
-        read.iter().for_each(|(k, _)| sizes[*k as usize] += 1);
-        adopters.iter_mut().zip(&sizes).for_each(|(v, &n)| v.reserve_exact(n));
         for ((k, a), j) in read.into_iter().zip(communes) {
             if let Some((j, reach, steps)) = j.and_then(&reach_of) {
                 let active = a.active_on(today);
