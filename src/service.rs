@@ -30,7 +30,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use chrono::NaiveDate;
+use bytes::Bytes;
+use chrono::{Datelike, NaiveDate};
 
 use crate::backup;
 use crate::core::auth::{Principal, Token, TokenHash, TokenScope};
@@ -223,6 +224,19 @@ pub struct Stats {
     pub store_failing: bool,
 }
 
+/// The answer cache's key of a question: the commune's 5 bytes, the category and a newline (a
+/// slug has none), the date (days since 1 January of year 1, 4 bytes) and the parameters in
+/// `postcard` (each `f64` as its 8 bytes: two parameters are the same key only when they are
+/// the same numbers). Errors: `Internal` if the parameters cannot be encoded (they always can).
+fn answer_key(code: &InseeCode, category: &Slug, today: NaiveDate, params: &Params) -> Result<Vec<u8>> {
+    let mut key = Vec::with_capacity(128);
+    key.extend_from_slice(code.as_bytes());
+    key.extend_from_slice(category.as_str().as_bytes());
+    key.push(b'\n');
+    key.extend_from_slice(&today.num_days_from_ce().to_le_bytes());
+    postcard::to_extend(params, key).map_err(|e| Error::internal("the key of a cached answer", e))
+}
+
 /// A serialised recommendation answer and what it was computed from.
 struct CachedAnswer {
     /// [`AdoptionIndex::version`] at the time.
@@ -230,7 +244,7 @@ struct CachedAnswer {
     /// Reference date at the time.
     today: NaiveDate,
     /// The JSON body.
-    body: Arc<[u8]>,
+    body: Bytes,
 }
 
 /// The application: reference data, store, index, and the use cases over them.
@@ -249,7 +263,7 @@ pub struct Service {
     write_lock: Mutex<()>,
     /// Recommendation answers by commune, category and parameters; each is served while the
     /// index version and the date are those it was computed at.
-    answers: Mutex<HashMap<String, CachedAnswer>>,
+    answers: Mutex<HashMap<Vec<u8>, CachedAnswer>>,
     today: Option<NaiveDate>,
     /// The simulated history the store holds, read once at open (a demo is only ever loaded
     /// then).
@@ -716,13 +730,14 @@ impl Service {
         crate::export::inventory_xlsx(&self.territory, &self.catalog, &h, siren, self.today())
     }
 
-    /// The recommendation answer for a commune and category, as JSON bytes, at the reference
-    /// date or at `as_of` ([`Service::as_of`]). Answers are cached until the next write or the
-    /// next day: reads far outnumber writes. Errors: `NotFound` (commune, category), `Invalid`
+    /// The recommendation answer for a commune and category, as JSON bytes (shared, not
+    /// copied: the cache and every caller hold the same buffer), at the reference date or at
+    /// `as_of` ([`Service::as_of`]). Answers are cached until the next write or the next day:
+    /// reads far outnumber writes. Errors: `NotFound` (commune, category), `Invalid`
     /// (parameters, `as_of`).
-    pub fn recommend_json(&self, code: &InseeCode, category: &Slug, params: &Params, as_of: Option<NaiveDate>) -> Result<Arc<[u8]>> {
+    pub fn recommend_json(&self, code: &InseeCode, category: &Slug, params: &Params, as_of: Option<NaiveDate>) -> Result<Bytes> {
         let today = self.as_of(as_of)?;
-        let key = format!("{code}\n{category}\n{today}\n{}", serde_json::to_string(params).unwrap_or_default());
+        let key = answer_key(code, category, today, params)?;
         let h = self.index_at(today);
         let version = h.version();
         let mut cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
@@ -734,8 +749,8 @@ impl Service {
         // Written into a buffer of the usual size of an answer (a few items with 20 evidence rows
         // each: 10 to 20 kB), not grown from empty.
         let mut json = Vec::with_capacity(24 * 1024);
-        serde_json::to_writer(&mut json, &answer).map_err(|e| Error::internal("serialising a recommendation", e))?;
-        let body: Arc<[u8]> = json.into();
+        answer.write_json(&mut json).map_err(|e| Error::internal("serialising a recommendation", e))?;
+        let body = Bytes::from(json);
         cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED_ANSWERS {
             cache.clear();

@@ -5,6 +5,7 @@ mod common;
 use voisinage::Error;
 use voisinage::core::auth::{Principal, TokenScope};
 use voisinage::core::domain::{InseeCode, Slug};
+use voisinage::core::recommend::Params;
 use voisinage::service::{AdoptionChanges, AdoptionDraft, FeedbackDraft};
 use voisinage::store::Idempotency;
 
@@ -108,4 +109,28 @@ fn the_index_built_beside_the_demo_load_is_the_one_read_back_from_the_store() {
     assert!(first.0 == again.0, "adoptions differ");
     assert!(first.1 == again.1, "feedback differs");
     assert!(first.2 == again.2, "answers differ");
+}
+
+/// The answer cache keys a question by commune, category, date and every parameter's exact
+/// value: the same question is answered from the cache with the same bytes, and a question that
+/// differs by 1e-12 in one parameter, or by its category or date, gets its own answer.
+#[test]
+fn cached_answers_are_those_of_the_exact_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::open(dir.path(), true);
+    let ask = |code_: &str, cat: &str, hop_decay: f64, as_of: Option<&str>| -> serde_json::Value {
+        let mut p = Params::default();
+        p.hop_decay = hop_decay;
+        let as_of = as_of.map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap());
+        serde_json::from_slice(&s.recommend_json(&code(code_), &Slug::parse(cat).unwrap(), &p, as_of).unwrap()).unwrap()
+    };
+    let first = ask("35238", "etat-civil", 0.5, None);
+    assert_eq!(ask("35238", "etat-civil", 0.5, None), first);
+    let nudged = ask("35238", "etat-civil", 0.5 + 1e-12, None);
+    assert_eq!(nudged["params"]["hop_decay"], 0.500000000001);
+    assert_eq!(first["params"]["hop_decay"], 0.5);
+    assert_eq!(ask("35238", "finances", 0.5, None)["category"], "finances");
+    assert_eq!(ask("29019", "etat-civil", 0.5, None)["commune"], "29019");
+    assert_eq!(ask("35238", "etat-civil", 0.5, Some("2024-01-01"))["as_of"], "2024-01-01");
+    assert_eq!(ask("35238", "etat-civil", 0.5, None), first);
 }

@@ -1,5 +1,6 @@
 //! The pure core: no file, network or clock access. Time enters as a `today` argument.
 
+pub mod answer_json;
 pub mod auth;
 pub mod catalog;
 pub mod domain;

@@ -75,6 +75,6 @@ impl RecommendationQuery {
 pub async fn recommendations(s: web::Data<Service>, code: web::Path<InseeCode>, q: Query<RecommendationQuery>) -> Res {
     let params = q.params()?;
     let body = s.recommend_json(&code, &q.category, &params, q.as_of)?;
-    // The cached body itself, not a copy (its owner is the shared `Arc`).
-    Ok(HttpResponse::Ok().insert_header(ContentType::json()).body(web::Bytes::from_owner(body)))
+    // The cached body itself, not a copy (`Bytes` shares the buffer).
+    Ok(HttpResponse::Ok().insert_header(ContentType::json()).body(body))
 }
