@@ -28,6 +28,46 @@ fn field<const N: usize, T: Serialize + ?Sized>(out: &mut Vec<u8>, head: &[u8; N
     value(out, v)
 }
 
+/// Writes `head` then `v`, a number rounded to `d` decimals (at most 4: [`round`]), as `serde_json`
+/// writes it (its shortest representation, `null` for `None`), from the number's digits as an
+/// integer rather than through the float printer. For `+0 ≤ v < 10^9` such that `m = v · 10^d`
+/// rounded gives `v` back as `m / 10^d`, that representation is the decimal `m / 10^d` itself
+/// (trailing zeros dropped, at least one decimal): a decimal with fewer digits is at least
+/// `10^-d` away, far more than half a unit in the last place of `v`. Any other value goes
+/// through `serde_json`. [`round`]: crate::core::recommend
+fn field_rounded<const N: usize>(out: &mut Vec<u8>, head: &[u8; N], v: Option<f64>, d: u32) -> serde_json::Result<()> {
+    out.extend_from_slice(head);
+    let Some(v) = v else {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    };
+    const SCALE: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+    let Some(&scale) = SCALE.get(d as usize) else { return value(out, &v) };
+    let m = (v * scale).round();
+    // `-0.0` is in the range but written with its sign.
+    if !((0.0..1e9).contains(&v) && v.is_sign_positive() && m / scale == v) {
+        return value(out, &v);
+    }
+    // Below 10^13: exact as an integer.
+    let (m, unit) = (m as u64, 10u64.pow(d));
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(m / unit).as_bytes());
+    out.push(b'.');
+    let (mut frac, mut digits) = (m % unit, d);
+    if frac == 0 {
+        out.push(b'0');
+        return Ok(());
+    }
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    let text = buf.format(frac);
+    out.extend(std::iter::repeat_n(b'0', digits as usize - text.len()));
+    out.extend_from_slice(text.as_bytes());
+    Ok(())
+}
+
 /// Writes `[`, each item with `write`, separated by commas, then `]`.
 fn array<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T) -> serde_json::Result<()>) -> serde_json::Result<()> {
     out.push(b'[');
@@ -92,7 +132,7 @@ impl Recommendation {
         if !to_check.is_empty() {
             field(out, b",\"to_check\":", to_check)?;
         }
-        field(out, b",\"score\":", score)?;
+        field_rounded(out, b",\"score\":", Some(*score), 4)?;
         field(out, b",\"parts\":", parts)?;
         field(out, b",\"reliability\":", reliability)?;
         field(out, b",\"maturity\":", maturity)?;
@@ -119,10 +159,10 @@ impl Evidence {
         } else {
             out.extend_from_slice(b",\"same_epci\":false");
         }
-        field(out, b",\"distance_km\":", distance_km)?;
-        field(out, b",\"weight\":", weight)?;
+        field_rounded(out, b",\"distance_km\":", *distance_km, 1)?;
+        field_rounded(out, b",\"weight\":", Some(*weight), 3)?;
         field(out, b",\"months_in_service\":", months_in_service)?;
-        field(out, b",\"mean_rating\":", mean_rating)?;
+        field_rounded(out, b",\"mean_rating\":", *mean_rating, 2)?;
         field(out, b",\"n_ratings\":", n_ratings)?;
         if *simulated {
             out.extend_from_slice(b",\"simulated\":true}");
@@ -185,6 +225,32 @@ mod tests {
         }
         assert!(compared > 2 * 240 * 20, "{compared} answers compared");
         assert!(with_checks > 0 && unrated > 0 && widened > 0, "checks {with_checks}, unrated {unrated}, widened {widened}");
+    }
+
+    /// Numbers rounded to 0 to 4 decimals are written as `serde_json` writes them: every
+    /// multiple of `10^-d` from 0 to 2,000 and a sample up to 10^9, and values that are not
+    /// rounded (written by `serde_json` itself).
+    #[test]
+    fn rounded_numbers_are_written_as_serde_json_does() {
+        let check = |v: f64, d: u32| {
+            let mut out = Vec::new();
+            field_rounded(&mut out, b":", Some(v), d).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), format!(":{}", serde_json::to_string(&v).unwrap()), "{v} to {d} decimals");
+        };
+        for d in 0..=4u32 {
+            let scale = 10f64.powi(d as i32);
+            for m in (0..=2_000 * 10u64.pow(d)).chain((0..1_000_000u64).map(|k| k * 999_983 % (1_000_000_000 * 10u64.pow(d)))) {
+                check(m as f64 / scale, d);
+            }
+        }
+        for v in [0.123456789, 1e-7, 2.5e-5, 1e9, 1e12 + 0.5, 3.0e20, -0.0, -1.5, f64::NAN, f64::INFINITY, 0.1 + 0.2] {
+            for d in 0..=5 {
+                check(v, d);
+            }
+        }
+        let mut out = Vec::new();
+        field_rounded(&mut out, b":", None, 2).unwrap();
+        assert_eq!(out, b":null");
     }
 
     /// Values `serde_json` escapes or writes specially come out the same: quotes, backslashes and
