@@ -119,8 +119,7 @@ fn cached_answers_are_those_of_the_exact_question() {
     let dir = tempfile::tempdir().unwrap();
     let s = common::open(dir.path(), true);
     let ask = |code_: &str, cat: &str, hop_decay: f64, as_of: Option<&str>| -> serde_json::Value {
-        let mut p = Params::default();
-        p.hop_decay = hop_decay;
+        let p = Params { hop_decay, ..Params::default() };
         let as_of = as_of.map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap());
         serde_json::from_slice(&s.recommend_json(&code(code_), &Slug::parse(cat).unwrap(), &p, as_of).unwrap()).unwrap()
     };
