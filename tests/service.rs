@@ -125,6 +125,13 @@ fn cached_answers_are_those_of_the_exact_question() {
     };
     let first = ask("35238", "etat-civil", 0.5, None);
     assert_eq!(ask("35238", "etat-civil", 0.5, None), first);
+    // Answered from the cache: the very same buffer.
+    let body = |hop_decay: f64| {
+        let p = Params { hop_decay, ..Params::default() };
+        s.recommend_json(&code("35238"), &Slug::parse("etat-civil").unwrap(), &p, None).unwrap()
+    };
+    assert_eq!(body(0.5).as_ptr(), body(0.5).as_ptr());
+    assert_ne!(body(0.5).as_ptr(), body(0.5 + 1e-12).as_ptr());
     let nudged = ask("35238", "etat-civil", 0.5 + 1e-12, None);
     assert_eq!(nudged["params"]["hop_decay"], 0.500000000001);
     assert_eq!(first["params"]["hop_decay"], 0.5);

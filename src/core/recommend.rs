@@ -1026,9 +1026,10 @@ fn count_ended<'a>(ctx: &'a Ctx, ended: &[Placed<'a>], groups: &mut BTreeMap<Key
 /// a commune of their area the same way ([`Area::far`]), so they differ only in which communes
 /// they keep. Each started adoption of a candidate, the origin's left out, is read once with its
 /// commune, whether it is in service and the steps whose area holds it; [`WideRead::groups`]
-/// then gives each step's groups in O(its candidates' adoptions). A commune's kernel weight
-/// beyond the reach and whether an ended adoption was abandoned are computed by the first step
-/// that keeps it, once: a department step computes them for the department only.
+/// then gives each step's groups in O(its candidates' adoptions). The kernel weight of an
+/// adoption's commune beyond the reach, and whether an ended adoption was abandoned, are
+/// computed once per adoption, by the first step that keeps it: a department step computes
+/// them for the department only.
 struct WideRead<'a> {
     /// The candidates that can be proposed, in key order, each with its started adoptions in
     /// reading order (the order of [`AdoptionIndex::adoptions_by_key`]).
@@ -1076,7 +1077,7 @@ const BEYOND: u32 = 1 << 31;
 /// The wide steps, whose areas go beyond the reach.
 const WIDE_STEPS: [Step; 3] = [Step::Department, Step::SizeClass, Step::Territory];
 
-/// A wide step's bit in [`WideAdopter::steps`] (0 for the neighbour steps).
+/// A wide step's bit in [`WideAdopter::bits`] (0 for the neighbour steps).
 fn step_bit(step: Step) -> u8 {
     match step {
         Step::Department => 1,
