@@ -2687,7 +2687,7 @@ mod tests {
 /// The guard of the hot-path work (issue 17): the answers of the recommender on a fixed sample
 /// of the demo history, recorded before the work began, must not change.
 #[cfg(test)]
-mod golden {
+pub(crate) mod golden {
     use std::hash::Hasher;
 
     use super::*;
@@ -2707,14 +2707,10 @@ mod golden {
         answer_fnv: String,
     }
 
-    /// Every 20th commune of the embedded (Breton) seeds x every category, on the demo history
-    /// (seed 2026, until 2026-11-29), default parameters: the top 5 and the whole answer as
-    /// recorded in `tests/golden/recommend_top5.json` (scores within 1e-9, answers byte for
-    /// byte). `VOISINAGE_BLESS_GOLDEN=1` rewrites the file (only when the model changes on
-    /// purpose).
     /// The embedded (Breton) seeds, the catalogue, the demo history (seed 2026, until
-    /// 2026-11-29) in an index that keeps no feedback sums, and that date.
-    fn demo() -> (crate::core::territory::Territory, Catalog, AdoptionIndex, NaiveDate) {
+    /// 2026-11-29) in an index that keeps no feedback sums, and that date (also for the tests
+    /// of [`crate::core::answer_json`]).
+    pub(crate) fn demo() -> (crate::core::territory::Territory, Catalog, AdoptionIndex, NaiveDate) {
         let (t, c) = (crate::seeds::territory().unwrap(), crate::seeds::catalog().unwrap());
         let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
         let demo = simulate(&t, &c, &SimParams::new(2026, today));
@@ -2807,6 +2803,11 @@ mod golden {
         assert!(compared > 1_202 * 10, "{compared} answers compared");
     }
 
+    /// Every 20th commune of the embedded (Breton) seeds x every category, on the demo history
+    /// (seed 2026, until 2026-11-29), default parameters: the top 5 and the whole answer as
+    /// recorded in `tests/golden/recommend_top5.json` (scores within 1e-9, answers byte for
+    /// byte). `VOISINAGE_BLESS_GOLDEN=1` rewrites the file (only when the model changes on
+    /// purpose).
     #[test]
     fn answers_match_the_recorded_sample() {
         let (t, c, h, today) = demo();
