@@ -479,7 +479,7 @@ fn build_inventory(territory: &Territory, catalog: &Catalog, index: &AdoptionInd
                 rows.push((
                     [
                         Cell::Code(c.code.to_string()),
-                        Cell::Text(c.name.clone()),
+                        Cell::Text(c.name.to_string()),
                         Cell::Text(cat.slug.to_string()),
                         Cell::Text(cat.label.clone()),
                         Cell::Text(a.product.to_string()),

@@ -399,7 +399,7 @@ fn build_template(territory: &Territory, catalog: &Catalog, index: &AdoptionInde
             let running: Vec<_> = index.active(&c.code, &cat.slug, today).collect();
             let mut write_row = |a: Option<&crate::core::history::Adoption>| -> Result<(), XlsxError> {
                 sheet.write_string_with_format(row, 0, c.code.as_str(), text)?;
-                sheet.write_string(row, 1, &c.name)?;
+                sheet.write_string(row, 1, &*c.name)?;
                 sheet.write_string(row, 2, cat.slug.as_str())?;
                 sheet.write_string(row, 3, &cat.label)?;
                 if let Some(a) = a {

@@ -75,7 +75,7 @@ fn check(src: &Territory, out: &Path) -> (Territory, Vec<usize>) {
         } else {
             assert_eq!(c.department, format!("{}-{k}", sc.department));
             assert!(!src_deps.contains(c.department.as_str()));
-            assert_eq!(c.name, format!("{} (copie {k})", sc.name));
+            assert_eq!(*c.name, *format!("{} (copie {k})", sc.name));
             // Same latitude, and a distance to any neighbour that is the source's.
             assert_eq!(c.centroid.unwrap().1, sc.centroid.unwrap().1);
             // The copy of its EPCI (none for a commune in none, such as Ouessant).

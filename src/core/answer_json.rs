@@ -258,7 +258,7 @@ mod tests {
         let item = &mut a.items[0];
         item.reason = "dit « \"oui\" » \\ puis\u{1}\n\t fin".to_string();
         item.score = f64::NAN;
-        item.evidence[0].name = "Saint-\"Quote\"\\\u{7f}\u{1f}é".to_string();
+        item.evidence[0].name = "Saint-\"Quote\"\\\u{7f}\u{1f}é".into();
         item.evidence[0].distance_km = None;
         item.evidence[0].mean_rating = None;
         item.evidence[0].same_epci = !item.evidence[0].same_epci;

@@ -299,7 +299,7 @@ fn members_to_check(ctx: &Ctx, members: &[CommuneIdx], in_service: &[InService],
 
 fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
     let c = ctx.territory.commune(i);
-    Member { code: c.code, name: c.name.clone(), population: c.population }
+    Member { code: c.code, name: c.name.to_string(), population: c.population }
 }
 
 /// An adoption in service with its generation as the catalogue knows it (`None` for an

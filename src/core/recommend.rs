@@ -55,7 +55,7 @@ use crate::core::catalog::{Catalog, Generation, Product, Regulation, Support, mo
 use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
 use crate::core::history::{Adoption, AdoptionIndex, KeyAdoptions, Placed, Report, SumsBasis, is_poor_rating};
-use crate::core::scratch::Marks;
+use crate::core::scratch::{Marks, Seen};
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
 
@@ -318,8 +318,9 @@ pub struct SearchArea {
 pub struct Evidence {
     /// INSEE code.
     pub code: InseeCode,
-    /// Name.
-    pub name: String,
+    /// Name (the territory's own, shared: [`Commune::name`]).
+    #[schema(value_type = String)]
+    pub name: std::sync::Arc<str>,
     /// Graph edges from the asking commune (`None`: beyond the radius, reached through the
     /// EPCI, department or size class).
     pub hops: Option<u32>,
@@ -1040,8 +1041,10 @@ struct WideRead<'a> {
     /// computed it ([`WideAdopter::at`] with [`BEYOND`]): apart from the adopters, which every
     /// step walks, so that the walks read 32 bytes an adopter rather than 80.
     beyond: Vec<Cell<Option<Reach>>>,
-    /// The communes beyond the reach, weighted as one edge further ([`Area::far`]).
+    /// The communes beyond the reach, weighted as one edge further ([`Area::far_decayed`]).
     far: Area,
+    /// Their hop factor ([`Area::far_decay`]).
+    far_decay: f64,
     territory: &'a Territory,
     index: &'a AdoptionIndex,
     today: NaiveDate,
@@ -1170,7 +1173,8 @@ impl<'a> WideRead<'a> {
         let keys = keys.into_keys().zip(adopters).collect();
         let far = Area { step: Step::Territory, origin, radius, size };
         let beyond = (0..beyond).map(|_| Cell::new(None)).collect();
-        WideRead { keys, reach: reach.to_vec(), beyond, excluded, far, territory: t, index: ctx.index, today, params: *params }
+        let far_decay = far.far_decay(params);
+        WideRead { keys, reach: reach.to_vec(), beyond, excluded, far, far_decay, territory: t, index: ctx.index, today, params: *params }
     }
 
     /// The groups of wide step `step` and what it excludes: the same as [`in_service_groups`],
@@ -1189,7 +1193,7 @@ impl<'a> WideRead<'a> {
                     } else {
                         let known = &self.beyond[(w.at & !BEYOND) as usize];
                         known.get().unwrap_or_else(|| {
-                            let r = self.far.far(self.territory, w.j, &self.params);
+                            let r = self.far.far_decayed(self.territory, w.j, self.far_decay, &self.params);
                             known.set(Some(r));
                             r
                         })
@@ -1909,8 +1913,20 @@ impl Area {
     }
 
     /// The [`Reach`] of commune `j` of the area, beyond the radius ([`kernel`]).
+    #[cfg(test)]
     fn far(&self, t: &Territory, j: CommuneIdx, p: &Params) -> Reach {
-        let (weight, same_epci, distance_km) = kernel(t, self.origin, j, self.radius + 1, p);
+        self.far_decayed(t, j, self.far_decay(p), p)
+    }
+
+    /// The hop factor of the communes beyond the radius: `hop_decay^radius` ([`kernel`] at
+    /// `radius + 1` edges).
+    fn far_decay(&self, p: &Params) -> f64 {
+        p.hop_decay.powi(self.radius as i32)
+    }
+
+    /// [`Area::far`] with its hop factor given ([`Area::far_decay`], computed once per search).
+    fn far_decayed(&self, t: &Territory, j: CommuneIdx, decay: f64, p: &Params) -> Reach {
+        let (weight, same_epci, distance_km) = kernel(t, self.origin, j, decay, p);
         Reach { idx: j, hops: None, weight, same_epci, distance_km: Some(distance_km) }
     }
 }
@@ -1918,12 +1934,14 @@ impl Area {
 /// The kernel weight of commune `j`'s evidence for `origin`, `hops` edges away (dimensionless:
 /// `hop_decay^(hops − 1) · exp(−km / distance_scale_km) · (1 + epci_bonus if same EPCI) ·
 /// (1 + size_bonus if same size class)`), with whether `j` is of the same EPCI and the distance
-/// in km between centroids (haversine; 0 without a centroid).
-fn kernel(t: &Territory, origin: CommuneIdx, j: CommuneIdx, hops: u32, p: &Params) -> (f64, bool, f64) {
+/// in km between centroids (haversine; 0 without a centroid). The hop factor `decay` is
+/// `hop_decay.powi(hops − 1)`, given: the walks compute it once per number of hops, not once per
+/// commune.
+fn kernel(t: &Territory, origin: CommuneIdx, j: CommuneIdx, decay: f64, p: &Params) -> (f64, bool, f64) {
     let same_epci = t.same_epci(origin, j);
     // Communes linked in the graph always have a centroid (their own or a derived one).
     let km = t.distance_km(origin, j).unwrap_or(0.0);
-    let w = p.hop_decay.powi(hops as i32 - 1)
+    let w = decay
         * (-km / p.distance_scale_km).exp()
         * (1.0 + p.epci_bonus * f64::from(u8::from(same_epci)))
         * (1.0 + p.size_bonus * f64::from(u8::from(t.size_class_of(j) == t.size_class_of(origin))));
@@ -1945,16 +1963,22 @@ fn reach_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Vec<Reac
     let members = t.commune(idx).epci.as_ref().map_or(&[][..], |s| t.members(s));
     // Sized once: the communes within the radius and the EPCI's members at most.
     let mut out: Vec<Reach> = Vec::with_capacity(within.len() + members.len());
-    let mut seen = Marks::take(t.communes().len());
-    seen.set(idx as usize, 0);
+    let mut seen = Seen::take(t.communes().len());
+    seen.insert(idx);
+    // `within` is sorted by hops: the hop factor changes a few times along it.
+    let mut decay = (0, 1.0);
     for n in within {
-        seen.set(n.idx as usize, 0);
-        let (weight, same_epci, distance_km) = kernel(t, idx, n.idx, n.hops, p);
+        seen.insert(n.idx);
+        if decay.0 != n.hops {
+            decay = (n.hops, p.hop_decay.powi(n.hops as i32 - 1));
+        }
+        let (weight, same_epci, distance_km) = kernel(t, idx, n.idx, decay.1, p);
         out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
     }
+    let beyond = p.hop_decay.powi(radius as i32);
     for &m in members {
-        if seen.set(m as usize, 0) == u32::MAX {
-            let (weight, same_epci, distance_km) = kernel(t, idx, m, radius + 1, p);
+        if seen.insert(m) {
+            let (weight, same_epci, distance_km) = kernel(t, idx, m, beyond, p);
             out.push(Reach { idx: m, hops: None, weight, same_epci, distance_km: Some(distance_km) });
         }
     }

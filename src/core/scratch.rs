@@ -67,3 +67,102 @@ impl Drop for Marks {
         });
     }
 }
+
+/// A set of communes of the territory as one bit per commune (4.4 kB for the 34,968 communes of
+/// France: it stays in the core's first-level cache, where [`Marks`]' 140 kB of slots do not),
+/// kept by the thread between calls like [`Marks`]: only the words a call touched are cleared
+/// when it is done. For walks that only ask whether a commune was seen.
+pub struct Seen(SeenBuffers);
+
+/// The buffers of [`Seen`]: every bit clear but those of the communes listed in `touched`.
+#[derive(Default)]
+struct SeenBuffers {
+    bits: Vec<u64>,
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    /// Spare [`Seen`] buffers of this thread, all clear.
+    static SPARE_SEEN: RefCell<Vec<SeenBuffers>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Seen {
+    /// An empty set for a territory of `n` communes: a spare of this thread's, or new.
+    pub fn take(n: usize) -> Seen {
+        let mut b = SPARE_SEEN.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop())).ok().flatten().unwrap_or_default();
+        let words = n.div_ceil(64);
+        if b.bits.len() != words {
+            b.bits.clear();
+            b.bits.resize(words, 0);
+            b.touched.clear();
+        }
+        Seen(b)
+    }
+
+    /// Adds commune `i` (below the `n` of [`Seen::take`]; panics otherwise); returns whether it
+    /// was not in the set yet.
+    pub fn insert(&mut self, i: u32) -> bool {
+        let (w, bit) = ((i >> 6) as usize, 1u64 << (i & 63));
+        let word = &mut self.0.bits[w];
+        if *word & bit != 0 {
+            return false;
+        }
+        *word |= bit;
+        self.0.touched.push(i);
+        true
+    }
+
+    /// Whether commune `i` is in the set (`false` out of the territory).
+    pub fn contains(&self, i: u32) -> bool {
+        self.0.bits.get((i >> 6) as usize).is_some_and(|w| w & (1u64 << (i & 63)) != 0)
+    }
+}
+
+impl Drop for Seen {
+    /// Clears the words touched and gives the buffers back to the thread (at most 4 kept).
+    fn drop(&mut self) {
+        let mut b = std::mem::take(&mut self.0);
+        for &i in &b.touched {
+            b.bits[(i >> 6) as usize] = 0;
+        }
+        b.touched.clear();
+        let _ = SPARE_SEEN.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut()
+                && s.len() < 4
+            {
+                s.push(b);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seen_set_comes_back_empty_whatever_was_inserted() {
+        let mut s = Seen::take(130);
+        assert!(s.insert(0) && s.insert(63) && s.insert(64) && s.insert(129));
+        assert!(!s.insert(64) && s.contains(129) && !s.contains(1) && !s.contains(130) && !s.contains(u32::MAX));
+        drop(s);
+        let s = Seen::take(130);
+        assert!((0..130).all(|i| !s.contains(i)));
+        drop(s);
+        // Another size: new buffers, empty too.
+        let mut s = Seen::take(10);
+        assert!(!s.contains(9) && s.insert(9) && s.contains(9));
+    }
+
+    #[test]
+    fn marks_come_back_unset_whatever_was_set() {
+        let mut m = Marks::take(100);
+        assert_eq!(m.set(5, 7), u32::MAX);
+        assert_eq!(m.set(5, 8), 7);
+        assert_eq!(m.get(5), Some(8));
+        drop(m);
+        let m = Marks::take(100);
+        assert!((0..100).all(|i| m.get(i) == Some(u32::MAX)));
+        assert_eq!(m.get(100), None);
+    }
+}

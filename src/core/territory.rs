@@ -11,7 +11,7 @@ use petgraph::visit::EdgeRef;
 use serde::{Deserialize, Serialize};
 
 use crate::core::domain::{InseeCode, Siren, SizeClass};
-use crate::core::scratch::Marks;
+use crate::core::scratch::Seen;
 use crate::error::{Error, Result};
 
 /// Index of a commune in [`Territory::communes`] (and its node index in the graph).
@@ -22,8 +22,10 @@ pub type CommuneIdx = u32;
 pub struct Commune {
     /// INSEE code.
     pub code: InseeCode,
-    /// Official name, UTF-8 (`Hœdic`, `Île-d'Arz`).
-    pub name: String,
+    /// Official name, UTF-8 (`Hœdic`, `Île-d'Arz`): shared, so that an answer naming the
+    /// commune (an evidence row) holds it without copying it.
+    #[schema(value_type = String)]
+    pub name: std::sync::Arc<str>,
     /// Department code (`35`, `2A`).
     pub department: String,
     /// Population municipale (INSEE, COG 2026 vintage).
@@ -387,7 +389,7 @@ impl Territory {
             t.keys.push(search_key(&r.name));
             t.communes.push(Commune {
                 code,
-                name: r.name,
+                name: r.name.into(),
                 department: r.department,
                 population: r.population,
                 epci,
@@ -692,12 +694,12 @@ impl Territory {
     }
 
     /// [`Territory::within_hops`] into `out` (cleared first): the hot path's walk, over the CSR
-    /// adjacency with the thread's scratch marks (nothing the size of the territory allocated or
-    /// zeroed), sorted by hops then code rank. The list itself is the queue of the walk.
+    /// adjacency with the thread's scratch set of communes seen (one bit a commune: nothing the
+    /// size of the territory allocated or zeroed), sorted by hops then code rank. The list itself is the queue of the walk.
     pub fn within_hops_into(&self, idx: CommuneIdx, max_hops: u32, out: &mut Vec<Neighbour>) {
         out.clear();
-        let mut seen = Marks::take(self.communes.len());
-        seen.set(idx as usize, 0);
+        let mut seen = Seen::take(self.communes.len());
+        seen.insert(idx);
         // The origin is not in `out`: its neighbours are read first, then `out` is walked in
         // order (breadth-first: hops never decrease along it).
         let mut next = 0usize;
@@ -705,8 +707,7 @@ impl Territory {
         while let Some((n, h)) = from {
             if h < max_hops {
                 for &m in self.adjacent(n) {
-                    if seen.get(m as usize) == Some(u32::MAX) {
-                        seen.set(m as usize, h + 1);
+                    if seen.insert(m) {
                         out.push(Neighbour { idx: m, hops: h + 1 });
                     }
                 }
@@ -995,7 +996,7 @@ pub(crate) mod tests {
     fn hops_and_neighbours() {
         let t = small();
         let a = t.find(&InseeCode::parse("35001").unwrap()).unwrap();
-        let hops: Vec<_> = t.within_hops(a, 2).iter().map(|n| (t.commune(n.idx).name.clone(), n.hops)).collect();
+        let hops: Vec<_> = t.within_hops(a, 2).iter().map(|n| (t.commune(n.idx).name.to_string(), n.hops)).collect();
         assert_eq!(hops, vec![("B".to_string(), 1), ("C".to_string(), 2)]);
         assert!(t.within_hops(a, 0).is_empty());
         assert_eq!(t.within_hops(a, 10).len(), 4);

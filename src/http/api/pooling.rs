@@ -122,7 +122,7 @@ pub async fn geojson_export(s: web::Data<Service>, siren: web::Path<Siren>, q: Q
             let Some(shape) = s.shapes().get(&cm.code) else { continue };
             let mut props = serde_json::Map::new();
             props.insert("code".into(), cm.code.to_string().into());
-            props.insert("name".into(), cm.name.clone().into());
+            props.insert("name".into(), cm.name.to_string().into());
             props.insert("population".into(), cm.population.into());
             for cat in &ctx.catalog.categories {
                 let a = ctx.index.active(&cm.code, &cat.slug, ctx.today).next();

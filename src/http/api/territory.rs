@@ -135,14 +135,14 @@ pub async fn commune(s: web::Data<Service>, code: web::Path<InseeCode>, _no_quer
         .into_iter()
         .map(|(j, e)| {
             let n = t.commune(j);
-            NeighbourOut { code: n.code, name: n.name.clone(), kind: e.kind, border_km: e.border_km, distance_km: e.distance_km }
+            NeighbourOut { code: n.code, name: n.name.to_string(), kind: e.kind, border_km: e.border_km, distance_km: e.distance_km }
         })
         .collect();
     json(
         StatusCode::OK,
         &CommuneOut {
             code: c.code,
-            name: c.name.clone(),
+            name: c.name.to_string(),
             department: c.department.clone(),
             population: c.population,
             size_class: c.size_class(),
@@ -218,7 +218,7 @@ pub async fn neighbours(s: web::Data<Service>, code: web::Path<InseeCode>, q: Qu
         .into_iter()
         .map(|n| {
             let c = t.commune(n.idx);
-            HopNeighbour { code: c.code, name: c.name.clone(), hops: n.hops, distance_km: (t.distance_km(idx, n.idx).unwrap_or(0.0) * 1000.0).round() / 1000.0 }
+            HopNeighbour { code: c.code, name: c.name.to_string(), hops: n.hops, distance_km: (t.distance_km(idx, n.idx).unwrap_or(0.0) * 1000.0).round() / 1000.0 }
         })
         .collect();
     json(StatusCode::OK, &NeighboursOut { code: *code, hops, count: list.len(), neighbours: list })
@@ -331,7 +331,7 @@ pub async fn search_communes(s: web::Data<Service>, q: Query<SearchQuery>) -> Re
                 }
             };
             let matched = MatchOut { kind, code, name, label: t.match_label(hit) };
-            CommuneHit { code: c.code, name: c.name.clone(), department: c.department.clone(), population: c.population, epci_siren: c.epci, matched }
+            CommuneHit { code: c.code, name: c.name.to_string(), department: c.department.clone(), population: c.population, epci_siren: c.epci, matched }
         })
         .collect();
     json(StatusCode::OK, &SearchOut { q: query.to_string(), total: page.total, offset, limit, count: list.len(), communes: list })
