@@ -19,25 +19,67 @@ pub fn int(n: u64) -> String {
 /// decimal comma and no digit grouping: `decimal(3.14159, 1)` → `"3,1"`, `decimal(12.0, 0)` →
 /// `"12"`, `decimal(1234.5, 1)` → `"1234,5"`.
 pub fn decimal(x: f64, digits: usize) -> String {
-    format!("{x:.digits$}").replace('.', ",")
+    Decimal(x, digits).to_string()
+}
+
+/// [`decimal`] as a value to write (`write!(out, "{}", Decimal(x, 1))`): the same text, with no
+/// string of its own.
+pub struct Decimal(pub f64, pub usize);
+
+impl std::fmt::Display for Decimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// Writes through to the formatter, each `.` as `,`.
+        struct Comma<'a, 'b>(&'a mut std::fmt::Formatter<'b>);
+        impl std::fmt::Write for Comma<'_, '_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                let mut parts = s.split('.');
+                self.0.write_str(parts.next().unwrap_or(""))?;
+                for part in parts {
+                    self.0.write_char(',')?;
+                    self.0.write_str(part)?;
+                }
+                Ok(())
+            }
+        }
+        let Decimal(x, digits) = *self;
+        std::fmt::Write::write_fmt(&mut Comma(f), format_args!("{x:.digits$}"))
+    }
 }
 
 /// A duration in whole months as a mairie says it: under a year in months (`"8 mois"`), then
 /// in years and months (`"1 an"`, `"2 ans et 3 mois"`). Negative durations read as 0.
 pub fn months(m: i64) -> String {
-    let m = m.max(0);
-    let (y, r) = (m / 12, m % 12);
-    let years = if y == 1 { "1 an".to_string() } else { format!("{y} ans") };
-    match (y, r) {
-        (0, r) => format!("{r} mois"),
-        (_, 0) => years,
-        (_, r) => format!("{years} et {r} mois"),
+    Months(m).to_string()
+}
+
+/// [`months`] as a value to write: the same text, with no string of its own.
+pub struct Months(pub i64);
+
+impl std::fmt::Display for Months {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0.max(0);
+        let (y, r) = (m / 12, m % 12);
+        match y {
+            0 => return write!(f, "{r} mois"),
+            1 => f.write_str("1 an")?,
+            y => write!(f, "{y} ans")?,
+        }
+        if r > 0 { write!(f, " et {r} mois") } else { Ok(()) }
     }
 }
 
 /// A distance in whole km: `12.4` → `"12 km"`.
 pub fn km(x: f64) -> String {
-    format!("{} km", x.max(0.0).round() as u64)
+    Km(x).to_string()
+}
+
+/// [`km`] as a value to write: the same text, with no string of its own.
+pub struct Km(pub f64);
+
+impl std::fmt::Display for Km {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} km", self.0.max(0.0).round() as u64)
+    }
 }
 
 /// A date as written in French: `8 octobre 2024`, `1er janvier 2026` (the first of a month
@@ -80,6 +122,19 @@ mod tests {
             ("8 mois".into(), "1 an".into(), "2 ans et 3 mois".into(), "2 ans".into(), "0 mois".into())
         );
         assert_eq!(km(12.4), "12 km");
+        assert_eq!((decimal(-0.25, 1), decimal(-3.0, 0), decimal(f64::NAN, 1)), ("-0,2".into(), "-3".into(), "NaN".into()));
+        assert_eq!((months(13), months(25)), ("1 an et 1 mois".into(), "2 ans et 1 mois".into()));
+        assert_eq!(format!("{} ; {}", Decimal(4.06, 1), Months(14)), "4,1 ; 1 an et 2 mois");
+    }
+
+    #[test]
+    fn decimals_written_are_the_formatted_number_with_a_comma() {
+        for i in -2000..=2000 {
+            let x = f64::from(i) * 0.0137;
+            for d in 0..4 {
+                assert_eq!(Decimal(x, d).to_string(), format!("{x:.d$}").replace('.', ","), "{x} at {d}");
+            }
+        }
         let d = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
         assert_eq!(date(d(2024, 10, 8)), "8 octobre 2024");
         assert_eq!(date(d(2026, 1, 1)), "1er janvier 2026");

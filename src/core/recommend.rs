@@ -867,7 +867,8 @@ impl ReachAdoptions {
             ReachAdoptions::ByCommune => {
                 // Gathered at once ([`CategoryByCommune::gather_placed`]), then paired with the
                 // reach.
-                let mut read = Vec::new();
+                // Sized for two adoptions a commune (about the national mean in a category).
+                let mut read = Vec::with_capacity(2 * reach.len());
                 ctx.index.in_category_by_commune(category).gather_placed(reach.iter().map(|r| ctx.territory.code(r.idx)), today, &mut read);
                 Box::new(read.into_iter().map(move |(k, a)| (reach[k as usize], a)))
             }
@@ -1480,41 +1481,33 @@ impl EvidenceSummary {
     }
 }
 
-/// French phrase saying where the `evidence` communes are (all adopters): up to how many km
-/// (centroid distances); for group queries (no distance: members at hop 0, their neighbours
-/// at hop 1), how many are members. Graph hops are in the JSON only.
-fn where_phrase(evidence: &EvidenceSummary) -> String {
-    if let Some(km) = evidence.farthest_km {
-        return format!("à {} au plus", fr::km(km));
-    }
-    match evidence.members {
-        m if m == evidence.n => "parmi les membres".to_string(),
-        0 => "parmi les voisines des membres".to_string(),
-        m => format!("dont {m} parmi les membres"),
-    }
-}
-
-/// The one-line French reason of a recommendation: `label`, adopters and where (km), mean time
-/// in service (months, or years and months), mean and lower bound of reliability (1 decimal,
-/// decimal comma), then the `notes` (plus "données simulées" when every adopter is
-/// simulated), ending with a full stop.
-fn reason_text(label: &str, evidence: &EvidenceSummary, mean_months: f64, rel: &Shrunk, mut notes: Vec<String>) -> String {
+/// The one-line French reason of a recommendation: `label`, adopters and where (up to how
+/// many km, centroid distances; for group queries, with no distance: how many are members, their
+/// neighbours being at hop 1), mean time in service (months, or years and months), mean and
+/// lower bound of reliability (1 decimal, decimal comma), then the `notes` (plus "données
+/// simulées" when every adopter is simulated), ending with a full stop. Written into one string.
+fn reason_text(label: &str, evidence: &EvidenceSummary, mean_months: f64, rel: &Shrunk, notes: Vec<String>) -> String {
+    use std::fmt::Write;
     let n = evidence.n;
-    let where_ = where_phrase(evidence);
-    let mut reason = format!(
-        "{label} : en service dans {n} commune{}{} depuis {} en moyenne ; fiabilité {}/5 (au moins {}/5)",
-        if n > 1 { "s" } else { "" },
-        if where_.starts_with("dont") { format!(", {where_},") } else { format!(" {where_}") },
-        fr::months(mean_months.round() as i64),
-        fr::decimal(rel.mean, 1),
-        fr::decimal(rel.lower, 1)
+    let mut reason = String::with_capacity(160 + notes.iter().map(|s| s.len() + 3).sum::<usize>());
+    // Writing into a `String` cannot fail.
+    let _ = write!(reason, "{label} : en service dans {n} commune{}", if n > 1 { "s" } else { "" });
+    let _ = match (evidence.farthest_km, evidence.members) {
+        (Some(km), _) => write!(reason, " à {} au plus", fr::Km(km)),
+        (None, m) if m == n => write!(reason, " parmi les membres"),
+        (None, 0) => write!(reason, " parmi les voisines des membres"),
+        (None, m) => write!(reason, ", dont {m} parmi les membres,"),
+    };
+    let _ = write!(
+        reason,
+        " depuis {} en moyenne ; fiabilité {}/5 (au moins {}/5)",
+        fr::Months(mean_months.round() as i64),
+        fr::Decimal(rel.mean, 1),
+        fr::Decimal(rel.lower, 1)
     );
-    if evidence.simulated {
-        notes.push("données simulées".to_string());
-    }
-    for note in notes {
+    for note in notes.iter().map(String::as_str).chain(evidence.simulated.then_some("données simulées")) {
         reason.push_str(" ; ");
-        reason.push_str(&note);
+        reason.push_str(note);
     }
     reason.push('.');
     reason
