@@ -48,7 +48,9 @@ impl InseeCode {
     /// communes (codes close in their department) in nearby slots.
     pub fn slot(&self) -> usize {
         let b = &self.0;
-        let number = |s: &[u8]| s.iter().fold(0usize, |n, &c| n * 10 + usize::from(c.wrapping_sub(b'0') % 10));
+        // Only [`InseeCode::parse`] makes a code: every byte but the second of a Corsican code
+        // is an ASCII digit.
+        let number = |s: &[u8]| s.iter().fold(0usize, |n, &c| n * 10 + usize::from(c - b'0'));
         match b[1] {
             b'A' | b'B' => 100_000 + usize::from(b[1] - b'A') * 1000 + number(&b[2..]),
             _ => number(b),
