@@ -218,7 +218,12 @@ pub async fn neighbours(s: web::Data<Service>, code: web::Path<InseeCode>, q: Qu
         .into_iter()
         .map(|n| {
             let c = t.commune(n.idx);
-            HopNeighbour { code: c.code, name: c.name.to_string(), hops: n.hops, distance_km: (t.distance_km(idx, n.idx).unwrap_or(0.0) * 1000.0).round() / 1000.0 }
+            HopNeighbour {
+                code: c.code,
+                name: c.name.to_string(),
+                hops: n.hops,
+                distance_km: (t.distance_km(idx, n.idx).unwrap_or(0.0) * 1000.0).round() / 1000.0,
+            }
         })
         .collect();
     json(StatusCode::OK, &NeighboursOut { code: *code, hops, count: list.len(), neighbours: list })
