@@ -34,7 +34,7 @@
 //!
 //! # Consistency while writers run
 //!
-//! [`write`] first reads the high-water ids, then writes only the records whose id is below
+//! [`write()`] first reads the high-water ids, then writes only the records whose id is below
 //! them. An id is taken and its record written in one sled transaction, and ids only grow, so
 //! every id below the high-water mark read at the start is committed by then: the backup holds
 //! **every record inserted before it started** (every write acknowledged before it, and
@@ -279,7 +279,7 @@ pub fn write(store: &Store, out: impl Write, created: DateTime<Utc>) -> Result<S
     write_with_progress(store, out, created, &mut |_, _| {})
 }
 
-/// [`write`], calling `progress(records written, records to write)` every
+/// [`write()`], calling `progress(records written, records to write)` every
 /// [`crate::store::PROGRESS_EVERY`] records (the total from [`Store::export_count`]), the last
 /// call with `done == total` (the records written) once the file is complete.
 pub fn write_with_progress(store: &Store, out: impl Write, created: DateTime<Utc>, progress: &mut dyn FnMut(u64, u64)) -> Result<Summary> {

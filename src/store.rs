@@ -16,7 +16,7 @@
 //!   which cost a million sled values at national scale; the migration empties it
 //!   ([`Store::open_with_progress`]);
 //! - `feedback`: adoption `id` → the adoption's feedback records, one value (a
-//!   [`records::FeedbackGroup`], records in id order; format 2), at most [`GROUP_MAX`] of them:
+//!   [`records::FeedbackGroup`], records in id order; format 2), at most `GROUP_MAX` of them:
 //!   past that, the adoption's later records are stored one per key, under adoption `id` ++
 //!   feedback `id` (16 bytes). Stores of formats 0 and 1 held every record that way; the
 //!   migration groups them, and every reader takes either key (a store half-way through its

@@ -29,13 +29,13 @@ fn field<const N: usize, T: Serialize + ?Sized>(out: &mut Vec<u8>, head: &[u8; N
     value(out, v)
 }
 
-/// Writes `head` then `v`, a number rounded to `d` decimals (at most 4: [`round`]), as `serde_json`
+/// Writes `head` then `v`, a number rounded to `d` decimals (at most 4: `recommend::round`), as `serde_json`
 /// writes it (its shortest representation, `null` for `None`), from the number's digits as an
 /// integer rather than through the float printer. For `+0 ≤ v < 10^9` such that `m = v · 10^d`
 /// rounded gives `v` back as `m / 10^d`, that representation is the decimal `m / 10^d` itself
 /// (trailing zeros dropped, at least one decimal): a decimal with fewer digits is at least
 /// `10^-d` away, far more than half a unit in the last place of `v`. Any other value goes
-/// through `serde_json`. [`round`]: crate::core::recommend
+/// through `serde_json`.
 fn field_rounded<const N: usize>(out: &mut Vec<u8>, head: &[u8; N], v: Option<f64>, d: u32) -> serde_json::Result<()> {
     out.extend_from_slice(head);
     let Some(v) = v else {

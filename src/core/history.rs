@@ -731,8 +731,8 @@ pub type QualitySums = HashMap<(Slug, Option<GenerationId>), (f64, u64)>;
 /// Layout (measured in `BENCHMARKS.md`): adoptions in insertion order in chunks of 16,384
 /// ([`Chunks`]), each with its category, product and generation as shared text interned here
 /// (one copy of each distinct slug, 8-byte handles in the records); an adoption found by id with
-/// a binary search while ids came in order ([`ById`]); lists by category (in service or ended),
-/// by category and key, and by category and commune ([`CommuneLists`]) hold `u32` positions into
+/// a binary search while ids came in order (`ById`); lists by category (in service or ended),
+/// by category and key, and by category and commune (`CommuneLists`) hold `u32` positions into
 /// them, not copies; each adoption's
 /// feedback is a list of packed reports at the same position, the lists of 1,024 adoptions end
 /// to end in one byte vector ([`PackedReports`]: about 6.4 bytes a record).
@@ -1063,7 +1063,7 @@ impl AdoptionIndex {
     }
 
     /// Gives back the spare capacity of the vectors (after a bulk load), and numbers the
-    /// communes again in the order of their codes ([`CommuneNumbers::in_code_order`]).
+    /// communes again in the order of their codes (`CommuneNumbers::in_code_order`).
     pub fn shrink_to_fit(&mut self) {
         self.adoptions.shrink_each(|_| ());
         self.feedback.shrink_to_fit();

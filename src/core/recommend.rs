@@ -318,7 +318,7 @@ pub struct SearchArea {
 pub struct Evidence {
     /// INSEE code.
     pub code: InseeCode,
-    /// Name (the territory's own, shared: [`Commune::name`]).
+    /// Name (the territory's own, shared: [`crate::core::territory::Commune::name`]).
     #[schema(value_type = String)]
     pub name: std::sync::Arc<str>,
     /// Graph edges from the asking commune (`None`: beyond the radius, reached through the
@@ -1025,7 +1025,7 @@ fn count_ended<'a>(ctx: &'a Ctx, ended: &[Placed<'a>], groups: &mut BTreeMap<Key
 
 /// The adoptions of a category's candidates for the wide steps (department, size class,
 /// territory), read once for the three: the steps share one reach (the same radius) and weigh
-/// a commune of their area the same way ([`Area::far`]), so they differ only in which communes
+/// a commune of their area the same way ([`Area::far_decayed`]), so they differ only in which communes
 /// they keep. Each started adoption of a candidate, the origin's left out, is read once with its
 /// commune, whether it is in service and the steps whose area holds it; [`WideRead::groups`]
 /// then gives each step's groups in O(its candidates' adoptions). The kernel weight of an
@@ -1409,7 +1409,7 @@ struct Shrunk {
 
 impl Shrunk {
     /// The shrunk reliability lower bound from the prior mean `prior_mean` (1-5), `sum_w` = Σ w
-    /// and `sum_wq` = Σ w·q (see [`GenerationEvidence`]); `κ` is `prior_weight`.
+    /// and `sum_wq` = Σ w·q (see [`GenerationSums`]); `κ` is `prior_weight`.
     fn new(prior_mean: f64, sum_w: f64, sum_wq: f64, params: &Params) -> Self {
         let n_eff = params.prior_weight + sum_w;
         let mean = if n_eff > 0.0 { (params.prior_weight * prior_mean + sum_wq) / n_eff } else { prior_mean };
@@ -1917,7 +1917,8 @@ impl Area {
         p.hop_decay.powi(self.radius as i32)
     }
 
-    /// [`Area::far`] with its hop factor given ([`Area::far_decay`], computed once per search).
+    /// The [`Reach`] of commune `j` of the area, beyond the radius ([`kernel`]), with its hop
+    /// factor given ([`Area::far_decay`], computed once per search).
     fn far_decayed(&self, t: &Territory, j: CommuneIdx, decay: f64, p: &Params) -> Reach {
         let (weight, same_epci, distance_km) = kernel(t, self.origin, j, decay, p);
         Reach { idx: j, hops: None, weight, same_epci, distance_km: Some(distance_km) }

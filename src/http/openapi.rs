@@ -12,12 +12,12 @@
 //!   declare `security(("bearer" = []))`, reads that show more to a token
 //!   `security((), ("bearer" = []))`;
 //! - path and query parameters that mean the same thing everywhere get one schema by name,
-//!   the one their parser accepts ([`known_parameter`]): `{code}` (code INSEE), `{siren}`,
+//!   the one their parser accepts (`known_parameter`): `{code}` (code INSEE), `{siren}`,
 //!   `{id}` (a record id), `category`, `as_of`, `Idempotency-Key`;
 //! - every error status has an `application/problem+json` body and a description
 //!   ([`ERROR_DESCRIPTIONS`]); 401 (a bad token, on any request) and 500 are added to every
 //!   operation; the problem's `code` lists the codes of [`PROBLEM_TYPES`];
-//! - response headers are described once by name ([`response_header`]): `Location`,
+//! - response headers are described once by name (`response_header`): `Location`,
 //!   `Idempotent-Replayed`, `WWW-Authenticate`, `Retry-After`, `ETag`, `Cache-Control`,
 //!   `Content-Disposition`; every GET's 200 has its `ETag` and `Cache-Control`, and a 304;
 //!   every operation a 429 (the limit on failed authentications) with `Retry-After`;

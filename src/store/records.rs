@@ -8,7 +8,7 @@
 //!
 //! **A value** is `[FORMAT] ++ postcard(Stored…)`. A value whose first byte is `{` is a record of
 //! the first store format (JSON of the domain type, before this module): it is still read, so
-//! that a store half-way through its migration ([`crate::store::Store::migrate`]) is whole. A
+//! that a store half-way through its migration (`Store::migrate`) is whole. A
 //! first byte that is neither is refused with a `Storage` error naming it (a store written by a
 //! newer program). Keys are not encoded here: they stay as the store module describes them (the
 //! ledger digests keys, so a migration leaves the ledger as it is).

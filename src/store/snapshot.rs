@@ -166,7 +166,7 @@ pub enum Miss {
 
 /// An open snapshot whose header was read and matched: [`Reader::next_value`] gives the values,
 /// [`Reader::finish`] checks the end. The records are decompressed by a thread of their own,
-/// [`CHUNK_BYTES`] at a time, while the caller builds the index from the ones before (two cores:
+/// `CHUNK_BYTES` at a time, while the caller builds the index from the ones before (two cores:
 /// the decompression adds nothing to a start).
 pub struct Reader {
     input: BufReader<Chunks>,
