@@ -22,10 +22,28 @@ thread_local! {
     static SPARE_MARKS: RefCell<Vec<MarkBuffers>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A spare of this thread's `pool`, or new buffers (the pool may be in use or gone, during the
+/// thread's exit).
+fn take_spare<T: Default>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>) -> T {
+    pool.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop())).ok().flatten().unwrap_or_default()
+}
+
+/// Gives cleared buffers back to this thread's `pool` (at most 4 kept; during the thread's exit
+/// the pool may be gone: they are then just freed).
+fn give_back<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>, b: T) {
+    let _ = pool.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut()
+            && s.len() < 4
+        {
+            s.push(b);
+        }
+    });
+}
+
 impl Marks {
     /// Empty marks for a territory of `n` communes: a spare of this thread's, or new.
     pub fn take(n: usize) -> Marks {
-        let mut b = SPARE_MARKS.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop())).ok().flatten().unwrap_or_default();
+        let mut b = take_spare(&SPARE_MARKS);
         if b.slot.len() != n {
             b.slot.clear();
             b.slot.resize(n, u32::MAX);
@@ -57,14 +75,7 @@ impl Drop for Marks {
             b.slot[i as usize] = u32::MAX;
         }
         b.touched.clear();
-        // During the thread's exit the spares may be gone: the buffers are then just freed.
-        let _ = SPARE_MARKS.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut()
-                && s.len() < 4
-            {
-                s.push(b);
-            }
-        });
+        give_back(&SPARE_MARKS, b);
     }
 }
 
@@ -89,7 +100,7 @@ thread_local! {
 impl Seen {
     /// An empty set for a territory of `n` communes: a spare of this thread's, or new.
     pub fn take(n: usize) -> Seen {
-        let mut b = SPARE_SEEN.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop())).ok().flatten().unwrap_or_default();
+        let mut b = take_spare(&SPARE_SEEN);
         let words = n.div_ceil(64);
         if b.bits.len() != words {
             b.bits.clear();
@@ -126,13 +137,7 @@ impl Drop for Seen {
             b.bits[(i >> 6) as usize] = 0;
         }
         b.touched.clear();
-        let _ = SPARE_SEEN.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut()
-                && s.len() < 4
-            {
-                s.push(b);
-            }
-        });
+        give_back(&SPARE_SEEN, b);
     }
 }
 
