@@ -162,6 +162,8 @@ for round in cached uncached; do
 done
 figure "uncached recommendations / health ($(rps "$reco") / $(rps "$health") requests/s)" "$ratio" "" 0.5 ge
 unset UNCACHED
+# What the answers asked during the rounds hold (the cache's budget: --answer-cache-mib).
+echo "after the HTTP rounds: RSS $(awk '/VmRSS/{print $2}' "/proc/$pid/status") kB; $(curl -sf "$base/metrics" | grep -E '^voisinage_answer_cache_(bytes|answers|requests_total)' | tr '\n' ' ')"
 stop
 if [ "$scale" != synthetic ]; then
   echo "== durable feedback writes (on a copy of the store, so that the figures below read the same data at every run)"

@@ -79,6 +79,11 @@ enum Command {
         /// (repeatable; the variable takes them comma-separated).
         #[arg(long = "trusted-proxy", value_name = "IP", env = "VOISINAGE_TRUSTED_PROXIES", value_delimiter = ',')]
         trusted_proxies: Vec<IpAddr>,
+        /// Memory for recommendation answers already computed, in MiB (0: none): an answer is
+        /// served again until the next write or the next day; past this budget the answers
+        /// asked once leave first.
+        #[arg(long, value_name = "MIB", default_value_t = 32, env = "VOISINAGE_ANSWER_CACHE_MIB", value_parser = clap::value_parser!(u64).range(0..=65_536))]
+        answer_cache_mib: u64,
     },
     /// Decision-quality evaluation of the recommender against baselines on simulated histories
     /// (realised utility and regret of the generation each method proposes; README, "Measured
@@ -243,9 +248,10 @@ fn main() {
             .init(),
     }
     let result = match cli.command {
-        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds, catalog, cors_origins, trusted_proxies } => {
+        Command::Serve { bind, data_dir, demo, seed, demo_until, seeds, catalog, cors_origins, trusted_proxies, answer_cache_mib } => {
             let demo = demo.then(|| DemoRequest { seed, until: demo_until.unwrap_or_else(|| chrono::Utc::now().date_naive()) });
-            run_serve(&bind, &Config { data_dir, seeds, catalog, demo, today: None }, HttpConfig { cors_origins, trusted_proxies })
+            let config = Config { data_dir, seeds, catalog, demo, today: None, answer_cache_bytes: answer_cache_mib << 20 };
+            run_serve(&bind, &config, HttpConfig { cors_origins, trusted_proxies })
         }
         Command::Token { action, data_dir, seeds } => run_token(action, &Config { seeds, ..Config::new(data_dir) }),
         Command::Import { from, region, out, catalog } => run_import(from, region, out, catalog),

@@ -26,7 +26,6 @@
 //! answers.
 
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -51,9 +50,29 @@ use crate::progress::{Progress, Steps};
 use crate::seeds;
 use crate::store::{DemoInfo, Idempotency, Store};
 
-/// Most recommendation answers kept; past that the cache starts again (parameters come from
-/// requests, so the number of distinct keys is unbounded).
-pub const MAX_CACHED_ANSWERS: usize = 20_000;
+/// Bytes the answer cache holds by default ([`Config::answer_cache_bytes`]): 32 MiB, about
+/// 2,000 national answers of 10 to 20 kB. Parameters come from requests, so the number of
+/// distinct questions is unbounded; past the budget the cache evicts (S3-FIFO, `quick_cache`:
+/// a question asked once leaves before one asked again).
+pub const DEFAULT_ANSWER_CACHE_BYTES: u64 = 32 << 20;
+
+/// Bytes an answer is counted for in the cache's budget besides its body and key: the entry's
+/// own fields and the cache's bookkeeping (an estimate).
+const ANSWER_ENTRY_BYTES: usize = 96;
+
+/// The answer cache's measure of an entry: the bytes of its body and key, plus
+/// [`ANSWER_ENTRY_BYTES`].
+#[derive(Clone, Copy)]
+struct AnswerBytes;
+
+impl quick_cache::Weighter<Box<[u8]>, CachedAnswer> for AnswerBytes {
+    fn weight(&self, key: &Box<[u8]>, answer: &CachedAnswer) -> u64 {
+        (key.len() + answer.body.len() + ANSWER_ENTRY_BYTES) as u64
+    }
+}
+
+/// The answer cache: JSON bodies by [`answer_key`], within a budget of bytes.
+type AnswerCache = quick_cache::sync::Cache<Box<[u8]>, CachedAnswer, AnswerBytes>;
 
 /// How long a successful readiness probe is answered again without a new one.
 pub const PROBE_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -71,12 +90,15 @@ pub struct Config {
     pub demo: Option<DemoRequest>,
     /// Fixed reference date of every answer (tests); `None`: the system clock's date (UTC).
     pub today: Option<NaiveDate>,
+    /// Bytes of recommendation answers (JSON bodies and their keys) kept in memory, 0 for none;
+    /// default [`DEFAULT_ANSWER_CACHE_BYTES`].
+    pub answer_cache_bytes: u64,
 }
 
 impl Config {
     /// The embedded reference data over the store in `data_dir`, no demo, the clock's date.
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
-        Config { data_dir: data_dir.into(), seeds: None, catalog: None, demo: None, today: None }
+        Config { data_dir: data_dir.into(), seeds: None, catalog: None, demo: None, today: None, answer_cache_bytes: DEFAULT_ANSWER_CACHE_BYTES }
     }
 }
 
@@ -222,6 +244,24 @@ pub struct Stats {
     pub store_errors: u64,
     /// Whether the store is failing now ([`Service::store_failure`]).
     pub store_failing: bool,
+    /// The answer cache now and since the service started.
+    pub answer_cache: AnswerCacheStats,
+}
+
+/// The answer cache's state ([`Stats::answer_cache`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnswerCacheStats {
+    /// Bytes it counts now: bodies, keys and [`ANSWER_ENTRY_BYTES`] each.
+    pub bytes: u64,
+    /// Its budget, bytes ([`Config::answer_cache_bytes`]).
+    pub capacity: u64,
+    /// Answers it holds now (some may be of an earlier version of the index, left to evict).
+    pub answers: usize,
+    /// Recommendations answered from it since the service started.
+    pub hits: u64,
+    /// Recommendations computed since the service started (not in it, or of an earlier version
+    /// or date).
+    pub misses: u64,
 }
 
 /// The answer cache's key of a question: the commune's 5 bytes, the category and a newline (a
@@ -229,7 +269,8 @@ pub struct Stats {
 /// `postcard` (each `f64` as its 8 bytes: two parameters are the same key only when they are
 /// the same numbers). Errors: `Internal` if the parameters cannot be encoded (they always can).
 fn answer_key(code: &InseeCode, category: &Slug, today: NaiveDate, params: &Params) -> Result<Vec<u8>> {
-    let mut key = Vec::with_capacity(128);
+    // About 155 bytes: the parameters take 127.
+    let mut key = Vec::with_capacity(192);
     key.extend_from_slice(code.as_bytes());
     key.extend_from_slice(category.as_str().as_bytes());
     key.push(b'\n');
@@ -237,7 +278,21 @@ fn answer_key(code: &InseeCode, category: &Slug, today: NaiveDate, params: &Para
     postcard::to_extend(params, key).map_err(|e| Error::internal("the key of a cached answer", e))
 }
 
+/// The usual size of a recommendation answer's JSON (a few items with 20 evidence rows each: 10
+/// to 20 kB): the capacity of the buffer each thread writes answers into.
+const ANSWER_JSON_CAPACITY: usize = 32 * 1024;
+
+/// A thread's answer buffer grown beyond this (an answer of 50 items) is let go after use.
+const MAX_KEPT_JSON_BUFFER: usize = 256 * 1024;
+
+thread_local! {
+    /// The buffer a thread writes recommendation answers into, kept from one answer to the next
+    /// (its pages stay in memory and warm); each answer is then copied out at its own size.
+    static ANSWER_JSON: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(ANSWER_JSON_CAPACITY));
+}
+
 /// A serialised recommendation answer and what it was computed from.
+#[derive(Clone)]
 struct CachedAnswer {
     /// [`AdoptionIndex::version`] at the time.
     version: u64,
@@ -261,9 +316,12 @@ pub struct Service {
     /// Serialises writers among themselves (never readers): an adoption's duplicate check and
     /// write happen as one step, and each publication of the index starts from the last one.
     write_lock: Mutex<()>,
-    /// Recommendation answers by commune, category and parameters; each is served while the
-    /// index version and the date are those it was computed at.
-    answers: Mutex<HashMap<Vec<u8>, CachedAnswer>>,
+    /// Recommendation answers by commune, category and parameters, within
+    /// [`Config::answer_cache_bytes`]; each is served while the index version and the date are
+    /// those it was computed at.
+    answers: AnswerCache,
+    /// Recommendations answered from `answers`, and computed, since start.
+    answer_counts: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
     today: Option<NaiveDate>,
     /// The simulated history the store holds, read once at open (a demo is only ever loaded
     /// then).
@@ -369,7 +427,9 @@ impl Service {
             store,
             index: ArcSwap::from_pointee(index),
             write_lock: Mutex::new(()),
-            answers: Mutex::default(),
+            // Sized for answers of about 16 kB.
+            answers: AnswerCache::with_weighter((config.answer_cache_bytes / 16_384).max(16) as usize, config.answer_cache_bytes, AnswerBytes),
+            answer_counts: Default::default(),
             today: config.today,
             demo,
             sessions: Mutex::default(),
@@ -513,6 +573,19 @@ impl Service {
             store_bytes: self.store.size_on_disk(),
             store_errors: self.store_errors.load(std::sync::atomic::Ordering::Relaxed),
             store_failing: self.store_failure().is_some(),
+            answer_cache: self.answer_cache_stats(),
+        }
+    }
+
+    /// The answer cache's bytes, budget, answers, hits and misses.
+    pub fn answer_cache_stats(&self) -> AnswerCacheStats {
+        let (hits, misses) = &self.answer_counts;
+        AnswerCacheStats {
+            bytes: self.answers.weight(),
+            capacity: self.answers.capacity(),
+            answers: self.answers.len(),
+            hits: hits.load(std::sync::atomic::Ordering::Relaxed),
+            misses: misses.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -740,22 +813,24 @@ impl Service {
         let key = answer_key(code, category, today, params)?;
         let h = self.index_at(today);
         let version = h.version();
-        let mut cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cache.get(&key).filter(|c| c.version == version && c.today == today) {
-            return Ok(c.body.clone());
+        let (hits, misses) = &self.answer_counts;
+        if let Some(c) = self.answers.get(key.as_slice()).filter(|c| c.version == version && c.today == today) {
+            hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(c.body);
         }
-        drop(cache);
+        misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let answer = recommend(&Ctx::new(&self.territory, &self.catalog, &h, today), code, category, params)?;
-        // Written into a buffer of the usual size of an answer (a few items with 20 evidence rows
-        // each: 10 to 20 kB), not grown from empty.
-        let mut json = Vec::with_capacity(24 * 1024);
-        answer.write_json(&mut json).map_err(|e| Error::internal("serialising a recommendation", e))?;
-        let body = Bytes::from(json);
-        cache = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_CACHED_ANSWERS {
-            cache.clear();
-        }
-        cache.insert(key, CachedAnswer { version, today, body: body.clone() });
+        let body = ANSWER_JSON.with_borrow_mut(|json| {
+            json.clear();
+            answer.write_json(json).map_err(|e| Error::internal("serialising a recommendation", e))?;
+            // Kept at its own size: the cache holds it, maybe for long, and counts its bytes.
+            let body = Bytes::copy_from_slice(json);
+            if json.capacity() > MAX_KEPT_JSON_BUFFER {
+                *json = Vec::with_capacity(ANSWER_JSON_CAPACITY);
+            }
+            Ok::<_, Error>(body)
+        })?;
+        self.answers.insert(key.into_boxed_slice(), CachedAnswer { version, today, body: body.clone() });
         Ok(body)
     }
 

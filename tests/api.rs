@@ -531,6 +531,11 @@ async fn metrics_count_requests_per_route_pattern() {
     assert_eq!(app.anon.get(app.url("/api/v1/communes/99999")).send().await.unwrap().status(), 404);
     let r = app.client.post(app.url("/api/v1/communes/29019/adoptions")).json(&json!({"product": "openelec", "since": "2019-03-01"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
+    // The same question twice (the second from the answer cache), then another.
+    for category in ["elections", "elections", "finances"] {
+        let r = app.anon.get(app.url(&format!("/api/v1/communes/29019/recommendations?category={category}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
     let r = app.anon.get(app.url("/metrics")).send().await.unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let text = r.text().await.unwrap();
@@ -542,6 +547,12 @@ async fn metrics_count_requests_per_route_pattern() {
     assert_eq!(line(r#"voisinage_http_request_duration_seconds_count{method="GET",route="/api/v1/communes/{code}"}"#).as_deref(), Some("3"));
     assert_eq!(line("voisinage_adoptions ").as_deref(), Some("1"));
     assert!(line("voisinage_store_bytes ").unwrap().parse::<u64>().unwrap() > 0);
+    assert_eq!(line(r#"voisinage_answer_cache_requests_total{result="hit"}"#).as_deref(), Some("1"));
+    assert_eq!(line(r#"voisinage_answer_cache_requests_total{result="miss"}"#).as_deref(), Some("2"));
+    assert_eq!(line("voisinage_answer_cache_answers ").as_deref(), Some("2"));
+    assert_eq!(line("voisinage_answer_cache_capacity_bytes ").as_deref(), Some((32u64 << 20).to_string().as_str()));
+    let held: u64 = line("voisinage_answer_cache_bytes ").unwrap().parse().unwrap();
+    assert!((500..(32 << 20)).contains(&held), "{held}");
 }
 
 #[tokio::test]

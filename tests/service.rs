@@ -111,6 +111,44 @@ fn the_index_built_beside_the_demo_load_is_the_one_read_back_from_the_store() {
     assert!(first.2 == again.2, "answers differ");
 }
 
+/// The answer cache holds at most its budget of bytes whatever the number of distinct
+/// questions (each hop_decay below is a question of its own), serves a question asked again
+/// from the cache, and counts both; with a budget of 0 it keeps nothing and every answer is
+/// computed, the same bytes.
+#[test]
+fn the_answer_cache_stays_within_its_budget_of_bytes() {
+    use voisinage::service::{AnswerCacheStats, Config, DemoRequest, Service};
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Some(DemoRequest { seed: 2026, until: common::today() });
+    let budget = 120_000;
+    let s = Service::open(&Config { demo, today: Some(common::today()), answer_cache_bytes: budget, ..Config::new(dir.path()) }).unwrap();
+    let ask = |s: &Service, k: u32| {
+        let p = Params { hop_decay: 0.5 + f64::from(k) * 1e-9, ..Params::default() };
+        s.recommend_json(&code("35238"), &Slug::parse("site-web").unwrap(), &p, None).unwrap()
+    };
+    let first = ask(&s, 0);
+    assert!(first.len() > 5_000, "an answer of {} bytes", first.len());
+    for k in 1..60 {
+        ask(&s, k);
+        let held = s.answer_cache_stats();
+        assert!(held.bytes <= budget, "{held:?} after {k} questions");
+    }
+    let held = s.answer_cache_stats();
+    assert!(held.answers >= 2 && held.answers < 60, "{held:?}");
+    assert!(held.bytes >= held.answers as u64 * first.len() as u64 / 2, "{held:?}");
+    assert_eq!((held.capacity, held.hits, held.misses), (budget, 0, 60));
+    // The last question again: from the cache, the very same buffer.
+    assert_eq!(ask(&s, 59).as_ptr(), ask(&s, 59).as_ptr());
+    assert_eq!(s.answer_cache_stats().hits, 2);
+    drop(s);
+    let none = Service::open(&Config { today: Some(common::today()), answer_cache_bytes: 0, ..Config::new(dir.path()) }).unwrap();
+    let (a, b) = (ask(&none, 0), ask(&none, 0));
+    assert_ne!(a.as_ptr(), b.as_ptr());
+    assert_eq!(a, b);
+    assert_eq!(a, first);
+    assert_eq!(none.answer_cache_stats(), AnswerCacheStats { bytes: 0, capacity: 0, answers: 0, hits: 0, misses: 2 });
+}
+
 /// The answer cache keys a question by commune, category, date and every parameter's exact
 /// value: the same question is answered from the cache with the same bytes, and a question that
 /// differs by 1e-12 in one parameter, or by its category or date, gets its own answer.

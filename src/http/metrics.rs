@@ -1,7 +1,7 @@
 //! Prometheus metrics, served as text at `GET /metrics`: request counts and latency histograms
 //! per route pattern (`/api/v1/communes/{code}`, not the raw path, so that the label set stays
 //! bounded; buckets from 0.1 ms up to the 30-s request deadline), the store's size and record
-//! counts, read at each scrape, `voisinage_build_info{version}` (always 1), and on Linux the
+//! counts, read at each scrape, the answer cache's bytes, budget, answers, hits and misses, `voisinage_build_info{version}` (always 1), and on Linux the
 //! process's own (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
 //! `process_open_fds`, `process_max_fds`, `process_virtual_memory_bytes`,
 //! `process_start_time_seconds`, read from `/proc` at each scrape).
@@ -17,6 +17,17 @@ pub struct Metrics {
     adoptions: IntGauge,
     feedback: IntGauge,
     store: StoreMetrics,
+    cache: CacheMetrics,
+}
+
+/// The answer cache's metrics ([`crate::service::AnswerCacheStats`]), set at each scrape.
+struct CacheMetrics {
+    bytes: IntGauge,
+    capacity: IntGauge,
+    answers: IntGauge,
+    /// `voisinage_answer_cache_requests_total{result="hit"|"miss"}`, raised to the service's
+    /// counts at each scrape (under the mutex, so that two scrapes never add the same twice).
+    requests: std::sync::Mutex<IntCounterVec>,
 }
 
 /// The store's metrics: errors, failing state, sync latency.
@@ -65,6 +76,19 @@ impl Metrics {
             )
             .expect("valid metric"),
         };
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let cache = CacheMetrics {
+            bytes: gauge("voisinage_answer_cache_bytes", "Bytes the recommendation answer cache counts now (bodies, keys, bookkeeping)"),
+            capacity: gauge("voisinage_answer_cache_capacity_bytes", "Budget of the recommendation answer cache, bytes (--answer-cache-mib)"),
+            answers: gauge("voisinage_answer_cache_answers", "Recommendation answers the cache holds now"),
+            requests: std::sync::Mutex::new(
+                IntCounterVec::new(
+                    Opts::new("voisinage_answer_cache_requests_total", "Recommendations answered from the cache (hit) or computed (miss) since start"),
+                    &["result"],
+                )
+                .expect("valid metric"),
+            ),
+        };
         let registry = Registry::new();
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("metric registered once");
@@ -78,10 +102,14 @@ impl Metrics {
             Box::new(store.errors.lock().unwrap_or_else(|p| p.into_inner()).clone()),
             Box::new(store.failing.clone()),
             Box::new(store.sync_seconds.clone()),
+            Box::new(cache.bytes.clone()),
+            Box::new(cache.capacity.clone()),
+            Box::new(cache.answers.clone()),
+            Box::new(cache.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
-        Metrics { registry, requests, latency, store_bytes, adoptions, feedback, store }
+        Metrics { registry, requests, latency, store_bytes, adoptions, feedback, store, cache }
     }
 
     /// The function to give the store ([`crate::service::Service::on_store_sync`]): observes
@@ -104,11 +132,23 @@ impl Metrics {
         self.latency.with_label_values(&[method, route]).observe(seconds);
     }
 
-    /// The text exposition (format 0.0.4), after setting the store gauges.
-    pub fn render(&self, store_bytes: u64, adoptions: usize, feedback: usize) -> String {
-        self.store_bytes.set(store_bytes as i64);
-        self.adoptions.set(adoptions as i64);
-        self.feedback.set(feedback as i64);
+    /// The text exposition (format 0.0.4), after setting the store's and the answer cache's
+    /// metrics from `stats`.
+    pub fn render(&self, stats: &crate::service::Stats) -> String {
+        self.store_bytes.set(stats.store_bytes as i64);
+        self.adoptions.set(stats.adoptions as i64);
+        self.feedback.set(stats.feedback as i64);
+        let c = stats.answer_cache;
+        self.cache.bytes.set(c.bytes as i64);
+        self.cache.capacity.set(c.capacity as i64);
+        self.cache.answers.set(c.answers as i64);
+        {
+            let requests = self.cache.requests.lock().unwrap_or_else(|p| p.into_inner());
+            for (result, total) in [("hit", c.hits), ("miss", c.misses)] {
+                let counter = requests.with_label_values(&[result]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

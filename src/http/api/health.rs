@@ -146,13 +146,14 @@ pub async fn health(s: web::Data<Service>, _no_query: Query<NoParams>) -> Res {
 /// Prometheus metrics.
 ///
 /// Text exposition format 0.0.4: request counts and latency histograms per method, route
-/// pattern and status, store size in bytes, adoptions and feedback held.
+/// pattern and status, store size in bytes, adoptions and feedback held, the answer cache's
+/// bytes, budget, answers, hits and misses.
 #[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain",
         example = json!("# HELP voisinage_adoptions Adoptions held (simulated included)\n# TYPE voisinage_adoptions gauge\nvoisinage_adoptions 36610\n"))))]
 pub async fn metrics(s: web::Data<Service>, m: web::Data<Metrics>, _no_query: Query<NoParams>) -> Res {
     let stats = s.stats();
     m.set_store_state(stats.store_errors, stats.store_failing);
-    let body = m.render(stats.store_bytes, stats.adoptions, stats.feedback);
+    let body = m.render(&stats);
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
 }
