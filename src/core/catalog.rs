@@ -160,6 +160,10 @@ pub struct Product {
     /// [`Product::generation`] reads it; built with `generations` by [`Catalog::from_texts`].
     #[serde(skip)]
     generation_idx: fnv::FnvHashMap<GenerationId, usize>,
+    /// Per generation (the positions of `generations`), the positions in `releases` of its
+    /// releases, oldest first ([`Product::releases_of`]); built with `generations`.
+    #[serde(skip)]
+    release_positions: Vec<Box<[u32]>>,
 }
 
 /// A field that is computed, never read: whatever a file holds under its name is ignored.
@@ -349,6 +353,11 @@ impl Catalog {
                     p.generation_idx.entry(r.clone()).or_insert(k);
                 }
             }
+            p.release_positions = p
+                .generations
+                .iter()
+                .map(|g| p.releases.iter().enumerate().filter(|(_, r)| g.releases.contains(&r.id)).map(|(k, _)| k as u32).collect())
+                .collect();
         }
         if let Some(r) = regulations.iter().find(|r| !r.categories.iter().all(known)) {
             return Err(Error::Data(format!("regulations.toml: {} names an unknown category", r.id)));
@@ -430,9 +439,14 @@ impl Product {
         self.releases.iter().find(|g| &g.id == id)
     }
 
-    /// The releases of a generation, oldest first.
-    pub fn releases_of<'a>(&'a self, g: &'a Generation) -> impl Iterator<Item = &'a Generation> + 'a {
-        self.releases.iter().filter(move |r| g.releases.contains(&r.id))
+    /// The releases of a generation, oldest first: for one of `generations`, read at the
+    /// positions kept for it; for another value (a copy, a release), found by scanning the
+    /// releases for the ids it lists.
+    pub fn releases_of<'a>(&'a self, g: &'a Generation) -> impl DoubleEndedIterator<Item = &'a Generation> + 'a {
+        let kept = (g.order as usize).checked_sub(1).and_then(|k| self.generations.get(k).filter(|x| std::ptr::eq(*x, g)).and(self.release_positions.get(k)));
+        let positions: &[u32] = kept.map_or(&[], |p| p);
+        let scanned = self.releases.iter().filter(move |r| kept.is_none() && g.releases.contains(&r.id));
+        positions.iter().map(|&k| &self.releases[k as usize]).chain(scanned)
     }
 
     /// The release of generation `g` to run at `today`: the newest release still supported and
@@ -442,10 +456,11 @@ impl Product {
     /// support margin applies to generations, not to releases: a LibreOffice branch is never
     /// supported for more than a year.) `None` when no release of `g` is released by `today`.
     pub fn advised_release<'a>(&'a self, g: &'a Generation, today: NaiveDate, teething_months: u32) -> Option<&'a Generation> {
-        let released: Vec<&Generation> = self.releases_of(g).filter(|r| r.released.is_none_or(|d| d <= today)).collect();
-        let supported = |r: &&&Generation| !r.support(today).is_ended();
-        let settled = |r: &&&Generation| r.released.is_none_or(|d| d.checked_add_months(Months::new(teething_months)).is_some_and(|s| s <= today));
-        released.iter().rev().find(|r| supported(r) && settled(r)).or_else(|| released.iter().rev().find(|r| supported(r))).or_else(|| released.last()).copied()
+        // Newest first.
+        let released = || self.releases_of(g).rev().filter(move |r| r.released.is_none_or(|d| d <= today));
+        let supported = |r: &&Generation| !r.support(today).is_ended();
+        let settled = |r: &&Generation| r.released.is_none_or(|d| d.checked_add_months(Months::new(teething_months)).is_some_and(|s| s <= today));
+        released().find(|r| supported(r) && settled(r)).or_else(|| released().find(supported)).or_else(|| released().next())
     }
 
     /// Generations released on or before `date` (or with no release date), oldest first.
@@ -615,6 +630,47 @@ pub(crate) mod tests {
         // A release resolves to its generation: Windows 11 24H2 is Windows 11.
         let windows = c.product(&Slug::parse("windows").unwrap()).unwrap();
         assert_eq!(windows.generation(&GenerationId::parse("11-24h2-w").unwrap()).map(|g| g.id.as_str()), Some("11"));
+    }
+
+    /// A generation's releases are read at the positions kept for it, the same as scanning the
+    /// product's releases for the ids it lists (which a copy of it still gets), and the release
+    /// advised is the one the former code chose (every release released by the date, newest
+    /// first: supported and settled, else supported, else the newest), at every month from
+    /// 2014 to 2027 with teething periods of 0 to 6 months.
+    #[test]
+    fn releases_of_a_generation_are_read_at_their_kept_positions() {
+        let c = crate::seeds::catalog().unwrap();
+        let (mut compared, mut advised) = (0, 0);
+        for p in &c.products {
+            for g in &p.generations {
+                let scanned: Vec<&GenerationId> = p.releases.iter().filter(|r| g.releases.contains(&r.id)).map(|r| &r.id).collect();
+                assert_eq!(p.releases_of(g).map(|r| &r.id).collect::<Vec<_>>(), scanned, "{} {}", p.id, g.id);
+                assert_eq!(p.release_positions[g.order as usize - 1].len(), g.releases.len(), "{} {}: read at its positions", p.id, g.id);
+                let copy = g.clone();
+                assert_eq!(p.releases_of(&copy).map(|r| &r.id).collect::<Vec<_>>(), scanned, "{} {} (a copy)", p.id, g.id);
+                compared += scanned.len();
+                for month in 0..14 * 12 {
+                    let today = NaiveDate::from_ymd_opt(2014 + month / 12, 1 + month as u32 % 12, 15).unwrap();
+                    for teething in [0, 3, 6] {
+                        let released: Vec<&Generation> =
+                            p.releases.iter().filter(|r| g.releases.contains(&r.id) && r.released.is_none_or(|d| d <= today)).collect();
+                        let supported = |r: &&&Generation| !r.support(today).is_ended();
+                        let settled = |r: &&&Generation| r.released.is_none_or(|d| d.checked_add_months(Months::new(teething)).is_some_and(|s| s <= today));
+                        let before = released
+                            .iter()
+                            .rev()
+                            .find(|r| supported(r) && settled(r))
+                            .or_else(|| released.iter().rev().find(|r| supported(r)))
+                            .or_else(|| released.last());
+                        let now = p.advised_release(g, today, teething);
+                        assert_eq!(now.map(|r| &r.id), before.map(|r| &r.id), "{} {} on {today}, teething {teething}", p.id, g.id);
+                        advised += usize::from(now.is_some_and(|r| r.id != g.id));
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "{compared} releases compared");
+        assert!(advised > 1_000, "{advised} releases advised within a generation of several");
     }
 
     #[test]
