@@ -44,7 +44,7 @@ fn field_rounded<const N: usize>(out: &mut Vec<u8>, head: &[u8; N], v: Option<f6
     };
     const SCALE: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
     let Some(&scale) = SCALE.get(d as usize) else { return value(out, &v) };
-    let m = (v * scale).round();
+    let m = crate::core::recommend::round_half_away(v * scale);
     // `-0.0` is in the range but written with its sign.
     if !((0.0..1e9).contains(&v) && v.is_sign_positive() && m / scale == v) {
         return value(out, &v);
