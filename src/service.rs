@@ -251,7 +251,7 @@ pub struct Stats {
 /// The answer cache's state ([`Stats::answer_cache`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AnswerCacheStats {
-    /// Bytes it counts now: bodies, keys and [`ANSWER_ENTRY_BYTES`] each.
+    /// Bytes it counts now: bodies, keys and 96 bytes of bookkeeping each (`ANSWER_ENTRY_BYTES`).
     pub bytes: u64,
     /// Its budget, bytes ([`Config::answer_cache_bytes`]).
     pub capacity: u64,

@@ -708,7 +708,7 @@ fn round(x: f64, d: i32) -> f64 {
 /// values.
 pub(crate) fn round_half_away(y: f64) -> f64 {
     // From 2^52 on every float is an integer; NaN and the infinities are their own rounding.
-    if !(y.abs() < 4_503_599_627_370_496.0) {
+    if y.is_nan() || y.abs() >= 4_503_599_627_370_496.0 {
         return y;
     }
     // Truncated toward zero (exact below 2^52), with the sign of `y` (`-0.0` from `-0.3`).
