@@ -531,10 +531,11 @@ async fn metrics_count_requests_per_route_pattern() {
     assert_eq!(app.anon.get(app.url("/api/v1/communes/99999")).send().await.unwrap().status(), 404);
     let r = app.client.post(app.url("/api/v1/communes/29019/adoptions")).json(&json!({"product": "openelec", "since": "2019-03-01"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
-    // The same question twice (the second from the answer cache), then another.
-    for category in ["elections", "elections", "finances"] {
+    // The same question twice (the second from the answer cache), then another; a question
+    // refused (an unknown category) is neither a hit nor a miss.
+    for (category, status) in [("elections", 200), ("elections", 200), ("finances", 200), ("no-such-category", 404)] {
         let r = app.anon.get(app.url(&format!("/api/v1/communes/29019/recommendations?category={category}"))).send().await.unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), status, "{category}");
     }
     let r = app.anon.get(app.url("/metrics")).send().await.unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));

@@ -443,10 +443,20 @@ impl Product {
     /// positions kept for it; for another value (a copy, a release), found by scanning the
     /// releases for the ids it lists.
     pub fn releases_of<'a>(&'a self, g: &'a Generation) -> impl DoubleEndedIterator<Item = &'a Generation> + 'a {
-        let kept = (g.order as usize).checked_sub(1).and_then(|k| self.generations.get(k).filter(|x| std::ptr::eq(*x, g)).and(self.release_positions.get(k)));
-        let positions: &[u32] = kept.map_or(&[], |p| p);
-        let scanned = self.releases.iter().filter(move |r| kept.is_none() && g.releases.contains(&r.id));
-        positions.iter().map(|&k| &self.releases[k as usize]).chain(scanned)
+        let kept = self.kept_positions(g);
+        let (positions, to_scan): (&[u32], &[Generation]) = match kept {
+            Some(p) => (p, &[]),
+            None => (&[], &self.releases),
+        };
+        positions.iter().map(|&k| &self.releases[k as usize]).chain(to_scan.iter().filter(move |r| g.releases.contains(&r.id)))
+    }
+
+    /// The positions in `releases` kept for `g` when it is one of `generations` (its place is
+    /// its `order` − 1); `None` for another value.
+    fn kept_positions(&self, g: &Generation) -> Option<&[u32]> {
+        let k = (g.order as usize).checked_sub(1)?;
+        self.generations.get(k).filter(|x| std::ptr::eq(*x, g))?;
+        self.release_positions.get(k).map(|p| &p[..])
     }
 
     /// The release of generation `g` to run at `today`: the newest release still supported and
@@ -636,7 +646,7 @@ pub(crate) mod tests {
     /// product's releases for the ids it lists (which a copy of it still gets), and the release
     /// advised is the one the former code chose (every release released by the date, newest
     /// first: supported and settled, else supported, else the newest), at every month from
-    /// 2014 to 2027 with teething periods of 0 to 6 months.
+    /// 2014 to 2027 with teething periods of 0, 3 and 6 months.
     #[test]
     fn releases_of_a_generation_are_read_at_their_kept_positions() {
         let c = crate::seeds::catalog().unwrap();
@@ -645,8 +655,9 @@ pub(crate) mod tests {
             for g in &p.generations {
                 let scanned: Vec<&GenerationId> = p.releases.iter().filter(|r| g.releases.contains(&r.id)).map(|r| &r.id).collect();
                 assert_eq!(p.releases_of(g).map(|r| &r.id).collect::<Vec<_>>(), scanned, "{} {}", p.id, g.id);
-                assert_eq!(p.release_positions[g.order as usize - 1].len(), g.releases.len(), "{} {}: read at its positions", p.id, g.id);
+                assert_eq!(p.kept_positions(g).map(<[u32]>::len), Some(g.releases.len()), "{} {}: read at its positions", p.id, g.id);
                 let copy = g.clone();
+                assert!(p.kept_positions(&copy).is_none(), "{} {}: a copy is scanned", p.id, g.id);
                 assert_eq!(p.releases_of(&copy).map(|r| &r.id).collect::<Vec<_>>(), scanned, "{} {} (a copy)", p.id, g.id);
                 compared += scanned.len();
                 for month in 0..14 * 12 {

@@ -83,7 +83,10 @@ impl Metrics {
             answers: gauge("voisinage_answer_cache_answers", "Recommendation answers the cache holds now"),
             requests: std::sync::Mutex::new(
                 IntCounterVec::new(
-                    Opts::new("voisinage_answer_cache_requests_total", "Recommendations answered from the cache (hit) or computed (miss) since start"),
+                    Opts::new(
+                        "voisinage_answer_cache_requests_total",
+                        "Recommendations answered from the cache (hit) or computed (miss) since start; refused questions are neither",
+                    ),
                     &["result"],
                 )
                 .expect("valid metric"),
@@ -132,13 +135,12 @@ impl Metrics {
         self.latency.with_label_values(&[method, route]).observe(seconds);
     }
 
-    /// The text exposition (format 0.0.4), after setting the store's and the answer cache's
-    /// metrics from `stats`.
-    pub fn render(&self, stats: &crate::service::Stats) -> String {
+    /// The text exposition (format 0.0.4), after setting the store's metrics from `stats` and
+    /// the answer cache's from `c`.
+    pub fn render(&self, stats: &crate::service::Stats, c: crate::service::AnswerCacheStats) -> String {
         self.store_bytes.set(stats.store_bytes as i64);
         self.adoptions.set(stats.adoptions as i64);
         self.feedback.set(stats.feedback as i64);
-        let c = stats.answer_cache;
         self.cache.bytes.set(c.bytes as i64);
         self.cache.capacity.set(c.capacity as i64);
         self.cache.answers.set(c.answers as i64);

@@ -154,6 +154,6 @@ pub async fn health(s: web::Data<Service>, _no_query: Query<NoParams>) -> Res {
 pub async fn metrics(s: web::Data<Service>, m: web::Data<Metrics>, _no_query: Query<NoParams>) -> Res {
     let stats = s.stats();
     m.set_store_state(stats.store_errors, stats.store_failing);
-    let body = m.render(&stats);
+    let body = m.render(&stats, s.answer_cache_stats());
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
 }
