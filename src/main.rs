@@ -80,8 +80,8 @@ enum Command {
         #[arg(long = "trusted-proxy", value_name = "IP", env = "VOISINAGE_TRUSTED_PROXIES", value_delimiter = ',')]
         trusted_proxies: Vec<IpAddr>,
         /// Memory for recommendation answers already computed, in MiB (0: none): an answer is
-        /// served again until the next write or the next day; past this budget the answers
-        /// asked once leave first.
+        /// served again until the next write or the next day; past this budget, an answer asked
+        /// only once mostly leaves before one asked again.
         #[arg(long, value_name = "MIB", default_value_t = 32, env = "VOISINAGE_ANSWER_CACHE_MIB", value_parser = clap::value_parser!(u64).range(0..=65_536))]
         answer_cache_mib: u64,
     },

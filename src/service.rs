@@ -51,9 +51,10 @@ use crate::seeds;
 use crate::store::{DemoInfo, Idempotency, Store};
 
 /// Bytes the answer cache holds by default ([`Config::answer_cache_bytes`]): 32 MiB, 2,000 to
-/// 3,000 national answers of 10 to 20 kB (2,891 in `bench/run.sh --national`). Parameters come from requests, so the number of
-/// distinct questions is unbounded; past the budget the cache evicts (S3-FIFO, `quick_cache`:
-/// a question asked once leaves before one asked again).
+/// 3,000 national answers of 10 to 20 kB (2,891 in `bench/run.sh --national`). Parameters come
+/// from requests, so the number of distinct questions is unbounded; past the budget the cache
+/// evicts (S3-FIFO, `quick_cache`: an answer asked only once mostly leaves before one asked
+/// again).
 pub const DEFAULT_ANSWER_CACHE_BYTES: u64 = 32 << 20;
 
 /// Bytes an answer is counted for in the cache's budget besides its body and key: the entry's
@@ -804,8 +805,8 @@ impl Service {
     /// The recommendation answer for a commune and category, as JSON bytes (shared, not
     /// copied: the cache and every caller hold the same buffer), at the reference date or at
     /// `as_of` ([`Service::as_of`]). Answers are cached until the next write or the next day
-    /// (reads far outnumber writes), or until the cache's budget evicts them. Errors: `NotFound` (commune, category), `Invalid`
-    /// (parameters, `as_of`).
+    /// (reads far outnumber writes), or until the cache's budget evicts them. Errors: `NotFound`
+    /// (commune, category), `Invalid` (parameters, `as_of`).
     pub fn recommend_json(&self, code: &InseeCode, category: &Slug, params: &Params, as_of: Option<NaiveDate>) -> Result<Bytes> {
         let today = self.as_of(as_of)?;
         let key = answer_key(code, category, today, params)?;

@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::core::recommend::{Answer, Evidence, Recommendation};
+use crate::core::recommend::{Answer, DECIMAL_SCALE, Evidence, Recommendation, round_half_away};
 
 /// Writes `value` as `serde_json` does.
 fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> serde_json::Result<()> {
@@ -29,8 +29,8 @@ fn field<const N: usize, T: Serialize + ?Sized>(out: &mut Vec<u8>, head: &[u8; N
     value(out, v)
 }
 
-/// Writes `head` then `v`, a number rounded to `d` decimals (at most 4: `recommend::round`), as `serde_json`
-/// writes it (its shortest representation, `null` for `None`), from the number's digits as an
+/// Writes `head` then `v`, a number rounded to `d` decimals (at most 4: `recommend::round`), as
+/// `serde_json` writes it (its shortest representation, `null` for `None`), from the number's digits as an
 /// integer rather than through the float printer. For `+0 ≤ v < 10^9` such that `m = v · 10^d`
 /// rounded gives `v` back as `m / 10^d`, that representation is the decimal `m / 10^d` itself
 /// (trailing zeros dropped, at least one decimal): a decimal with fewer digits is at least
@@ -42,9 +42,8 @@ fn field_rounded<const N: usize>(out: &mut Vec<u8>, head: &[u8; N], v: Option<f6
         out.extend_from_slice(b"null");
         return Ok(());
     };
-    const SCALE: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
-    let Some(&scale) = SCALE.get(d as usize) else { return value(out, &v) };
-    let m = crate::core::recommend::round_half_away(v * scale);
+    let Some(&scale) = DECIMAL_SCALE.get(d as usize) else { return value(out, &v) };
+    let m = round_half_away(v * scale);
     // `-0.0` is in the range but written with its sign.
     if !((0.0..1e9).contains(&v) && v.is_sign_positive() && m / scale == v) {
         return value(out, &v);

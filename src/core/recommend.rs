@@ -694,18 +694,20 @@ fn gen_of<'c>(catalog: &'c Catalog, product: &Slug, generation: Option<&Generati
     Some((p, generation.and_then(|g| p.generation(g))))
 }
 
+/// `10^d` for the decimals an answer is rounded to (0 to 4): the same factors `10f64.powi(d)`
+/// gives (exact up to 10^22), without the call.
+pub(crate) const DECIMAL_SCALE: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+
 /// `x` rounded to `d` decimals, halves away from zero: `(x·10^d).round() / 10^d`, the same bits.
 fn round(x: f64, d: i32) -> f64 {
-    const SCALE: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
-    // The same factors `powi` gives (exact up to 10^22).
-    let k = usize::try_from(d).ok().and_then(|d| SCALE.get(d).copied()).unwrap_or_else(|| 10f64.powi(d));
+    let k = usize::try_from(d).ok().and_then(|d| DECIMAL_SCALE.get(d).copied()).unwrap_or_else(|| 10f64.powi(d));
     round_half_away(x * k) / k
 }
 
 /// `y.round()` (the nearest integer, halves away from zero, the sign kept: `-0.3` gives `-0.0`)
-/// with the same bits (a NaN gives a NaN: a signalling one comes back as it is, not quieted), computed inline: `f64::round` is a call into the C library on an x86-64
-/// without SSE4.1, the baseline Rust builds for. Tested against it on edge cases and 2 million
-/// values.
+/// with the same bits (a NaN gives a NaN: a signalling one comes back as it is, not quieted),
+/// computed inline: `f64::round` is a call into the C library on an x86-64 without SSE4.1, the
+/// baseline Rust builds for. Tested against it on edge cases and 2 million values.
 pub(crate) fn round_half_away(y: f64) -> f64 {
     // From 2^52 on every float is an integer; NaN and the infinities are their own rounding.
     if y.is_nan() || y.abs() >= 4_503_599_627_370_496.0 {
@@ -1043,8 +1045,8 @@ fn count_ended<'a>(ctx: &'a Ctx, ended: &[Placed<'a>], groups: &mut BTreeMap<Key
 
 /// The adoptions of a category's candidates for the wide steps (department, size class,
 /// territory), read once for the three: the steps share one reach (the same radius) and weigh
-/// a commune of their area the same way ([`Area::far_decayed`]), so they differ only in which communes
-/// they keep. Each started adoption of a candidate, the origin's left out, is read once with its
+/// a commune of their area the same way ([`Area::far_decayed`]), so they differ only in which
+/// communes they keep. Each started adoption of a candidate, the origin's left out, is read once with its
 /// commune, whether it is in service and the steps whose area holds it; [`WideRead::groups`]
 /// then gives each step's groups in O(its candidates' adoptions). The kernel weight of an
 /// adoption's commune beyond the reach, and whether an ended adoption was abandoned, are

@@ -2,9 +2,10 @@
 //! per route pattern (`/api/v1/communes/{code}`, not the raw path, so that the label set stays
 //! bounded; buckets from 0.1 ms up to the 30-s request deadline), the store's size and record
 //! counts, read at each scrape, the answer cache's bytes, budget, answers, hits and misses,
-//! `voisinage_build_info{version}` (always 1), and on Linux the process's own (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
-//! `process_open_fds`, `process_max_fds`, `process_virtual_memory_bytes`,
-//! `process_start_time_seconds`, read from `/proc` at each scrape).
+//! `voisinage_build_info{version}` (always 1), and on Linux the process's own
+//! (`process_resident_memory_bytes`, `process_cpu_seconds_total`, `process_open_fds`,
+//! `process_max_fds`, `process_virtual_memory_bytes`, `process_start_time_seconds`, read from
+//! `/proc` at each scrape).
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
