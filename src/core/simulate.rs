@@ -440,9 +440,9 @@ struct Cur {
 }
 
 /// What the products of a category offer in one month, the same for every commune: worked out
-/// once a month rather than once per commune and month (`SimProduct::adoptable` allocates and
-/// reads support dates: a third of the national simulation's time went there and in the
-/// allocator).
+/// once a month rather than once per commune and month, where each commune asked every product
+/// for a new list of its adoptable generations (with the upgrade month worked out once per
+/// generation too, the national simulation took 17-18 s instead of 27-30 s, 2026-12-01).
 struct MonthOffer {
     /// Per product (index in the category's products), its generations adoptable
     /// ([`SimProduct::adoptable`]).
