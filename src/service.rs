@@ -1314,9 +1314,10 @@ fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<O
         let building = s.spawn(|| {
             let mut index = AdoptionIndex::default();
             h.adoptions.iter().for_each(|a| index.add_adoption(a.clone()));
-            h.feedback.iter().for_each(|f| {
-                index.add_feedback(f.clone());
-            });
+            // Sorted by adoption, then date (ids in that order): one run per adoption.
+            for run in h.feedback.chunk_by(|a, b| a.adoption_id == b.adoption_id) {
+                index.add_feedback_run(run.to_vec());
+            }
             index.shrink_to_fit();
             index
         });

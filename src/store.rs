@@ -470,6 +470,31 @@ impl Prefetch {
 /// The index and the number of records read from a snapshot, or why it was not used.
 type SnapshotRead = std::result::Result<(AdoptionIndex, u64), snapshot::Miss>;
 
+/// Feedback records on their way into an index, gathered while they are of one adoption and
+/// added as one run ([`AdoptionIndex::add_feedback_run`]).
+#[derive(Default)]
+struct FeedbackRun(Vec<Feedback>);
+
+impl FeedbackRun {
+    /// Takes `f`, first adding the run gathered when `f` is of another adoption; returns the
+    /// records of that run the index left out (unknown adoption, repeated id).
+    fn push(&mut self, h: &mut AdoptionIndex, f: Feedback) -> u64 {
+        let left_out = match self.0.last() {
+            Some(last) if last.adoption_id != f.adoption_id => self.end(h),
+            _ => 0,
+        };
+        self.0.push(f);
+        left_out
+    }
+
+    /// Adds the run gathered; returns the records the index left out.
+    fn end(&mut self, h: &mut AdoptionIndex) -> u64 {
+        let run = std::mem::take(&mut self.0);
+        let n = run.len();
+        (n - h.add_feedback_run(run)) as u64
+    }
+}
+
 /// Reads the index from the snapshot at `path` when it is of `expected` ([`index_from_snapshot`]).
 fn read_snapshot(path: &Path, expected: &snapshot::Fingerprint, progress: &mut dyn FnMut(u64, u64)) -> SnapshotRead {
     let reader = snapshot::Reader::open(path, expected, records::FORMAT)?;
@@ -486,17 +511,20 @@ fn index_from_snapshot(mut r: snapshot::Reader, progress: &mut dyn FnMut(u64, u6
     };
     let mut h = AdoptionIndex::default();
     let (mut done, mut orphans) = (0u64, 0u64);
+    // The feedback records come adoption by adoption: each adoption's run is added at once.
+    let mut run = FeedbackRun::default();
     while let Some(v) = r.next_value().map_err(why)? {
         if done < adoptions {
             h.add_adoption(records::decode(v).map_err(|e| e.to_string())?);
-        } else if !h.add_feedback(records::decode(v).map_err(|e| e.to_string())?) {
-            orphans += 1;
+        } else {
+            orphans += run.push(&mut h, records::decode(v).map_err(|e| e.to_string())?);
         }
         done += 1;
         if done.is_multiple_of(PROGRESS_EVERY) {
             progress(done, total);
         }
     }
+    orphans += run.end(&mut h);
     r.finish().map_err(why)?;
     progress(done, done);
     if orphans > 0 {
@@ -1283,16 +1311,15 @@ impl Store {
             h.add_adoption(records::decode(&v.map_err(st)?)?);
             step(&mut done);
         }
-        let mut orphans = 0u64;
+        let (mut orphans, mut run) = (0u64, FeedbackRun::default());
         for kv in self.feedback.iter() {
             let (k, v) = kv.map_err(st)?;
             for f in feedback_entries(&k, &v)? {
-                if !h.add_feedback(f) {
-                    orphans += 1;
-                }
+                orphans += run.push(&mut h, f);
                 step(&mut done);
             }
         }
+        orphans += run.end(&mut h);
         progress(done, done);
         if orphans > 0 {
             tracing::warn!(orphans, "feedback records without their adoption (or repeated) were left out of the index");

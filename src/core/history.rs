@@ -1034,9 +1034,39 @@ impl AdoptionIndex {
     /// add the adoptions first). Cached category priors that cover its date take it in.
     pub fn add_feedback(&mut self, f: Feedback) -> bool {
         let Some(i) = self.position_by_id(f.adoption_id) else { return false };
-        let (f, comment) = (Report::from(&f), f.comment);
+        let (r, comment) = (Report::from(&f), f.comment);
         // Kept in id order (the order of recording): a new record goes last.
-        let Some((_, last)) = self.feedback.insert_by_id(i as usize, f) else { return false };
+        let Some((_, last)) = self.feedback.insert_by_id(i as usize, r) else { return false };
+        self.took_feedback(i, r, comment, last);
+        true
+    }
+
+    /// Adds a run of feedback records, as [`AdoptionIndex::add_feedback`] would one by one in
+    /// the run's order, and returns how many it added. A run of one adoption's records in
+    /// increasing id order, all after those it has (what a bulk load reads: a snapshot, the
+    /// store's groups, the demo history), is added at once: its adoption found once, its reports
+    /// packed together (a bulk load of the national history added 4.2 million records one by
+    /// one, each looking its adoption up and moving the ends of the lists after it). Any other
+    /// run is added record by record.
+    pub fn add_feedback_run(&mut self, run: Vec<Feedback>) -> usize {
+        let Some(first) = run.first() else { return 0 };
+        let one_adoption = run.windows(2).all(|w| w[0].id < w[1].id && w[0].adoption_id == w[1].adoption_id);
+        let reports: Vec<Report> = run.iter().map(Report::from).collect();
+        match one_adoption.then(|| self.position_by_id(first.adoption_id)).flatten() {
+            Some(i) if self.feedback.append(i as usize, &reports) => {
+                for (f, r) in run.into_iter().zip(&reports) {
+                    self.took_feedback(i, *r, f.comment, true);
+                }
+                reports.len()
+            }
+            _ => run.into_iter().map(|f| self.add_feedback(f)).filter(|&added| added).count(),
+        }
+    }
+
+    /// What a new report `r` of the adoption at position `i`, already in its list (the last one
+    /// there when `last`), changes besides: the cached priors, the kept sums, the comment and
+    /// the counts.
+    fn took_feedback(&mut self, i: u32, f: Report, comment: Option<String>, last: bool) {
         let a = &self.adoptions[i as usize];
         {
             let priors = self.priors.0.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -1059,7 +1089,6 @@ impl AdoptionIndex {
         }
         self.n_feedback += 1;
         self.version += 1;
-        true
     }
 
     /// Gives back the spare capacity of the vectors (after a bulk load), and numbers the
@@ -1687,6 +1716,58 @@ mod tests {
         h.add_adoption(a2);
         assert!(both(&h, 1, "2024-06-01"));
         assert!(both(&h, 2, "2024-06-01"));
+    }
+
+    #[test]
+    fn feedback_added_in_runs_gives_the_index_added_record_by_record() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let basis = SumsBasis::new(d("2026-11-29"), 0.5, 0.1, 24.0);
+        let record = |id: u64, adoption_id: u64, date: &str, reliability: u8, comment: Option<&str>| Feedback {
+            date: d(date),
+            comment: comment.map(str::to_string),
+            ..feedback(id, adoption_id, reliability)
+        };
+        let copieur = Slug::parse("copieur").unwrap();
+        let today = d("2026-11-29");
+        let (mut runs, mut one_by_one) = (AdoptionIndex::default(), AdoptionIndex::default());
+        for h in [&mut runs, &mut one_by_one] {
+            h.add_adoption(adoption(1, "29019", "copieur-a"));
+            h.add_adoption(adoption(2, "29232", "copieur-a"));
+            h.add_feedback(record(5, 1, "2025-01-10", 4, None));
+            h.keep_feedback_sums(basis);
+            // A prior cached before the runs takes their records in.
+            h.category_prior(&copieur, 0.5, 0.1, today);
+        }
+        let batches = vec![
+            // One adoption, ids increasing, after the record it has: added at once.
+            vec![record(6, 1, "2025-06-01", 2, Some("lent")), record(7, 1, "2026-02-01", 5, None)],
+            vec![record(8, 2, "2026-11-30", 3, None)],
+            // Not one adoption's run, or not after what it has, or a repeated id, or an unknown
+            // adoption: record by record, as many added as `add_feedback` adds.
+            vec![record(9, 1, "2026-03-01", 1, None), record(10, 2, "2026-03-01", 4, None)],
+            vec![record(4, 1, "2024-03-01", 3, None), record(11, 1, "2026-04-01", 3, None)],
+            vec![record(7, 1, "2026-02-01", 5, None)],
+            vec![record(12, 3, "2026-02-01", 5, None)],
+            vec![],
+        ];
+        let mut added = Vec::new();
+        for run in batches {
+            added.push(runs.add_feedback_run(run.clone()));
+            for f in run {
+                one_by_one.add_feedback(f);
+            }
+        }
+        assert_eq!(added, [2, 1, 2, 2, 0, 0, 0]);
+        assert_eq!((runs.feedback_count(), one_by_one.feedback_count()), (8, 8));
+        for id in [1, 2] {
+            assert_eq!(runs.feedback(id), one_by_one.feedback(id), "adoption {id}");
+            let (a, b) = (runs.adoption(id).unwrap(), one_by_one.adoption(id).unwrap());
+            assert_eq!(runs.feedback_sums_of(a, &basis), one_by_one.feedback_sums_of(b, &basis), "adoption {id}");
+        }
+        assert_eq!(runs.feedback(1).iter().map(|f| f.id).collect::<Vec<_>>(), [4, 5, 6, 7, 9, 11]);
+        assert_eq!(runs.feedback(1)[2].comment.as_deref(), Some("lent"));
+        assert_eq!(runs.quality_sums(&copieur, 0.5, 0.1, today), one_by_one.quality_sums(&copieur, 0.5, 0.1, today));
+        assert_eq!(runs.version(), one_by_one.version());
     }
 
     #[test]

@@ -122,13 +122,45 @@ impl PackedReports {
         Some((at, after.is_none()))
     }
 
-    /// Gives back spare capacity (after a bulk load).
+    /// Appends `run` (in increasing id order, the caller's promise) to the end of the list at
+    /// position `i`, the whole run packed and put in place at once; returns `false`, changing
+    /// nothing, past the end of the positions or when the list holds a report whose id is not
+    /// below the run's first. The same bytes as [`PackedReports::insert_by_id`] report by report.
+    pub fn append(&mut self, i: usize, run: &[Report]) -> bool {
+        let Some(first) = run.first() else { return true };
+        let Some(list) = self.get(i).map(|l| l.bytes) else { return false };
+        let mut read = ReportIter::new(list);
+        while let Some(id) = read.skip_one() {
+            if id >= first.id {
+                return false;
+            }
+        }
+        let mut bytes = Vec::with_capacity(8 * run.len());
+        let mut state = read.state();
+        for r in run {
+            state = encode(&mut bytes, state, r);
+        }
+        let grown = u32::try_from(bytes.len()).expect("a run of reports is far below 4 GiB");
+        let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & MASK);
+        let end = c.starts[k + 1] as usize;
+        c.bytes.splice(end..end, bytes);
+        c.starts.last().and_then(|e| e.checked_add(grown)).expect("fewer than 4 GiB of reports in a chunk");
+        c.starts[k + 1..].iter_mut().for_each(|s| *s += grown);
+        true
+    }
+
+    /// Gives back spare capacity (after a bulk load). Each chunk's bytes are copied into a
+    /// block of their size: `shrink_to_fit` alone leaves a block in place when the bytes fill
+    /// half of it or more (mimalloc's `realloc`), which the doubling growth of a bulk load
+    /// always gives.
     pub fn shrink_to_fit(&mut self) {
         self.chunks.shrink_to_fit();
         for c in &mut self.chunks {
             let c = Arc::make_mut(c);
             c.starts.shrink_to_fit();
-            c.bytes.shrink_to_fit();
+            if c.bytes.capacity() > c.bytes.len() {
+                c.bytes = c.bytes.to_vec();
+            }
         }
     }
 }
@@ -357,6 +389,44 @@ mod tests {
         p.push_empty();
         assert_eq!(p.insert_by_id(1, all[0]), None);
         assert!(p.get(0).unwrap().is_empty() && p.get(1).is_none());
+    }
+
+    #[test]
+    fn a_run_appended_at_once_gives_the_bytes_of_its_reports_inserted_one_by_one() {
+        let all = awkward();
+        // Runs split anywhere, onto a list in the middle of a chunk and onto the last list of the
+        // first chunk (the lists after it move by the run's bytes; the next chunk does not).
+        for split in 0..=all.len() {
+            for i in [1usize, 1023] {
+                let (mut one_by_one, mut runs) = (PackedReports::default(), PackedReports::default());
+                for _ in 0..1030 {
+                    one_by_one.push_empty();
+                    runs.push_empty();
+                }
+                for (j, r) in all.iter().enumerate() {
+                    one_by_one.insert_by_id(i, *r);
+                    one_by_one.insert_by_id(i + 2, report(j as u64 + 1, "2024-05-05", 4, 0, 0.0, 4));
+                }
+                assert!(runs.append(i + 2, &(1..=all.len() as u64).map(|id| report(id, "2024-05-05", 4, 0, 0.0, 4)).collect::<Vec<_>>()));
+                assert!(runs.append(i, &all[..split]));
+                assert!(runs.append(i, &all[split..]));
+                assert!(runs.append(i, &[]), "an empty run changes nothing");
+                for k in 0..1030 {
+                    assert_eq!(runs.get(k).unwrap(), one_by_one.get(k).unwrap(), "split {split}, list {i}, position {k}");
+                }
+                assert_eq!(bits(&runs.get(i).unwrap().to_vec()), bits(&all));
+            }
+        }
+        // Refused, changing nothing: a run whose first id is not above the list's last, and a
+        // position past the end.
+        let mut p = PackedReports::default();
+        p.push_empty();
+        assert!(p.append(0, &all[2..4]));
+        let held = p.clone();
+        assert!(!p.append(0, &all[3..5]), "id 2^40 is there already");
+        assert!(!p.append(0, &all[..1]), "id 1 is below the list's last");
+        assert!(!p.append(1, &all[..1]));
+        assert!(Arc::ptr_eq(&p.chunks[0], &held.chunks[0]), "not even copied");
     }
 
     #[test]
