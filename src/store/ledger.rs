@@ -189,6 +189,18 @@ impl LedgerState {
         self.raise(kind.space(), id + 1);
     }
 
+    /// Adds the records `other` tallied (counts and digests) and raises the high-water ids to
+    /// its own: the state as if its records had been added here one by one, in any order.
+    pub fn absorb(&mut self, other: &LedgerState) {
+        for (mine, theirs) in self.tallies.iter_mut().zip(&other.tallies) {
+            mine.count += theirs.count;
+            mine.digest = mine.digest.wrapping_add(theirs.digest);
+        }
+        self.raise(IdSpace::Records, other.next_id);
+        self.raise(IdSpace::Tokens, other.next_token_id);
+        self.raise(IdSpace::PriceEstimates, other.next_price_estimate_id);
+    }
+
     /// Forgets every record of `kind` (the tree was cleared).
     pub fn clear(&mut self, kind: Kind) {
         self.tallies[kind.index()] = Tally::default();
@@ -599,6 +611,24 @@ mod tests {
         }
         s.add(Kind::Tokens, &1u64.to_be_bytes(), 1);
         s
+    }
+
+    #[test]
+    fn absorbing_two_tallies_is_adding_their_records_one_by_one() {
+        let mut one_by_one = LedgerState::default();
+        let (mut evens, mut odds) = (LedgerState::default(), LedgerState::default());
+        for id in 1..=40u64 {
+            one_by_one.add(Kind::Adoptions, &id.to_be_bytes(), id);
+            if id % 2 == 0 { &mut evens } else { &mut odds }.add(Kind::Adoptions, &id.to_be_bytes(), id);
+        }
+        odds.add(Kind::Tokens, &1u64.to_be_bytes(), 1);
+        one_by_one.add(Kind::Tokens, &1u64.to_be_bytes(), 1);
+        let mut absorbed = LedgerState::default();
+        absorbed.absorb(&odds);
+        absorbed.absorb(&evens);
+        assert_eq!(absorbed, one_by_one);
+        assert_eq!((absorbed.next_id, absorbed.next_token_id, absorbed.tally(Kind::Adoptions).count), (41, 2, 40));
+        assert_eq!(absorbed, state());
     }
 
     #[test]
