@@ -61,6 +61,7 @@ use crate::core::domain::{GenerationId, SizeClass, Slug};
 use crate::core::history::{Adoption, Feedback, is_poor_rating};
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
+use smallvec::SmallVec;
 
 /// Parameters of the simulation; see the module doc for the model.
 #[derive(Clone, Debug)]
@@ -450,13 +451,40 @@ struct MonthOffer {
     /// The products that can be adopted (a generation older than the catalogue's,
     /// [`SimProduct::pre_catalogue`], or one of the catalogue's adoptable), in index order.
     available: Vec<usize>,
+    /// Per size factor of a commune ([`size_factor`]), the highest chance of adopting this
+    /// month: `1 − exp(−rate)` at the rate every neighbour and every EPCI member running
+    /// something would give. Empty (nothing bounded) when the hazard or the election factor is
+    /// negative.
+    bounds: SmallVec<[(f64, f64); 5]>,
 }
 
 impl MonthOffer {
     fn of(products: &[&SimProduct], month: NaiveDate) -> Self {
         let adoptable: Vec<Vec<usize>> = products.iter().map(|sp| sp.adoptable(month)).collect();
         let available = (0..products.len()).filter(|&k| products[k].pre_catalogue(month) || !adoptable[k].is_empty()).collect();
-        MonthOffer { adoptable, available }
+        MonthOffer { adoptable, available, bounds: SmallVec::new() }
+    }
+
+    /// With the month's bounds on the chance of adopting ([`MonthOffer::surely_not`]), for a
+    /// category of base hazard `hazard` in a month of election factor `e`.
+    fn with_bounds(mut self, hazard: f64, e: f64, p: &SimParams) -> Self {
+        // The rate `hazard · size · (1 + ni · s_nb + ei · s_epci) · e` grows with the shares
+        // (0 to 1) when its other factors are not negative, and so does its computed value
+        // (rounding is monotonic): at shares of 1 (of 0 for a negative influence) it is the
+        // highest.
+        let most = 1.0 + p.neighbour_influence.max(0.0) + p.epci_influence.max(0.0);
+        if hazard >= 0.0 && e >= 0.0 {
+            let sizes = [SizeClass::Under500, SizeClass::From500To1999, SizeClass::From2000To3499, SizeClass::From3500To9999, SizeClass::Over10000];
+            self.bounds = sizes.iter().map(|&c| size_factor(c)).map(|size| (size, 1.0 - (-(hazard * size * most * e)).exp())).collect();
+        }
+        self
+    }
+
+    /// Whether a commune of size factor `size` drawing `u` surely does not adopt this month:
+    /// `u` is at least the highest chance it could have ([`MonthOffer::bounds`]). `false` when
+    /// unsure.
+    fn surely_not(&self, u: f64, size: f64) -> bool {
+        self.bounds.iter().find(|(s, _)| s.to_bits() == size.to_bits()).is_some_and(|&(_, bound)| u >= bound)
     }
 }
 
@@ -510,7 +538,7 @@ impl<'w, 'a> CatRun<'w, 'a> {
         let start = self.w.p.start.with_day(1).unwrap_or(self.w.p.start);
         for month in months(start, until) {
             let e = election_factor(month, self.w.p.election_boost);
-            let offer = MonthOffer::of(&self.products, month);
+            let offer = MonthOffer::of(&self.products, month).with_bounds(self.hazard, e, self.w.p);
             for i in 0..self.current.len() {
                 match self.current[i] {
                     Some(cur) => self.follow(i, cur, month, e, &offer),
@@ -579,6 +607,10 @@ impl<'w, 'a> CatRun<'w, 'a> {
         let u: f64 = self.rng.random();
         let adopt = if first_month {
             u < self.share0
+        } else if offer.surely_not(u, w.size[i]) {
+            // Not even at the highest rate the neighbours and the EPCI could give: no need to
+            // count them (the same draw, the same outcome).
+            false
         } else {
             let nb = &w.nb[i];
             let s_nb = if nb.is_empty() { 0.0 } else { nb.iter().filter(|&&j| self.current[j as usize].is_some()).count() as f64 / nb.len() as f64 };
@@ -836,6 +868,33 @@ mod tests {
         assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 == w[1].1));
         // The history is the one `simulate` gives.
         assert_eq!(h.adoptions, simulate(&t, &c, &p).adoptions);
+    }
+
+    #[test]
+    fn a_draw_above_the_months_bound_never_adopts_whatever_the_neighbours() {
+        let p = SimParams::new(2026, d("2026-11-29"));
+        let offer = MonthOffer { adoptable: Vec::new(), available: Vec::new(), bounds: SmallVec::new() }.with_bounds(0.05, 2.0, &p);
+        assert_eq!(offer.bounds.len(), 5);
+        for &(size, bound) in &offer.bounds {
+            // The chance `maybe_adopt` computes, at every share of adopting neighbours and EPCI
+            // members: never above the bound, and the bound at shares of 1.
+            let chance = |s_nb: f64, s_epci: f64| 1.0 - (-(0.05 * size * (1.0 + p.neighbour_influence * s_nb + p.epci_influence * s_epci) * 2.0)).exp();
+            for s_nb in (0..=12).map(|k| f64::from(k) / 12.0) {
+                for s_epci in (0..=7).map(|k| f64::from(k) / 7.0) {
+                    assert!(chance(s_nb, s_epci) <= bound, "size {size}: {s_nb} {s_epci}");
+                }
+            }
+            assert_eq!(chance(1.0, 1.0), bound);
+            // At the bound, surely not; just below it, unsure (the neighbours are counted).
+            assert!(offer.surely_not(bound, size));
+            assert!(!offer.surely_not(bound - f64::EPSILON, size));
+        }
+        // 0.6 for a commune under 500 inhabitants: 1 − exp(−0.05 · 0.6 · 5.5 · 2).
+        assert_eq!(offer.bounds[0], (0.6, 1.0 - (-(0.05f64 * 0.6 * 5.5 * 2.0)).exp()));
+        // A size the month has no bound for, or no bounds at all (a negative hazard): unsure.
+        assert!(!offer.surely_not(0.99, 0.7));
+        let unbounded = MonthOffer { adoptable: Vec::new(), available: Vec::new(), bounds: SmallVec::new() }.with_bounds(-0.05, 2.0, &p);
+        assert!(unbounded.bounds.is_empty() && !unbounded.surely_not(0.99, 0.6));
     }
 
     #[test]
