@@ -1315,8 +1315,10 @@ fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<O
             let mut index = AdoptionIndex::default();
             h.adoptions.iter().for_each(|a| index.add_adoption(a.clone()));
             // Sorted by adoption, then date (ids in that order): one run per adoption.
+            let mut records = Vec::new();
             for run in h.feedback.chunk_by(|a, b| a.adoption_id == b.adoption_id) {
-                index.add_feedback_run(run.to_vec());
+                records.extend_from_slice(run);
+                index.add_feedback_run(&mut records);
             }
             index.shrink_to_fit();
             index

@@ -496,11 +496,11 @@ impl FeedbackRun {
         left_out
     }
 
-    /// Adds the run gathered; returns the records the index left out.
+    /// Adds the run gathered (its vector kept for the next); returns the records the index
+    /// left out.
     fn end(&mut self, h: &mut AdoptionIndex) -> u64 {
-        let run = std::mem::take(&mut self.0);
-        let n = run.len();
-        (n - h.add_feedback_run(run)) as u64
+        let n = self.0.len();
+        (n - h.add_feedback_run(&mut self.0)) as u64
     }
 }
 

@@ -1042,24 +1042,25 @@ impl AdoptionIndex {
     }
 
     /// Adds a run of feedback records, as [`AdoptionIndex::add_feedback`] would one by one in
-    /// the run's order, and returns how many it added. A run of one adoption's records in
-    /// increasing id order, all after those it has (what a bulk load reads: a snapshot, the
-    /// store's groups, the demo history), is added at once: its adoption found once, its reports
-    /// packed together (a bulk load of the national history added 4.2 million records one by
-    /// one, each looking its adoption up and moving the ends of the lists after it). Any other
-    /// run is added record by record.
-    pub fn add_feedback_run(&mut self, run: Vec<Feedback>) -> usize {
+    /// the run's order, and returns how many it added; `run` is left empty (its capacity kept
+    /// for the next run). A run of one adoption's records in increasing id order, all after
+    /// those it has (what a bulk load reads: a snapshot, the store's groups, the demo history),
+    /// is added at once: its adoption found once, its reports packed together (a bulk load of the
+    /// national history added 4.2 million records one by one, each looking its adoption up and
+    /// moving the ends of the lists after it). Any other run is added record by record.
+    pub fn add_feedback_run(&mut self, run: &mut Vec<Feedback>) -> usize {
         let Some(first) = run.first() else { return 0 };
         let one_adoption = run.windows(2).all(|w| w[0].id < w[1].id && w[0].adoption_id == w[1].adoption_id);
-        let reports: Vec<Report> = run.iter().map(Report::from).collect();
         match one_adoption.then(|| self.position_by_id(first.adoption_id)).flatten() {
-            Some(i) if self.feedback.append(i as usize, &reports) => {
-                for (f, r) in run.into_iter().zip(&reports) {
-                    self.took_feedback(i, *r, f.comment, true);
+            Some(i) if self.feedback.append(i as usize, run.iter().map(Report::from)) => {
+                let n = run.len();
+                for f in run.drain(..) {
+                    let r = Report::from(&f);
+                    self.took_feedback(i, r, f.comment, true);
                 }
-                reports.len()
+                n
             }
-            _ => run.into_iter().map(|f| self.add_feedback(f)).filter(|&added| added).count(),
+            _ => run.drain(..).map(|f| self.add_feedback(f)).filter(|&added| added).count(),
         }
     }
 
@@ -1752,7 +1753,9 @@ mod tests {
         ];
         let mut added = Vec::new();
         for run in batches {
-            added.push(runs.add_feedback_run(run.clone()));
+            let mut taken = run.clone();
+            added.push(runs.add_feedback_run(&mut taken));
+            assert!(taken.is_empty(), "the run is taken whole");
             for f in run {
                 one_by_one.add_feedback(f);
             }

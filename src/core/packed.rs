@@ -20,6 +20,7 @@
 
 use crate::core::history::Report;
 use chrono::{Datelike, NaiveDate};
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// Adoptions per chunk, as a power of two.
@@ -123,22 +124,24 @@ impl PackedReports {
     }
 
     /// Appends `run` (in increasing id order, the caller's promise) to the end of the list at
-    /// position `i`, the whole run packed and put in place at once; returns `false`, changing
+    /// position `i`, the whole run packed and put in place at once (packed on the stack for up
+    /// to 64 bytes: no allocation for a run of a few reports); returns `false`, changing
     /// nothing, past the end of the positions or when the list holds a report whose id is not
     /// below the run's first. The same bytes as [`PackedReports::insert_by_id`] report by report.
-    pub fn append(&mut self, i: usize, run: &[Report]) -> bool {
-        let Some(first) = run.first() else { return true };
+    pub fn append(&mut self, i: usize, run: impl IntoIterator<Item = Report>) -> bool {
+        let mut run = run.into_iter().peekable();
+        let Some(first) = run.peek().map(|r| r.id) else { return true };
         let Some(list) = self.get(i).map(|l| l.bytes) else { return false };
         let mut read = ReportIter::new(list);
         while let Some(id) = read.skip_one() {
-            if id >= first.id {
+            if id >= first {
                 return false;
             }
         }
-        let mut bytes = Vec::with_capacity(8 * run.len());
+        let mut bytes: SmallVec<[u8; 64]> = SmallVec::new();
         let mut state = read.state();
         for r in run {
-            state = encode(&mut bytes, state, r);
+            state = encode(&mut bytes, state, &r);
         }
         let grown = u32::try_from(bytes.len()).expect("a run of reports is far below 4 GiB");
         let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & MASK);
@@ -265,12 +268,12 @@ impl Iterator for ReportIter<'_> {
 }
 
 /// Writes `r` relative to `(id, day)` of the report before it; returns its own.
-fn encode(out: &mut Vec<u8>, (id, day): (u64, i64), r: &Report) -> (u64, i64) {
+fn encode(out: &mut impl Extend<u8>, (id, day): (u64, i64), r: &Report) -> (u64, i64) {
     let r_day = i64::from(r.date.num_days_from_ce());
     put_varint(out, r.id.wrapping_sub(id));
     put_varint(out, zigzag(r_day.wrapping_sub(day)));
     let small = |v: u8| if v < ESCAPE { v } else { ESCAPE };
-    out.push(small(r.reliability) | small(r.support) << 3 | u8::from(r.simulated) << 6);
+    out.extend([small(r.reliability) | small(r.support) << 3 | u8::from(r.simulated) << 6]);
     let d = r.downtime_hours;
     let kind = if d.to_bits() == 0 {
         0
@@ -282,24 +285,24 @@ fn encode(out: &mut Vec<u8>, (id, day): (u64, i64), r: &Report) -> (u64, i64) {
     put_varint(out, u64::from(r.incidents) << 2 | kind);
     for v in [r.reliability, r.support] {
         if v >= ESCAPE {
-            out.push(v);
+            out.extend([v]);
         }
     }
     match kind {
         0 => {}
-        1 => out.extend_from_slice(&(d as f32).to_le_bytes()),
-        _ => out.extend_from_slice(&d.to_le_bytes()),
+        1 => out.extend((d as f32).to_le_bytes()),
+        _ => out.extend(d.to_le_bytes()),
     }
     (r.id, r_day)
 }
 
 /// Appends `v` as an LEB128 varint (7 bits a byte, low first; also the commune shapes' format).
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut impl Extend<u8>, mut v: u64) {
     while v >= 0x80 {
-        out.push(v as u8 | 0x80);
+        out.extend([v as u8 | 0x80]);
         v >>= 7;
     }
-    out.push(v as u8);
+    out.extend([v as u8]);
 }
 
 /// Reads an LEB128 varint off the front of `b`; `None` when `b` ends first or it is too long.
@@ -407,10 +410,10 @@ mod tests {
                     one_by_one.insert_by_id(i, *r);
                     one_by_one.insert_by_id(i + 2, report(j as u64 + 1, "2024-05-05", 4, 0, 0.0, 4));
                 }
-                assert!(runs.append(i + 2, &(1..=all.len() as u64).map(|id| report(id, "2024-05-05", 4, 0, 0.0, 4)).collect::<Vec<_>>()));
-                assert!(runs.append(i, &all[..split]));
-                assert!(runs.append(i, &all[split..]));
-                assert!(runs.append(i, &[]), "an empty run changes nothing");
+                assert!(runs.append(i + 2, (1..=all.len() as u64).map(|id| report(id, "2024-05-05", 4, 0, 0.0, 4))));
+                assert!(runs.append(i, all[..split].iter().copied()));
+                assert!(runs.append(i, all[split..].iter().copied()));
+                assert!(runs.append(i, []), "an empty run changes nothing");
                 for k in 0..1030 {
                     assert_eq!(runs.get(k).unwrap(), one_by_one.get(k).unwrap(), "split {split}, list {i}, position {k}");
                 }
@@ -421,11 +424,11 @@ mod tests {
         // position past the end.
         let mut p = PackedReports::default();
         p.push_empty();
-        assert!(p.append(0, &all[2..4]));
+        assert!(p.append(0, all[2..4].iter().copied()));
         let held = p.clone();
-        assert!(!p.append(0, &all[3..5]), "id 2^40 is there already");
-        assert!(!p.append(0, &all[..1]), "id 1 is below the list's last");
-        assert!(!p.append(1, &all[..1]));
+        assert!(!p.append(0, all[3..5].iter().copied()), "id 2^40 is there already");
+        assert!(!p.append(0, all[..1].iter().copied()), "id 1 is below the list's last");
+        assert!(!p.append(1, all[..1].iter().copied()));
         assert!(Arc::ptr_eq(&p.chunks[0], &held.chunks[0]), "not even copied");
     }
 
