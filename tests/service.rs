@@ -178,3 +178,31 @@ fn cached_answers_are_those_of_the_exact_question() {
     assert_eq!(ask("35238", "etat-civil", 0.5, Some("2024-01-01"))["as_of"], "2024-01-01");
     assert_eq!(ask("35238", "etat-civil", 0.5, None), first);
 }
+
+/// Reference data that do not read (here a seeds folder that is not there) give their own
+/// error at the start and leave the data folder as it was: a folder without a store gets none,
+/// and a store, opened while they were read, is sealed again, so that its next start does not
+/// count its records, with every record there.
+#[test]
+fn reference_data_that_do_not_read_leave_the_store_as_it_was() {
+    use voisinage::service::{Config, Service};
+    use voisinage::store::{Store, Verdict, ledger, seal};
+    let dir = tempfile::tempdir().unwrap();
+    let (seeds, data) = (dir.path().join("no-seeds"), dir.path().join("data"));
+    let bad = || Config { seeds: Some(seeds.clone()), today: Some(common::today()), ..Config::new(&data) };
+    let e = Service::open(&bad()).err().expect("no seeds");
+    assert!(matches!(e, Error::Data(_)), "{e:?}");
+    assert!(!data.exists(), "no store made");
+    let s = common::open(&data, true);
+    let (adoptions, feedback) = (s.index().adoption_count(), s.index().feedback_count());
+    s.close().unwrap();
+    drop(s);
+    let e = Service::open(&bad()).err().expect("no seeds");
+    assert!(matches!(e, Error::Data(_)), "{e:?}");
+    let report = Store::check(&data).unwrap();
+    assert_eq!(report.verdict, Verdict::Ok, "{}", report.render());
+    // Sealed, and the seal describes the files as they are (taking it removes it).
+    assert!(seal::take(&data, &data.join("store"), &ledger::path(&data)).unwrap(), "sealed again");
+    let s = common::open(&data, false);
+    assert_eq!((s.index().adoption_count(), s.index().feedback_count()), (adoptions, feedback));
+}
