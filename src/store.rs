@@ -180,8 +180,9 @@ pub type SyncObserver = Box<dyn Fn(f64) + Send + Sync>;
 /// segments, what the store needs to go on writing after a restart.
 const DISK_PROBE_BYTES: usize = 1024 * 1024;
 
-/// How many records the long loops ([`Store::load_demo_with_progress`],
-/// [`Store::load_index_with_progress`]) go between two calls of their progress callback.
+/// How many records the long loops go between two calls of their progress callback
+/// ([`Store::load_index_with_progress`]; [`Store::load_demo_with_progress`], whose two writing
+/// threads are reported every 50 ms, calls it once at least this many more were written).
 pub const PROGRESS_EVERY: u64 = 1000;
 
 /// The in-memory ledger and its file (see [`ledger`]).

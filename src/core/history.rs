@@ -1064,7 +1064,7 @@ impl AdoptionIndex {
         }
     }
 
-    /// What a new report `r` of the adoption at position `i`, already in its list (the last one
+    /// What a new report `f` of the adoption at position `i`, already in its list (the last one
     /// there when `last`), changes besides: the cached priors, the kept sums, the comment and
     /// the counts.
     fn took_feedback(&mut self, i: u32, f: Report, comment: Option<String>, last: bool) {

@@ -112,14 +112,8 @@ impl PackedReports {
         if let Some(next) = &after {
             encode(&mut bytes, written, next);
         }
-        // Never negative: the two reports written again take at least the bytes of the one there.
-        let grown = u32::try_from(bytes.len() - (to - from)).expect("a report is a few bytes");
-        let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & MASK);
-        let start = c.starts[k] as usize;
-        c.bytes.splice(start + from..start + to, bytes);
-        // The last end is the largest: checked once, the loop stays a plain (vectorised) add.
-        c.starts.last().and_then(|e| e.checked_add(grown)).expect("fewer than 4 GiB of reports in a chunk");
-        c.starts[k + 1..].iter_mut().for_each(|s| *s += grown);
+        // Never fewer: the two reports written again take at least the bytes of the one there.
+        self.splice_list(i, from..to, &bytes);
         Some((at, after.is_none()))
     }
 
@@ -143,13 +137,20 @@ impl PackedReports {
         for r in run {
             state = encode(&mut bytes, state, &r);
         }
-        let grown = u32::try_from(bytes.len()).expect("a run of reports is far below 4 GiB");
+        self.splice_list(i, list.len()..list.len(), &bytes);
+        true
+    }
+
+    /// Puts `bytes` in place of bytes `within` of the list at position `i` (`bytes` at least as
+    /// long), the lists after it in its chunk moved by the difference.
+    fn splice_list(&mut self, i: usize, within: std::ops::Range<usize>, bytes: &[u8]) {
+        let grown = u32::try_from(bytes.len() - within.len()).expect("a few reports");
         let (c, k) = (Arc::make_mut(&mut self.chunks[i >> SHIFT]), i & MASK);
-        let end = c.starts[k + 1] as usize;
-        c.bytes.splice(end..end, bytes);
+        let start = c.starts[k] as usize;
+        c.bytes.splice(start + within.start..start + within.end, bytes.iter().copied());
+        // The last end is the largest: checked once, the loop stays a plain (vectorised) add.
         c.starts.last().and_then(|e| e.checked_add(grown)).expect("fewer than 4 GiB of reports in a chunk");
         c.starts[k + 1..].iter_mut().for_each(|s| *s += grown);
-        true
     }
 
     /// Gives back spare capacity (after a bulk load). Each chunk's bytes are copied into a

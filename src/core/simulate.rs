@@ -475,7 +475,7 @@ impl MonthOffer {
         let most = 1.0 + p.neighbour_influence.max(0.0) + p.epci_influence.max(0.0);
         if hazard >= 0.0 && e >= 0.0 {
             let sizes = [SizeClass::Under500, SizeClass::From500To1999, SizeClass::From2000To3499, SizeClass::From3500To9999, SizeClass::Over10000];
-            self.bounds = sizes.iter().map(|&c| size_factor(c)).map(|size| (size, 1.0 - (-(hazard * size * most * e)).exp())).collect();
+            self.bounds = sizes.iter().map(|&c| size_factor(c)).map(|size| (size, chance_of_adopting(hazard, size, most, e))).collect();
         }
         self
     }
@@ -486,6 +486,14 @@ impl MonthOffer {
     fn surely_not(&self, u: f64, size: f64) -> bool {
         self.bounds.iter().find(|(s, _)| s.to_bits() == size.to_bits()).is_some_and(|&(_, bound)| u >= bound)
     }
+}
+
+/// A commune's chance of adopting in a month (0 to 1): `1 − exp(−rate)` at the rate
+/// `hazard · size · pull · e`, `pull` being `1 + ni · s_nb + ei · s_epci` (the shares of its
+/// neighbours and EPCI members running something, weighted by their influences). The one
+/// formula of both the draw ([`CatRun::maybe_adopt`]) and its bound ([`MonthOffer::with_bounds`]).
+fn chance_of_adopting(hazard: f64, size: f64, pull: f64, e: f64) -> f64 {
+    1.0 - (-(hazard * size * pull * e)).exp()
 }
 
 /// One category's simulation.
@@ -615,8 +623,7 @@ impl<'w, 'a> CatRun<'w, 'a> {
             let nb = &w.nb[i];
             let s_nb = if nb.is_empty() { 0.0 } else { nb.iter().filter(|&&j| self.current[j as usize].is_some()).count() as f64 / nb.len() as f64 };
             let s_epci = w.epci_of[i].map_or(0.0, |k| self.epci_with[k] as f64 / w.epci_size[k].max(1) as f64);
-            let rate = self.hazard * w.size[i] * (1.0 + w.p.neighbour_influence * s_nb + w.p.epci_influence * s_epci) * e;
-            u < 1.0 - (-rate).exp()
+            u < chance_of_adopting(self.hazard, w.size[i], 1.0 + w.p.neighbour_influence * s_nb + w.p.epci_influence * s_epci, e)
         };
         if !adopt {
             return;
