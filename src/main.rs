@@ -300,7 +300,7 @@ fn run_serve(bind: &str, config: &Config, http: HttpConfig) -> Result<(), Error>
 /// `voisinage migrate`: opens the store in `data_dir`, which migrates it when it is of an older
 /// format (backup first, progress bars), and says what was done.
 fn run_migrate(data_dir: &Path) -> Result<(), Error> {
-    if !data_dir.join("store").is_dir() {
+    if !Store::exists_in(data_dir) {
         return Err(Error::NotFound(format!("{} holds no voisinage store (no store/ folder in it)", data_dir.display())));
     }
     let mut steps = Steps::default();

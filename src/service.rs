@@ -373,7 +373,7 @@ impl Service {
     /// store, unchanged, is sealed again (the next start need not count its records) and the
     /// error is theirs. A folder without a store gets one only once the reference data read.
     pub fn open(config: &Config) -> Result<Service> {
-        if !config.data_dir.join("store").is_dir() {
+        if !Store::exists_in(&config.data_dir) {
             let data = ReferenceData::load(config.seeds.as_deref(), config.catalog.as_deref())?;
             let (store, index) = Service::open_store(config)?;
             return Service::with_store(data, store, index, config);
@@ -409,10 +409,8 @@ impl Service {
         if store.is_empty() {
             return Ok((store, None));
         }
-        let mut progress = Progress::new("index", 0);
-        let index = store.load_index_with_progress(&mut |done, total| progress.update(done, total));
-        progress.finish();
-        Ok((store, Some(index?)))
+        let index = read_index(&store)?;
+        Ok((store, Some(index)))
     }
 
     /// The end of a clean shutdown, once no request runs: writes the index snapshot that makes
@@ -446,23 +444,14 @@ impl Service {
             tracing::info!(version = %data.catalog.version, "catalogue version recorded");
             store.set_catalog_version(&data.catalog.version)?;
         }
-        let loaded = match (index, config.demo) {
+        let mut index = match (index, config.demo) {
             (Some(index), Some(_)) => {
                 tracing::info!("store not empty: demo history not loaded again");
-                Some(index)
-            }
-            (Some(index), None) => Some(index),
-            (None, Some(demo)) => load_demo(&data, &store, demo)?,
-            (None, None) => None,
-        };
-        let mut index = match loaded {
-            Some(index) => index,
-            None => {
-                let mut progress = Progress::new("index", 0);
-                let index = store.load_index_with_progress(&mut |done, total| progress.update(done, total))?;
-                progress.finish();
                 index
             }
+            (Some(index), None) => index,
+            (None, Some(demo)) => load_demo(&data, &store, demo)?,
+            (None, None) => read_index(&store)?,
         };
         let today = config.today.unwrap_or_else(paris_today);
         index.keep_feedback_sums(Params::default().sums_basis(today));
@@ -1181,7 +1170,7 @@ pub fn backup_data_dir(
     out: impl std::io::Write,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<backup::Summary> {
-    if !data_dir.join("store").is_dir() {
+    if !Store::exists_in(data_dir) {
         return Err(Error::NotFound(format!("{} holds no voisinage store (no store/ folder in it)", data_dir.display())));
     }
     let store = Store::open(data_dir).map_err(|e| match e {
@@ -1342,16 +1331,20 @@ impl StoreFailure {
     }
 }
 
-/// Loads the simulated history into an empty store (a store holding adoptions is never
-/// touched). Errors: `Storage`.
-/// Simulates the demo history and loads it into an empty store; returns the index of what it
-/// wrote, built from the same records in a second thread while the store writes them (`None`
-/// when the store was not empty and nothing was loaded).
-fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<Option<AdoptionIndex>> {
-    if !store.is_empty() {
-        tracing::info!("store not empty: demo history not loaded again");
-        return Ok(None);
-    }
+/// The index of `store`'s records, read with a progress bar (or log lines).
+fn read_index(store: &Store) -> Result<AdoptionIndex> {
+    let mut progress = Progress::new("index", 0);
+    let index = store.load_index_with_progress(&mut |done, total| progress.update(done, total));
+    progress.finish();
+    index
+}
+
+/// Simulates the demo history and loads it into `store`, which must be empty (else `Invalid`,
+/// from [`Store::load_demo_with_progress`]: a store holding adoptions is never touched); returns
+/// the index of what it wrote, built from the same records in a second thread while the store
+/// writes them (read from the store instead if it does not match what was written). Errors:
+/// `Storage`, `Invalid`.
+fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<AdoptionIndex> {
     tracing::info!(seed = demo.seed, end = %demo.until, "simulating the demo history (simulated data, not real opinions)");
     let mut progress = Progress::new("simulation", 0).unit("months");
     let h = simulate_with_progress(&data.territory, &data.catalog, &SimParams::new(demo.seed, demo.until), &mut |done, total| progress.update(done, total));
@@ -1377,10 +1370,10 @@ fn load_demo(data: &ReferenceData, store: &Store, demo: DemoRequest) -> Result<O
     let info = loaded?;
     tracing::info!(adoptions = info.adoptions, feedback = info.feedback, website_share_2013 = h.website_share_2013, "demo history loaded");
     match index {
-        Ok(index) if index.adoption_count() == info.adoptions && index.feedback_count() == info.feedback => Ok(Some(index)),
+        Ok(index) if index.adoption_count() == info.adoptions && index.feedback_count() == info.feedback => Ok(index),
         _ => {
             tracing::warn!("the index built beside the demo load does not match what was stored: rebuilt from the store");
-            Ok(None)
+            read_index(store)
         }
     }
 }

@@ -263,6 +263,11 @@ enum OnDamage {
     Accept,
 }
 
+/// The sled folder of the data folder `dir`: `dir/store`.
+fn store_dir(dir: &Path) -> PathBuf {
+    dir.join("store")
+}
+
 /// Opens sled in `store_dir` with the store's settings.
 fn open_sled(store_dir: &Path) -> sled::Result<sled::Db> {
     // No periodic background flush: every write flushes and syncs itself (group commit).
@@ -584,7 +589,7 @@ impl Store {
     /// the copy. Errors: `Storage` when there is no store, it is in use, or it cannot be copied
     /// or opened at all.
     pub fn check(dir: &Path) -> Result<IntegrityReport> {
-        let store_dir = dir.join("store");
+        let store_dir = store_dir(dir);
         let db = store_dir.join("db");
         let lock = std::fs::File::open(&db).map_err(|e| Error::storage(format!("no store in {} (reading {})", dir.display(), db.display()), e))?;
         match lock.try_lock() {
@@ -598,7 +603,7 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage(format!("locking {}", db.display()), e)),
         }
         let copy = tempfile::Builder::new().prefix("voisinage-check-").tempdir().map_err(|e| Error::storage("making a temporary folder", e))?;
-        copy_tree(&store_dir, &copy.path().join("store"))?;
+        copy_tree(&store_dir, &self::store_dir(copy.path()))?;
         let ledger_path = ledger::path(dir);
         if ledger_path.exists() {
             std::fs::copy(&ledger_path, ledger::path(copy.path())).map_err(|e| Error::storage(format!("copying {}", ledger_path.display()), e))?;
@@ -607,6 +612,11 @@ impl Store {
         let (store, report) = Store::open_with(copy.path(), OnDamage::Report)?;
         drop(store);
         Ok(report)
+    }
+
+    /// Whether the data folder `dir` holds a store (its `store/` folder), without opening it.
+    pub fn exists_in(dir: &Path) -> bool {
+        store_dir(dir).is_dir()
     }
 
     /// Accepts, knowingly, the loss of acknowledged records: opens the store in `dir`, rewrites
@@ -619,7 +629,7 @@ impl Store {
 
     fn open_with(dir: &Path, on_damage: OnDamage) -> Result<(Store, IntegrityReport)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
-        let store_dir = dir.join("store");
+        let store_dir = store_dir(dir);
         // Before sled opens (it writes into its folder when it does).
         let sealed = on_damage == OnDamage::Refuse
             && store_dir.is_dir()
