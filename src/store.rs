@@ -155,10 +155,11 @@ const IDEM_PREFIX: &[u8] = b"idem:";
 
 /// sled's page cache budget, bytes. sled fills it while it recovers at open and counts it by
 /// serialised size, so it costs several times the budget in resident memory: on the national
-/// store, about 200 MiB more at 64 MiB than at 8 MiB (issue 17; BENCHMARKS.md). The read path
-/// is served from the in-memory index, so the cache only serves writes (the leaves they
-/// change), tokens and idempotency keys.
-const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// store, about 200 MiB more at 64 MiB than at 8 MiB, and 23 MB more at 8 MiB than at 1 MiB
+/// (issue 17; BENCHMARKS.md). The read path is served from the in-memory index, so the cache
+/// only serves writes (the leaves they change, read again from the OS's cache when evicted),
+/// tokens and idempotency keys.
+const CACHE_BYTES: u64 = 1024 * 1024;
 
 /// Group-commit state shared by the clones of a store.
 #[derive(Default)]
@@ -272,7 +273,7 @@ fn store_dir(dir: &Path) -> PathBuf {
 fn open_sled(store_dir: &Path) -> sled::Result<sled::Db> {
     // No periodic background flush: every write flushes and syncs itself (group commit).
     // The read path is served from memory (`AdoptionIndex`), so sled's page cache only serves
-    // writes, tokens and idempotency keys: 8 MiB instead of sled's default 1 GiB.
+    // writes, tokens and idempotency keys: 1 MiB instead of sled's default 1 GiB.
     sled::Config::new().path(store_dir).flush_every_ms(None).cache_capacity(CACHE_BYTES).open()
 }
 
