@@ -4,6 +4,7 @@
 //! polygons, derived by `voisinage import` into `seeds/` (see `seeds/README.md`).
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use geo::{Distance, Haversine, Point};
 use petgraph::graph::{NodeIndex, UnGraph};
@@ -138,82 +139,85 @@ pub struct Neighbour {
     pub hops: u32,
 }
 
-/// Radius in edges of the walks [`Territory`] makes once for every commune: the recommender's
-/// default `hops` (`recommend::Params::default`), its first step's reach. A walk of this
-/// radius or less is read from them ([`Territory::within_hops`]); a larger one walks the graph.
+/// Radius in edges of the walks [`Territory`] keeps: the recommender's default `hops`
+/// (`recommend::Params::default`), its first step's reach. A walk of this radius or less is read
+/// from them ([`Territory::within_hops`]); a larger one walks the graph.
 pub const WALKS_KEPT_TO: u32 = 6;
 
-/// Every commune's [`Territory::within_hops`] at one radius, made once when the territory is
-/// read, so that a recommendation reads its commune's reach instead of walking the graph and
-/// sorting the walk (issue 17: "the precomputed reach per commune for the default radius").
+/// Each commune's [`Territory::within_hops`] at one radius, made the first time the commune's
+/// walk is asked and kept, so that a recommendation reads its commune's reach instead of
+/// walking the graph and sorting the walk (issue 17: "the precomputed reach per commune for the
+/// default radius"). Made when asked rather than all at once when the territory is read: the
+/// 7.1 MB they take for the whole of France would put the service over its memory goal when
+/// ready (300 MB); an empty table takes 24 bytes a commune (840 kB nationally), and a service
+/// whose users ask for a few departments keeps only theirs.
 ///
-/// Per commune, for each number of hops from 1 to the radius: the number of communes at that
-/// many hops, then their ranks in code order ([`Territory::code_rank`]), increasing, each as the
-/// difference from the one before (the first from 0); every number an unsigned LEB128 varint.
-/// Neighbouring communes have close codes, so a commune takes 1.13 bytes on average: 7.1 MB
-/// for the 6,245,960 communes of the 34,969 walks of France at 6 edges (against 25 MB as
-/// `u32`s), made in 0.3 s.
+/// A commune's walk, for each number of hops from 1 to the radius: the number of communes at
+/// that many hops, then their ranks in code order ([`Territory::code_rank`]), increasing, each
+/// as the difference from the one before (the first from 0); every number an unsigned LEB128
+/// varint. Neighbouring communes have close codes, so a commune of a walk takes 1.13 bytes on
+/// average: 7.1 MB for the 6,245,960 communes of the 34,969 walks of France at 6 edges (against
+/// 25 MB as `u32`s).
 #[derive(Debug, Default)]
 struct KeptWalks {
     /// The radius of the walks kept; 0 for none.
     radius: u32,
-    /// Where commune `i`'s walk starts in `bytes` (`communes + 1` offsets).
-    start: Vec<u32>,
-    bytes: Vec<u8>,
+    /// Each commune's walk, once made.
+    walks: Vec<OnceLock<Box<[u8]>>>,
 }
 
 impl KeptWalks {
-    /// The walks of every commune of `t` at `radius` edges ([`Territory::walk_within_hops_into`],
-    /// which they give back exactly). No walk is kept (`radius` 0) for a territory whose
-    /// encoding would not fit `u32` offsets.
-    fn of(t: &Territory, radius: u32) -> KeptWalks {
-        let n = t.communes.len();
-        let mut start = Vec::with_capacity(n + 1);
-        let mut bytes = Vec::new();
-        let mut walk = Vec::new();
-        for i in 0..n as CommuneIdx {
-            let Ok(at) = u32::try_from(bytes.len()) else { return KeptWalks::default() };
-            start.push(at);
-            t.walk_within_hops_into(i, radius, &mut walk);
-            let mut ring = walk.as_slice();
-            for hops in 1..=radius {
-                let k = ring.iter().take_while(|nb| nb.hops == hops).count();
-                put_varint(&mut bytes, k as u32);
-                let mut rank = 0;
-                for nb in &ring[..k] {
-                    let r = t.code_rank[nb.idx as usize];
-                    put_varint(&mut bytes, r - rank);
-                    rank = r;
-                }
-                ring = &ring[k..];
-            }
-        }
-        let Ok(end) = u32::try_from(bytes.len()) else { return KeptWalks::default() };
-        start.push(end);
-        bytes.shrink_to_fit();
-        KeptWalks { radius, start, bytes }
+    /// An empty table for the `communes` of a territory, walks of `radius` edges.
+    fn new(communes: usize, radius: u32) -> KeptWalks {
+        KeptWalks { radius, walks: (0..communes).map(|_| OnceLock::new()).collect() }
     }
 
-    /// Commune `idx`'s walk to `max_hops` edges into `out` (cleared first), read from the walk
-    /// kept: its first `max_hops` rings. `false` (and `out` untouched) when `max_hops` is beyond
-    /// the radius kept or `idx` is not a commune.
-    fn read(&self, idx: CommuneIdx, max_hops: u32, by_code: &[CommuneIdx], out: &mut Vec<Neighbour>) -> bool {
-        let i = idx as usize;
-        let (Some(&a), Some(&b)) = (self.start.get(i), self.start.get(i + 1)) else { return false };
+    /// The walk kept of commune `idx` to `max_hops` edges into `out` (cleared first): the first
+    /// `max_hops` rings of its walk, made first if it is not yet ([`Territory::walk_within_hops_into`],
+    /// which it gives back exactly). `false` (and `out` untouched) when `max_hops` is beyond
+    /// the radius kept or `idx` is not a commune of `t`.
+    fn read(&self, t: &Territory, idx: CommuneIdx, max_hops: u32, out: &mut Vec<Neighbour>) -> bool {
+        let Some(cell) = self.walks.get(idx as usize) else { return false };
         if max_hops > self.radius {
             return false;
         }
+        let mut bytes: &[u8] = cell.get_or_init(|| self.encode(t, idx));
         out.clear();
-        let mut bytes = &self.bytes[a as usize..b as usize];
         for hops in 1..=max_hops {
             let k = take_varint(&mut bytes);
             let mut rank = 0u32;
             for _ in 0..k {
                 rank += take_varint(&mut bytes);
-                out.push(Neighbour { idx: by_code[rank as usize], hops });
+                out.push(Neighbour { idx: t.by_code[rank as usize], hops });
             }
         }
         true
+    }
+
+    /// Commune `idx`'s walk to the radius, encoded.
+    fn encode(&self, t: &Territory, idx: CommuneIdx) -> Box<[u8]> {
+        let mut walk = Vec::new();
+        t.walk_within_hops_into(idx, self.radius, &mut walk);
+        let mut bytes = Vec::with_capacity(walk.len() + 2 * self.radius as usize);
+        let mut ring = walk.as_slice();
+        for hops in 1..=self.radius {
+            let k = ring.iter().take_while(|nb| nb.hops == hops).count();
+            put_varint(&mut bytes, k as u32);
+            let mut rank = 0;
+            for nb in &ring[..k] {
+                let r = t.code_rank[nb.idx as usize];
+                put_varint(&mut bytes, r - rank);
+                rank = r;
+            }
+            ring = &ring[k..];
+        }
+        bytes.into_boxed_slice()
+    }
+
+    /// Bytes held by the walks made so far (their encodings only).
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.walks.iter().filter_map(OnceLock::get).map(|w| w.len()).sum()
     }
 }
 
@@ -369,7 +373,7 @@ pub struct Territory {
     /// The communes in INSEE code order: the commune of each rank ([`Territory::code_rank`]'s
     /// inverse).
     by_code: Vec<CommuneIdx>,
-    /// Every commune's walk to [`WALKS_KEPT_TO`] edges, made once ([`KeptWalks`]).
+    /// Each commune's walk to [`WALKS_KEPT_TO`] edges, made when first asked ([`KeptWalks`]).
     walks: KeptWalks,
     /// Each commune's INSEE code, by index: 5 bytes a commune, what the hot path reads of a
     /// commune of a reach (instead of its whole record).
@@ -618,7 +622,7 @@ impl Territory {
             *self.department_size.entry(c.department.clone()).or_default() += 1;
             *self.size_class_size.entry(c.size_class()).or_default() += 1;
         }
-        self.walks = KeptWalks::of(self, WALKS_KEPT_TO);
+        self.walks = KeptWalks::new(self.communes.len(), WALKS_KEPT_TO);
     }
 
     /// Number of communes of a department (0 for an unknown code).
@@ -812,16 +816,19 @@ impl Territory {
         out
     }
 
-    /// [`Territory::within_hops`] into `out` (cleared first): the hot path's walk, over the CSR
-    /// adjacency with the thread's scratch set of communes seen (one bit a commune: nothing the
-    /// size of the territory allocated or zeroed), sorted by hops then code rank. The list itself is the queue of the walk.
+    /// [`Territory::within_hops`] into `out` (cleared first): the hot path's walk, read from the
+    /// walks kept ([`KeptWalks`]) up to [`WALKS_KEPT_TO`] edges, else walked
+    /// ([`Territory::walk_within_hops_into`]).
     pub fn within_hops_into(&self, idx: CommuneIdx, max_hops: u32, out: &mut Vec<Neighbour>) {
-        if !self.walks.read(idx, max_hops, &self.by_code, out) {
+        if !self.walks.read(self, idx, max_hops, out) {
             self.walk_within_hops_into(idx, max_hops, out);
         }
     }
 
-    /// [`Territory::within_hops_into`] by walking the graph, whatever [`KeptWalks`] holds.
+    /// [`Territory::within_hops_into`] by walking the graph, whatever [`KeptWalks`] holds: over
+    /// the CSR adjacency with the thread's scratch set of communes seen (one bit a commune:
+    /// nothing the size of the territory allocated or zeroed), sorted by hops then code rank.
+    /// The list itself is the queue of the walk.
     fn walk_within_hops_into(&self, idx: CommuneIdx, max_hops: u32, out: &mut Vec<Neighbour>) {
         out.clear();
         let mut seen = Seen::take(self.communes.len());
@@ -1125,18 +1132,23 @@ pub(crate) mod tests {
         Territory::from_csv(communes, epcis, members, edges, "code_2018,code,via\n", "kind,code,name,commune\npostal_code,35500,,35001\n").unwrap()
     }
 
-    /// The walks kept give back the walk of the graph exactly, for every Breton commune at
+    /// The walks kept are made when first asked and give back the walk of the graph exactly, for every Breton commune at
     /// every radius up to the one kept (their first rings), and a larger radius walks the graph:
     /// Rennes has 10 neighbours at one edge, Betton (35024) to Vezin-le-Coquet (35353).
     #[test]
     fn kept_walks_are_the_walks_of_the_graph() {
         let t = crate::seeds::territory().unwrap();
         assert_eq!(t.walks.radius, WALKS_KEPT_TO);
+        // Made when first asked: none yet, then one.
+        assert_eq!(t.walks.walks.iter().filter(|w| w.get().is_some()).count(), 0);
         let (mut kept, mut walked) = (Vec::new(), Vec::new());
+        t.within_hops_into(7, 2, &mut kept);
+        assert_eq!(t.walks.walks.iter().filter(|w| w.get().is_some()).count(), 1);
+        assert!(t.walks.walks[7].get().is_some());
         let mut entries = 0;
         for a in 0..t.communes().len() as CommuneIdx {
             for r in 0..=WALKS_KEPT_TO + 1 {
-                let read = t.walks.read(a, r, &t.by_code, &mut kept);
+                let read = t.walks.read(&t, a, r, &mut kept);
                 assert_eq!(read, r <= WALKS_KEPT_TO, "commune {a} radius {r}");
                 t.walk_within_hops_into(a, r, &mut walked);
                 if read {
@@ -1148,11 +1160,11 @@ pub(crate) mod tests {
             entries += t.within_hops(a, WALKS_KEPT_TO).len();
         }
         // About a byte a commune of a walk, not four.
-        assert!(t.walks.bytes.len() < entries * 3 / 2, "{} bytes for {entries} communes", t.walks.bytes.len());
+        assert!(t.walks.bytes() < entries * 3 / 2, "{} bytes for {entries} communes", t.walks.bytes());
         let rennes = t.find(&InseeCode::parse("35238").unwrap()).unwrap();
         let first: Vec<_> = t.within_hops(rennes, 1).iter().map(|nb| t.commune(nb.idx).code.to_string()).collect();
         assert_eq!(first, ["35024", "35051", "35055", "35189", "35206", "35210", "35240", "35278", "35281", "35353"]);
-        assert!(!t.walks.read(t.communes().len() as CommuneIdx, 1, &t.by_code, &mut kept));
+        assert!(!t.walks.read(&t, t.communes().len() as CommuneIdx, 1, &mut kept));
     }
 
     #[test]
