@@ -153,9 +153,10 @@ fn group_in(feedback: &sled::transaction::TransactionalTree, adoption_id: u64) -
 /// Prefix of the idempotency keys in `meta`.
 const IDEM_PREFIX: &[u8] = b"idem:";
 
-/// sled's page cache budget, bytes. sled fills it while it recovers at open and counts it by
-/// serialised size, so it costs several times the budget in resident memory: on the national
-/// store, about 200 MiB more at 64 MiB than at 8 MiB, and 23 MB more at 8 MiB than at 1 MiB
+/// sled's page cache budget, bytes. sled fills it while it recovers at open and while the
+/// store's records are counted (a start without a seal), and counts it by serialised size, so
+/// it costs several times the budget in resident memory: on the national store, about 200 MiB
+/// more at 64 MiB than at 8 MiB, and 23 MB more at 8 MiB than at 1 MiB at a start that counts
 /// (issue 17; BENCHMARKS.md). The read path is served from the in-memory index, so the cache
 /// only serves writes (the leaves they change, read again from the OS's cache when evicted),
 /// tokens and idempotency keys.
