@@ -817,8 +817,8 @@ impl Territory {
     }
 
     /// [`Territory::within_hops`] into `out` (cleared first): the hot path's walk, read from the
-    /// walks kept ([`KeptWalks`]) up to [`WALKS_KEPT_TO`] edges, else walked
-    /// ([`Territory::walk_within_hops_into`]).
+    /// walk kept for the commune (made the first time it is asked) up to [`WALKS_KEPT_TO`]
+    /// edges, else walked over the graph.
     pub fn within_hops_into(&self, idx: CommuneIdx, max_hops: u32, out: &mut Vec<Neighbour>) {
         if !self.walks.read(self, idx, max_hops, out) {
             self.walk_within_hops_into(idx, max_hops, out);
