@@ -1167,6 +1167,12 @@ pub(crate) mod tests {
         assert!(!t.walks.read(&t, t.communes().len() as CommuneIdx, 1, &mut kept));
     }
 
+    /// The walks kept are those of the recommender's first step at its default radius.
+    #[test]
+    fn the_walks_kept_are_of_the_default_radius() {
+        assert_eq!(crate::core::recommend::Params::default().hops, WALKS_KEPT_TO);
+    }
+
     #[test]
     fn varints_give_back_what_was_written() {
         let values = [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, u32::MAX];
