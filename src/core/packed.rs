@@ -366,6 +366,22 @@ mod tests {
     }
 
     #[test]
+    fn varints_give_back_what_was_written() {
+        let values = [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, u64::from(u32::MAX), u64::MAX];
+        let mut bytes = Vec::new();
+        for v in values {
+            put_varint(&mut bytes, v);
+        }
+        assert_eq!(bytes.len(), 1 + 1 + 1 + 2 + 2 + 2 + 3 + 3 + 4 + 5 + 10);
+        let mut rest = bytes.as_slice();
+        let read: Vec<u64> = values.iter().map(|_| varint(&mut rest).unwrap()).collect();
+        assert_eq!(read, values);
+        assert!(rest.is_empty());
+        // Cut short: no value.
+        assert_eq!(varint(&mut &[0x80u8, 0x80][..]), None);
+    }
+
+    #[test]
     fn every_report_comes_back_exactly_whatever_order_it_was_inserted_in() {
         let all = awkward();
         // In order, in reverse, and middle-first: each insertion at its place by id.

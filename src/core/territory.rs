@@ -12,6 +12,7 @@ use petgraph::visit::EdgeRef;
 use serde::{Deserialize, Serialize};
 
 use crate::core::domain::{InseeCode, Siren, SizeClass};
+use crate::core::packed::{put_varint, varint};
 use crate::core::scratch::Seen;
 use crate::error::{Error, Result};
 
@@ -154,8 +155,8 @@ pub const WALKS_KEPT_TO: u32 = 6;
 ///
 /// A commune's walk, for each number of hops from 1 to the radius: the number of communes at
 /// that many hops, then their ranks in code order ([`Territory::code_rank`]), increasing, each
-/// as the difference from the one before (the first from 0); every number an unsigned LEB128
-/// varint. Neighbouring communes have close codes, so a commune of a walk takes 1.13 bytes on
+/// as the difference from the one before (the first from 0); every number an LEB128 varint
+/// ([`crate::core::packed::put_varint`]). Neighbouring communes have close codes, so a commune of a walk takes 1.13 bytes on
 /// average: 7.1 MB for the 6,245,960 communes of the 34,969 walks of France at 6 edges (against
 /// 25 MB as `u32`s).
 #[derive(Debug, Default)]
@@ -183,12 +184,14 @@ impl KeptWalks {
         }
         let mut bytes: &[u8] = cell.get_or_init(|| self.encode(t, idx));
         out.clear();
+        // The bytes are `encode`'s, whole: every varint is there.
+        let mut next = || varint(&mut bytes).unwrap_or(0) as usize;
         for hops in 1..=max_hops {
-            let k = take_varint(&mut bytes);
-            let mut rank = 0u32;
+            let k = next();
+            let mut rank = 0;
             for _ in 0..k {
-                rank += take_varint(&mut bytes);
-                out.push(Neighbour { idx: t.by_code[rank as usize], hops });
+                rank += next();
+                out.push(Neighbour { idx: t.by_code[rank], hops });
             }
         }
         true
@@ -202,11 +205,11 @@ impl KeptWalks {
         let mut ring = walk.as_slice();
         for hops in 1..=self.radius {
             let k = ring.iter().take_while(|nb| nb.hops == hops).count();
-            put_varint(&mut bytes, k as u32);
+            put_varint(&mut bytes, k as u64);
             let mut rank = 0;
             for nb in &ring[..k] {
                 let r = t.code_rank[nb.idx as usize];
-                put_varint(&mut bytes, r - rank);
+                put_varint(&mut bytes, u64::from(r - rank));
                 rank = r;
             }
             ring = &ring[k..];
@@ -219,30 +222,6 @@ impl KeptWalks {
     fn bytes(&self) -> usize {
         self.walks.iter().filter_map(OnceLock::get).map(|w| w.len()).sum()
     }
-}
-
-/// Appends `v` to `out` as an unsigned LEB128 varint (7 bits a byte, low first).
-fn put_varint(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads one unsigned LEB128 varint from the front of `bytes` and advances past it (bytes
-/// written by [`put_varint`]: never ends early).
-fn take_varint(bytes: &mut &[u8]) -> u32 {
-    let (mut v, mut shift) = (0u32, 0);
-    while let Some((&b, rest)) = bytes.split_first() {
-        *bytes = rest;
-        v |= u32::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            break;
-        }
-        shift += 7;
-    }
-    v
 }
 
 /// What another code or name of a commune is. Source: `aliases.csv` (INSEE COG 2026 and the
@@ -1173,23 +1152,10 @@ pub(crate) mod tests {
         assert_eq!(crate::core::recommend::Params::default().hops, WALKS_KEPT_TO);
     }
 
-    #[test]
-    fn varints_give_back_what_was_written() {
-        let values = [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, u32::MAX];
-        let mut bytes = Vec::new();
-        for v in values {
-            put_varint(&mut bytes, v);
-        }
-        assert_eq!(bytes.len(), 1 + 1 + 1 + 2 + 2 + 2 + 3 + 3 + 4 + 5);
-        let mut rest = bytes.as_slice();
-        let read: Vec<u32> = values.iter().map(|_| take_varint(&mut rest)).collect();
-        assert_eq!(read, values);
-        assert!(rest.is_empty());
-    }
-
     /// `within_hops` is every commune at most `r` edges away with its shortest distance in
     /// edges (petgraph's Dijkstra, unit weights), sorted by hops then code: for every 50th
-    /// Breton commune at radii 1, 6, 15 (packed sort keys) and 16 (the plain sort).
+    /// Breton commune at radii 1 and 6 (read from the walks kept), 15 (walked, packed sort keys)
+    /// and 16 (walked, the plain sort).
     #[test]
     fn within_hops_is_the_shortest_paths_sorted_by_hops_then_code() {
         let t = crate::seeds::territory().unwrap();
