@@ -417,13 +417,19 @@ impl Catalog {
     /// Regulations of a category that apply to a commune of `population`; for `None` (a group
     /// of communes), those without a population bound.
     pub fn regulations_applying<'c: 's, 's>(&'c self, category: &'s Slug, population: Option<u32>) -> impl Iterator<Item = &'c Regulation> + 's {
-        self.regulations.iter().filter(move |r| {
-            r.categories.contains(category)
-                && match population {
-                    Some(p) => r.min_population.is_none_or(|m| p >= m) && r.max_population.is_none_or(|m| p <= m),
-                    None => r.min_population.is_none() && r.max_population.is_none(),
-                }
-        })
+        self.regulations.iter().filter(move |r| r.categories.contains(category) && r.applies_to(population))
+    }
+}
+
+impl Regulation {
+    /// Whether it applies to a commune of `population` inhabitants (its bounds inclusive);
+    /// with `None` (the population unknown, or a question about no commune in particular),
+    /// only when it has no bound.
+    pub fn applies_to(&self, population: Option<u32>) -> bool {
+        match population {
+            Some(p) => self.min_population.is_none_or(|m| p >= m) && self.max_population.is_none_or(|m| p <= m),
+            None => self.min_population.is_none() && self.max_population.is_none(),
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use chrono::{Months, NaiveDate};
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::core::catalog::{Catalog, Category, Generation, Support, Threshold};
+use crate::core::catalog::{Catalog, Category, Generation, Regulation, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
 use crate::core::history::{Placed, is_poor_rating};
@@ -360,42 +360,72 @@ pub fn need_of(ctx: &Ctx, code: &InseeCode, category: &Slug, horizon_months: u32
     let active: SmallVec<[Held; 2]> =
         ctx.index.in_category_by_commune(category).of_commune_placed(code).filter(|a| a.active_on(ctx.today)).map(|a| Held::new(ctx.catalog, a)).collect();
     let population = ctx.territory.idx_of(code).map_or(0, |i| ctx.territory.commune(i).population);
-    need_given(ctx, &active, population, category, horizon_months)
+    need_given(ctx, &active, population, &NeedBasis::new(ctx.catalog, ctx.today, category, horizon_months))
 }
 
-/// [`need_of`] a commune of `population` inhabitants whose adoptions in service in `category`
-/// are `active`.
-fn need_given(ctx: &Ctx, active: &[Held], population: u32, category: &Slug, horizon_months: u32) -> Option<Need> {
+/// What [`need_given`] reads of the catalogue and the calendar for one category and horizon,
+/// looked up once for every member rather than per member: the horizon's last day and the
+/// obligations of the category taking effect by then, in catalogue order (whatever the
+/// population: [`Regulation::applies_to`] is asked per member).
+struct NeedBasis<'c> {
+    today: NaiveDate,
+    /// `today` + the horizon in months (`today` when out of the calendar's range).
+    horizon: NaiveDate,
+    regulations: SmallVec<[&'c Regulation; 4]>,
+}
+
+impl<'c> NeedBasis<'c> {
+    fn new(catalog: &'c Catalog, today: NaiveDate, category: &Slug, horizon_months: u32) -> Self {
+        let horizon = today.checked_add_months(Months::new(horizon_months)).unwrap_or(today);
+        let regulations = catalog.regulations.iter().filter(|r| r.categories.contains(category) && r.date <= horizon).collect();
+        NeedBasis { today, horizon, regulations }
+    }
+}
+
+/// [`need_of`] a commune of `population` inhabitants whose adoptions in service in the
+/// category of `basis` are `active`.
+fn need_given(ctx: &Ctx, active: &[Held], population: u32, basis: &NeedBasis) -> Option<Need> {
     if active.is_empty() {
         return Some(Need::NoProduct);
     }
-    let horizon = ctx.today.checked_add_months(Months::new(horizon_months)).unwrap_or(ctx.today);
+    let (today, horizon) = (basis.today, basis.horizon);
     for &Held { adoption: a, generation: g } in active {
-        let (product, generation) = (a.product.clone(), a.generation.clone());
+        let named = || (a.product.clone(), a.generation.clone());
         if let Some(g) = g {
-            match g.support(ctx.today) {
-                Support::Ended(d) => return Some(Need::EndOfSupport { product, generation, date: Some(d) }),
-                Support::EndedUndated(()) => return Some(Need::EndOfSupport { product, generation, date: None }),
+            // Support ended ([`Generation::support`]'s `Ended` and `EndedUndated`).
+            match g.end_of_support {
+                Some(d) if d <= today => {
+                    let (product, generation) = named();
+                    return Some(Need::EndOfSupport { product, generation, date: Some(d) });
+                }
+                None if g.eol_undated => {
+                    let (product, generation) = named();
+                    return Some(Need::EndOfSupport { product, generation, date: None });
+                }
                 _ => {}
             }
             if let Some(d) = g.end_of_support.filter(|d| *d <= horizon) {
+                let (product, generation) = named();
                 return Some(Need::EndsSoon { product, generation, date: d });
             }
             // An obligation in force or taking effect within the horizon that it is known not to
             // meet: support ending before it, or stated as failed by the catalogue.
-            if let Some(r) = ctx
-                .catalog
-                .regulations_applying(category, Some(population))
-                .find(|r| r.date <= horizon && (g.fails.contains(&r.id) || g.end_of_support.is_some_and(|eos| eos < r.date)))
+            if let Some(r) = basis
+                .regulations
+                .iter()
+                .find(|r| r.applies_to(Some(population)) && (g.fails.contains(&r.id) || g.end_of_support.is_some_and(|eos| eos < r.date)))
             {
+                let (product, generation) = named();
                 return Some(Need::Regulation { product, generation, rule: r.title.clone(), date: r.date });
             }
         }
         if let Some(d) = a.contract_end.filter(|d| *d <= horizon) {
+            let (product, generation) = named();
             return Some(Need::ContractEnds { product, generation, date: d });
         }
         let (n, mean_reliability) = ctx.reliability_at(a);
         if is_poor_rating(mean_reliability, n) {
+            let (product, generation) = named();
             return Some(Need::PoorRating { product, generation, mean_reliability: (mean_reliability * 100.0).round() / 100.0, n });
         }
     }
@@ -435,7 +465,7 @@ pub fn procedure_for(catalog: &Catalog, total_eur_ht: u64, date: NaiveDate) -> O
 /// outside the EPCI (weight 0.5, hops 1), each once, members first; no distances.
 fn group_reach(ctx: &Ctx, members: &[CommuneIdx]) -> Vec<Reach> {
     let mut reach: Vec<Reach> = members.iter().map(|&m| Reach { idx: m, hops: Some(0), weight: 1.0, same_epci: true, distance_km: None }).collect();
-    let mut seen: HashSet<CommuneIdx> = members.iter().copied().collect();
+    let mut seen: fnv::FnvHashSet<CommuneIdx> = members.iter().copied().collect();
     for &m in members {
         for (n, _) in ctx.territory.neighbours(m) {
             if seen.insert(n) {
@@ -450,12 +480,13 @@ fn group_reach(ctx: &Ctx, members: &[CommuneIdx]) -> Vec<Reach> {
 /// the reason and their registered workstations, earliest deadline first (then by code).
 /// `in_service`: [`in_service`] of `members` in `category`.
 fn concerned_members(ctx: &Ctx, members: &[CommuneIdx], in_service: &InService, category: &Slug, horizon_months: u32) -> Vec<Concerned> {
+    let basis = NeedBasis::new(ctx.catalog, ctx.today, category, horizon_months);
     let mut concerned: Vec<Concerned> = members
         .iter()
         .zip(in_service)
         .filter_map(|(&m, active)| {
             let workstations = active.iter().filter_map(|h| h.adoption.workstations).max();
-            need_given(ctx, active, ctx.territory.commune(m).population, category, horizon_months).map(|need| Concerned {
+            need_given(ctx, active, ctx.territory.commune(m).population, &basis).map(|need| Concerned {
                 member: member(ctx, m),
                 reason: reason(ctx, &need),
                 need,
@@ -785,6 +816,65 @@ mod tests {
         assert_eq!(p.groupements[0].category.as_str(), "site-web");
         assert!(pooled_purchases(&ctx, &Siren::parse("200000001").unwrap(), 0).is_err());
         assert!(pooled_purchases(&ctx, &Siren::parse("200000009").unwrap(), 24).is_err());
+    }
+
+    /// An obligation makes a need only for the members it applies to: the catalogue states
+    /// that cms 2 fails `big` (site web, communes of 3,501 inhabitants or more, 2022-01-01), so
+    /// C (4,000) needs a change and B (1,200), running the same generation, needs none; once
+    /// the horizon ends before the obligation's date (asked in 2021 with 6 months), C needs none
+    /// either.
+    #[test]
+    fn an_obligation_makes_a_need_only_for_the_members_it_applies_to() {
+        let c = crate::core::catalog::Catalog::from_texts(&crate::core::catalog::CatalogTexts {
+            categories: "[[category]]\nslug='site-web'\nlabel='Site web'\nkind='software'\n",
+            products: "[[product]]\nid='cms'\nname='CMS'\ncategories=['site-web']\n",
+            generations: "[[generation]]\nproduct='cms'\nid='2'\nlabel='2'\norder=2\nreleased='2016-01-01'\nend_of_support='2030-01-01'\nfails=['big']\n",
+            regulations: "[[regulation]]\nid='big'\ndate='2022-01-01'\ntitle='Grand site'\ncategories=['site-web']\nmin_population=3501\n",
+            procurement: "[[threshold]]\nid='a'\nprocedure='p'\napplies_to='supplies_services'\nfrom_eur_ht=0\nbelow_eur_ht=40000\nvalid_from='2020-01-01'\nreference='R2122-8'\n",
+        })
+        .unwrap();
+        let t = small_territory();
+        let mut h = AdoptionIndex::default();
+        for (id, code) in [(1, "35002"), (2, "35003")] {
+            h.add_adoption(Adoption {
+                id,
+                commune: InseeCode::parse(code).unwrap(),
+                category: Slug::parse("site-web").unwrap(),
+                product: Slug::parse("cms").unwrap(),
+                generation: Some(GenerationId::parse("2").unwrap()),
+                since: d("2017-01-01"),
+                until: None,
+                contract_end: None,
+                workstations: None,
+                simulated: true,
+            });
+        }
+        let web = Slug::parse("site-web").unwrap();
+        let need = |today: &str, code: &str, months: u32| need_of(&Ctx::new(&t, &c, &h, d(today)), &InseeCode::parse(code).unwrap(), &web, months);
+        assert_eq!(
+            need("2026-01-01", "35003", 24),
+            Some(Need::Regulation {
+                product: Slug::parse("cms").unwrap(),
+                generation: Some(GenerationId::parse("2").unwrap()),
+                rule: "Grand site".into(),
+                date: d("2022-01-01")
+            })
+        );
+        assert_eq!(need("2026-01-01", "35002", 24), None);
+        assert!(matches!(need("2021-11-01", "35003", 2), Some(Need::Regulation { .. })), "taking effect within the horizon");
+        assert_eq!(need("2021-01-01", "35003", 6), None, "taking effect after the horizon");
+        // The same in the pooled purchases: C is concerned (the earliest deadline first) with A,
+        // which runs nothing; B is not.
+        let p = pooled_purchases(&Ctx::new(&t, &c, &h, d("2026-01-01")), &Siren::parse("200000001").unwrap(), 24).unwrap();
+        let concerned: Vec<_> =
+            p.groupements.iter().chain(&p.single_needs).flat_map(|g| g.concerned.iter().map(|x| (x.member.code.to_string(), x.reason.clone()))).collect();
+        assert_eq!(
+            concerned,
+            [
+                ("35003".to_string(), "CMS 2 n'est plus supporté avant l'obligation « Grand site » (1er janvier 2022).".to_string()),
+                ("35001".to_string(), "Aucun produit déclaré dans cette catégorie.".to_string())
+            ]
+        );
     }
 
     /// The EPCI's estimate prices the groupement: per commune × communes concerned, per seat ×
