@@ -417,7 +417,12 @@ impl Catalog {
     /// Regulations of a category that apply to a commune of `population`; for `None` (a group
     /// of communes), those without a population bound.
     pub fn regulations_applying<'c: 's, 's>(&'c self, category: &'s Slug, population: Option<u32>) -> impl Iterator<Item = &'c Regulation> + 's {
-        self.regulations.iter().filter(move |r| r.categories.contains(category) && r.applies_to(population))
+        self.regulations_of(category).filter(move |r| r.applies_to(population))
+    }
+
+    /// Regulations of a category, whatever the population, in catalogue order.
+    pub fn regulations_of<'c: 's, 's>(&'c self, category: &'s Slug) -> impl Iterator<Item = &'c Regulation> + 's {
+        self.regulations.iter().filter(move |r| r.categories.contains(category))
     }
 }
 
@@ -498,12 +503,24 @@ impl Product {
 impl Generation {
     /// Support status at `today`; "soon" means within 12 months.
     pub fn support(&self, today: NaiveDate) -> Support {
+        if let Some(ended) = self.support_ended(today) {
+            return ended;
+        }
         match self.end_of_support {
-            Some(d) if d <= today => Support::Ended(d),
             Some(d) if d <= today.checked_add_months(Months::new(12)).unwrap_or(today) => Support::EndsSoon(d),
             Some(d) => Support::Supported(d),
-            None if self.eol_undated => Support::EndedUndated(()),
             None => Support::NoEndKnown(()),
+        }
+    }
+
+    /// [`Generation::support`] when it has ended by `today` (`Ended` or `EndedUndated`), else
+    /// `None`: without the calendar arithmetic of the 12-month bound, for callers that only
+    /// ask whether it ended (the needs of every member in the pooled purchases).
+    pub fn support_ended(&self, today: NaiveDate) -> Option<Support> {
+        match self.end_of_support {
+            Some(d) if d <= today => Some(Support::Ended(d)),
+            None if self.eol_undated => Some(Support::EndedUndated(())),
+            _ => None,
         }
     }
 
@@ -615,6 +632,11 @@ pub(crate) mod tests {
         assert_eq!(cms.generations[1].support(d("2029-06-01")), Support::EndsSoon(d("2030-01-01")));
         assert_eq!(cms.generations[1].support(d("2026-01-01")), Support::Supported(d("2030-01-01")));
         assert_eq!(cms.generations[2].support(d("2026-01-01")), Support::NoEndKnown(()));
+        // Only whether it ended: the same `Ended`, `None` for every other status.
+        assert_eq!(cms.generations[0].support_ended(d("2020-01-01")), Some(Support::Ended(d("2018-01-01"))));
+        assert_eq!(cms.generations[0].support_ended(d("2017-12-31")), None);
+        assert_eq!(cms.generations[1].support_ended(d("2029-06-01")), None);
+        assert_eq!(cms.generations[2].support_ended(d("2026-01-01")), None);
         assert_eq!(cms.newest_by(d("2020-01-01")).unwrap().id.as_str(), "2");
         assert_eq!(cms.previous(&cms.generations[2]).unwrap().id.as_str(), "2");
         assert_eq!(cms.generations[2].age_months(d("2026-06-01")), Some(12));
@@ -622,6 +644,7 @@ pub(crate) mod tests {
         assert_eq!(c.regulations_applying(&web, Some(3500)).count(), 0);
         assert_eq!(c.regulations_applying(&web, Some(3501)).count(), 1);
         assert_eq!(c.regulations_applying(&web, None).count(), 0, "a group: only the rules without a population bound");
+        assert_eq!(c.regulations_of(&web).map(|r| r.id.as_str()).collect::<Vec<_>>(), ["big"]);
     }
 
     /// The indexed [`Product::generation`] gives, for every generation id and release id of

@@ -31,7 +31,7 @@ use chrono::{Months, NaiveDate};
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::core::catalog::{Catalog, Category, Generation, Regulation, Threshold};
+use crate::core::catalog::{Catalog, Category, Generation, Regulation, Support, Threshold};
 use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
 use crate::core::history::{Placed, is_poor_rating};
@@ -377,7 +377,7 @@ struct NeedBasis<'c> {
 impl<'c> NeedBasis<'c> {
     fn new(catalog: &'c Catalog, today: NaiveDate, category: &Slug, horizon_months: u32) -> Self {
         let horizon = today.checked_add_months(Months::new(horizon_months)).unwrap_or(today);
-        let regulations = catalog.regulations.iter().filter(|r| r.categories.contains(category) && r.date <= horizon).collect();
+        let regulations = catalog.regulations_of(category).filter(|r| r.date <= horizon).collect();
         NeedBasis { today, horizon, regulations }
     }
 }
@@ -392,17 +392,13 @@ fn need_given(ctx: &Ctx, active: &[Held], population: u32, basis: &NeedBasis) ->
     for &Held { adoption: a, generation: g } in active {
         let named = || (a.product.clone(), a.generation.clone());
         if let Some(g) = g {
-            // Support ended ([`Generation::support`]'s `Ended` and `EndedUndated`).
-            match g.end_of_support {
-                Some(d) if d <= today => {
-                    let (product, generation) = named();
-                    return Some(Need::EndOfSupport { product, generation, date: Some(d) });
-                }
-                None if g.eol_undated => {
-                    let (product, generation) = named();
-                    return Some(Need::EndOfSupport { product, generation, date: None });
-                }
-                _ => {}
+            if let Some(ended) = g.support_ended(today) {
+                let (product, generation) = named();
+                let date = match ended {
+                    Support::Ended(d) => Some(d),
+                    _ => None,
+                };
+                return Some(Need::EndOfSupport { product, generation, date });
             }
             if let Some(d) = g.end_of_support.filter(|d| *d <= horizon) {
                 let (product, generation) = named();
