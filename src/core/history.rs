@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use crate::core::catalog::{Catalog, months_between};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
 use crate::core::packed::{PackedReports, Reports};
-use crate::core::shared::{Chunks, ShardedMap};
+use crate::core::shared::{Chunks, RankedBits, ShardedMap};
 use crate::error::{Error, Result};
 use std::sync::{Arc, RwLock};
 
@@ -619,11 +619,52 @@ impl FeedbackSumsTable {
     }
 }
 
-/// [`FeedbackSums`] of every adoption, at its position, for one basis.
+/// [`FeedbackSums`] for one basis of the adoptions that can be scored on its date: those in
+/// service on it or after it (no end, or an end after it) when the sums were computed or the
+/// adoption added. The scoring reads the sums of adopters in service only, and an ended
+/// adoption's reliability is read from its records ([`AdoptionIndex::feedback_sums_of`] gives
+/// `None`): at national scale about a third of the adoptions have ended (in the simulated demo
+/// history), and their sums took 32 bytes each.
+/// An adoption given an end later keeps its sums; one whose end is taken back has none until
+/// the sums are computed again (the next day), and is read from its records meanwhile: the
+/// same figures within float rounding.
 #[derive(Debug, Clone)]
 struct KeptSums {
     basis: SumsBasis,
-    per_adoption: Chunks<FeedbackSums, 12>,
+    /// Per adoption position, whether its sums are kept, and their rank in `sums`.
+    kept: RankedBits,
+    /// The sums of the adoptions kept, in position order.
+    sums: Chunks<FeedbackSums, 12>,
+}
+
+impl KeptSums {
+    /// Sums for `basis` of no adoption yet.
+    fn new(basis: SumsBasis) -> Self {
+        KeptSums { basis, kept: RankedBits::default(), sums: Chunks::default() }
+    }
+
+    /// Whether `a`'s sums are kept: in service on the basis's date or after it.
+    fn keeps(&self, a: &Adoption) -> bool {
+        a.until.is_none_or(|u| u > self.basis.today)
+    }
+
+    /// Takes the adoption at the next position, with `sums` (computed only if kept).
+    fn push(&mut self, a: &Adoption, sums: impl FnOnce() -> FeedbackSums) {
+        if self.kept.push(self.keeps(a)).is_some() {
+            self.sums.push(sums());
+        }
+    }
+
+    /// The sums of the adoption at position `at`, if kept.
+    #[inline]
+    fn get(&self, at: usize) -> Option<&FeedbackSums> {
+        self.sums.get(self.kept.rank(at)? as usize)
+    }
+
+    /// The sums of the adoption at position `at` to change, if kept.
+    fn get_mut(&mut self, at: usize) -> Option<&mut FeedbackSums> {
+        self.sums.get_mut(self.kept.rank(at)? as usize)
+    }
 }
 
 /// The category priors already computed ([`AdoptionIndex::category_prior`]), behind a read-write
@@ -772,8 +813,9 @@ pub struct AdoptionIndex {
     /// [`AdoptionIndex::add_adoption`] for the commune's adoptions in the category, so that
     /// [`AdoptionIndex::abandoned_by`] reads one date instead of the commune's adoptions.
     continued_from: Chunks<Option<NaiveDate>, 12>,
-    /// The feedback sums of every adoption for one basis (the service keeps them for its date
-    /// and the default parameters), kept up to date by every write; `None` until asked for.
+    /// The feedback sums for one basis of every adoption that can be scored on its date
+    /// ([`KeptSums`]: the service keeps them for its date and the default parameters), kept up
+    /// to date by every write; `None` until asked for.
     kept_sums: Option<KeptSums>,
     slugs: HashSet<Slug>,
     generations: HashSet<GenerationId>,
@@ -884,7 +926,7 @@ impl AdoptionIndex {
         self.feedback.push_empty();
         self.continued_from.push(None);
         if let Some(k) = &mut self.kept_sums {
-            k.per_adoption.push(FeedbackSums::default());
+            k.push(&self.adoptions[i as usize], FeedbackSums::default);
         }
         self.note_continuations(&commune, &category);
     }
@@ -917,7 +959,8 @@ impl AdoptionIndex {
         }
     }
 
-    /// Computes and from then on keeps the [`FeedbackSums`] of every adoption for `basis`
+    /// Computes and from then on keeps the [`FeedbackSums`] of every adoption that can be scored
+    /// on `basis`'s date (in service on it or after it, when computed or added) for `basis`
     /// (replacing those of another basis): O(feedback records) once, then O(1) per new record.
     /// Does nothing when they are already kept for it.
     pub fn keep_feedback_sums(&mut self, basis: SumsBasis) {
@@ -927,10 +970,16 @@ impl AdoptionIndex {
         }
     }
 
-    /// Computes the [`FeedbackSums`] of every adoption for `basis` without changing the index
-    /// (readers go on meanwhile), for [`AdoptionIndex::install_feedback_sums`].
+    /// Computes the [`FeedbackSums`] for `basis` of every adoption that can be scored on its date
+    /// (in service on it or after it) without changing the index (readers go on meanwhile), for
+    /// [`AdoptionIndex::install_feedback_sums`].
     pub fn feedback_sums(&self, basis: SumsBasis) -> FeedbackSumsTable {
-        FeedbackSumsTable { version: self.version, sums: KeptSums { basis, per_adoption: self.feedback.iter().map(|records| basis.sums(records)).collect() } }
+        let mut sums = KeptSums::new(basis);
+        for (a, records) in self.adoptions.iter().zip(self.feedback.iter()) {
+            sums.push(a, || basis.sums(records));
+        }
+        sums.kept.shrink_to_fit();
+        FeedbackSumsTable { version: self.version, sums }
     }
 
     /// Keeps sums computed by [`AdoptionIndex::feedback_sums`] from then on, if the index did not
@@ -949,15 +998,18 @@ impl AdoptionIndex {
     }
 
     /// The kept [`FeedbackSums`] of an adoption read from this index, when they are kept for
-    /// `basis`; `None` otherwise (the caller reads the records: [`AdoptionIndex::reports_of`]).
+    /// `basis` and this adoption (in service on the basis's date or after it when the sums were
+    /// computed or it was added; an ended one is read from its records);
+    /// `None` otherwise (the caller reads the records: [`AdoptionIndex::reports_of`]).
     pub fn feedback_sums_of(&self, a: &Adoption, basis: &SumsBasis) -> Option<FeedbackSums> {
         self.feedback_sums_in(self.position_of(a), basis)
     }
 
     /// The kept sums of the adoption at position `at`, when kept for `basis`.
+    #[inline]
     fn feedback_sums_in(&self, at: Option<usize>, basis: &SumsBasis) -> Option<FeedbackSums> {
         let k = self.kept_sums.as_ref().filter(|k| k.basis == *basis)?;
-        k.per_adoption.get(at?).copied()
+        k.get(at?).copied()
     }
 
     /// The number of feedback records on an adoption read from this index dated on or before
@@ -972,7 +1024,7 @@ impl AdoptionIndex {
     /// [`AdoptionIndex::reliability_of`] the adoption at position `at` (`None`: not one of this
     /// index's, its `ratings` read from the records).
     fn reliability_in(&self, at: Option<usize>, ratings: impl FnOnce() -> Ratings, today: NaiveDate) -> (u32, f64) {
-        let kept = self.kept_sums.as_ref().filter(|k| k.basis.today == today).and_then(|k| k.per_adoption.get(at?));
+        let kept = self.kept_sums.as_ref().filter(|k| k.basis.today == today).and_then(|k| k.get(at?));
         match kept {
             Some(s) if s.n > 0 => (s.n, f64::from(s.sum_reliability) / f64::from(s.n)),
             Some(_) => (0, 0.0),
@@ -1075,14 +1127,15 @@ impl AdoptionIndex {
                 p.add(a, quality_of(&f, f64::from_bits(k.incident_penalty), f64::from_bits(k.downtime_penalty)));
             }
         }
-        if let Some(k) = &mut self.kept_sums
-            && let Some(sums) = k.per_adoption.get_mut(i as usize)
-        {
-            if last {
-                sums.add(&k.basis, &f);
-            } else {
-                // Out of id order (rare): the sums are made again in the records' order.
-                *sums = k.basis.sums(self.feedback.get(i as usize).unwrap_or(Reports::EMPTY));
+        if let Some(k) = &mut self.kept_sums {
+            let basis = k.basis;
+            if let Some(sums) = k.get_mut(i as usize) {
+                if last {
+                    sums.add(&basis, &f);
+                } else {
+                    // Out of id order (rare): the sums are made again in the records' order.
+                    *sums = basis.sums(self.feedback.get(i as usize).unwrap_or(Reports::EMPTY));
+                }
             }
         }
         if let Some(c) = comment {
@@ -1099,7 +1152,8 @@ impl AdoptionIndex {
         self.feedback.shrink_to_fit();
         self.continued_from.shrink_each(|_| ());
         if let Some(k) = &mut self.kept_sums {
-            k.per_adoption.shrink_each(|_| ());
+            k.sums.shrink_each(|_| ());
+            k.kept.shrink_to_fit();
         }
         if let ById::Mapped(m) = &mut self.by_id {
             m.shrink_to_fit();
@@ -1792,9 +1846,10 @@ mod tests {
         h.add_feedback(record(13, 1, "2026-12-01", 1, 0));
         h.add_adoption(adoption(2, "29232", "copieur-a"));
         h.add_feedback(record(14, 2, "2026-11-29", 3, 1));
-        // A replacement of the adoption keeps its records and their sums.
+        // A replacement of the adoption (moved, given an end after the basis date: still kept
+        // when computed afresh) keeps its records and their sums.
         let mut moved = adoption(1, "35238", "copieur-a");
-        moved.until = Some(d("2026-10-01"));
+        moved.until = Some(d("2027-10-01"));
         h.add_adoption(moved);
         let mut afresh = AdoptionIndex::default();
         for id in [1, 2] {
@@ -1957,6 +2012,47 @@ mod tests {
         h.add_adoption(adoption(301, "22278", "a"));
         assert_eq!(h.numbers.get(&InseeCode::parse("22278").unwrap()), Some(6));
         assert_eq!(h.of_commune(&InseeCode::parse("22278").unwrap()).map(|a| a.id).collect::<Vec<_>>(), [301]);
+    }
+
+    #[test]
+    fn sums_are_kept_for_the_adoptions_that_can_be_scored_only() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let record = |id: u64, adoption_id: u64, date: &str, reliability: u8| Feedback { date: d(date), ..feedback(id, adoption_id, reliability) };
+        let ended = |id: u64, commune: &str, until: &str| Adoption { until: Some(d(until)), ..adoption(id, commune, "copieur-a") };
+        let (today, basis) = (d("2026-11-29"), SumsBasis::new(d("2026-11-29"), 0.25, 0.15, 36.0));
+        let mut h = AdoptionIndex::default();
+        // 1 in service, 2 ended before the date, 3 ending after it, 4 ending on it (not in
+        // service on it).
+        h.add_adoption(adoption(1, "29019", "copieur-a"));
+        h.add_adoption(ended(2, "29232", "2024-06-30"));
+        h.add_adoption(ended(3, "35238", "2027-01-31"));
+        h.add_adoption(ended(4, "22278", "2026-11-29"));
+        for (id, adoption_id, r) in [(10, 1, 4), (11, 2, 2), (12, 2, 3), (13, 3, 5), (14, 4, 1)] {
+            h.add_feedback(record(id, adoption_id, "2022-05-01", r));
+        }
+        h.keep_feedback_sums(basis);
+        let kept = |h: &AdoptionIndex, id: u64| h.feedback_sums_of(h.adoption(id).unwrap(), &basis).map(|s| (s.n, s.sum_reliability));
+        assert_eq!([1, 2, 3, 4].map(|id| kept(&h, id)), [Some((1, 4)), None, Some((1, 5)), None]);
+        // The ended ones' reliability comes from their records: the same figures.
+        assert_eq!([1, 2, 3, 4].map(|id| h.reliability_of(h.adoption(id).unwrap(), today)), [(1, 4.0), (2, 2.5), (1, 5.0), (1, 1.0)]);
+        // Added after: in service, kept (and its feedback counted); ended, not.
+        h.add_adoption(adoption(5, "56260", "copieur-a"));
+        h.add_adoption(ended(6, "29103", "2020-01-31"));
+        h.add_feedback(record(15, 5, "2026-01-10", 3));
+        h.add_feedback(record(16, 6, "2019-01-10", 2));
+        h.add_feedback(record(17, 1, "2026-02-10", 2));
+        assert_eq!([1, 5, 6].map(|id| kept(&h, id)), [Some((2, 6)), Some((1, 3)), None]);
+        assert_eq!(h.reliability_of(h.adoption(6).unwrap(), today), (1, 2.0));
+        // Given an end, 1 keeps its sums; 2 taken back into service has none, read from its
+        // records, until the sums are computed again.
+        h.add_adoption(ended(1, "29019", "2026-10-31"));
+        h.add_adoption(adoption(2, "29232", "copieur-a"));
+        assert_eq!([1, 2].map(|id| kept(&h, id)), [Some((2, 6)), None]);
+        assert_eq!(h.reliability_of(h.adoption(2).unwrap(), today), (2, 2.5));
+        let next_day = SumsBasis::new(d("2026-11-30"), 0.25, 0.15, 36.0);
+        h.keep_feedback_sums(next_day);
+        let kept = |h: &AdoptionIndex, id: u64| h.feedback_sums_of(h.adoption(id).unwrap(), &next_day).map(|s| (s.n, s.sum_reliability));
+        assert_eq!([1, 2, 3, 4, 5, 6].map(|id| kept(&h, id)), [None, Some((2, 5)), Some((1, 5)), None, Some((1, 3)), None]);
     }
 
     #[test]
