@@ -322,7 +322,7 @@ mod tests {
         assert_eq!((bits.rank(2_000), bits.rank(1)), (None, None));
         let half = half.unwrap();
         assert_eq!((half.len(), half.rank(999), half.rank(1_001)), (1_000, Some((0..999).filter(|&q| set(q)).count() as u32), None));
-        // 1,000 = 7 x 142 + 6: 0, 3, 6, 7 and 9 are the first five set.
+        // The first five set, by hand: 0, 3, 6, 7 and 9.
         assert_eq!([0, 3, 6, 7, 9].map(|p| bits.rank(p)), [Some(0), Some(1), Some(2), Some(3), Some(4)]);
     }
 
