@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use crate::core::catalog::{Catalog, months_between};
 use crate::core::domain::{GenerationId, InseeCode, Slug};
 use crate::core::packed::{PackedReports, Reports};
-use crate::core::shared::{Chunks, RankedBits, ShardedMap};
+use crate::core::shared::{Chunks, RankedBits, ShardedMap, prefetch};
 use crate::error::{Error, Result};
 use std::sync::{Arc, RwLock};
 
@@ -1578,6 +1578,16 @@ impl CommuneLists {
         }
     }
 
+    /// Asks for the bounds of commune number `n`'s list ahead of [`CommuneLists::get`]
+    /// ([`prefetch`]).
+    #[inline]
+    fn prefetch_bounds(&self, n: u32) {
+        let (b, j) = (n as usize / LIST_BLOCK, n as usize % LIST_BLOCK);
+        if let Some(end) = self.blocks.get(b).and_then(|b| b.ends.get(j)) {
+            prefetch(end);
+        }
+    }
+
     /// The positions of the adoptions of commune number `n`, in the order they were added
     /// (empty when it has none here).
     fn get(&self, n: u32) -> &[u32] {
@@ -1627,17 +1637,27 @@ impl<'a> CategoryByCommune<'a> {
     /// by commune in `codes` order, each commune's oldest first (the order of
     /// [`CategoryByCommune::of_commune_placed`] over `codes`), appended to `out`.
     ///
-    /// Read in passes (the communes' numbers, then their lists, then the adoptions) so that the
-    /// memory reads of one pass do not wait on each other: a reach's communes and adoptions sit
-    /// far apart in memory, and one after the other each read would wait for the previous one.
+    /// Read in passes (the communes' numbers, the bounds of their lists, their lists, then the
+    /// adoptions, then their kept sums asked for) so that the memory reads of one pass do not
+    /// wait on each other: a reach's communes and adoptions sit far apart in memory, and one
+    /// after the other each read would wait for the previous one.
     pub fn gather_placed<'c>(self, codes: impl IntoIterator<Item = &'c InseeCode>, started_by: NaiveDate, out: &mut Vec<(u32, Placed<'a>)>) {
         let Some(lists) = self.lists else { return };
         let numbers: Vec<u32> = codes.into_iter().map(|c| self.index.numbers.get(c).unwrap_or(u32::MAX)).collect();
+        for &n in &numbers {
+            lists.prefetch_bounds(n);
+        }
+        let found: Vec<(u32, &[u32])> = numbers
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n != u32::MAX)
+            .map(|(k, &n)| (k as u32, lists.get(n)))
+            .filter(|(_, list)| !list.is_empty())
+            .inspect(|(_, list)| prefetch(&list[0]))
+            .collect();
         let from = out.len();
-        for (k, &n) in numbers.iter().enumerate() {
-            if n != u32::MAX {
-                out.extend(lists.get(n).iter().map(|&at| (k as u32, self.index.placed(at))));
-            }
+        for (k, list) in found {
+            out.extend(list.iter().map(|&at| (k, self.index.placed(at))));
         }
         let mut kept = from;
         for i in from..out.len() {
@@ -1647,6 +1667,15 @@ impl<'a> CategoryByCommune<'a> {
             }
         }
         out.truncate(kept);
+        // Their kept sums, which the scoring reads next, asked for now: one pass whose reads
+        // overlap, rather than one wait per adopter while it is scored.
+        if let Some(sums) = &self.index.kept_sums {
+            for (_, p) in &out[from..] {
+                if let Some(s) = sums.get(p.at as usize) {
+                    prefetch(s);
+                }
+            }
+        }
     }
 }
 
@@ -1934,6 +1963,11 @@ mod tests {
         h.in_category_by_commune(&Slug::parse("paie-rh").unwrap()).gather_placed(codes.iter(), day(2026, 11, 29), &mut out);
         h.in_category_by_commune(&copieur).gather_placed(codes[..1].iter(), day(2027, 3, 1), &mut out);
         assert_eq!(out.iter().map(|(k, p)| (*k, p.id)).collect::<Vec<_>>(), vec![(0, 2), (2, 1), (2, 3), (3, 4), (0, 2), (0, 5)]);
+        // With kept sums (their lines asked for as the adoptions are gathered): the same.
+        h.keep_feedback_sums(SumsBasis::new(day(2026, 11, 29), 0.0, 0.0, 24.0));
+        let mut kept = Vec::new();
+        h.in_category_by_commune(&copieur).gather_placed(codes.iter(), day(2026, 11, 29), &mut kept);
+        assert_eq!(kept.iter().map(|(k, p)| (*k, p.id, p.at)).collect::<Vec<_>>(), one_by_one);
     }
 
     #[test]

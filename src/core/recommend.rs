@@ -56,6 +56,7 @@ use crate::core::domain::{GenerationId, InseeCode, SizeClass, Slug};
 use crate::core::fr;
 use crate::core::history::{Adoption, AdoptionIndex, KeyAdoptions, Placed, Report, SumsBasis, is_poor_rating};
 use crate::core::scratch::{Marks, Seen};
+use crate::core::shared::prefetch_counts;
 use crate::core::territory::{CommuneIdx, Territory};
 use crate::error::{Error, Result};
 
@@ -1383,9 +1384,12 @@ fn evidence_drafts(ctx: &Ctx, adopters: &[(Reach, Placed)], params: &Params) -> 
                     ctx.index.reports_at(*a).iter().filter(|f| f.date <= ctx.today).fold((0u32, 0.0), |(n, sum), f| (n + 1, sum + f64::from(f.reliability)))
                 }
             };
+            let commune = ctx.territory.commune(r.idx);
+            // Its name is cloned next ([`EvidenceDraft::named`]), once every draft is made.
+            prefetch_counts(&commune.name);
             EvidenceDraft {
                 idx: r.idx,
-                code: ctx.territory.commune(r.idx).code,
+                code: commune.code,
                 hops: r.hops,
                 same_epci: r.same_epci,
                 distance_km: r.distance_km.map(|d| round(d, 1)),
@@ -1713,7 +1717,12 @@ impl Scoring<'_, '_> {
             notes.push("même produit que celui en place".to_string());
         }
         let summary = EvidenceSummary::of(&adopters, simulated);
-        let evidence = evidence_drafts(ctx, &shown(ctx, &adopters, EVIDENCE_ROWS), params);
+        let rows = shown(ctx, &adopters, EVIDENCE_ROWS);
+        // The rows' communes, asked for at once: the drafts read their codes, then their names.
+        for (r, _) in &rows {
+            ctx.territory.prefetch_commune(r.idx);
+        }
+        let evidence = evidence_drafts(ctx, &rows, params);
         let n = adopters.len();
         let advised = generation.and_then(|g| product.advised_release(g, ctx.today, params.teething_months));
         if let Some(r) = advised.filter(|_| generation.is_some_and(|g| g.releases.len() > 1)) {
@@ -1983,6 +1992,11 @@ fn reach_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Vec<Reac
     // recomputed only where the hops change along `within` was computed for every commune all
     // the same (the optimiser speculated the `powi` past the test).
     let decays: SmallVec<[f64; 16]> = (0..=radius).map(|h| p.hop_decay.powi(h as i32 - 1)).collect();
+    // The communes' places, asked for at once: their reads overlap instead of each waiting
+    // in turn behind the kernel weight before it.
+    for n in &within {
+        t.prefetch_place(n.idx);
+    }
     for n in within {
         seen.insert(n.idx);
         let (weight, same_epci, distance_km) = kernel(t, idx, n.idx, decays[n.hops as usize], p);

@@ -675,6 +675,24 @@ impl Territory {
         &self.places[i as usize]
     }
 
+    /// Asks for commune `i`'s [`CommunePlace`] ahead of its kernel weight
+    /// ([`crate::core::shared::prefetch`]); nothing for an index out of the territory.
+    #[inline]
+    pub fn prefetch_place(&self, i: CommuneIdx) {
+        if let Some(p) = self.places.get(i as usize) {
+            crate::core::shared::prefetch(p);
+        }
+    }
+
+    /// Asks for commune `i`'s record ([`Territory::commune`]) ahead of its reading
+    /// ([`crate::core::shared::prefetch`]); nothing for an index out of the territory.
+    #[inline]
+    pub fn prefetch_commune(&self, i: CommuneIdx) {
+        if let Some(c) = self.communes.get(i as usize) {
+            crate::core::shared::prefetch(c);
+        }
+    }
+
     /// Whether communes `a` and `b` are of the same department.
     pub fn same_department(&self, a: CommuneIdx, b: CommuneIdx) -> bool {
         self.place(a).same_department(self.place(b))
