@@ -82,18 +82,32 @@ impl std::fmt::Display for Km {
     }
 }
 
+/// The months' names in French, January first.
+const MONTHS: [&str; 12] = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"];
+
 /// A date as written in French: `8 octobre 2024`, `1er janvier 2026` (the first of a month
 /// is "1er").
 pub fn date(d: chrono::NaiveDate) -> String {
-    use chrono::Datelike;
-    const MONTHS: [&str; 12] = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"];
-    let day = if d.day() == 1 { "1er".to_string() } else { d.day().to_string() };
-    format!("{day} {} {}", MONTHS[d.month0() as usize], d.year())
+    Date(d).to_string()
+}
+
+/// [`date`] written where it is formatted (`format!("le {}", Date(d))`), without a string of
+/// its own.
+#[derive(Clone, Copy, Debug)]
+pub struct Date(pub chrono::NaiveDate);
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::Datelike;
+        let (day, month, year) = (self.0.day(), MONTHS[self.0.month0() as usize], self.0.year());
+        if day == 1 { write!(f, "1er {month} {year}") } else { write!(f, "{day} {month} {year}") }
+    }
 }
 
 /// A month as written in French: `octobre 2024`.
 pub fn month(d: chrono::NaiveDate) -> String {
-    date(d).split_once(' ').map(|(_, m)| m.to_string()).unwrap_or_default()
+    use chrono::Datelike;
+    format!("{} {}", MONTHS[d.month0() as usize], d.year())
 }
 
 /// A count with its noun, singular for 0 and 1 as French does: `count(1, "commune",
@@ -140,6 +154,8 @@ mod tests {
         assert_eq!(date(d(2026, 1, 1)), "1er janvier 2026");
         assert_eq!(date(d(2026, 8, 31)), "31 août 2026");
         assert_eq!(month(d(2024, 2, 9)), "février 2024");
+        assert_eq!((month(d(2026, 1, 1)), month(d(2025, 12, 31))), ("janvier 2026".into(), "décembre 2025".into()));
+        assert_eq!(format!("le {} ; le {}", Date(d(2026, 1, 1)), Date(d(2027, 6, 30))), "le 1er janvier 2026 ; le 30 juin 2027");
         assert_eq!((count(0, "commune", "communes"), count(1, "commune", "communes")), ("0 commune".into(), "1 commune".into()));
         assert_eq!(count(2, "commune", "communes"), "2 communes");
         assert_eq!(count(1234, "retour", "retours"), "1\u{202f}234 retours");

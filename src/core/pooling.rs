@@ -36,7 +36,7 @@ use crate::core::domain::{GenerationId, InseeCode, Siren, Slug};
 use crate::core::fr;
 use crate::core::history::{Placed, is_poor_rating};
 use crate::core::prices::{EstimateAuthor, EurHt, PriceBasis, PriceEstimate, estimate_for};
-use crate::core::recommend::{Ctx, Params, Pick, Reach, Recommendation, read_reach, score_and_choose};
+use crate::core::recommend::{Ctx, Params, Pick, Reach, Recommendation, TextIds, read_reach, score_and_choose, text_ids};
 use crate::core::territory::{CommuneIdx, Epci};
 use crate::error::{Error, Result};
 
@@ -299,7 +299,8 @@ fn members_to_check(ctx: &Ctx, members: &[CommuneIdx], in_service: &[InService],
 
 fn member(ctx: &Ctx, i: CommuneIdx) -> Member {
     let c = ctx.territory.commune(i);
-    Member { code: c.code, name: c.name.to_string(), population: c.population }
+    // Copied as text (`to_string` would go through the formatting machinery).
+    Member { code: c.code, name: String::from(&*c.name), population: c.population }
 }
 
 /// An adoption in service with its generation as the catalogue knows it (`None` for an
@@ -343,13 +344,25 @@ fn in_service<'a>(ctx: &Ctx<'a>, members: &[CommuneIdx], category: &Slug) -> InS
 fn members_in_read<'a>(ctx: &Ctx<'a>, members: &[CommuneIdx], read: &[(Reach, Placed<'a>)]) -> InService<'a> {
     let mut out: InService = vec![SmallVec::new(); members.len()];
     let mut k = 0;
+    // Each distinct (product, generation) text's generation, looked up once in the catalogue
+    // (the index interns the texts: an address stands for one text; see [`text_ids`]).
+    let mut known: SmallVec<[(TextIds, Option<&'a Generation>); 16]> = SmallVec::new();
     for (r, a) in read.iter().take_while(|(r, _)| r.hops == Some(0)) {
         // The members' entries come in the members' order: move to this one's.
         while k < members.len() && members[k] != r.idx {
             k += 1;
         }
         if k < members.len() && a.active_on(ctx.today) {
-            out[k].push(Held::new(ctx.catalog, *a));
+            let id = text_ids(a.adoption);
+            let generation = match known.iter().find(|(x, _)| *x == id) {
+                Some(&(_, g)) => g,
+                None => {
+                    let g = Held::new(ctx.catalog, *a).generation;
+                    known.push((id, g));
+                    g
+                }
+            };
+            out[k].push(Held { adoption: *a, generation });
         }
     }
     out
@@ -432,13 +445,13 @@ fn reason(ctx: &Ctx, n: &Need) -> String {
     let name = |p: &Slug, g: &Option<GenerationId>| ctx.catalog.label(p, g.as_ref());
     match n {
         Need::NoProduct => "Aucun produit déclaré dans cette catégorie.".into(),
-        Need::EndOfSupport { product, generation, date: Some(d) } => format!("{} n'est plus supporté depuis le {}.", name(product, generation), fr::date(*d)),
+        Need::EndOfSupport { product, generation, date: Some(d) } => format!("{} n'est plus supporté depuis le {}.", name(product, generation), fr::Date(*d)),
         Need::EndOfSupport { product, generation, date: None } => format!("{} n'est plus supporté.", name(product, generation)),
-        Need::EndsSoon { product, generation, date } => format!("Fin de support de {} le {}.", name(product, generation), fr::date(*date)),
+        Need::EndsSoon { product, generation, date } => format!("Fin de support de {} le {}.", name(product, generation), fr::Date(*date)),
         Need::Regulation { product, generation, rule, date } => {
-            format!("{} n'est plus supporté avant l'obligation « {rule} » ({}).", name(product, generation), fr::date(*date))
+            format!("{} n'est plus supporté avant l'obligation « {rule} » ({}).", name(product, generation), fr::Date(*date))
         }
-        Need::ContractEnds { product, generation, date } => format!("Le contrat de {} se termine le {}.", name(product, generation), fr::date(*date)),
+        Need::ContractEnds { product, generation, date } => format!("Le contrat de {} se termine le {}.", name(product, generation), fr::Date(*date)),
         Need::PoorRating { product, generation, mean_reliability, n } => {
             format!("{} est jugé peu fiable ({}/5 sur {n} retours).", name(product, generation), fr::decimal(*mean_reliability, 1))
         }
@@ -643,7 +656,7 @@ fn groupement(
         concerned.len(),
         if concerned.len() > 1 { "s" } else { "" },
         if concerned.len() > 1 { "s" } else { "" },
-        earliest_deadline.map(|d| format!(" (première échéance : {})", fr::date(d))).unwrap_or_default()
+        earliest_deadline.map(|d| format!(" (première échéance : {})", fr::Date(d))).unwrap_or_default()
     );
     Some(Groupement {
         category: cat.slug.clone(),

@@ -949,7 +949,7 @@ struct KeyMemo(SmallVec<[(TextIds, usize); 16]>);
 
 /// The address and length of an adoption's product text, then of its generation text ((0, 0)
 /// for none): [`KeyMemo`]'s key.
-type TextIds = (usize, usize, usize, usize);
+pub(crate) type TextIds = (usize, usize, usize, usize);
 
 impl KeyMemo {
     /// The position in `groups` of `a`'s candidate, added (with an empty group) when new.
@@ -970,7 +970,7 @@ impl KeyMemo {
 
 /// [`KeyMemo`]'s key of an adoption: the address and length of its product's text, then of
 /// its generation's.
-fn text_ids(a: &Adoption) -> TextIds {
+pub(crate) fn text_ids(a: &Adoption) -> TextIds {
     let text = |s: &str| (s.as_ptr() as usize, s.len());
     let (p, g) = (text(a.product.as_str()), a.generation.as_ref().map_or((0, 0), |g| text(g.as_str())));
     (p.0, p.1, g.0, g.1)
