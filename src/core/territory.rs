@@ -675,8 +675,9 @@ impl Territory {
         &self.places[i as usize]
     }
 
-    /// Asks for commune `i`'s [`CommunePlace`] ahead of its kernel weight
-    /// ([`crate::core::shared::prefetch`]); nothing for an index out of the territory.
+    /// Asks for commune `i`'s place (the 32-byte record that its kernel weight and a wide
+    /// search read) ahead of them ([`crate::core::shared::prefetch`]); nothing for an index
+    /// out of the territory.
     #[inline]
     pub fn prefetch_place(&self, i: CommuneIdx) {
         if let Some(p) = self.places.get(i as usize) {
