@@ -44,6 +44,7 @@
 //! move to a newer generation or switch product.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate};
@@ -1977,10 +1978,72 @@ fn step_radius(step: Step, p: &Params) -> u32 {
     if step == Step::Neighbours { p.hops } else { (p.hops + 2).min(8) }
 }
 
+/// How many reaches [`reach_within`] keeps per thread: the last ones made, the least recently
+/// read dropped first. About 8 KB each at the default radius (200 communes of 40 bytes), 16 at
+/// most a few hundred KB a thread.
+const REACHES_KEPT: usize = 16;
+
+/// What a reach's kernel weights depend on: the territory, the commune, the radius, and the
+/// parameters the [`kernel`] reads (their bits).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ReachKey {
+    territory: u64,
+    idx: CommuneIdx,
+    radius: u32,
+    params: [u64; 4],
+}
+
+thread_local! {
+    /// The reaches this thread made last ([`REACHES_KEPT`] at most), the most recently read
+    /// last.
+    static REACHES: RefCell<Vec<(ReachKey, Rc<[Reach]>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The reach of `idx` within `radius` edges, with kernel weights (any category): the communes
 /// within the radius (by hops, then code), then those of its EPCI beyond it, weighted as one
-/// edge further.
-fn reach_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Vec<Reach> {
+/// edge further ([`reach_made`]).
+///
+/// Kept by the thread for its next calls ([`REACHES_KEPT`] reaches, keyed by [`ReachKey`]): a
+/// reach depends on the territory and the parameters only, not on the history, so no write
+/// makes it stale. A commune asked about several categories in turn (its page, the rotation of
+/// the benchmarks) has its reach's distances and weights (an `exp`, an `asin` and a square root
+/// per commune, about 200 communes at the default radius) computed once.
+fn reach_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Rc<[Reach]> {
+    let key = ReachKey {
+        territory: ctx.territory.uid(),
+        idx,
+        radius,
+        params: [p.hop_decay.to_bits(), p.distance_scale_km.to_bits(), p.epci_bonus.to_bits(), p.size_bonus.to_bits()],
+    };
+    // During the thread's exit the table may be gone: the reach is then made and not kept.
+    let kept = REACHES
+        .try_with(|kept| {
+            let mut kept = kept.try_borrow_mut().ok()?;
+            let at = kept.iter().position(|(k, _)| *k == key)?;
+            let entry = kept.remove(at);
+            let reach = Rc::clone(&entry.1);
+            kept.push(entry);
+            Some(reach)
+        })
+        .ok()
+        .flatten();
+    if let Some(reach) = kept {
+        return reach;
+    }
+    let reach: Rc<[Reach]> = reach_made(ctx, idx, radius, p).into();
+    let _ = REACHES.try_with(|kept| {
+        if let Ok(mut kept) = kept.try_borrow_mut() {
+            if kept.len() >= REACHES_KEPT {
+                kept.remove(0);
+            }
+            kept.push((key, Rc::clone(&reach)));
+        }
+    });
+    reach
+}
+
+/// [`reach_within`], computed: the walk to `radius` edges, then each commune's [`kernel`].
+fn reach_made(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Vec<Reach> {
     let t = ctx.territory;
     let within = t.within_hops(idx, radius);
     let members = t.commune(idx).epci.as_ref().map_or(&[][..], |s| t.members(s));
@@ -2038,7 +2101,7 @@ fn considered(ctx: &Ctx, idx: CommuneIdx, step: Step, radius: u32, reach: &[Reac
 #[cfg(test)]
 fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
     let radius = step_radius(step, p);
-    let reach = reach_within(ctx, idx, radius, p);
+    let reach = reach_within(ctx, idx, radius, p).to_vec();
     let considered = considered(ctx, idx, step, radius, &reach);
     let area = (step_bit(step) != 0).then(|| Area { step, origin: idx, radius, size: ctx.territory.size_class_of(idx) });
     StepReach { reach, area, considered }
@@ -2232,7 +2295,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     let isolated = !ctx.territory.has_border_neighbour(idx);
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
     let nothing = nothing_to_offer(ctx, category, &skip, Some(c.population), params);
-    let (mut wider, mut wide): (Option<Vec<Reach>>, Option<WideRead>) = (None, None);
+    let (mut wider, mut wide): (Option<Rc<[Reach]>>, Option<WideRead>) = (None, None);
     for step in steps {
         let (considered, radius, items, picks, excluded) = match (&nothing, step) {
             // Nothing to offer: the steps before the territory would find nothing either.
@@ -2805,6 +2868,57 @@ pub(crate) mod golden {
             h.add_feedback(f);
         });
         (t, c, h, today)
+    }
+
+    /// The reaches kept by the thread ([`reach_within`]) are the reaches computed
+    /// ([`reach_made`]), bit for bit, for every 40th Breton commune at both radii of the
+    /// search and with other kernel parameters; a reach is read again from the table while it
+    /// is among the [`REACHES_KEPT`] read last, and made again once dropped; two territories
+    /// do not share their reaches.
+    #[test]
+    fn the_reaches_kept_are_the_reaches_computed() {
+        let t = crate::seeds::territory().unwrap();
+        let (c, h) = (crate::seeds::catalog().unwrap(), AdoptionIndex::default());
+        let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let ctx = Ctx::new(&t, &c, &h, today);
+        let bits = |r: &[Reach]| r.iter().map(|x| (x.idx, x.hops, x.weight.to_bits(), x.same_epci, x.distance_km.map(f64::to_bits))).collect::<Vec<_>>();
+        let other = Params { hop_decay: 0.7, distance_scale_km: 12.0, epci_bonus: 0.1, size_bonus: 0.3, ..Params::default() };
+        let mut compared = 0;
+        for a in (0..t.communes().len() as CommuneIdx).step_by(40) {
+            for p in [Params::default(), other] {
+                for radius in [p.hops, (p.hops + 2).min(8)] {
+                    let made = reach_made(&ctx, a, radius, &p);
+                    let first = reach_within(&ctx, a, radius, &p);
+                    let again = reach_within(&ctx, a, radius, &p);
+                    assert!(Rc::ptr_eq(&first, &again), "read again from the table: {a} at {radius}");
+                    assert_eq!(bits(&first), bits(&made), "{a} at {radius}");
+                    compared += made.len();
+                }
+            }
+        }
+        assert!(compared > 20_000, "{compared}");
+        // The other parameters give other weights: they were not read from the defaults' table.
+        let (p, a) = (Params::default(), 0);
+        assert_ne!(bits(&reach_within(&ctx, a, p.hops, &p)), bits(&reach_within(&ctx, a, other.hops, &other)));
+        // Kept while among the last read, then dropped.
+        let kept = reach_within(&ctx, a, p.hops, &p);
+        for b in 1..REACHES_KEPT as CommuneIdx {
+            reach_within(&ctx, b, p.hops, &p);
+        }
+        assert!(Rc::ptr_eq(&kept, &reach_within(&ctx, a, p.hops, &p)), "still kept");
+        for b in 1..=REACHES_KEPT as CommuneIdx {
+            reach_within(&ctx, b, p.hops, &p);
+        }
+        let made_again = reach_within(&ctx, a, p.hops, &p);
+        assert!(!Rc::ptr_eq(&kept, &made_again), "dropped, then made again");
+        assert_eq!(bits(&kept), bits(&made_again));
+        // Another territory of the same communes: its own reaches, the same values.
+        let t2 = crate::seeds::territory().unwrap();
+        assert!(t2.uid() != t.uid() && t.uid() != 0);
+        let ctx2 = Ctx::new(&t2, &c, &h, today);
+        let theirs = reach_within(&ctx2, a, p.hops, &p);
+        assert!(!Rc::ptr_eq(&theirs, &made_again));
+        assert_eq!(bits(&theirs), bits(&made_again));
     }
 
     /// Issue 17, item 1: a wide step (department, size class, territory) reads its candidates'

@@ -354,6 +354,8 @@ pub struct Territory {
     by_code: Vec<CommuneIdx>,
     /// Each commune's walk to [`WALKS_KEPT_TO`] edges, made when first asked ([`KeptWalks`]).
     walks: KeptWalks,
+    /// This territory's number, unique in the process ([`Territory::uid`]).
+    uid: u64,
     /// Each commune's INSEE code, by index: 5 bytes a commune, what the hot path reads of a
     /// commune of a reach (instead of its whole record).
     codes: Vec<InseeCode>,
@@ -456,6 +458,7 @@ impl Territory {
             code_rank: Vec::new(),
             by_code: Vec::new(),
             walks: KeptWalks::default(),
+            uid: 0,
             codes: Vec::new(),
             places: Vec::new(),
             department_size: HashMap::new(),
@@ -602,6 +605,16 @@ impl Territory {
             *self.size_class_size.entry(c.size_class()).or_default() += 1;
         }
         self.walks = KeptWalks::new(self.communes.len(), WALKS_KEPT_TO);
+        static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.uid = NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A number that no other territory made by this process has (never 0): what a value
+    /// derived from this territory's communes and graph, kept outside it, is keyed by (the
+    /// kernel weights of a reach, [`crate::core::recommend`]). A territory does not change once
+    /// made.
+    pub fn uid(&self) -> u64 {
+        self.uid
     }
 
     /// Number of communes of a department (0 for an unknown code).
