@@ -715,27 +715,22 @@ pub fn pooled_purchases_with(ctx: &Ctx, siren: &Siren, horizon_months: u32, esti
     let members = ctx.territory.members(siren);
     let reach = group_reach(ctx, members);
     let params = Params::default();
-    // Each category's adoptions of the reach, read once for the members' needs and the scoring
-    // (when the reach is read commune by commune; else the members are read apart).
-    let reads: Vec<Option<Vec<(Reach, Placed)>>> = ctx.catalog.categories.iter().map(|cat| read_reach(ctx, &reach, &cat.slug)).collect();
-    let in_service: Vec<InService> = ctx
-        .catalog
-        .categories
-        .iter()
-        .zip(&reads)
-        .map(|(cat, read)| match read {
+    // Category by category: the adoptions of the reach, read once for the members' needs and
+    // the scoring (when the reach is read commune by commune; else the members are read apart),
+    // then the groupement, while what was read (the adoptions, their kept sums) is still in the
+    // processor's caches.
+    let mut in_service_by_category: Vec<InService> = Vec::with_capacity(ctx.catalog.categories.len());
+    let mut groupements: Vec<Groupement> = Vec::new();
+    for cat in &ctx.catalog.categories {
+        let read = read_reach(ctx, &reach, &cat.slug);
+        let lists = match &read {
             Some(read) => members_in_read(ctx, members, read),
             None => in_service(ctx, members, &cat.slug),
-        })
-        .collect();
-    let mut groupements: Vec<Groupement> = ctx
-        .catalog
-        .categories
-        .iter()
-        .zip(&in_service)
-        .zip(&reads)
-        .filter_map(|((cat, lists), read)| groupement(ctx, epci, members, lists, &reach, read.as_deref(), cat, horizon_months, &params, &own))
-        .collect();
+        };
+        groupements.extend(groupement(ctx, epci, members, &lists, &reach, read.as_deref(), cat, horizon_months, &params, &own));
+        in_service_by_category.push(lists);
+    }
+    let in_service = in_service_by_category;
     let order: Vec<&Slug> = ctx.catalog.categories.iter().map(|c| &c.slug).collect();
     let pos = |s: &Slug| order.iter().position(|x| *x == s).unwrap_or(usize::MAX);
     groupements.sort_by(|a, b| {
