@@ -1962,14 +1962,36 @@ impl Area {
 /// `hop_decay.powi(hops − 1)`, given: the walks compute it once per number of hops, not once per
 /// commune.
 fn kernel(t: &Territory, origin: CommuneIdx, j: CommuneIdx, decay: f64, p: &Params) -> (f64, bool, f64) {
-    let same_epci = t.same_epci(origin, j);
-    // Communes linked in the graph always have a centroid (their own or a derived one).
-    let km = t.distance_km(origin, j).unwrap_or(0.0);
-    let w = decay
-        * (-km / p.distance_scale_km).exp()
-        * (1.0 + p.epci_bonus * f64::from(u8::from(same_epci)))
-        * (1.0 + p.size_bonus * f64::from(u8::from(t.size_class_of(j) == t.size_class_of(origin))));
-    (w, same_epci, km)
+    let near = Closeness::of(t, origin, j, p.distance_scale_km);
+    (near.weight(decay, p), near.same_epci, near.km)
+}
+
+/// What the [`kernel`] weight of commune `j` for `origin` needs besides the hop factor and the
+/// bonuses: the distance in km between centroids (haversine; 0 without a centroid), its
+/// `exp(−km / distance_scale_km)`, whether `j` is of the same EPCI and of the same size class.
+/// The costly part of a weight (an `asin`, a square root, an `exp`), kept with a reach
+/// ([`reach_within`]) for any hop decay and bonuses.
+#[derive(Clone, Copy, Debug)]
+struct Closeness {
+    km: f64,
+    /// `exp(−km / distance_scale_km)`, dimensionless, in (0, 1].
+    decay_km: f64,
+    same_epci: bool,
+    same_size: bool,
+}
+
+impl Closeness {
+    fn of(t: &Territory, origin: CommuneIdx, j: CommuneIdx, distance_scale_km: f64) -> Closeness {
+        // Communes linked in the graph always have a centroid (their own or a derived one).
+        let km = t.distance_km(origin, j).unwrap_or(0.0);
+        Closeness { km, decay_km: (-km / distance_scale_km).exp(), same_epci: t.same_epci(origin, j), same_size: t.size_class_of(j) == t.size_class_of(origin) }
+    }
+
+    /// The kernel weight with the hop factor `decay`: the same operations in the same order
+    /// whether the closeness was just computed or kept, so the same bits.
+    fn weight(&self, decay: f64, p: &Params) -> f64 {
+        decay * self.decay_km * (1.0 + p.epci_bonus * f64::from(u8::from(self.same_epci))) * (1.0 + p.size_bonus * f64::from(u8::from(self.same_size)))
+    }
 }
 
 /// The graph radius in edges of a widening step: `hops` at the first, `hops + 2` (at most 8)
@@ -1979,97 +2001,117 @@ fn step_radius(step: Step, p: &Params) -> u32 {
 }
 
 /// How many reaches [`reach_within`] keeps per thread: the last ones made, the least recently
-/// read dropped first. About 8 KB each at the default radius (200 communes of 40 bytes), 16 at
+/// read dropped first. About 7 KB each at the default radius (200 communes of 32 bytes), 16 at
 /// most a few hundred KB a thread.
 const REACHES_KEPT: usize = 16;
 
-/// What a reach's kernel weights depend on: the territory, the commune, the radius, and the
-/// parameters the [`kernel`] reads (their bits).
+/// What a kept reach depends on: the territory, the commune, the radius, and the distance
+/// scale of the [`kernel`] (its bits); not the hop decay nor the bonuses, applied at each read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct ReachKey {
     territory: u64,
     idx: CommuneIdx,
     radius: u32,
-    params: [u64; 4],
+    distance_scale_km: u64,
+}
+
+/// One commune of a kept reach: the commune, its hops from the origin (`None`: a member of the
+/// EPCI beyond the radius) and its [`Closeness`].
+#[derive(Clone, Copy, Debug)]
+struct Reached {
+    idx: CommuneIdx,
+    hops: Option<u32>,
+    near: Closeness,
 }
 
 thread_local! {
     /// The reaches this thread made last ([`REACHES_KEPT`] at most), the most recently read
     /// last.
-    static REACHES: RefCell<Vec<(ReachKey, Rc<[Reach]>)>> = const { RefCell::new(Vec::new()) };
+    static REACHES: RefCell<Vec<(ReachKey, Rc<[Reached]>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The reach of `idx` within `radius` edges, with kernel weights (any category): the communes
 /// within the radius (by hops, then code), then those of its EPCI beyond it, weighted as one
-/// edge further ([`reach_made`]).
+/// edge further.
 ///
-/// Kept by the thread for its next calls ([`REACHES_KEPT`] reaches, keyed by [`ReachKey`]): a
-/// reach depends on the territory and the parameters only, not on the history, so no write
-/// makes it stale. A commune asked about several categories in turn (its page, the rotation of
-/// the benchmarks) has its reach's distances and weights (an `exp`, an `asin` and a square root
-/// per commune, about 200 communes at the default radius) computed once.
-fn reach_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Rc<[Reach]> {
-    let key = ReachKey {
-        territory: ctx.territory.uid(),
-        idx,
-        radius,
-        params: [p.hop_decay.to_bits(), p.distance_scale_km.to_bits(), p.epci_bonus.to_bits(), p.size_bonus.to_bits()],
-    };
+/// The communes and their [`Closeness`] are kept by the thread for its next calls
+/// ([`REACHES_KEPT`] reaches, keyed by [`ReachKey`]); the weights are made from them at each
+/// call, with the call's hop decay and bonuses. A reach depends on the territory and the
+/// parameters only, not on the history, so no write makes it stale. A commune asked about
+/// several categories in turn (its page, the rotation of the benchmarks), or with other
+/// parameters, has its walk read and its distances computed (an `asin`, a square root and an
+/// `exp` per commune, about 200 communes at the default radius) once.
+fn reach_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Vec<Reach> {
+    let reached = reached_within(ctx, idx, radius, p.distance_scale_km);
+    // The hop factor of each number of hops, computed once (the same `powi`); the EPCI's
+    // members beyond the radius as one edge further.
+    let decays: SmallVec<[f64; 16]> = (0..=radius).map(|h| p.hop_decay.powi(h as i32 - 1)).collect();
+    let beyond = p.hop_decay.powi(radius as i32);
+    reached
+        .iter()
+        .map(|r| Reach {
+            idx: r.idx,
+            hops: r.hops,
+            weight: r.near.weight(r.hops.map_or(beyond, |h| decays[h as usize]), p),
+            same_epci: r.near.same_epci,
+            distance_km: Some(r.near.km),
+        })
+        .collect()
+}
+
+/// The communes of [`reach_within`] with their [`Closeness`], kept by the thread or made
+/// ([`reached_made`]).
+fn reached_within(ctx: &Ctx, idx: CommuneIdx, radius: u32, distance_scale_km: f64) -> Rc<[Reached]> {
+    let key = ReachKey { territory: ctx.territory.uid(), idx, radius, distance_scale_km: distance_scale_km.to_bits() };
     // During the thread's exit the table may be gone: the reach is then made and not kept.
     let kept = REACHES
         .try_with(|kept| {
             let mut kept = kept.try_borrow_mut().ok()?;
             let at = kept.iter().position(|(k, _)| *k == key)?;
             let entry = kept.remove(at);
-            let reach = Rc::clone(&entry.1);
+            let reached = Rc::clone(&entry.1);
             kept.push(entry);
-            Some(reach)
+            Some(reached)
         })
         .ok()
         .flatten();
-    if let Some(reach) = kept {
-        return reach;
+    if let Some(reached) = kept {
+        return reached;
     }
-    let reach: Rc<[Reach]> = reach_made(ctx, idx, radius, p).into();
+    let reached: Rc<[Reached]> = reached_made(ctx, idx, radius, distance_scale_km).into();
     let _ = REACHES.try_with(|kept| {
         if let Ok(mut kept) = kept.try_borrow_mut() {
             if kept.len() >= REACHES_KEPT {
                 kept.remove(0);
             }
-            kept.push((key, Rc::clone(&reach)));
+            kept.push((key, Rc::clone(&reached)));
         }
     });
-    reach
+    reached
 }
 
-/// [`reach_within`], computed: the walk to `radius` edges, then each commune's [`kernel`].
-fn reach_made(ctx: &Ctx, idx: CommuneIdx, radius: u32, p: &Params) -> Vec<Reach> {
+/// [`reached_within`], computed: the walk to `radius` edges, then the EPCI's members beyond
+/// it, each with its [`Closeness`] to `idx`.
+fn reached_made(ctx: &Ctx, idx: CommuneIdx, radius: u32, distance_scale_km: f64) -> Vec<Reached> {
     let t = ctx.territory;
     let within = t.within_hops(idx, radius);
     let members = t.commune(idx).epci.as_ref().map_or(&[][..], |s| t.members(s));
     // Sized once: the communes within the radius and the EPCI's members at most.
-    let mut out: Vec<Reach> = Vec::with_capacity(within.len() + members.len());
+    let mut out: Vec<Reached> = Vec::with_capacity(within.len() + members.len());
     let mut seen = Seen::take(t.communes().len());
     seen.insert(idx);
-    // The hop factor of each number of hops, computed once (the same `powi`): a factor
-    // recomputed only where the hops change along `within` was computed for every commune all
-    // the same (the optimiser speculated the `powi` past the test).
-    let decays: SmallVec<[f64; 16]> = (0..=radius).map(|h| p.hop_decay.powi(h as i32 - 1)).collect();
     // The communes' places, asked for at once: their reads overlap instead of each waiting
-    // in turn behind the kernel weight before it.
+    // in turn behind the distance before it.
     for n in &within {
         t.prefetch_place(n.idx);
     }
     for n in within {
         seen.insert(n.idx);
-        let (weight, same_epci, distance_km) = kernel(t, idx, n.idx, decays[n.hops as usize], p);
-        out.push(Reach { idx: n.idx, hops: Some(n.hops), weight, same_epci, distance_km: Some(distance_km) });
+        out.push(Reached { idx: n.idx, hops: Some(n.hops), near: Closeness::of(t, idx, n.idx, distance_scale_km) });
     }
-    let beyond = p.hop_decay.powi(radius as i32);
     for &m in members {
         if seen.insert(m) {
-            let (weight, same_epci, distance_km) = kernel(t, idx, m, beyond, p);
-            out.push(Reach { idx: m, hops: None, weight, same_epci, distance_km: Some(distance_km) });
+            out.push(Reached { idx: m, hops: None, near: Closeness::of(t, idx, m, distance_scale_km) });
         }
     }
     out
@@ -2101,7 +2143,7 @@ fn considered(ctx: &Ctx, idx: CommuneIdx, step: Step, radius: u32, reach: &[Reac
 #[cfg(test)]
 fn reach_at(ctx: &Ctx, idx: CommuneIdx, step: Step, p: &Params) -> StepReach {
     let radius = step_radius(step, p);
-    let reach = reach_within(ctx, idx, radius, p).to_vec();
+    let reach = reach_within(ctx, idx, radius, p);
     let considered = considered(ctx, idx, step, radius, &reach);
     let area = (step_bit(step) != 0).then(|| Area { step, origin: idx, radius, size: ctx.territory.size_class_of(idx) });
     StepReach { reach, area, considered }
@@ -2295,7 +2337,7 @@ pub fn recommend(ctx: &Ctx, commune: &InseeCode, category: &Slug, params: &Param
     let isolated = !ctx.territory.has_border_neighbour(idx);
     let steps = [Step::Neighbours, Step::WiderNeighbours, Step::Department, Step::SizeClass, Step::Territory];
     let nothing = nothing_to_offer(ctx, category, &skip, Some(c.population), params);
-    let (mut wider, mut wide): (Option<Rc<[Reach]>>, Option<WideRead>) = (None, None);
+    let (mut wider, mut wide): (Option<Vec<Reach>>, Option<WideRead>) = (None, None);
     for step in steps {
         let (considered, radius, items, picks, excluded) = match (&nothing, step) {
             // Nothing to offer: the steps before the territory would find nothing either.
@@ -2870,55 +2912,76 @@ pub(crate) mod golden {
         (t, c, h, today)
     }
 
-    /// The reaches kept by the thread ([`reach_within`]) are the reaches computed
-    /// ([`reach_made`]), bit for bit, for every 40th Breton commune at both radii of the
-    /// search and with other kernel parameters; a reach is read again from the table while it
-    /// is among the [`REACHES_KEPT`] read last, and made again once dropped; two territories
-    /// do not share their reaches.
+    /// A reach read from what the thread keeps ([`reach_within`]) is the reach computed
+    /// straight from the walk, the EPCI and the kernel's formula, bit for bit, for every 40th
+    /// Breton commune at both radii of the search, with the default parameters and with other
+    /// hop decays, bonuses and distance scales. What is kept is shared by the parameters of
+    /// one distance scale, read again while among the [`REACHES_KEPT`] read last and made
+    /// again once dropped; two territories do not share it.
     #[test]
-    fn the_reaches_kept_are_the_reaches_computed() {
+    fn the_reaches_kept_give_the_weights_computed() {
         let t = crate::seeds::territory().unwrap();
         let (c, h) = (crate::seeds::catalog().unwrap(), AdoptionIndex::default());
         let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
         let ctx = Ctx::new(&t, &c, &h, today);
         let bits = |r: &[Reach]| r.iter().map(|x| (x.idx, x.hops, x.weight.to_bits(), x.same_epci, x.distance_km.map(f64::to_bits))).collect::<Vec<_>>();
-        let other = Params { hop_decay: 0.7, distance_scale_km: 12.0, epci_bonus: 0.1, size_bonus: 0.3, ..Params::default() };
+        // The kernel's formula, written out: hop_decay^(hops − 1) (hop_decay^radius beyond the
+        // radius) · exp(−km / scale) · (1 + epci_bonus) if same EPCI · (1 + size_bonus) if same
+        // size class.
+        let straight = |a: CommuneIdx, radius: u32, p: &Params| -> Vec<Reach> {
+            let weigh = |j: CommuneIdx, hops: Option<u32>| {
+                let km = t.distance_km(a, j).unwrap_or(0.0);
+                let same_epci = t.same_epci(a, j);
+                let decay = p.hop_decay.powi(hops.map_or(radius as i32, |h| h as i32 - 1));
+                let w = decay
+                    * (-km / p.distance_scale_km).exp()
+                    * (1.0 + p.epci_bonus * f64::from(u8::from(same_epci)))
+                    * (1.0 + p.size_bonus * f64::from(u8::from(t.size_class_of(j) == t.size_class_of(a))));
+                Reach { idx: j, hops, weight: w, same_epci, distance_km: Some(km) }
+            };
+            let mut out: Vec<Reach> = t.within_hops(a, radius).iter().map(|n| weigh(n.idx, Some(n.hops))).collect();
+            let members = t.commune(a).epci.as_ref().map_or(&[][..], |s| t.members(s));
+            for &m in members {
+                if m != a && !out.iter().any(|r| r.idx == m) {
+                    out.push(weigh(m, None));
+                }
+            }
+            out
+        };
+        let defaults = Params::default();
+        let decay = Params { hop_decay: 0.7, epci_bonus: 0.1, size_bonus: 0.3, ..defaults };
+        let scale = Params { distance_scale_km: 12.0, ..decay };
         let mut compared = 0;
         for a in (0..t.communes().len() as CommuneIdx).step_by(40) {
-            for p in [Params::default(), other] {
+            for p in [defaults, decay, scale] {
                 for radius in [p.hops, (p.hops + 2).min(8)] {
-                    let made = reach_made(&ctx, a, radius, &p);
-                    let first = reach_within(&ctx, a, radius, &p);
-                    let again = reach_within(&ctx, a, radius, &p);
-                    assert!(Rc::ptr_eq(&first, &again), "read again from the table: {a} at {radius}");
-                    assert_eq!(bits(&first), bits(&made), "{a} at {radius}");
-                    compared += made.len();
+                    assert_eq!(bits(&reach_within(&ctx, a, radius, &p)), bits(&straight(a, radius, &p)), "{a} at {radius}");
+                    compared += 1;
                 }
             }
         }
-        assert!(compared > 20_000, "{compared}");
-        // The other parameters give other weights: they were not read from the defaults' table.
-        let (p, a) = (Params::default(), 0);
-        assert_ne!(bits(&reach_within(&ctx, a, p.hops, &p)), bits(&reach_within(&ctx, a, other.hops, &other)));
-        // Kept while among the last read, then dropped.
-        let kept = reach_within(&ctx, a, p.hops, &p);
-        for b in 1..REACHES_KEPT as CommuneIdx {
-            reach_within(&ctx, b, p.hops, &p);
+        assert_eq!(compared, t.communes().len().div_ceil(40) * 6);
+        // What is kept: one per distance scale, whatever the hop decay and bonuses.
+        let (a, r, km) = (0, defaults.hops, defaults.distance_scale_km);
+        let kept = reached_within(&ctx, a, r, km);
+        assert!(Rc::ptr_eq(&kept, &reached_within(&ctx, a, r, decay.distance_scale_km)), "the same scale: read again");
+        assert!(!Rc::ptr_eq(&kept, &reached_within(&ctx, a, r, scale.distance_scale_km)), "another scale: its own");
+        assert_ne!(bits(&reach_within(&ctx, a, r, &defaults)), bits(&reach_within(&ctx, a, r, &decay)));
+        // Kept while among the last read, then dropped and made again.
+        for b in 1..REACHES_KEPT as CommuneIdx - 1 {
+            reached_within(&ctx, b, r, km);
         }
-        assert!(Rc::ptr_eq(&kept, &reach_within(&ctx, a, p.hops, &p)), "still kept");
+        assert!(Rc::ptr_eq(&kept, &reached_within(&ctx, a, r, km)), "still kept");
         for b in 1..=REACHES_KEPT as CommuneIdx {
-            reach_within(&ctx, b, p.hops, &p);
+            reached_within(&ctx, b, r, km);
         }
-        let made_again = reach_within(&ctx, a, p.hops, &p);
-        assert!(!Rc::ptr_eq(&kept, &made_again), "dropped, then made again");
-        assert_eq!(bits(&kept), bits(&made_again));
-        // Another territory of the same communes: its own reaches, the same values.
+        assert!(!Rc::ptr_eq(&kept, &reached_within(&ctx, a, r, km)), "dropped, then made again");
+        // Another territory of the same communes: its own, the same weights.
         let t2 = crate::seeds::territory().unwrap();
         assert!(t2.uid() != t.uid() && t.uid() != 0);
         let ctx2 = Ctx::new(&t2, &c, &h, today);
-        let theirs = reach_within(&ctx2, a, p.hops, &p);
-        assert!(!Rc::ptr_eq(&theirs, &made_again));
-        assert_eq!(bits(&theirs), bits(&made_again));
+        assert!(!Rc::ptr_eq(&reached_within(&ctx2, a, r, km), &reached_within(&ctx, a, r, km)));
+        assert_eq!(bits(&reach_within(&ctx2, a, r, &defaults)), bits(&reach_within(&ctx, a, r, &defaults)));
     }
 
     /// Issue 17, item 1: a wide step (department, size class, territory) reads its candidates'
