@@ -44,8 +44,8 @@
 //! move to a newer generation or switch product.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use chrono::{Months, NaiveDate};
 use fnv::{FnvHashMap, FnvHashSet};
