@@ -730,7 +730,6 @@ pub fn pooled_purchases_with(ctx: &Ctx, siren: &Siren, horizon_months: u32, esti
         groupements.extend(groupement(ctx, epci, members, &lists, &reach, read.as_deref(), cat, horizon_months, &params, &own));
         in_service_by_category.push(lists);
     }
-    let in_service = in_service_by_category;
     let order: Vec<&Slug> = ctx.catalog.categories.iter().map(|c| &c.slug).collect();
     let pos = |s: &Slug| order.iter().position(|x| *x == s).unwrap_or(usize::MAX);
     groupements.sort_by(|a, b| {
@@ -742,7 +741,7 @@ pub fn pooled_purchases_with(ctx: &Ctx, siren: &Siren, horizon_months: u32, esti
     // A need met by a free update in place is no need here (needs are per generation); a need
     // of one commune alone is its own purchase.
     let (groupements, single_needs) = groupements.into_iter().partition(|g| g.concerned.len() >= 2);
-    let to_check = members_to_check(ctx, members, &in_service, horizon_months);
+    let to_check = members_to_check(ctx, members, &in_service_by_category, horizon_months);
     Ok(PooledPurchases {
         epci: epci.siren,
         name: epci.name.clone(),

@@ -2001,7 +2001,7 @@ fn step_radius(step: Step, p: &Params) -> u32 {
 }
 
 /// How many reaches [`reach_within`] keeps per thread: the last ones made, the least recently
-/// read dropped first. About 7 KB each at the default radius (200 communes of 32 bytes), 16 at
+/// read dropped first. About 8 KB each at the default radius (200 communes of 40 bytes), 16 at
 /// most a few hundred KB a thread.
 const REACHES_KEPT: usize = 16;
 
@@ -2961,6 +2961,8 @@ pub(crate) mod golden {
             }
         }
         assert_eq!(compared, t.communes().len().div_ceil(40) * 6);
+        // What [`REACHES_KEPT`]'s size says: 40 bytes a commune kept.
+        assert_eq!(std::mem::size_of::<Reached>(), 40);
         // What is kept: one per distance scale, whatever the hop decay and bonuses.
         let (a, r, km) = (0, defaults.hops, defaults.distance_scale_km);
         let kept = reached_within(&ctx, a, r, km);

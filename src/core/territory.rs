@@ -611,7 +611,7 @@ impl Territory {
 
     /// A number that no other territory made by this process has (never 0): what a value
     /// derived from this territory's communes and graph, kept outside it, is keyed by (the
-    /// kernel weights of a reach, [`crate::core::recommend`]). A territory does not change once
+    /// distances of a reach that a thread keeps, [`crate::core::recommend`]). A territory does not change once
     /// made.
     pub fn uid(&self) -> u64 {
         self.uid
